@@ -1,0 +1,10 @@
+//! Mailwright's types and rules, with no I/O.
+//!
+//! Values from outside (HTTP, configuration, the database) are parsed into
+//! these types at the edge; past the edge, code works with types that cannot
+//! hold a bad value.
+
+pub mod ids;
+pub mod retry;
+
+pub use ids::{JobId, UserId, WorkspaceId};

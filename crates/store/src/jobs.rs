@@ -1,0 +1,403 @@
+//! The durable job queue: every piece of background work (workflow runs,
+//! mailbox syncs, system email) is a row here, so nothing is lost when a
+//! process dies.
+//!
+//! A worker *claims* a due job, which takes a lease (a fresh token and an
+//! expiry). Finishing or failing a job names the lease token, so a worker
+//! whose lease expired and was taken over cannot overwrite the new owner's
+//! result. A job whose lease expires is claimable again (its worker is
+//! presumed dead) until it runs out of attempts; then it is dead, with the
+//! reason recorded. Transient failures are retried with backoff
+//! ([`domain::retry::RetryPolicy`]), permanent ones end the job at once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::retry::RetryPolicy;
+use domain::{JobId, WorkspaceId};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::{Backend, Store, StoreError, now, on_pool};
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub kind: String,
+    pub payload: Value,
+    pub workspace: Option<WorkspaceId>,
+    /// Not before this time (default: now).
+    pub run_at: Option<DateTime<Utc>>,
+    pub max_attempts: u32,
+    /// While a job with this key is queued or running, enqueueing another
+    /// with the same key does nothing.
+    pub dedupe_key: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(kind: impl Into<String>, payload: Value) -> NewJob {
+        NewJob {
+            kind: kind.into(),
+            payload,
+            workspace: None,
+            run_at: None,
+            max_attempts: RetryPolicy::DEFAULT.max_attempts,
+            dedupe_key: None,
+        }
+    }
+
+    pub fn in_workspace(mut self, workspace: WorkspaceId) -> NewJob {
+        self.workspace = Some(workspace);
+        self
+    }
+
+    pub fn run_at(mut self, at: DateTime<Utc>) -> NewJob {
+        self.run_at = Some(at);
+        self
+    }
+
+    pub fn max_attempts(mut self, attempts: u32) -> NewJob {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn dedupe_key(mut self, key: impl Into<String>) -> NewJob {
+        self.dedupe_key = Some(key.into());
+        self
+    }
+}
+
+/// A job this worker holds a lease on.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: JobId,
+    pub kind: String,
+    pub payload: Value,
+    pub workspace: Option<WorkspaceId>,
+    /// Which attempt this is (1 for the first run).
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub lease_expires_at: DateTime<Utc>,
+    lease_token: Uuid,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Dead,
+}
+
+impl JobStatus {
+    fn parse(text: &str) -> Result<JobStatus, StoreError> {
+        match text {
+            "queued" => Ok(JobStatus::Queued),
+            "running" => Ok(JobStatus::Running),
+            "succeeded" => Ok(JobStatus::Succeeded),
+            "dead" => Ok(JobStatus::Dead),
+            other => Err(StoreError::Other(
+                format!("unknown job status `{other}`").into(),
+            )),
+        }
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone)]
+pub struct JobRecord {
+    pub id: JobId,
+    pub kind: String,
+    pub status: JobStatus,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Worth retrying (timeouts, 429, 5xx). `retry_after` is the outside
+    /// service's own hint, honoured when longer than our backoff.
+    Transient { retry_after: Option<Duration> },
+    /// Retrying cannot help (missing scopes, invalid input).
+    Permanent,
+}
+
+/// What became of a failed job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    RetryAt(DateTime<Utc>),
+    Dead,
+    /// The lease had already been taken over; nothing was written.
+    LeaseLost,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: Uuid,
+    kind: String,
+    payload: Json<Value>,
+    workspace_id: Option<Uuid>,
+    attempts: i32,
+    max_attempts: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    kind: String,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+    last_error: Option<String>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+fn to_u32(value: i32) -> u32 {
+    u32::try_from(value).unwrap_or(0)
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+impl Store {
+    /// Add a job. Returns `None` when an unfinished job with the same dedupe
+    /// key already exists.
+    pub async fn enqueue_job(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
+        let id = JobId::new();
+        let created_at = now();
+        let run_at = job.run_at.unwrap_or(created_at);
+        let max_attempts = i32::try_from(job.max_attempts).unwrap_or(i32::MAX);
+        let inserted = on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO jobs (id, workspace_id, kind, payload, status, attempts, max_attempts, run_at, \
+                                   dedupe_key, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') \
+                 DO NOTHING",
+            )
+            .bind(id.as_uuid())
+            .bind(job.workspace.map(|workspace| workspace.as_uuid()))
+            .bind(&job.kind)
+            .bind(Json(&job.payload))
+            .bind(max_attempts)
+            .bind(run_at)
+            .bind(&job.dedupe_key)
+            .bind(created_at)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok((inserted == 1).then_some(id))
+    }
+
+    /// Take the next due job of one of `kinds`, holding it for `lease`.
+    /// Jobs whose worker's lease ran out are due again (and dead once they
+    /// have used their last attempt).
+    pub async fn claim_job(
+        &self,
+        kinds: &[&str],
+        lease: Duration,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        if kinds.is_empty() {
+            return Ok(None);
+        }
+        let claimed_at = now();
+        self.bury_jobs_with_expired_last_attempt(claimed_at).await?;
+
+        let lease_token = Uuid::new_v4();
+        let lease_expires_at = claimed_at + chrono_duration(lease);
+        let kind_placeholders = (0..kinds.len())
+            .map(|index| format!("${}", index + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // PostgreSQL: concurrent claimers skip rows another claimer has
+        // locked instead of waiting for them. SQLite: an UPDATE takes the
+        // database's single write lock before it reads, so the subquery and
+        // the update are already atomic.
+        let row_lock = match self.backend() {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1, \
+                             lease_expires_at = $2, updated_at = $3 \
+             WHERE id = ( \
+                 SELECT id FROM jobs \
+                 WHERE ((status = 'queued' AND run_at <= $3) \
+                        OR (status = 'running' AND lease_expires_at < $3 AND attempts < max_attempts)) \
+                   AND kind IN ({kind_placeholders}) \
+                 ORDER BY run_at, id \
+                 LIMIT 1 {row_lock}) \
+             RETURNING id, kind, payload, workspace_id, attempts, max_attempts"
+        );
+        let row: Option<ClaimedRow> = on_pool!(self, pool => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(lease_token)
+                .bind(lease_expires_at)
+                .bind(claimed_at);
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+            query.fetch_optional(pool).await?
+        });
+        Ok(row.map(|row| ClaimedJob {
+            id: JobId::from_uuid(row.id),
+            kind: row.kind,
+            payload: row.payload.0,
+            workspace: row.workspace_id.map(WorkspaceId::from_uuid),
+            attempt: to_u32(row.attempts),
+            max_attempts: to_u32(row.max_attempts),
+            lease_expires_at,
+            lease_token,
+        }))
+    }
+
+    /// A running job whose worker vanished during its last allowed attempt
+    /// will never be claimed again: record it as dead, with the reason.
+    async fn bury_jobs_with_expired_last_attempt(
+        &self,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'dead', lease_token = NULL, lease_expires_at = NULL, \
+                                 updated_at = $1, finished_at = $1, \
+                                 last_error = 'the worker running the last attempt stopped before finishing it' \
+                 WHERE status = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts",
+            )
+            .bind(at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Keep holding a job that takes longer than its lease. `false` when the
+    /// lease was already lost.
+    pub async fn extend_job_lease(
+        &self,
+        job: &mut ClaimedJob,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let expires_at = at + chrono_duration(lease);
+        let updated = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET lease_expires_at = $1, updated_at = $2 \
+                 WHERE id = $3 AND lease_token = $4 AND status = 'running'",
+            )
+            .bind(expires_at)
+            .bind(at)
+            .bind(job.id.as_uuid())
+            .bind(job.lease_token)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if updated == 1 {
+            job.lease_expires_at = expires_at;
+        }
+        Ok(updated == 1)
+    }
+
+    /// Record success. `false` when the lease had been taken over (the job
+    /// is then another worker's to finish).
+    pub async fn complete_job(&self, job: &ClaimedJob) -> Result<bool, StoreError> {
+        let at = now();
+        let updated = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = 'succeeded', lease_token = NULL, lease_expires_at = NULL, \
+                                 last_error = NULL, updated_at = $1, finished_at = $1 \
+                 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
+            )
+            .bind(at)
+            .bind(job.id.as_uuid())
+            .bind(job.lease_token)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    /// Record a failed attempt: retried later with backoff while attempts
+    /// remain and the failure is transient, dead otherwise. `error` is kept
+    /// for people to read, so it must not contain secrets.
+    pub async fn fail_job(
+        &self,
+        job: &ClaimedJob,
+        error: &str,
+        failure: Failure,
+        policy: &RetryPolicy,
+    ) -> Result<FailOutcome, StoreError> {
+        let at = now();
+        let retry_at = match failure {
+            Failure::Transient { retry_after } if job.attempt < job.max_attempts => {
+                let backoff = policy.jittered_delay_after(job.attempt);
+                let hinted = retry_after.unwrap_or_default().min(policy.cap);
+                Some(at + chrono_duration(backoff.max(hinted)))
+            }
+            _ => None,
+        };
+        let (status, run_at, finished_at) = match retry_at {
+            Some(retry_at) => ("queued", retry_at, None),
+            None => ("dead", at, Some(at)),
+        };
+        let updated = on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE jobs SET status = $1, run_at = $2, finished_at = $3, last_error = $4, \
+                                 lease_token = NULL, lease_expires_at = NULL, updated_at = $5 \
+                 WHERE id = $6 AND lease_token = $7 AND status = 'running'",
+            )
+            .bind(status)
+            .bind(run_at)
+            .bind(finished_at)
+            .bind(error)
+            .bind(at)
+            .bind(job.id.as_uuid())
+            .bind(job.lease_token)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(match (updated, retry_at) {
+            (0, _) => FailOutcome::LeaseLost,
+            (_, Some(retry_at)) => FailOutcome::RetryAt(retry_at),
+            (_, None) => FailOutcome::Dead,
+        })
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        let row: JobRow = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, kind, status, attempts, max_attempts, run_at, last_error, finished_at \
+                 FROM jobs WHERE id = $1",
+            )
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?
+        })
+        .ok_or(StoreError::NotFound)?;
+        Ok(JobRecord {
+            id: JobId::from_uuid(row.id),
+            kind: row.kind,
+            status: JobStatus::parse(&row.status)?,
+            attempts: to_u32(row.attempts),
+            max_attempts: to_u32(row.max_attempts),
+            run_at: row.run_at,
+            last_error: row.last_error,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

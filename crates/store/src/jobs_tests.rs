@@ -1,0 +1,357 @@
+//! The queue's guarantees, on the backend under test (SQLite, or PostgreSQL
+//! when `MAILWRIGHT_TEST_POSTGRES_URL` is set).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+use crate::testing::TestDatabase;
+
+const KIND: &str = "test.echo";
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Retry quickly so tests can watch a retry happen.
+const FAST_RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(20),
+    cap: Duration::from_millis(40),
+    max_attempts: 3,
+};
+
+/// Claim until a job comes back or the deadline passes.
+async fn claim_within(store: &Store, lease: Duration, deadline: Duration) -> Option<ClaimedJob> {
+    let give_up = Instant::now() + deadline;
+    loop {
+        if let Some(job) = store.claim_job(&[KIND], lease).await.unwrap() {
+            return Some(job);
+        }
+        if Instant::now() > give_up {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_runs_once_and_is_recorded_as_succeeded() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let id = store
+        .enqueue_job(&NewJob::new(KIND, json!({"n": 1})))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let job = store
+        .claim_job(&[KIND], LEASE)
+        .await
+        .unwrap()
+        .expect("the job is due");
+    assert_eq!(
+        (job.id, job.attempt, job.payload.clone()),
+        (id, 1, json!({"n": 1}))
+    );
+    assert!(
+        store.claim_job(&[KIND], LEASE).await.unwrap().is_none(),
+        "a leased job is not handed out twice"
+    );
+
+    assert!(store.complete_job(&job).await.unwrap());
+    let record = store.job(id).await.unwrap();
+    assert_eq!(record.status, JobStatus::Succeeded);
+    assert!(record.finished_at.is_some());
+    assert!(store.claim_job(&[KIND], LEASE).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn claims_only_due_jobs_of_the_asked_kinds() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let later = now() + chrono::Duration::hours(1);
+    store
+        .enqueue_job(&NewJob::new(KIND, json!({})).run_at(later))
+        .await
+        .unwrap();
+    store
+        .enqueue_job(&NewJob::new("other.kind", json!({})))
+        .await
+        .unwrap();
+
+    assert!(store.claim_job(&[KIND], LEASE).await.unwrap().is_none());
+    assert!(store.claim_job(&[], LEASE).await.unwrap().is_none());
+    let other = store
+        .claim_job(&["other.kind", KIND], LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.kind, "other.kind");
+}
+
+#[tokio::test]
+async fn transient_failures_retry_with_backoff_then_the_job_is_dead() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let id = store
+        .enqueue_job(&NewJob::new(KIND, json!({})).max_attempts(2))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let first = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
+    let failed_at = now();
+    let outcome = store
+        .fail_job(
+            &first,
+            "Gmail answered 503",
+            Failure::Transient { retry_after: None },
+            &FAST_RETRY,
+        )
+        .await
+        .unwrap();
+    let FailOutcome::RetryAt(retry_at) = outcome else {
+        panic!("a transient failure with attempts left is retried, got {outcome:?}");
+    };
+    // Backoff after the first attempt: between half and all of `base`.
+    let wait = retry_at - failed_at;
+    assert!(
+        wait >= chrono::Duration::milliseconds(9) && wait <= chrono::Duration::milliseconds(30),
+        "{wait}"
+    );
+    let record = store.job(id).await.unwrap();
+    assert_eq!(
+        (record.status, record.last_error.as_deref()),
+        (JobStatus::Queued, Some("Gmail answered 503"))
+    );
+
+    let second = claim_within(&store, LEASE, Duration::from_secs(5))
+        .await
+        .expect("claimable once the backoff passed");
+    assert_eq!(second.attempt, 2);
+    let outcome = store
+        .fail_job(
+            &second,
+            "still 503",
+            Failure::Transient { retry_after: None },
+            &FAST_RETRY,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, FailOutcome::Dead, "no attempts left");
+    let record = store.job(id).await.unwrap();
+    assert_eq!((record.status, record.attempts), (JobStatus::Dead, 2));
+    assert_eq!(record.last_error.as_deref(), Some("still 503"));
+}
+
+#[tokio::test]
+async fn retry_after_from_the_provider_is_honoured() {
+    let (_db, store) = TestDatabase::migrated().await;
+    store
+        .enqueue_job(&NewJob::new(KIND, json!({})))
+        .await
+        .unwrap();
+    let job = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
+    let policy = RetryPolicy {
+        cap: Duration::from_secs(600),
+        ..FAST_RETRY
+    };
+    let failed_at = now();
+    let outcome = store
+        .fail_job(
+            &job,
+            "429",
+            Failure::Transient {
+                retry_after: Some(Duration::from_secs(30)),
+            },
+            &policy,
+        )
+        .await
+        .unwrap();
+    let FailOutcome::RetryAt(retry_at) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(retry_at - failed_at >= chrono::Duration::seconds(30));
+}
+
+#[tokio::test]
+async fn permanent_failures_end_the_job_at_once() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let id = store
+        .enqueue_job(&NewJob::new(KIND, json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+    let job = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
+    let outcome = store
+        .fail_job(&job, "missing scope", Failure::Permanent, &FAST_RETRY)
+        .await
+        .unwrap();
+    assert_eq!(outcome, FailOutcome::Dead);
+    assert_eq!(store.job(id).await.unwrap().attempts, 1);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_finish_it() {
+    let db = TestDatabase::new().await;
+    let first_process = db.connect().await;
+    first_process.migrate().await.unwrap();
+    let second_process = db.connect().await;
+    let id = first_process
+        .enqueue_job(&NewJob::new(KIND, json!({})))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // The first worker claims with a short lease, then "dies" (never reports).
+    let abandoned = first_process
+        .claim_job(&[KIND], Duration::from_millis(50))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let taken_over = claim_within(&second_process, LEASE, Duration::from_secs(5))
+        .await
+        .expect("the job comes back once the lease expires");
+    assert_eq!((taken_over.id, taken_over.attempt), (id, 2));
+
+    // The first worker wakes up late: its results no longer count.
+    assert!(!first_process.complete_job(&abandoned).await.unwrap());
+    assert_eq!(
+        first_process
+            .fail_job(&abandoned, "late", Failure::Permanent, &FAST_RETRY)
+            .await
+            .unwrap(),
+        FailOutcome::LeaseLost
+    );
+    let mut abandoned = abandoned;
+    assert!(
+        !first_process
+            .extend_job_lease(&mut abandoned, LEASE)
+            .await
+            .unwrap()
+    );
+
+    assert!(second_process.complete_job(&taken_over).await.unwrap());
+    assert_eq!(
+        second_process.job(id).await.unwrap().status,
+        JobStatus::Succeeded
+    );
+}
+
+#[tokio::test]
+async fn a_lease_that_expires_on_the_last_attempt_makes_the_job_dead_with_a_reason() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let id = store
+        .enqueue_job(&NewJob::new(KIND, json!({})).max_attempts(1))
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .claim_job(&[KIND], Duration::from_millis(20))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let record = loop {
+        assert!(
+            store.claim_job(&[KIND], LEASE).await.unwrap().is_none(),
+            "no attempts left to hand out"
+        );
+        let record = store.job(id).await.unwrap();
+        if record.status == JobStatus::Dead || Instant::now() > give_up {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(record.status, JobStatus::Dead);
+    assert!(
+        record
+            .last_error
+            .unwrap()
+            .contains("stopped before finishing")
+    );
+}
+
+#[tokio::test]
+async fn extending_a_lease_keeps_the_job() {
+    let (_db, store) = TestDatabase::migrated().await;
+    store
+        .enqueue_job(&NewJob::new(KIND, json!({})))
+        .await
+        .unwrap();
+    let mut job = store
+        .claim_job(&[KIND], Duration::from_millis(200))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = job.lease_expires_at;
+    assert!(store.extend_job_lease(&mut job, LEASE).await.unwrap());
+    assert!(job.lease_expires_at > before);
+}
+
+#[tokio::test]
+async fn a_dedupe_key_allows_one_unfinished_job() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let job = NewJob::new(KIND, json!({})).dedupe_key("sync:mailbox-1");
+    assert!(store.enqueue_job(&job).await.unwrap().is_some());
+    assert!(
+        store.enqueue_job(&job).await.unwrap().is_none(),
+        "still queued"
+    );
+    let claimed = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
+    assert!(
+        store.enqueue_job(&job).await.unwrap().is_none(),
+        "still running"
+    );
+    store.complete_job(&claimed).await.unwrap();
+    assert!(
+        store.enqueue_job(&job).await.unwrap().is_some(),
+        "finished jobs free the key"
+    );
+}
+
+/// Two processes (two pools), several workers each, draining one queue:
+/// every job runs exactly once and none is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_in_two_processes_run_every_job_exactly_once() {
+    const JOBS: usize = 200;
+    const WORKERS_PER_PROCESS: usize = 4;
+    let db = TestDatabase::new().await;
+    let process_a = db.connect().await;
+    process_a.migrate().await.unwrap();
+    let process_b = db.connect().await;
+    for n in 0..JOBS {
+        process_a
+            .enqueue_job(&NewJob::new(KIND, json!({ "n": n })))
+            .await
+            .unwrap();
+    }
+
+    let runs: Arc<Mutex<HashMap<JobId, usize>>> = Arc::default();
+    let mut workers = Vec::new();
+    for store in [process_a.clone(), process_b.clone()] {
+        for _ in 0..WORKERS_PER_PROCESS {
+            let store = store.clone();
+            let runs = Arc::clone(&runs);
+            workers.push(tokio::spawn(async move {
+                while let Some(job) = store.claim_job(&[KIND], LEASE).await.unwrap() {
+                    *runs.lock().unwrap().entry(job.id).or_default() += 1;
+                    assert!(store.complete_job(&job).await.unwrap(), "our own lease");
+                }
+            }));
+        }
+    }
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), JOBS, "every job ran");
+    assert!(
+        runs.values().all(|&count| count == 1),
+        "no job ran twice: {runs:?}"
+    );
+    let unfinished: i64 = on_pool!(&process_a, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status <> 'succeeded'").fetch_one(pool).await.unwrap()
+    });
+    assert_eq!(unfinished, 0);
+}

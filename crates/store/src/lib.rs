@@ -1,0 +1,140 @@
+//! Mailwright's database: one [`Store`] over SQLite or PostgreSQL, chosen at
+//! run time from the database URL; migrations per backend; workspace-scoped
+//! repositories; the durable job queue.
+//!
+//! Queries are written once where the two dialects agree (both accept `$1`
+//! placeholders through sqlx) and run on whichever pool the store holds; SQL
+//! is written per backend only where the dialects differ. See
+//! `docs/decisions/0002-plain-sql-on-two-typed-pools.md`.
+
+mod database_url;
+mod error;
+pub mod jobs;
+mod readiness;
+pub mod tenancy;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use secrecy::ExposeSecret;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub use database_url::{DatabaseUrl, InvalidDatabaseUrl};
+pub use error::StoreError;
+pub use readiness::Readiness;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long a request waits for a free connection before the store reports
+/// itself unavailable (rather than hanging while a database is down).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The database, over one of the two supported backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which database a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run one expression on whichever pool the store holds. The expression is
+/// compiled once per backend, so a query written with it must be valid SQL
+/// (and use types) that both backends accept.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite($pool) => $body,
+            $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+impl Store {
+    /// Open the database (creating a SQLite file and its folder if needed).
+    /// Does not migrate: call [`Store::migrate`].
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite { path } => {
+                if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Unavailable {
+                        message: format!("cannot create the folder {}", dir.display()),
+                        source: Box::new(source),
+                    })?;
+                }
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                Ok(Store::Sqlite(pool))
+            }
+            DatabaseUrl::Postgres { url: secret, .. } => {
+                let options: PgConnectOptions = secret
+                    .expose_secret()
+                    .parse()
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                Ok(Store::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Store::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Store::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Apply every pending migration. Safe to run from several replicas at
+    /// once on PostgreSQL (sqlx serialises them with an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = self.migrator();
+        let result = on_pool!(self, pool => migrator.run(pool).await);
+        result.map_err(|source| StoreError::Migration(Box::new(source)))
+    }
+
+    /// Close every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// The current time as the database stores it (microseconds, like
+/// PostgreSQL), so a value written and read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}

@@ -1,0 +1,129 @@
+//! Throw-away databases for tests: a SQLite file in a temporary folder, or,
+//! when `MAILWRIGHT_TEST_POSTGRES_URL` is set, a freshly created PostgreSQL
+//! database that is dropped when the test ends.
+//!
+//! With `MAILWRIGHT_REQUIRE_POSTGRES=1` (CI sets it) a missing or unreachable
+//! PostgreSQL fails the test loudly instead of quietly testing SQLite only.
+
+use std::path::PathBuf;
+
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use crate::{Backend, DatabaseUrl, Store};
+
+pub const POSTGRES_URL_VAR: &str = "MAILWRIGHT_TEST_POSTGRES_URL";
+pub const REQUIRE_POSTGRES_VAR: &str = "MAILWRIGHT_REQUIRE_POSTGRES";
+
+/// A database that exists for one test.
+pub struct TestDatabase {
+    pub url: DatabaseUrl,
+    /// The temporary folder that holds the SQLite file (and can serve as a
+    /// data dir); kept alive as long as the database.
+    pub dir: tempfile::TempDir,
+    postgres: Option<PostgresDatabase>,
+}
+
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+/// Which backend this test run targets.
+pub fn backend_under_test() -> Backend {
+    match std::env::var(POSTGRES_URL_VAR) {
+        Ok(url) if !url.is_empty() => Backend::Postgres,
+        _ => {
+            if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") {
+                panic!(
+                    "{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_URL_VAR} is not set: refusing to run the PostgreSQL suite on SQLite"
+                );
+            }
+            Backend::Sqlite
+        }
+    }
+}
+
+impl TestDatabase {
+    /// A new, empty, unmigrated database on the backend under test.
+    pub async fn new() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("a temporary folder for the test database");
+        match backend_under_test() {
+            Backend::Sqlite => TestDatabase {
+                url: DatabaseUrl::sqlite_in(dir.path()),
+                dir,
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin_url = std::env::var(POSTGRES_URL_VAR).expect("checked above");
+                let name = format!("mw_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
+                    panic!("cannot reach PostgreSQL at {POSTGRES_URL_VAR} ({error}); is the server running?")
+                });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
+                let _ = admin.close().await;
+                let mut url =
+                    url::Url::parse(&admin_url).expect("MAILWRIGHT_TEST_POSTGRES_URL is a URL");
+                url.set_path(&name);
+                TestDatabase {
+                    url: DatabaseUrl::parse(url.as_str()).expect("a PostgreSQL URL"),
+                    dir,
+                    postgres: Some(PostgresDatabase { admin_url, name }),
+                }
+            }
+        }
+    }
+
+    /// A new database, connected and migrated.
+    pub async fn migrated() -> (TestDatabase, Store) {
+        let database = TestDatabase::new().await;
+        let store = database.connect().await;
+        store
+            .migrate()
+            .await
+            .expect("migrations apply to a fresh database");
+        (database, store)
+    }
+
+    /// Another, independent connection pool to the same database (as a second
+    /// process would have).
+    pub async fn connect(&self) -> Store {
+        Store::connect(&self.url)
+            .await
+            .expect("the test database accepts connections")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(postgres) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime; use a thread with its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(mut admin) = PgConnection::connect(&postgres.admin_url).await {
+                        let drop =
+                            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", postgres.name);
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                            .execute(&mut admin)
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
