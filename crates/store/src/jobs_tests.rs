@@ -344,7 +344,7 @@ async fn concurrent_workers_in_two_processes_run_every_job_exactly_once() {
         worker.await.unwrap();
     }
 
-    let runs = runs.lock().unwrap();
+    let runs = runs.lock().unwrap().clone();
     assert_eq!(runs.len(), JOBS, "every job ran");
     assert!(
         runs.values().all(|&count| count == 1),

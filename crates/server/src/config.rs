@@ -1,0 +1,404 @@
+//! Configuration: environment variables, optionally a TOML file with the same
+//! keys (`--config`), validated once at start. Environment wins over the
+//! file, the file over defaults. A bad value is reported in one line naming
+//! the variable, and stops startup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use store::DatabaseUrl;
+use url::Url;
+
+/// Settings Mailwright reads, by their environment name. In a `--config`
+/// file the same keys are accepted as written here or in lower case without
+/// the `MAILWRIGHT_` prefix (`database_url = "..."`).
+pub const SETTINGS: &[&str] = &[
+    "MAILWRIGHT_DATA_DIR",
+    "MAILWRIGHT_DATABASE_URL",
+    "MAILWRIGHT_LISTEN",
+    "MAILWRIGHT_PUBLIC_URL",
+    "MAILWRIGHT_LOG_FORMAT",
+    "RUST_LOG",
+];
+
+/// Environment variables that belong to other tools (the test suite, the
+/// CLI parser) and are not settings.
+const NOT_SETTINGS: &[&str] = &[
+    "MAILWRIGHT_CONFIG",
+    "MAILWRIGHT_TEST_POSTGRES_URL",
+    "MAILWRIGHT_REQUIRE_POSTGRES",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub listen: SocketAddr,
+    /// External base URL, without a trailing slash.
+    pub public_url: Url,
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`RUST_LOG` syntax), already checked.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// A setting that stops startup: which one, where it came from, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {setting}: {problem}")]
+pub struct ConfigError {
+    /// The variable (or `key (in FILE)` for a file setting).
+    pub setting: String,
+    pub problem: String,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone)]
+enum Origin {
+    Environment(&'static str),
+    File { key: String, path: PathBuf },
+}
+
+impl Origin {
+    fn describe(&self) -> String {
+        match self {
+            Origin::Environment(name) => (*name).to_owned(),
+            Origin::File { key, path } => format!("{key} (in {})", path.display()),
+        }
+    }
+}
+
+/// The raw, unparsed settings from the environment and the file.
+struct Sources {
+    env: HashMap<String, String>,
+    file: BTreeMap<&'static str, (String, Origin)>,
+}
+
+impl Sources {
+    fn get(&self, name: &'static str) -> Option<(String, Origin)> {
+        if let Some(value) = self.env.get(name).filter(|value| !value.trim().is_empty()) {
+            return Some((value.trim().to_owned(), Origin::Environment(name)));
+        }
+        self.file.get(name).cloned()
+    }
+}
+
+fn error(origin: &Origin, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: origin.describe(),
+        problem: problem.into(),
+    }
+}
+
+/// The name a file key stands for: `database_url` and
+/// `MAILWRIGHT_DATABASE_URL` both mean `MAILWRIGHT_DATABASE_URL`.
+fn setting_for_file_key(key: &str) -> Option<&'static str> {
+    let upper = key.to_ascii_uppercase();
+    SETTINGS
+        .iter()
+        .copied()
+        .find(|name| *name == upper || name.strip_prefix("MAILWRIGHT_") == Some(upper.as_str()))
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<&'static str, (String, Origin)>, ConfigError> {
+    let file_error = |problem: String| ConfigError {
+        setting: format!("--config {}", path.display()),
+        problem,
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|io| file_error(format!("cannot read the file ({io})")))?;
+    let table: toml::Table = text.parse().map_err(|parse: toml::de::Error| {
+        let first_line = parse
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        file_error(format!("not valid TOML: {first_line}"))
+    })?;
+    let mut values = BTreeMap::new();
+    for (key, value) in table {
+        let Some(setting) = setting_for_file_key(&key) else {
+            return Err(file_error(format!(
+                "unknown key `{key}`; known keys: {}",
+                SETTINGS
+                    .iter()
+                    .map(|name| name.trim_start_matches("MAILWRIGHT_").to_ascii_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let origin = Origin::File {
+            key: key.clone(),
+            path: path.to_path_buf(),
+        };
+        let text = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            other => {
+                return Err(error(
+                    &origin,
+                    format!("expected a string, found a {}", other.type_str()),
+                ));
+            }
+        };
+        values.insert(setting, (text, origin));
+    }
+    Ok(values)
+}
+
+impl Config {
+    /// Read the configuration from the process environment and an optional file.
+    pub fn from_env(config_file: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
+        Config::load(std::env::vars(), config_file)
+    }
+
+    /// Read the configuration from `env` (name, value pairs) and an optional
+    /// file. Also returns warnings worth logging (unknown variables).
+    pub fn load(
+        env: impl IntoIterator<Item = (String, String)>,
+        config_file: Option<&Path>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let env: HashMap<String, String> = env.into_iter().collect();
+        let warnings = env
+            .keys()
+            .filter(|name| name.starts_with("MAILWRIGHT_"))
+            .filter(|name| !SETTINGS.contains(&name.as_str()) && !NOT_SETTINGS.contains(&name.as_str()))
+            .map(|name| format!("{name} is set but is not a setting this version of Mailwright reads; it is ignored"))
+            .collect();
+        let file = match config_file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        let sources = Sources { env, file };
+
+        let data_dir = sources
+            .get("MAILWRIGHT_DATA_DIR")
+            .map(|(value, _)| PathBuf::from(value))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+
+        let database_url = match sources.get("MAILWRIGHT_DATABASE_URL") {
+            Some((value, origin)) => {
+                DatabaseUrl::parse(&value).map_err(|problem| error(&origin, problem.to_string()))?
+            }
+            None => DatabaseUrl::sqlite_in(&data_dir),
+        };
+
+        let listen = match sources.get("MAILWRIGHT_LISTEN") {
+            Some((value, origin)) => value.parse::<SocketAddr>().map_err(|_| {
+                error(&origin, format!("`{value}` is not an IP address and port such as 127.0.0.1:8080 or 0.0.0.0:8080"))
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+
+        let public_url = match sources.get("MAILWRIGHT_PUBLIC_URL") {
+            Some((value, origin)) => {
+                parse_public_url(&value).map_err(|problem| error(&origin, problem))?
+            }
+            None => Url::parse(&format!("http://{listen}")).map_err(|_| ConfigError {
+                setting: "MAILWRIGHT_PUBLIC_URL".into(),
+                problem: format!(
+                    "cannot derive a URL from the listen address {listen}; set it explicitly"
+                ),
+            })?,
+        };
+
+        let log_format = match sources.get("MAILWRIGHT_LOG_FORMAT") {
+            Some((value, origin)) => match value.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "text" | "pretty" => LogFormat::Text,
+                _ => {
+                    return Err(error(
+                        &origin,
+                        format!("`{value}` is not a log format; use json or text"),
+                    ));
+                }
+            },
+            None if std::io::stdout().is_terminal() => LogFormat::Text,
+            None => LogFormat::Json,
+        };
+
+        let log_filter = match sources.get("RUST_LOG") {
+            Some((value, origin)) => {
+                tracing_subscriber::EnvFilter::try_new(&value).map_err(|problem| {
+                    error(
+                        &origin,
+                        format!("`{value}` is not a valid log filter ({problem})"),
+                    )
+                })?;
+                value
+            }
+            None => "info".to_owned(),
+        };
+
+        let config = Config {
+            data_dir,
+            database_url,
+            listen,
+            public_url,
+            log_format,
+            log_filter,
+        };
+        Ok((config, warnings))
+    }
+
+    /// An absolute URL for a path of this service (`/api/...`).
+    pub fn public_url_for(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
+fn parse_public_url(value: &str) -> Result<Url, String> {
+    let url = Url::parse(value).map_err(|_| {
+        format!("`{value}` is not an absolute URL such as https://mail.example.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{value}` must start with http:// or https://"));
+    }
+    if url.host_str().is_none() {
+        return Err(format!("`{value}` has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{value}` must not have a query or fragment"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_sqlite_in_data_on_localhost() {
+        let (config, warnings) = Config::load(env(&[]), None).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            config.database_url.redacted(),
+            "sqlite://./data/mailwright.db"
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn the_data_dir_moves_the_default_database() {
+        let (config, _) =
+            Config::load(env(&[("MAILWRIGHT_DATA_DIR", "/var/lib/mw")]), None).unwrap();
+        assert_eq!(
+            config.database_url.redacted(),
+            "sqlite:///var/lib/mw/mailwright.db"
+        );
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable_in_one_line() {
+        for (name, value) in [
+            ("MAILWRIGHT_LISTEN", "localhost"),
+            ("MAILWRIGHT_DATABASE_URL", "mysql://x"),
+            ("MAILWRIGHT_PUBLIC_URL", "ftp://x"),
+            ("MAILWRIGHT_PUBLIC_URL", "not a url"),
+            ("MAILWRIGHT_LOG_FORMAT", "xml"),
+            ("RUST_LOG", "info,[="),
+        ] {
+            let error = Config::load(env(&[(name, value)]), None).unwrap_err();
+            let line = error.to_string();
+            assert!(
+                line.starts_with(&format!("configuration error: {name}: ")),
+                "{line}"
+            );
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_database_password_never_appears_in_errors_or_debug_output() {
+        let (config, _) = Config::load(
+            env(&[("MAILWRIGHT_DATABASE_URL", "postgres://mw:s3cret@db:5432/mw")]),
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_file_sets_keys_and_the_environment_overrides_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailwright.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nMAILWRIGHT_PUBLIC_URL = \"https://mail.example.com\"\n",
+        )
+        .unwrap();
+        let (config, _) = Config::load(env(&[]), Some(&path)).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(
+            config.public_url_for("/api/x"),
+            "https://mail.example.com/api/x"
+        );
+
+        let (config, _) =
+            Config::load(env(&[("MAILWRIGHT_LISTEN", "127.0.0.1:7000")]), Some(&path)).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn file_mistakes_name_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listen = \"nowhere\"\n").unwrap();
+        let line = Config::load(env(&[]), Some(&path)).unwrap_err().to_string();
+        assert!(
+            line.contains("listen (in ") && line.contains("bad.toml"),
+            "{line}"
+        );
+
+        std::fs::write(&path, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let line = Config::load(env(&[]), Some(&path)).unwrap_err().to_string();
+        assert!(line.contains("unknown key `lisen`"), "{line}");
+
+        std::fs::write(&path, "listen = [1, 2]\n").unwrap();
+        assert!(Config::load(env(&[]), Some(&path)).is_err());
+        std::fs::write(&path, "listen = \n").unwrap();
+        assert!(
+            Config::load(env(&[]), Some(&path))
+                .unwrap_err()
+                .to_string()
+                .contains("not valid TOML")
+        );
+        let missing = dir.path().join("missing.toml");
+        assert!(
+            Config::load(env(&[]), Some(&missing))
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read")
+        );
+    }
+
+    #[test]
+    fn unknown_mailwright_variables_are_warned_about() {
+        let (_, warnings) = Config::load(
+            env(&[
+                ("MAILWRIGHT_LISTNE", "x"),
+                ("MAILWRIGHT_TEST_POSTGRES_URL", "y"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("MAILWRIGHT_LISTNE"));
+    }
+}

@@ -1,0 +1,61 @@
+//! The HTTP surface: routers per area merged into one, each route documented
+//! in the OpenAPI document (routes are registered through utoipa-axum, so an
+//! undocumented route cannot be added by accident).
+
+pub mod ops;
+pub mod problem;
+pub mod request_context;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use problem::{ApiError, ErrorCode, FieldError, Problem};
+
+use crate::app::AppState;
+use crate::config::Config;
+
+/// Largest request body accepted (JSON inputs and webhook payloads are small).
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(info(
+    title = "Mailwright API",
+    description = "Self-hostable email automation. Errors are application/problem+json (RFC 9457) with a `code`."
+))]
+struct ApiDoc;
+
+/// Every route with its documentation, before state is attached.
+pub fn documented_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router())
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().into_openapi()
+}
+
+/// The whole application router, with its middleware.
+pub fn router(store: Store, config: Arc<Config>) -> Router {
+    let (routes, mut openapi) = documented_routes().split_for_parts();
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
+    let state = AppState {
+        store,
+        config,
+        openapi_json: Arc::new(openapi_json),
+    };
+    routes
+        .route_layer(middleware::from_fn(request_context::record_route))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(CatchPanicLayer::custom(request_context::panic_response))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(request_context::around_request))
+        .with_state(state)
+}

@@ -1,0 +1,313 @@
+//! The one error type of the HTTP API, answered as RFC 9457
+//! `application/problem+json` with the `code` values of the public contract.
+//!
+//! 5xx answers are logged once, here, with the whole cause chain and the
+//! request id; the client sees a generic message and the same request id.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use store::StoreError;
+
+use super::request_context;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The machine-readable `code` of a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    ValidationFailed,
+    Conflict,
+    MissingScopes,
+    NeedsReauth,
+    RateLimited,
+    ProviderUnavailable,
+    ProviderError,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::MissingScopes => "missing_scopes",
+            ErrorCode::NeedsReauth => "needs_reauth",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ProviderUnavailable => "provider_unavailable",
+            ErrorCode::ProviderError => "provider_error",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// One input field that was wrong, and why, in words for a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A problem document.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub title: String,
+    pub detail: String,
+    /// Extra members (`errors`, `missing_scopes`, `request_id`, ...).
+    pub extra: Map<String, Value>,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        code: ErrorCode,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            status,
+            code,
+            title: title.into(),
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Problem {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The problem for a status that reached the client without a body of
+    /// ours (unknown route, wrong method, body too large, ...).
+    pub fn for_status(status: StatusCode, hint: Option<String>) -> Problem {
+        let reason = status.canonical_reason().unwrap_or("Error");
+        match status {
+            StatusCode::NOT_FOUND => Problem::new(
+                status,
+                ErrorCode::NotFound,
+                "Not found",
+                "There is nothing at this address.",
+            ),
+            StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+                status,
+                ErrorCode::NotFound,
+                "Method not allowed",
+                "This address exists but does not accept this HTTP method; the Allow header lists those it does.",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                status,
+                ErrorCode::ValidationFailed,
+                "Request body too large",
+                format!(
+                    "The request body is larger than the {} KiB this service accepts.",
+                    super::BODY_LIMIT_BYTES / 1024
+                ),
+            )
+            .with("errors", json!([FieldError::new("body", "too large")])),
+            StatusCode::UNAUTHORIZED => Problem::new(
+                status,
+                ErrorCode::Unauthorized,
+                reason,
+                "Sign in or send valid credentials.",
+            ),
+            StatusCode::FORBIDDEN => Problem::new(
+                status,
+                ErrorCode::Forbidden,
+                reason,
+                "You are not allowed to do this.",
+            ),
+            StatusCode::CONFLICT => Problem::new(
+                status,
+                ErrorCode::Conflict,
+                reason,
+                "The request conflicts with the current state.",
+            ),
+            StatusCode::TOO_MANY_REQUESTS => Problem::new(
+                status,
+                ErrorCode::RateLimited,
+                reason,
+                "Too many requests; slow down and retry.",
+            ),
+            status if status.is_client_error() => {
+                // Framework rejections (bad JSON, wrong content type) describe
+                // the client's own input, so their text is safe to show.
+                let detail = hint.unwrap_or_else(|| "The request could not be understood.".into());
+                let field = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    "Content-Type"
+                } else {
+                    "body"
+                };
+                Problem::new(status, ErrorCode::ValidationFailed, reason, detail.clone())
+                    .with("errors", json!([FieldError::new(field, detail)]))
+            }
+            _ => Problem::new(
+                status,
+                ErrorCode::Internal,
+                reason,
+                "Something went wrong on our side. Try again; if it keeps failing, give the operator the request id.",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(mut self) -> Response {
+        if self.status.is_server_error()
+            && let Some(request_id) = request_context::current_request_id()
+        {
+            self.extra
+                .insert("request_id".into(), Value::String(request_id));
+        }
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            Value::String(format!("urn:mailwright:problem:{}", self.code.as_str())),
+        );
+        body.insert("title".into(), Value::String(self.title));
+        body.insert("status".into(), Value::from(self.status.as_u16()));
+        body.insert("detail".into(), Value::String(self.detail));
+        body.insert("code".into(), Value::String(self.code.as_str().into()));
+        for (key, value) in self.extra {
+            body.entry(key).or_insert(value);
+        }
+        let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// What a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, or in another workspace: the two are indistinguishable.
+    #[error("not found")]
+    NotFound,
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The service cannot answer right now (database down, not migrated).
+    #[error("unavailable: {detail}")]
+    Unavailable {
+        detail: String,
+        #[source]
+        cause: Option<anyhow::Error>,
+    },
+    /// The request ran past the server's time limit.
+    #[error("request timed out")]
+    Timeout,
+    /// A bug or an unexpected failure: logged, answered generically.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    fn problem(&self) -> Problem {
+        match self {
+            ApiError::NotFound => Problem::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "Not found",
+                "The requested resource does not exist.",
+            ),
+            ApiError::Validation(errors) => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                "Invalid input",
+                match errors.as_slice() {
+                    [one] => format!("{}: {}", one.field, one.message),
+                    _ => format!("{} fields are invalid; see errors.", errors.len()),
+                },
+            )
+            .with("errors", json!(errors)),
+            ApiError::Unauthorized(detail) => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "Unauthorized",
+                detail.clone(),
+            ),
+            ApiError::Forbidden(detail) => Problem::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "Forbidden",
+                detail.clone(),
+            ),
+            ApiError::Conflict(detail) => Problem::new(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "Conflict",
+                detail.clone(),
+            ),
+            ApiError::Unavailable { detail, .. } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "Service unavailable",
+                detail.clone(),
+            ),
+            ApiError::Timeout => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Internal,
+                "Request timed out",
+                "The request took too long and was stopped. Try again; if it keeps happening, give the operator the request id.",
+            ),
+            ApiError::Internal(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR, None),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed")
+            }
+            ApiError::Unavailable { detail, cause } => tracing::warn!(
+                error = cause.as_ref().map(|cause| format!("{cause:#}")),
+                "{detail}"
+            ),
+            ApiError::Timeout => tracing::warn!("request timed out"),
+            _ => {}
+        }
+        self.problem().into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(_) => ApiError::Conflict("This already exists.".into()),
+            error @ StoreError::Unavailable { .. } => ApiError::Unavailable {
+                detail: "The database is unavailable; try again shortly.".into(),
+                cause: Some(error.into()),
+            },
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Mailwright's server: configuration, command line, HTTP API, telemetry and
+//! startup. `server -> engine -> store, providers -> domain`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

@@ -1,0 +1,156 @@
+//! The `mailwright` binary as an operator meets it: exit codes, one-line
+//! configuration errors, no secrets on failure, clean shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use store::testing::TestDatabase;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn mailwright(db: &TestDatabase) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mailwright"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MAILWRIGHT_DATA_DIR", db.data_dir())
+        .env("MAILWRIGHT_DATABASE_URL", db.url.expose())
+        .env("MAILWRIGHT_LISTEN", "127.0.0.1:0")
+        .env("MAILWRIGHT_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("mailwright did not exit within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_bad_setting_stops_startup_with_one_line_naming_it() {
+    let db = TestDatabase::new().await;
+    let output = mailwright(&db)
+        .env("MAILWRIGHT_LISTEN", "everywhere")
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("configuration error: MAILWRIGHT_LISTEN: `everywhere`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fails_startup_without_showing_its_password() {
+    let db = TestDatabase::new().await;
+    let output = mailwright(&db)
+        // Port 1 on loopback: nothing listens, the connection is refused at once.
+        .env(
+            "MAILWRIGHT_DATABASE_URL",
+            "postgres://mailwright:pa55word-xyz@127.0.0.1:1/mailwright",
+        )
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("cannot open the database postgres://127.0.0.1:1/mailwright"),
+        "{stderr}"
+    );
+    for text in [&stdout, &stderr] {
+        assert!(!text.contains("pa55word-xyz"), "password leaked: {text}");
+    }
+}
+
+#[tokio::test]
+async fn migrate_applies_migrations_and_exits() {
+    let db = TestDatabase::new().await;
+    let output = mailwright(&db).arg("migrate").output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let store = db.connect().await;
+    assert_eq!(store.readiness().await.unwrap(), store::Readiness::Ready);
+}
+
+#[tokio::test]
+async fn serve_answers_then_stops_cleanly_on_sigterm() {
+    let db = TestDatabase::new().await;
+    let mut child = mailwright(&db).arg("serve").spawn().unwrap();
+
+    // The JSON log line "listening" carries the address port 0 became.
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let give_up = Instant::now() + DEADLINE;
+    let address = loop {
+        let line = lines
+            .recv_timeout(give_up.saturating_duration_since(Instant::now()))
+            .expect("a `listening` log line before the deadline");
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        if entry["message"] == "listening" {
+            break entry["address"].as_str().unwrap().to_owned();
+        }
+    };
+
+    let ready = reqwest::get(format!("http://{address}/api/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_with_deadline(&mut child);
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        rest.iter().any(|line| line.contains("shutdown complete")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn help_names_every_command() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mailwright"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for word in ["serve", "migrate", "--config", "MAILWRIGHT_DATABASE_URL"] {
+        assert!(
+            help.contains(word),
+            "--help does not mention {word}:\n{help}"
+        );
+    }
+}

@@ -1,0 +1,218 @@
+//! The operations endpoints and the error contract, against the real server.
+
+mod common;
+
+use common::{assert_problem, spawn_app, spawn_app_unmigrated};
+use serde_json::Value;
+
+#[tokio::test]
+async fn health_answers_on_both_paths_with_the_version() {
+    let app = spawn_app().await;
+    for path in ["/health", "/api/health"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")})
+        );
+    }
+}
+
+#[tokio::test]
+async fn ready_when_the_database_answers_and_is_migrated() {
+    let app = spawn_app().await;
+    let response = app.get("/api/ready").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        serde_json::json!({"status": "ready"})
+    );
+}
+
+#[tokio::test]
+async fn not_ready_while_migrations_are_pending_but_still_alive() {
+    let app = spawn_app_unmigrated().await;
+    let problem = assert_problem(app.get("/api/ready").await, 503, "internal").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mailwright migrate"),
+        "{problem}"
+    );
+    assert_eq!(app.get("/health").await.status(), 200);
+
+    app.store.migrate().await.unwrap();
+    assert_eq!(app.get("/api/ready").await.status(), 200);
+}
+
+#[tokio::test]
+async fn not_ready_when_the_database_is_gone_and_the_answer_says_so_without_internals() {
+    let app = spawn_app().await;
+    // The pool the server uses is shut: every query now fails as when the
+    // database server is down.
+    app.store.close().await;
+
+    let response = app.get("/api/ready").await;
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let problem = assert_problem(response, 503, "internal").await;
+    assert_eq!(problem["detail"], "The database is unreachable.");
+    assert_eq!(
+        problem["request_id"],
+        request_id.as_str(),
+        "5xx answers carry the request id of the log line"
+    );
+    let text = problem.to_string().to_lowercase();
+    for leak in ["sqlx", "pool", "select", "postgres", "sqlite"] {
+        assert!(!text.contains(leak), "{leak} leaked: {problem}");
+    }
+    assert_eq!(
+        app.get("/health").await.status(),
+        200,
+        "liveness does not depend on the database"
+    );
+    assert_eq!(app.get("/api/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_wrong_methods_answer_problems() {
+    let app = spawn_app().await;
+    assert_problem(app.get("/api/nothing-here").await, 404, "not_found").await;
+    assert_problem(app.get("/").await, 404, "not_found").await;
+
+    let response = app
+        .client
+        .delete(app.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers().get("allow").is_some(),
+        "the Allow header survives"
+    );
+    assert_problem(response, 405, "not_found").await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_a_problem_naming_the_body() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(app.url("/api/health"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(response, 413, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "body");
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_when_well_formed_and_replaced_otherwise() {
+    let app = spawn_app().await;
+    let fresh = app.get("/health").await;
+    let generated = fresh.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+
+    let kept = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-abc.123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.headers()["x-request-id"], "trace-abc.123");
+
+    let hostile = "x".repeat(65);
+    let replaced = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", &hostile)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        replaced.headers()["x-request-id"].to_str().unwrap(),
+        hostile
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_status() {
+    let app = spawn_app().await;
+    app.get("/api/health").await;
+    app.get("/api/no-such-thing/123").await;
+
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let has = |needle: &str| {
+        text.lines()
+            .any(|line| line.starts_with("mailwright_http_requests_total") && line.contains(needle))
+    };
+    assert!(
+        has(r#"route="/api/health""#) && has(r#"status="200""#),
+        "{text}"
+    );
+    assert!(
+        has(r#"route="unmatched""#) && has(r#"status="404""#),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/api/no-such-thing/123"),
+        "concrete paths are not labels"
+    );
+    assert!(
+        text.contains("mailwright_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let app = spawn_app().await;
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let paths = document["paths"].as_object().unwrap();
+    for path in [
+        "/health",
+        "/api/health",
+        "/api/ready",
+        "/metrics",
+        "/api/openapi.json",
+    ] {
+        assert!(paths.contains_key(path), "{path} is not documented");
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "documented {path} answers");
+    }
+}
+
+#[tokio::test]
+async fn stopping_lets_the_server_finish_cleanly() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health").await.status(), 200);
+    let address = app.address.clone();
+    app.stop().await.expect("a clean shutdown");
+    assert!(
+        reqwest::get(format!("{address}/health")).await.is_err(),
+        "no longer listening"
+    );
+}
