@@ -1,0 +1,196 @@
+//! OAuth scope names and the Gmail per-method scope/quota tables.
+
+use std::collections::BTreeSet;
+
+pub const OPENID: &str = "openid";
+pub const USERINFO_EMAIL: &str = "https://www.googleapis.com/auth/userinfo.email";
+pub const USERINFO_PROFILE: &str = "https://www.googleapis.com/auth/userinfo.profile";
+pub const MAIL: &str = "https://mail.google.com/";
+pub const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
+pub const GMAIL_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
+pub const GMAIL_COMPOSE: &str = "https://www.googleapis.com/auth/gmail.compose";
+pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
+pub const GMAIL_METADATA: &str = "https://www.googleapis.com/auth/gmail.metadata";
+pub const GMAIL_LABELS: &str = "https://www.googleapis.com/auth/gmail.labels";
+pub const ADDONS_ACTION_COMPOSE: &str =
+    "https://www.googleapis.com/auth/gmail.addons.current.action.compose";
+pub const ADDONS_MESSAGE_ACTION: &str =
+    "https://www.googleapis.com/auth/gmail.addons.current.message.action";
+pub const ADDONS_MESSAGE_METADATA: &str =
+    "https://www.googleapis.com/auth/gmail.addons.current.message.metadata";
+pub const ADDONS_MESSAGE_READONLY: &str =
+    "https://www.googleapis.com/auth/gmail.addons.current.message.readonly";
+
+/// Google answers the short sign-in scopes with their full userinfo URLs
+/// (`email` → `…/userinfo.email`, `profile` → `…/userinfo.profile`).
+pub fn normalize(scope: &str) -> String {
+    match scope {
+        "email" => USERINFO_EMAIL.to_owned(),
+        "profile" => USERINFO_PROFILE.to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Splits a space-delimited `scope` parameter, normalizing and de-duplicating
+/// while keeping the caller's order.
+pub fn parse_list(raw: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    raw.split([' ', '+'])
+        .filter(|s| !s.is_empty())
+        .map(normalize)
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
+
+pub fn join(scopes: &BTreeSet<String>) -> String {
+    scopes
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The Gmail v1 methods the sandbox serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GmailMethod {
+    GetProfile,
+    MessagesList,
+    MessagesGet,
+    MessagesSend,
+    DraftsCreate,
+    DraftsList,
+    DraftsGet,
+    DraftsDelete,
+    ThreadsGet,
+    HistoryList,
+    LabelsList,
+    Watch,
+    Stop,
+}
+
+impl GmailMethod {
+    /// Name used for call counters, fault injection and quota, as in
+    /// Google's "Per-method quota usage" table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GetProfile => "getProfile",
+            Self::MessagesList => "messages.list",
+            Self::MessagesGet => "messages.get",
+            Self::MessagesSend => "messages.send",
+            Self::DraftsCreate => "drafts.create",
+            Self::DraftsList => "drafts.list",
+            Self::DraftsGet => "drafts.get",
+            Self::DraftsDelete => "drafts.delete",
+            Self::ThreadsGet => "threads.get",
+            Self::HistoryList => "history.list",
+            Self::LabelsList => "labels.list",
+            Self::Watch => "watch",
+            Self::Stop => "stop",
+        }
+    }
+
+    /// Quota units, from developers.google.com/gmail/api/reference/quota
+    /// ("Per-method quota usage"). `threads.get`, `watch` and `stop` were cut
+    /// off in the copy consulted; their values are from memory of that table.
+    pub fn quota_units(self) -> u64 {
+        match self {
+            Self::GetProfile | Self::LabelsList => 1,
+            Self::HistoryList => 2,
+            Self::MessagesList | Self::MessagesGet | Self::DraftsList | Self::DraftsGet => 5,
+            Self::DraftsCreate | Self::DraftsDelete | Self::ThreadsGet => 10,
+            Self::Stop => 50,
+            Self::MessagesSend | Self::Watch => 100,
+        }
+    }
+
+    /// Scopes that authorize the method, any one suffices.
+    ///
+    /// Source: the Gmail discovery document
+    /// (`gmail.googleapis.com/$discovery/rest?version=v1`): revision 20260907
+    /// as vendored in a public repository for messages.list, messages.get,
+    /// messages.send, drafts.create, threads.get; the copy in
+    /// googleapis/google-api-go-client (`gmail/v1/gmail-api.json`) for
+    /// getProfile, watch, stop, drafts.list/get/delete, history.list and
+    /// labels.list.
+    pub fn scopes(self) -> &'static [&'static str] {
+        match self {
+            Self::GetProfile => &[
+                MAIL,
+                GMAIL_COMPOSE,
+                GMAIL_METADATA,
+                GMAIL_MODIFY,
+                GMAIL_READONLY,
+            ],
+            Self::MessagesList => &[MAIL, GMAIL_METADATA, GMAIL_MODIFY, GMAIL_READONLY],
+            Self::MessagesGet | Self::ThreadsGet => &[
+                MAIL,
+                ADDONS_MESSAGE_ACTION,
+                ADDONS_MESSAGE_METADATA,
+                ADDONS_MESSAGE_READONLY,
+                GMAIL_METADATA,
+                GMAIL_MODIFY,
+                GMAIL_READONLY,
+            ],
+            Self::MessagesSend => &[
+                MAIL,
+                ADDONS_ACTION_COMPOSE,
+                GMAIL_COMPOSE,
+                GMAIL_MODIFY,
+                GMAIL_SEND,
+            ],
+            Self::DraftsCreate | Self::DraftsDelete => {
+                &[MAIL, ADDONS_ACTION_COMPOSE, GMAIL_COMPOSE, GMAIL_MODIFY]
+            }
+            Self::DraftsList | Self::DraftsGet => {
+                &[MAIL, GMAIL_COMPOSE, GMAIL_MODIFY, GMAIL_READONLY]
+            }
+            Self::HistoryList | Self::Watch | Self::Stop => {
+                &[MAIL, GMAIL_METADATA, GMAIL_MODIFY, GMAIL_READONLY]
+            }
+            Self::LabelsList => &[
+                MAIL,
+                GMAIL_LABELS,
+                GMAIL_METADATA,
+                GMAIL_MODIFY,
+                GMAIL_READONLY,
+            ],
+        }
+    }
+
+    pub fn is_authorized_by(self, granted: &BTreeSet<String>) -> bool {
+        self.scopes().iter().any(|s| granted.contains(*s))
+    }
+
+    /// True when the only scope that lets this call through is
+    /// `gmail.metadata`, which Google restricts further (no `q`, no full/raw).
+    pub fn only_metadata(self, granted: &BTreeSet<String>) -> bool {
+        self.scopes()
+            .iter()
+            .filter(|s| granted.contains(**s))
+            .all(|s| *s == GMAIL_METADATA)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_sign_in_scopes_become_userinfo_urls() {
+        assert_eq!(
+            parse_list("openid email profile email"),
+            vec![OPENID, USERINFO_EMAIL, USERINFO_PROFILE]
+        );
+    }
+
+    #[test]
+    fn compose_does_not_cover_messages_get_but_covers_send() {
+        let granted: BTreeSet<String> = [GMAIL_COMPOSE.to_owned()].into();
+        assert!(!GmailMethod::MessagesGet.is_authorized_by(&granted));
+        assert!(!GmailMethod::MessagesList.is_authorized_by(&granted));
+        assert!(GmailMethod::MessagesSend.is_authorized_by(&granted));
+        assert!(GmailMethod::DraftsCreate.is_authorized_by(&granted));
+        let send_only: BTreeSet<String> = [GMAIL_SEND.to_owned()].into();
+        assert!(!GmailMethod::DraftsCreate.is_authorized_by(&send_only));
+    }
+}
