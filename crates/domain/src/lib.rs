@@ -4,7 +4,9 @@
 //! these types at the edge; past the edge, code works with types that cannot
 //! hold a bad value.
 
+pub mod email;
 pub mod ids;
 pub mod retry;
 
+pub use email::EmailAddress;
 pub use ids::{JobId, UserId, WorkspaceId};

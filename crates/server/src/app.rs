@@ -11,6 +11,8 @@ use axum::Router;
 use store::Store;
 use tokio::net::TcpListener;
 
+use crate::auth::Authenticator;
+use crate::auth::jwt::JwtVerifier;
 use crate::config::Config;
 use crate::{http, telemetry};
 
@@ -19,6 +21,7 @@ use crate::{http, telemetry};
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    pub auth: Arc<Authenticator>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
 }
@@ -42,8 +45,25 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (MAILWRIGHT_LISTEN)", config.listen))?;
         telemetry::metrics();
+        install_crypto_provider();
+        if store.bypasses_row_security().await? {
+            tracing::warn!(
+                "the database role is a superuser or has BYPASSRLS: PostgreSQL row-level security, \
+                 the second wall between workspaces, does not apply; connect as an ordinary role that owns the database"
+            );
+        }
+        let http_client = reqwest::Client::builder()
+            .user_agent(concat!("mailwright/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .context("cannot build the HTTP client")?;
+        let jwt = config
+            .jwt
+            .clone()
+            .map(|jwt| JwtVerifier::new(jwt, http_client.clone()));
+        let auth = Arc::new(Authenticator::new(store.clone(), jwt));
         let database = config.database_url.redacted();
-        let router = http::router(store.clone(), Arc::new(config));
+        let router = http::router(store.clone(), Arc::new(config), auth);
         Ok(Application {
             listener,
             router,
@@ -92,6 +112,13 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// TLS (JWKS, Google, Sidemail) uses rustls with the ring provider; install it
+/// once per process before any client is built.
+pub fn install_crypto_provider() {
+    // Err only means it is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

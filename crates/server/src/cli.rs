@@ -7,7 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::Store;
 
-use crate::app::{Application, shutdown_signal};
+use crate::accounts;
+use crate::app::{Application, install_crypto_provider, shutdown_signal};
 use crate::config::Config;
 use crate::telemetry;
 
@@ -17,7 +18,8 @@ use crate::telemetry;
     version,
     about = "Self-hostable email automation: connected Gmail accounts, reply drafts, email workflows.",
     after_help = "Settings come from environment variables (MAILWRIGHT_DATABASE_URL, MAILWRIGHT_DATA_DIR, \
-MAILWRIGHT_LISTEN, MAILWRIGHT_PUBLIC_URL, MAILWRIGHT_LOG_FORMAT, RUST_LOG) or the same keys in a \
+MAILWRIGHT_LISTEN, MAILWRIGHT_PUBLIC_URL, MAILWRIGHT_LOG_FORMAT, RUST_LOG, MAILWRIGHT_AUTH_JWKS_URL, \
+MAILWRIGHT_AUTH_ISSUER, MAILWRIGHT_AUTH_AUDIENCE, MAILWRIGHT_AUTH_WORKSPACE_CLAIM) or the same keys in a \
 TOML file given with --config; the environment wins. By default the database is SQLite at \
 ./data/mailwright.db and the service listens on 127.0.0.1:8080. See README.md."
 )]
@@ -37,6 +39,61 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations, then exit
     Migrate,
+    /// Manage accounts and keys from the command line
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Run the Google sandbox alone: an in-memory emulator of Google OAuth and
+    /// the Gmail API, for developing clients without Google (no database)
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    pub listen: std::net::SocketAddr,
+    /// OAuth client id the sandbox accepts
+    #[arg(long, default_value = "sandbox-client-id")]
+    pub client_id: String,
+    /// That client's secret
+    #[arg(long, default_value = "sandbox-client-secret")]
+    pub client_secret: String,
+    /// A redirect URI registered for the client (repeat for several)
+    #[arg(
+        long = "redirect-uri",
+        default_value = "http://127.0.0.1:8080/api/auth/oauth/google/callback"
+    )]
+    pub redirect_uris: Vec<String>,
+    /// A mailbox that exists from the start (repeat for several)
+    #[arg(long = "account", default_value = "demo@sandbox.mailwright.test")]
+    pub accounts: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a local account (reads the password from standard input)
+    CreateUser {
+        /// The email the person signs in with
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: passwords are
+        /// never taken from the command line, where other users can see them)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Join this workspace (created, with the user as owner, if no
+        /// workspace has this name); default: a personal workspace
+        #[arg(long, value_name = "NAME")]
+        workspace: Option<String>,
+    },
+    /// Create a workspace API key and print it once on standard output
+    CreateApiKey {
+        /// The workspace, by id or by name
+        #[arg(long, value_name = "ID_OR_NAME")]
+        workspace: String,
+        /// What the key is for
+        #[arg(long, default_value = "command line")]
+        name: String,
+    },
 }
 
 /// Parse the command line, load the configuration and run the command.
@@ -51,11 +108,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(&config);
+    let log_target = match cli.command {
+        Command::Admin(_) => telemetry::LogTarget::Stderr,
+        Command::Serve | Command::Migrate | Command::Sandbox(_) => telemetry::LogTarget::Stdout,
+    };
+    telemetry::init_logging(&config, log_target);
     for warning in warnings {
         tracing::warn!("{warning}");
     }
 
+    install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,6 +140,9 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    if let Command::Sandbox(args) = command {
+        return run_sandbox(args).await;
+    }
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
@@ -92,6 +157,78 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.migrate().await.context("cannot apply migrations")?;
             let application = Application::build(config, store).await?;
             application.run_until(shutdown_signal()).await
+        }
+        Command::Admin(admin) => {
+            store.migrate().await.context("cannot apply migrations")?;
+            let result = run_admin(admin, &store).await;
+            store.close().await;
+            result
+        }
+        Command::Sandbox(_) => unreachable!("handled before the database is opened"),
+    }
+}
+
+async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    use sandbox::{AccountSpec, OAuthClient, Sandbox, SandboxConfig};
+    let mut config = SandboxConfig::default().with_client(OAuthClient::new(
+        args.client_id.clone(),
+        args.client_secret,
+        args.redirect_uris.clone(),
+    ));
+    for email in &args.accounts {
+        let name = email.split('@').next().unwrap_or(email).to_owned();
+        config = config.with_account(AccountSpec::new(email.clone(), name));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        client_id = %args.client_id,
+        redirect_uris = ?args.redirect_uris,
+        accounts = ?args.accounts,
+        "listening: Google sandbox (OAuth at /o/oauth2/v2/auth, /token; Gmail at /gmail/v1; controls at /_sandbox)"
+    );
+    axum::serve(listener, Sandbox::new(config).router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the sandbox server failed")?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+async fn run_admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateUser {
+            email, workspace, ..
+        } => {
+            let email = domain::EmailAddress::parse(&email)
+                .map_err(|problem| anyhow::anyhow!("--email {problem}"))?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("cannot read the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let (user, workspace) =
+                accounts::create_local_user(store, &email, password, workspace.as_deref()).await?;
+            println!(
+                "created user {} ({email}) in workspace {} ({})",
+                user.id, workspace.id, workspace.name
+            );
+            Ok(())
+        }
+        AdminCommand::CreateApiKey { workspace, name } => {
+            let workspace = accounts::find_workspace(store, &workspace).await?;
+            let principal = accounts::cli_key_principal(store, workspace.id, &name).await?;
+            let (key, secret) =
+                accounts::issue_api_key(store, workspace.id, principal, &name).await?;
+            eprintln!(
+                "created API key {} (\"{}\") for workspace {} ({}); it is shown once:",
+                key.id, key.name, workspace.id, workspace.name
+            );
+            println!("{}", secrecy::ExposeSecret::expose_secret(&secret));
+            Ok(())
         }
     }
 }

@@ -21,6 +21,10 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_PUBLIC_URL",
     "MAILWRIGHT_LOG_FORMAT",
     "RUST_LOG",
+    "MAILWRIGHT_AUTH_JWKS_URL",
+    "MAILWRIGHT_AUTH_ISSUER",
+    "MAILWRIGHT_AUTH_AUDIENCE",
+    "MAILWRIGHT_AUTH_WORKSPACE_CLAIM",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -41,6 +45,20 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A `tracing` filter (`RUST_LOG` syntax), already checked.
     pub log_filter: String,
+    /// JWT bearer authentication; `None` when no JWKS URL is configured.
+    pub jwt: Option<JwtConfig>,
+}
+
+/// How bearer JWTs are verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    pub jwks_url: Url,
+    /// Checked against `iss` when set.
+    pub issuer: Option<String>,
+    /// Checked against `aud` when set.
+    pub audience: Option<String>,
+    /// The claim naming the workspace (`org_id` by default).
+    pub workspace_claim: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,10 +253,56 @@ impl Config {
                 })?;
                 value
             }
-            None => "info".to_owned(),
+            // PostgreSQL's notices ("relation already exists, skipping"
+            // while migrating) are not worth an info line.
+            None => "info,sqlx::postgres::notice=warn".to_owned(),
+        };
+
+        let jwt = match sources.get("MAILWRIGHT_AUTH_JWKS_URL") {
+            Some((value, origin)) => {
+                let jwks_url = Url::parse(&value)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        error(
+                            &origin,
+                            format!("`{value}` is not an http(s) URL of a JWKS document"),
+                        )
+                    })?;
+                let workspace_claim = sources
+                    .get("MAILWRIGHT_AUTH_WORKSPACE_CLAIM")
+                    .map(|(claim, _)| claim)
+                    .unwrap_or_else(|| "org_id".to_owned());
+                Some(JwtConfig {
+                    jwks_url,
+                    issuer: sources
+                        .get("MAILWRIGHT_AUTH_ISSUER")
+                        .map(|(issuer, _)| issuer),
+                    audience: sources
+                        .get("MAILWRIGHT_AUTH_AUDIENCE")
+                        .map(|(audience, _)| audience),
+                    workspace_claim,
+                })
+            }
+            None => {
+                for dependent in [
+                    "MAILWRIGHT_AUTH_ISSUER",
+                    "MAILWRIGHT_AUTH_AUDIENCE",
+                    "MAILWRIGHT_AUTH_WORKSPACE_CLAIM",
+                ] {
+                    if let Some((_, origin)) = sources.get(dependent) {
+                        return Err(error(
+                            &origin,
+                            "is set but MAILWRIGHT_AUTH_JWKS_URL is not; JWT authentication needs the JWKS URL",
+                        ));
+                    }
+                }
+                None
+            }
         };
 
         let config = Config {
+            jwt,
             data_dir,
             database_url,
             listen,
@@ -247,6 +311,11 @@ impl Config {
             log_filter,
         };
         Ok((config, warnings))
+    }
+
+    /// Whether browsers reach this service over HTTPS (cookies get `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
     }
 
     /// An absolute URL for a path of this service (`/api/...`).
@@ -385,6 +454,47 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("cannot read")
+        );
+    }
+
+    #[test]
+    fn jwt_settings_need_the_jwks_url() {
+        let (config, _) = Config::load(env(&[]), None).unwrap();
+        assert_eq!(config.jwt, None);
+        let (config, _) = Config::load(
+            env(&[
+                (
+                    "MAILWRIGHT_AUTH_JWKS_URL",
+                    "https://idp.example.com/.well-known/jwks.json",
+                ),
+                ("MAILWRIGHT_AUTH_ISSUER", "https://idp.example.com"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let jwt = config.jwt.unwrap();
+        assert_eq!(
+            (
+                jwt.issuer.as_deref(),
+                jwt.audience,
+                jwt.workspace_claim.as_str()
+            ),
+            (Some("https://idp.example.com"), None, "org_id")
+        );
+
+        let line = Config::load(env(&[("MAILWRIGHT_AUTH_AUDIENCE", "api")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            line.starts_with("configuration error: MAILWRIGHT_AUTH_AUDIENCE: "),
+            "{line}"
+        );
+        let line = Config::load(env(&[("MAILWRIGHT_AUTH_JWKS_URL", "jwks.json")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            line.starts_with("configuration error: MAILWRIGHT_AUTH_JWKS_URL: "),
+            "{line}"
         );
     }
 

@@ -13,9 +13,24 @@ use crate::config::{Config, LogFormat};
 pub const HTTP_REQUESTS: &str = "mailwright_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "mailwright_http_request_duration_seconds";
 
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    /// The service's own output (`serve`, `migrate`).
+    Stdout,
+    /// Commands whose standard output is their result (`admin ...`).
+    Stderr,
+}
+
 /// Install the global log subscriber. Called once, by the CLI; tests leave
 /// logging alone unless they capture it.
-pub fn init_logging(config: &Config) {
+pub fn init_logging(config: &Config, target: LogTarget) {
+    let writer = move || -> Box<dyn std::io::Write> {
+        match target {
+            LogTarget::Stdout => Box::new(std::io::stdout()),
+            LogTarget::Stderr => Box::new(std::io::stderr()),
+        }
+    };
     // The filter was validated with the configuration.
     let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
@@ -27,11 +42,11 @@ pub fn init_logging(config: &Config) {
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stdout),
+                    .with_writer(writer),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout))
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
             .try_init(),
     };
     if installed.is_err() {

@@ -120,6 +120,7 @@ async fn serve_answers_then_stops_cleanly_on_sigterm() {
         }
     };
 
+    mailwright::app::install_crypto_provider();
     let ready = reqwest::get(format!("http://{address}/api/ready"))
         .await
         .unwrap();
@@ -153,4 +154,170 @@ fn help_names_every_command() {
             "--help does not mention {word}:\n{help}"
         );
     }
+}
+
+#[tokio::test]
+async fn admin_creates_a_user_and_an_api_key_that_works() {
+    use std::io::Write;
+    let db = TestDatabase::new().await;
+
+    let mut create_user = mailwright(&db)
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "Ops@Example.com",
+            "--password-stdin",
+            "--workspace",
+            "Ops Team",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create_user
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough password\n")
+        .unwrap();
+    let output = create_user.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let said = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        said.contains("ops@example.com") && said.contains("Ops Team"),
+        "{said}"
+    );
+    assert!(!said.contains("a long enough password"));
+
+    let output = mailwright(&db)
+        .args([
+            "admin",
+            "create-api-key",
+            "--workspace",
+            "Ops Team",
+            "--name",
+            "ci",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let key = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("mw_"), "only the key on stdout: {key}");
+
+    // A short password is refused, with the reason, and creates nothing.
+    let mut weak = mailwright(&db)
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "weak@example.com",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    weak.stdin.take().unwrap().write_all(b"short\n").unwrap();
+    let output = weak.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
+
+    let store = db.connect().await;
+    let config = {
+        let env = vec![
+            ("MAILWRIGHT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("MAILWRIGHT_DATABASE_URL".to_owned(), db.url.expose()),
+        ];
+        mailwright::Config::load(env, None).unwrap().0
+    };
+    let app = mailwright::Application::build(config, store).await.unwrap();
+    let address = app.local_addr();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let me: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{address}/api/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["email"], "ops@example.com",
+        "the key acts as the workspace's owner: {me}"
+    );
+}
+
+#[tokio::test]
+async fn the_sandbox_runs_alone_and_shows_its_consent_screen() {
+    let db = TestDatabase::new().await;
+    let mut child = mailwright(&db)
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let give_up = Instant::now() + DEADLINE;
+    let address = loop {
+        let line = lines
+            .recv_timeout(give_up.saturating_duration_since(Instant::now()))
+            .expect("a `listening` log line before the deadline");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("listening")
+        {
+            break entry["address"].as_str().unwrap().to_owned();
+        }
+    };
+    mailwright::app::install_crypto_provider();
+    let consent = reqwest::Client::new()
+        .get(format!("http://{address}/o/oauth2/v2/auth"))
+        .query(&[
+            ("client_id", "sandbox-client-id"),
+            (
+                "redirect_uri",
+                "http://127.0.0.1:8080/api/auth/oauth/google/callback",
+            ),
+            ("response_type", "code"),
+            (
+                "scope",
+                "openid email https://www.googleapis.com/auth/gmail.compose",
+            ),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+    let page = consent.text().await.unwrap();
+    assert!(
+        page.contains("Sandbox") && page.contains("gmail.compose"),
+        "{page}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(wait_with_deadline(&mut child).success());
 }

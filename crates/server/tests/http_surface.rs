@@ -82,7 +82,7 @@ async fn not_ready_when_the_database_is_gone_and_the_answer_says_so_without_inte
 async fn unknown_routes_and_wrong_methods_answer_problems() {
     let app = spawn_app().await;
     assert_problem(app.get("/api/nothing-here").await, 404, "not_found").await;
-    assert_problem(app.get("/").await, 404, "not_found").await;
+    assert_problem(app.get("/no-such-page").await, 404, "not_found").await;
 
     let response = app
         .client

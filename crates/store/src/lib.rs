@@ -7,10 +7,13 @@
 //! is written per backend only where the dialects differ. See
 //! `docs/decisions/0002-plain-sql-on-two-typed-pools.md`.
 
+pub mod api_keys;
 mod database_url;
 mod error;
+pub mod identity;
 pub mod jobs;
 mod readiness;
+pub mod sessions;
 pub mod tenancy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -61,6 +64,58 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Run `$body` with `$conn` (use it as `&mut *$conn`) on a connection scoped
+/// to one workspace. On PostgreSQL this is a transaction that sets
+/// `mailwright.workspace_id`, which the row-level security policies check: a
+/// query that forgot its `workspace_id = $1` still sees only this workspace.
+/// Every repository function over tenant data goes through here, with the
+/// `WorkspaceId` it takes as its first argument.
+macro_rules! in_workspace {
+    ($store:expr, $workspace:expr, $conn:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(pool) => {
+                let mut $conn = pool.acquire().await?;
+                $body
+            }
+            $crate::Store::Postgres(pool) => {
+                let mut $conn = pool.begin().await?;
+                sqlx::query("SELECT set_config('mailwright.workspace_id', $1, true)")
+                    .bind($workspace.to_string())
+                    .execute(&mut *$conn)
+                    .await?;
+                let result = $body;
+                $conn.commit().await?;
+                result
+            }
+        }
+    };
+}
+pub(crate) use in_workspace;
+
+/// Like [`in_workspace!`], for the few lookups that must search every
+/// workspace because the workspace is what they find out (an API key's
+/// owner, a user's memberships at sign-in). Explicit, so it stands out.
+macro_rules! across_workspaces {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(pool) => {
+                let mut $conn = pool.acquire().await?;
+                $body
+            }
+            $crate::Store::Postgres(pool) => {
+                let mut $conn = pool.begin().await?;
+                sqlx::query("SELECT set_config('mailwright.all_workspaces', 'on', true)")
+                    .execute(&mut *$conn)
+                    .await?;
+                let result = $body;
+                $conn.commit().await?;
+                result
+            }
+        }
+    };
+}
+pub(crate) use across_workspaces;
 
 impl Store {
     /// Open the database (creating a SQLite file and its folder if needed).
@@ -125,6 +180,20 @@ impl Store {
         let migrator = self.migrator();
         let result = on_pool!(self, pool => migrator.run(pool).await);
         result.map_err(|source| StoreError::Migration(Box::new(source)))
+    }
+
+    /// Whether the database role bypasses row-level security (a PostgreSQL
+    /// superuser or a role with BYPASSRLS), so the second wall is down.
+    /// Always `false` on SQLite, which has no such wall.
+    pub async fn bypasses_row_security(&self) -> Result<bool, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(false),
+            Store::Postgres(pool) => Ok(sqlx::query_scalar(
+                "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            )
+            .fetch_one(pool)
+            .await?),
+        }
     }
 
     /// Close every connection, waiting for those in use to be returned.

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::{UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, now, on_pool};
+use crate::{Store, StoreError, in_workspace, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
@@ -52,7 +52,7 @@ impl Role {
 }
 
 #[derive(sqlx::FromRow)]
-struct WorkspaceRow {
+pub(crate) struct WorkspaceRow {
     id: Uuid,
     name: String,
     created_at: DateTime<Utc>,
@@ -69,7 +69,7 @@ impl From<WorkspaceRow> for Workspace {
 }
 
 #[derive(sqlx::FromRow)]
-struct UserRow {
+pub(crate) struct UserRow {
     id: Uuid,
     email: Option<String>,
     display_name: Option<String>,
@@ -147,7 +147,7 @@ impl Store {
         user: UserId,
         role: Role,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+        in_workspace!(self, workspace, conn => {
             sqlx::query(
                 "INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (workspace_id, user_id) DO NOTHING",
@@ -156,7 +156,7 @@ impl Store {
             .bind(user.as_uuid())
             .bind(role.as_str())
             .bind(now())
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
         });
         Ok(())
@@ -168,11 +168,11 @@ impl Store {
         workspace: WorkspaceId,
         user: UserId,
     ) -> Result<Role, StoreError> {
-        let role: Option<String> = on_pool!(self, pool => {
+        let role: Option<String> = in_workspace!(self, workspace, conn => {
             sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
                 .bind(workspace.as_uuid())
                 .bind(user.as_uuid())
-                .fetch_optional(pool)
+                .fetch_optional(&mut *conn)
                 .await?
         });
         Role::parse(&role.ok_or(StoreError::NotFound)?)
@@ -181,7 +181,7 @@ impl Store {
     /// A member of the workspace, by id. A user who exists but belongs only to
     /// other workspaces is `NotFound`, exactly like a user who does not exist.
     pub async fn member(&self, workspace: WorkspaceId, user: UserId) -> Result<User, StoreError> {
-        let row: UserRow = on_pool!(self, pool => {
+        let row: UserRow = in_workspace!(self, workspace, conn => {
             sqlx::query_as(
                 "SELECT u.id, u.email, u.display_name, u.created_at FROM users u \
                  JOIN memberships m ON m.user_id = u.id \
@@ -189,10 +189,25 @@ impl Store {
             )
             .bind(workspace.as_uuid())
             .bind(user.as_uuid())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
         })
         .ok_or(StoreError::NotFound)?;
         Ok(row.into())
+    }
+}
+
+impl Store {
+    /// The workspace's earliest owner, if it has one.
+    pub async fn first_owner(&self, workspace: WorkspaceId) -> Result<Option<UserId>, StoreError> {
+        let id: Option<Uuid> = in_workspace!(self, workspace, conn => {
+            sqlx::query_scalar(
+                "SELECT user_id FROM memberships WHERE workspace_id = $1 AND role = 'owner' ORDER BY created_at LIMIT 1",
+            )
+            .bind(workspace.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        Ok(id.map(UserId::from_uuid))
     }
 }

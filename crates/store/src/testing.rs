@@ -13,6 +13,10 @@ use sqlx::postgres::PgConnection;
 use crate::{Backend, DatabaseUrl, Store};
 
 pub const POSTGRES_URL_VAR: &str = "MAILWRIGHT_TEST_POSTGRES_URL";
+/// The role test databases belong to and the application connects as: not a
+/// superuser, so PostgreSQL's row-level security applies to it as it would to
+/// a production deployment.
+pub const POSTGRES_APP_ROLE: &str = "mailwright_test_app";
 pub const REQUIRE_POSTGRES_VAR: &str = "MAILWRIGHT_REQUIRE_POSTGRES";
 
 /// A database that exists for one test.
@@ -60,14 +64,21 @@ impl TestDatabase {
                 let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|error| {
                     panic!("cannot reach PostgreSQL at {POSTGRES_URL_VAR} ({error}); is the server running?")
                 });
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
+                ensure_app_role(&mut admin).await;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} OWNER {POSTGRES_APP_ROLE}"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
                 let _ = admin.close().await;
                 let mut url =
                     url::Url::parse(&admin_url).expect("MAILWRIGHT_TEST_POSTGRES_URL is a URL");
                 url.set_path(&name);
+                url.set_username(POSTGRES_APP_ROLE)
+                    .expect("a PostgreSQL URL has a user part");
+                url.set_password(None)
+                    .expect("a PostgreSQL URL has a password part");
                 TestDatabase {
                     url: DatabaseUrl::parse(url.as_str()).expect("a PostgreSQL URL"),
                     dir,
@@ -98,6 +109,31 @@ impl TestDatabase {
 
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
+    }
+}
+
+/// Create the application role once; concurrent tests may race to do it.
+async fn ensure_app_role(admin: &mut PgConnection) {
+    async fn exists(admin: &mut PgConnection) -> Result<bool, sqlx::Error> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(POSTGRES_APP_ROLE)
+            .fetch_one(admin)
+            .await
+    }
+    if exists(admin).await.unwrap_or(false) {
+        return;
+    }
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE ROLE {POSTGRES_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS"
+    )))
+    .execute(&mut *admin)
+    .await;
+    if let Err(error) = created {
+        // Another test created it at the same moment: fine if it exists now.
+        assert!(
+            exists(admin).await.unwrap_or(false),
+            "cannot create the role {POSTGRES_APP_ROLE}: {error}"
+        );
     }
 }
 

@@ -2,6 +2,8 @@
 //! in the OpenAPI document (routes are registered through utoipa-axum, so an
 //! undocumented route cannot be added by accident).
 
+pub mod identity;
+pub mod json;
 pub mod ops;
 pub mod problem;
 pub mod request_context;
@@ -19,21 +21,57 @@ use utoipa_axum::router::OpenApiRouter;
 pub use problem::{ApiError, ErrorCode, FieldError, Problem};
 
 use crate::app::AppState;
+use crate::auth::Authenticator;
 use crate::config::Config;
 
 /// Largest request body accepted (JSON inputs and webhook payloads are small).
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "Mailwright API",
-    description = "Self-hostable email automation. Errors are application/problem+json (RFC 9457) with a `code`."
-))]
+#[openapi(
+    info(
+        title = "Mailwright API",
+        description = "Self-hostable email automation. Errors are application/problem+json (RFC 9457) with a `code`."
+    ),
+    modifiers(&SecuritySchemes)
+)]
 struct ApiDoc;
+
+/// The two ways to authenticate: a bearer credential (API key `mw_...` or a
+/// JWT) or the UI's session cookie.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A workspace API key (mw_...) or a JWT from the configured identity provider"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::cookies::SESSION,
+                "The UI's session; unsafe methods also need the X-CSRF-Token header",
+            ))),
+        );
+    }
+}
 
 /// Every route with its documentation, before state is attached.
 pub fn documented_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(ops::router())
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(ops::router())
+        .merge(identity::router())
+        .merge(crate::ui::router())
 }
 
 /// The OpenAPI document of every route.
@@ -42,13 +80,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application router, with its middleware.
-pub fn router(store: Store, config: Arc<Config>) -> Router {
+pub fn router(store: Store, config: Arc<Config>, auth: Arc<Authenticator>) -> Router {
     let (routes, mut openapi) = documented_routes().split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
     let state = AppState {
         store,
         config,
+        auth,
         openapi_json: Arc::new(openapi_json),
     };
     routes

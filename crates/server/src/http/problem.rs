@@ -206,8 +206,16 @@ pub enum ApiError {
     NotFound,
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    #[error("unauthorized: {0}")]
-    Unauthorized(String),
+    /// The body is not even JSON.
+    #[error("malformed body")]
+    MalformedBody(String),
+    /// No usable credentials. `reason` is machine-readable (`expired`,
+    /// `bad_signature`, `unknown_key`, ...); `detail` says it in words.
+    #[error("unauthorized ({reason})")]
+    Unauthorized {
+        reason: &'static str,
+        detail: String,
+    },
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("conflict: {0}")]
@@ -219,6 +227,10 @@ pub enum ApiError {
         #[source]
         cause: Option<anyhow::Error>,
     },
+    /// An outside service we depend on (identity provider, Google, ...) is
+    /// not answering; worth retrying later.
+    #[error("provider unavailable: {0}")]
+    ProviderUnavailable(String),
     /// The request ran past the server's time limit.
     #[error("request timed out")]
     Timeout,
@@ -246,10 +258,27 @@ impl ApiError {
                 },
             )
             .with("errors", json!(errors)),
-            ApiError::Unauthorized(detail) => Problem::new(
+            ApiError::MalformedBody(detail) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::ValidationFailed,
+                "Malformed body",
+                detail.clone(),
+            )
+            .with(
+                "errors",
+                json!([FieldError::new("body", "is not valid JSON")]),
+            ),
+            ApiError::Unauthorized { reason, detail } => Problem::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorCode::Unauthorized,
                 "Unauthorized",
+                detail.clone(),
+            )
+            .with("reason", Value::String((*reason).to_owned())),
+            ApiError::ProviderUnavailable(detail) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::ProviderUnavailable,
+                "Provider unavailable",
                 detail.clone(),
             ),
             ApiError::Forbidden(detail) => Problem::new(
@@ -294,7 +323,14 @@ impl IntoResponse for ApiError {
             ApiError::Timeout => tracing::warn!("request timed out"),
             _ => {}
         }
-        self.problem().into_response()
+        let mut response = self.problem().into_response();
+        if matches!(self, ApiError::Unauthorized { .. }) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mailwright\""),
+            );
+        }
+        response
     }
 }
 

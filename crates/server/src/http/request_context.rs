@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
-use super::problem::{ApiError, PROBLEM_JSON, Problem};
+use super::problem::{ApiError, Problem};
 use crate::telemetry::{HTTP_REQUEST_DURATION, HTTP_REQUESTS};
 
 pub static REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -117,11 +117,13 @@ pub async fn around_request(request: Request, next: Next) -> Response {
 /// too large, rejected JSON) become problem documents like ours.
 async fn problem_for_bare_error(response: Response) -> Response {
     let status = response.status();
-    let is_problem = response
+    // Only bodiless or plain-text answers are the framework's; JSON (problem
+    // or not) and HTML pages (the UI's own error pages) are ours already.
+    let framework_made = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !framework_made {
         return response;
     }
     let (parts, body) = response.into_parts();

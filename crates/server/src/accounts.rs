@@ -1,0 +1,125 @@
+//! Creating local accounts and API keys: shared by the CLI (`mailwright
+//! admin ...`), the first-run setup page and the API.
+
+use domain::{EmailAddress, UserId, WorkspaceId};
+use secrecy::SecretString;
+use store::api_keys::ApiKey;
+use store::tenancy::{Role, User, Workspace};
+use store::{Store, StoreError};
+
+use crate::auth::{passwords, secrets};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("the password {0}")]
+    WeakPassword(String),
+    #[error("{0} workspaces are named `{1}`; give the workspace id instead")]
+    AmbiguousWorkspace(usize, String),
+    #[error("no workspace has the id or name `{0}`")]
+    NoSuchWorkspace(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A user who signs in with email and password, in `workspace_name` (joined
+/// if it exists, created with them as owner if not) or, without one, in a
+/// personal workspace of their own.
+pub async fn create_local_user(
+    store: &Store,
+    email: &EmailAddress,
+    password: &str,
+    workspace_name: Option<&str>,
+) -> Result<(User, Workspace), AccountError> {
+    if let Some(problem) = passwords::password_problem(password) {
+        return Err(AccountError::WeakPassword(problem));
+    }
+    let hash = passwords::hash_password(password.to_owned()).await?;
+    let user = match store
+        .create_local_account(email.as_str(), &hash, None)
+        .await
+    {
+        Err(StoreError::Conflict(_)) => return Err(AccountError::EmailTaken),
+        other => other?,
+    };
+    let (workspace, role) = match workspace_name
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        None => (store.personal_workspace(&user).await?, Role::Owner),
+        Some(name) => {
+            let mut named = store.workspaces_named(name).await?;
+            match named.len() {
+                0 => (store.create_workspace(name).await?, Role::Owner),
+                1 => (named.remove(0), Role::Member),
+                many => return Err(AccountError::AmbiguousWorkspace(many, name.to_owned())),
+            }
+        }
+    };
+    store.add_member(workspace.id, user.id, role).await?;
+    Ok((user, workspace))
+}
+
+/// A new API key of `workspace` acting as `user`. The secret is returned once
+/// and never stored.
+pub async fn issue_api_key(
+    store: &Store,
+    workspace: WorkspaceId,
+    user: UserId,
+    name: &str,
+) -> Result<(ApiKey, SecretString), StoreError> {
+    let secret = format!("mw_{}", secrets::random_token(32));
+    let prefix: String = secret.chars().take(11).collect();
+    let key = store
+        .create_api_key(
+            workspace,
+            user,
+            name,
+            &prefix,
+            &secrets::sha256_hex(&secret),
+        )
+        .await?;
+    Ok((key, SecretString::from(secret)))
+}
+
+/// The workspace a CLI argument names: its id, or its (unique) name.
+pub async fn find_workspace(store: &Store, id_or_name: &str) -> Result<Workspace, AccountError> {
+    if let Ok(id) = WorkspaceId::parse(id_or_name) {
+        match store.workspace(id).await {
+            Ok(workspace) => return Ok(workspace),
+            Err(StoreError::NotFound) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let mut named = store.workspaces_named(id_or_name).await?;
+    match named.len() {
+        0 => Err(AccountError::NoSuchWorkspace(id_or_name.to_owned())),
+        1 => Ok(named.remove(0)),
+        many => Err(AccountError::AmbiguousWorkspace(
+            many,
+            id_or_name.to_owned(),
+        )),
+    }
+}
+
+/// Whom a key made from the command line acts as: the workspace's first
+/// owner, or (a workspace with no owner yet) a service user made for it.
+pub async fn cli_key_principal(
+    store: &Store,
+    workspace: WorkspaceId,
+    key_name: &str,
+) -> Result<UserId, StoreError> {
+    if let Some(owner) = store.first_owner(workspace).await? {
+        return Ok(owner);
+    }
+    let service = store
+        .create_user(None, Some(&format!("API key \"{key_name}\"")))
+        .await?;
+    store
+        .add_member(workspace, service.id, Role::Member)
+        .await?;
+    Ok(service.id)
+}

@@ -1,0 +1,325 @@
+//! Bearer JWTs verified against the identity provider's JWKS.
+//!
+//! The algorithm comes from our allow-list (RS256, ES256), never from the
+//! token alone: the header's `alg` must be on the list *and* match the type of
+//! the key its `kid` names. Keys are cached; an unknown `kid` refreshes the
+//! cache (the provider may have rotated keys), but at most once per
+//! [`MIN_REFRESH_INTERVAL`], so a flood of made-up kids cannot hammer the
+//! provider.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::config::JwtConfig;
+
+/// Tolerated clock difference for `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 60;
+/// Keys are fetched again after this long, to pick up rotations.
+const MAX_KEY_AGE: Duration = Duration::from_secs(10 * 60);
+/// The JWKS URL is fetched at most this often because of unknown kids.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who a verified token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// The workspace claim's value, when the token has one.
+    pub workspace: Option<String>,
+    pub email: Option<String>,
+}
+
+/// Why a token was refused. `reason()` is the machine-readable code sent to
+/// clients; `Display` is the sentence.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("The bearer token is not a well-formed JWT.")]
+    Malformed,
+    #[error(
+        "Tokens signed with `{0}` are not accepted; the identity provider must sign with RS256 or ES256."
+    )]
+    UnsupportedAlgorithm(String),
+    #[error(
+        "The token names a signing key (kid) that the identity provider's key set does not contain."
+    )]
+    UnknownKey,
+    #[error("The token's signature does not verify.")]
+    BadSignature,
+    #[error("The token has expired; get a new one from the identity provider.")]
+    Expired,
+    #[error("The token is not valid yet (its nbf is in the future).")]
+    NotYetValid,
+    #[error("The token was issued by an issuer this server does not accept.")]
+    WrongIssuer,
+    #[error("The token is meant for another audience.")]
+    WrongAudience,
+    #[error("The token has no `{0}` claim, or it is not a string.")]
+    MissingClaim(String),
+    /// Not the token's fault: the key set could not be fetched.
+    #[error("The identity provider's key set could not be fetched.")]
+    KeysUnavailable,
+}
+
+impl JwtError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JwtError::Malformed => "malformed_token",
+            JwtError::UnsupportedAlgorithm(_) => "unsupported_algorithm",
+            JwtError::UnknownKey => "unknown_key",
+            JwtError::BadSignature => "bad_signature",
+            JwtError::Expired => "expired",
+            JwtError::NotYetValid => "not_yet_valid",
+            JwtError::WrongIssuer => "wrong_issuer",
+            JwtError::WrongAudience => "wrong_audience",
+            JwtError::MissingClaim(_) => "missing_claim",
+            JwtError::KeysUnavailable => "keys_unavailable",
+        }
+    }
+}
+
+#[derive(Clone)]
+struct CachedKey {
+    key: DecodingKey,
+    algorithm: Algorithm,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, CachedKey>,
+    fetched_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+}
+
+pub struct JwtVerifier {
+    config: JwtConfig,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+    /// One fetch at a time; others wait for its result.
+    refreshing: Mutex<()>,
+}
+
+impl JwtVerifier {
+    pub fn new(config: JwtConfig, http: reqwest::Client) -> JwtVerifier {
+        JwtVerifier {
+            config,
+            http,
+            cache: RwLock::default(),
+            refreshing: Mutex::new(()),
+        }
+    }
+
+    pub fn workspace_claim(&self) -> &str {
+        &self.config.workspace_claim
+    }
+
+    /// Verify signature, algorithm, `exp`/`nbf` (with leeway), `iss` and
+    /// `aud` when configured, and read the identity claims.
+    pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
+        let header = read_header(token)?;
+        let algorithm = match header.alg.as_str() {
+            "RS256" => Algorithm::RS256,
+            "ES256" => Algorithm::ES256,
+            other => {
+                return Err(JwtError::UnsupportedAlgorithm(
+                    other.chars().take(20).collect(),
+                ));
+            }
+        };
+        let key = self.key_for(header.kid.as_deref(), algorithm).await?;
+        if key.algorithm != algorithm {
+            // An RS256 header naming an EC key (or the reverse): never let the
+            // token pick how its key is used.
+            return Err(JwtError::UnsupportedAlgorithm(header.alg));
+        }
+
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.config.issuer {
+            Some(issuer) => validation.set_issuer(&[issuer]),
+            None => validation.iss = None,
+        }
+        match &self.config.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        let claims = jsonwebtoken::decode::<Value>(token, &key.key, &validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => JwtError::Expired,
+                ErrorKind::ImmatureSignature => JwtError::NotYetValid,
+                ErrorKind::InvalidIssuer => JwtError::WrongIssuer,
+                ErrorKind::InvalidAudience => JwtError::WrongAudience,
+                ErrorKind::InvalidSignature => JwtError::BadSignature,
+                ErrorKind::MissingRequiredClaim(claim) => JwtError::MissingClaim(claim.clone()),
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    JwtError::UnsupportedAlgorithm(header.alg.clone())
+                }
+                _ => JwtError::Malformed,
+            })?
+            .claims;
+
+        let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let subject = text_claim("sub")
+            .filter(|subject| !subject.is_empty())
+            .ok_or_else(|| JwtError::MissingClaim("sub".into()))?;
+        let workspace = match claims.get(&self.config.workspace_claim) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(_) => return Err(JwtError::MissingClaim(self.config.workspace_claim.clone())),
+        };
+        Ok(JwtIdentity {
+            issuer: text_claim("iss").unwrap_or_default(),
+            subject,
+            workspace,
+            email: text_claim("email"),
+        })
+    }
+
+    async fn key_for(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<CachedKey, JwtError> {
+        if let Some(key) = self.cached(kid, algorithm, true).await {
+            return Ok(key);
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        // Someone else may have refreshed while we waited.
+        if let Some(key) = self.cached(kid, algorithm, true).await {
+            return Ok(key);
+        }
+        let recently_tried = self
+            .cache
+            .read()
+            .await
+            .last_attempt
+            .is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL);
+        if !recently_tried {
+            self.refresh().await;
+        }
+        // Fresh keys, or (if the provider is down) whatever we had.
+        if let Some(key) = self.cached(kid, algorithm, false).await {
+            return Ok(key);
+        }
+        if self.cache.read().await.fetched_at.is_none() {
+            Err(JwtError::KeysUnavailable)
+        } else {
+            Err(JwtError::UnknownKey)
+        }
+    }
+
+    async fn cached(
+        &self,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+        fresh_only: bool,
+    ) -> Option<CachedKey> {
+        let cache = self.cache.read().await;
+        let stale = cache
+            .fetched_at
+            .is_none_or(|at| at.elapsed() >= MAX_KEY_AGE);
+        if fresh_only && stale {
+            return None;
+        }
+        match kid {
+            Some(kid) => cache.keys.get(kid).cloned(),
+            // No kid: acceptable only when exactly one key fits.
+            None => {
+                let mut fitting = cache.keys.values().filter(|key| key.algorithm == algorithm);
+                match (fitting.next(), fitting.next()) {
+                    (Some(only), None) => Some(only.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn refresh(&self) {
+        self.cache.write().await.last_attempt = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => {
+                let mut cache = self.cache.write().await;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+            }
+            Err(error) => tracing::warn!(
+                jwks_url = %self.config.jwks_url,
+                error = format!("{error:#}"),
+                "cannot fetch the JWKS; keeping the keys already known"
+            ),
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<HashMap<String, CachedKey>> {
+        let response = self
+            .http
+            .get(self.config.jwks_url.clone())
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await?
+            .error_for_status()?;
+        let set: JwkSet = serde_json::from_slice(&response.bytes().await?)?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            if jwk
+                .common
+                .public_key_use
+                .as_ref()
+                .is_some_and(|usage| *usage != PublicKeyUse::Signature)
+            {
+                continue;
+            }
+            let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(ec), None | Some(KeyAlgorithm::ES256))
+                    if ec.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk))
+            else {
+                continue;
+            };
+            keys.insert(kid, CachedKey { key, algorithm });
+        }
+        Ok(keys)
+    }
+}
+
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+/// The header, read by hand so an algorithm the JWT library does not know
+/// (`none`) is still reported by name.
+fn read_header(token: &str) -> Result<Header, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let bytes = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| JwtError::Malformed)?;
+    let header: Value = serde_json::from_slice(&bytes).map_err(|_| JwtError::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Malformed)?
+        .to_owned();
+    let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+    Ok(Header { alg, kid })
+}

@@ -1,0 +1,333 @@
+//! The built-in UI's sign-in pages: first-run owner setup, sign-in,
+//! sign-out. Server-rendered (minijinja, auto-escaped), no scripts.
+//!
+//! Forms shown before sign-in carry a CSRF token that must equal the
+//! `mw_csrf` cookie (double submit); forms shown after carry the session's.
+
+use std::sync::OnceLock;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use domain::EmailAddress;
+use minijinja::{Environment, context};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::accounts::{self, AccountError};
+use crate::app::AppState;
+use crate::auth::cookies::{self, FORM_CSRF, SESSION, SESSION_DAYS};
+use crate::auth::passwords::{self, MIN_PASSWORD_CHARS};
+use crate::auth::{MaybeAuthUser, secrets};
+use crate::http::ApiError;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(home))
+        .routes(routes!(signin_page, signin))
+        .routes(routes!(setup_page, setup))
+        .routes(routes!(signout))
+}
+
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut environment = Environment::new();
+        for (name, source) in [
+            ("layout.html", include_str!("templates/layout.html")),
+            ("signin.html", include_str!("templates/signin.html")),
+            ("setup.html", include_str!("templates/setup.html")),
+            ("home.html", include_str!("templates/home.html")),
+        ] {
+            environment
+                .add_template(name, source)
+                .expect("templates are valid");
+        }
+        environment
+    })
+}
+
+fn render(status: StatusCode, name: &str, values: minijinja::Value) -> Result<Response, ApiError> {
+    let page = templates()
+        .get_template(name)
+        .and_then(|template| template.render(values))
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("rendering {name}: {error}")))?;
+    Ok((status, Html(page)).into_response())
+}
+
+fn see_other(location: &'static str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// A page with a pre-sign-in form: a fresh CSRF token in a cookie and the form.
+fn with_form_csrf(
+    state: &AppState,
+    build: impl FnOnce(&str) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let token = secrets::random_token(24);
+    let mut response = build(&token)?;
+    let cookie = cookies::set(
+        FORM_CSRF,
+        &token,
+        60 * 60,
+        "Strict",
+        state.config.is_https(),
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+fn form_csrf_matches(headers: &HeaderMap, sent: &str) -> bool {
+    cookies::get(headers, FORM_CSRF)
+        .is_some_and(|cookie| secrets::constant_time_eq(cookie.as_bytes(), sent.as_bytes()))
+}
+
+const STALE_FORM: &str = "This form expired. It has been reloaded: please submit it again.";
+
+/// Start a session for `user` in `workspace` and go home.
+async fn signed_in(
+    state: &AppState,
+    user: domain::UserId,
+    workspace: domain::WorkspaceId,
+) -> Result<Response, ApiError> {
+    let token = secrets::random_token(32);
+    let session = store::sessions::Session {
+        user,
+        workspace,
+        csrf_token: secrets::random_token(24),
+        expires_at: store::now() + chrono::Duration::days(SESSION_DAYS),
+    };
+    state
+        .store
+        .create_session(&secrets::sha256_hex(&token), &session)
+        .await?;
+    let mut response = see_other("/");
+    let secure = state.config.is_https();
+    let headers = response.headers_mut();
+    for cookie in [
+        cookies::set(SESSION, &token, SESSION_DAYS * 24 * 60 * 60, "Lax", secure),
+        cookies::clear(FORM_CSRF, secure),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// The home page when signed in; otherwise sign-in (or setup on first run).
+#[utoipa::path(get, path = "/", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
+async fn home(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(if state.store.user_count().await? == 0 {
+            see_other("/setup")
+        } else {
+            see_other("/signin")
+        });
+    };
+    let user = state.store.member(session.workspace, session.user).await?;
+    let workspace = state.store.workspace(session.workspace).await?;
+    render(
+        StatusCode::OK,
+        "home.html",
+        context! { signed_in => true, csrf => session.csrf_token, email => user.email, workspace => workspace.name },
+    )
+}
+
+#[utoipa::path(get, path = "/signin", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
+async fn signin_page(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+) -> Result<Response, ApiError> {
+    if session.is_some() {
+        return Ok(see_other("/"));
+    }
+    if state.store.user_count().await? == 0 {
+        return Ok(see_other("/setup"));
+    }
+    with_form_csrf(&state, |csrf| {
+        render(
+            StatusCode::OK,
+            "signin.html",
+            context! { csrf, email => "" },
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+#[utoipa::path(post, path = "/signin", tag = "ui", responses((status = 303, description = "Signed in"), (status = 401, content_type = "text/html")))]
+async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, ApiError> {
+    if !form_csrf_matches(&headers, &form.csrf) {
+        return with_form_csrf(&state, |csrf| {
+            render(
+                StatusCode::FORBIDDEN,
+                "signin.html",
+                context! { csrf, email => form.email, error => STALE_FORM },
+            )
+        });
+    }
+    let account = match EmailAddress::parse(&form.email) {
+        Ok(email) => state.store.local_account(email.as_str()).await?,
+        Err(_) => None,
+    };
+    let (user, hash) = match account {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let valid = passwords::verify_password(form.password, hash).await;
+    match user {
+        Some(user) if valid => {
+            let workspace = match state.store.first_workspace_of(user.id).await? {
+                Some(workspace) => workspace,
+                None => state.store.personal_workspace(&user).await?.id,
+            };
+            signed_in(&state, user.id, workspace).await
+        }
+        _ => with_form_csrf(&state, |csrf| {
+            render(
+                StatusCode::UNAUTHORIZED,
+                "signin.html",
+                context! { csrf, email => form.email, error => "The email or the password is wrong." },
+            )
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/setup", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
+async fn setup_page(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.store.user_count().await? > 0 {
+        return Ok(see_other("/signin"));
+    }
+    with_form_csrf(&state, |csrf| {
+        render(
+            StatusCode::OK,
+            "setup.html",
+            context! { csrf, email => "", workspace => "", min_password => MIN_PASSWORD_CHARS, errors => context! {} },
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    workspace: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// First run only: create the owner account and sign it in.
+#[utoipa::path(post, path = "/setup", tag = "ui", responses((status = 303, description = "Owner created and signed in"), (status = 422, content_type = "text/html")))]
+async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, ApiError> {
+    if state.store.user_count().await? > 0 {
+        return Ok(see_other("/signin"));
+    }
+    let page = |status: StatusCode, errors: minijinja::Value, error: Option<&str>| {
+        let (email, workspace) = (form.email.clone(), form.workspace.clone());
+        with_form_csrf(&state, move |csrf| {
+            render(
+                status,
+                "setup.html",
+                context! { csrf, email, workspace, errors, error, min_password => MIN_PASSWORD_CHARS },
+            )
+        })
+    };
+    if !form_csrf_matches(&headers, &form.csrf) {
+        return page(StatusCode::FORBIDDEN, context! {}, Some(STALE_FORM));
+    }
+    let email = EmailAddress::parse(&form.email);
+    let password_problem = passwords::password_problem(&form.password);
+    let email = match (email, password_problem) {
+        (Ok(email), None) => email,
+        (email, password) => {
+            let errors = context! { email => email.err().map(|error| error.to_string()), password };
+            return page(StatusCode::UNPROCESSABLE_ENTITY, errors, None);
+        }
+    };
+    let workspace = Some(form.workspace.as_str()).filter(|name| !name.trim().is_empty());
+    match accounts::create_local_user(&state.store, &email, &form.password, workspace).await {
+        Ok((user, workspace)) => signed_in(&state, user.id, workspace.id).await,
+        Err(AccountError::EmailTaken) => Ok(see_other("/signin")),
+        Err(other) => Err(ApiError::Internal(other.into())),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignOutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[utoipa::path(post, path = "/signout", tag = "ui", responses((status = 303, description = "Signed out")))]
+async fn signout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Form(form): Form<SignOutForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
+        return Err(ApiError::Forbidden(
+            "This sign-out form is stale; reload the page and try again.".into(),
+        ));
+    }
+    if let Some(token) = cookies::get(&headers, SESSION) {
+        state
+            .store
+            .delete_session(&secrets::sha256_hex(&token))
+            .await?;
+    }
+    let mut response = see_other("/signin");
+    if let Ok(value) = HeaderValue::from_str(&cookies::clear(SESSION, state.config.is_https())) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_parses_and_renders() {
+        for name in ["signin.html", "setup.html", "home.html"] {
+            let page = templates()
+                .get_template(name)
+                .and_then(|template| {
+                    template.render(context! { csrf => "t", email => "<x>", workspace => "w", errors => context! {}, min_password => 10 })
+                })
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            assert!(page.contains("Mailwright"));
+            assert!(!page.contains("<x>"), "values are escaped in {name}");
+        }
+    }
+}
