@@ -82,6 +82,10 @@ uuid_id!(
     /// A job in the durable queue.
     JobId
 );
+uuid_id!(
+    /// A connected account (a Gmail or Calendar connection).
+    IntegrationId
+);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,8 @@
 pub mod email;
 pub mod ids;
 pub mod retry;
+pub mod return_to;
+pub mod scopes;
 
 pub use email::EmailAddress;
-pub use ids::{JobId, UserId, WorkspaceId};
+pub use ids::{IntegrationId, JobId, UserId, WorkspaceId};

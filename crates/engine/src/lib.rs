@@ -1,1 +1,8 @@
-//! Background work: token vault and refresh, auto-draft pipeline, workflow runner, workers and scheduler. Empty until the "Connect Gmail" and "Workflows" issues fill it.
+//! Mailwright's services behind the API and its background work: the token
+//! vault (encrypted tokens, refresh, Gmail call bookkeeping) and connecting
+//! Google accounts. Workflows and auto-draft land here next.
+
+pub mod connections;
+pub mod keyring;
+pub mod keys;
+pub mod vault;

@@ -1,1 +1,4 @@
-//! Clients of outside services (Google OAuth and Gmail, LLM, Sidemail, SMTP), each behind a small trait. Empty until the "Connect Gmail" issue fills it.
+//! Clients of outside services, each behind a small type: Google OAuth and
+//! Gmail now; the LLM, Sidemail and SMTP land with their issues.
+
+pub mod google;

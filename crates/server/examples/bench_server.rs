@@ -28,6 +28,10 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("MAILWRIGHT_DATABASE_URL".to_owned(), db.url.expose()),
         ("MAILWRIGHT_LOG_FORMAT".to_owned(), "json".to_owned()),
+        (
+            "MAILWRIGHT_ENCRYPTION_KEYS".to_owned(),
+            "bench:bWFpbHdyaWdodC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI=".to_owned(),
+        ),
     ];
     env.extend(
         provider

@@ -11,6 +11,12 @@ use axum::Router;
 use store::Store;
 use tokio::net::TcpListener;
 
+use engine::connections::Connections;
+use engine::keyring::Keyring;
+use engine::vault::Vault;
+use providers::google::gmail::Gmail;
+use providers::google::oauth::GoogleOAuth;
+
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::Config;
@@ -22,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
+    pub vault: Arc<Vault>,
+    pub connections: Arc<Connections>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
 }
@@ -33,6 +41,7 @@ pub struct Application {
     store: Store,
     /// The database URL without credentials, for the start-up log line.
     database: String,
+    vault: Arc<Vault>,
     started: Instant,
 }
 
@@ -62,15 +71,54 @@ impl Application {
             .clone()
             .map(|jwt| JwtVerifier::new(jwt, http_client.clone()));
         let auth = Arc::new(Authenticator::new(store.clone(), jwt));
+        let keyring = Arc::new(load_keyring(&config, &store).await?);
+
+        let mut config = config;
+        if !config.public_url_explicit {
+            // Listening on port 0: the public URL (and so the OAuth redirect
+            // URI) is the address actually bound.
+            let bound = listener.local_addr()?;
+            config.public_url = url::Url::parse(&format!("http://{bound}"))
+                .context("the bound address as a URL")?;
+        }
+        let google = config.google.clone().map(|client| {
+            GoogleOAuth::new(
+                client.client_id,
+                client.client_secret,
+                config.google_endpoints.clone(),
+                http_client.clone(),
+            )
+        });
+        let gmail = Gmail::new(config.gmail_api_url.clone(), http_client.clone());
+        let vault = Arc::new(Vault::new(store.clone(), keyring, google, gmail));
+        let connections = Arc::new(Connections::new(
+            store.clone(),
+            Arc::clone(&vault),
+            config.oauth_redirect_uri(),
+        ));
+
         let database = config.database_url.redacted();
-        let router = http::router(store.clone(), Arc::new(config), auth);
+        let router = http::router(AppState {
+            store: store.clone(),
+            config: Arc::new(config),
+            auth,
+            vault: Arc::clone(&vault),
+            connections,
+            openapi_json: Arc::default(),
+        });
         Ok(Application {
             listener,
             router,
             store,
             database,
+            vault,
             started,
         })
+    }
+
+    /// The token vault (for tests and tools that use Google directly).
+    pub fn vault(&self) -> Arc<Vault> {
+        Arc::clone(&self.vault)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -112,6 +160,31 @@ impl Application {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The token encryption keys: configured, or (SQLite without configured
+/// keys) generated once into `<data dir>/encryption.key`; then checked
+/// against what the database holds, so a wrong key stops the start.
+pub async fn load_keyring(config: &Config, store: &Store) -> anyhow::Result<Keyring> {
+    let keyring = match &config.encryption_keys {
+        Some(keys) => Keyring::parse(secrecy::ExposeSecret::expose_secret(keys))
+            .map_err(|problem| anyhow::anyhow!("MAILWRIGHT_ENCRYPTION_KEYS: {problem}"))?,
+        None => {
+            let path = config.data_dir.join("encryption.key");
+            let (keyring, created) = Keyring::load_or_create_file(&path).map_err(|problem| {
+                anyhow::anyhow!("the generated encryption key file: {problem}")
+            })?;
+            if created {
+                tracing::info!(
+                    path = %path.display(),
+                    "generated the token encryption key; back it up with the database (without it, stored Google tokens cannot be read)"
+                );
+            }
+            keyring
+        }
+    };
+    engine::keys::verify(store, &keyring).await?;
+    Ok(keyring)
 }
 
 /// TLS (JWKS, Google, Sidemail) uses rustls with the ring provider; install it

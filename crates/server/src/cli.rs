@@ -85,6 +85,9 @@ pub enum AdminCommand {
         #[arg(long, value_name = "NAME")]
         workspace: Option<String>,
     },
+    /// Re-encrypt every stored token under the first key of
+    /// MAILWRIGHT_ENCRYPTION_KEYS (then older keys can be removed)
+    RotateKeys,
     /// Create a workspace API key and print it once on standard output
     CreateApiKey {
         /// The workspace, by id or by name
@@ -160,7 +163,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Admin(admin) => {
             store.migrate().await.context("cannot apply migrations")?;
-            let result = run_admin(admin, &store).await;
+            let result = run_admin(admin, &store, &config).await;
             store.close().await;
             result
         }
@@ -198,8 +201,18 @@ async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run_admin(command: AdminCommand, store: &Store) -> anyhow::Result<()> {
+async fn run_admin(command: AdminCommand, store: &Store, config: &Config) -> anyhow::Result<()> {
     match command {
+        AdminCommand::RotateKeys => {
+            let keyring = crate::app::load_keyring(config, store).await?;
+            let rewritten = engine::keys::rotate(store, &keyring).await?;
+            let primary = keyring.primary_key_id();
+            println!(
+                "re-encrypted the tokens of {rewritten} integration(s) under key `{primary}`; \
+                 keys other than `{primary}` can now be removed from MAILWRIGHT_ENCRYPTION_KEYS"
+            );
+            Ok(())
+        }
         AdminCommand::CreateUser {
             email, workspace, ..
         } => {

@@ -8,6 +8,9 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use engine::keyring::Keyring;
+use providers::google::oauth::GoogleEndpoints;
+use secrecy::SecretString;
 use store::DatabaseUrl;
 use url::Url;
 
@@ -25,6 +28,14 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_AUTH_ISSUER",
     "MAILWRIGHT_AUTH_AUDIENCE",
     "MAILWRIGHT_AUTH_WORKSPACE_CLAIM",
+    "MAILWRIGHT_ENCRYPTION_KEYS",
+    "MAILWRIGHT_GOOGLE_CLIENT_ID",
+    "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
+    "MAILWRIGHT_GOOGLE_AUTH_URL",
+    "MAILWRIGHT_GOOGLE_TOKEN_URL",
+    "MAILWRIGHT_GOOGLE_REVOKE_URL",
+    "MAILWRIGHT_GOOGLE_USERINFO_URL",
+    "MAILWRIGHT_GMAIL_API_URL",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -42,11 +53,35 @@ pub struct Config {
     pub listen: SocketAddr,
     /// External base URL, without a trailing slash.
     pub public_url: Url,
+    /// Whether `MAILWRIGHT_PUBLIC_URL` was given (else it follows the
+    /// address actually bound, which matters when listening on port 0).
+    pub public_url_explicit: bool,
+    /// `id:base64,...`; `None` means "generate a key file" (SQLite only).
+    pub encryption_keys: Option<SecretString>,
+    /// The OAuth client; `None` when Google is not configured.
+    pub google: Option<GoogleClient>,
+    pub google_endpoints: GoogleEndpoints,
+    pub gmail_api_url: Url,
     pub log_format: LogFormat,
     /// A `tracing` filter (`RUST_LOG` syntax), already checked.
     pub log_filter: String,
     /// JWT bearer authentication; `None` when no JWKS URL is configured.
     pub jwt: Option<JwtConfig>,
+}
+
+/// The Google OAuth client Mailwright is registered as.
+#[derive(Clone)]
+pub struct GoogleClient {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl std::fmt::Debug for GoogleClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleClient")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How bearer JWTs are verified.
@@ -216,6 +251,7 @@ impl Config {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
 
+        let public_url_explicit = sources.get("MAILWRIGHT_PUBLIC_URL").is_some();
         let public_url = match sources.get("MAILWRIGHT_PUBLIC_URL") {
             Some((value, origin)) => {
                 parse_public_url(&value).map_err(|problem| error(&origin, problem))?
@@ -301,7 +337,78 @@ impl Config {
             }
         };
 
+        let encryption_keys = match sources.get("MAILWRIGHT_ENCRYPTION_KEYS") {
+            Some((value, origin)) => {
+                Keyring::parse(&value).map_err(|problem| error(&origin, problem.to_string()))?;
+                Some(SecretString::from(value))
+            }
+            None if matches!(database_url, DatabaseUrl::Postgres { .. }) => {
+                return Err(ConfigError {
+                    setting: "MAILWRIGHT_ENCRYPTION_KEYS".into(),
+                    problem: "is required with PostgreSQL (replicas must share the key); set it to k1:<base64 of 32 random bytes>, e.g. `echo k1:$(openssl rand -base64 32)`".into(),
+                });
+            }
+            None => None,
+        };
+
+        let url_setting = |name: &'static str, default: &str| -> Result<Url, ConfigError> {
+            match sources.get(name) {
+                Some((value, origin)) => Url::parse(&value)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .ok_or_else(|| error(&origin, format!("`{value}` is not an http(s) URL"))),
+                None => Ok(Url::parse(default).expect("default URLs are valid")),
+            }
+        };
+        let google_endpoints = GoogleEndpoints {
+            auth_url: url_setting(
+                "MAILWRIGHT_GOOGLE_AUTH_URL",
+                "https://accounts.google.com/o/oauth2/v2/auth",
+            )?,
+            token_url: url_setting(
+                "MAILWRIGHT_GOOGLE_TOKEN_URL",
+                "https://oauth2.googleapis.com/token",
+            )?,
+            revoke_url: url_setting(
+                "MAILWRIGHT_GOOGLE_REVOKE_URL",
+                "https://oauth2.googleapis.com/revoke",
+            )?,
+            userinfo_url: url_setting(
+                "MAILWRIGHT_GOOGLE_USERINFO_URL",
+                "https://openidconnect.googleapis.com/v1/userinfo",
+            )?,
+        };
+        let gmail_api_url =
+            url_setting("MAILWRIGHT_GMAIL_API_URL", "https://gmail.googleapis.com")?;
+        let google = match (
+            sources.get("MAILWRIGHT_GOOGLE_CLIENT_ID"),
+            sources.get("MAILWRIGHT_GOOGLE_CLIENT_SECRET"),
+        ) {
+            (Some((client_id, _)), Some((secret, _))) => Some(GoogleClient {
+                client_id,
+                client_secret: SecretString::from(secret),
+            }),
+            (None, None) => None,
+            (Some((_, origin)), None) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_GOOGLE_CLIENT_SECRET is not; both come from the same Google OAuth client",
+                ));
+            }
+            (None, Some((_, origin))) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_GOOGLE_CLIENT_ID is not; both come from the same Google OAuth client",
+                ));
+            }
+        };
+
         let config = Config {
+            public_url_explicit,
+            encryption_keys,
+            google,
+            google_endpoints,
+            gmail_api_url,
             jwt,
             data_dir,
             database_url,
@@ -311,6 +418,11 @@ impl Config {
             log_filter,
         };
         Ok((config, warnings))
+    }
+
+    /// Where Google sends people back after the consent screen.
+    pub fn oauth_redirect_uri(&self) -> String {
+        self.public_url_for("/api/auth/oauth/google/callback")
     }
 
     /// Whether browsers reach this service over HTTPS (cookies get `Secure`).
@@ -343,6 +455,7 @@ fn parse_public_url(value: &str) -> Result<Url, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -395,8 +508,12 @@ mod tests {
 
     #[test]
     fn a_database_password_never_appears_in_errors_or_debug_output() {
+        let key = Keyring::generate_entry("k1");
         let (config, _) = Config::load(
-            env(&[("MAILWRIGHT_DATABASE_URL", "postgres://mw:s3cret@db:5432/mw")]),
+            env(&[
+                ("MAILWRIGHT_DATABASE_URL", "postgres://mw:s3cret@db:5432/mw"),
+                ("MAILWRIGHT_ENCRYPTION_KEYS", key.expose_secret()),
+            ]),
             None,
         )
         .unwrap();
@@ -495,6 +612,70 @@ mod tests {
         assert!(
             line.starts_with("configuration error: MAILWRIGHT_AUTH_JWKS_URL: "),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn postgres_needs_encryption_keys_and_keys_are_checked() {
+        let line = Config::load(
+            env(&[("MAILWRIGHT_DATABASE_URL", "postgres://db/mw")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            line.starts_with(
+                "configuration error: MAILWRIGHT_ENCRYPTION_KEYS: is required with PostgreSQL"
+            ),
+            "{line}"
+        );
+        let line = Config::load(env(&[("MAILWRIGHT_ENCRYPTION_KEYS", "k1:c2hvcnQ=")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            line.contains("MAILWRIGHT_ENCRYPTION_KEYS") && line.contains("32"),
+            "{line}"
+        );
+        let key = Keyring::generate_entry("k1");
+        let (config, _) = Config::load(
+            env(&[
+                ("MAILWRIGHT_DATABASE_URL", "postgres://db/mw"),
+                ("MAILWRIGHT_ENCRYPTION_KEYS", key.expose_secret()),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(
+            !format!("{config:?}").contains(key.expose_secret().split(':').nth(1).unwrap()),
+            "keys stay out of Debug output"
+        );
+    }
+
+    #[test]
+    fn a_google_client_needs_both_halves_and_secrets_stay_hidden() {
+        let line = Config::load(env(&[("MAILWRIGHT_GOOGLE_CLIENT_ID", "id")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            line.starts_with("configuration error: MAILWRIGHT_GOOGLE_CLIENT_ID: "),
+            "{line}"
+        );
+        let (config, _) = Config::load(
+            env(&[
+                ("MAILWRIGHT_GOOGLE_CLIENT_ID", "id.apps"),
+                ("MAILWRIGHT_GOOGLE_CLIENT_SECRET", "GOCSPX-secret"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("GOCSPX-secret"));
+        assert_eq!(
+            config.google_endpoints.token_url.as_str(),
+            "https://oauth2.googleapis.com/token"
+        );
+        assert_eq!(
+            config.oauth_redirect_uri(),
+            "http://127.0.0.1:8080/api/auth/oauth/google/callback"
         );
     }
 

@@ -12,6 +12,7 @@ use crate::config::{Config, LogFormat};
 
 pub const HTTP_REQUESTS: &str = "mailwright_http_requests_total";
 pub const HTTP_REQUEST_DURATION: &str = "mailwright_http_request_duration_seconds";
+pub const INTEGRATIONS: &str = "mailwright_integrations";
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,14 @@ pub fn metrics() -> &'static PrometheusHandle {
         metrics::describe_counter!(
             HTTP_REQUESTS,
             "HTTP requests answered, by method, route and status."
+        );
+        metrics::describe_gauge!(
+            INTEGRATIONS,
+            "Connected accounts, by status, across all workspaces."
+        );
+        metrics::describe_counter!(
+            engine::vault::TOKEN_REFRESHES,
+            "OAuth token refreshes, by outcome (success, invalid_grant, unavailable, rejected)."
         );
         metrics::describe_histogram!(
             HTTP_REQUEST_DURATION,

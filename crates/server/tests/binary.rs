@@ -19,6 +19,10 @@ fn mailwright(db: &TestDatabase) -> Command {
         .env("MAILWRIGHT_DATABASE_URL", db.url.expose())
         .env("MAILWRIGHT_LISTEN", "127.0.0.1:0")
         .env("MAILWRIGHT_LOG_FORMAT", "json")
+        .env(
+            "MAILWRIGHT_ENCRYPTION_KEYS",
+            "test:bWFpbHdyaWdodC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI=",
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -235,6 +239,10 @@ async fn admin_creates_a_user_and_an_api_key_that_works() {
         let env = vec![
             ("MAILWRIGHT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             ("MAILWRIGHT_DATABASE_URL".to_owned(), db.url.expose()),
+            (
+                "MAILWRIGHT_ENCRYPTION_KEYS".to_owned(),
+                "test:bWFpbHdyaWdodC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI=".to_owned(),
+            ),
         ];
         mailwright::Config::load(env, None).unwrap().0
     };

@@ -50,6 +50,7 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
 fn id_of_a(path: &str, parameter: &str, a: &Tenant) -> String {
     match (path, parameter) {
         (path, "id") if path.starts_with("/api/api-keys/") => a.key_id.clone(),
+        (path, "id") if path.starts_with("/api/integrations/") => a.integration_id.clone(),
         _ => panic!(
             "the isolation matrix does not know how to make workspace A's `{parameter}` for {path}: add it to id_of_a"
         ),
@@ -182,6 +183,7 @@ fn the_matrix_refuses_routes_it_cannot_fill() {
         user: domain::UserId::new(),
         key_id: "k".into(),
         key: "mw_x".into(),
+        integration_id: "i".into(),
     };
     let unknown = std::panic::catch_unwind(|| {
         fill("/api/widgets/{widget_id}", |parameter| {

@@ -11,6 +11,7 @@ pub mod api_keys;
 mod database_url;
 mod error;
 pub mod identity;
+pub mod integrations;
 pub mod jobs;
 mod readiness;
 pub mod sessions;

@@ -112,6 +112,31 @@ impl TestDatabase {
     }
 }
 
+/// Un-apply the record of the newest migration, as if this binary were
+/// newer than the database (readiness must then report pending migrations).
+pub async fn forget_latest_migration(store: &Store) {
+    crate::on_pool!(store, pool => {
+        sqlx::query("DELETE FROM _sqlx_migrations WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+            .execute(pool)
+            .await
+            .expect("the migrations table exists");
+    });
+}
+
+/// Make every pending OAuth state expired, as if the person took longer
+/// than its lifetime on Google's consent screen.
+pub async fn expire_oauth_states(store: &Store) {
+    let past = crate::now() - chrono::Duration::minutes(1);
+    let result: Result<(), crate::StoreError> = async {
+        crate::across_workspaces!(store, conn => {
+            sqlx::query("UPDATE oauth_states SET expires_at = $1").bind(past).execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+    .await;
+    result.expect("oauth states can be expired");
+}
+
 /// Create the application role once; concurrent tests may race to do it.
 async fn ensure_app_role(admin: &mut PgConnection) {
     async fn exists(admin: &mut PgConnection) -> Result<bool, sqlx::Error> {

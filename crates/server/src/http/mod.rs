@@ -3,6 +3,7 @@
 //! undocumented route cannot be added by accident).
 
 pub mod identity;
+pub mod integrations;
 pub mod json;
 pub mod ops;
 pub mod problem;
@@ -12,7 +13,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use store::Store;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::OpenApi;
@@ -21,8 +21,6 @@ use utoipa_axum::router::OpenApiRouter;
 pub use problem::{ApiError, ErrorCode, FieldError, Problem};
 
 use crate::app::AppState;
-use crate::auth::Authenticator;
-use crate::config::Config;
 
 /// Largest request body accepted (JSON inputs and webhook payloads are small).
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -71,6 +69,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ops::router())
         .merge(identity::router())
+        .merge(integrations::router())
         .merge(crate::ui::router())
 }
 
@@ -80,16 +79,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole application router, with its middleware.
-pub fn router(store: Store, config: Arc<Config>, auth: Arc<Authenticator>) -> Router {
+pub fn router(mut state: AppState) -> Router {
     let (routes, mut openapi) = documented_routes().split_for_parts();
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let openapi_json = openapi.to_json().expect("the OpenAPI document serializes");
-    let state = AppState {
-        store,
-        config,
-        auth,
-        openapi_json: Arc::new(openapi_json),
-    };
+    state.openapi_json = Arc::new(openapi.to_json().expect("the OpenAPI document serializes"));
     routes
         .route_layer(middleware::from_fn(request_context::record_route))
         .fallback(|| async { ApiError::NotFound })

@@ -101,7 +101,29 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
 
 /// Prometheus metrics, text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain", body = String)))]
-async fn prometheus_metrics() -> Response {
+async fn prometheus_metrics(State(state): State<AppState>) -> Response {
+    // Counted at scrape time from the database, so every replica reports
+    // the same, current numbers.
+    match state.store.integration_counts().await {
+        Ok(counts) => {
+            for status in [
+                "connected",
+                "missing_scopes",
+                "needs_reauth",
+                "disconnected",
+            ] {
+                let count = counts
+                    .iter()
+                    .find(|(name, _)| name == status)
+                    .map_or(0, |(_, count)| *count);
+                metrics::gauge!(telemetry::INTEGRATIONS, "status" => status).set(count as f64);
+            }
+        }
+        Err(error) => tracing::warn!(
+            error = format!("{error:#}"),
+            "cannot count integrations for /metrics"
+        ),
+    }
     let mut response = telemetry::metrics().render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub address: String,
+    pub vault: std::sync::Arc<engine::vault::Vault>,
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
@@ -20,8 +21,15 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A fixed encryption key for tests (PostgreSQL requires one to be configured).
+pub const TEST_ENCRYPTION_KEYS: &str = "test:bWFpbHdyaWdodC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI=";
+
 pub fn test_config(db: &TestDatabase, extra_env: &[(&str, String)]) -> Config {
     let mut env = vec![
+        (
+            "MAILWRIGHT_ENCRYPTION_KEYS".to_owned(),
+            TEST_ENCRYPTION_KEYS.to_owned(),
+        ),
         ("MAILWRIGHT_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
         (
             "MAILWRIGHT_DATA_DIR".to_owned(),
@@ -52,24 +60,19 @@ pub async fn spawn_app_with(extra_env: &[(&str, String)]) -> TestApp {
     start(db, store, extra_env).await
 }
 
-/// The application on a fresh database whose migrations were never applied.
-pub async fn spawn_app_unmigrated() -> TestApp {
-    let db = TestDatabase::new().await;
-    let store = db.connect().await;
-    start(db, store, &[]).await
-}
-
 async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> TestApp {
     let application = Application::build(test_config(&db, extra_env), store.clone())
         .await
         .expect("the application builds");
     let address = format!("http://{}", application.local_addr());
+    let vault = application.vault();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
     }));
     TestApp {
         address,
+        vault,
         // Redirects are part of what is tested: never follow them.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -88,6 +91,8 @@ pub struct Tenant {
     pub user: domain::UserId,
     pub key_id: String,
     pub key: String,
+    /// A Gmail integration of the workspace (its tokens are placeholders).
+    pub integration_id: String,
 }
 
 impl TestApp {
@@ -112,7 +117,45 @@ impl TestApp {
             .expect("the server answers")
     }
 
+    /// A workspace with an owner and an API key, and nothing connected.
+    pub async fn bare_tenant(&self, name: &str) -> Tenant {
+        self.tenant_inner(name).await
+    }
+
+    /// A workspace with an owner, an API key and a (placeholder) Gmail integration.
     pub async fn tenant(&self, name: &str) -> Tenant {
+        let tenant = self.tenant_inner(name).await;
+        let placeholder = store::integrations::Sealed {
+            key_id: "test".to_owned(),
+            bytes: vec![0; 48],
+        };
+        let integration_id = domain::IntegrationId::new();
+        let grant = store::integrations::Grant {
+            user: tenant.user,
+            integration_type: domain::scopes::IntegrationType::Gmail,
+            provider_account_id: format!("google-sub-{name}"),
+            email: format!("{name}@gmail.example"),
+            display_name: Some(format!("{name} mailbox")),
+            granted_scopes: domain::scopes::ScopeSet::parse(
+                &domain::scopes::IntegrationType::Gmail
+                    .requested_scopes()
+                    .join(" "),
+            ),
+            access_token: placeholder.clone(),
+            refresh_token: Some(placeholder),
+            expires_at: store::now() + chrono::Duration::hours(1),
+        };
+        self.store
+            .save_connection(tenant.workspace, integration_id, &grant)
+            .await
+            .unwrap();
+        Tenant {
+            integration_id: integration_id.to_string(),
+            ..tenant
+        }
+    }
+
+    async fn tenant_inner(&self, name: &str) -> Tenant {
         let workspace = self.store.create_workspace(name).await.unwrap();
         let user = self
             .store
@@ -136,6 +179,7 @@ impl TestApp {
             user: user.id,
             key_id: key.id.to_string(),
             key: secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
+            integration_id: String::new(),
         }
     }
 

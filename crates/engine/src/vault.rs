@@ -1,0 +1,482 @@
+//! The token vault: decrypts access tokens for use, refreshes them ahead of
+//! expiry, and keeps each integration's status honest.
+//!
+//! One refresh at a time per integration: within a process callers queue on
+//! a per-integration lock; across processes the first to take the row's
+//! refresh lease (compare-and-set on the token version) refreshes while the
+//! others wait for the version to change. No transaction is held open while
+//! Google is called. `invalid_grant` means the person must reconnect: the
+//! integration becomes `needs_reauth` and is not refreshed again until then.
+//! Network trouble and 5xx are retried a little, then reported, without a
+//! status change.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use domain::scopes::{Capability, IntegrationStatus, ScopeSet};
+use domain::{IntegrationId, WorkspaceId};
+use providers::google::gmail::{Gmail, GmailError};
+use providers::google::oauth::{GoogleOAuth, OAuthError};
+use secrecy::{ExposeSecret, SecretString};
+use store::integrations::{Integration, Refreshed, StoredTokens};
+use store::{Store, StoreError};
+use uuid::Uuid;
+
+use crate::keyring::Keyring;
+
+/// Refresh when the access token expires within this margin.
+pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
+/// How long a refresh lease lasts: longer than a refresh can take.
+const REFRESH_LEASE: chrono::Duration = chrono::Duration::seconds(30);
+/// How long a caller waits for another process's refresh.
+const WAIT_FOR_OTHER_REFRESH: Duration = Duration::from_secs(35);
+/// Attempts at a refresh when Google is unavailable, and the pause between.
+const REFRESH_ATTEMPTS: u32 = 3;
+const REFRESH_RETRY_PAUSE: Duration = Duration::from_millis(300);
+
+pub const TOKEN_REFRESHES: &str = "mailwright_token_refreshes_total";
+
+/// Why no token (or no Gmail answer) could be had, in terms callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("no such integration")]
+    NotFound,
+    #[error("the integration is disconnected")]
+    Disconnected,
+    #[error("the integration needs to be reconnected")]
+    NeedsReauth,
+    #[error("the integration lacks scopes: {}", .0.join(", "))]
+    MissingScopes(Vec<String>),
+    #[error("Google is unavailable: {reason}")]
+    Unavailable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Google refused the request: {0}")]
+    Rejected(String),
+    #[error("Google is not configured on this server")]
+    NotConfigured,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for VaultError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => VaultError::NotFound,
+            other => VaultError::Internal(other.into()),
+        }
+    }
+}
+
+/// The associated data that binds a token ciphertext to its row and field.
+pub fn token_context(id: IntegrationId, field: &str) -> String {
+    format!("oauth_tokens:{id}:{field}")
+}
+
+pub struct Vault {
+    store: Store,
+    keyring: Arc<Keyring>,
+    google: Option<GoogleOAuth>,
+    gmail: Gmail,
+    /// Per-integration locks: callers in this process wait for one refresh.
+    refreshing: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Vault {
+    pub fn new(
+        store: Store,
+        keyring: Arc<Keyring>,
+        google: Option<GoogleOAuth>,
+        gmail: Gmail,
+    ) -> Vault {
+        Vault {
+            store,
+            keyring,
+            google,
+            gmail,
+            refreshing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    pub fn google(&self) -> Option<&GoogleOAuth> {
+        self.google.as_ref()
+    }
+
+    pub fn gmail(&self) -> &Gmail {
+        &self.gmail
+    }
+
+    /// A usable access token for the integration.
+    pub async fn access_token(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<SecretString, VaultError> {
+        Ok(self.access_token_and_version(workspace, id).await?.0)
+    }
+
+    async fn access_token_and_version(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<(SecretString, i32), VaultError> {
+        let integration = self.store.integration(workspace, id).await?;
+        match integration.status {
+            IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
+            IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
+            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+        }
+        let give_up = Instant::now() + WAIT_FOR_OTHER_REFRESH;
+        loop {
+            let tokens = self
+                .store
+                .tokens(workspace, id)
+                .await?
+                .ok_or(VaultError::Disconnected)?;
+            if is_fresh(&tokens) {
+                return Ok((self.decrypt_access(id, &tokens)?, tokens.version));
+            }
+            let lock = self.local_lock(id);
+            let _one_refresh_in_this_process = lock.lock().await;
+            // Someone in this process may have refreshed while we waited.
+            let tokens = self
+                .store
+                .tokens(workspace, id)
+                .await?
+                .ok_or(VaultError::Disconnected)?;
+            if is_fresh(&tokens) {
+                return Ok((self.decrypt_access(id, &tokens)?, tokens.version));
+            }
+            let lease = Uuid::new_v4();
+            let until = store::now() + REFRESH_LEASE;
+            if self
+                .store
+                .lease_token_refresh(workspace, id, tokens.version, lease, until)
+                .await?
+            {
+                if let Some(fresh) = self
+                    .refresh_under_lease(&integration, &tokens, lease)
+                    .await?
+                {
+                    return Ok(fresh);
+                }
+                // Lease lost mid-refresh: read again.
+                continue;
+            }
+            // Another process holds the lease: wait for its result.
+            self.wait_for_other_refresh(workspace, id, tokens.version, give_up)
+                .await?;
+        }
+    }
+
+    fn local_lock(&self, id: IntegrationId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.refreshing.lock().expect("refresh lock map");
+        Arc::clone(locks.entry(id).or_default())
+    }
+
+    fn decrypt_access(
+        &self,
+        id: IntegrationId,
+        tokens: &StoredTokens,
+    ) -> Result<SecretString, VaultError> {
+        self.keyring
+            .open_secret(&tokens.access_token, &token_context(id, "access"))
+            .map_err(|error| {
+                VaultError::Internal(anyhow::anyhow!(
+                    "cannot decrypt the access token of {id}: {error}"
+                ))
+            })
+    }
+
+    async fn wait_for_other_refresh(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        version: i32,
+        give_up: Instant,
+    ) -> Result<(), VaultError> {
+        loop {
+            let tokens = self
+                .store
+                .tokens(workspace, id)
+                .await?
+                .ok_or(VaultError::Disconnected)?;
+            let lease_over = tokens
+                .refresh_lease_until
+                .is_none_or(|until| until < store::now());
+            if tokens.version != version || lease_over {
+                return Ok(());
+            }
+            if Instant::now() > give_up {
+                return Err(VaultError::Unavailable {
+                    reason: "another refresh of this token did not finish in time".into(),
+                    retry_after: None,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Refresh with the lease held. `Ok(None)`: the lease was lost.
+    async fn refresh_under_lease(
+        &self,
+        integration: &Integration,
+        tokens: &StoredTokens,
+        lease: Uuid,
+    ) -> Result<Option<(SecretString, i32)>, VaultError> {
+        let (workspace, id) = (integration.workspace, integration.id);
+        let outcome = self.refresh_with_google(integration, tokens).await;
+        let response = match outcome {
+            Ok(response) => response,
+            Err(error) => {
+                self.store
+                    .release_token_refresh(workspace, id, lease)
+                    .await?;
+                return Err(self.refresh_failed(integration, error).await);
+            }
+        };
+        let refreshed = Refreshed {
+            access_token: self.keyring.seal(
+                response.access_token.expose_secret().as_bytes(),
+                &token_context(id, "access"),
+            ),
+            refresh_token: response.refresh_token.as_ref().map(|token| {
+                self.keyring.seal(
+                    token.expose_secret().as_bytes(),
+                    &token_context(id, "refresh"),
+                )
+            }),
+            expires_at: store::now()
+                + chrono::Duration::from_std(response.expires_in)
+                    .unwrap_or(chrono::Duration::hours(1)),
+            granted_scopes: response.scope.as_deref().map(|scope| {
+                let granted = ScopeSet::parse(scope);
+                let status = IntegrationStatus::for_grant(&granted, integration.integration_type);
+                (granted, status)
+            }),
+        };
+        if !self
+            .store
+            .store_refreshed_tokens(workspace, id, lease, &refreshed)
+            .await?
+        {
+            return Ok(None);
+        }
+        metrics::counter!(TOKEN_REFRESHES, "outcome" => "success").increment(1);
+        Ok(Some((response.access_token, tokens.version + 1)))
+    }
+
+    async fn refresh_with_google(
+        &self,
+        integration: &Integration,
+        tokens: &StoredTokens,
+    ) -> Result<providers::google::oauth::TokenResponse, OAuthError> {
+        let google = self
+            .google
+            .as_ref()
+            .ok_or_else(|| OAuthError::Rejected("Google is not configured".into()))?;
+        let Some(sealed) = &tokens.refresh_token else {
+            return Err(OAuthError::InvalidGrant {
+                detail: "no refresh token is stored".into(),
+            });
+        };
+        let refresh_token = self
+            .keyring
+            .open_secret(sealed, &token_context(integration.id, "refresh"))
+            .map_err(|error| {
+                OAuthError::Rejected(format!("cannot decrypt the refresh token: {error}"))
+            })?;
+        let mut attempt = 1;
+        loop {
+            match google.refresh(&refresh_token).await {
+                Err(OAuthError::Unavailable(reason)) if attempt < REFRESH_ATTEMPTS => {
+                    tracing::info!(integration = %integration.id, attempt, reason, "Google unavailable while refreshing; retrying");
+                    tokio::time::sleep(REFRESH_RETRY_PAUSE * attempt).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn refresh_failed(&self, integration: &Integration, error: OAuthError) -> VaultError {
+        let (workspace, id) = (integration.workspace, integration.id);
+        match error {
+            OAuthError::InvalidGrant { detail } => {
+                metrics::counter!(TOKEN_REFRESHES, "outcome" => "invalid_grant").increment(1);
+                let message = format!(
+                    "Google no longer accepts Mailwright's access to {} (it was revoked or has expired). Reconnect this account to resume.",
+                    integration.email
+                );
+                match self
+                    .store
+                    .set_integration_status(
+                        workspace,
+                        id,
+                        IntegrationStatus::NeedsReauth,
+                        Some(("needs_reauth", &message)),
+                        None,
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::warn!(integration = %id, google = %detail, event = "integration_needs_reauth", "{message}")
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record needs_reauth")
+                    }
+                }
+                VaultError::NeedsReauth
+            }
+            OAuthError::Unavailable(reason) => {
+                metrics::counter!(TOKEN_REFRESHES, "outcome" => "unavailable").increment(1);
+                let _ = self
+                    .store
+                    .record_integration_error(
+                        workspace,
+                        id,
+                        "provider_unavailable",
+                        "Google did not answer while Mailwright refreshed access; it will try again.",
+                    )
+                    .await;
+                VaultError::Unavailable {
+                    reason,
+                    retry_after: None,
+                }
+            }
+            OAuthError::Rejected(reason) => {
+                metrics::counter!(TOKEN_REFRESHES, "outcome" => "rejected").increment(1);
+                tracing::error!(integration = %id, reason, "Google refused a token refresh");
+                let _ = self
+                    .store
+                    .record_integration_error(workspace, id, "provider_error", "Google refused to refresh access; the operator should check the Google client settings.")
+                    .await;
+                VaultError::Rejected(reason)
+            }
+        }
+    }
+
+    /// Run a Gmail call with the integration's token, keeping its status,
+    /// `last_used_at` and `last_error` current: a 401 refreshes and retries
+    /// once; a 403 for missing scopes marks the integration `missing_scopes`
+    /// at once (`needs` names what the call was for).
+    pub async fn with_gmail<T, F, Fut>(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        needs: Capability,
+        call: F,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GmailError>>,
+    {
+        let (token, version) = self.access_token_and_version(workspace, id).await?;
+        let result = match call(token).await {
+            Err(GmailError::Unauthorized) => {
+                self.store
+                    .expire_access_token(workspace, id, version)
+                    .await?;
+                let (token, _) = self.access_token_and_version(workspace, id).await?;
+                call(token).await
+            }
+            other => other,
+        };
+        match result {
+            Ok(value) => {
+                self.store.touch_integration(workspace, id).await?;
+                Ok(value)
+            }
+            Err(error) => Err(self.gmail_failed(workspace, id, needs, error).await),
+        }
+    }
+
+    async fn gmail_failed(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        needs: Capability,
+        error: GmailError,
+    ) -> VaultError {
+        let record = |code: &'static str, message: String| async move {
+            if let Err(error) = self
+                .store
+                .record_integration_error(workspace, id, code, &message)
+                .await
+            {
+                tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record a Gmail error");
+            }
+        };
+        match error {
+            GmailError::InsufficientPermissions => {
+                let scope = needs.preferred_scope();
+                let message = format!(
+                    "Google refused because Mailwright may not {} in this mailbox. Reconnect and allow it.",
+                    needs.describe()
+                );
+                match self
+                    .store
+                    .set_integration_status(
+                        workspace,
+                        id,
+                        IntegrationStatus::MissingScopes,
+                        Some(("missing_scopes", &message)),
+                        Some(scope),
+                    )
+                    .await
+                {
+                    Ok(true) => {
+                        tracing::warn!(integration = %id, scope, event = "integration_missing_scopes", "{message}")
+                    }
+                    Ok(false) => {}
+                    Err(error) => {
+                        tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record missing scopes")
+                    }
+                }
+                VaultError::MissingScopes(vec![scope.to_owned()])
+            }
+            GmailError::Unauthorized => {
+                record(
+                    "provider_error",
+                    "Google rejected a freshly refreshed access token.".into(),
+                )
+                .await;
+                VaultError::Rejected("Gmail rejected a freshly refreshed access token".into())
+            }
+            GmailError::Unavailable {
+                reason,
+                retry_after,
+            } => {
+                record(
+                    "provider_unavailable",
+                    format!("Gmail did not answer ({reason}); Mailwright will try again."),
+                )
+                .await;
+                VaultError::Unavailable {
+                    reason,
+                    retry_after,
+                }
+            }
+            GmailError::Rejected { status, reason } => {
+                record(
+                    "provider_error",
+                    format!("Gmail refused the request (HTTP {status}, {reason})."),
+                )
+                .await;
+                VaultError::Rejected(format!("HTTP {status} {reason}"))
+            }
+        }
+    }
+}
+
+fn is_fresh(tokens: &StoredTokens) -> bool {
+    tokens.expires_at > store::now() + REFRESH_MARGIN
+}

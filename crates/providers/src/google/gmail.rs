@@ -1,0 +1,152 @@
+//! The Gmail API. Each call is classified: 401 (token rejected: refresh and
+//! retry once), 403 `insufficientPermissions` (a scope is missing: tell the
+//! person), 429/5xx/timeouts (retry later), anything else.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::oauth::TIMEOUT;
+
+#[derive(Clone)]
+pub struct Gmail {
+    /// `https://gmail.googleapis.com` (or the sandbox's base).
+    api_url: Url,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GmailError {
+    #[error("Gmail rejected the access token")]
+    Unauthorized,
+    #[error("the grant lacks a scope this call needs")]
+    InsufficientPermissions,
+    #[error("Gmail is unavailable ({reason})")]
+    Unavailable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("Gmail refused the request (HTTP {status}, {reason})")]
+    Rejected { status: u16, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub email_address: String,
+    #[serde(default)]
+    pub history_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    errors: Vec<ErrorItem>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorItem {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl Gmail {
+    pub fn new(api_url: Url, http: reqwest::Client) -> Gmail {
+        Gmail { api_url, http }
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let base = self.api_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/gmail/v1/users/me/{path}")).expect("a valid Gmail URL")
+    }
+
+    /// `users.getProfile`: the mailbox's address and current history id.
+    pub async fn profile(&self, access_token: &SecretString) -> Result<Profile, GmailError> {
+        let response = self
+            .http
+            .get(self.url("profile"))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(|error| GmailError::Unavailable {
+                reason: if error.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "could not connect".into()
+                },
+                retry_after: None,
+            })?;
+        let response = check(response).await?;
+        response.json().await.map_err(|_| GmailError::Rejected {
+            status: 200,
+            reason: "unexpected answer".into(),
+        })
+    }
+}
+
+/// Turn an error answer into what it means.
+pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, GmailError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.unwrap_or_default();
+    let envelope: Option<ErrorEnvelope> = serde_json::from_slice(&body).ok();
+    let reason = envelope
+        .as_ref()
+        .and_then(|envelope| {
+            envelope
+                .error
+                .errors
+                .first()
+                .and_then(|item| item.reason.clone())
+                .or(envelope.error.status.clone())
+        })
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    match status.as_u16() {
+        401 => Err(GmailError::Unauthorized),
+        403 if reason == "insufficientPermissions"
+            || reason == "PERMISSION_DENIED" && body_mentions_scopes(&body) =>
+        {
+            Err(GmailError::InsufficientPermissions)
+        }
+        403 if reason == "rateLimitExceeded" || reason == "userRateLimitExceeded" => {
+            Err(GmailError::Unavailable {
+                reason,
+                retry_after,
+            })
+        }
+        429 => Err(GmailError::Unavailable {
+            reason,
+            retry_after,
+        }),
+        code if code >= 500 => Err(GmailError::Unavailable {
+            reason,
+            retry_after,
+        }),
+        code => Err(GmailError::Rejected {
+            status: code,
+            reason,
+        }),
+    }
+}
+
+fn body_mentions_scopes(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("insufficient authentication scopes")
+}

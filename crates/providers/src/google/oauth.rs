@@ -1,0 +1,252 @@
+//! Google's OAuth 2.0 endpoints: authorization URL, code exchange (with PKCE),
+//! refresh, revocation, userinfo.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Where Google's endpoints are (real Google, or the sandbox).
+#[derive(Debug, Clone)]
+pub struct GoogleEndpoints {
+    pub auth_url: Url,
+    pub token_url: Url,
+    pub revoke_url: Url,
+    pub userinfo_url: Url,
+}
+
+/// An OAuth client registered with Google.
+#[derive(Clone)]
+pub struct GoogleOAuth {
+    client_id: String,
+    client_secret: SecretString,
+    endpoints: GoogleEndpoints,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for GoogleOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleOAuth")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What Google's token endpoint answered.
+pub struct TokenResponse {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub expires_in: Duration,
+    /// Space-delimited granted scopes, when Google says.
+    pub scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The Google account a token belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// How a call to Google failed, by what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The code or refresh token is no longer valid: the person must
+    /// connect again. `detail` is Google's description (for logs).
+    #[error("Google answered invalid_grant ({detail})")]
+    InvalidGrant { detail: String },
+    /// Network trouble, a timeout, 429 or 5xx: worth retrying later.
+    #[error("Google is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other refusal (misconfigured client, malformed answer).
+    #[error("Google refused the request: {0}")]
+    Rejected(String),
+}
+
+/// Requests to Google time out after this long.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+fn transport(error: reqwest::Error) -> OAuthError {
+    OAuthError::Unavailable(if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        "could not connect".to_owned()
+    })
+}
+
+impl GoogleOAuth {
+    pub fn new(
+        client_id: String,
+        client_secret: SecretString,
+        endpoints: GoogleEndpoints,
+        http: reqwest::Client,
+    ) -> GoogleOAuth {
+        GoogleOAuth {
+            client_id,
+            client_secret,
+            endpoints,
+            http,
+        }
+    }
+
+    /// The consent URL: offline access, PKCE S256, consent prompt, and
+    /// incremental authorization (earlier grants are kept).
+    pub fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        scopes: &[&str],
+        state: &str,
+        code_challenge: &str,
+        login_hint: Option<&str>,
+    ) -> Url {
+        let mut url = self.endpoints.auth_url.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("client_id", &self.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("scope", &scopes.join(" "))
+                .append_pair("state", state)
+                .append_pair("code_challenge", code_challenge)
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("access_type", "offline")
+                .append_pair("prompt", "consent")
+                .append_pair("include_granted_scopes", "true");
+            if let Some(hint) = login_hint {
+                query.append_pair("login_hint", hint);
+            }
+        }
+        url
+    }
+
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", code_verifier),
+            ("redirect_uri", redirect_uri),
+        ])
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenResponse, OAuthError> {
+        self.token_request(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose_secret()),
+        ])
+        .await
+    }
+
+    async fn token_request(&self, fields: &[(&str, &str)]) -> Result<TokenResponse, OAuthError> {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("client_id", &self.client_id));
+        form.push(("client_secret", self.client_secret.expose_secret()));
+        let response = self
+            .http
+            .post(self.endpoints.token_url.clone())
+            .timeout(TIMEOUT)
+            .form(&form)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            let token: TokenBody = serde_json::from_slice(&body).map_err(|_| {
+                OAuthError::Rejected("the token answer is not the expected JSON".into())
+            })?;
+            return Ok(TokenResponse {
+                access_token: SecretString::from(token.access_token),
+                refresh_token: token.refresh_token.map(SecretString::from),
+                expires_in: Duration::from_secs(token.expires_in.unwrap_or(3600)),
+                scope: token.scope,
+            });
+        }
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(error) if error.error == "invalid_grant" => Err(OAuthError::InvalidGrant {
+                detail: error.error_description.unwrap_or_default(),
+            }),
+            Ok(error) => Err(OAuthError::Rejected(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                error.error
+            ))),
+            Err(_) => Err(OAuthError::Rejected(format!("HTTP {}", status.as_u16()))),
+        }
+    }
+
+    /// Revoke a token (and with it the grant). Best effort for callers.
+    pub async fn revoke(&self, token: &SecretString) -> Result<(), OAuthError> {
+        let response = self
+            .http
+            .post(self.endpoints.revoke_url.clone())
+            .timeout(TIMEOUT)
+            .form(&[("token", token.expose_secret())])
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() {
+            Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())))
+        } else {
+            Err(OAuthError::Rejected(format!("HTTP {}", status.as_u16())))
+        }
+    }
+
+    pub async fn userinfo(&self, access_token: &SecretString) -> Result<UserInfo, OAuthError> {
+        let response = self
+            .http
+            .get(self.endpoints.userinfo_url.clone())
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
+        }
+        if !status.is_success() {
+            return Err(OAuthError::Rejected(format!(
+                "userinfo HTTP {}",
+                status.as_u16()
+            )));
+        }
+        response.json::<UserInfo>().await.map_err(|_| {
+            OAuthError::Rejected("the userinfo answer is not the expected JSON".into())
+        })
+    }
+}

@@ -1,0 +1,399 @@
+//! Connecting Google accounts and reading their state: the connect URL, the
+//! OAuth callback, the integration list and status, reconnect, disconnect.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::IntegrationId;
+use domain::return_to::ReturnTo;
+use domain::scopes::{IntegrationStatus, IntegrationType};
+use engine::connections::{CallbackParams, ConnectError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::json::ApiJson;
+use super::problem::{ApiError, FieldError};
+use crate::app::AppState;
+use crate::auth::{AuthUser, MaybeAuthUser};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(connect))
+        .routes(routes!(callback))
+        .routes(routes!(list))
+        .routes(routes!(status))
+        .routes(routes!(get_one, disconnect))
+        .routes(routes!(reconnect))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastErrorView {
+    code: String,
+    message: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationView {
+    id: String,
+    provider: String,
+    #[serde(rename = "type")]
+    #[schema(value_type = String, example = "gmail")]
+    integration_type: IntegrationType,
+    #[schema(value_type = String, example = "connected")]
+    status: IntegrationStatus,
+    email: String,
+    display_name: Option<String>,
+    /// As Google writes them: full URLs, and `openid`.
+    granted_scopes: Vec<String>,
+    /// What the integration needs and lacks (empty unless `missing_scopes`).
+    missing_scopes: Vec<String>,
+    connected_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    last_error: Option<LastErrorView>,
+    /// A path that takes a signed-in person straight to Google's consent
+    /// screen asking for what is missing; null when nothing is.
+    reconnect_url: Option<String>,
+}
+
+pub fn reconnect_path(id: IntegrationId) -> String {
+    format!("/api/integrations/{id}/reconnect")
+}
+
+impl From<store::integrations::Integration> for IntegrationView {
+    fn from(integration: store::integrations::Integration) -> Self {
+        let missing_scopes = match integration.status {
+            IntegrationStatus::MissingScopes => integration
+                .granted_scopes
+                .missing_for(integration.integration_type),
+            _ => Vec::new(),
+        };
+        let reconnect_url = (integration.status != IntegrationStatus::Connected)
+            .then(|| reconnect_path(integration.id));
+        IntegrationView {
+            id: integration.id.to_string(),
+            provider: integration.provider,
+            integration_type: integration.integration_type,
+            status: integration.status,
+            email: integration.email,
+            display_name: integration.display_name,
+            granted_scopes: integration
+                .granted_scopes
+                .iter()
+                .map(str::to_owned)
+                .collect(),
+            missing_scopes,
+            connected_at: integration.connected_at,
+            last_used_at: integration.last_used_at,
+            last_error: integration.last_error.map(|error| LastErrorView {
+                code: error.code,
+                message: error.message,
+                at: error.at,
+            }),
+            reconnect_url,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectRequest {
+    /// `gmail` or `calendar`.
+    #[serde(rename = "type")]
+    integration_type: String,
+    /// Where to come back to: a path on this service (default `/integrations`).
+    #[serde(default)]
+    return_to: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectAnswer {
+    /// Open this in the person's browser: Google's consent screen.
+    authorization_url: String,
+}
+
+fn not_configured() -> ApiError {
+    ApiError::ProviderUnavailable(
+        "Google is not configured on this server: the operator must set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET.".into(),
+    )
+}
+
+impl From<ConnectError> for ApiError {
+    fn from(error: ConnectError) -> Self {
+        match error {
+            ConnectError::NotConfigured => not_configured(),
+            ConnectError::Store(error) => error.into(),
+        }
+    }
+}
+
+/// Start connecting a Google account: the URL of Google's consent screen.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/google/connect",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    request_body = ConnectRequest,
+    responses((status = 200, body = ConnectAnswer), (status = 422, description = "Bad type or return_to", content_type = "application/problem+json"))
+)]
+async fn connect(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<ConnectRequest>,
+) -> Result<Json<ConnectAnswer>, ApiError> {
+    let mut errors = Vec::new();
+    let integration_type = IntegrationType::parse(&request.integration_type);
+    if integration_type.is_none() {
+        errors.push(FieldError::new("type", "must be gmail or calendar"));
+    }
+    let return_to = match request.return_to.as_deref() {
+        None => Ok(ReturnTo::default()),
+        Some(text) => ReturnTo::parse(text),
+    };
+    if let Err(problem) = &return_to {
+        errors.push(FieldError::new("return_to", *problem));
+    }
+    let (Some(integration_type), Ok(return_to), true) =
+        (integration_type, return_to, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let url = state
+        .connections
+        .authorization_url(
+            caller.workspace,
+            caller.user,
+            integration_type,
+            return_to,
+            None,
+        )
+        .await?;
+    Ok(Json(ConnectAnswer {
+        authorization_url: url.into(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Google sends the browser here after the consent screen. Always a 302 to
+/// the `return_to` path, with `connected=<type>&integration_id=<id>` or
+/// `error=<code>`. The `state` authenticates the request.
+#[utoipa::path(
+    get,
+    path = "/api/auth/oauth/google/callback",
+    tag = "integrations",
+    params(CallbackQuery),
+    responses((status = 302, description = "Back to the return_to path with the outcome"))
+)]
+async fn callback(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let params = CallbackParams {
+        code: query.code,
+        state: query.state,
+        error: query.error,
+    };
+    let signed_in = session.map(|session| (session.user, session.workspace));
+    match state.connections.complete(params, signed_in).await {
+        Ok((integration, return_to)) => redirect(&return_to.with_query(&[
+            ("connected", integration.integration_type.as_str()),
+            ("integration_id", &integration.id.to_string()),
+        ])),
+        Err(failure) => {
+            tracing::info!(
+                error = failure.error.code(),
+                "an OAuth callback did not connect"
+            );
+            redirect(
+                &failure
+                    .return_to
+                    .with_query(&[("error", failure.error.code())]),
+            )
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    integrations: Vec<IntegrationView>,
+}
+
+/// The workspace's connected accounts.
+#[utoipa::path(
+    get,
+    path = "/api/integrations",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = IntegrationList))
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<IntegrationList>, ApiError> {
+    let integrations = state.store.integrations(caller.workspace).await?;
+    Ok(Json(IntegrationList {
+        integrations: integrations
+            .into_iter()
+            .map(IntegrationView::from)
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeStatus {
+    /// True only when the status is `connected`.
+    connected: bool,
+    status: String,
+    email: Option<String>,
+    integration_id: Option<String>,
+    missing_scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusAnswer {
+    gmail: TypeStatus,
+    calendar: TypeStatus,
+}
+
+/// For each type, the caller's most recent integration: is it usable?
+#[utoipa::path(
+    get,
+    path = "/api/integrations/status",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = StatusAnswer))
+)]
+async fn status(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let mut statuses = Vec::new();
+    for integration_type in [IntegrationType::Gmail, IntegrationType::Calendar] {
+        let latest = state
+            .store
+            .latest_integration(caller.workspace, caller.user, integration_type)
+            .await?;
+        statuses.push(match latest {
+            Some(integration) => {
+                let view = IntegrationView::from(integration);
+                TypeStatus {
+                    connected: view.status == IntegrationStatus::Connected,
+                    status: view.status.as_str().to_owned(),
+                    email: Some(view.email),
+                    integration_id: Some(view.id),
+                    missing_scopes: view.missing_scopes,
+                }
+            }
+            None => TypeStatus {
+                connected: false,
+                status: IntegrationStatus::Disconnected.as_str().to_owned(),
+                email: None,
+                integration_id: None,
+                missing_scopes: Vec::new(),
+            },
+        });
+    }
+    let calendar = statuses.pop().expect("two types");
+    let gmail = statuses.pop().expect("two types");
+    Ok(Json(StatusAnswer { gmail, calendar }))
+}
+
+/// An integration id from a path: malformed ids are just ids that are not there.
+fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
+    IntegrationId::parse(text).map_err(|_| ApiError::NotFound)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/integrations/{id}",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, body = IntegrationView), (status = 404, content_type = "application/problem+json"))
+)]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    let integration = state
+        .store
+        .integration(caller.workspace, integration_id(&id)?)
+        .await?;
+    Ok(Json(integration.into()))
+}
+
+/// Disconnect: revoke at Google (best effort), forget the tokens.
+#[utoipa::path(
+    delete,
+    path = "/api/integrations/{id}",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 204), (status = 404, content_type = "application/problem+json"))
+)]
+async fn disconnect(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .connections
+        .disconnect(caller.workspace, integration_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Open in a browser: straight to Google's consent screen, asking for what
+/// the integration lacks (or everything, to repair a broken connection).
+#[utoipa::path(
+    get,
+    path = "/api/integrations/{id}/reconnect",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 302, description = "To Google's consent screen"), (status = 404, content_type = "application/problem+json"))
+)]
+async fn reconnect(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let integration = state
+        .store
+        .integration(caller.workspace, integration_id(&id)?)
+        .await?;
+    // A broken or disconnected grant is asked for again in full; a partial
+    // one only for what is missing.
+    let incremental = integration.status == IntegrationStatus::MissingScopes;
+    let url = state
+        .connections
+        .authorization_url(
+            caller.workspace,
+            caller.user,
+            integration.integration_type,
+            ReturnTo::default(),
+            incremental.then_some(&integration),
+        )
+        .await?;
+    Ok(redirect(url.as_str()))
+}

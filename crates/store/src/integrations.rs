@@ -1,0 +1,790 @@
+//! Connected accounts (integrations), their encrypted OAuth tokens, and the
+//! OAuth `state` rows of connections in progress. Tokens reach this module
+//! already encrypted ([`Sealed`]); the store never sees a token in clear.
+
+use chrono::{DateTime, Utc};
+use domain::scopes::{IntegrationStatus, IntegrationType, ScopeSet};
+use domain::{IntegrationId, UserId, WorkspaceId};
+use uuid::Uuid;
+
+use crate::{Store, StoreError, across_workspaces, in_workspace, now, on_pool};
+
+/// An encrypted value and the id of the key that encrypted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub key_id: String,
+    /// Nonce followed by ciphertext and tag.
+    pub bytes: Vec<u8>,
+}
+
+/// The last thing that went wrong with a connection, for people to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    pub code: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub workspace: WorkspaceId,
+    pub user: UserId,
+    pub provider: String,
+    pub integration_type: IntegrationType,
+    pub provider_account_id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub status: IntegrationStatus,
+    pub granted_scopes: ScopeSet,
+    pub last_error: Option<LastError>,
+    pub connected_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct IntegrationRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    provider: String,
+    integration_type: String,
+    provider_account_id: String,
+    email: String,
+    display_name: Option<String>,
+    status: String,
+    granted_scopes: String,
+    last_error_code: Option<String>,
+    last_error_message: Option<String>,
+    last_error_at: Option<DateTime<Utc>>,
+    connected_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+const INTEGRATION_COLUMNS: &str = "id, workspace_id, user_id, provider, integration_type, provider_account_id, email, \
+     display_name, status, granted_scopes, last_error_code, last_error_message, last_error_at, connected_at, \
+     last_used_at, updated_at";
+
+impl TryFrom<IntegrationRow> for Integration {
+    type Error = StoreError;
+
+    fn try_from(row: IntegrationRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str, value: &str| {
+            StoreError::Other(format!("integration {}: unknown {what} `{value}`", row.id).into())
+        };
+        Ok(Integration {
+            id: IntegrationId::from_uuid(row.id),
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            user: UserId::from_uuid(row.user_id),
+            integration_type: IntegrationType::parse(&row.integration_type)
+                .ok_or_else(|| corrupt("type", &row.integration_type))?,
+            status: IntegrationStatus::parse(&row.status)
+                .ok_or_else(|| corrupt("status", &row.status))?,
+            granted_scopes: ScopeSet::parse(&row.granted_scopes),
+            last_error: match (
+                row.last_error_code,
+                row.last_error_message,
+                row.last_error_at,
+            ) {
+                (Some(code), Some(message), Some(at)) => Some(LastError { code, message, at }),
+                _ => None,
+            },
+            provider: row.provider,
+            provider_account_id: row.provider_account_id,
+            email: row.email,
+            display_name: row.display_name,
+            connected_at: row.connected_at,
+            last_used_at: row.last_used_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A connection being started: what the callback must find again.
+#[derive(Debug, Clone)]
+pub struct OAuthState {
+    pub workspace: WorkspaceId,
+    pub user: UserId,
+    pub integration_type: IntegrationType,
+    pub code_verifier: String,
+    pub requested_scopes: String,
+    pub return_to: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OAuthStateRow {
+    workspace_id: Uuid,
+    user_id: Uuid,
+    integration_type: String,
+    code_verifier: String,
+    requested_scopes: String,
+    return_to: String,
+    expires_at: DateTime<Utc>,
+}
+
+/// What a `state` from a callback turned out to be.
+#[derive(Debug, Clone)]
+pub enum StateLookup {
+    /// Valid until now; consumed by this lookup.
+    Fresh(OAuthState),
+    /// Known, but expired (consumed by this lookup all the same).
+    Expired(OAuthState),
+    /// Already used by an earlier callback: a replay.
+    AlreadyUsed,
+    /// Never issued (forged or mistyped).
+    Unknown,
+}
+
+/// Everything a successful code exchange yields, tokens already encrypted.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: UserId,
+    pub integration_type: IntegrationType,
+    pub provider_account_id: String,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub granted_scopes: ScopeSet,
+    pub access_token: Sealed,
+    /// `None` when Google sent none (a re-consent): the stored one is kept.
+    pub refresh_token: Option<Sealed>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The encrypted tokens of an integration.
+#[derive(Debug, Clone)]
+pub struct StoredTokens {
+    pub access_token: Sealed,
+    pub refresh_token: Option<Sealed>,
+    pub expires_at: DateTime<Utc>,
+    pub version: i32,
+    pub refresh_lease_until: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    access_key_id: String,
+    access_token: Vec<u8>,
+    refresh_key_id: Option<String>,
+    refresh_token: Option<Vec<u8>>,
+    expires_at: DateTime<Utc>,
+    version: i32,
+    refresh_lease_until: Option<DateTime<Utc>>,
+}
+
+impl From<TokenRow> for StoredTokens {
+    fn from(row: TokenRow) -> Self {
+        StoredTokens {
+            access_token: Sealed {
+                key_id: row.access_key_id,
+                bytes: row.access_token,
+            },
+            refresh_token: match (row.refresh_key_id, row.refresh_token) {
+                (Some(key_id), Some(bytes)) => Some(Sealed { key_id, bytes }),
+                _ => None,
+            },
+            expires_at: row.expires_at,
+            version: row.version,
+            refresh_lease_until: row.refresh_lease_until,
+        }
+    }
+}
+
+/// A refreshed access token (and, when Google rotated it, refresh token).
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub access_token: Sealed,
+    pub refresh_token: Option<Sealed>,
+    pub expires_at: DateTime<Utc>,
+    /// The grant's scopes when Google reported them.
+    pub granted_scopes: Option<(ScopeSet, IntegrationStatus)>,
+}
+
+impl Store {
+    pub async fn create_oauth_state(
+        &self,
+        state_hash: &str,
+        state: &OAuthState,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, state.workspace, conn => {
+            sqlx::query(
+                "INSERT INTO oauth_states (state_hash, workspace_id, user_id, integration_type, code_verifier, \
+                                           requested_scopes, return_to, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(state_hash)
+            .bind(state.workspace.as_uuid())
+            .bind(state.user.as_uuid())
+            .bind(state.integration_type.as_str())
+            .bind(&state.code_verifier)
+            .bind(&state.requested_scopes)
+            .bind(&state.return_to)
+            .bind(now())
+            .bind(state.expires_at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Find and consume a callback's `state`: it works once. The callback
+    /// carries no credentials, so this searches every workspace.
+    pub async fn consume_oauth_state(&self, state_hash: &str) -> Result<StateLookup, StoreError> {
+        let at = now();
+        let (consumed, exists): (Option<OAuthStateRow>, bool) = across_workspaces!(self, conn => {
+            let consumed: Option<OAuthStateRow> = sqlx::query_as(
+                "UPDATE oauth_states SET consumed_at = $1 WHERE state_hash = $2 AND consumed_at IS NULL \
+                 RETURNING workspace_id, user_id, integration_type, code_verifier, requested_scopes, return_to, expires_at",
+            )
+            .bind(at)
+            .bind(state_hash)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let exists = consumed.is_some()
+                || sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM oauth_states WHERE state_hash = $1")
+                    .bind(state_hash)
+                    .fetch_one(&mut *conn)
+                    .await?
+                    > 0;
+            (consumed, exists)
+        });
+        let Some(row) = consumed else {
+            return Ok(if exists {
+                StateLookup::AlreadyUsed
+            } else {
+                StateLookup::Unknown
+            });
+        };
+        let integration_type = IntegrationType::parse(&row.integration_type).ok_or_else(|| {
+            StoreError::Other(
+                format!("oauth state with unknown type `{}`", row.integration_type).into(),
+            )
+        })?;
+        let state = OAuthState {
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            user: UserId::from_uuid(row.user_id),
+            integration_type,
+            code_verifier: row.code_verifier,
+            requested_scopes: row.requested_scopes,
+            return_to: row.return_to,
+            expires_at: row.expires_at,
+        };
+        Ok(if state.expires_at <= at {
+            StateLookup::Expired(state)
+        } else {
+            StateLookup::Fresh(state)
+        })
+    }
+
+    /// The id of the workspace's integration for this Google account, if any.
+    pub async fn integration_id_for_account(
+        &self,
+        workspace: WorkspaceId,
+        integration_type: IntegrationType,
+        provider_account_id: &str,
+    ) -> Result<Option<IntegrationId>, StoreError> {
+        let id: Option<Uuid> = in_workspace!(self, workspace, conn => {
+            sqlx::query_scalar(
+                "SELECT id FROM integrations WHERE workspace_id = $1 AND provider = 'google' \
+                 AND integration_type = $2 AND provider_account_id = $3",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration_type.as_str())
+            .bind(provider_account_id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        Ok(id.map(IntegrationId::from_uuid))
+    }
+
+    /// Write the integration and its tokens in ONE transaction: either both
+    /// exist afterwards or neither changed. `id` must be the id
+    /// [`integration_id_for_account`](Self::integration_id_for_account) gave
+    /// (or a new one); if a concurrent connect created the row meanwhile,
+    /// this is a `Conflict` and the caller starts over.
+    pub async fn save_connection(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        grant: &Grant,
+    ) -> Result<Integration, StoreError> {
+        let at = now();
+        let status = IntegrationStatus::for_grant(&grant.granted_scopes, grant.integration_type);
+        let sql = format!(
+            "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, provider_account_id, \
+                                       email, display_name, status, granted_scopes, connected_at, updated_at) \
+             VALUES ($1, $2, $3, 'google', $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (workspace_id, provider, integration_type, provider_account_id) DO UPDATE SET \
+                 user_id = excluded.user_id, email = excluded.email, display_name = excluded.display_name, \
+                 status = excluded.status, granted_scopes = excluded.granted_scopes, \
+                 last_error_code = NULL, last_error_message = NULL, last_error_at = NULL, \
+                 connected_at = excluded.connected_at, updated_at = excluded.updated_at \
+             RETURNING {INTEGRATION_COLUMNS}"
+        );
+        let row: IntegrationRow = in_workspace!(self, workspace, conn => {
+            let row: IntegrationRow = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(id.as_uuid())
+                .bind(workspace.as_uuid())
+                .bind(grant.user.as_uuid())
+                .bind(grant.integration_type.as_str())
+                .bind(&grant.provider_account_id)
+                .bind(&grant.email)
+                .bind(&grant.display_name)
+                .bind(status.as_str())
+                .bind(grant.granted_scopes.to_space_delimited())
+                .bind(at)
+                .fetch_one(&mut *conn)
+                .await?;
+            if row.id != id.as_uuid() {
+                // Dropping the transaction rolls the integration back too.
+                return Err(StoreError::Conflict("integration created concurrently".into()));
+            }
+            sqlx::query(
+                "INSERT INTO oauth_tokens (integration_id, workspace_id, access_key_id, access_token, refresh_key_id, \
+                                           refresh_token, expires_at, version, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
+                 ON CONFLICT (integration_id) DO UPDATE SET \
+                     access_key_id = excluded.access_key_id, access_token = excluded.access_token, \
+                     refresh_key_id = COALESCE(excluded.refresh_key_id, oauth_tokens.refresh_key_id), \
+                     refresh_token = COALESCE(excluded.refresh_token, oauth_tokens.refresh_token), \
+                     expires_at = excluded.expires_at, version = oauth_tokens.version + 1, \
+                     refresh_lease_token = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at",
+            )
+            .bind(id.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(&grant.access_token.key_id)
+            .bind(&grant.access_token.bytes)
+            .bind(grant.refresh_token.as_ref().map(|sealed| sealed.key_id.clone()))
+            .bind(grant.refresh_token.as_ref().map(|sealed| sealed.bytes.clone()))
+            .bind(grant.expires_at)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+            row
+        });
+        row.try_into()
+    }
+
+    pub async fn integrations(
+        &self,
+        workspace: WorkspaceId,
+    ) -> Result<Vec<Integration>, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE workspace_id = $1 ORDER BY connected_at DESC"
+        );
+        let rows: Vec<IntegrationRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).fetch_all(&mut *conn).await?
+        });
+        rows.into_iter().map(Integration::try_from).collect()
+    }
+
+    pub async fn integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Integration, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE workspace_id = $1 AND id = $2"
+        );
+        let row: Option<IntegrationRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// The user's most recently connected integration of a type.
+    pub async fn latest_integration(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        integration_type: IntegrationType,
+    ) -> Result<Option<Integration>, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE workspace_id = $1 AND user_id = $2 \
+             AND integration_type = $3 ORDER BY connected_at DESC LIMIT 1"
+        );
+        let row: Option<IntegrationRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(user.as_uuid())
+                .bind(integration_type.as_str())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        row.map(Integration::try_from).transpose()
+    }
+
+    pub async fn tokens(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Option<StoredTokens>, StoreError> {
+        let row: Option<TokenRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(
+                "SELECT access_key_id, access_token, refresh_key_id, refresh_token, expires_at, version, \
+                        refresh_lease_until \
+                 FROM oauth_tokens WHERE workspace_id = $1 AND integration_id = $2",
+            )
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        Ok(row.map(StoredTokens::from))
+    }
+
+    /// Take the right to refresh: succeeds for one caller at a time, across
+    /// processes, and only over the token version the caller read.
+    pub async fn lease_token_refresh(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        version: i32,
+        lease: Uuid,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let taken = in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE oauth_tokens SET refresh_lease_token = $1, refresh_lease_until = $2 \
+                 WHERE workspace_id = $3 AND integration_id = $4 AND version = $5 \
+                   AND (refresh_lease_until IS NULL OR refresh_lease_until < $6)",
+            )
+            .bind(lease)
+            .bind(until)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .bind(version)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(taken == 1)
+    }
+
+    /// Write refreshed tokens under the lease. `false` when the lease was
+    /// lost (someone else's tokens are newer: ours are discarded).
+    pub async fn store_refreshed_tokens(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        lease: Uuid,
+        refreshed: &Refreshed,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let written = in_workspace!(self, workspace, conn => {
+            let written = sqlx::query(
+                "UPDATE oauth_tokens SET access_key_id = $1, access_token = $2, \
+                     refresh_key_id = COALESCE($3, refresh_key_id), refresh_token = COALESCE($4, refresh_token), \
+                     expires_at = $5, version = version + 1, refresh_lease_token = NULL, refresh_lease_until = NULL, \
+                     updated_at = $6 \
+                 WHERE workspace_id = $7 AND integration_id = $8 AND refresh_lease_token = $9",
+            )
+            .bind(&refreshed.access_token.key_id)
+            .bind(&refreshed.access_token.bytes)
+            .bind(refreshed.refresh_token.as_ref().map(|sealed| sealed.key_id.clone()))
+            .bind(refreshed.refresh_token.as_ref().map(|sealed| sealed.bytes.clone()))
+            .bind(refreshed.expires_at)
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .bind(lease)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if written == 1 && let Some((scopes, status)) = &refreshed.granted_scopes {
+                sqlx::query(
+                    "UPDATE integrations SET granted_scopes = $1, status = $2, updated_at = $3 \
+                     WHERE workspace_id = $4 AND id = $5 AND status IN ('connected', 'missing_scopes')",
+                )
+                .bind(scopes.to_space_delimited())
+                .bind(status.as_str())
+                .bind(at)
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await?;
+            }
+            written
+        });
+        Ok(written == 1)
+    }
+
+    pub async fn release_token_refresh(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        lease: Uuid,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE oauth_tokens SET refresh_lease_token = NULL, refresh_lease_until = NULL \
+                 WHERE workspace_id = $1 AND integration_id = $2 AND refresh_lease_token = $3",
+            )
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .bind(lease)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Mark the access token of `version` expired, so the next use refreshes
+    /// it (Google rejected it with a 401). A newer token is left alone.
+    pub async fn expire_access_token(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        version: i32,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE oauth_tokens SET expires_at = $1 WHERE workspace_id = $2 AND integration_id = $3 AND version = $4",
+            )
+            .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .bind(version)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Change the status and record why. Returns whether the status changed
+    /// (so "this just broke" can be told once, not on every failing call).
+    pub async fn set_integration_status(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        status: IntegrationStatus,
+        error: Option<(&str, &str)>,
+        missing_scope: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let changed = in_workspace!(self, workspace, conn => {
+            let previous: Option<(String, String)> = sqlx::query_as(
+                "SELECT status, granted_scopes FROM integrations WHERE workspace_id = $1 AND id = $2",
+            )
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((previous_status, granted)) = previous else {
+                return Err(StoreError::NotFound);
+            };
+            // A scope Google says is missing is no longer counted as granted.
+            let granted = match missing_scope {
+                Some(scope) => ScopeSet::parse(
+                    &granted.split_whitespace().filter(|granted| *granted != scope).collect::<Vec<_>>().join(" "),
+                ),
+                None => ScopeSet::parse(&granted),
+            };
+            sqlx::query(
+                "UPDATE integrations SET status = $1, granted_scopes = $2, last_error_code = $3, \
+                     last_error_message = $4, last_error_at = $5, updated_at = $6 \
+                 WHERE workspace_id = $7 AND id = $8",
+            )
+            .bind(status.as_str())
+            .bind(granted.to_space_delimited())
+            .bind(error.map(|(code, _)| code))
+            .bind(error.map(|(_, message)| message))
+            .bind(error.map(|_| at))
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+            previous_status != status.as_str()
+        });
+        Ok(changed)
+    }
+
+    /// Record a failure that does not change the status (e.g. Google was down).
+    pub async fn record_integration_error(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE integrations SET last_error_code = $1, last_error_message = $2, last_error_at = $3 \
+                 WHERE workspace_id = $4 AND id = $5",
+            )
+            .bind(code)
+            .bind(message)
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn touch_integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query("UPDATE integrations SET last_used_at = $1 WHERE workspace_id = $2 AND id = $3")
+                .bind(now())
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Forget the tokens and mark the integration disconnected.
+    pub async fn disconnect_integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("DELETE FROM oauth_tokens WHERE workspace_id = $1 AND integration_id = $2")
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            let updated = sqlx::query(
+                "UPDATE integrations SET status = 'disconnected', last_error_code = NULL, last_error_message = NULL, \
+                     last_error_at = NULL, updated_at = $1 \
+                 WHERE workspace_id = $2 AND id = $3",
+            )
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NotFound);
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// How many integrations are in each status (for the metrics gauge).
+    pub async fn integration_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(across_workspaces!(self, conn => {
+            sqlx::query_as("SELECT status, COUNT(*) FROM integrations GROUP BY status").fetch_all(&mut *conn).await?
+        }))
+    }
+
+    // Key management: which keys encrypted what, and the check values.
+
+    /// Key ids that encrypt at least one stored token.
+    pub async fn token_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(across_workspaces!(self, conn => {
+            sqlx::query_scalar(
+                "SELECT access_key_id FROM oauth_tokens UNION SELECT refresh_key_id FROM oauth_tokens \
+                 WHERE refresh_key_id IS NOT NULL",
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }))
+    }
+
+    pub async fn key_check(&self, key_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT check_value FROM encryption_key_checks WHERE key_id = $1")
+                .bind(key_id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    pub async fn save_key_check(&self, key_id: &str, check_value: &[u8]) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO encryption_key_checks (key_id, check_value, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id) DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(check_value)
+            .bind(now())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Every stored token, for re-encryption under a new key.
+    pub async fn all_tokens(
+        &self,
+    ) -> Result<Vec<(WorkspaceId, IntegrationId, StoredTokens)>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            workspace_id: Uuid,
+            integration_id: Uuid,
+            #[sqlx(flatten)]
+            tokens: TokenRow,
+        }
+        let rows: Vec<Row> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT workspace_id, integration_id, access_key_id, access_token, refresh_key_id, refresh_token, \
+                        expires_at, version, refresh_lease_until FROM oauth_tokens",
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (
+                    WorkspaceId::from_uuid(row.workspace_id),
+                    IntegrationId::from_uuid(row.integration_id),
+                    row.tokens.into(),
+                )
+            })
+            .collect())
+    }
+
+    /// Replace a token row's ciphertexts (same plaintext, new key), only if
+    /// it has not changed since it was read.
+    pub async fn reencrypt_tokens(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        version: i32,
+        access: &Sealed,
+        refresh: Option<&Sealed>,
+    ) -> Result<bool, StoreError> {
+        let written = in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE oauth_tokens SET access_key_id = $1, access_token = $2, refresh_key_id = $3, refresh_token = $4, \
+                     version = version + 1 \
+                 WHERE workspace_id = $5 AND integration_id = $6 AND version = $7",
+            )
+            .bind(&access.key_id)
+            .bind(&access.bytes)
+            .bind(refresh.map(|sealed| sealed.key_id.clone()))
+            .bind(refresh.map(|sealed| sealed.bytes.clone()))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .bind(version)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(written == 1)
+    }
+}
