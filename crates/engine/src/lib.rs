@@ -3,6 +3,9 @@
 //! Google accounts. Workflows and auto-draft land here next.
 
 pub mod connections;
+pub mod contacts;
 pub mod keyring;
 pub mod keys;
+pub mod notify;
 pub mod vault;
+pub mod worker;

@@ -25,6 +25,7 @@ use store::{Store, StoreError};
 use uuid::Uuid;
 
 use crate::keyring::Keyring;
+use crate::notify::Notifier;
 
 /// Refresh when the access token expires within this margin.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
@@ -81,6 +82,7 @@ pub struct Vault {
     keyring: Arc<Keyring>,
     google: Option<GoogleOAuth>,
     gmail: Gmail,
+    notifier: Arc<Notifier>,
     /// Per-integration locks: callers in this process wait for one refresh.
     refreshing: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -91,12 +93,14 @@ impl Vault {
         keyring: Arc<Keyring>,
         google: Option<GoogleOAuth>,
         gmail: Gmail,
+        notifier: Arc<Notifier>,
     ) -> Vault {
         Vault {
             store,
             keyring,
             google,
             gmail,
+            notifier,
             refreshing: Mutex::new(HashMap::new()),
         }
     }
@@ -315,25 +319,15 @@ impl Vault {
                     "Google no longer accepts Mailwright's access to {} (it was revoked or has expired). Reconnect this account to resume.",
                     integration.email
                 );
-                match self
-                    .store
-                    .set_integration_status(
-                        workspace,
-                        id,
-                        IntegrationStatus::NeedsReauth,
-                        Some(("needs_reauth", &message)),
-                        None,
-                    )
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::warn!(integration = %id, google = %detail, event = "integration_needs_reauth", "{message}")
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record needs_reauth")
-                    }
-                }
+                tracing::info!(integration = %id, google = %detail, "Google refused the refresh token");
+                self.transition(
+                    workspace,
+                    id,
+                    IntegrationStatus::NeedsReauth,
+                    &message,
+                    None,
+                )
+                .await;
                 VaultError::NeedsReauth
             }
             OAuthError::Unavailable(reason) => {
@@ -422,25 +416,14 @@ impl Vault {
                     "Google refused because Mailwright may not {} in this mailbox. Reconnect and allow it.",
                     needs.describe()
                 );
-                match self
-                    .store
-                    .set_integration_status(
-                        workspace,
-                        id,
-                        IntegrationStatus::MissingScopes,
-                        Some(("missing_scopes", &message)),
-                        Some(scope),
-                    )
-                    .await
-                {
-                    Ok(true) => {
-                        tracing::warn!(integration = %id, scope, event = "integration_missing_scopes", "{message}")
-                    }
-                    Ok(false) => {}
-                    Err(error) => {
-                        tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record missing scopes")
-                    }
-                }
+                self.transition(
+                    workspace,
+                    id,
+                    IntegrationStatus::MissingScopes,
+                    &message,
+                    Some(scope),
+                )
+                .await;
                 VaultError::MissingScopes(vec![scope.to_owned()])
             }
             GmailError::Unauthorized => {
@@ -472,6 +455,44 @@ impl Vault {
                 )
                 .await;
                 VaultError::Rejected(format!("HTTP {status} {reason}"))
+            }
+        }
+    }
+}
+
+impl Vault {
+    /// Move the integration to a broken status; the one caller that makes
+    /// the transition logs it and tells the owner (once per episode).
+    async fn transition(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        status: IntegrationStatus,
+        message: &str,
+        missing_scope: Option<&str>,
+    ) {
+        let code = status.as_str();
+        match self
+            .store
+            .set_integration_status(workspace, id, status, Some((code, message)), missing_scope)
+            .await
+        {
+            Ok(Some(at)) => {
+                tracing::warn!(integration = %id, event = %format!("integration_{code}"), "{message}");
+                match self.store.integration(workspace, id).await {
+                    Ok(integration) => {
+                        self.notifier
+                            .integration_broke(&integration, status, at)
+                            .await
+                    }
+                    Err(error) => {
+                        tracing::error!(integration = %id, error = format!("{error:#}"), "cannot read the integration to notify")
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record the status {code}")
             }
         }
     }

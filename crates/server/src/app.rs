@@ -12,14 +12,23 @@ use store::Store;
 use tokio::net::TcpListener;
 
 use engine::connections::Connections;
+use engine::contacts::{Contacts, SyncContact};
 use engine::keyring::Keyring;
+use engine::notify::{DeliverSystemEmail, Notifier};
 use engine::vault::Vault;
+use engine::worker::JobHandler;
+use engine::worker::Worker;
 use providers::google::gmail::Gmail;
 use providers::google::oauth::GoogleOAuth;
+use providers::mail::sidemail::Sidemail;
+use providers::mail::smtp::Smtp;
+use providers::mail::{LogOnly, SystemMailer};
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
-use crate::config::Config;
+use crate::config::{Config, MailConfig};
 use crate::{http, telemetry};
 
 /// What every handler can reach.
@@ -28,31 +37,26 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
+    pub contacts: Arc<Contacts>,
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
 }
 
-/// A bound, ready-to-run Mailwright server.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    store: Store,
-    /// The database URL without credentials, for the start-up log line.
-    database: String,
-    vault: Arc<Vault>,
-    started: Instant,
+/// Everything behind the API and the workers, built once from the
+/// configuration: shared by `serve` and `worker`.
+pub struct Services {
+    pub auth: Arc<Authenticator>,
+    pub contacts: Arc<Contacts>,
+    pub vault: Arc<Vault>,
+    pub connections: Arc<Connections>,
+    pub worker: Worker,
 }
 
-impl Application {
-    /// Bind the listen address (port 0 picks a free port) and assemble the
-    /// router. The store must already be migrated.
-    pub async fn build(config: Config, store: Store) -> anyhow::Result<Application> {
-        let started = Instant::now();
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (MAILWRIGHT_LISTEN)", config.listen))?;
+impl Services {
+    /// The store must already be migrated.
+    pub async fn build(config: &Config, store: &Store) -> anyhow::Result<Services> {
         telemetry::metrics();
         install_crypto_provider();
         if store.bypasses_row_security().await? {
@@ -70,17 +74,7 @@ impl Application {
             .jwt
             .clone()
             .map(|jwt| JwtVerifier::new(jwt, http_client.clone()));
-        let auth = Arc::new(Authenticator::new(store.clone(), jwt));
-        let keyring = Arc::new(load_keyring(&config, &store).await?);
-
-        let mut config = config;
-        if !config.public_url_explicit {
-            // Listening on port 0: the public URL (and so the OAuth redirect
-            // URI) is the address actually bound.
-            let bound = listener.local_addr()?;
-            config.public_url = url::Url::parse(&format!("http://{bound}"))
-                .context("the bound address as a URL")?;
-        }
+        let keyring = Arc::new(load_keyring(config, store).await?);
         let google = config.google.clone().map(|client| {
             GoogleOAuth::new(
                 client.client_id,
@@ -90,18 +84,102 @@ impl Application {
             )
         });
         let gmail = Gmail::new(config.gmail_api_url.clone(), http_client.clone());
-        let vault = Arc::new(Vault::new(store.clone(), keyring, google, gmail));
+        let mut handlers: Vec<Arc<dyn JobHandler>> = Vec::new();
+        let mailer: Arc<dyn SystemMailer> = match &config.mail {
+            MailConfig::Log => Arc::new(LogOnly),
+            MailConfig::Sidemail { api_url, api_key } => {
+                let sidemail = Arc::new(Sidemail::new(
+                    api_url.clone(),
+                    api_key.clone(),
+                    config.system_from.clone(),
+                    http_client.clone(),
+                ));
+                handlers.push(Arc::new(SyncContact::new(
+                    store.clone(),
+                    Arc::clone(&sidemail),
+                )));
+                sidemail
+            }
+            MailConfig::Smtp { url } => Arc::new(
+                Smtp::new(url.expose_secret(), config.system_from.clone())
+                    .map_err(|problem| anyhow::anyhow!("MAILWRIGHT_SMTP_URL {problem}"))?,
+            ),
+        };
+        let notifier = Arc::new(Notifier::new(
+            store.clone(),
+            config.public_url.as_str().to_owned(),
+        ));
+        let vault = Arc::new(Vault::new(store.clone(), keyring, google, gmail, notifier));
+        let contacts = Arc::new(Contacts::new(
+            store.clone(),
+            matches!(config.mail, MailConfig::Sidemail { .. }),
+        ));
+        handlers.push(Arc::new(DeliverSystemEmail::new(store.clone(), mailer)));
+        let worker = Worker::new(store.clone(), handlers);
+        let auth = Arc::new(Authenticator::new(
+            store.clone(),
+            jwt,
+            Arc::clone(&contacts),
+        ));
         let connections = Arc::new(Connections::new(
             store.clone(),
             Arc::clone(&vault),
             config.oauth_redirect_uri(),
         ));
+        Ok(Services {
+            auth,
+            contacts,
+            vault,
+            connections,
+            worker,
+        })
+    }
+}
 
+/// A bound, ready-to-run Mailwright server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+    /// The database URL without credentials, for the start-up log line.
+    database: String,
+    vault: Arc<Vault>,
+    worker: Worker,
+    /// Background workers to run beside the HTTP server (0 in tests, which
+    /// drain the queue themselves).
+    background_workers: usize,
+    started: Instant,
+}
+
+impl Application {
+    /// Bind the listen address (port 0 picks a free port) and assemble the
+    /// router. The store must already be migrated.
+    pub async fn build(config: Config, store: Store) -> anyhow::Result<Application> {
+        let started = Instant::now();
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (MAILWRIGHT_LISTEN)", config.listen))?;
+        let mut config = config;
+        if !config.public_url_explicit {
+            // Listening on port 0: the public URL (and so the OAuth redirect
+            // URI) is the address actually bound.
+            let bound = listener.local_addr()?;
+            config.public_url = url::Url::parse(&format!("http://{bound}"))
+                .context("the bound address as a URL")?;
+        }
+        let Services {
+            auth,
+            contacts,
+            vault,
+            connections,
+            worker,
+        } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
         let router = http::router(AppState {
             store: store.clone(),
             config: Arc::new(config),
             auth,
+            contacts,
             vault: Arc::clone(&vault),
             connections,
             openapi_json: Arc::default(),
@@ -112,8 +190,21 @@ impl Application {
             store,
             database,
             vault,
+            worker,
+            background_workers: 2,
             started,
         })
+    }
+
+    /// A worker for the job queue (tests call `run_next`/`drain` on it).
+    pub fn worker(&self) -> Worker {
+        self.worker.clone()
+    }
+
+    /// How many background workers `run_until` starts (default 2).
+    pub fn with_background_workers(mut self, count: usize) -> Application {
+        self.background_workers = count;
+        self
     }
 
     /// The token vault (for tests and tools that use Google directly).
@@ -148,12 +239,20 @@ impl Application {
                 telemetry::metrics().run_upkeep();
             }
         });
+        let (stop_workers, workers_stop) = watch::channel(false);
+        let workers: Vec<_> = (0..self.background_workers)
+            .map(|_| tokio::spawn(self.worker.clone().run(workers_stop.clone())))
+            .collect();
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
-                tracing::info!("shutting down: finishing requests in flight");
+                tracing::info!("shutting down: finishing requests and jobs in flight");
             })
             .await;
+        let _ = stop_workers.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
         upkeep.abort();
         self.store.close().await;
         served.context("the HTTP server failed")?;

@@ -37,6 +37,8 @@ pub enum Command {
     /// Run the API, the web UI and the background workers in one process
     /// (migrations are applied first)
     Serve,
+    /// Run the background workers only, no HTTP (to scale out on PostgreSQL)
+    Worker,
     /// Apply pending database migrations, then exit
     Migrate,
     /// Manage accounts and keys from the command line
@@ -113,7 +115,9 @@ pub fn main() -> ExitCode {
     };
     let log_target = match cli.command {
         Command::Admin(_) => telemetry::LogTarget::Stderr,
-        Command::Serve | Command::Migrate | Command::Sandbox(_) => telemetry::LogTarget::Stdout,
+        Command::Serve | Command::Worker | Command::Migrate | Command::Sandbox(_) => {
+            telemetry::LogTarget::Stdout
+        }
     };
     telemetry::init_logging(&config, log_target);
     for warning in warnings {
@@ -160,6 +164,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.migrate().await.context("cannot apply migrations")?;
             let application = Application::build(config, store).await?;
             application.run_until(shutdown_signal()).await
+        }
+        Command::Worker => {
+            store.migrate().await.context("cannot apply migrations")?;
+            let worker = crate::app::Services::build(&config, &store).await?.worker;
+            tracing::info!(kinds = ?worker.kinds(), "worker started");
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let running = tokio::spawn(worker.run(stopped));
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing the job in progress");
+            let _ = stop.send(true);
+            let _ = running.await;
+            tracing::info!("shutdown complete");
+            Ok(())
         }
         Command::Admin(admin) => {
             store.migrate().await.context("cannot apply migrations")?;
@@ -225,6 +242,10 @@ async fn run_admin(command: AdminCommand, store: &Store, config: &Config) -> any
             let password = password.trim_end_matches(['\r', '\n']);
             let (user, workspace) =
                 accounts::create_local_user(store, &email, password, workspace.as_deref()).await?;
+            let sidemail = matches!(config.mail, crate::config::MailConfig::Sidemail { .. });
+            engine::contacts::Contacts::new(store.clone(), sidemail)
+                .user_changed(user.id)
+                .await;
             println!(
                 "created user {} ({email}) in workspace {} ({})",
                 user.id, workspace.id, workspace.name

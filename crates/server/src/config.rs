@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use engine::keyring::Keyring;
 use providers::google::oauth::GoogleEndpoints;
+use providers::mail::Sender;
 use secrecy::SecretString;
 use store::DatabaseUrl;
 use url::Url;
@@ -36,6 +37,10 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_GOOGLE_REVOKE_URL",
     "MAILWRIGHT_GOOGLE_USERINFO_URL",
     "MAILWRIGHT_GMAIL_API_URL",
+    "MAILWRIGHT_SIDEMAIL_API_KEY",
+    "MAILWRIGHT_SIDEMAIL_API_URL",
+    "MAILWRIGHT_SMTP_URL",
+    "MAILWRIGHT_SYSTEM_FROM",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -62,11 +67,29 @@ pub struct Config {
     pub google: Option<GoogleClient>,
     pub google_endpoints: GoogleEndpoints,
     pub gmail_api_url: Url,
+    /// How Mailwright's own email leaves.
+    pub mail: MailConfig,
+    pub system_from: Sender,
     pub log_format: LogFormat,
     /// A `tracing` filter (`RUST_LOG` syntax), already checked.
     pub log_filter: String,
     /// JWT bearer authentication; `None` when no JWKS URL is configured.
     pub jwt: Option<JwtConfig>,
+}
+
+/// The system email provider.
+#[derive(Debug, Clone)]
+pub enum MailConfig {
+    /// Kept in the outbox and logged only.
+    Log,
+    Sidemail {
+        api_url: Url,
+        api_key: SecretString,
+    },
+    /// The URL may hold a password.
+    Smtp {
+        url: SecretString,
+    },
 }
 
 /// The Google OAuth client Mailwright is registered as.
@@ -403,7 +426,42 @@ impl Config {
             }
         };
 
+        let sidemail_api_url =
+            url_setting("MAILWRIGHT_SIDEMAIL_API_URL", "https://api.sidemail.io")?;
+        let mail = match (
+            sources.get("MAILWRIGHT_SIDEMAIL_API_KEY"),
+            sources.get("MAILWRIGHT_SMTP_URL"),
+        ) {
+            (Some(_), Some((_, origin))) => {
+                return Err(error(
+                    &origin,
+                    "and MAILWRIGHT_SIDEMAIL_API_KEY are both set; choose one way to send system email",
+                ));
+            }
+            (Some((key, _)), None) => MailConfig::Sidemail {
+                api_url: sidemail_api_url,
+                api_key: SecretString::from(key),
+            },
+            (None, Some((url, origin))) => {
+                providers::mail::smtp::check_url(&url)
+                    .map_err(|problem| error(&origin, problem))?;
+                MailConfig::Smtp {
+                    url: SecretString::from(url),
+                }
+            }
+            (None, None) => MailConfig::Log,
+        };
+        let system_from = match sources.get("MAILWRIGHT_SYSTEM_FROM") {
+            Some((value, origin)) => {
+                Sender::parse(&value).map_err(|problem| error(&origin, problem))?
+            }
+            None => Sender::parse("Mailwright <no-reply@localhost>")
+                .expect("the default sender is valid"),
+        };
+
         let config = Config {
+            mail,
+            system_from,
             public_url_explicit,
             encryption_keys,
             google,
@@ -677,6 +735,50 @@ mod tests {
             config.oauth_redirect_uri(),
             "http://127.0.0.1:8080/api/auth/oauth/google/callback"
         );
+    }
+
+    #[test]
+    fn system_email_settings() {
+        let (config, _) = Config::load(env(&[]), None).unwrap();
+        assert!(matches!(config.mail, MailConfig::Log));
+        assert_eq!(config.system_from.address, "no-reply@localhost");
+        let line = Config::load(
+            env(&[("MAILWRIGHT_SMTP_URL", "smtp://u:hunter2@h?tls=maybe")]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            line.starts_with("configuration error: MAILWRIGHT_SMTP_URL: ")
+                && !line.contains("hunter2"),
+            "{line}"
+        );
+        let line = Config::load(
+            env(&[
+                ("MAILWRIGHT_SMTP_URL", "smtp://h:25"),
+                ("MAILWRIGHT_SIDEMAIL_API_KEY", "k"),
+            ]),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(line.contains("choose one"), "{line}");
+        let line = Config::load(env(&[("MAILWRIGHT_SYSTEM_FROM", "nobody")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            line.starts_with("configuration error: MAILWRIGHT_SYSTEM_FROM: "),
+            "{line}"
+        );
+        let (config, _) = Config::load(
+            env(&[(
+                "MAILWRIGHT_SMTP_URL",
+                "smtps://u:hunter2@mail.example.com:465",
+            )]),
+            None,
+        )
+        .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ impl Store {
         issuer: &str,
         subject: &str,
         email: Option<&str>,
-    ) -> Result<User, StoreError> {
+    ) -> Result<(User, bool), StoreError> {
         let find = format!(
             "SELECT {USER_COLUMNS} FROM users u JOIN external_identities i ON i.user_id = u.id \
              WHERE i.issuer = $1 AND i.subject = $2"
@@ -36,12 +36,13 @@ impl Store {
                         .execute(pool)
                         .await?;
                 });
-                return Ok(User {
+                let user = User {
                     email: email.map(str::to_owned),
                     ..user
-                });
+                };
+                return Ok((user, true));
             }
-            return Ok(user);
+            return Ok((user, false));
         }
 
         let created_at = now();
@@ -73,18 +74,19 @@ impl Store {
             inserted == 1
         });
         if won {
-            return Ok(User {
+            let user = User {
                 id,
                 email: email.map(str::to_owned),
                 display_name: None,
                 created_at,
-            });
+            };
+            return Ok((user, true));
         }
         // Another request created it first (our transaction was rolled back).
         let row: UserRow = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(find.as_str())).bind(issuer).bind(subject).fetch_one(pool).await?
         });
-        Ok(row.into())
+        Ok((row.into(), false))
     }
 
     /// The workspace a JWT workspace claim (e.g. a Clerk `org_id`) names,

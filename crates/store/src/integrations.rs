@@ -559,8 +559,10 @@ impl Store {
         Ok(())
     }
 
-    /// Change the status and record why. Returns whether the status changed
-    /// (so "this just broke" can be told once, not on every failing call).
+    /// Change the status and record why. Returns the time of the
+    /// transition when THIS call changed the status (so "this just broke" is
+    /// told once, by one caller, however many hit the same error at once),
+    /// `None` when it already had that status.
     pub async fn set_integration_status(
         &self,
         workspace: WorkspaceId,
@@ -568,17 +570,17 @@ impl Store {
         status: IntegrationStatus,
         error: Option<(&str, &str)>,
         missing_scope: Option<&str>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at = now();
-        let changed = in_workspace!(self, workspace, conn => {
-            let previous: Option<(String, String)> = sqlx::query_as(
-                "SELECT status, granted_scopes FROM integrations WHERE workspace_id = $1 AND id = $2",
+        let transitioned = in_workspace!(self, workspace, conn => {
+            let granted: Option<String> = sqlx::query_scalar(
+                "SELECT granted_scopes FROM integrations WHERE workspace_id = $1 AND id = $2",
             )
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
             .fetch_optional(&mut *conn)
             .await?;
-            let Some((previous_status, granted)) = previous else {
+            let Some(granted) = granted else {
                 return Err(StoreError::NotFound);
             };
             // A scope Google says is missing is no longer counted as granted.
@@ -588,24 +590,36 @@ impl Store {
                 ),
                 None => ScopeSet::parse(&granted),
             };
-            sqlx::query(
-                "UPDATE integrations SET status = $1, granted_scopes = $2, last_error_code = $3, \
-                     last_error_message = $4, last_error_at = $5, updated_at = $6 \
-                 WHERE workspace_id = $7 AND id = $8",
+            // The status condition makes the transition atomic: concurrent
+            // callers re-check it after the first one's write, and find it done.
+            let transitioned = sqlx::query(
+                "UPDATE integrations SET status = $1, updated_at = $2 \
+                 WHERE workspace_id = $3 AND id = $4 AND status <> $1",
             )
             .bind(status.as_str())
-            .bind(granted.to_space_delimited())
-            .bind(error.map(|(code, _)| code))
-            .bind(error.map(|(_, message)| message))
-            .bind(error.map(|_| at))
             .bind(at)
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
             .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            sqlx::query(
+                "UPDATE integrations SET granted_scopes = $1, last_error_code = $2, last_error_message = $3, \
+                     last_error_at = $4 \
+                 WHERE workspace_id = $5 AND id = $6",
+            )
+            .bind(granted.to_space_delimited())
+            .bind(error.map(|(code, _)| code))
+            .bind(error.map(|(_, message)| message))
+            .bind(error.map(|_| at))
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
             .await?;
-            previous_status != status.as_str()
+            transitioned
         });
-        Ok(changed)
+        Ok(transitioned.then_some(at))
     }
 
     /// Record a failure that does not change the status (e.g. Google was down).

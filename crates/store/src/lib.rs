@@ -15,6 +15,7 @@ pub mod integrations;
 pub mod jobs;
 mod readiness;
 pub mod sessions;
+pub mod system_emails;
 pub mod tenancy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -137,6 +137,17 @@ pub async fn expire_oauth_states(store: &Store) {
     result.expect("oauth states can be expired");
 }
 
+/// Make every queued job due now (skip the backoff a retry waits for).
+pub async fn make_jobs_due(store: &Store) {
+    crate::on_pool!(store, pool => {
+        sqlx::query("UPDATE jobs SET run_at = $1 WHERE status = 'queued'")
+            .bind(crate::now())
+            .execute(pool)
+            .await
+            .expect("jobs can be made due");
+    });
+}
+
 /// Create the application role once; concurrent tests may race to do it.
 async fn ensure_app_role(admin: &mut PgConnection) {
     async fn exists(admin: &mut PgConnection) -> Result<bool, sqlx::Error> {

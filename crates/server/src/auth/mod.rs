@@ -12,13 +12,14 @@ pub mod passwords;
 pub mod secrets;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use domain::{UserId, WorkspaceId};
+use engine::contacts::Contacts;
 use store::Store;
 use store::tenancy::Role;
 
@@ -67,6 +68,7 @@ type IdentityKey = (String, String, Option<String>);
 
 pub struct Authenticator {
     store: Store,
+    contacts: Arc<Contacts>,
     jwt: Option<JwtVerifier>,
     identities: Mutex<HashMap<IdentityKey, (UserId, WorkspaceId, Instant)>>,
 }
@@ -79,9 +81,10 @@ fn unauthorized(reason: &'static str, detail: impl Into<String>) -> ApiError {
 }
 
 impl Authenticator {
-    pub fn new(store: Store, jwt: Option<JwtVerifier>) -> Authenticator {
+    pub fn new(store: Store, jwt: Option<JwtVerifier>, contacts: Arc<Contacts>) -> Authenticator {
         Authenticator {
             store,
+            contacts,
             jwt,
             identities: Mutex::new(HashMap::new()),
         }
@@ -222,7 +225,7 @@ impl Authenticator {
         {
             return Ok((*user, *workspace));
         }
-        let user = self
+        let (user, changed) = self
             .store
             .user_for_external_identity(
                 &identity.issuer,
@@ -230,6 +233,9 @@ impl Authenticator {
                 identity.email.as_deref(),
             )
             .await?;
+        if changed {
+            self.contacts.user_changed(user.id).await;
+        }
         let (workspace, role) = match &identity.workspace {
             Some(external_id) => (
                 self.store.workspace_for_external_id(external_id).await?,

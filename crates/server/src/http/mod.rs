@@ -6,6 +6,7 @@ pub mod identity;
 pub mod integrations;
 pub mod json;
 pub mod ops;
+pub mod outbox;
 pub mod problem;
 pub mod request_context;
 
@@ -70,6 +71,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(identity::router())
         .merge(integrations::router())
+        .merge(outbox::router())
         .merge(crate::ui::router())
 }
 

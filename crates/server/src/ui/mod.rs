@@ -273,7 +273,10 @@ async fn setup(
     };
     let workspace = Some(form.workspace.as_str()).filter(|name| !name.trim().is_empty());
     match accounts::create_local_user(&state.store, &email, &form.password, workspace).await {
-        Ok((user, workspace)) => signed_in(&state, user.id, workspace.id).await,
+        Ok((user, workspace)) => {
+            state.contacts.user_changed(user.id).await;
+            signed_in(&state, user.id, workspace.id).await
+        }
         Err(AccountError::EmailTaken) => Ok(see_other("/signin")),
         Err(other) => Err(ApiError::Internal(other.into())),
     }

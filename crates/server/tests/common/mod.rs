@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod google;
 pub mod idp;
 
 use mailwright::{Application, Config};
@@ -14,6 +15,8 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     pub address: String,
     pub vault: std::sync::Arc<engine::vault::Vault>,
+    /// Background workers are off in tests: drain the queue with this.
+    pub worker: engine::worker::Worker,
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
@@ -66,6 +69,8 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
         .expect("the application builds");
     let address = format!("http://{}", application.local_addr());
     let vault = application.vault();
+    let worker = application.worker();
+    let application = application.with_background_workers(0);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
         let _ = stopped.await;
@@ -73,6 +78,7 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
     TestApp {
         address,
         vault,
+        worker,
         // Redirects are part of what is tested: never follow them.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

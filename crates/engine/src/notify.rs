@@ -1,0 +1,246 @@
+//! Telling people when their mailbox needs them: one email per episode
+//! (deduplicated in the database), queued in the outbox and delivered by a
+//! job with retries, so a provider outage delays the notice but never loses
+//! it and never slows the request or job that noticed the breakage.
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use domain::scopes::IntegrationStatus;
+use minijinja::{Environment, context};
+use providers::mail::{MailError, SystemEmail, SystemMailer};
+use serde_json::json;
+use store::Store;
+use store::integrations::Integration;
+use store::jobs::NewJob;
+use store::system_emails::NewSystemEmail;
+
+use crate::worker::{JobError, JobFuture, JobHandler};
+
+pub const DELIVER_SYSTEM_EMAIL: &str = "system_email.deliver";
+pub const SYSTEM_EMAILS: &str = "mailwright_system_emails_total";
+
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut environment = Environment::new();
+        // `.html` names are auto-escaped; the text version is not HTML.
+        environment
+            .add_template(
+                "integration_broke.html",
+                include_str!("templates/integration_broke.html"),
+            )
+            .expect("valid template");
+        environment
+            .add_template(
+                "integration_broke.txt",
+                include_str!("templates/integration_broke.txt"),
+            )
+            .expect("valid template");
+        environment
+    })
+}
+
+pub struct Notifier {
+    store: Store,
+    /// `https://mail.example.com`, for links in emails.
+    public_url: String,
+}
+
+impl Notifier {
+    pub fn new(store: Store, public_url: String) -> Notifier {
+        Notifier {
+            store,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The integration just became `needs_reauth` or `missing_scopes` (at
+    /// `transition`): tell its owner, once for this episode.
+    pub async fn integration_broke(
+        &self,
+        integration: &Integration,
+        status: IntegrationStatus,
+        transition: DateTime<Utc>,
+    ) {
+        if let Err(error) = self
+            .queue_integration_notice(integration, status, transition)
+            .await
+        {
+            // The status and last_error already tell the story in the UI and API.
+            tracing::error!(integration = %integration.id, error = format!("{error:#}"), "cannot queue the notice");
+        }
+    }
+
+    async fn queue_integration_notice(
+        &self,
+        integration: &Integration,
+        status: IntegrationStatus,
+        transition: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let owner = self.store.user(integration.user).await?;
+        let kind_name = match integration.integration_type {
+            domain::scopes::IntegrationType::Gmail => "Gmail",
+            domain::scopes::IntegrationType::Calendar => "Google Calendar",
+        };
+        let (kind, subject, what_happened, what_stopped) = match status {
+            IntegrationStatus::NeedsReauth => (
+                "integration_needs_reauth",
+                format!(
+                    "Action needed: reconnect {kind_name} ({})",
+                    integration.email
+                ),
+                format!(
+                    "Google no longer accepts Mailwright's access to {} (the access was revoked, or expired).",
+                    integration.email
+                ),
+                "reply drafts and workflows that use this mailbox".to_owned(),
+            ),
+            IntegrationStatus::MissingScopes => {
+                let missing = integration
+                    .granted_scopes
+                    .missing_for(integration.integration_type);
+                (
+                    "integration_missing_scopes",
+                    format!(
+                        "Action needed: give Mailwright the permissions it needs ({})",
+                        integration.email
+                    ),
+                    format!(
+                        "Google refused a request because {} was connected without some permissions Mailwright needs: {}.",
+                        integration.email,
+                        missing.join(", ")
+                    ),
+                    "the features that need those permissions (for drafts: gmail.compose)"
+                        .to_owned(),
+                )
+            }
+            _ => return Ok(()),
+        };
+        let values = context! {
+            name => owner.display_name.clone(),
+            email => integration.email.clone(),
+            what_happened,
+            what_stopped,
+            reconnect_url => format!("{}/api/integrations/{}/reconnect", self.public_url, integration.id),
+        };
+        let text = templates()
+            .get_template("integration_broke.txt")?
+            .render(&values)?;
+        let html = templates()
+            .get_template("integration_broke.html")?
+            .render(&values)?;
+        let email = NewSystemEmail {
+            workspace: integration.workspace,
+            kind: kind.to_owned(),
+            dedupe_key: Some(format!(
+                "integration:{}:{}:{}",
+                integration.id,
+                status.as_str(),
+                transition.timestamp_micros()
+            )),
+            to: owner.email,
+            subject,
+            text,
+            html: Some(html),
+        };
+        if let Some(id) = self.store.queue_system_email(&email).await? {
+            self.store
+                .enqueue_job(
+                    &NewJob::new(DELIVER_SYSTEM_EMAIL, json!({ "email_id": id }))
+                        .in_workspace(integration.workspace),
+                )
+                .await?;
+            tracing::info!(integration = %integration.id, kind, "queued a notice to the integration's owner");
+        }
+        Ok(())
+    }
+}
+
+/// Delivers one outbox email through the configured provider.
+pub struct DeliverSystemEmail {
+    store: Store,
+    mailer: Arc<dyn SystemMailer>,
+}
+
+impl DeliverSystemEmail {
+    pub fn new(store: Store, mailer: Arc<dyn SystemMailer>) -> DeliverSystemEmail {
+        DeliverSystemEmail { store, mailer }
+    }
+}
+
+impl JobHandler for DeliverSystemEmail {
+    fn kind(&self) -> &'static str {
+        DELIVER_SYSTEM_EMAIL
+    }
+
+    fn run<'a>(&'a self, job: &'a store::jobs::ClaimedJob) -> JobFuture<'a> {
+        Box::pin(async move {
+            let id = job
+                .payload
+                .get("email_id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                .ok_or_else(|| JobError::Permanent("the job names no email".into()))?;
+            let record =
+                self.store
+                    .system_email(id)
+                    .await
+                    .map_err(|error| JobError::Transient {
+                        message: format!("the outbox cannot be read ({error})"),
+                        retry_after: None,
+                    })?;
+            // Delivered by an earlier attempt that died before finishing the job.
+            let (Some(to), "queued") = (record.to_address.clone(), record.status.as_str()) else {
+                return Ok(());
+            };
+            let provider = self.mailer.provider();
+            let email = SystemEmail {
+                to,
+                subject: record.subject,
+                text: record.text_body,
+                html: record.html_body,
+            };
+            let outcome = self.mailer.send(&email).await;
+            let record_outcome = |status: &'static str, error: Option<String>| async move {
+                if let Err(store_error) = self
+                    .store
+                    .record_system_email_delivery(id, status, provider, error.as_deref())
+                    .await
+                {
+                    tracing::error!(email = %id, error = format!("{store_error:#}"), "cannot record a delivery outcome");
+                }
+            };
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "sent")
+                        .increment(1);
+                    record_outcome("sent", None).await;
+                    Ok(())
+                }
+                Err(MailError::Transient {
+                    reason,
+                    retry_after,
+                }) => {
+                    metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "retrying").increment(1);
+                    let status = if job.attempt >= job.max_attempts {
+                        "failed"
+                    } else {
+                        "queued"
+                    };
+                    record_outcome(status, Some(reason.clone())).await;
+                    Err(JobError::Transient {
+                        message: reason,
+                        retry_after,
+                    })
+                }
+                Err(MailError::Permanent(reason)) => {
+                    metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "failed")
+                        .increment(1);
+                    record_outcome("failed", Some(reason.clone())).await;
+                    Err(JobError::Permanent(reason))
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs jobs from the durable queue: claim one due job, run its handler,
+//! record the outcome (done, retry with backoff, or dead). One mechanism for
+//! every kind of background work.
+//!
+//! `run_next` is public so tests (and tools) drain the queue
+//! deterministically instead of sleeping.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::retry::RetryPolicy;
+use store::jobs::{ClaimedJob, FailOutcome, Failure};
+use store::{Store, StoreError};
+use tokio::sync::watch;
+
+/// How a job attempt ended badly. Messages are stored for people to read:
+/// no secrets, no upstream bodies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// Worth another attempt later (timeouts, 429, 5xx).
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'a>>;
+
+/// Runs the jobs of one kind.
+pub trait JobHandler: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a>;
+}
+
+/// What became of one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobReport {
+    Succeeded {
+        kind: String,
+    },
+    Retrying {
+        kind: String,
+        error: String,
+    },
+    Dead {
+        kind: String,
+        error: String,
+    },
+    /// The lease expired while it ran; another worker owns it now.
+    LeaseLost {
+        kind: String,
+    },
+}
+
+pub const JOBS: &str = "mailwright_jobs_total";
+
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    handlers: Arc<Vec<Arc<dyn JobHandler>>>,
+    lease: Duration,
+    policy: RetryPolicy,
+    idle_poll: Duration,
+}
+
+impl Worker {
+    pub fn new(store: Store, handlers: Vec<Arc<dyn JobHandler>>) -> Worker {
+        Worker {
+            store,
+            handlers: Arc::new(handlers),
+            lease: Duration::from_secs(120),
+            policy: RetryPolicy::DEFAULT,
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// Use another retry policy (tests: short delays).
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Worker {
+        self.policy = policy;
+        self
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.handlers.iter().map(|handler| handler.kind()).collect()
+    }
+
+    /// Claim and run one due job. `None` when nothing is due.
+    pub async fn run_next(&self) -> Result<Option<JobReport>, StoreError> {
+        let kinds = self.kinds();
+        let Some(job) = self.store.claim_job(&kinds, self.lease).await? else {
+            return Ok(None);
+        };
+        let handler = self
+            .handlers
+            .iter()
+            .find(|handler| handler.kind() == job.kind)
+            .expect("claimed only kinds we handle");
+        let kind = job.kind.clone();
+        let outcome = handler.run(&job).await;
+        let report = match outcome {
+            Ok(()) => {
+                if self.store.complete_job(&job).await? {
+                    JobReport::Succeeded { kind }
+                } else {
+                    JobReport::LeaseLost { kind }
+                }
+            }
+            Err(error) => {
+                let failure = match &error {
+                    JobError::Transient { retry_after, .. } => Failure::Transient {
+                        retry_after: *retry_after,
+                    },
+                    JobError::Permanent(_) => Failure::Permanent,
+                };
+                let message = error.to_string();
+                match self
+                    .store
+                    .fail_job(&job, &message, failure, &self.policy)
+                    .await?
+                {
+                    FailOutcome::RetryAt(_) => JobReport::Retrying {
+                        kind,
+                        error: message,
+                    },
+                    FailOutcome::Dead => {
+                        tracing::warn!(job = %job.id, kind = %job.kind, attempts = job.attempt, error = %message, "job failed for good");
+                        JobReport::Dead {
+                            kind,
+                            error: message,
+                        }
+                    }
+                    FailOutcome::LeaseLost => JobReport::LeaseLost { kind },
+                }
+            }
+        };
+        let outcome = match &report {
+            JobReport::Succeeded { .. } => "succeeded",
+            JobReport::Retrying { .. } => "retrying",
+            JobReport::Dead { .. } => "dead",
+            JobReport::LeaseLost { .. } => "lease_lost",
+        };
+        metrics::counter!(JOBS, "kind" => job.kind.clone(), "outcome" => outcome).increment(1);
+        Ok(Some(report))
+    }
+
+    /// Run every job that is due now; how many ran.
+    pub async fn drain(&self) -> Result<usize, StoreError> {
+        let mut ran = 0;
+        while self.run_next().await?.is_some() {
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// Work until `shutdown` turns true: jobs back to back while there are
+    /// any, a short poll when idle. A job in progress is finished first.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.run_next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "the worker cannot reach the job queue; retrying"
+                ),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.idle_poll) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

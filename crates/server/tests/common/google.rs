@@ -1,0 +1,213 @@
+//! A Google sandbox on port 0 and the app configured to use it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::{IntegrationId, WorkspaceId};
+use engine::keyring::Keyring;
+use engine::vault::{Vault, token_context};
+use providers::google::gmail::Gmail;
+use providers::google::oauth::{GoogleEndpoints, GoogleOAuth};
+use sandbox::{AccountSpec, Consent, OAuthClient, Sandbox, SandboxConfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::{Tenant, TestApp, spawn_app_with};
+
+pub const CLIENT_ID: &str = "mailwright-test.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
+pub const ANN: &str = "ann@example.com";
+
+pub struct World {
+    pub app: TestApp,
+    pub sandbox: Sandbox,
+    pub sandbox_url: String,
+    pub tenant: Tenant,
+}
+
+/// The sandbox, and the app trusting it with `extra_env` on top.
+pub async fn world_with(extra_env: &[(&str, String)]) -> World {
+    let sandbox =
+        Sandbox::new(SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann Example")));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sandbox::serve(listener, sandbox.clone()));
+    let mut env = vec![
+        ("MAILWRIGHT_GOOGLE_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("MAILWRIGHT_GOOGLE_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        (
+            "MAILWRIGHT_GOOGLE_AUTH_URL",
+            format!("{sandbox_url}/o/oauth2/v2/auth"),
+        ),
+        (
+            "MAILWRIGHT_GOOGLE_TOKEN_URL",
+            format!("{sandbox_url}/token"),
+        ),
+        (
+            "MAILWRIGHT_GOOGLE_REVOKE_URL",
+            format!("{sandbox_url}/revoke"),
+        ),
+        (
+            "MAILWRIGHT_GOOGLE_USERINFO_URL",
+            format!("{sandbox_url}/v1/userinfo"),
+        ),
+        ("MAILWRIGHT_GMAIL_API_URL", sandbox_url.clone()),
+    ];
+    env.extend(extra_env.iter().cloned());
+    let app = spawn_app_with(&env).await;
+    sandbox.register_client(OAuthClient::new(
+        CLIENT_ID,
+        CLIENT_SECRET,
+        [app.url("/api/auth/oauth/google/callback")],
+    ));
+    let tenant = app.bare_tenant("acme").await;
+    World {
+        app,
+        sandbox,
+        sandbox_url,
+        tenant,
+    }
+}
+
+pub async fn world() -> World {
+    world_with(&[]).await
+}
+
+impl World {
+    pub async fn authorization_url(&self, body: Value) -> String {
+        let answer = self
+            .app
+            .client
+            .post(self.app.url("/api/integrations/google/connect"))
+            .bearer_auth(&self.tenant.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let answer: Value = answer.json().await.unwrap();
+        answer["authorization_url"].as_str().unwrap().to_owned()
+    }
+
+    /// Follow Google's redirect to the callback; the callback's `Location`.
+    pub async fn callback(&self, redirect: &str, cookie: Option<&str>) -> String {
+        let mut request = self.app.client.get(redirect);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 302, "the callback always redirects");
+        response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Connect Gmail with `consent`; the outcome's query parameters.
+    pub async fn connect(&self, consent: Consent) -> HashMap<String, String> {
+        let url = self.authorization_url(json!({"type": "gmail"})).await;
+        let redirect = self.sandbox.approve(&url, consent).unwrap();
+        outcome(&self.callback(&redirect, None).await)
+    }
+
+    pub async fn integration(&self, id: &str) -> Value {
+        self.app
+            .get_as(&format!("/api/integrations/{id}"), &self.tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn rows(&self) -> usize {
+        self.app
+            .store
+            .integrations(self.tenant.workspace)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    pub fn ids(&self, integration: &str) -> (WorkspaceId, IntegrationId) {
+        (
+            self.tenant.workspace,
+            IntegrationId::parse(integration).unwrap(),
+        )
+    }
+
+    pub fn refreshes(&self) -> u64 {
+        self.sandbox.call_count("oauth.token.refresh_token")
+    }
+
+    /// Make the stored access token due for refresh.
+    pub async fn expire_stored_token(&self, integration: &str) {
+        let (workspace, id) = self.ids(integration);
+        let tokens = self.app.store.tokens(workspace, id).await.unwrap().unwrap();
+        self.app
+            .store
+            .expire_access_token(workspace, id, tokens.version)
+            .await
+            .unwrap();
+    }
+
+    /// A second, independent process's vault over the same database.
+    pub async fn second_process_vault(&self) -> Vault {
+        let store = self.app.db.connect().await;
+        let keyring = Arc::new(Keyring::parse(super::TEST_ENCRYPTION_KEYS).unwrap());
+        let http = reqwest::Client::new();
+        let url = |path: &str| url::Url::parse(&format!("{}{path}", self.sandbox_url)).unwrap();
+        let endpoints = GoogleEndpoints {
+            auth_url: url("/o/oauth2/v2/auth"),
+            token_url: url("/token"),
+            revoke_url: url("/revoke"),
+            userinfo_url: url("/v1/userinfo"),
+        };
+        let google = GoogleOAuth::new(
+            CLIENT_ID.into(),
+            SecretString::from(CLIENT_SECRET),
+            endpoints,
+            http.clone(),
+        );
+        let notifier = Arc::new(engine::notify::Notifier::new(
+            store.clone(),
+            self.app.address.clone(),
+        ));
+        Vault::new(
+            store,
+            keyring,
+            Some(google),
+            Gmail::new(url(""), http),
+            notifier,
+        )
+    }
+
+    /// The stored tokens, decrypted.
+    pub async fn plaintext_tokens(&self, integration: &str) -> (String, String) {
+        let (workspace, id) = self.ids(integration);
+        let keyring = Keyring::parse(super::TEST_ENCRYPTION_KEYS).unwrap();
+        let tokens = self.app.store.tokens(workspace, id).await.unwrap().unwrap();
+        let access = keyring
+            .open_secret(&tokens.access_token, &token_context(id, "access"))
+            .unwrap();
+        let refresh = keyring
+            .open_secret(
+                tokens.refresh_token.as_ref().unwrap(),
+                &token_context(id, "refresh"),
+            )
+            .unwrap();
+        (
+            access.expose_secret().to_owned(),
+            refresh.expose_secret().to_owned(),
+        )
+    }
+}
+
+pub fn outcome(location: &str) -> HashMap<String, String> {
+    assert!(
+        location.starts_with("/integrations"),
+        "back to the return_to path: {location}"
+    );
+    let url = url::Url::parse(&format!("http://app{location}")).unwrap();
+    url.query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
