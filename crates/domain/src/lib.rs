@@ -9,6 +9,7 @@ pub mod ids;
 pub mod retry;
 pub mod return_to;
 pub mod scopes;
+pub mod workflows;
 
 pub use email::EmailAddress;
 pub use ids::{IntegrationId, JobId, UserId, WorkspaceId};

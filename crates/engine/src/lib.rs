@@ -9,3 +9,4 @@ pub mod keys;
 pub mod notify;
 pub mod vault;
 pub mod worker;
+pub mod workflows;

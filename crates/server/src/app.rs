@@ -18,6 +18,7 @@ use engine::notify::{DeliverSystemEmail, Notifier};
 use engine::vault::Vault;
 use engine::worker::JobHandler;
 use engine::worker::Worker;
+use engine::workflows::{RunWorkflow, Workflows};
 use providers::google::gmail::Gmail;
 use providers::google::oauth::GoogleOAuth;
 use providers::mail::sidemail::Sidemail;
@@ -38,6 +39,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub auth: Arc<Authenticator>,
     pub contacts: Arc<Contacts>,
+    pub workflows: Arc<Workflows>,
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
     /// The OpenAPI document, rendered once at start.
@@ -47,6 +49,7 @@ pub struct AppState {
 /// Everything behind the API and the workers, built once from the
 /// configuration: shared by `serve` and `worker`.
 pub struct Services {
+    pub workflows: Arc<Workflows>,
     pub auth: Arc<Authenticator>,
     pub contacts: Arc<Contacts>,
     pub vault: Arc<Vault>,
@@ -115,6 +118,12 @@ impl Services {
             matches!(config.mail, MailConfig::Sidemail { .. }),
         ));
         handlers.push(Arc::new(DeliverSystemEmail::new(store.clone(), mailer)));
+        handlers.push(Arc::new(RunWorkflow::new(
+            store.clone(),
+            Arc::clone(&vault),
+            config.public_url.as_str().to_owned(),
+        )));
+        let workflows = Arc::new(Workflows::new(store.clone()));
         let worker = Worker::new(store.clone(), handlers);
         let auth = Arc::new(Authenticator::new(
             store.clone(),
@@ -127,6 +136,7 @@ impl Services {
             config.oauth_redirect_uri(),
         ));
         Ok(Services {
+            workflows,
             auth,
             contacts,
             vault,
@@ -168,6 +178,7 @@ impl Application {
                 .context("the bound address as a URL")?;
         }
         let Services {
+            workflows,
             auth,
             contacts,
             vault,
@@ -180,6 +191,7 @@ impl Application {
             config: Arc::new(config),
             auth,
             contacts,
+            workflows,
             vault: Arc::clone(&vault),
             connections,
             openapi_json: Arc::default(),

@@ -51,6 +51,8 @@ fn id_of_a(path: &str, parameter: &str, a: &Tenant) -> String {
     match (path, parameter) {
         (path, "id") if path.starts_with("/api/api-keys/") => a.key_id.clone(),
         (path, "id") if path.starts_with("/api/integrations/") => a.integration_id.clone(),
+        (path, "id") if path.starts_with("/api/workflows/") => a.workflow_id.clone(),
+        (path, "id") if path.starts_with("/api/runs/") => a.run_id.clone(),
         _ => panic!(
             "the isolation matrix does not know how to make workspace A's `{parameter}` for {path}: add it to id_of_a"
         ),
@@ -184,6 +186,8 @@ fn the_matrix_refuses_routes_it_cannot_fill() {
         key_id: "k".into(),
         key: "mw_x".into(),
         integration_id: "i".into(),
+        workflow_id: "w".into(),
+        run_id: "r".into(),
     };
     let unknown = std::panic::catch_unwind(|| {
         fill("/api/widgets/{widget_id}", |parameter| {

@@ -19,6 +19,7 @@ pub mod system_emails;
 pub mod tenancy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod workflows;
 
 use std::time::Duration;
 

@@ -94,6 +94,151 @@ impl Gmail {
     }
 }
 
+/// A message Gmail accepted (sent, or inside a draft).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageRef {
+    pub id: String,
+    #[serde(default)]
+    pub thread_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DraftRef {
+    pub id: String,
+    #[serde(default)]
+    pub message: Option<MessageRef>,
+}
+
+#[derive(Deserialize)]
+struct MessageList {
+    #[serde(default)]
+    messages: Vec<MessageRef>,
+}
+
+#[derive(Deserialize)]
+struct DraftList {
+    #[serde(default)]
+    drafts: Vec<DraftRef>,
+}
+
+fn unavailable(error: reqwest::Error) -> GmailError {
+    GmailError::Unavailable {
+        reason: if error.is_timeout() {
+            "timed out".into()
+        } else {
+            "could not connect".into()
+        },
+        retry_after: None,
+    }
+}
+
+fn unexpected(_: reqwest::Error) -> GmailError {
+    GmailError::Rejected {
+        status: 200,
+        reason: "unexpected answer".into(),
+    }
+}
+
+impl Gmail {
+    /// `users.messages.send` of an RFC 5322 message.
+    pub async fn send(
+        &self,
+        access_token: &SecretString,
+        rfc822: &[u8],
+    ) -> Result<MessageRef, GmailError> {
+        let body = serde_json::json!({ "raw": base64url(rfc822) });
+        let response = self
+            .http
+            .post(self.url("messages/send"))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await?.json().await.map_err(unexpected)
+    }
+
+    /// `users.drafts.create`.
+    pub async fn create_draft(
+        &self,
+        access_token: &SecretString,
+        rfc822: &[u8],
+    ) -> Result<DraftRef, GmailError> {
+        let body = serde_json::json!({ "message": { "raw": base64url(rfc822) } });
+        let response = self
+            .http
+            .post(self.url("drafts"))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await?.json().await.map_err(unexpected)
+    }
+
+    /// The message with this `Message-ID` header, if the mailbox has one
+    /// (how a retried send finds out whether its first attempt went out).
+    pub async fn find_message(
+        &self,
+        access_token: &SecretString,
+        rfc822_message_id: &str,
+    ) -> Result<Option<MessageRef>, GmailError> {
+        let query = format!("rfc822msgid:{}", rfc822_message_id.trim_matches(['<', '>']));
+        let response = self
+            .http
+            .get(self.url("messages"))
+            .query(&[("q", query.as_str()), ("includeSpamTrash", "true")])
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let list: MessageList = check(response).await?.json().await.map_err(unexpected)?;
+        Ok(list.messages.into_iter().next())
+    }
+
+    /// The draft whose message has this `Message-ID`, if any.
+    pub async fn find_draft(
+        &self,
+        access_token: &SecretString,
+        rfc822_message_id: &str,
+    ) -> Result<Option<DraftRef>, GmailError> {
+        let query = format!("rfc822msgid:{}", rfc822_message_id.trim_matches(['<', '>']));
+        let response = self
+            .http
+            .get(self.url("drafts"))
+            .query(&[("q", query.as_str())])
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let list: DraftList = check(response).await?.json().await.map_err(unexpected)?;
+        Ok(list.drafts.into_iter().next())
+    }
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let symbols = chunk.len() + 1;
+        for position in 0..symbols {
+            out.push(ALPHABET[((n >> (18 - 6 * position)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 /// Turn an error answer into what it means.
 pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, GmailError> {
     let status = response.status();
@@ -149,4 +294,16 @@ pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, Gma
 
 fn body_mentions_scopes(body: &[u8]) -> bool {
     String::from_utf8_lossy(body).contains("insufficient authentication scopes")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64url_without_padding() {
+        assert_eq!(super::base64url(b""), "");
+        assert_eq!(super::base64url(b"f"), "Zg");
+        assert_eq!(super::base64url(b"fo"), "Zm8");
+        assert_eq!(super::base64url(b"foo"), "Zm9v");
+        assert_eq!(super::base64url(&[0xfb, 0xff]), "-_8");
+    }
 }

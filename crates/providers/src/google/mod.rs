@@ -4,4 +4,5 @@
 //! bodies are logged by the caller, never shown to users.
 
 pub mod gmail;
+pub mod message;
 pub mod oauth;

@@ -9,6 +9,7 @@ pub mod ops;
 pub mod outbox;
 pub mod problem;
 pub mod request_context;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -72,6 +73,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(identity::router())
         .merge(integrations::router())
         .merge(outbox::router())
+        .merge(workflows::router())
         .merge(crate::ui::router())
 }
 

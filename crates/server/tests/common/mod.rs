@@ -99,6 +99,9 @@ pub struct Tenant {
     pub key: String,
     /// A Gmail integration of the workspace (its tokens are placeholders).
     pub integration_id: String,
+    /// A workflow of the workspace, and one run of it.
+    pub workflow_id: String,
+    pub run_id: String,
 }
 
 impl TestApp {
@@ -155,8 +158,35 @@ impl TestApp {
             .save_connection(tenant.workspace, integration_id, &grant)
             .await
             .unwrap();
+        let workflow = store::workflows::Workflow {
+            id: uuid::Uuid::now_v7(),
+            workspace: tenant.workspace,
+            name: format!("{name} workflow"),
+            enabled: true,
+            trigger: serde_json::json!({"type": "manual"}),
+            steps: serde_json::json!([{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]),
+            webhook_secret: None,
+            created_at: store::now(),
+            updated_at: store::now(),
+        };
+        self.store.create_workflow(&workflow).await.unwrap();
+        let run = store::workflows::Run {
+            id: uuid::Uuid::now_v7(),
+            workspace: tenant.workspace,
+            workflow_id: workflow.id,
+            status: "succeeded".into(),
+            trigger: "manual".into(),
+            input: serde_json::json!({"secret_of": name}),
+            steps: serde_json::json!([]),
+            error: None,
+            created_at: store::now(),
+            finished_at: Some(store::now()),
+        };
+        self.store.create_run(&run, None).await.unwrap();
         Tenant {
             integration_id: integration_id.to_string(),
+            workflow_id: workflow.id.to_string(),
+            run_id: run.id.to_string(),
             ..tenant
         }
     }
@@ -186,6 +216,8 @@ impl TestApp {
             key_id: key.id.to_string(),
             key: secrecy::ExposeSecret::expose_secret(&secret).to_owned(),
             integration_id: String::new(),
+            workflow_id: String::new(),
+            run_id: String::new(),
         }
     }
 

@@ -1,0 +1,454 @@
+//! Running workflows: a run is a row, executed by a `workflow.run` job; steps
+//! run in order and each records its status, output and error.
+//!
+//! Exactly-once sends: each outgoing message carries a Message-ID derived
+//! from the run and step. Before sending, the step is marked `sending`; a
+//! retry that finds a step in that state (the worker died, or Gmail timed out,
+//! after perhaps sending) first asks Gmail for a message with that
+//! Message-ID and, if there is one, records it instead of sending again.
+
+use std::sync::Arc;
+
+use domain::IntegrationId;
+use domain::scopes::{Capability, IntegrationType};
+use domain::workflows::{Action, RenderedStep, Step};
+use providers::google::message::{Outgoing, rfc822};
+use serde_json::{Value, json};
+use store::jobs::{ClaimedJob, NewJob};
+use store::system_emails::NewSystemEmail;
+use store::workflows::{Run, Workflow};
+use store::{Store, StoreError};
+use uuid::Uuid;
+
+use crate::notify::DELIVER_SYSTEM_EMAIL;
+use crate::vault::{Vault, VaultError};
+use crate::worker::{JobError, JobFuture, JobHandler};
+
+pub const RUN_WORKFLOW: &str = "workflow.run";
+pub const RUNS: &str = "mailwright_workflow_runs_total";
+pub const STEP_SECONDS: &str = "mailwright_workflow_step_duration_seconds";
+
+/// Starts runs.
+pub struct Workflows {
+    store: Store,
+}
+
+impl Workflows {
+    pub fn new(store: Store) -> Workflows {
+        Workflows { store }
+    }
+
+    /// Queue a run of `workflow` with `input`. The same idempotency key on the
+    /// same workflow returns the run it started (`false`: not new).
+    pub async fn execute(
+        &self,
+        workflow: &Workflow,
+        input: Value,
+        trigger: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Run, bool), StoreError> {
+        let steps: Vec<Value> = workflow
+            .steps
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .enumerate()
+                    .map(|(index, step)| {
+                        json!({"index": index, "action": step["action"], "status": "pending", "output": null, "error": null})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let run = Run {
+            id: Uuid::now_v7(),
+            workspace: workflow.workspace,
+            workflow_id: workflow.id,
+            status: "queued".into(),
+            trigger: trigger.into(),
+            input,
+            steps: Value::Array(steps),
+            error: None,
+            created_at: store::now(),
+            finished_at: None,
+        };
+        let (run, created) = self.store.create_run(&run, idempotency_key).await?;
+        if created {
+            let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
+                .in_workspace(run.workspace)
+                .dedupe_key(format!("run:{}", run.id));
+            self.store.enqueue_job(&job).await?;
+        }
+        Ok((run, created))
+    }
+}
+
+/// Executes one run.
+pub struct RunWorkflow {
+    store: Store,
+    vault: Arc<Vault>,
+    /// For links in error messages.
+    public_url: String,
+}
+
+/// How a step ended when it did not succeed.
+enum StepFailure {
+    /// The run fails now, with this code and message.
+    Final { code: &'static str, message: String },
+    /// Try again later (the job retries).
+    Retry {
+        message: String,
+        retry_after: Option<std::time::Duration>,
+    },
+}
+
+impl RunWorkflow {
+    pub fn new(store: Store, vault: Arc<Vault>, public_url: String) -> RunWorkflow {
+        RunWorkflow {
+            store,
+            vault,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn run_steps(
+        &self,
+        job: &ClaimedJob,
+        run: &mut Run,
+        workflow: &Workflow,
+    ) -> Result<(), JobError> {
+        let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone())
+            .map_err(|_| JobError::Permanent("the workflow's steps cannot be read".into()))?;
+        for (index, step) in steps.iter().enumerate() {
+            if run.steps[index]["status"] == "succeeded" {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            let outcome = match step.render(index, &run.input) {
+                Err(invalid) => Err(StepFailure::Final {
+                    code: "validation_failed",
+                    message: format!("{} {}", invalid.field, invalid.message),
+                }),
+                Ok(rendered) => self.execute_step(run, index, &rendered).await,
+            };
+            metrics::histogram!(STEP_SECONDS, "action" => step.action.as_str())
+                .record(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(output) => {
+                    run.steps[index]["status"] = json!("succeeded");
+                    run.steps[index]["output"] = output;
+                    run.steps[index]["error"] = Value::Null;
+                    self.save(run, "running", None).await?;
+                }
+                Err(StepFailure::Final { code, message }) => {
+                    run.steps[index]["status"] = json!("failed");
+                    run.steps[index]["error"] = json!({"code": code, "message": message});
+                    self.save(run, "failed", Some((code, &message))).await?;
+                    metrics::counter!(RUNS, "outcome" => "failed").increment(1);
+                    return Ok(());
+                }
+                Err(StepFailure::Retry {
+                    message,
+                    retry_after,
+                }) => {
+                    run.steps[index]["error"] =
+                        json!({"code": "provider_unavailable", "message": message});
+                    if job.attempt >= job.max_attempts {
+                        run.steps[index]["status"] = json!("failed");
+                        let message = format!("{message} (gave up after {} attempts)", job.attempt);
+                        self.save(run, "failed", Some(("provider_unavailable", &message)))
+                            .await?;
+                        metrics::counter!(RUNS, "outcome" => "failed").increment(1);
+                        return Ok(());
+                    }
+                    self.save(run, "running", None).await?;
+                    return Err(JobError::Transient {
+                        message,
+                        retry_after,
+                    });
+                }
+            }
+        }
+        self.save(run, "succeeded", None).await?;
+        metrics::counter!(RUNS, "outcome" => "succeeded").increment(1);
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        run: &mut Run,
+        status: &str,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), JobError> {
+        run.status = status.to_owned();
+        self.store
+            .update_run(run.workspace, run.id, status, &run.steps, error)
+            .await
+            .map_err(|error| JobError::Transient {
+                message: format!("the run cannot be saved ({error})"),
+                retry_after: None,
+            })
+    }
+
+    async fn execute_step(
+        &self,
+        run: &mut Run,
+        index: usize,
+        step: &RenderedStep,
+    ) -> Result<Value, StepFailure> {
+        match step.action {
+            Action::EmailSendSystem => {
+                let email = NewSystemEmail {
+                    workspace: run.workspace,
+                    kind: "workflow".into(),
+                    dedupe_key: Some(format!("run:{}:{index}", run.id)),
+                    to: step.to.first().cloned(),
+                    subject: step.subject.clone(),
+                    text: step.body.clone(),
+                    html: None,
+                };
+                let internal = |error: StoreError| StepFailure::Retry {
+                    message: format!("the outbox cannot be written ({error})"),
+                    retry_after: None,
+                };
+                if let Some(id) = self
+                    .store
+                    .queue_system_email(&email)
+                    .await
+                    .map_err(internal)?
+                {
+                    let job = NewJob::new(DELIVER_SYSTEM_EMAIL, json!({ "email_id": id }))
+                        .in_workspace(run.workspace);
+                    self.store.enqueue_job(&job).await.map_err(internal)?;
+                    return Ok(json!({ "email_id": id }));
+                }
+                Ok(json!({ "email_id": null, "note": "already queued by an earlier attempt" }))
+            }
+            Action::GmailSendEmail | Action::GmailCreateDraft => {
+                self.gmail_step(run, index, step).await
+            }
+        }
+    }
+
+    async fn gmail_step(
+        &self,
+        run: &mut Run,
+        index: usize,
+        step: &RenderedStep,
+    ) -> Result<Value, StepFailure> {
+        let workspace = run.workspace;
+        let integration_id = step
+            .integration_id
+            .as_deref()
+            .and_then(|id| IntegrationId::parse(id).ok())
+            .ok_or_else(|| StepFailure::Final {
+                code: "validation_failed",
+                message: "the step names no valid integration".into(),
+            })?;
+        let integration = match self.store.integration(workspace, integration_id).await {
+            Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
+                integration
+            }
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(StepFailure::Final {
+                    code: "not_found",
+                    message:
+                        "the Gmail connection this step uses no longer exists; edit the workflow"
+                            .into(),
+                });
+            }
+            Err(error) => {
+                return Err(StepFailure::Retry {
+                    message: format!("the integration cannot be read ({error})"),
+                    retry_after: None,
+                });
+            }
+        };
+        let rfc822_id = format!("<run-{}.{index}@mailwright>", run.id);
+        let is_draft = step.action == Action::GmailCreateDraft;
+        let gmail = self.vault.gmail().clone();
+
+        // A previous attempt may have sent it: ask Gmail before sending again.
+        if run.steps[index]["status"] == "sending" {
+            let (lookup_gmail, id) = (gmail.clone(), rfc822_id.clone());
+            let found = if is_draft {
+                self.vault
+                    .with_gmail(workspace, integration_id, Capability::Draft, move |token| {
+                        let (gmail, id) = (lookup_gmail.clone(), id.clone());
+                        async move {
+                            gmail
+                                .find_draft(&token, &id)
+                                .await
+                                .map(|draft| draft.map(|draft| json!({"draft_id": draft.id})))
+                        }
+                    })
+                    .await
+            } else {
+                self.vault
+                    .with_gmail(workspace, integration_id, Capability::ReadMail, move |token| {
+                        let (gmail, id) = (lookup_gmail.clone(), id.clone());
+                        async move {
+                            gmail.find_message(&token, &id).await.map(|message| {
+                                message.map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
+                            })
+                        }
+                    })
+                    .await
+            };
+            match found {
+                Ok(Some(mut output)) => {
+                    output["rfc822_message_id"] = json!(rfc822_id);
+                    tracing::info!(run = %run.id, step = index, "found the message of an earlier attempt; not sending again");
+                    return Ok(output);
+                }
+                Ok(None) => {}
+                Err(error) => return Err(self.gmail_failure(&integration, error)),
+            }
+        }
+        let raw = rfc822(&Outgoing {
+            from: &integration.email,
+            to: &step.to,
+            cc: &step.cc,
+            bcc: &step.bcc,
+            subject: &step.subject,
+            body: &step.body,
+            message_id: &rfc822_id,
+        })
+        .map_err(|problem| StepFailure::Final {
+            code: "validation_failed",
+            message: problem,
+        })?;
+
+        run.steps[index]["status"] = json!("sending");
+        self.store
+            .update_run(workspace, run.id, "running", &run.steps, None)
+            .await
+            .map_err(|error| StepFailure::Retry {
+                message: format!("the run cannot be saved ({error})"),
+                retry_after: None,
+            })?;
+
+        let raw = Arc::new(raw);
+        let result = if is_draft {
+            self.vault
+                .with_gmail(workspace, integration_id, Capability::Draft, |token| {
+                    let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
+                    async move {
+                        gmail
+                            .create_draft(&token, &raw)
+                            .await
+                            .map(|draft| json!({"draft_id": draft.id}))
+                    }
+                })
+                .await
+        } else {
+            self.vault
+                .with_gmail(workspace, integration_id, Capability::Send, |token| {
+                    let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
+                    async move {
+                        gmail.send(&token, &raw).await.map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
+                    }
+                })
+                .await
+        };
+        match result {
+            Ok(mut output) => {
+                output["rfc822_message_id"] = json!(rfc822_id);
+                Ok(output)
+            }
+            Err(error) => Err(self.gmail_failure(&integration, error)),
+        }
+    }
+
+    fn gmail_failure(
+        &self,
+        integration: &store::integrations::Integration,
+        error: VaultError,
+    ) -> StepFailure {
+        let reconnect = format!(
+            "{}/api/integrations/{}/reconnect",
+            self.public_url, integration.id
+        );
+        match error {
+            VaultError::MissingScopes(scopes) => StepFailure::Final {
+                code: "missing_scopes",
+                message: format!(
+                    "The Gmail connection {} lacks the permission {}. Reconnect it ({reconnect}) and allow it, then run again.",
+                    integration.email,
+                    scopes.join(", ")
+                ),
+            },
+            VaultError::NeedsReauth => StepFailure::Final {
+                code: "needs_reauth",
+                message: format!(
+                    "Google no longer accepts the connection {}. Reconnect it ({reconnect}), then run again.",
+                    integration.email
+                ),
+            },
+            VaultError::Disconnected | VaultError::NotFound => StepFailure::Final {
+                code: "not_found",
+                message: format!(
+                    "The Gmail connection {} is disconnected; reconnect it or edit the workflow.",
+                    integration.email
+                ),
+            },
+            VaultError::Unavailable {
+                reason,
+                retry_after,
+            } => StepFailure::Retry {
+                message: format!("Gmail did not answer ({reason}); retrying"),
+                retry_after,
+            },
+            VaultError::Rejected(reason) => StepFailure::Final {
+                code: "provider_error",
+                message: format!("Gmail refused the message ({reason})."),
+            },
+            VaultError::NotConfigured => StepFailure::Final {
+                code: "provider_error",
+                message: "Google is not configured on this server.".into(),
+            },
+            VaultError::Internal(error) => StepFailure::Retry {
+                message: format!("internal error ({error})"),
+                retry_after: None,
+            },
+        }
+    }
+}
+
+impl JobHandler for RunWorkflow {
+    fn kind(&self) -> &'static str {
+        RUN_WORKFLOW
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(async move {
+            let (Some(workspace), Some(run_id)) = (
+                job.workspace,
+                job.payload
+                    .get("run_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| Uuid::parse_str(id).ok()),
+            ) else {
+                return Err(JobError::Permanent("the job names no run".into()));
+            };
+            let transient = |error: StoreError| JobError::Transient {
+                message: format!("the run cannot be read ({error})"),
+                retry_after: None,
+            };
+            let mut run = match self.store.run(workspace, run_id).await {
+                Ok(run) => run,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(error) => return Err(transient(error)),
+            };
+            if run.status == "succeeded" || run.status == "failed" {
+                return Ok(());
+            }
+            let workflow = match self.store.workflow(workspace, run.workflow_id).await {
+                Ok(workflow) => workflow,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(error) => return Err(transient(error)),
+            };
+            self.run_steps(job, &mut run, &workflow).await
+        })
+    }
+}

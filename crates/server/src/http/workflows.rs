@@ -1,0 +1,505 @@
+//! Workflows: CRUD (validated at the edge, every problem named by field),
+//! execute (with Idempotency-Key and optional waiting), run history, and the
+//! webhook trigger.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::IntegrationId;
+use domain::WorkspaceId;
+use domain::scopes::IntegrationType;
+use domain::workflows::{Step, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use store::StoreError;
+use store::workflows::{Run, Workflow};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::json::{ApiJson, parse};
+use super::problem::{ApiError, FieldError};
+use crate::app::AppState;
+use crate::auth::{AuthUser, secrets};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get_one, replace, delete))
+        .routes(routes!(execute))
+        .routes(routes!(runs))
+        .routes(routes!(get_run))
+        .routes(routes!(webhook))
+}
+
+/// How long `execute?wait=true` waits for the run to end.
+const WAIT_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowInput {
+    name: String,
+    #[serde(default = "enabled_by_default")]
+    enabled: bool,
+    /// `{"type": "manual"}`, `{"type": "webhook"}` or `{"type": "schedule", "cron": "..."}`.
+    #[schema(value_type = Object)]
+    trigger: Trigger,
+    /// Each `{"action", "integration_id"?, "to", "cc"?, "bcc"?, "subject", "body"}`.
+    #[schema(value_type = Vec<Object>)]
+    steps: Vec<Step>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowView {
+    id: String,
+    name: String,
+    enabled: bool,
+    #[schema(value_type = Object)]
+    trigger: Value,
+    #[schema(value_type = Vec<Object>)]
+    steps: Value,
+    /// For webhook triggers: POST the input here (the token is the credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_url: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+fn webhook_context(id: Uuid) -> String {
+    format!("workflows:{id}:webhook")
+}
+
+fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
+    let webhook_url = workflow.webhook_secret.as_ref().and_then(|sealed| {
+        let token = state
+            .vault
+            .keyring()
+            .open_secret(sealed, &webhook_context(workflow.id))
+            .ok()?;
+        Some(state.config.public_url_for(&format!(
+            "/api/hooks/{}?token={}",
+            workflow.id,
+            secrecy::ExposeSecret::expose_secret(&token)
+        )))
+    });
+    WorkflowView {
+        id: workflow.id.to_string(),
+        name: workflow.name,
+        enabled: workflow.enabled,
+        trigger: workflow.trigger,
+        steps: workflow.steps,
+        webhook_url,
+        created_at: workflow.created_at,
+        updated_at: workflow.updated_at,
+    }
+}
+
+/// Everything wrong with a definition, by field.
+async fn validate(
+    state: &AppState,
+    workspace: WorkspaceId,
+    input: &WorkflowInput,
+) -> Result<(), ApiError> {
+    let mut errors = Vec::new();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
+    }
+    if let Trigger::Schedule { .. } = input.trigger {
+        errors.push(FieldError::new(
+            "trigger.type",
+            "schedule triggers are not available in this version yet; use manual or webhook",
+        ));
+    }
+    if input.steps.is_empty() || input.steps.len() > 20 {
+        errors.push(FieldError::new("steps", "must hold 1 to 20 steps"));
+    }
+    for (index, step) in input.steps.iter().enumerate() {
+        errors.extend(
+            step.validate(index)
+                .into_iter()
+                .map(|problem| FieldError::new(problem.field, problem.message)),
+        );
+        let (true, Some(id)) = (step.action.uses_gmail(), &step.integration_id) else {
+            continue;
+        };
+        let field = format!("steps[{index}].integration_id");
+        match IntegrationId::parse(id) {
+            Err(_) => errors.push(FieldError::new(field, "is not an integration id")),
+            Ok(id) => match state.store.integration(workspace, id).await {
+                Ok(integration) if integration.integration_type == IntegrationType::Gmail => {}
+                Ok(_) => errors.push(FieldError::new(field, "is not a Gmail connection")),
+                Err(StoreError::NotFound) => errors.push(FieldError::new(
+                    field,
+                    "no Gmail connection with this id in this workspace",
+                )),
+                Err(other) => return Err(other.into()),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(text).map_err(|_| ApiError::NotFound)
+}
+
+/// Build the stored workflow from a validated input, keeping (or making) the
+/// webhook token.
+fn assemble(
+    state: &AppState,
+    workspace: WorkspaceId,
+    id: Uuid,
+    input: WorkflowInput,
+    previous: Option<&Workflow>,
+) -> Workflow {
+    let webhook_secret = match input.trigger {
+        Trigger::Webhook => previous
+            .and_then(|workflow| workflow.webhook_secret.clone())
+            .or_else(|| {
+                let token = secrets::random_token(32);
+                Some(
+                    state
+                        .vault
+                        .keyring()
+                        .seal(token.as_bytes(), &webhook_context(id)),
+                )
+            }),
+        _ => None,
+    };
+    let now = store::now();
+    Workflow {
+        id,
+        workspace,
+        name: input.name.trim().to_owned(),
+        enabled: input.enabled,
+        trigger: serde_json::to_value(&input.trigger).unwrap_or(Value::Null),
+        steps: serde_json::to_value(&input.steps).unwrap_or(Value::Null),
+        webhook_secret,
+        created_at: previous.map_or(now, |workflow| workflow.created_at),
+        updated_at: now,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowList {
+    workflows: Vec<WorkflowView>,
+}
+
+#[utoipa::path(get, path = "/api/workflows", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    responses((status = 200, body = WorkflowList)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<WorkflowList>, ApiError> {
+    let workflows = state.store.workflows(caller.workspace).await?;
+    Ok(Json(WorkflowList {
+        workflows: workflows
+            .into_iter()
+            .map(|workflow| view(&state, workflow))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/workflows", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    request_body = WorkflowInput,
+    responses((status = 201, body = WorkflowView), (status = 422, content_type = "application/problem+json")))]
+async fn create(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(input): ApiJson<WorkflowInput>,
+) -> Result<(StatusCode, Json<WorkflowView>), ApiError> {
+    validate(&state, caller.workspace, &input).await?;
+    let workflow = assemble(&state, caller.workspace, Uuid::now_v7(), input, None);
+    state.store.create_workflow(&workflow).await?;
+    Ok((StatusCode::CREATED, Json(view(&state, workflow))))
+}
+
+#[utoipa::path(get, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = WorkflowView), (status = 404)))]
+async fn get_one(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<WorkflowView>, ApiError> {
+    let workflow = state
+        .store
+        .workflow(caller.workspace, workflow_id(&id)?)
+        .await?;
+    Ok(Json(view(&state, workflow)))
+}
+
+/// Replace a workflow's definition (the webhook token is kept).
+#[utoipa::path(put, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)), request_body = WorkflowInput,
+    responses((status = 200, body = WorkflowView), (status = 404), (status = 422)))]
+async fn replace(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<WorkflowView>, ApiError> {
+    // Found first: another workspace's id answers 404 whatever the body.
+    let previous = state
+        .store
+        .workflow(caller.workspace, workflow_id(&id)?)
+        .await?;
+    let input: WorkflowInput = parse(&body)?;
+    validate(&state, caller.workspace, &input).await?;
+    let workflow = assemble(
+        &state,
+        caller.workspace,
+        previous.id,
+        input,
+        Some(&previous),
+    );
+    state.store.update_workflow(&workflow).await?;
+    Ok(Json(view(&state, workflow)))
+}
+
+#[utoipa::path(delete, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)), responses((status = 204), (status = 404)))]
+async fn delete(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store
+        .delete_workflow(caller.workspace, workflow_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    id: String,
+    workflow_id: String,
+    /// `queued`, `running`, `succeeded` or `failed`.
+    status: String,
+    trigger: String,
+    #[schema(value_type = Object)]
+    input: Value,
+    /// `[{"index","action","status","output","error"}]`
+    #[schema(value_type = Vec<Object>)]
+    steps: Value,
+    #[schema(value_type = Option<Object>)]
+    error: Option<Value>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+fn run_view(run: Run) -> RunView {
+    let mut steps = run.steps;
+    // `sending` is the runner's own bookkeeping: to clients the step runs.
+    if let Some(steps) = steps.as_array_mut() {
+        for step in steps {
+            if step["status"] == "sending" {
+                step["status"] = json!("running");
+            }
+        }
+    }
+    RunView {
+        id: run.id.to_string(),
+        workflow_id: run.workflow_id.to_string(),
+        status: run.status,
+        trigger: run.trigger,
+        input: run.input,
+        steps,
+        error: run
+            .error
+            .map(|(code, message)| json!({"code": code, "message": message})),
+        created_at: run.created_at,
+        finished_at: run.finished_at,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExecuteQuery {
+    /// Wait up to 30 s for the run to end (default true).
+    wait: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecuteBody {
+    #[serde(default = "empty_object")]
+    input: Value,
+}
+
+fn empty_object() -> Value {
+    json!({})
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| !key.is_empty() && key.len() <= 255)
+            .map(|key| Some(key.to_owned()))
+            .ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::new(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible characters",
+                )])
+            }),
+    }
+}
+
+/// Run a workflow with `input`. The same Idempotency-Key returns the same run.
+#[utoipa::path(post, path = "/api/workflows/{id}/execute", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path), ExecuteQuery),
+    responses((status = 200, description = "{success, run, error?}: the run ended"), (status = 202, description = "{run}: queued or still running"), (status = 404), (status = 409)))]
+async fn execute(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<ExecuteQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let workflow = state
+        .store
+        .workflow(caller.workspace, workflow_id(&id)?)
+        .await?;
+    let input = if body.is_empty() {
+        json!({})
+    } else {
+        parse::<ExecuteBody>(&body)?.input
+    };
+    let key = idempotency_key(&headers)?;
+    if !workflow.enabled {
+        return Err(ApiError::Conflict(
+            "This workflow is disabled; enable it to run it.".into(),
+        ));
+    }
+    let (run, _) = state
+        .workflows
+        .execute(&workflow, input, "manual", key.as_deref())
+        .await?;
+    if !query.wait.unwrap_or(true) {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response());
+    }
+    let give_up = Instant::now() + WAIT_LIMIT;
+    let mut run = run;
+    while run.status != "succeeded" && run.status != "failed" && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        run = state.store.run(caller.workspace, run.id).await?;
+    }
+    Ok(match run.status.as_str() {
+        "succeeded" => Json(json!({ "success": true, "run": run_view(run) })).into_response(),
+        "failed" => {
+            let error = run
+                .error
+                .clone()
+                .map(|(code, message)| json!({"code": code, "message": message}));
+            Json(json!({ "success": false, "run": run_view(run), "error": error })).into_response()
+        }
+        _ => (StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    runs: Vec<RunView>,
+}
+
+#[utoipa::path(get, path = "/api/workflows/{id}/runs", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = RunList), (status = 404)))]
+async fn runs(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<RunList>, ApiError> {
+    let workflow = state
+        .store
+        .workflow(caller.workspace, workflow_id(&id)?)
+        .await?;
+    let runs = state.store.runs(caller.workspace, workflow.id, 100).await?;
+    Ok(Json(RunList {
+        runs: runs.into_iter().map(run_view).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/runs/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = RunView), (status = 404)))]
+async fn get_run(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<RunView>, ApiError> {
+    let run = state.store.run(caller.workspace, workflow_id(&id)?).await?;
+    Ok(Json(run_view(run)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct WebhookQuery {
+    token: Option<String>,
+}
+
+/// Start a run of a webhook-triggered workflow; the body is the input. An
+/// unknown workflow and a wrong token answer alike (404).
+#[utoipa::path(post, path = "/api/hooks/{workflow_id}", tag = "workflows",
+    params(("workflow_id" = String, Path), WebhookQuery),
+    responses((status = 202, description = "{run_id}"), (status = 404), (status = 409)))]
+async fn webhook(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<WebhookQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let workflow = match state.store.workflow_for_webhook(workflow_id(&id)?).await {
+        Ok(workflow) => workflow,
+        Err(StoreError::NotFound) => return Err(ApiError::NotFound),
+        Err(other) => return Err(other.into()),
+    };
+    let expected = workflow.webhook_secret.as_ref().and_then(|sealed| {
+        state
+            .vault
+            .keyring()
+            .open_secret(sealed, &webhook_context(workflow.id))
+            .ok()
+    });
+    let given = query.token.unwrap_or_default();
+    let matches = expected.is_some_and(|token| {
+        secrets::constant_time_eq(
+            secrecy::ExposeSecret::expose_secret(&token).as_bytes(),
+            given.as_bytes(),
+        )
+    });
+    if !matches {
+        return Err(ApiError::NotFound);
+    }
+    let input: Value = if body.is_empty() {
+        json!({})
+    } else {
+        parse(&body)?
+    };
+    let key = idempotency_key(&headers)?;
+    if !workflow.enabled {
+        return Err(ApiError::Conflict("This workflow is disabled.".into()));
+    }
+    let (run, _) = state
+        .workflows
+        .execute(&workflow, input, "webhook", key.as_deref())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run.id }))).into_response())
+}

@@ -1,0 +1,464 @@
+//! Workflows end to end against the Google sandbox: the seed's "create a
+//! workflow with a Gmail action, execute, {success: true}, the email arrives"
+//! and its failure modes (no tokens, silent failures, duplicates).
+
+mod common;
+
+use common::google::{ANN, World, world};
+use common::{Tenant, assert_problem};
+use sandbox::{Consent, Fault};
+use serde_json::{Value, json};
+
+const BOB: &str = "bob@example.com";
+
+async fn connected() -> (World, String) {
+    let w = world().await;
+    w.sandbox.create_account(BOB, "Bob Builder");
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    (w, id)
+}
+
+fn send_step(integration: &str, to: &str, subject: &str) -> Value {
+    json!({"action": "gmail.send_email", "integration_id": integration, "to": [to], "subject": subject,
+           "body": "Hello {{ input.name }}, your order {{ input.order }} shipped."})
+}
+
+async fn create(w: &World, tenant: &Tenant, body: Value) -> reqwest::Response {
+    w.app
+        .client
+        .post(w.app.url("/api/workflows"))
+        .bearer_auth(&tenant.key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn create_ok(w: &World, body: Value) -> Value {
+    let answer = create(w, &w.tenant, body).await;
+    assert_eq!(answer.status(), 201);
+    answer.json().await.unwrap()
+}
+
+async fn execute(
+    w: &World,
+    workflow: &str,
+    input: Value,
+    wait: bool,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let mut request = w
+        .app
+        .client
+        .post(
+            w.app
+                .url(&format!("/api/workflows/{workflow}/execute?wait={wait}")),
+        )
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({ "input": input }));
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status().as_u16(), answer.json().await.unwrap())
+}
+
+/// Run queued jobs until the run has ended, skipping retry backoff.
+async fn finish(w: &World, run_id: &str) -> Value {
+    for _ in 0..20 {
+        store::testing::make_jobs_due(&w.app.store).await;
+        w.app.worker.drain().await.unwrap();
+        let run: Value = w
+            .app
+            .get_as(&format!("/api/runs/{run_id}"), &w.tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            return run;
+        }
+    }
+    panic!("the run did not end");
+}
+
+fn inbox(w: &World) -> Vec<sandbox::MessageView> {
+    w.sandbox.messages(BOB).unwrap()
+}
+
+#[tokio::test]
+async fn the_seeds_flow_connect_create_execute_success_and_exactly_one_email_arrives() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "Shipping notice", "trigger": {"type": "manual"},
+        "steps": [send_step(&integration, "Bob Builder <{{ input.email }}>", "Grüße, {{ input.name }}! Bestellung 🚚")]})).await;
+
+    // A worker runs in the background, as in `mailwright serve`.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(w.app.worker.clone().run(stopped));
+    let (status, answer) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"email": BOB, "name": "Bob", "order": "A-17"}),
+        true,
+        None,
+    )
+    .await;
+    let _ = stop.send(true);
+    worker.await.unwrap();
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["run"]["status"], "succeeded");
+    assert_eq!(answer["run"]["steps"][0]["status"], "succeeded");
+    assert!(answer["run"]["steps"][0]["output"]["message_id"].is_string());
+
+    let inbox = inbox(&w);
+    assert_eq!(inbox.len(), 1, "exactly one message");
+    let message = &inbox[0];
+    assert!(
+        message.from.as_deref().unwrap_or_default().contains(ANN),
+        "{:?}",
+        message.from
+    );
+    assert!(
+        message.to.iter().any(|to| to.contains(BOB)),
+        "{:?}",
+        message.to
+    );
+    assert_eq!(
+        message.subject, "Grüße, Bob! Bestellung 🚚",
+        "the UTF-8 subject arrives intact"
+    );
+    assert!(
+        message.text.contains("your order A-17 shipped"),
+        "{}",
+        message.text
+    );
+    assert!(
+        message
+            .message_id
+            .as_deref()
+            .unwrap_or_default()
+            .contains("@mailwright"),
+        "our Message-ID"
+    );
+}
+
+#[tokio::test]
+async fn without_the_send_scope_the_run_fails_at_once_naming_the_scope_and_the_fix() {
+    let w = world().await;
+    w.sandbox.create_account(BOB, "Bob");
+    let scopes: Vec<&str> = domain::scopes::IntegrationType::Gmail
+        .requested_scopes()
+        .into_iter()
+        .filter(|scope| !scope.ends_with("gmail.send") && !scope.ends_with("gmail.compose"))
+        .collect();
+    let integration = w.connect(Consent::allow_only(scopes)).await["integration_id"].clone();
+    let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&integration, BOB, "Hi")]})).await;
+    let (_, answer) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "Bob", "order": 1}),
+        false,
+        None,
+    )
+    .await;
+    let run = finish(&w, answer["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["error"]["code"], "missing_scopes");
+    let message = run["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("gmail.send") && message.contains("/reconnect"),
+        "{message}"
+    );
+    assert!(inbox(&w).is_empty());
+}
+
+#[tokio::test]
+async fn a_429_then_a_500_on_send_is_retried_and_one_message_arrives() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&integration, BOB, "Hi")]})).await;
+    w.sandbox
+        .inject_fault("messages.send", Fault::RateLimited, 1);
+    w.sandbox
+        .inject_fault("messages.send", Fault::BackendError, 1);
+    let (status, answer) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "Bob", "order": 2}),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let run = finish(&w, answer["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        inbox(&w).len(),
+        1,
+        "exactly one message despite the retries"
+    );
+}
+
+#[tokio::test]
+async fn a_send_whose_recording_was_lost_is_found_again_not_sent_twice() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&integration, BOB, "Once")]})).await;
+    let (_, answer) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "Bob", "order": 3}),
+        false,
+        None,
+    )
+    .await;
+    let run_id = answer["run"]["id"].as_str().unwrap().to_owned();
+    finish(&w, &run_id).await;
+    assert_eq!(inbox(&w).len(), 1);
+
+    // The worker "died" after Gmail accepted the send and before the step was
+    // recorded: the run is as the runner left it just before calling Gmail.
+    let run_uuid = uuid::Uuid::parse_str(&run_id).unwrap();
+    let steps = json!([{"index": 0, "action": "gmail.send_email", "status": "sending", "output": null, "error": null}]);
+    w.app
+        .store
+        .update_run(w.tenant.workspace, run_uuid, "running", &steps, None)
+        .await
+        .unwrap();
+    let job = store::jobs::NewJob::new("workflow.run", json!({"run_id": run_id}))
+        .in_workspace(w.tenant.workspace);
+    w.app.store.enqueue_job(&job).await.unwrap();
+
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(inbox(&w).len(), 1, "no second message after the restart");
+    let sent = w.sandbox.sent_messages(ANN).unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        run["steps"][0]["output"]["message_id"], sent[0].id,
+        "the sender's copy, found by Message-ID"
+    );
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_is_the_same_run_for_execute_and_webhooks() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "webhook"}, "steps": [send_step(&integration, BOB, "Hook")]})).await;
+    let id = workflow["id"].as_str().unwrap();
+
+    let (first_status, first) = execute(
+        &w,
+        id,
+        json!({"name": "B", "order": 4}),
+        false,
+        Some("order-4"),
+    )
+    .await;
+    let (second_status, second) = execute(
+        &w,
+        id,
+        json!({"name": "B", "order": 4}),
+        false,
+        Some("order-4"),
+    )
+    .await;
+    assert_eq!((first_status, second_status), (202, 202), "never a 409");
+    assert_eq!(first["run"]["id"], second["run"]["id"]);
+
+    let hook = workflow["webhook_url"].as_str().unwrap().to_owned();
+    assert!(hook.contains(&format!("/api/hooks/{id}?token=")));
+    let deliver = |key: &'static str| {
+        w.app
+            .client
+            .post(&hook)
+            .header("Idempotency-Key", key)
+            .json(&json!({"name": "C", "order": 5}))
+            .send()
+    };
+    let one: Value = deliver("delivery-1").await.unwrap().json().await.unwrap();
+    let again: Value = deliver("delivery-1").await.unwrap().json().await.unwrap();
+    assert_eq!(one["run_id"], again["run_id"]);
+
+    let runs: Value = w
+        .app
+        .get_as(&format!("/api/workflows/{id}/runs"), &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+
+    // A wrong token is indistinguishable from an unknown workflow.
+    let wrong = w
+        .app
+        .client
+        .post(w.app.url(&format!("/api/hooks/{id}?token=wrong")))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(wrong, 404, "not_found").await;
+    w.app.worker.drain().await.unwrap();
+    assert_eq!(inbox(&w).len(), 2, "one message per run");
+}
+
+#[tokio::test]
+async fn header_injection_is_refused_at_creation_and_fails_the_run_when_it_comes_from_input() {
+    let (w, integration) = connected().await;
+    let answer = create(&w, &w.tenant, json!({"name": "n", "trigger": {"type": "manual"},
+        "steps": [send_step(&integration, "bob@example.com\r\nBcc: spy@evil.example", "Hi\r\nBcc: spy@evil.example")]})).await;
+    let problem = assert_problem(answer, 422, "validation_failed").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["steps[0].to[0]", "steps[0].subject"]);
+
+    let workflow = create_ok(
+        &w,
+        json!({"name": "n", "trigger": {"type": "manual"},
+        "steps": [send_step(&integration, "{{ input.email }}", "Hello {{ input.name }}")]}),
+    )
+    .await;
+    let id = workflow["id"].as_str().unwrap();
+    for input in [
+        json!({"email": BOB, "name": "Bob\r\nBcc: spy@evil.example", "order": 1}),
+        json!({"email": "bob@example.com\nBcc: spy@evil.example", "name": "Bob", "order": 1}),
+    ] {
+        let (_, answer) = execute(&w, id, input, false, None).await;
+        let run = finish(&w, answer["run"]["id"].as_str().unwrap()).await;
+        assert_eq!(run["status"], "failed");
+        assert_eq!(run["error"]["code"], "validation_failed", "{run}");
+    }
+    assert!(inbox(&w).is_empty(), "nothing sent");
+    assert!(
+        w.sandbox
+            .messages("spy@evil.example")
+            .map(|messages| messages.is_empty())
+            .unwrap_or(true)
+    );
+}
+
+#[tokio::test]
+async fn definitions_are_validated_field_by_field() {
+    let (w, integration) = connected().await;
+    let other = w.app.tenant("other").await;
+    for (step, field) in [
+        (
+            json!({"action": "gmail.teleport", "integration_id": integration, "to": [BOB], "subject": "s", "body": "b"}),
+            "steps[0].action",
+        ),
+        (
+            json!({"action": "gmail.send_email", "integration_id": other.integration_id, "to": [BOB], "subject": "s", "body": "b"}),
+            "steps[0].integration_id",
+        ),
+        (
+            json!({"action": "gmail.send_email", "to": [BOB], "subject": "s", "body": "b"}),
+            "steps[0].integration_id",
+        ),
+        (
+            json!({"action": "gmail.send_email", "integration_id": integration, "to": ["bob"], "subject": "s", "body": "b"}),
+            "steps[0].to[0]",
+        ),
+        (
+            json!({"action": "gmail.send_email", "integration_id": integration, "to": [BOB], "subject": "{{ input.x", "body": "b"}),
+            "steps[0].subject",
+        ),
+        (
+            json!({"action": "gmail.send_email", "integration_id": integration, "to": [BOB], "body": "b"}),
+            "steps[0].subject",
+        ),
+    ] {
+        let problem = assert_problem(
+            create(
+                &w,
+                &w.tenant,
+                json!({"name": "n", "trigger": {"type": "manual"}, "steps": [step]}),
+            )
+            .await,
+            422,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let problem = assert_problem(
+        create(&w, &w.tenant, json!({"name": "n", "trigger": {"type": "schedule", "cron": "0 9 * * *"}, "steps": [send_step(&integration, BOB, "s")]})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "trigger.type");
+    assert!(
+        problem["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not available")
+    );
+}
+
+#[tokio::test]
+async fn workflows_can_be_read_replaced_disabled_and_deleted() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "First", "trigger": {"type": "manual"}, "steps": [send_step(&integration, BOB, "s")]})).await;
+    let id = workflow["id"].as_str().unwrap();
+    let url = w.app.url(&format!("/api/workflows/{id}"));
+    let replaced: Value = w
+        .app
+        .client
+        .put(&url)
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({"name": "Second", "enabled": false, "trigger": {"type": "manual"},
+                      "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "Order {{ input.order }}", "body": "b"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (replaced["name"].clone(), replaced["enabled"].clone()),
+        (json!("Second"), json!(false))
+    );
+    let (status, answer) = execute(&w, id, json!({"order": 1}), false, None).await;
+    assert_eq!(status, 409, "a disabled workflow does not run: {answer}");
+
+    w.app.client.put(&url).bearer_auth(&w.tenant.key).json(&json!({"name": "Second", "trigger": {"type": "manual"},
+        "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "Order {{ input.order }}", "body": "b"}]}))
+        .send().await.unwrap();
+    let (_, answer) = execute(&w, id, json!({"order": 7}), false, None).await;
+    let run = finish(&w, answer["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded");
+    let outbox: Value = w
+        .app
+        .get_as("/api/system-emails", &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        outbox["emails"][0]["subject"], "Order 7",
+        "email.send_system goes through the outbox: {outbox}"
+    );
+    assert_eq!(outbox["emails"][0]["status"], "sent");
+
+    let deleted = w
+        .app
+        .client
+        .delete(&url)
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_problem(
+        w.app
+            .get_as(&format!("/api/workflows/{id}"), &w.tenant.key)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+}

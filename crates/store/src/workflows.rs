@@ -1,0 +1,311 @@
+//! Workflows and their runs.
+
+use chrono::{DateTime, Utc};
+use domain::WorkspaceId;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::integrations::Sealed;
+use crate::{Store, StoreError, across_workspaces, in_workspace, now};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    pub id: Uuid,
+    pub workspace: WorkspaceId,
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: Value,
+    pub steps: Value,
+    pub webhook_secret: Option<Sealed>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WorkflowRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    name: String,
+    enabled: bool,
+    trigger_spec: Json<Value>,
+    steps: Json<Value>,
+    webhook_key_id: Option<String>,
+    webhook_secret: Option<Vec<u8>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<WorkflowRow> for Workflow {
+    fn from(row: WorkflowRow) -> Self {
+        Workflow {
+            id: row.id,
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            name: row.name,
+            enabled: row.enabled,
+            trigger: row.trigger_spec.0,
+            steps: row.steps.0,
+            webhook_secret: match (row.webhook_key_id, row.webhook_secret) {
+                (Some(key_id), Some(bytes)) => Some(Sealed { key_id, bytes }),
+                _ => None,
+            },
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, created_at, updated_at";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: Uuid,
+    pub workspace: WorkspaceId,
+    pub workflow_id: Uuid,
+    pub status: String,
+    pub trigger: String,
+    pub input: Value,
+    pub steps: Value,
+    pub error: Option<(String, String)>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    workflow_id: Uuid,
+    status: String,
+    trigger_kind: String,
+    input: Json<Value>,
+    steps: Json<Value>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<RunRow> for Run {
+    fn from(row: RunRow) -> Self {
+        Run {
+            id: row.id,
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            workflow_id: row.workflow_id,
+            status: row.status,
+            trigger: row.trigger_kind,
+            input: row.input.0,
+            steps: row.steps.0,
+            error: row.error_code.zip(row.error_message),
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        }
+    }
+}
+
+const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
+
+impl Store {
+    pub async fn create_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+        in_workspace!(self, workflow.workspace, conn => {
+            sqlx::query(
+                "INSERT INTO workflows (id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, \
+                                        webhook_secret, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(workflow.id)
+            .bind(workflow.workspace.as_uuid())
+            .bind(&workflow.name)
+            .bind(workflow.enabled)
+            .bind(Json(&workflow.trigger))
+            .bind(Json(&workflow.steps))
+            .bind(workflow.webhook_secret.as_ref().map(|sealed| sealed.key_id.clone()))
+            .bind(workflow.webhook_secret.as_ref().map(|sealed| sealed.bytes.clone()))
+            .bind(workflow.created_at)
+            .bind(workflow.updated_at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Replace name, enabled, trigger, steps and webhook secret.
+    pub async fn update_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
+        let updated = in_workspace!(self, workflow.workspace, conn => {
+            sqlx::query(
+                "UPDATE workflows SET name = $1, enabled = $2, trigger_spec = $3, steps = $4, webhook_key_id = $5, \
+                     webhook_secret = $6, updated_at = $7 \
+                 WHERE workspace_id = $8 AND id = $9",
+            )
+            .bind(&workflow.name)
+            .bind(workflow.enabled)
+            .bind(Json(&workflow.trigger))
+            .bind(Json(&workflow.steps))
+            .bind(workflow.webhook_secret.as_ref().map(|sealed| sealed.key_id.clone()))
+            .bind(workflow.webhook_secret.as_ref().map(|sealed| sealed.bytes.clone()))
+            .bind(workflow.updated_at)
+            .bind(workflow.workspace.as_uuid())
+            .bind(workflow.id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    pub async fn workflow(&self, workspace: WorkspaceId, id: Uuid) -> Result<Workflow, StoreError> {
+        let sql =
+            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
+        let row: Option<WorkflowRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).bind(id).fetch_optional(&mut *conn).await?
+        });
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    /// A workflow by id in any workspace: for the webhook, whose token
+    /// (checked by the caller) is what authenticates it.
+    pub async fn workflow_for_webhook(&self, id: Uuid) -> Result<Workflow, StoreError> {
+        let sql = format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE id = $1");
+        let row: Option<WorkflowRow> = across_workspaces!(self, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_optional(&mut *conn).await?
+        });
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    pub async fn workflows(&self, workspace: WorkspaceId) -> Result<Vec<Workflow>, StoreError> {
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 ORDER BY created_at"
+        );
+        let rows: Vec<WorkflowRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).fetch_all(&mut *conn).await?
+        });
+        Ok(rows.into_iter().map(Workflow::from).collect())
+    }
+
+    pub async fn delete_workflow(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<(), StoreError> {
+        let deleted = in_workspace!(self, workspace, conn => {
+            sqlx::query("DELETE FROM workflows WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if deleted == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Create a run, or with an idempotency key already used on this
+    /// workflow, return that run. The flag says whether it is new.
+    pub async fn create_run(
+        &self,
+        run: &Run,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Run, bool), StoreError> {
+        let inserted = in_workspace!(self, run.workspace, conn => {
+            sqlx::query(
+                "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
+                                            idempotency_key, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+            )
+            .bind(run.id)
+            .bind(run.workspace.as_uuid())
+            .bind(run.workflow_id)
+            .bind(&run.status)
+            .bind(&run.trigger)
+            .bind(Json(&run.input))
+            .bind(Json(&run.steps))
+            .bind(idempotency_key)
+            .bind(run.created_at)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        if inserted == 1 {
+            return Ok((run.clone(), true));
+        }
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
+        );
+        let existing: RunRow = in_workspace!(self, run.workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(run.workspace.as_uuid())
+                .bind(run.workflow_id)
+                .bind(idempotency_key)
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        Ok((existing.into(), false))
+    }
+
+    pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, StoreError> {
+        let sql =
+            format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND id = $2");
+        let row: Option<RunRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).bind(id).fetch_optional(&mut *conn).await?
+        });
+        Ok(row.ok_or(StoreError::NotFound)?.into())
+    }
+
+    pub async fn runs(
+        &self,
+        workspace: WorkspaceId,
+        workflow_id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<Run>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 \
+             ORDER BY created_at DESC LIMIT $3"
+        );
+        let rows: Vec<RunRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(workflow_id)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(Run::from).collect())
+    }
+
+    /// Record a run's progress: status, per-step results, and (when it
+    /// ended) its error and end time.
+    pub async fn update_run(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        status: &str,
+        steps: &Value,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let finished = matches!(status, "succeeded" | "failed").then(now);
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE workflow_runs SET status = $1, steps = $2, error_code = $3, error_message = $4, finished_at = $5 \
+                 WHERE workspace_id = $6 AND id = $7",
+            )
+            .bind(status)
+            .bind(Json(steps))
+            .bind(error.map(|(code, _)| code))
+            .bind(error.map(|(_, message)| message))
+            .bind(finished)
+            .bind(workspace.as_uuid())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+}
