@@ -16,6 +16,26 @@ pub enum Trigger {
     Schedule { cron: String },
 }
 
+/// A parsed cron expression (5 fields, or 6 with seconds; UTC).
+pub struct Schedule(croner::Cron);
+
+impl Schedule {
+    pub fn parse(expression: &str) -> Result<Schedule, String> {
+        croner::Cron::new(expression)
+            .parse()
+            .map(Schedule)
+            .map_err(|error| format!("is not a cron expression such as `0 9 * * 1-5` ({error})"))
+    }
+
+    /// The first occurrence strictly after `after`.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.find_next_occurrence(&after, false).ok()
+    }
+}
+
 impl Trigger {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -239,6 +259,25 @@ mod tests {
             subject: subject.into(),
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn schedules() {
+        use chrono::TimeZone;
+        let daily = Schedule::parse("0 9 * * *").unwrap();
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
+        assert_eq!(
+            daily.next_after(at),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap())
+        );
+        let nine = chrono::Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+        assert_eq!(
+            daily.next_after(nine),
+            Some(chrono::Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap()),
+            "strictly after"
+        );
+        assert!(Schedule::parse("every day at nine").is_err());
+        assert!(Schedule::parse("61 * * * *").is_err());
     }
 
     #[test]

@@ -70,12 +70,23 @@ pub struct CallbackFailure {
     pub return_to: ReturnTo,
 }
 
-/// What Google sent back to the callback, unparsed.
-#[derive(Debug, Default)]
+/// What Google sent back to the callback, unparsed. `Debug` leaves out the
+/// code and the state: both are credentials until used.
+#[derive(Default)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
     pub error: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackParams")
+            .field("code", &self.code.as_ref().map(|_| "[redacted]"))
+            .field("state", &self.state.as_ref().map(|_| "[redacted]"))
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 pub struct Connections {
@@ -262,7 +273,18 @@ impl Connections {
                 .integration_id_for_account(state.workspace, state.integration_type, &account.sub)
                 .await
                 .map_err(internal)?;
-            if existing.is_none() && tokens.refresh_token.is_none() {
+            // Offline access needs a refresh token: Google's (new) one, or the
+            // one still stored for this account (a disconnect deletes it).
+            let stored_refresh = match existing {
+                Some(id) => self
+                    .store
+                    .tokens(state.workspace, id)
+                    .await
+                    .map_err(internal)?
+                    .and_then(|tokens| tokens.refresh_token),
+                None => None,
+            };
+            if tokens.refresh_token.is_none() && stored_refresh.is_none() {
                 return Err(CallbackError::MissingRefreshToken);
             }
             let id = existing.unwrap_or_else(IntegrationId::new);

@@ -6,6 +6,7 @@ use store::Store;
 
 use crate::keyring::{Keyring, Sealed};
 use crate::vault::token_context;
+use crate::workflows::webhook_context;
 
 const CHECK_PLAINTEXT: &[u8] = b"mailwright encryption key check";
 
@@ -48,9 +49,9 @@ pub async fn verify(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-encrypt every stored token under the first configured key. Returns how
-/// many token rows were rewritten. Rows changed meanwhile (a refresh) are
-/// skipped: the refresh already wrote them under the first key.
+/// Re-encrypt every stored secret (OAuth tokens, webhook tokens) under the
+/// first configured key. Returns how many rows were rewritten. Rows changed
+/// meanwhile (a refresh) are skipped: that write already used the first key.
 pub async fn rotate(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
     let primary = keyring.primary_key_id().to_owned();
     let mut rewritten = 0;
@@ -73,6 +74,20 @@ pub async fn rotate(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
         };
         if store
             .reencrypt_tokens(workspace, id, tokens.version, &access, refresh.as_ref())
+            .await?
+        {
+            rewritten += 1;
+        }
+    }
+    for (workspace, workflow, sealed) in store.webhook_secrets().await? {
+        if sealed.key_id == primary {
+            continue;
+        }
+        let context = webhook_context(workflow);
+        let token = keyring.open(&sealed, &context)?;
+        let resealed = keyring.seal(&token, &context);
+        if store
+            .reencrypt_webhook_secret(workspace, workflow, &sealed, &resealed)
             .await?
         {
             rewritten += 1;

@@ -9,10 +9,8 @@ use chrono::{DateTime, Utc};
 use domain::scopes::IntegrationStatus;
 use minijinja::{Environment, context};
 use providers::mail::{MailError, SystemEmail, SystemMailer};
-use serde_json::json;
 use store::Store;
 use store::integrations::Integration;
-use store::jobs::NewJob;
 use store::system_emails::NewSystemEmail;
 
 use crate::worker::{JobError, JobFuture, JobHandler};
@@ -144,13 +142,12 @@ impl Notifier {
             text,
             html: Some(html),
         };
-        if let Some(id) = self.store.queue_system_email(&email).await? {
-            self.store
-                .enqueue_job(
-                    &NewJob::new(DELIVER_SYSTEM_EMAIL, json!({ "email_id": id }))
-                        .in_workspace(integration.workspace),
-                )
-                .await?;
+        if self
+            .store
+            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
+            .await?
+            .is_some()
+        {
             tracing::info!(integration = %integration.id, kind, "queued a notice to the integration's owner");
         }
         Ok(())

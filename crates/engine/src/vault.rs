@@ -29,10 +29,11 @@ use crate::notify::Notifier;
 
 /// Refresh when the access token expires within this margin.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
-/// How long a refresh lease lasts: longer than a refresh can take.
-const REFRESH_LEASE: chrono::Duration = chrono::Duration::seconds(30);
-/// How long a caller waits for another process's refresh.
-const WAIT_FOR_OTHER_REFRESH: Duration = Duration::from_secs(35);
+/// How long a refresh lease lasts: longer than a refresh can take (3 attempts
+/// of up to 15 s each, plus pauses), so it never lapses mid-refresh.
+const REFRESH_LEASE: chrono::Duration = chrono::Duration::seconds(90);
+/// How long a caller waits for another process's refresh: beyond the lease.
+const WAIT_FOR_OTHER_REFRESH: Duration = Duration::from_secs(100);
 /// Attempts at a refresh when Google is unavailable, and the pause between.
 const REFRESH_ATTEMPTS: u32 = 3;
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_millis(300);
@@ -131,14 +132,16 @@ impl Vault {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<(SecretString, i32), VaultError> {
-        let integration = self.store.integration(workspace, id).await?;
-        match integration.status {
-            IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
-            IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
-            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
-        }
         let give_up = Instant::now() + WAIT_FOR_OTHER_REFRESH;
         loop {
+            // Read again on every pass: a refresh that ended in invalid_grant
+            // while we waited must stop us too (one call to Google, not N).
+            let integration = self.store.integration(workspace, id).await?;
+            match integration.status {
+                IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
+                IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
+                IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+            }
             let tokens = self
                 .store
                 .tokens(workspace, id)
@@ -149,6 +152,11 @@ impl Vault {
             }
             let lock = self.local_lock(id);
             let _one_refresh_in_this_process = lock.lock().await;
+            // The caller before us may have found the grant revoked.
+            if self.store.integration(workspace, id).await?.status == IntegrationStatus::NeedsReauth
+            {
+                return Err(VaultError::NeedsReauth);
+            }
             // Someone in this process may have refreshed while we waited.
             let tokens = self
                 .store
@@ -236,14 +244,23 @@ impl Vault {
         lease: Uuid,
     ) -> Result<Option<(SecretString, i32)>, VaultError> {
         let (workspace, id) = (integration.workspace, integration.id);
+        if self.google.is_none() {
+            self.store
+                .release_token_refresh(workspace, id, lease)
+                .await?;
+            return Err(VaultError::NotConfigured);
+        }
         let outcome = self.refresh_with_google(integration, tokens).await;
         let response = match outcome {
             Ok(response) => response,
             Err(error) => {
+                // Status first, lease second: a caller waiting on the lease
+                // must find `needs_reauth` when it wakes, not try again.
+                let failure = self.refresh_failed(integration, error).await;
                 self.store
                     .release_token_refresh(workspace, id, lease)
                     .await?;
-                return Err(self.refresh_failed(integration, error).await);
+                return Err(failure);
             }
         };
         let refreshed = Refreshed {

@@ -25,6 +25,11 @@ use crate::vault::{Vault, VaultError};
 use crate::worker::{JobError, JobFuture, JobHandler};
 
 pub const RUN_WORKFLOW: &str = "workflow.run";
+
+/// The associated data that binds a webhook token ciphertext to its workflow.
+pub fn webhook_context(workflow: Uuid) -> String {
+    format!("workflows:{workflow}:webhook")
+}
 pub const RUNS: &str = "mailwright_workflow_runs_total";
 pub const STEP_SECONDS: &str = "mailwright_workflow_step_duration_seconds";
 
@@ -72,14 +77,12 @@ impl Workflows {
             created_at: store::now(),
             finished_at: None,
         };
-        let (run, created) = self.store.create_run(&run, idempotency_key).await?;
-        if created {
-            let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
-                .in_workspace(run.workspace)
-                .dedupe_key(format!("run:{}", run.id));
-            self.store.enqueue_job(&job).await?;
-        }
-        Ok((run, created))
+        let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
+            .in_workspace(run.workspace)
+            .dedupe_key(format!("run:{}", run.id));
+        self.store
+            .create_run(&run, idempotency_key, Some(&job))
+            .await
     }
 }
 
@@ -211,18 +214,17 @@ impl RunWorkflow {
                     message: format!("the outbox cannot be written ({error})"),
                     retry_after: None,
                 };
-                if let Some(id) = self
+                match self
                     .store
-                    .queue_system_email(&email)
+                    .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
                     .await
                     .map_err(internal)?
                 {
-                    let job = NewJob::new(DELIVER_SYSTEM_EMAIL, json!({ "email_id": id }))
-                        .in_workspace(run.workspace);
-                    self.store.enqueue_job(&job).await.map_err(internal)?;
-                    return Ok(json!({ "email_id": id }));
+                    Some(id) => Ok(json!({ "email_id": id })),
+                    None => Ok(
+                        json!({ "email_id": null, "note": "already queued by an earlier attempt" }),
+                    ),
                 }
-                Ok(json!({ "email_id": null, "note": "already queued by an earlier attempt" }))
             }
             Action::GmailSendEmail | Action::GmailCreateDraft => {
                 self.gmail_step(run, index, step).await
@@ -450,5 +452,84 @@ impl JobHandler for RunWorkflow {
             };
             self.run_steps(job, &mut run, &workflow).await
         })
+    }
+}
+
+/// Starts the runs of scheduled workflows. Each due workflow's next tick is
+/// moved with compare-and-set before its run starts, so of several
+/// schedulers (replicas) exactly one starts it; a tick missed while nothing
+/// ran starts one run, not one per missed tick (the next tick is computed
+/// from now).
+pub struct Scheduler {
+    store: Store,
+    workflows: Arc<Workflows>,
+}
+
+impl Scheduler {
+    pub fn new(store: Store, workflows: Arc<Workflows>) -> Scheduler {
+        Scheduler { store, workflows }
+    }
+
+    /// Start every due run; how many started.
+    pub async fn tick(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
+        let mut started = 0;
+        for workflow in self.store.due_scheduled_workflows(now, 100).await? {
+            let Some(due) = workflow.next_run_at else {
+                continue;
+            };
+            let schedule = workflow
+                .trigger
+                .get("cron")
+                .and_then(Value::as_str)
+                .map(domain::workflows::Schedule::parse);
+            let next = match schedule {
+                Some(Ok(schedule)) => schedule.next_after(now),
+                _ => {
+                    tracing::warn!(workflow = %workflow.id, "a scheduled workflow has no valid cron; it is no longer scheduled");
+                    None
+                }
+            };
+            if !self
+                .store
+                .advance_schedule(workflow.workspace, workflow.id, due, next)
+                .await?
+            {
+                continue;
+            }
+            let key = format!("schedule:{}", due.to_rfc3339());
+            self.workflows
+                .execute(
+                    &workflow,
+                    json!({ "scheduled_at": due }),
+                    "schedule",
+                    Some(&key),
+                )
+                .await?;
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// Tick every `every` until `shutdown` turns true.
+    pub async fn run(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(error) = self.tick(store::now()).await {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "the scheduler cannot reach the database; retrying"
+                );
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
     }
 }

@@ -18,7 +18,7 @@ use engine::notify::{DeliverSystemEmail, Notifier};
 use engine::vault::Vault;
 use engine::worker::JobHandler;
 use engine::worker::Worker;
-use engine::workflows::{RunWorkflow, Workflows};
+use engine::workflows::{RunWorkflow, Scheduler, Workflows};
 use providers::google::gmail::Gmail;
 use providers::google::oauth::GoogleOAuth;
 use providers::mail::sidemail::Sidemail;
@@ -50,6 +50,7 @@ pub struct AppState {
 /// configuration: shared by `serve` and `worker`.
 pub struct Services {
     pub workflows: Arc<Workflows>,
+    pub scheduler: Arc<Scheduler>,
     pub auth: Arc<Authenticator>,
     pub contacts: Arc<Contacts>,
     pub vault: Arc<Vault>,
@@ -124,6 +125,7 @@ impl Services {
             config.public_url.as_str().to_owned(),
         )));
         let workflows = Arc::new(Workflows::new(store.clone()));
+        let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
         let worker = Worker::new(store.clone(), handlers);
         let auth = Arc::new(Authenticator::new(
             store.clone(),
@@ -137,6 +139,7 @@ impl Services {
         ));
         Ok(Services {
             workflows,
+            scheduler,
             auth,
             contacts,
             vault,
@@ -155,6 +158,7 @@ pub struct Application {
     database: String,
     vault: Arc<Vault>,
     worker: Worker,
+    scheduler: Arc<Scheduler>,
     /// Background workers to run beside the HTTP server (0 in tests, which
     /// drain the queue themselves).
     background_workers: usize,
@@ -179,6 +183,7 @@ impl Application {
         }
         let Services {
             workflows,
+            scheduler,
             auth,
             contacts,
             vault,
@@ -203,6 +208,7 @@ impl Application {
             database,
             vault,
             worker,
+            scheduler,
             background_workers: 2,
             started,
         })
@@ -213,7 +219,13 @@ impl Application {
         self.worker.clone()
     }
 
-    /// How many background workers `run_until` starts (default 2).
+    /// The scheduler of scheduled workflows (tests call `tick`).
+    pub fn scheduler(&self) -> Arc<Scheduler> {
+        Arc::clone(&self.scheduler)
+    }
+
+    /// How many background workers `run_until` starts (default 2; with 0,
+    /// the scheduler does not run either).
     pub fn with_background_workers(mut self, count: usize) -> Application {
         self.background_workers = count;
         self
@@ -252,9 +264,15 @@ impl Application {
             }
         });
         let (stop_workers, workers_stop) = watch::channel(false);
-        let workers: Vec<_> = (0..self.background_workers)
+        let mut workers: Vec<_> = (0..self.background_workers)
             .map(|_| tokio::spawn(self.worker.clone().run(workers_stop.clone())))
             .collect();
+        if self.background_workers > 0 {
+            let scheduler = Arc::clone(&self.scheduler);
+            workers.push(tokio::spawn(
+                scheduler.run(SCHEDULER_INTERVAL, workers_stop.clone()),
+            ));
+        }
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -272,6 +290,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// How often scheduled workflows are checked.
+pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);
 
 /// The token encryption keys: configured, or (SQLite without configured
 /// keys) generated once into `<data dir>/encryption.key`; then checked

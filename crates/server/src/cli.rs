@@ -167,14 +167,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Worker => {
             store.migrate().await.context("cannot apply migrations")?;
-            let worker = crate::app::Services::build(&config, &store).await?.worker;
+            let services = crate::app::Services::build(&config, &store).await?;
+            let worker = services.worker;
             tracing::info!(kinds = ?worker.kinds(), "worker started");
             let (stop, stopped) = tokio::sync::watch::channel(false);
+            let scheduling = tokio::spawn(
+                services
+                    .scheduler
+                    .run(crate::app::SCHEDULER_INTERVAL, stopped.clone()),
+            );
             let running = tokio::spawn(worker.run(stopped));
             shutdown_signal().await;
             tracing::info!("shutting down: finishing the job in progress");
             let _ = stop.send(true);
             let _ = running.await;
+            let _ = scheduling.await;
             tracing::info!("shutdown complete");
             Ok(())
         }

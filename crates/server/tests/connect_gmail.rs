@@ -363,14 +363,30 @@ async fn a_revoked_grant_means_needs_reauth_after_one_attempt_and_no_retry_storm
     w.expire_stored_token(&id).await;
 
     let before = w.refreshes();
-    for _ in 0..5 {
+    // Many callers at once, in two processes, then more later.
+    let second = Arc::new(w.second_process_vault().await);
+    let callers: Vec<_> = (0..12)
+        .map(|n| {
+            let vault = if n % 2 == 0 {
+                Arc::clone(&w.app.vault)
+            } else {
+                Arc::clone(&second)
+            };
+            tokio::spawn(async move { vault.access_token(workspace, integration).await })
+        })
+        .collect();
+    for caller in callers {
+        let result = caller.await.unwrap();
+        assert!(matches!(result, Err(VaultError::NeedsReauth)), "{result:?}");
+    }
+    for _ in 0..3 {
         let result = w.app.vault.access_token(workspace, integration).await;
         assert!(matches!(result, Err(VaultError::NeedsReauth)), "{result:?}");
     }
     assert_eq!(
         w.refreshes() - before,
         1,
-        "one attempt, then no more until reconnect"
+        "one call to Google, then none until reconnect"
     );
 
     let view = w.integration(&id).await;
@@ -605,6 +621,22 @@ async fn keys_rotate_and_a_wrong_or_missing_key_stops_the_start() {
         .to_string();
     assert!(error.contains("key `test` is not the key"), "{error}");
 
+    // A webhook token is a secret under the same keys.
+    let workflow: Value = w
+        .app
+        .client
+        .post(w.app.url("/api/workflows"))
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({"name": "hook", "trigger": {"type": "webhook"},
+                      "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook_url = workflow["webhook_url"].as_str().unwrap().to_owned();
+
     // Rotation: a new first key, the old one kept for reading.
     let new_key = Keyring::generate_entry("next");
     let both = Keyring::parse(&format!(
@@ -614,7 +646,11 @@ async fn keys_rotate_and_a_wrong_or_missing_key_stops_the_start() {
     ))
     .unwrap();
     engine::keys::verify(store, &both).await.unwrap();
-    assert_eq!(engine::keys::rotate(store, &both).await.unwrap(), 1);
+    assert_eq!(
+        engine::keys::rotate(store, &both).await.unwrap(),
+        2,
+        "the OAuth tokens and the webhook token"
+    );
     assert_eq!(
         store.token_key_ids().await.unwrap(),
         vec!["next".to_owned()]
@@ -644,6 +680,14 @@ async fn keys_rotate_and_a_wrong_or_missing_key_stops_the_start() {
             .expose_secret(),
         refresh
     );
+    let (_, workflow_id, sealed_hook) = store.webhook_secrets().await.unwrap().remove(0);
+    let hook_token = only_new
+        .open_secret(
+            &sealed_hook,
+            &engine::workflows::webhook_context(workflow_id),
+        )
+        .unwrap();
+    assert!(webhook_url.ends_with(&format!("token={}", hook_token.expose_secret())));
     // ...and the old key alone no longer can: the start says which key is missing.
     let only_old = Keyring::parse(common::TEST_ENCRYPTION_KEYS).unwrap();
     let error = engine::keys::verify(store, &only_old)

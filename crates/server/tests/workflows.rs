@@ -384,19 +384,6 @@ async fn definitions_are_validated_field_by_field() {
         .await;
         assert_eq!(problem["errors"][0]["field"], field, "{problem}");
     }
-    let problem = assert_problem(
-        create(&w, &w.tenant, json!({"name": "n", "trigger": {"type": "schedule", "cron": "0 9 * * *"}, "steps": [send_step(&integration, BOB, "s")]})).await,
-        422,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(problem["errors"][0]["field"], "trigger.type");
-    assert!(
-        problem["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not available")
-    );
 }
 
 #[tokio::test]
@@ -461,4 +448,71 @@ async fn workflows_can_be_read_replaced_disabled_and_deleted() {
         "not_found",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_schedule_missed_while_down_runs_once_not_once_per_missed_tick() {
+    let w = world().await;
+    let workflow = create_ok(&w, json!({"name": "Every five minutes", "trigger": {"type": "schedule", "cron": "*/5 * * * *"},
+        "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "Tick", "body": "Scheduled at {{ input.scheduled_at }}"}]})).await;
+    let id = uuid::Uuid::parse_str(workflow["id"].as_str().unwrap()).unwrap();
+    let next: chrono::DateTime<chrono::Utc> =
+        workflow["next_run_at"].as_str().unwrap().parse().unwrap();
+    assert!(next > chrono::Utc::now());
+    assert_eq!(
+        w.app.scheduler.tick(store::now()).await.unwrap(),
+        0,
+        "not due yet"
+    );
+
+    // The service was down for three hours: 36 ticks were missed.
+    let three_hours_ago = store::now() - chrono::Duration::hours(3);
+    assert!(
+        w.app
+            .store
+            .advance_schedule(w.tenant.workspace, id, next, Some(three_hours_ago))
+            .await
+            .unwrap()
+    );
+    assert_eq!(w.app.scheduler.tick(store::now()).await.unwrap(), 1);
+    assert_eq!(
+        w.app.scheduler.tick(store::now()).await.unwrap(),
+        0,
+        "and only once"
+    );
+
+    let runs: Value = w
+        .app
+        .get_as(&format!("/api/workflows/{id}/runs"), &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let runs = runs["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["trigger"], "schedule");
+    let run = finish(&w, runs[0]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded");
+    let after: Value = w
+        .app
+        .get_as(&format!("/api/workflows/{id}"), &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next_again: chrono::DateTime<chrono::Utc> =
+        after["next_run_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next_again > chrono::Utc::now(),
+        "the next tick is in the future"
+    );
+
+    let problem = assert_problem(
+        create(&w, &w.tenant, json!({"name": "n", "trigger": {"type": "schedule", "cron": "every day"},
+            "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]})).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "trigger.cron");
 }

@@ -7,7 +7,7 @@ use domain::scopes::{IntegrationStatus, IntegrationType, ScopeSet};
 use domain::{IntegrationId, UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, across_workspaces, in_workspace, now, on_pool};
+use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool};
 
 /// An encrypted value and the id of the key that encrypted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,8 +102,9 @@ impl TryFrom<IntegrationRow> for Integration {
     }
 }
 
-/// A connection being started: what the callback must find again.
-#[derive(Debug, Clone)]
+/// A connection being started: what the callback must find again. `Debug`
+/// leaves out the PKCE verifier.
+#[derive(Clone)]
 pub struct OAuthState {
     pub workspace: WorkspaceId,
     pub user: UserId,
@@ -112,6 +113,20 @@ pub struct OAuthState {
     pub requested_scopes: String,
     pub return_to: String,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for OAuthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthState")
+            .field("workspace", &self.workspace)
+            .field("user", &self.user)
+            .field("integration_type", &self.integration_type)
+            .field("code_verifier", &"[redacted]")
+            .field("requested_scopes", &self.requested_scopes)
+            .field("return_to", &self.return_to)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -323,7 +338,7 @@ impl Store {
                  connected_at = excluded.connected_at, updated_at = excluded.updated_at \
              RETURNING {INTEGRATION_COLUMNS}"
         );
-        let row: IntegrationRow = in_workspace!(self, workspace, conn => {
+        let row: IntegrationRow = in_workspace_tx!(self, workspace, conn => {
             let row: IntegrationRow = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(id.as_uuid())
                 .bind(workspace.as_uuid())
@@ -338,7 +353,7 @@ impl Store {
                 .fetch_one(&mut *conn)
                 .await?;
             if row.id != id.as_uuid() {
-                // Dropping the transaction rolls the integration back too.
+                // Returning drops the transaction: the integration is rolled back too.
                 return Err(StoreError::Conflict("integration created concurrently".into()));
             }
             sqlx::query(
@@ -440,7 +455,9 @@ impl Store {
     }
 
     /// Take the right to refresh: succeeds for one caller at a time, across
-    /// processes, and only over the token version the caller read.
+    /// processes, only over the token version the caller read, and never for
+    /// an integration that needs reconnecting (checked in the same statement,
+    /// so a refresh that just found the grant revoked stops everyone).
     pub async fn lease_token_refresh(
         &self,
         workspace: WorkspaceId,
@@ -454,7 +471,9 @@ impl Store {
             sqlx::query(
                 "UPDATE oauth_tokens SET refresh_lease_token = $1, refresh_lease_until = $2 \
                  WHERE workspace_id = $3 AND integration_id = $4 AND version = $5 \
-                   AND (refresh_lease_until IS NULL OR refresh_lease_until < $6)",
+                   AND (refresh_lease_until IS NULL OR refresh_lease_until < $6) \
+                   AND EXISTS (SELECT 1 FROM integrations i WHERE i.workspace_id = $3 AND i.id = $4 \
+                               AND i.status IN ('connected', 'missing_scopes'))",
             )
             .bind(lease)
             .bind(until)
@@ -479,7 +498,7 @@ impl Store {
         refreshed: &Refreshed,
     ) -> Result<bool, StoreError> {
         let at = now();
-        let written = in_workspace!(self, workspace, conn => {
+        let written = in_workspace_tx!(self, workspace, conn => {
             let written = sqlx::query(
                 "UPDATE oauth_tokens SET access_key_id = $1, access_token = $2, \
                      refresh_key_id = COALESCE($3, refresh_key_id), refresh_token = COALESCE($4, refresh_token), \
@@ -572,7 +591,7 @@ impl Store {
         missing_scope: Option<&str>,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at = now();
-        let transitioned = in_workspace!(self, workspace, conn => {
+        let transitioned = in_workspace_tx!(self, workspace, conn => {
             let granted: Option<String> = sqlx::query_scalar(
                 "SELECT granted_scopes FROM integrations WHERE workspace_id = $1 AND id = $2",
             )
@@ -670,12 +689,11 @@ impl Store {
         id: IntegrationId,
     ) -> Result<(), StoreError> {
         let at = now();
-        in_workspace!(self, workspace, conn => {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        in_workspace_tx!(self, workspace, conn => {
             sqlx::query("DELETE FROM oauth_tokens WHERE workspace_id = $1 AND integration_id = $2")
                 .bind(workspace.as_uuid())
                 .bind(id.as_uuid())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let updated = sqlx::query(
                 "UPDATE integrations SET status = 'disconnected', last_error_code = NULL, last_error_message = NULL, \
@@ -685,13 +703,12 @@ impl Store {
             .bind(at)
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -705,12 +722,14 @@ impl Store {
 
     // Key management: which keys encrypted what, and the check values.
 
-    /// Key ids that encrypt at least one stored token.
+    /// Key ids that encrypt at least one stored secret (OAuth tokens,
+    /// webhook tokens).
     pub async fn token_key_ids(&self) -> Result<Vec<String>, StoreError> {
         Ok(across_workspaces!(self, conn => {
             sqlx::query_scalar(
-                "SELECT access_key_id FROM oauth_tokens UNION SELECT refresh_key_id FROM oauth_tokens \
-                 WHERE refresh_key_id IS NOT NULL",
+                "SELECT access_key_id FROM oauth_tokens \
+                 UNION SELECT refresh_key_id FROM oauth_tokens WHERE refresh_key_id IS NOT NULL \
+                 UNION SELECT webhook_key_id FROM workflows WHERE webhook_key_id IS NOT NULL",
             )
             .fetch_all(&mut *conn)
             .await?

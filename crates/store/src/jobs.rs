@@ -158,6 +158,35 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// Insert `$job` (a `&NewJob`) with id `$id` through `$executor` (a pool or
+/// a transaction, so a job can be written atomically with the row it works
+/// on); evaluates to the rows inserted (0 when the dedupe key is taken).
+macro_rules! insert_job {
+    ($executor:expr, $id:expr, $job:expr) => {{
+        let job: &$crate::jobs::NewJob = $job;
+        let created_at = $crate::now();
+        sqlx::query(
+            "INSERT INTO jobs (id, workspace_id, kind, payload, status, attempts, max_attempts, run_at, \
+                               dedupe_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) \
+             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') \
+             DO NOTHING",
+        )
+        .bind($id.as_uuid())
+        .bind(job.workspace.map(|workspace| workspace.as_uuid()))
+        .bind(&job.kind)
+        .bind(sqlx::types::Json(&job.payload))
+        .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+        .bind(job.run_at.unwrap_or(created_at))
+        .bind(&job.dedupe_key)
+        .bind(created_at)
+        .execute($executor)
+        .await?
+        .rows_affected()
+    }};
+}
+pub(crate) use insert_job;
+
 fn to_u32(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
@@ -171,29 +200,7 @@ impl Store {
     /// key already exists.
     pub async fn enqueue_job(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
         let id = JobId::new();
-        let created_at = now();
-        let run_at = job.run_at.unwrap_or(created_at);
-        let max_attempts = i32::try_from(job.max_attempts).unwrap_or(i32::MAX);
-        let inserted = on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO jobs (id, workspace_id, kind, payload, status, attempts, max_attempts, run_at, \
-                                   dedupe_key, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) \
-                 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') \
-                 DO NOTHING",
-            )
-            .bind(id.as_uuid())
-            .bind(job.workspace.map(|workspace| workspace.as_uuid()))
-            .bind(&job.kind)
-            .bind(Json(&job.payload))
-            .bind(max_attempts)
-            .bind(run_at)
-            .bind(&job.dedupe_key)
-            .bind(created_at)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
+        let inserted = on_pool!(self, pool => insert_job!(pool, id, job));
         Ok((inserted == 1).then_some(id))
     }
 

@@ -96,6 +96,35 @@ macro_rules! in_workspace {
 }
 pub(crate) use in_workspace;
 
+/// Like [`in_workspace!`], and atomic on both backends: for functions that
+/// write more than once (or read, then write) and must leave all or nothing.
+/// On SQLite a plain pooled connection is not a transaction, so this takes
+/// one with `BEGIN IMMEDIATE` (the write lock up front: a read-then-write
+/// cannot fail on a stale snapshot). `$body` may `return Err(..)` to roll back.
+macro_rules! in_workspace_tx {
+    ($store:expr, $workspace:expr, $conn:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite(pool) => {
+                let mut $conn = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let result = $body;
+                $conn.commit().await?;
+                result
+            }
+            $crate::Store::Postgres(pool) => {
+                let mut $conn = pool.begin().await?;
+                sqlx::query("SELECT set_config('mailwright.workspace_id', $1, true)")
+                    .bind($workspace.to_string())
+                    .execute(&mut *$conn)
+                    .await?;
+                let result = $body;
+                $conn.commit().await?;
+                result
+            }
+        }
+    };
+}
+pub(crate) use in_workspace_tx;
+
 /// Like [`in_workspace!`], for the few lookups that must search every
 /// workspace because the workspace is what they find out (an API key's
 /// owner, a user's memberships at sign-in). Explicit, so it stands out.

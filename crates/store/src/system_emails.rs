@@ -1,10 +1,11 @@
 //! The outbox of Mailwright's own email.
 
 use chrono::{DateTime, Utc};
-use domain::WorkspaceId;
+use domain::{JobId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, across_workspaces, in_workspace, now};
+use crate::jobs::{NewJob, insert_job};
+use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSystemEmail {
@@ -38,11 +39,14 @@ const COLUMNS: &str = "id, workspace_id, kind, to_address, subject, text_body, h
      created_at, sent_at";
 
 impl Store {
-    /// Put an email in the outbox. `None` when one with the same dedupe key
-    /// exists already (the episode was told about).
+    /// Put an email in the outbox and, in the same transaction, the job of
+    /// kind `delivery_job` (payload `{"email_id"}`) that will deliver it: a
+    /// queued email always has its job. `None` when an email with the same
+    /// dedupe key exists already (the episode was told about).
     pub async fn queue_system_email(
         &self,
         email: &NewSystemEmail,
+        delivery_job: &str,
     ) -> Result<Option<Uuid>, StoreError> {
         let id = Uuid::now_v7();
         let status = if email.to.is_some() {
@@ -50,8 +54,10 @@ impl Store {
         } else {
             "undeliverable"
         };
-        let inserted = in_workspace!(self, email.workspace, conn => {
-            sqlx::query(
+        let job = NewJob::new(delivery_job, serde_json::json!({ "email_id": id }))
+            .in_workspace(email.workspace);
+        let inserted = in_workspace_tx!(self, email.workspace, conn => {
+            let inserted =             sqlx::query(
                 "INSERT INTO system_emails (id, workspace_id, kind, dedupe_key, to_address, subject, text_body, html_body, \
                                             status, last_error, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
@@ -70,7 +76,11 @@ impl Store {
             .bind(now())
             .execute(&mut *conn)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if inserted == 1 && email.to.is_some() {
+                insert_job!(&mut *conn, JobId::new(), &job);
+            }
+            inserted
         });
         Ok((inserted == 1).then_some(id))
     }

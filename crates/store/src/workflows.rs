@@ -1,13 +1,14 @@
 //! Workflows and their runs.
 
 use chrono::{DateTime, Utc};
-use domain::WorkspaceId;
+use domain::{JobId, WorkspaceId};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::integrations::Sealed;
-use crate::{Store, StoreError, across_workspaces, in_workspace, now};
+use crate::jobs::{NewJob, insert_job};
+use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workflow {
@@ -18,6 +19,8 @@ pub struct Workflow {
     pub trigger: Value,
     pub steps: Value,
     pub webhook_secret: Option<Sealed>,
+    /// Scheduled workflows: when the next run is due.
+    pub next_run_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -32,6 +35,7 @@ struct WorkflowRow {
     steps: Json<Value>,
     webhook_key_id: Option<String>,
     webhook_secret: Option<Vec<u8>>,
+    next_run_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -49,13 +53,15 @@ impl From<WorkflowRow> for Workflow {
                 (Some(key_id), Some(bytes)) => Some(Sealed { key_id, bytes }),
                 _ => None,
             },
+            next_run_at: row.next_run_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
     }
 }
 
-const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, created_at, updated_at";
+const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, \
+     next_run_at, created_at, updated_at";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -110,8 +116,8 @@ impl Store {
         in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "INSERT INTO workflows (id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, \
-                                        webhook_secret, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                        webhook_secret, created_at, updated_at, next_run_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(workflow.id)
             .bind(workflow.workspace.as_uuid())
@@ -123,6 +129,7 @@ impl Store {
             .bind(workflow.webhook_secret.as_ref().map(|sealed| sealed.bytes.clone()))
             .bind(workflow.created_at)
             .bind(workflow.updated_at)
+            .bind(workflow.next_run_at)
             .execute(&mut *conn)
             .await?;
         });
@@ -134,7 +141,7 @@ impl Store {
         let updated = in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "UPDATE workflows SET name = $1, enabled = $2, trigger_spec = $3, steps = $4, webhook_key_id = $5, \
-                     webhook_secret = $6, updated_at = $7 \
+                     webhook_secret = $6, updated_at = $7, next_run_at = $10 \
                  WHERE workspace_id = $8 AND id = $9",
             )
             .bind(&workflow.name)
@@ -146,6 +153,7 @@ impl Store {
             .bind(workflow.updated_at)
             .bind(workflow.workspace.as_uuid())
             .bind(workflow.id)
+            .bind(workflow.next_run_at)
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -186,6 +194,93 @@ impl Store {
         Ok(rows.into_iter().map(Workflow::from).collect())
     }
 
+    /// Enabled scheduled workflows whose next run is due, in any workspace
+    /// (the scheduler serves them all).
+    pub async fn due_scheduled_workflows(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Workflow>, StoreError> {
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE next_run_at IS NOT NULL AND next_run_at <= $1 AND enabled \
+             ORDER BY next_run_at LIMIT $2"
+        );
+        let rows: Vec<WorkflowRow> = across_workspaces!(self, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(at).bind(limit).fetch_all(&mut *conn).await?
+        });
+        Ok(rows.into_iter().map(Workflow::from).collect())
+    }
+
+    /// Move a schedule from the tick `due` to `next`. `false` when another
+    /// scheduler moved it first (so only one of them starts the run).
+    pub async fn advance_schedule(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        due: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let moved = in_workspace!(self, workspace, conn => {
+            sqlx::query("UPDATE workflows SET next_run_at = $1 WHERE workspace_id = $2 AND id = $3 AND next_run_at = $4")
+                .bind(next)
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .bind(due)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(moved == 1)
+    }
+
+    /// Every webhook token ciphertext, for re-encryption under a new key.
+    pub async fn webhook_secrets(&self) -> Result<Vec<(WorkspaceId, Uuid, Sealed)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, String, Vec<u8>)> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT workspace_id, id, webhook_key_id, webhook_secret FROM workflows \
+                 WHERE webhook_key_id IS NOT NULL AND webhook_secret IS NOT NULL",
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(workspace, id, key_id, bytes)| {
+                (
+                    WorkspaceId::from_uuid(workspace),
+                    id,
+                    Sealed { key_id, bytes },
+                )
+            })
+            .collect())
+    }
+
+    /// Replace a webhook token's ciphertext (same token, new key) if it is
+    /// still the one that was read.
+    pub async fn reencrypt_webhook_secret(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        old: &Sealed,
+        new: &Sealed,
+    ) -> Result<bool, StoreError> {
+        let written = in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE workflows SET webhook_key_id = $1, webhook_secret = $2 \
+                 WHERE workspace_id = $3 AND id = $4 AND webhook_secret = $5",
+            )
+            .bind(&new.key_id)
+            .bind(&new.bytes)
+            .bind(workspace.as_uuid())
+            .bind(id)
+            .bind(&old.bytes)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(written == 1)
+    }
+
     pub async fn delete_workflow(
         &self,
         workspace: WorkspaceId,
@@ -206,15 +301,17 @@ impl Store {
         }
     }
 
-    /// Create a run, or with an idempotency key already used on this
-    /// workflow, return that run. The flag says whether it is new.
+    /// Create a run and, in the same transaction, its job (`job`, if given):
+    /// a queued run always has its job. With an idempotency key already used
+    /// on this workflow, return that run instead. The flag says whether it is new.
     pub async fn create_run(
         &self,
         run: &Run,
         idempotency_key: Option<&str>,
+        job: Option<&NewJob>,
     ) -> Result<(Run, bool), StoreError> {
-        let inserted = in_workspace!(self, run.workspace, conn => {
-            sqlx::query(
+        let inserted = in_workspace_tx!(self, run.workspace, conn => {
+            let inserted =             sqlx::query(
                 "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
                                             idempotency_key, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
@@ -231,7 +328,11 @@ impl Store {
             .bind(run.created_at)
             .execute(&mut *conn)
             .await?
-            .rows_affected()
+            .rows_affected();
+            if let (1, Some(job)) = (inserted, job) {
+                insert_job!(&mut *conn, JobId::new(), job);
+            }
+            inserted
         });
         if inserted == 1 {
             return Ok((run.clone(), true));

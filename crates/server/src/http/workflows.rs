@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::WorkspaceId;
 use domain::scopes::IntegrationType;
-use domain::workflows::{Step, Trigger};
+use domain::workflows::{Schedule, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use store::StoreError;
@@ -27,6 +27,7 @@ use super::json::{ApiJson, parse};
 use super::problem::{ApiError, FieldError};
 use crate::app::AppState;
 use crate::auth::{AuthUser, secrets};
+use engine::workflows::webhook_context;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,12 +72,11 @@ pub struct WorkflowView {
     /// For webhook triggers: POST the input here (the token is the credential).
     #[serde(skip_serializing_if = "Option::is_none")]
     webhook_url: Option<String>,
+    /// For schedule triggers: when it runs next (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_run_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-}
-
-fn webhook_context(id: Uuid) -> String {
-    format!("workflows:{id}:webhook")
 }
 
 fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
@@ -99,6 +99,7 @@ fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
         trigger: workflow.trigger,
         steps: workflow.steps,
         webhook_url,
+        next_run_at: workflow.next_run_at,
         created_at: workflow.created_at,
         updated_at: workflow.updated_at,
     }
@@ -115,11 +116,10 @@ async fn validate(
     if name.is_empty() || name.chars().count() > 100 {
         errors.push(FieldError::new("name", "must be 1 to 100 characters"));
     }
-    if let Trigger::Schedule { .. } = input.trigger {
-        errors.push(FieldError::new(
-            "trigger.type",
-            "schedule triggers are not available in this version yet; use manual or webhook",
-        ));
+    if let Trigger::Schedule { cron } = &input.trigger
+        && let Err(problem) = Schedule::parse(cron)
+    {
+        errors.push(FieldError::new("trigger.cron", problem));
     }
     if input.steps.is_empty() || input.steps.len() > 20 {
         errors.push(FieldError::new("steps", "must hold 1 to 20 steps"));
@@ -182,6 +182,12 @@ fn assemble(
         _ => None,
     };
     let now = store::now();
+    let next_run_at = match &input.trigger {
+        Trigger::Schedule { cron } => Schedule::parse(cron)
+            .ok()
+            .and_then(|schedule| schedule.next_after(now)),
+        _ => None,
+    };
     Workflow {
         id,
         workspace,
@@ -190,6 +196,7 @@ fn assemble(
         trigger: serde_json::to_value(&input.trigger).unwrap_or(Value::Null),
         steps: serde_json::to_value(&input.steps).unwrap_or(Value::Null),
         webhook_secret,
+        next_run_at,
         created_at: previous.map_or(now, |workflow| workflow.created_at),
         updated_at: now,
     }

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub vault: std::sync::Arc<engine::vault::Vault>,
     /// Background workers are off in tests: drain the queue with this.
     pub worker: engine::worker::Worker,
+    /// The scheduler does not run on its own in tests: `tick` it.
+    pub scheduler: std::sync::Arc<engine::workflows::Scheduler>,
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
@@ -70,6 +72,7 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
     let address = format!("http://{}", application.local_addr());
     let vault = application.vault();
     let worker = application.worker();
+    let scheduler = application.scheduler();
     let application = application.with_background_workers(0);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
@@ -79,6 +82,7 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
         address,
         vault,
         worker,
+        scheduler,
         // Redirects are part of what is tested: never follow them.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -166,6 +170,7 @@ impl TestApp {
             trigger: serde_json::json!({"type": "manual"}),
             steps: serde_json::json!([{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]),
             webhook_secret: None,
+            next_run_at: None,
             created_at: store::now(),
             updated_at: store::now(),
         };
@@ -182,7 +187,7 @@ impl TestApp {
             created_at: store::now(),
             finished_at: Some(store::now()),
         };
-        self.store.create_run(&run, None).await.unwrap();
+        self.store.create_run(&run, None, None).await.unwrap();
         Tenant {
             integration_id: integration_id.to_string(),
             workflow_id: workflow.id.to_string(),
