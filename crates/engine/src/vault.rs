@@ -40,6 +40,9 @@ const REFRESH_RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 pub const TOKEN_REFRESHES: &str = "mailwright_token_refreshes_total";
 
+/// `last_used_at` is written at most this often per integration and process.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(30);
+
 /// Why no token (or no Gmail answer) could be had, in terms callers act on.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -84,6 +87,9 @@ pub struct Vault {
     google: Option<GoogleOAuth>,
     gmail: Gmail,
     notifier: Arc<Notifier>,
+    /// When this process last wrote `last_used_at` of each integration: the
+    /// column is for people ("used 2 minutes ago"), not worth a write per call.
+    touched: Mutex<HashMap<IntegrationId, Instant>>,
     /// Per-integration locks: callers in this process wait for one refresh.
     refreshing: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -102,6 +108,7 @@ impl Vault {
             google,
             gmail,
             notifier,
+            touched: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
         }
     }
@@ -403,7 +410,19 @@ impl Vault {
         };
         match result {
             Ok(value) => {
-                self.store.touch_integration(workspace, id).await?;
+                let due = {
+                    let mut touched = self.touched.lock().expect("touch map");
+                    let due = touched
+                        .get(&id)
+                        .is_none_or(|at| at.elapsed() >= TOUCH_INTERVAL);
+                    if due {
+                        touched.insert(id, Instant::now());
+                    }
+                    due
+                };
+                if due {
+                    self.store.touch_integration(workspace, id).await?;
+                }
                 Ok(value)
             }
             Err(error) => Err(self.gmail_failed(workspace, id, needs, error).await),

@@ -60,6 +60,10 @@ pub enum JobReport {
 
 pub const JOBS: &str = "mailwright_jobs_total";
 
+/// How often a worker records jobs whose worker died on their last attempt as
+/// dead (a write; not needed on every claim).
+const BURY_INTERVAL: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Worker {
     store: Store,
@@ -67,6 +71,7 @@ pub struct Worker {
     lease: Duration,
     policy: RetryPolicy,
     idle_poll: Duration,
+    last_burial: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Worker {
@@ -77,6 +82,7 @@ impl Worker {
             lease: Duration::from_secs(120),
             policy: RetryPolicy::DEFAULT,
             idle_poll: Duration::from_millis(500),
+            last_burial: Arc::default(),
         }
     }
 
@@ -93,6 +99,19 @@ impl Worker {
     /// Claim and run one due job. `None` when nothing is due.
     pub async fn run_next(&self) -> Result<Option<JobReport>, StoreError> {
         let kinds = self.kinds();
+        let bury_due = {
+            let mut last = self.last_burial.lock().expect("burial clock");
+            let due = last.is_none_or(|at| at.elapsed() >= BURY_INTERVAL);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if bury_due {
+            self.store
+                .bury_jobs_with_expired_last_attempt(store::now())
+                .await?;
+        }
         let Some(job) = self.store.claim_job(&kinds, self.lease).await? else {
             return Ok(None);
         };

@@ -205,8 +205,8 @@ impl Store {
     }
 
     /// Take the next due job of one of `kinds`, holding it for `lease`.
-    /// Jobs whose worker's lease ran out are due again (and dead once they
-    /// have used their last attempt).
+    /// Jobs whose worker's lease ran out are due again while they have
+    /// attempts left (see `bury_jobs_with_expired_last_attempt` for the rest).
     pub async fn claim_job(
         &self,
         kinds: &[&str],
@@ -216,7 +216,6 @@ impl Store {
             return Ok(None);
         }
         let claimed_at = now();
-        self.bury_jobs_with_expired_last_attempt(claimed_at).await?;
 
         let lease_token = Uuid::new_v4();
         let lease_expires_at = claimed_at + chrono_duration(lease);
@@ -268,7 +267,8 @@ impl Store {
 
     /// A running job whose worker vanished during its last allowed attempt
     /// will never be claimed again: record it as dead, with the reason.
-    async fn bury_jobs_with_expired_last_attempt(
+    /// Workers call this every few seconds (not on every claim: it is a write).
+    pub async fn bury_jobs_with_expired_last_attempt(
         &self,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {

@@ -256,6 +256,10 @@ async fn a_lease_that_expires_on_the_last_attempt_makes_the_job_dead_with_a_reas
             store.claim_job(&[KIND], LEASE).await.unwrap().is_none(),
             "no attempts left to hand out"
         );
+        store
+            .bury_jobs_with_expired_last_attempt(now())
+            .await
+            .unwrap();
         let record = store.job(id).await.unwrap();
         if record.status == JobStatus::Dead || Instant::now() > give_up {
             break record;
