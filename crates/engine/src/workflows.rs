@@ -141,6 +141,12 @@ impl RunWorkflow {
                     run.steps[index]["status"] = json!("succeeded");
                     run.steps[index]["output"] = output;
                     run.steps[index]["error"] = Value::Null;
+                    // The last step's result and the run's end: one write.
+                    if index + 1 == steps.len() {
+                        self.save(run, "succeeded", None).await?;
+                        metrics::counter!(RUNS, "outcome" => "succeeded").increment(1);
+                        return Ok(());
+                    }
                     self.save(run, "running", None).await?;
                 }
                 Err(StepFailure::Final { code, message }) => {

@@ -82,11 +82,13 @@ macro_rules! in_workspace {
                 $body
             }
             $crate::Store::Postgres(pool) => {
-                let mut $conn = pool.begin().await?;
-                sqlx::query("SELECT set_config('mailwright.workspace_id', $1, true)")
-                    .bind($workspace.to_string())
-                    .execute(&mut *$conn)
-                    .await?;
+                // One round trip for both: the id is a typed UUID (its
+                // Display is the hyphenated form), never outside text.
+                let workspace: domain::WorkspaceId = $workspace;
+                let begin = format!(
+                    "BEGIN; SELECT set_config('mailwright.workspace_id', '{workspace}', true)"
+                );
+                let mut $conn = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
                 let result = $body;
                 $conn.commit().await?;
                 result
@@ -111,11 +113,13 @@ macro_rules! in_workspace_tx {
                 result
             }
             $crate::Store::Postgres(pool) => {
-                let mut $conn = pool.begin().await?;
-                sqlx::query("SELECT set_config('mailwright.workspace_id', $1, true)")
-                    .bind($workspace.to_string())
-                    .execute(&mut *$conn)
-                    .await?;
+                // One round trip for both: the id is a typed UUID (its
+                // Display is the hyphenated form), never outside text.
+                let workspace: domain::WorkspaceId = $workspace;
+                let begin = format!(
+                    "BEGIN; SELECT set_config('mailwright.workspace_id', '{workspace}', true)"
+                );
+                let mut $conn = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
                 let result = $body;
                 $conn.commit().await?;
                 result
@@ -136,9 +140,8 @@ macro_rules! across_workspaces {
                 $body
             }
             $crate::Store::Postgres(pool) => {
-                let mut $conn = pool.begin().await?;
-                sqlx::query("SELECT set_config('mailwright.all_workspaces', 'on', true)")
-                    .execute(&mut *$conn)
+                let mut $conn = pool
+                    .begin_with("BEGIN; SELECT set_config('mailwright.all_workspaces', 'on', true)")
                     .await?;
                 let result = $body;
                 $conn.commit().await?;
