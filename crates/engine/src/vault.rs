@@ -141,38 +141,19 @@ impl Vault {
     ) -> Result<(SecretString, i32), VaultError> {
         let give_up = Instant::now() + WAIT_FOR_OTHER_REFRESH;
         loop {
-            // Read again on every pass: a refresh that ended in invalid_grant
-            // while we waited must stop us too (one call to Google, not N).
-            let integration = self.store.integration(workspace, id).await?;
-            match integration.status {
-                IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
-                IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
-                IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
-            }
-            let tokens = self
-                .store
-                .tokens(workspace, id)
-                .await?
-                .ok_or(VaultError::Disconnected)?;
-            if is_fresh(&tokens) {
-                return Ok((self.decrypt_access(id, &tokens)?, tokens.version));
+            // Checked on every pass and again after the lock: a refresh that
+            // ended in invalid_grant while we waited must stop us too (one
+            // call to Google, not N).
+            if let Freshness::Fresh(token, version) = self.fresh_or_stale(workspace, id).await? {
+                return Ok((token, version));
             }
             let lock = self.local_lock(id);
             let _one_refresh_in_this_process = lock.lock().await;
-            // The caller before us may have found the grant revoked.
-            if self.store.integration(workspace, id).await?.status == IntegrationStatus::NeedsReauth
-            {
-                return Err(VaultError::NeedsReauth);
-            }
-            // Someone in this process may have refreshed while we waited.
-            let tokens = self
-                .store
-                .tokens(workspace, id)
-                .await?
-                .ok_or(VaultError::Disconnected)?;
-            if is_fresh(&tokens) {
-                return Ok((self.decrypt_access(id, &tokens)?, tokens.version));
-            }
+            // Someone in this process may have refreshed (or failed) meanwhile.
+            let (integration, tokens) = match self.fresh_or_stale(workspace, id).await? {
+                Freshness::Fresh(token, version) => return Ok((token, version)),
+                Freshness::Stale(integration, tokens) => (integration, tokens),
+            };
             let lease = Uuid::new_v4();
             let until = store::now() + REFRESH_LEASE;
             if self
@@ -193,6 +174,31 @@ impl Vault {
             self.wait_for_other_refresh(workspace, id, tokens.version, give_up)
                 .await?;
         }
+    }
+
+    /// The integration must be usable; then its access token is either fresh
+    /// (decrypted) or due for refresh.
+    async fn fresh_or_stale(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Freshness, VaultError> {
+        let integration = self.store.integration(workspace, id).await?;
+        match integration.status {
+            IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
+            IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
+            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+        }
+        let tokens = self
+            .store
+            .tokens(workspace, id)
+            .await?
+            .ok_or(VaultError::Disconnected)?;
+        Ok(if is_fresh(&tokens) {
+            Freshness::Fresh(self.decrypt_access(id, &tokens)?, tokens.version)
+        } else {
+            Freshness::Stale(Box::new(integration), tokens)
+        })
     }
 
     fn local_lock(&self, id: IntegrationId) -> Arc<tokio::sync::Mutex<()>> {
@@ -532,6 +538,11 @@ impl Vault {
             }
         }
     }
+}
+
+enum Freshness {
+    Fresh(SecretString, i32),
+    Stale(Box<Integration>, StoredTokens),
 }
 
 fn is_fresh(tokens: &StoredTokens) -> bool {

@@ -43,6 +43,35 @@ fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// The address from the JSON log line starting with "listening" (port 0
+/// became a real port), and the rest of stdout's lines as they come.
+fn listening_address(child: &mut Child) -> (String, mpsc::Receiver<String>) {
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        let line = lines
+            .recv_timeout(give_up.saturating_duration_since(Instant::now()))
+            .expect("a `listening` log line before the deadline");
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
+        if entry["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("listening")
+        {
+            return (entry["address"].as_str().unwrap().to_owned(), lines);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_bad_setting_stops_startup_with_one_line_naming_it() {
     let db = TestDatabase::new().await;
@@ -101,28 +130,7 @@ async fn migrate_applies_migrations_and_exits() {
 async fn serve_answers_then_stops_cleanly_on_sigterm() {
     let db = TestDatabase::new().await;
     let mut child = mailwright(&db).arg("serve").spawn().unwrap();
-
-    // The JSON log line "listening" carries the address port 0 became.
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let give_up = Instant::now() + DEADLINE;
-    let address = loop {
-        let line = lines
-            .recv_timeout(give_up.saturating_duration_since(Instant::now()))
-            .expect("a `listening` log line before the deadline");
-        let entry: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("a JSON log line: {line}"));
-        if entry["message"] == "listening" {
-            break entry["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let (address, lines) = listening_address(&mut child);
 
     mailwright::app::install_crypto_provider();
     let ready = reqwest::get(format!("http://{address}/api/ready"))
@@ -271,29 +279,7 @@ async fn the_sandbox_runs_alone_and_shows_its_consent_screen() {
         .args(["sandbox", "--listen", "127.0.0.1:0"])
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let give_up = Instant::now() + DEADLINE;
-    let address = loop {
-        let line = lines
-            .recv_timeout(give_up.saturating_duration_since(Instant::now()))
-            .expect("a `listening` log line before the deadline");
-        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if entry["message"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("listening")
-        {
-            break entry["address"].as_str().unwrap().to_owned();
-        }
-    };
+    let (address, _lines) = listening_address(&mut child);
     mailwright::app::install_crypto_provider();
     let consent = reqwest::Client::new()
         .get(format!("http://{address}/o/oauth2/v2/auth"))

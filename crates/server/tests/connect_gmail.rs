@@ -702,26 +702,7 @@ async fn keys_rotate_and_a_wrong_or_missing_key_stops_the_start() {
 
 #[tokio::test]
 async fn no_token_code_or_client_secret_reaches_the_logs() {
-    use std::io::Write;
-    use std::sync::Mutex;
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .try_init();
+    let captured = common::logs::CapturedLogs::install();
 
     let w = world().await;
     let url = w.authorization_url(json!({"type": "gmail"})).await;
@@ -759,7 +740,7 @@ async fn no_token_code_or_client_secret_reaches_the_logs() {
     )
     .await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("connected a Google account"),
         "the capture works"

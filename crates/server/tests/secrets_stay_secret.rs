@@ -3,34 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use common::spawn_app;
 use serde_json::{Value, json};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_or_a_listing() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter("trace")
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = common::logs::CapturedLogs::install();
 
     let app = spawn_app().await;
     let tenant = app.tenant("acme").await;
@@ -67,7 +45,7 @@ async fn no_secret_reaches_a_log_line_or_a_listing() {
     app.get_as("/api/me", "mw_wrong-key-that-should-not-be-logged")
         .await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("answered"),
         "the capture works: {} bytes",

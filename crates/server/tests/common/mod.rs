@@ -5,6 +5,7 @@
 
 pub mod google;
 pub mod idp;
+pub mod logs;
 
 use mailwright::{Application, Config};
 use store::Store;
