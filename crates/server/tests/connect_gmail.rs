@@ -504,17 +504,8 @@ async fn gmail_401_refreshes_once_and_403_for_scopes_marks_missing_scopes_at_onc
     assert_eq!(w.refreshes() - before, 1);
 
     // The seed's failure: 403 insufficientPermissions, at run time.
-    let insufficient = json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes.",
-        "errors": [{"message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions"}],
-        "status": "PERMISSION_DENIED"}});
-    w.sandbox.inject_fault(
-        "getProfile",
-        Fault::Status {
-            status: 403,
-            body: insufficient,
-        },
-        1,
-    );
+    w.sandbox
+        .inject_fault("getProfile", common::google::insufficient_permissions(), 1);
     let result = w
         .app
         .vault

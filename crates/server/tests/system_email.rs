@@ -15,7 +15,7 @@ use axum::routing::post;
 use common::google::{ANN, CLIENT_ID, World, world, world_with};
 use domain::scopes::Capability;
 use engine::vault::VaultError;
-use sandbox::{Consent, Fault};
+use sandbox::Consent;
 use serde_json::{Value, json};
 
 async fn outbox(w: &World) -> Vec<Value> {
@@ -109,17 +109,8 @@ async fn missing_scopes_found_at_run_time_notify_once() {
     let w = world().await;
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
     let (workspace, integration) = w.ids(&id);
-    let insufficient = json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes.",
-        "errors": [{"message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions"}],
-        "status": "PERMISSION_DENIED"}});
-    w.sandbox.inject_fault(
-        "getProfile",
-        Fault::Status {
-            status: 403,
-            body: insufficient,
-        },
-        4,
-    );
+    w.sandbox
+        .inject_fault("getProfile", common::google::insufficient_permissions(), 4);
     let gmail = w.app.vault.gmail().clone();
     let calls: Vec<_> = (0..4)
         .map(|_| {

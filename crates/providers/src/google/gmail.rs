@@ -71,26 +71,7 @@ impl Gmail {
 
     /// `users.getProfile`: the mailbox's address and current history id.
     pub async fn profile(&self, access_token: &SecretString) -> Result<Profile, GmailError> {
-        let response = self
-            .http
-            .get(self.url("profile"))
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .send()
-            .await
-            .map_err(|error| GmailError::Unavailable {
-                reason: if error.is_timeout() {
-                    "timed out".into()
-                } else {
-                    "could not connect".into()
-                },
-                retry_after: None,
-            })?;
-        let response = check(response).await?;
-        response.json().await.map_err(|_| GmailError::Rejected {
-            status: 200,
-            reason: "unexpected answer".into(),
-        })
+        self.get_json(access_token, "profile", &[]).await
     }
 }
 
@@ -186,17 +167,14 @@ impl Gmail {
         access_token: &SecretString,
         rfc822_message_id: &str,
     ) -> Result<Option<MessageRef>, GmailError> {
-        let query = format!("rfc822msgid:{}", rfc822_message_id.trim_matches(['<', '>']));
-        let response = self
-            .http
-            .get(self.url("messages"))
-            .query(&[("q", query.as_str()), ("includeSpamTrash", "true")])
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let list: MessageList = check(response).await?.json().await.map_err(unexpected)?;
+        let query = rfc822_query(rfc822_message_id);
+        let list: MessageList = self
+            .get_json(
+                access_token,
+                "messages",
+                &[("q", query.as_str()), ("includeSpamTrash", "true")],
+            )
+            .await?;
         Ok(list.messages.into_iter().next())
     }
 
@@ -206,19 +184,34 @@ impl Gmail {
         access_token: &SecretString,
         rfc822_message_id: &str,
     ) -> Result<Option<DraftRef>, GmailError> {
-        let query = format!("rfc822msgid:{}", rfc822_message_id.trim_matches(['<', '>']));
+        let query = rfc822_query(rfc822_message_id);
+        let list: DraftList = self
+            .get_json(access_token, "drafts", &[("q", query.as_str())])
+            .await?;
+        Ok(list.drafts.into_iter().next())
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        access_token: &SecretString,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, GmailError> {
         let response = self
             .http
-            .get(self.url("drafts"))
-            .query(&[("q", query.as_str())])
+            .get(self.url(path))
+            .query(query)
             .timeout(TIMEOUT)
             .bearer_auth(access_token.expose_secret())
             .send()
             .await
             .map_err(unavailable)?;
-        let list: DraftList = check(response).await?.json().await.map_err(unexpected)?;
-        Ok(list.drafts.into_iter().next())
+        check(response).await?.json().await.map_err(unexpected)
     }
+}
+
+fn rfc822_query(message_id: &str) -> String {
+    format!("rfc822msgid:{}", message_id.trim_matches(['<', '>']))
 }
 
 fn base64url(bytes: &[u8]) -> String {

@@ -201,6 +201,16 @@ impl World {
     }
 }
 
+/// Google's answer when the grant lacks a scope the call needs.
+pub fn insufficient_permissions() -> sandbox::Fault {
+    sandbox::Fault::Status {
+        status: 403,
+        body: json!({"error": {"code": 403, "message": "Request had insufficient authentication scopes.",
+            "errors": [{"message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions"}],
+            "status": "PERMISSION_DENIED"}}),
+    }
+}
+
 pub fn outcome(location: &str) -> HashMap<String, String> {
     assert!(
         location.starts_with("/integrations"),
