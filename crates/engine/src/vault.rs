@@ -183,17 +183,13 @@ impl Vault {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<Freshness, VaultError> {
-        let integration = self.store.integration(workspace, id).await?;
+        let (integration, tokens) = self.store.integration_with_tokens(workspace, id).await?;
         match integration.status {
             IntegrationStatus::NeedsReauth => return Err(VaultError::NeedsReauth),
             IntegrationStatus::Disconnected => return Err(VaultError::Disconnected),
             IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
         }
-        let tokens = self
-            .store
-            .tokens(workspace, id)
-            .await?
-            .ok_or(VaultError::Disconnected)?;
+        let tokens = tokens.ok_or(VaultError::Disconnected)?;
         Ok(if is_fresh(&tokens) {
             Freshness::Fresh(self.decrypt_access(id, &tokens)?, tokens.version)
         } else {

@@ -435,6 +435,66 @@ impl Store {
         row.map(Integration::try_from).transpose()
     }
 
+    /// The integration and its tokens (if any) in one query: what every use
+    /// of a token needs first.
+    pub async fn integration_with_tokens(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<(Integration, Option<StoredTokens>), StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            integration: IntegrationRow,
+            access_key_id: Option<String>,
+            access_token: Option<Vec<u8>>,
+            refresh_key_id: Option<String>,
+            refresh_token: Option<Vec<u8>>,
+            token_expires_at: Option<DateTime<Utc>>,
+            version: Option<i32>,
+            refresh_lease_until: Option<DateTime<Utc>>,
+        }
+        let columns = INTEGRATION_COLUMNS
+            .split(", ")
+            .map(|column| format!("i.{}", column.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT {columns}, t.access_key_id, t.access_token, t.refresh_key_id, t.refresh_token, \
+                    t.expires_at AS token_expires_at, t.version, t.refresh_lease_until \
+             FROM integrations i LEFT JOIN oauth_tokens t ON t.integration_id = i.id AND t.workspace_id = i.workspace_id \
+             WHERE i.workspace_id = $1 AND i.id = $2"
+        );
+        let row: Option<Row> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let row = row.ok_or(StoreError::NotFound)?;
+        let tokens = match (
+            row.access_key_id,
+            row.access_token,
+            row.token_expires_at,
+            row.version,
+        ) {
+            (Some(access_key_id), Some(access_token), Some(expires_at), Some(version)) => {
+                Some(StoredTokens::from(TokenRow {
+                    access_key_id,
+                    access_token,
+                    refresh_key_id: row.refresh_key_id,
+                    refresh_token: row.refresh_token,
+                    expires_at,
+                    version,
+                    refresh_lease_until: row.refresh_lease_until,
+                }))
+            }
+            _ => None,
+        };
+        Ok((row.integration.try_into()?, tokens))
+    }
+
     pub async fn tokens(
         &self,
         workspace: WorkspaceId,
