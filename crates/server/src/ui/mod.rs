@@ -7,10 +7,12 @@
 use std::sync::OnceLock;
 
 use axum::Form;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use domain::EmailAddress;
+use domain::return_to::ReturnTo;
+use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +31,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signin_page, signin))
         .routes(routes!(setup_page, setup))
         .routes(routes!(signout))
+        .routes(routes!(integrations_page))
+        .routes(routes!(connect))
+        .routes(routes!(disconnect))
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -40,6 +45,10 @@ fn templates() -> &'static Environment<'static> {
             ("signin.html", include_str!("templates/signin.html")),
             ("setup.html", include_str!("templates/setup.html")),
             ("home.html", include_str!("templates/home.html")),
+            (
+                "integrations.html",
+                include_str!("templates/integrations.html"),
+            ),
         ] {
             environment
                 .add_template(name, source)
@@ -316,17 +325,220 @@ async fn signout(
     Ok(response)
 }
 
+/// What a callback's `?error=` means, for people.
+fn explain_connect_error(code: &str) -> &'static str {
+    match code {
+        "access_denied" => "You cancelled on Google's screen, so nothing was connected.",
+        "state_expired" => {
+            "You took longer than 10 minutes on Google's screen. Start again with Connect."
+        }
+        "state_invalid" => {
+            "That sign-in link was already used or is not valid. Start again with Connect."
+        }
+        "exchange_failed" => {
+            "Google did not confirm the connection (it may be briefly unavailable). Try again in a moment."
+        }
+        "missing_refresh_token" => {
+            "Google did not grant offline access. Connect again and approve every request."
+        }
+        "userinfo_failed" => {
+            "Google did not say which account this is (the email permission was not granted). Connect again and allow it."
+        }
+        "not_configured" => "Google is not configured on this server; ask the operator.",
+        _ => {
+            "The connection did not complete. Try again; if it keeps failing, ask the operator to check the logs."
+        }
+    }
+}
+
+fn status_words(status: IntegrationStatus) -> &'static str {
+    match status {
+        IntegrationStatus::Connected => "Connected",
+        IntegrationStatus::MissingScopes => {
+            "Connected, but missing permissions: reconnect and allow them"
+        }
+        IntegrationStatus::NeedsReauth => {
+            "Needs reconnecting: Google no longer accepts Mailwright's access"
+        }
+        IntegrationStatus::Disconnected => "Disconnected",
+    }
+}
+
+/// A scope in plain language ("create drafts (gmail.compose)").
+fn scope_words(scope: &str) -> String {
+    let short = scope.rsplit('/').next().unwrap_or(scope);
+    let capability = [
+        Capability::Identity,
+        Capability::Email,
+        Capability::Profile,
+        Capability::ReadMail,
+        Capability::Draft,
+        Capability::Send,
+        Capability::Calendar,
+    ]
+    .into_iter()
+    .find(|capability| capability.preferred_scope() == scope);
+    match capability {
+        Some(capability) => format!("{} ({short})", capability.describe()),
+        None => short.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+struct IntegrationsQuery {
+    connected: Option<String>,
+    error: Option<String>,
+    disconnected: Option<String>,
+}
+
+/// The workspace's connections: status in words, what is missing and why,
+/// reconnect and disconnect. Where the OAuth callback comes back to.
+#[utoipa::path(get, path = "/integrations", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
+async fn integrations_page(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Query(query): Query<IntegrationsQuery>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let integrations = state.store.integrations(session.workspace).await?;
+    let views: Vec<minijinja::Value> = integrations
+        .into_iter()
+        .map(|integration| {
+            let missing: Vec<String> = match integration.status {
+                IntegrationStatus::MissingScopes => integration
+                    .granted_scopes
+                    .missing_for(integration.integration_type)
+                    .iter()
+                    .map(|scope| scope_words(scope))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let allowed: Vec<String> = integration.granted_scopes.iter().map(scope_words).collect();
+            let reconnect_url = (integration.status != IntegrationStatus::Connected)
+                .then(|| crate::http::integrations::reconnect_path(integration.id));
+            context! {
+                id => integration.id.to_string(),
+                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar" },
+                email => integration.email,
+                status => integration.status.as_str(),
+                status_words => status_words(integration.status),
+                missing,
+                allowed,
+                last_error => integration.last_error.map(|error| error.message),
+                reconnect_url,
+            }
+        })
+        .collect();
+    let notice = match (&query.connected, &query.disconnected) {
+        (Some(kind), _) => Some(format!(
+            "{} connected.",
+            if kind == "calendar" {
+                "Google Calendar"
+            } else {
+                "Gmail"
+            }
+        )),
+        (None, Some(_)) => Some("Disconnected. Mailwright no longer uses that account.".to_owned()),
+        _ => None,
+    };
+    render(
+        StatusCode::OK,
+        "integrations.html",
+        context! {
+            signed_in => true,
+            csrf => session.csrf_token,
+            integrations => views,
+            notice,
+            problem => query.error.as_deref().map(explain_connect_error),
+            google_configured => state.vault.google().is_some(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct ConnectForm {
+    #[serde(default, rename = "type")]
+    integration_type: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Start connecting from the page: straight to Google's consent screen.
+#[utoipa::path(post, path = "/integrations/connect", tag = "ui", responses((status = 303, description = "To Google's consent screen")))]
+async fn connect(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Form(form): Form<ConnectForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
+        return Err(ApiError::Forbidden(
+            "This form is stale; reload the page and try again.".into(),
+        ));
+    }
+    let integration_type = IntegrationType::parse(&form.integration_type).ok_or_else(|| {
+        ApiError::Validation(vec![crate::http::FieldError::new(
+            "type",
+            "must be gmail or calendar",
+        )])
+    })?;
+    let url = state
+        .connections
+        .authorization_url(
+            session.workspace,
+            session.user,
+            integration_type,
+            ReturnTo::default(),
+            None,
+        )
+        .await?;
+    Ok(Redirect::to(url.as_str()).into_response())
+}
+
+#[utoipa::path(post, path = "/integrations/{id}/disconnect", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Back to the connections page"), (status = 404)))]
+async fn disconnect(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<SignOutForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
+        return Err(ApiError::Forbidden(
+            "This form is stale; reload the page and try again.".into(),
+        ));
+    }
+    let id = domain::IntegrationId::parse(&id).map_err(|_| ApiError::NotFound)?;
+    state.connections.disconnect(session.workspace, id).await?;
+    Ok(see_other("/integrations?disconnected=1"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_template_parses_and_renders() {
-        for name in ["signin.html", "setup.html", "home.html"] {
+        for name in [
+            "signin.html",
+            "setup.html",
+            "home.html",
+            "integrations.html",
+        ] {
             let page = templates()
                 .get_template(name)
                 .and_then(|template| {
-                    template.render(context! { csrf => "t", email => "<x>", workspace => "w", errors => context! {}, min_password => 10 })
+                    template.render(context! { csrf => "t", email => "<x>", workspace => "w", errors => context! {}, min_password => 10,
+                        integrations => vec![context! { id => "i", kind => "Gmail", email => "<x>", status => "missing_scopes",
+                            status_words => "s", missing => vec!["<x>"], allowed => vec!["openid"], last_error => "<x>", reconnect_url => "/r" }],
+                        signed_in => true, google_configured => true })
                 })
                 .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert!(page.contains("Mailwright"));

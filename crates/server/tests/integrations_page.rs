@@ -1,0 +1,201 @@
+//! The built-in connections page: where the OAuth callback comes back to,
+//! explaining in words what is connected, what is missing and what to do.
+
+mod common;
+
+use common::google::{World, world};
+use sandbox::Consent;
+
+/// A signed-in browser session for the world's tenant: (cookie, csrf).
+async fn session(
+    w: &World,
+    user: domain::UserId,
+    workspace: domain::WorkspaceId,
+) -> (String, String) {
+    let token = mailwright::auth::secrets::random_token(32);
+    let csrf = mailwright::auth::secrets::random_token(16);
+    w.app
+        .store
+        .create_session(
+            &mailwright::auth::secrets::sha256_hex(&token),
+            &store::sessions::Session {
+                user,
+                workspace,
+                csrf_token: csrf.clone(),
+                expires_at: store::now() + chrono::Duration::hours(1),
+            },
+        )
+        .await
+        .unwrap();
+    (format!("mw_session={token}"), csrf)
+}
+
+async fn page(w: &World, cookie: &str, path: &str) -> (u16, String) {
+    let answer = w
+        .app
+        .client
+        .get(w.app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    // The template escapes `/` and `'` as entities, which browsers decode.
+    let html = answer
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'");
+    (status, html)
+}
+
+async fn post_form(
+    w: &World,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    w.app
+        .client
+        .post(w.app.url(path))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connect_from_the_page_see_what_is_missing_then_disconnect() {
+    let w = world().await;
+    let (cookie, csrf) = session(&w, w.tenant.user, w.tenant.workspace).await;
+
+    let signed_out = w.app.get("/integrations").await;
+    assert_eq!(
+        (
+            signed_out.status().as_u16(),
+            signed_out.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/signin")
+    );
+
+    let (status, html) = page(&w, &cookie, "/integrations").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Nothing is connected yet") && html.contains("Connect Gmail"),
+        "{html}"
+    );
+
+    // The button goes straight to Google's consent screen.
+    let to_google = post_form(
+        &w,
+        &cookie,
+        "/integrations/connect",
+        &[("type", "gmail"), ("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(to_google.status(), 303);
+    let consent = to_google.headers()["location"].to_str().unwrap().to_owned();
+    assert!(consent.starts_with(&w.sandbox_url), "{consent}");
+    let forged = post_form(
+        &w,
+        &cookie,
+        "/integrations/connect",
+        &[("type", "gmail"), ("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+
+    // Consent without the compose scope; the callback lands on this page.
+    let scopes: Vec<&str> = domain::scopes::IntegrationType::Gmail
+        .requested_scopes()
+        .into_iter()
+        .filter(|scope| !scope.ends_with("gmail.compose"))
+        .collect();
+    let redirect = w
+        .sandbox
+        .approve(&consent, Consent::allow_only(scopes))
+        .unwrap();
+    let back = w
+        .app
+        .client
+        .get(&redirect)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let location = back.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/integrations?connected=gmail&integration_id="),
+        "{location}"
+    );
+    let (status, html) = page(&w, &cookie, &location).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Gmail connected."), "{html}");
+    assert!(
+        html.contains("Connected, but missing permissions"),
+        "{html}"
+    );
+    assert!(
+        html.contains("create drafts (gmail.compose)"),
+        "the missing permission in words: {html}"
+    );
+    assert!(html.contains("/reconnect"), "a reconnect button");
+
+    // Another workspace cannot disconnect it.
+    let id = location.rsplit('=').next().unwrap().to_owned();
+    let other = w.app.bare_tenant("other").await;
+    let (other_cookie, other_csrf) = session(&w, other.user, other.workspace).await;
+    let foreign = post_form(
+        &w,
+        &other_cookie,
+        &format!("/integrations/{id}/disconnect"),
+        &[("csrf", &other_csrf)],
+    )
+    .await;
+    assert_eq!(foreign.status(), 404);
+
+    let stale = post_form(
+        &w,
+        &cookie,
+        &format!("/integrations/{id}/disconnect"),
+        &[("csrf", "stale")],
+    )
+    .await;
+    assert_eq!(stale.status(), 403);
+    let done = post_form(
+        &w,
+        &cookie,
+        &format!("/integrations/{id}/disconnect"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(
+        (
+            done.status().as_u16(),
+            done.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/integrations?disconnected=1")
+    );
+    let (_, html) = page(&w, &cookie, "/integrations?disconnected=1").await;
+    assert!(
+        html.contains("Disconnected. Mailwright no longer uses that account.")
+            && html.contains("status-disconnected"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_connection_is_explained_in_words() {
+    let w = world().await;
+    let (cookie, _) = session(&w, w.tenant.user, w.tenant.workspace).await;
+    for (code, words) in [
+        ("access_denied", "You cancelled on Google's screen"),
+        ("state_expired", "longer than 10 minutes"),
+        ("something_new", "The connection did not complete"),
+    ] {
+        let (_, html) = page(&w, &cookie, &format!("/integrations?error={code}")).await;
+        assert!(html.contains(words), "{code}: {html}");
+    }
+}
