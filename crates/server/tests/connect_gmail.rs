@@ -71,6 +71,30 @@ async fn connecting_saves_the_integration_and_encrypted_tokens_and_status_says_c
         .await
         .unwrap();
     assert_eq!(token.expose_secret(), access);
+    // On both backends: the stored bytes are ciphertext, not the token.
+    let stored = w
+        .app
+        .store
+        .tokens(w.tenant.workspace, IntegrationId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    for (secret, bytes) in [
+        (&access, &stored.access_token.bytes),
+        (&refresh, &stored.refresh_token.as_ref().unwrap().bytes),
+    ] {
+        assert!(
+            !bytes
+                .windows(secret.len())
+                .any(|window| window == secret.as_bytes()),
+            "a token is stored in plaintext"
+        );
+        assert!(
+            bytes.len() >= secret.len() + 24 + 16,
+            "nonce + ciphertext + tag"
+        );
+    }
+    // On SQLite, the whole database file too.
     if store::testing::backend_under_test() == store::Backend::Sqlite {
         let mut raw = Vec::new();
         for file in ["mailwright.db", "mailwright.db-wal"] {
