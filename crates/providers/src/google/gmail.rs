@@ -128,17 +128,12 @@ impl Gmail {
         access_token: &SecretString,
         rfc822: &[u8],
     ) -> Result<MessageRef, GmailError> {
-        let body = serde_json::json!({ "raw": base64url(rfc822) });
-        let response = self
-            .http
-            .post(self.url("messages/send"))
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .json(&body)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        check(response).await?.json().await.map_err(unexpected)
+        self.post_json(
+            access_token,
+            "messages/send",
+            &serde_json::json!({ "raw": base64url(rfc822) }),
+        )
+        .await
     }
 
     /// `users.drafts.create`.
@@ -147,17 +142,12 @@ impl Gmail {
         access_token: &SecretString,
         rfc822: &[u8],
     ) -> Result<DraftRef, GmailError> {
-        let body = serde_json::json!({ "message": { "raw": base64url(rfc822) } });
-        let response = self
-            .http
-            .post(self.url("drafts"))
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .json(&body)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        check(response).await?.json().await.map_err(unexpected)
+        self.post_json(
+            access_token,
+            "drafts",
+            &serde_json::json!({ "message": { "raw": base64url(rfc822) } }),
+        )
+        .await
     }
 
     /// The message with this `Message-ID` header, if the mailbox has one
@@ -189,6 +179,24 @@ impl Gmail {
             .get_json(access_token, "drafts", &[("q", query.as_str())])
             .await?;
         Ok(list.drafts.into_iter().next())
+    }
+
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        access_token: &SecretString,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, GmailError> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await?.json().await.map_err(unexpected)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(

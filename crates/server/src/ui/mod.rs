@@ -22,7 +22,7 @@ use crate::accounts::{self, AccountError};
 use crate::app::AppState;
 use crate::auth::cookies::{self, FORM_CSRF, SESSION, SESSION_DAYS};
 use crate::auth::passwords::{self, MIN_PASSWORD_CHARS};
-use crate::auth::{MaybeAuthUser, secrets};
+use crate::auth::{MaybeAuthUser, SessionUser, secrets};
 use crate::http::ApiError;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -93,6 +93,21 @@ fn with_form_csrf(
 fn form_csrf_matches(headers: &HeaderMap, sent: &str) -> bool {
     cookies::get(headers, FORM_CSRF)
         .is_some_and(|cookie| secrets::constant_time_eq(cookie.as_bytes(), sent.as_bytes()))
+}
+
+/// The signed-in session a form was posted from, checked against the form's
+/// CSRF token. `Ok(None)`: signed out (the caller sends them to sign in).
+fn posted_by(session: Option<SessionUser>, csrf: &str) -> Result<Option<SessionUser>, ApiError> {
+    match session {
+        Some(session)
+            if !secrets::constant_time_eq(csrf.as_bytes(), session.csrf_token.as_bytes()) =>
+        {
+            Err(ApiError::Forbidden(
+                "This form is stale; reload the page and try again.".into(),
+            ))
+        }
+        other => Ok(other),
+    }
 }
 
 const STALE_FORM: &str = "This form expired. It has been reloaded: please submit it again.";
@@ -304,14 +319,9 @@ async fn signout(
     MaybeAuthUser(session): MaybeAuthUser,
     Form(form): Form<SignOutForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
+    let Some(_signed_in) = posted_by(session, &form.csrf)? else {
         return Ok(see_other("/signin"));
     };
-    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
-        return Err(ApiError::Forbidden(
-            "This sign-out form is stale; reload the page and try again.".into(),
-        ));
-    }
     if let Some(token) = cookies::get(&headers, SESSION) {
         state
             .store
@@ -472,14 +482,9 @@ async fn connect(
     MaybeAuthUser(session): MaybeAuthUser,
     Form(form): Form<ConnectForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
+    let Some(session) = posted_by(session, &form.csrf)? else {
         return Ok(see_other("/signin"));
     };
-    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
-        return Err(ApiError::Forbidden(
-            "This form is stale; reload the page and try again.".into(),
-        ));
-    }
     let integration_type = IntegrationType::parse(&form.integration_type).ok_or_else(|| {
         ApiError::Validation(vec![crate::http::FieldError::new(
             "type",
@@ -507,14 +512,9 @@ async fn disconnect(
     Path(id): Path<String>,
     Form(form): Form<SignOutForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
+    let Some(session) = posted_by(session, &form.csrf)? else {
         return Ok(see_other("/signin"));
     };
-    if !secrets::constant_time_eq(form.csrf.as_bytes(), session.csrf_token.as_bytes()) {
-        return Err(ApiError::Forbidden(
-            "This form is stale; reload the page and try again.".into(),
-        ));
-    }
     let id = domain::IntegrationId::parse(&id).map_err(|_| ApiError::NotFound)?;
     state.connections.disconnect(session.workspace, id).await?;
     Ok(see_other("/integrations?disconnected=1"))
