@@ -4,6 +4,7 @@
 //! these types at the edge; past the edge, code works with types that cannot
 //! hold a bad value.
 
+pub mod drafting;
 pub mod email;
 pub mod ids;
 pub mod retry;

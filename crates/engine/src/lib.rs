@@ -2,6 +2,7 @@
 //! vault (encrypted tokens, refresh, Gmail call bookkeeping) and connecting
 //! Google accounts. Workflows and auto-draft land here next.
 
+pub mod autodraft;
 pub mod connections;
 pub mod contacts;
 pub mod keyring;

@@ -70,6 +70,61 @@ impl Notifier {
         }
     }
 
+    /// Auto-draft's failure rate for `integration` crossed the alert
+    /// threshold (at `since`): tell the owner, once for this episode.
+    pub async fn autodraft_failing(
+        &self,
+        integration: &Integration,
+        summary: &str,
+        since: DateTime<Utc>,
+    ) {
+        if let Err(error) = self
+            .queue_autodraft_notice(integration, summary, since)
+            .await
+        {
+            tracing::error!(integration = %integration.id, error = format!("{error:#}"), "cannot queue the auto-draft alert");
+        }
+    }
+
+    async fn queue_autodraft_notice(
+        &self,
+        integration: &Integration,
+        summary: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let owner = self.store.user(integration.user).await?;
+        let greeting = match &owner.display_name {
+            Some(name) => format!("Hello {name},"),
+            None => "Hello,".to_owned(),
+        };
+        let text = format!(
+            "{greeting}\n\nAuto-draft is failing often for {email}: {summary}\n\n\
+             The auto-draft page shows each failure with its reason:\n{url}/ui/autodraft/{id}\n\n\
+             Mailwright keeps trying new mail, and will not email you about this again until \
+             drafting has recovered and fails again.\n\n-- Mailwright\n",
+            email = integration.email,
+            url = self.public_url,
+            id = integration.id,
+        );
+        let email = NewSystemEmail {
+            workspace: integration.workspace,
+            kind: "autodraft_failing".to_owned(),
+            dedupe_key: Some(format!(
+                "autodraft-alert:{}:{}",
+                integration.id,
+                since.timestamp_micros()
+            )),
+            to: owner.email,
+            subject: format!("Auto-draft is failing for {}", integration.email),
+            text,
+            html: None,
+        };
+        self.store
+            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
+            .await?;
+        Ok(())
+    }
+
     async fn queue_integration_notice(
         &self,
         integration: &Integration,

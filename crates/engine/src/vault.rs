@@ -59,6 +59,10 @@ pub enum VaultError {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// Gmail answered 404: the item (or history position) no longer exists.
+    /// Not a fault of the connection, so nothing is recorded on it.
+    #[error("Gmail has no such item")]
+    GoneAtGoogle,
     #[error("Google refused the request: {0}")]
     Rejected(String),
     #[error("Google is not configured on this server")]
@@ -486,6 +490,7 @@ impl Vault {
                     retry_after,
                 }
             }
+            GmailError::NotFound => VaultError::GoneAtGoogle,
             GmailError::Rejected { status, reason } => {
                 record(
                     "provider_error",

@@ -343,7 +343,7 @@ impl RunWorkflow {
                     let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
                     async move {
                         gmail
-                            .create_draft(&token, &raw)
+                            .create_draft(&token, &raw, None)
                             .await
                             .map(|draft| json!({"draft_id": draft.id}))
                     }
@@ -406,6 +406,10 @@ impl RunWorkflow {
             } => StepFailure::Retry {
                 message: format!("Gmail did not answer ({reason}); retrying"),
                 retry_after,
+            },
+            VaultError::GoneAtGoogle => StepFailure::Final {
+                code: "provider_error",
+                message: "Gmail answered that the item no longer exists.".into(),
             },
             VaultError::Rejected(reason) => StepFailure::Final {
                 code: "provider_error",

@@ -1,5 +1,7 @@
 //! Clients of outside services, each behind a small type: Google OAuth and
-//! Gmail; system email through Sidemail, SMTP or the log. The LLM lands with auto-draft.
+//! Gmail; system email through Sidemail, SMTP or the log; an OpenAI-compatible
+//! language model for auto-draft.
 
 pub mod google;
+pub mod llm;
 pub mod mail;

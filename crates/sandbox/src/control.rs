@@ -366,8 +366,19 @@ impl Sandbox {
         queue.extend(std::iter::repeat_n(fault, times as usize));
     }
 
+    /// The next `times` calls of `method` (`messages.send`, `drafts.create`)
+    /// take effect at once but answer only after `stall`: a client that dies
+    /// meanwhile never learns that Gmail accepted its request.
+    pub fn stall_answer_after_commit(&self, method: &str, stall: StdDuration, times: u32) {
+        let mut world = self.lock();
+        let queue = world.stalled_answers.entry(method.to_owned()).or_default();
+        queue.extend(std::iter::repeat_n(stall, times as usize));
+    }
+
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut world = self.lock();
+        world.faults.clear();
+        world.stalled_answers.clear();
     }
 
     /// Expires one access token now. Returns whether it existed.

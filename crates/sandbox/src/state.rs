@@ -84,6 +84,9 @@ pub struct State {
     /// Keyed by lower-cased email.
     pub mailboxes: HashMap<String, Mailbox>,
     pub faults: HashMap<String, VecDeque<Fault>>,
+    /// Per method: answers to hold back after the call took effect (how a
+    /// test kills a worker between "Gmail accepted" and "we recorded it").
+    pub stalled_answers: HashMap<String, VecDeque<std::time::Duration>>,
     pub calls: BTreeMap<String, u64>,
     pub quota: BTreeMap<String, u64>,
     pub clock_offset: Duration,
@@ -122,6 +125,15 @@ impl State {
             self.faults.remove(method);
         }
         fault
+    }
+
+    pub fn take_stalled_answer(&mut self, method: &str) -> Option<std::time::Duration> {
+        let queue = self.stalled_answers.get_mut(method)?;
+        let stall = queue.pop_front();
+        if queue.is_empty() {
+            self.stalled_answers.remove(method);
+        }
+        stall
     }
 
     pub fn next_id(&mut self) -> u64 {

@@ -11,6 +11,7 @@ use axum::Router;
 use store::Store;
 use tokio::net::TcpListener;
 
+use engine::autodraft::{AutoDraft, DraftMessage, Generator, SyncMailbox};
 use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
 use engine::keyring::Keyring;
@@ -21,6 +22,7 @@ use engine::worker::Worker;
 use engine::workflows::{RunWorkflow, Scheduler, Workflows};
 use providers::google::gmail::Gmail;
 use providers::google::oauth::GoogleOAuth;
+use providers::llm::ChatDrafter;
 use providers::mail::sidemail::Sidemail;
 use providers::mail::smtp::Smtp;
 use providers::mail::{LogOnly, SystemMailer};
@@ -42,6 +44,7 @@ pub struct AppState {
     pub workflows: Arc<Workflows>,
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
+    pub autodraft: Arc<AutoDraft>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
 }
@@ -55,6 +58,7 @@ pub struct Services {
     pub contacts: Arc<Contacts>,
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
+    pub autodraft: Arc<AutoDraft>,
     pub worker: Worker,
 }
 
@@ -113,7 +117,26 @@ impl Services {
             store.clone(),
             config.public_url.as_str().to_owned(),
         ));
-        let vault = Arc::new(Vault::new(store.clone(), keyring, google, gmail, notifier));
+        let vault = Arc::new(Vault::new(
+            store.clone(),
+            keyring,
+            google,
+            gmail,
+            Arc::clone(&notifier),
+        ));
+        let generator = match &config.llm {
+            Some(llm) => Generator::Llm(ChatDrafter::new(llm.clone(), http_client.clone())),
+            None => Generator::Builtin,
+        };
+        let autodraft = Arc::new(AutoDraft::new(
+            store.clone(),
+            Arc::clone(&vault),
+            notifier,
+            generator,
+            config.autodraft.clone(),
+        ));
+        handlers.push(Arc::new(SyncMailbox(Arc::clone(&autodraft))));
+        handlers.push(Arc::new(DraftMessage(Arc::clone(&autodraft))));
         let contacts = Arc::new(Contacts::new(
             store.clone(),
             matches!(config.mail, MailConfig::Sidemail { .. }),
@@ -144,6 +167,7 @@ impl Services {
             contacts,
             vault,
             connections,
+            autodraft,
             worker,
         })
     }
@@ -159,6 +183,7 @@ pub struct Application {
     vault: Arc<Vault>,
     worker: Worker,
     scheduler: Arc<Scheduler>,
+    autodraft: Arc<AutoDraft>,
     /// Background workers to run beside the HTTP server (0 in tests, which
     /// drain the queue themselves).
     background_workers: usize,
@@ -188,6 +213,7 @@ impl Application {
             contacts,
             vault,
             connections,
+            autodraft,
             worker,
         } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
@@ -199,6 +225,7 @@ impl Application {
             workflows,
             vault: Arc::clone(&vault),
             connections,
+            autodraft: Arc::clone(&autodraft),
             openapi_json: Arc::default(),
         });
         Ok(Application {
@@ -209,6 +236,7 @@ impl Application {
             vault,
             worker,
             scheduler,
+            autodraft,
             background_workers: 2,
             started,
         })
@@ -222,6 +250,11 @@ impl Application {
     /// The scheduler of scheduled workflows (tests call `tick`).
     pub fn scheduler(&self) -> Arc<Scheduler> {
         Arc::clone(&self.scheduler)
+    }
+
+    /// Auto-draft (tests call `poll_tick`).
+    pub fn autodraft(&self) -> Arc<AutoDraft> {
+        Arc::clone(&self.autodraft)
     }
 
     /// How many background workers `run_until` starts (default 2; with 0,
@@ -271,6 +304,9 @@ impl Application {
             let scheduler = Arc::clone(&self.scheduler);
             workers.push(tokio::spawn(
                 scheduler.run(SCHEDULER_INTERVAL, workers_stop.clone()),
+            ));
+            workers.push(tokio::spawn(
+                Arc::clone(&self.autodraft).run_poller(workers_stop.clone()),
             ));
         }
         let served = axum::serve(self.listener, self.router)

@@ -176,12 +176,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .scheduler
                     .run(crate::app::SCHEDULER_INTERVAL, stopped.clone()),
             );
+            let polling = tokio::spawn(services.autodraft.run_poller(stopped.clone()));
             let running = tokio::spawn(worker.run(stopped));
             shutdown_signal().await;
             tracing::info!("shutting down: finishing the job in progress");
             let _ = stop.send(true);
             let _ = running.await;
             let _ = scheduling.await;
+            let _ = polling.await;
             tracing::info!("shutdown complete");
             Ok(())
         }

@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use engine::autodraft::AutoDraftSettings;
 use engine::keyring::Keyring;
 use providers::google::oauth::GoogleEndpoints;
+use providers::llm::LlmSettings;
 use providers::mail::Sender;
 use secrecy::SecretString;
 use store::DatabaseUrl;
@@ -41,6 +44,14 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_SIDEMAIL_API_URL",
     "MAILWRIGHT_SMTP_URL",
     "MAILWRIGHT_SYSTEM_FROM",
+    "MAILWRIGHT_AUTODRAFT_POLL_SECONDS",
+    "MAILWRIGHT_AUTODRAFT_ALERT_FAILURE_RATE",
+    "MAILWRIGHT_AUTODRAFT_ALERT_WINDOW_MINUTES",
+    "MAILWRIGHT_AUTODRAFT_ALERT_MIN_MESSAGES",
+    "MAILWRIGHT_PUSH_TOKEN",
+    "MAILWRIGHT_LLM_URL",
+    "MAILWRIGHT_LLM_MODEL",
+    "MAILWRIGHT_LLM_API_KEY",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -75,6 +86,11 @@ pub struct Config {
     pub log_filter: String,
     /// JWT bearer authentication; `None` when no JWKS URL is configured.
     pub jwt: Option<JwtConfig>,
+    pub autodraft: AutoDraftSettings,
+    /// The shared secret of `POST /api/push/gmail`; `None` disables it.
+    pub push_token: Option<SecretString>,
+    /// The OpenAI-compatible reply generator; `None`: the built-in drafter.
+    pub llm: Option<LlmSettings>,
 }
 
 /// The system email provider.
@@ -459,7 +475,104 @@ impl Config {
                 .expect("the default sender is valid"),
         };
 
+        let number = |name: &'static str| -> Result<Option<(f64, Origin)>, ConfigError> {
+            match sources.get(name) {
+                Some((value, origin)) => match value.parse::<f64>() {
+                    Ok(number) if number.is_finite() => Ok(Some((number, origin))),
+                    _ => Err(error(&origin, format!("`{value}` is not a number"))),
+                },
+                None => Ok(None),
+            }
+        };
+        let mut autodraft = AutoDraftSettings::default();
+        if let Some((seconds, origin)) = number("MAILWRIGHT_AUTODRAFT_POLL_SECONDS")? {
+            if !(1.0..=86_400.0).contains(&seconds) || seconds.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of seconds from 1 to 86400",
+                ));
+            }
+            autodraft.poll_interval = Duration::from_secs(seconds as u64);
+        }
+        if let Some((rate, origin)) = number("MAILWRIGHT_AUTODRAFT_ALERT_FAILURE_RATE")? {
+            if !(rate > 0.0 && rate <= 1.0) {
+                return Err(error(
+                    &origin,
+                    "must be a share above 0 and at most 1, e.g. 0.5",
+                ));
+            }
+            autodraft.alert_failure_rate = rate;
+        }
+        if let Some((minutes, origin)) = number("MAILWRIGHT_AUTODRAFT_ALERT_WINDOW_MINUTES")? {
+            if !(1.0..=10_080.0).contains(&minutes) || minutes.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of minutes from 1 to 10080",
+                ));
+            }
+            autodraft.alert_window = Duration::from_secs(minutes as u64 * 60);
+        }
+        if let Some((count, origin)) = number("MAILWRIGHT_AUTODRAFT_ALERT_MIN_MESSAGES")? {
+            if !(1.0..=100_000.0).contains(&count) || count.fract() != 0.0 {
+                return Err(error(&origin, "must be a whole number from 1 to 100000"));
+            }
+            autodraft.alert_min_messages = count as i64;
+        }
+        let push_token = match sources.get("MAILWRIGHT_PUSH_TOKEN") {
+            Some((value, origin)) if value.len() < 16 => {
+                return Err(error(
+                    &origin,
+                    "is too short to be a secret; use at least 16 random characters, e.g. `openssl rand -hex 24`",
+                ));
+            }
+            Some((value, _)) => Some(SecretString::from(value)),
+            None => None,
+        };
+        let llm = match sources.get("MAILWRIGHT_LLM_URL") {
+            Some((value, origin)) => {
+                let base_url = Url::parse(&value)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        error(
+                            &origin,
+                            format!(
+                                "`{value}` is not an http(s) URL such as http://127.0.0.1:11434/v1"
+                            ),
+                        )
+                    })?;
+                let Some((model, _)) = sources.get("MAILWRIGHT_LLM_MODEL") else {
+                    return Err(error(
+                        &origin,
+                        "is set but MAILWRIGHT_LLM_MODEL is not; name the model to ask, e.g. llama3.1",
+                    ));
+                };
+                Some(LlmSettings {
+                    base_url,
+                    model,
+                    api_key: sources
+                        .get("MAILWRIGHT_LLM_API_KEY")
+                        .map(|(key, _)| SecretString::from(key)),
+                    timeout: Duration::from_secs(60),
+                })
+            }
+            None => {
+                for dependent in ["MAILWRIGHT_LLM_MODEL", "MAILWRIGHT_LLM_API_KEY"] {
+                    if let Some((_, origin)) = sources.get(dependent) {
+                        return Err(error(
+                            &origin,
+                            "is set but MAILWRIGHT_LLM_URL is not; without the URL the built-in drafter is used",
+                        ));
+                    }
+                }
+                None
+            }
+        };
+
         let config = Config {
+            autodraft,
+            push_token,
+            llm,
             mail,
             system_from,
             public_url_explicit,

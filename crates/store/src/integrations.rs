@@ -769,6 +769,17 @@ impl Store {
             if updated == 0 {
                 return Err(StoreError::NotFound);
             }
+            // A disconnected mailbox gets no drafts; reconnecting does not
+            // switch them back on by itself.
+            sqlx::query(
+                "UPDATE autodraft_mailboxes SET enabled = FALSE, next_poll_at = NULL, updated_at = $1 \
+                 WHERE workspace_id = $2 AND integration_id = $3",
+            )
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
         });
         Ok(())
     }

@@ -8,6 +8,7 @@
 //! `docs/decisions/0002-plain-sql-on-two-typed-pools.md`.
 
 pub mod api_keys;
+pub mod autodraft;
 mod database_url;
 mod error;
 pub mod identity;

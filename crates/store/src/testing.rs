@@ -137,6 +137,35 @@ pub async fn expire_oauth_states(store: &Store) {
     result.expect("oauth states can be expired");
 }
 
+/// Expire the lease of every running job, as if its worker had died: the
+/// next claim takes it over.
+pub async fn expire_job_leases(store: &Store) {
+    crate::on_pool!(store, pool => {
+        sqlx::query("UPDATE jobs SET lease_expires_at = $1 WHERE status = 'running'")
+            .bind(crate::now() - chrono::Duration::seconds(1))
+            .execute(pool)
+            .await
+            .expect("job leases can be expired");
+    });
+}
+
+/// Make every enabled auto-draft mailbox's poll due now.
+pub async fn make_polls_due(store: &Store) {
+    let due = crate::now() - chrono::Duration::seconds(1);
+    let result: Result<(), crate::StoreError> = async {
+        // Across workspaces: the table has row-level security on PostgreSQL.
+        crate::across_workspaces!(store, conn => {
+            sqlx::query("UPDATE autodraft_mailboxes SET next_poll_at = $1 WHERE enabled")
+                .bind(due)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
+    }
+    .await;
+    result.expect("polls can be made due");
+}
+
 /// Make every queued job due now (skip the backoff a retry waits for).
 pub async fn make_jobs_due(store: &Store) {
     crate::on_pool!(store, pool => {

@@ -28,6 +28,10 @@ pub enum GmailError {
         reason: String,
         retry_after: Option<Duration>,
     },
+    /// 404: the message, draft or history position no longer exists (for
+    /// `history.list`: the start id is too old, a full sync is needed).
+    #[error("Gmail has no such item")]
+    NotFound,
     #[error("Gmail refused the request (HTTP {status}, {reason})")]
     Rejected { status: u16, reason: String },
 }
@@ -91,6 +95,169 @@ pub struct DraftRef {
     pub message: Option<MessageRef>,
 }
 
+/// One page of history records.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    #[serde(default)]
+    pub history: Vec<HistoryRecord>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    /// The mailbox's current history id.
+    #[serde(default)]
+    pub history_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryRecord {
+    #[serde(default)]
+    pub messages_added: Vec<AddedMessage>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AddedMessage {
+    pub message: MessageRef,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    #[serde(default)]
+    pub messages: Vec<MessageRef>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+}
+
+/// A message as `messages.get` / `threads.get` return it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GmailMessage {
+    pub id: String,
+    #[serde(default)]
+    pub thread_id: String,
+    #[serde(default)]
+    pub label_ids: Vec<String>,
+    /// Milliseconds since the epoch, as a string.
+    #[serde(default)]
+    pub internal_date: Option<String>,
+    #[serde(default)]
+    pub payload: Option<MessagePart>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePart {
+    #[serde(default)]
+    pub mime_type: String,
+    #[serde(default)]
+    pub filename: String,
+    #[serde(default)]
+    pub headers: Vec<MessageHeader>,
+    #[serde(default)]
+    pub body: Option<PartBody>,
+    #[serde(default)]
+    pub parts: Vec<MessagePart>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MessageHeader {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PartBody {
+    /// base64url (Gmail pads it; some proxies do not).
+    #[serde(default)]
+    pub data: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct GmailThread {
+    #[serde(default)]
+    pub messages: Vec<GmailMessage>,
+}
+
+impl GmailMessage {
+    /// The first top-level header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.payload.as_ref().and_then(|payload| {
+            payload
+                .headers
+                .iter()
+                .find(|header| header.name.eq_ignore_ascii_case(name))
+                .map(|header| header.value.as_str())
+        })
+    }
+
+    pub fn has_label(&self, label: &str) -> bool {
+        self.label_ids.iter().any(|l| l == label)
+    }
+
+    pub fn internal_date_millis(&self) -> i64 {
+        self.internal_date
+            .as_deref()
+            .and_then(|millis| millis.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The plain-text body: the first `text/plain` part that is not an
+    /// attachment, else the first `text/html` part with its tags dropped.
+    pub fn text_body(&self) -> String {
+        let Some(payload) = &self.payload else {
+            return String::new();
+        };
+        if let Some(text) = find_part(payload, "text/plain") {
+            return text;
+        }
+        find_part(payload, "text/html")
+            .map(|html| crate::google::message::text_of_html(&html))
+            .unwrap_or_default()
+    }
+}
+
+fn find_part(part: &MessagePart, mime_type: &str) -> Option<String> {
+    if part.parts.is_empty() {
+        if part.mime_type.eq_ignore_ascii_case(mime_type) && part.filename.is_empty() {
+            let data = part.body.as_ref()?.data.as_deref()?;
+            return decode_base64url(data)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        }
+        return None;
+    }
+    // Depth is bounded by Gmail's answer, which we already hold in memory.
+    part.parts
+        .iter()
+        .find_map(|child| find_part(child, mime_type))
+}
+
+fn decode_base64url(data: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let trimmed = data.trim().trim_end_matches('=');
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .ok()
+}
+
+/// An id from Gmail used in a URL path: Gmail ids are short and
+/// alphanumeric; anything else is refused rather than sent.
+fn path_segment(id: &str) -> Result<&str, GmailError> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(id)
+    } else {
+        Err(GmailError::Rejected {
+            status: 400,
+            reason: "malformed id".into(),
+        })
+    }
+}
+
 #[derive(Deserialize)]
 struct MessageList {
     #[serde(default)]
@@ -136,16 +303,93 @@ impl Gmail {
         .await
     }
 
-    /// `users.drafts.create`.
+    /// `users.drafts.create`, in `thread_id` when given (a reply).
     pub async fn create_draft(
         &self,
         access_token: &SecretString,
         rfc822: &[u8],
+        thread_id: Option<&str>,
     ) -> Result<DraftRef, GmailError> {
+        let mut message = serde_json::json!({ "raw": base64url(rfc822) });
+        if let Some(thread_id) = thread_id {
+            message["threadId"] = thread_id.into();
+        }
         self.post_json(
             access_token,
             "drafts",
-            &serde_json::json!({ "message": { "raw": base64url(rfc822) } }),
+            &serde_json::json!({ "message": message }),
+        )
+        .await
+    }
+
+    /// One page of `users.history.list`: messages added to the INBOX after
+    /// `start_history_id`. A too-old start id is [`GmailError::NotFound`].
+    pub async fn inbox_history(
+        &self,
+        access_token: &SecretString,
+        start_history_id: u64,
+        page_token: Option<&str>,
+    ) -> Result<HistoryPage, GmailError> {
+        let start = start_history_id.to_string();
+        let mut query = vec![
+            ("startHistoryId", start.as_str()),
+            ("historyTypes", "messageAdded"),
+            ("labelId", "INBOX"),
+            ("maxResults", "500"),
+        ];
+        if let Some(token) = page_token {
+            query.push(("pageToken", token));
+        }
+        self.get_json(access_token, "history", &query).await
+    }
+
+    /// One page of INBOX messages matching `q` (newest first).
+    pub async fn inbox_messages(
+        &self,
+        access_token: &SecretString,
+        q: &str,
+        max_results: u32,
+        page_token: Option<&str>,
+    ) -> Result<MessagePage, GmailError> {
+        let max = max_results.to_string();
+        let mut query = vec![
+            ("labelIds", "INBOX"),
+            ("q", q),
+            ("maxResults", max.as_str()),
+        ];
+        if let Some(token) = page_token {
+            query.push(("pageToken", token));
+        }
+        self.get_json(access_token, "messages", &query).await
+    }
+
+    /// `users.messages.get` with `format=full`: headers, labels and body parts.
+    pub async fn message(
+        &self,
+        access_token: &SecretString,
+        id: &str,
+    ) -> Result<GmailMessage, GmailError> {
+        self.get_json(
+            access_token,
+            &format!("messages/{}", path_segment(id)?),
+            &[("format", "full")],
+        )
+        .await
+    }
+
+    /// `users.threads.get` with `format=metadata` and only these headers.
+    pub async fn thread_metadata(
+        &self,
+        access_token: &SecretString,
+        thread_id: &str,
+        headers: &[&str],
+    ) -> Result<GmailThread, GmailError> {
+        let mut query = vec![("format", "metadata")];
+        query.extend(headers.iter().map(|header| ("metadataHeaders", *header)));
+        self.get_json(
+            access_token,
+            &format!("threads/{}", path_segment(thread_id)?),
+            &query,
         )
         .await
     }
@@ -265,6 +509,7 @@ pub async fn check(response: reqwest::Response) -> Result<reqwest::Response, Gma
                 retry_after,
             })
         }
+        404 => Err(GmailError::NotFound),
         429 => Err(GmailError::Unavailable {
             reason,
             retry_after,

@@ -2,7 +2,8 @@
 //! encoded, a Message-ID chosen by Mailwright, multipart text/html when the
 //! body is HTML.
 
-use lettre::message::{Mailbox, Message, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
 
 pub struct Outgoing<'a> {
     pub from: &'a str,
@@ -31,7 +32,7 @@ fn is_html(body: &str) -> bool {
 }
 
 /// The text version of an HTML body: tags dropped, entities left as they are.
-fn text_of(html: &str) -> String {
+pub fn text_of_html(html: &str) -> String {
     let mut text = String::with_capacity(html.len());
     let mut in_tag = false;
     for c in html.chars() {
@@ -65,7 +66,7 @@ pub fn rfc822(message: &Outgoing<'_>) -> Result<Vec<u8>, String> {
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_PLAIN)
-                        .body(text_of(message.body)),
+                        .body(text_of_html(message.body)),
                 )
                 .singlepart(
                     SinglePart::builder()
@@ -83,6 +84,116 @@ pub fn rfc822(message: &Outgoing<'_>) -> Result<Vec<u8>, String> {
     built
         .map(|message| message.formatted())
         .map_err(|error| format!("the message could not be built ({error})"))
+}
+
+/// The header naming the inbound message a reply draft answers: how a retry
+/// recognises a draft it already created.
+pub const SOURCE_HEADER: &str = "X-Mailwright-Source";
+
+#[derive(Clone)]
+struct SourceHeader(String);
+
+impl Header for SourceHeader {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str(SOURCE_HEADER)
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(SourceHeader(s.to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// A reply draft: threading headers from the original, our Message-ID and
+/// source header, plain text.
+pub struct Reply<'a> {
+    pub from_name: Option<&'a str>,
+    pub from_address: &'a str,
+    /// `Name <addr>` or `addr`: the original's Reply-To or From.
+    pub to: &'a str,
+    /// Already `Re: ...`.
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub message_id: &'a str,
+    /// The original's Message-ID (`<...>`), when it had one.
+    pub in_reply_to: Option<&'a str>,
+    /// The original's References followed by its Message-ID.
+    pub references: &'a [String],
+    /// The Gmail id of the message answered.
+    pub source: &'a str,
+}
+
+/// Message ids from a header value: `<...>` tokens only, so nothing else an
+/// outside message wrote (spaces, line breaks) reaches our headers.
+pub fn message_ids(value: &str) -> Vec<String> {
+    value
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|token| {
+            token.len() > 2
+                && token.len() <= 998
+                && token.starts_with('<')
+                && token.ends_with('>')
+                && token[1..token.len() - 1]
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '<' && c != '>')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A `From`/`Reply-To` value as (display name, address); `None` when it
+/// holds no usable address.
+pub fn parse_mailbox(value: &str) -> Option<(Option<String>, String)> {
+    let value = value.trim();
+    if let Ok(parsed) = value.parse::<Mailbox>() {
+        let name = parsed
+            .name
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty());
+        return Some((name, parsed.email.to_string()));
+    }
+    // Lenient fallback for names lettre will not parse: take what is in <...>.
+    let (before, rest) = value.rsplit_once('<')?;
+    let address = rest.strip_suffix('>')?.trim();
+    let parsed: lettre::Address = address.parse().ok()?;
+    let name = before.trim().trim_matches('"').trim().to_owned();
+    Some(((!name.is_empty()).then_some(name), parsed.to_string()))
+}
+
+pub fn reply_rfc822(reply: &Reply<'_>) -> Result<Vec<u8>, String> {
+    let from = Mailbox::new(
+        reply.from_name.map(str::to_owned),
+        reply
+            .from_address
+            .parse()
+            .map_err(|_| format!("`{}` is not an address", reply.from_address))?,
+    );
+    if !reply.source.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("the source message id is malformed".into());
+    }
+    let mut builder = Message::builder()
+        .from(from)
+        .to(mailbox(reply.to)?)
+        .subject(reply.subject)
+        .message_id(Some(reply.message_id.to_owned()))
+        .header(SourceHeader(reply.source.to_owned()));
+    if let Some(original) = reply.in_reply_to {
+        builder = builder.in_reply_to(original.to_owned());
+    }
+    if !reply.references.is_empty() {
+        builder = builder.references(reply.references.join(" "));
+    }
+    builder
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(reply.body.to_owned()),
+        )
+        .map(|message| message.formatted())
+        .map_err(|error| format!("the draft could not be built ({error})"))
 }
 
 #[cfg(test)]
@@ -133,6 +244,56 @@ mod tests {
             text.contains("multipart/alternative")
                 && text.contains("text/html")
                 && text.contains("text/plain")
+        );
+    }
+
+    #[test]
+    fn reply_carries_threading_and_source_headers() {
+        let references = vec!["<a@x>".to_owned(), "<b@x>".to_owned()];
+        let raw = reply_rfc822(&Reply {
+            from_name: Some("Ann Example"),
+            from_address: "ann@example.com",
+            to: "Zoë <zoe@example.com>",
+            subject: "Re: Grüße",
+            body: "Hi Zoë,\n\nThanks.\n\n> quoted",
+            message_id: "<autodraft-1@mailwright>",
+            in_reply_to: Some("<b@x>"),
+            references: &references,
+            source: "18c0ffee",
+        })
+        .unwrap();
+        let text = String::from_utf8(raw).unwrap();
+        assert!(text.contains("In-Reply-To: <b@x>"), "{text}");
+        assert!(text.contains("References: <a@x> <b@x>"), "{text}");
+        assert!(text.contains("X-Mailwright-Source: 18c0ffee"), "{text}");
+        assert!(
+            text.contains("Message-ID: <autodraft-1@mailwright>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn mailboxes_parse_with_and_without_names() {
+        assert_eq!(
+            parse_mailbox("Zoë Martin <zoe@example.com>"),
+            Some((Some("Zoë Martin".into()), "zoe@example.com".into()))
+        );
+        assert_eq!(
+            parse_mailbox("\"Martin, Zoë\" <zoe@example.com>"),
+            Some((Some("Martin, Zoë".into()), "zoe@example.com".into()))
+        );
+        assert_eq!(
+            parse_mailbox("zoe@example.com"),
+            Some((None, "zoe@example.com".into()))
+        );
+        assert_eq!(parse_mailbox("undisclosed-recipients:;"), None);
+    }
+
+    #[test]
+    fn message_ids_keep_only_bracketed_tokens() {
+        assert_eq!(
+            message_ids("<a@x>\r\n <b@x>, junk <c d> <>"),
+            vec!["<a@x>".to_owned(), "<b@x>".to_owned()]
         );
     }
 }

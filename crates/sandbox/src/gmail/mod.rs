@@ -358,8 +358,17 @@ async fn messages_send(
 ) -> ApiResult {
     let caller = authorize(&sandbox, GmailMethod::MessagesSend, &headers, &user_id).await?;
     let input = message_input(&json_object(&body)?)?;
-    let mut world = sandbox.lock();
-    let sent = send(&mut world, &caller.email, input)?;
+    let (sent, stall) = {
+        let mut world = sandbox.lock();
+        let sent = send(&mut world, &caller.email, input)?;
+        (
+            sent,
+            world.take_stalled_answer(GmailMethod::MessagesSend.name()),
+        )
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
     Ok(Json(sent).into_response())
 }
 
@@ -430,12 +439,26 @@ async fn drafts_create(
         Some(Value::Object(message)) => message_input(message)?,
         _ => return Err(ApiError::InvalidArgument("Missing draft message".into())),
     };
+    let (response, stall) = create_draft(&sandbox, &caller.email, input)?;
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Ok(Json(response).into_response())
+}
+
+/// The synchronous part of `drafts.create` (the world lock is not held
+/// across the stalled answer).
+fn create_draft(
+    sandbox: &Sandbox,
+    email: &str,
+    input: MessageInput,
+) -> Result<(Value, Option<std::time::Duration>), ApiError> {
     let mut world = sandbox.lock();
     let now = world.now();
     let id = world.new_message_id();
     let draft_id = format!("r{}", world.next_id() + 5_000_000_000_000_000_000);
     let history_id = world.next_history_id();
-    let mailbox = mailbox_mut(&mut world, &caller.email)?;
+    let mailbox = mailbox_mut(&mut world, email)?;
     let stored = mailbox.add(
         NewMessage {
             id,
@@ -455,7 +478,8 @@ async fn drafts_create(
         id: draft_id,
         message_id,
     });
-    Ok(Json(response).into_response())
+    let stall = world.take_stalled_answer(GmailMethod::DraftsCreate.name());
+    Ok((response, stall))
 }
 
 async fn drafts_list(

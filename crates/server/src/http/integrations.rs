@@ -32,9 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LastErrorView {
-    code: String,
-    message: String,
-    at: DateTime<Utc>,
+    pub code: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -2,6 +2,7 @@
 //! in the OpenAPI document (routes are registered through utoipa-axum, so an
 //! undocumented route cannot be added by accident).
 
+pub mod autodraft;
 pub mod identity;
 pub mod integrations;
 pub mod json;
@@ -72,6 +73,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(identity::router())
         .merge(integrations::router())
+        .merge(autodraft::router())
         .merge(outbox::router())
         .merge(workflows::router())
         .merge(crate::ui::router())

@@ -220,6 +220,22 @@ pub enum ApiError {
     Forbidden(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The connection lacks permissions the request needs (409).
+    #[error("missing scopes")]
+    MissingScopes {
+        detail: String,
+        missing_scopes: Vec<String>,
+        reconnect_url: String,
+    },
+    /// Google no longer accepts the connection (409).
+    #[error("needs reauth")]
+    NeedsReauth {
+        detail: String,
+        reconnect_url: String,
+    },
+    /// An outside service refused the request for good (502).
+    #[error("provider error: {0}")]
+    ProviderError(String),
     /// The service cannot answer right now (database down, not migrated).
     #[error("unavailable: {detail}")]
     Unavailable {
@@ -279,6 +295,34 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::ProviderUnavailable,
                 "Provider unavailable",
+                detail.clone(),
+            ),
+            ApiError::MissingScopes {
+                detail,
+                missing_scopes,
+                reconnect_url,
+            } => Problem::new(
+                StatusCode::CONFLICT,
+                ErrorCode::MissingScopes,
+                "Missing permissions",
+                detail.clone(),
+            )
+            .with("missing_scopes", json!(missing_scopes))
+            .with("reconnect_url", json!(reconnect_url)),
+            ApiError::NeedsReauth {
+                detail,
+                reconnect_url,
+            } => Problem::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NeedsReauth,
+                "Reconnect needed",
+                detail.clone(),
+            )
+            .with("reconnect_url", json!(reconnect_url)),
+            ApiError::ProviderError(detail) => Problem::new(
+                StatusCode::BAD_GATEWAY,
+                ErrorCode::ProviderError,
+                "Provider error",
                 detail.clone(),
             ),
             ApiError::Forbidden(detail) => Problem::new(

@@ -20,6 +20,8 @@ pub struct TestApp {
     pub worker: engine::worker::Worker,
     /// The scheduler does not run on its own in tests: `tick` it.
     pub scheduler: std::sync::Arc<engine::workflows::Scheduler>,
+    /// The auto-draft poller does not run on its own in tests: `poll_tick` it.
+    pub autodraft: std::sync::Arc<engine::autodraft::AutoDraft>,
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
@@ -74,6 +76,7 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
     let vault = application.vault();
     let worker = application.worker();
     let scheduler = application.scheduler();
+    let autodraft = application.autodraft();
     let application = application.with_background_workers(0);
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async {
@@ -84,6 +87,7 @@ async fn start(db: TestDatabase, store: Store, extra_env: &[(&str, String)]) -> 
         vault,
         worker,
         scheduler,
+        autodraft,
         // Redirects are part of what is tested: never follow them.
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -1,0 +1,530 @@
+//! Auto-draft: the per-mailbox switch and its numbers, the test action, the
+//! drafts list, and Gmail's push endpoint.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::IntegrationId;
+use domain::scopes::IntegrationStatus;
+use engine::autodraft::{AutoDraftError, TestOutcome};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::integrations::{LastErrorView, reconnect_path};
+use super::problem::{ApiError, FieldError};
+use crate::app::AppState;
+use crate::auth::{AuthUser, secrets};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_autodraft, put_autodraft))
+        .routes(routes!(test_autodraft))
+        .routes(routes!(drafts))
+        .routes(routes!(push_gmail))
+}
+
+/// Counters pushed to Prometheus for pushes.
+pub const PUSHES: &str = "mailwright_push_notifications_total";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AutoDraftStatsView {
+    drafts_created: i64,
+    /// Drafts per type: a known type's name, or `other` for labels outside
+    /// the known vocabulary.
+    drafts_by_type: BTreeMap<String, i64>,
+    skipped: i64,
+    skipped_by_reason: BTreeMap<String, i64>,
+    failed: i64,
+    failures_by_reason: BTreeMap<String, i64>,
+    /// Found and not finished yet.
+    pending: i64,
+    last_success_at: Option<DateTime<Utc>>,
+    last_failure: Option<LastErrorView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PausedView {
+    code: String,
+    message: String,
+    reconnect_url: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    kind: String,
+    message: String,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AutoDraftView {
+    integration_id: String,
+    enabled: bool,
+    updated_at: DateTime<Utc>,
+    /// Set while auto-draft is on but cannot run because the connection is
+    /// broken: why, and where to fix it.
+    paused: Option<PausedView>,
+    stats: AutoDraftStatsView,
+    /// Notable events, newest first (catch-ups after an expired history
+    /// cursor, failure-rate alerts).
+    events: Vec<EventView>,
+    poll_interval_seconds: u64,
+}
+
+fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
+    IntegrationId::parse(text).map_err(|_| ApiError::NotFound)
+}
+
+fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiError {
+    match error {
+        AutoDraftError::NotFound => ApiError::NotFound,
+        AutoDraftError::NotGmail => ApiError::Conflict(
+            "Auto-draft works on Gmail connections; this one is a calendar connection.".into(),
+        ),
+        AutoDraftError::MissingScopes(missing) => ApiError::MissingScopes {
+            detail: format!(
+                "Auto-draft needs permission to read mail and create drafts; this connection lacks {}. Reconnect it and allow them.",
+                missing.join(", ")
+            ),
+            missing_scopes: missing,
+            reconnect_url: reconnect_path(id),
+        },
+        AutoDraftError::NeedsReauth => ApiError::NeedsReauth {
+            detail: "Google no longer accepts this connection; reconnect it first.".into(),
+            reconnect_url: reconnect_path(id),
+        },
+        AutoDraftError::Disconnected => ApiError::NeedsReauth {
+            detail: "This connection is disconnected; reconnect it first.".into(),
+            reconnect_url: reconnect_path(id),
+        },
+        AutoDraftError::Unavailable(reason) => {
+            ApiError::ProviderUnavailable(format!("Gmail did not answer ({reason}); try again."))
+        }
+        AutoDraftError::Provider(reason) => {
+            ApiError::ProviderError(format!("Gmail refused the request ({reason})."))
+        }
+        AutoDraftError::NoMessage => ApiError::Conflict(
+            "The inbox has no message to test with; send one to this mailbox first.".into(),
+        ),
+        AutoDraftError::Internal(error) => ApiError::Internal(error),
+    }
+}
+
+async fn view(
+    state: &AppState,
+    caller: &AuthUser,
+    id: IntegrationId,
+) -> Result<AutoDraftView, ApiError> {
+    let integration = state.store.integration(caller.workspace, id).await?;
+    let mailbox = state.store.autodraft_mailbox(caller.workspace, id).await?;
+    let stats = state.store.autodraft_stats(caller.workspace, id).await?;
+    let events = state
+        .store
+        .autodraft_events(caller.workspace, id, 10)
+        .await?;
+    let enabled = mailbox.as_ref().is_some_and(|mailbox| mailbox.enabled);
+    let paused = (enabled && integration.status != IntegrationStatus::Connected).then(|| PausedView {
+        code: integration.status.as_str().to_owned(),
+        message: integration
+            .last_error
+            .as_ref()
+            .map(|error| error.message.clone())
+            .unwrap_or_else(|| match integration.status {
+                IntegrationStatus::MissingScopes => {
+                    "The connection lacks permissions auto-draft needs; reconnect it and allow them.".into()
+                }
+                IntegrationStatus::NeedsReauth => "Google no longer accepts this connection; reconnect it.".into(),
+                _ => "The connection is disconnected; reconnect it.".into(),
+            }),
+        reconnect_url: reconnect_path(id),
+    });
+    let mailbox_failure = mailbox
+        .as_ref()
+        .and_then(|mailbox| mailbox.last_failure.clone());
+    let last_failure = match (mailbox_failure, stats.last_failed_message.clone()) {
+        (Some(a), Some(b)) => Some(if a.at >= b.at { a } else { b }),
+        (a, b) => a.or(b),
+    };
+    Ok(AutoDraftView {
+        integration_id: id.to_string(),
+        enabled,
+        updated_at: mailbox
+            .as_ref()
+            .map_or(integration.updated_at, |mailbox| mailbox.updated_at),
+        paused,
+        stats: AutoDraftStatsView {
+            drafts_created: stats.drafts_created,
+            drafts_by_type: stats.drafts_by_type,
+            skipped: stats.skipped_by_reason.values().sum(),
+            skipped_by_reason: stats.skipped_by_reason,
+            failed: stats.failures_by_reason.values().sum(),
+            failures_by_reason: stats.failures_by_reason,
+            pending: stats.pending,
+            last_success_at: stats.last_success_at,
+            last_failure: last_failure.map(|error| LastErrorView {
+                code: error.code,
+                message: error.message,
+                at: error.at,
+            }),
+        },
+        events: events
+            .into_iter()
+            .map(|event| EventView {
+                kind: event.kind,
+                message: event.message,
+                at: event.at,
+            })
+            .collect(),
+        poll_interval_seconds: state.config.autodraft.poll_interval.as_secs(),
+    })
+}
+
+/// The mailbox's auto-draft switch, numbers and recent events.
+#[utoipa::path(
+    get,
+    path = "/api/integrations/{id}/auto-draft",
+    tag = "auto-draft",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, body = AutoDraftView), (status = 404, content_type = "application/problem+json"))
+)]
+async fn get_autodraft(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<AutoDraftView>, ApiError> {
+    let id = integration_id(&id)?;
+    Ok(Json(view(&state, &caller, id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutoDraftSwitch {
+    enabled: bool,
+}
+
+/// Switch auto-draft on or off. On: the connection must be healthy and allow
+/// reading mail and creating drafts (else 409 naming what is missing); only
+/// mail arriving from now on gets drafts.
+#[utoipa::path(
+    put,
+    path = "/api/integrations/{id}/auto-draft",
+    tag = "auto-draft",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    request_body = AutoDraftSwitch,
+    responses(
+        (status = 200, body = AutoDraftView),
+        (status = 409, description = "missing_scopes (with missing_scopes and reconnect_url) or needs_reauth", content_type = "application/problem+json"),
+        (status = 404, content_type = "application/problem+json")
+    )
+)]
+async fn put_autodraft(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AutoDraftView>, ApiError> {
+    let id = integration_id(&id)?;
+    // A foreign or missing id is a 404 whatever the body says.
+    state.store.integration(caller.workspace, id).await?;
+    let switch: AutoDraftSwitch = super::json::parse(&body)?;
+    let result = if switch.enabled {
+        state.autodraft.enable(caller.workspace, id).await
+    } else {
+        state.autodraft.disable(caller.workspace, id).await
+    };
+    result.map_err(|error| autodraft_error(id, error))?;
+    Ok(Json(view(&state, &caller, id).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// A Gmail message id; default: the newest inbox message.
+    #[serde(default)]
+    message_id: Option<String>,
+    /// Also create the draft in Gmail (default false: only show it).
+    #[serde(default)]
+    create_draft: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestAnswer {
+    message_id: String,
+    thread_id: String,
+    draft_type: String,
+    draft_type_label: String,
+    subject: String,
+    body: String,
+    /// Why this message would get no draft (null: it would get one).
+    skipped_reason: Option<String>,
+    skipped_detail: Option<String>,
+    /// The Gmail draft id, when `create_draft` created it.
+    draft_id: Option<String>,
+}
+
+impl From<TestOutcome> for TestAnswer {
+    fn from(outcome: TestOutcome) -> Self {
+        TestAnswer {
+            message_id: outcome.message_id,
+            thread_id: outcome.thread_id,
+            draft_type: outcome.draft_type,
+            draft_type_label: outcome.draft_type_label,
+            subject: outcome.subject,
+            body: outcome.body,
+            skipped_reason: outcome.skipped.map(|reason| reason.code().to_owned()),
+            skipped_detail: outcome.skipped.map(|reason| reason.describe().to_owned()),
+            draft_id: outcome.draft_id,
+        }
+    }
+}
+
+/// Run the whole pipeline on the newest inbox message (or the one named):
+/// the type, subject and body it would write, or why it would skip it.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/{id}/auto-draft/test",
+    tag = "auto-draft",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    request_body = TestRequest,
+    responses(
+        (status = 200, body = TestAnswer),
+        (status = 409, content_type = "application/problem+json"),
+        (status = 404, content_type = "application/problem+json"),
+        (status = 422, content_type = "application/problem+json")
+    )
+)]
+async fn test_autodraft(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<TestAnswer>, ApiError> {
+    let id = integration_id(&id)?;
+    state.store.integration(caller.workspace, id).await?;
+    // An empty body means "all defaults".
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        super::json::parse(&body)?
+    };
+    if let Some(message_id) = &request.message_id
+        && (message_id.is_empty()
+            || message_id.len() > 64
+            || !message_id.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "message_id",
+            "must be a Gmail message id (letters and digits)",
+        )]));
+    }
+    let outcome = state
+        .autodraft
+        .test(
+            caller.workspace,
+            id,
+            request.message_id,
+            request.create_draft,
+        )
+        .await
+        .map_err(|error| autodraft_error(id, error))?;
+    Ok(Json(outcome.into()))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftView {
+    id: String,
+    /// The Gmail id of the message answered.
+    source_message_id: String,
+    source_rfc822_message_id: Option<String>,
+    thread_id: String,
+    provider_draft_id: String,
+    draft_type: String,
+    draft_type_label: String,
+    /// `builtin` or `llm:<model>`.
+    generator: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftList {
+    drafts: Vec<DraftView>,
+}
+
+/// Drafts auto-draft created in this mailbox, newest first (at most 100).
+#[utoipa::path(
+    get,
+    path = "/api/integrations/{id}/drafts",
+    tag = "auto-draft",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    responses((status = 200, body = DraftList), (status = 404, content_type = "application/problem+json"))
+)]
+async fn drafts(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<DraftList>, ApiError> {
+    let id = integration_id(&id)?;
+    // The integration's own 404 (foreign or missing), not an empty list.
+    state.store.integration(caller.workspace, id).await?;
+    let drafts = state
+        .store
+        .autodraft_drafts(caller.workspace, id, 100)
+        .await?;
+    Ok(Json(DraftList {
+        drafts: drafts
+            .into_iter()
+            .map(|draft| DraftView {
+                id: draft.id.to_string(),
+                source_message_id: draft.source_message_id,
+                source_rfc822_message_id: draft.source_rfc822_message_id,
+                thread_id: draft.thread_id,
+                provider_draft_id: draft.provider_draft_id,
+                draft_type: draft.draft_type,
+                draft_type_label: draft.draft_type_label,
+                generator: draft.generator,
+                created_at: draft.created_at,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PushQuery {
+    token: Option<String>,
+}
+
+/// What a Pub/Sub push says about a mailbox.
+#[derive(Debug, PartialEq, Eq)]
+struct GmailNotification {
+    email: String,
+    history_id: Option<u64>,
+}
+
+/// `{"message":{"data": base64(JSON {"emailAddress","historyId"})}, "subscription"}`.
+fn parse_push(body: &[u8]) -> Option<GmailNotification> {
+    let envelope: Value = serde_json::from_slice(body).ok()?;
+    let data = envelope.get("message")?.get("data")?.as_str()?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(data))
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(data))
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(data))
+        .ok()?;
+    let notification: Value = serde_json::from_slice(&decoded).ok()?;
+    let email = notification.get("emailAddress")?.as_str()?.trim();
+    if email.is_empty() || email.len() > 320 || !email.contains('@') {
+        return None;
+    }
+    // Gmail sends the history id as a number; accept a string too.
+    let history_id = match notification.get("historyId") {
+        Some(Value::Number(number)) => number.as_u64(),
+        Some(Value::String(text)) => text.parse().ok(),
+        _ => None,
+    };
+    Some(GmailNotification {
+        email: email.to_owned(),
+        history_id,
+    })
+}
+
+/// Gmail's push notifications (a Pub/Sub push subscription pointed here with
+/// `?token=`): queue a sync of the mailbox and answer at once. Always 200
+/// once the token is right, so Pub/Sub does not redeliver what cannot be
+/// used; an unusable body is logged and counted.
+#[utoipa::path(
+    post,
+    path = "/api/push/gmail",
+    tag = "auto-draft",
+    params(PushQuery),
+    responses((status = 200, description = "Accepted (work is queued)"), (status = 401, content_type = "application/problem+json"))
+)]
+async fn push_gmail(
+    State(state): State<AppState>,
+    Query(query): Query<PushQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let Some(expected) = &state.config.push_token else {
+        return Err(ApiError::Unauthorized {
+            reason: "push_not_configured",
+            detail: "Push notifications are not configured on this server (MAILWRIGHT_PUSH_TOKEN)."
+                .into(),
+        });
+    };
+    let given = query.token.unwrap_or_default();
+    if !secrets::constant_time_eq(
+        given.as_bytes(),
+        secrecy::ExposeSecret::expose_secret(expected).as_bytes(),
+    ) {
+        metrics::counter!(PUSHES, "outcome" => "bad_token").increment(1);
+        return Err(ApiError::Unauthorized {
+            reason: "bad_push_token",
+            detail: "The push token is missing or wrong.".into(),
+        });
+    }
+    let Some(notification) = parse_push(&body) else {
+        metrics::counter!(PUSHES, "outcome" => "malformed").increment(1);
+        tracing::warn!(
+            bytes = body.len(),
+            "a Gmail push body could not be read; ignored"
+        );
+        return Ok(Json(json!({ "mailboxes": 0 })));
+    };
+    let queued = state.autodraft.push(&notification.email).await?;
+    metrics::counter!(PUSHES, "outcome" => if queued > 0 { "queued" } else { "unknown_mailbox" })
+        .increment(1);
+    tracing::debug!(
+        history_id = notification.history_id,
+        queued,
+        "Gmail push received"
+    );
+    Ok(Json(json!({ "mailboxes": queued })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_body(inner: &str) -> Vec<u8> {
+        let data = base64::engine::general_purpose::STANDARD.encode(inner);
+        serde_json::to_vec(&json!({"message": {"data": data, "messageId": "1"}, "subscription": "projects/p/subscriptions/s"}))
+            .unwrap()
+    }
+
+    #[test]
+    fn push_bodies_are_read_as_gmail_sends_them() {
+        assert_eq!(
+            parse_push(&push_body(
+                r#"{"emailAddress":"ann@example.com","historyId":9876}"#
+            )),
+            Some(GmailNotification {
+                email: "ann@example.com".into(),
+                history_id: Some(9876)
+            })
+        );
+        assert_eq!(
+            parse_push(&push_body(
+                r#"{"emailAddress":"ann@example.com","historyId":"12"}"#
+            ))
+            .and_then(|n| n.history_id),
+            Some(12)
+        );
+    }
+
+    #[test]
+    fn unusable_push_bodies_are_none() {
+        assert_eq!(parse_push(b"not json"), None);
+        assert_eq!(parse_push(br#"{"message":{}}"#), None);
+        assert_eq!(parse_push(&push_body("{}")), None);
+        assert_eq!(parse_push(&push_body(r#"{"emailAddress":"nobody"}"#)), None);
+    }
+}

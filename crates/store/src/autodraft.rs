@@ -1,0 +1,930 @@
+//! Auto-draft: per-mailbox settings and sync cursor, the inbound messages a
+//! sync found (one row per message: what became of it and why), the drafts
+//! created, and notable events (a catch-up after an expired cursor).
+//!
+//! Stats are computed from these rows rather than kept as counters, so they
+//! cannot drift from what happened.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use domain::{IntegrationId, JobId, WorkspaceId};
+use uuid::Uuid;
+
+use crate::integrations::LastError;
+use crate::jobs::{NewJob, insert_job};
+use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
+
+/// One mailbox's auto-draft settings and sync state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoDraftMailbox {
+    pub integration_id: IntegrationId,
+    pub workspace: WorkspaceId,
+    pub enabled: bool,
+    /// The Gmail `historyId` the next sync starts from.
+    pub history_id: Option<i64>,
+    pub enabled_at: Option<DateTime<Utc>>,
+    pub next_poll_at: Option<DateTime<Utc>>,
+    pub sync_requested_at: Option<DateTime<Utc>>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub last_failure: Option<LastError>,
+    pub alert_active_since: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MailboxRow {
+    integration_id: Uuid,
+    workspace_id: Uuid,
+    enabled: bool,
+    history_id: Option<i64>,
+    enabled_at: Option<DateTime<Utc>>,
+    next_poll_at: Option<DateTime<Utc>>,
+    sync_requested_at: Option<DateTime<Utc>>,
+    last_synced_at: Option<DateTime<Utc>>,
+    last_failure_code: Option<String>,
+    last_failure_message: Option<String>,
+    last_failure_at: Option<DateTime<Utc>>,
+    alert_active_since: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+const MAILBOX_COLUMNS: &str = "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
+     sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
+     alert_active_since, updated_at";
+
+impl From<MailboxRow> for AutoDraftMailbox {
+    fn from(row: MailboxRow) -> Self {
+        AutoDraftMailbox {
+            integration_id: IntegrationId::from_uuid(row.integration_id),
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            enabled: row.enabled,
+            history_id: row.history_id,
+            enabled_at: row.enabled_at,
+            next_poll_at: row.next_poll_at,
+            sync_requested_at: row.sync_requested_at,
+            last_synced_at: row.last_synced_at,
+            last_failure: match (
+                row.last_failure_code,
+                row.last_failure_message,
+                row.last_failure_at,
+            ) {
+                (Some(code), Some(message), Some(at)) => Some(LastError { code, message, at }),
+                _ => None,
+            },
+            alert_active_since: row.alert_active_since,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    Pending,
+    /// `drafts.create` may have been called: a retry looks for the draft first.
+    Creating,
+    Drafted,
+    Skipped,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Pending => "pending",
+            MessageStatus::Creating => "creating",
+            MessageStatus::Drafted => "drafted",
+            MessageStatus::Skipped => "skipped",
+            MessageStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<MessageStatus, StoreError> {
+        Ok(match text {
+            "pending" => MessageStatus::Pending,
+            "creating" => MessageStatus::Creating,
+            "drafted" => MessageStatus::Drafted,
+            "skipped" => MessageStatus::Skipped,
+            "failed" => MessageStatus::Failed,
+            other => {
+                return Err(StoreError::Other(
+                    format!("unknown auto-draft message status `{other}`").into(),
+                ));
+            }
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            MessageStatus::Drafted | MessageStatus::Skipped | MessageStatus::Failed
+        )
+    }
+}
+
+/// An inbound message a sync found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundMessage {
+    pub id: Uuid,
+    pub workspace: WorkspaceId,
+    pub integration_id: IntegrationId,
+    pub gmail_message_id: String,
+    pub thread_id: String,
+    pub status: MessageStatus,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    /// Set when the draft was generated (kept for a retry that adopts it).
+    pub generated: Option<Generated>,
+    pub discovered_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What the generator produced, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generated {
+    pub draft_type: String,
+    pub draft_type_label: String,
+    pub generator: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    integration_id: Uuid,
+    gmail_message_id: String,
+    thread_id: String,
+    status: String,
+    reason: Option<String>,
+    detail: Option<String>,
+    draft_type: Option<String>,
+    draft_type_label: Option<String>,
+    generator: Option<String>,
+    discovered_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, workspace_id, integration_id, gmail_message_id, thread_id, status, reason, detail, \
+     draft_type, draft_type_label, generator, discovered_at, finished_at";
+
+impl TryFrom<MessageRow> for InboundMessage {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> Result<Self, StoreError> {
+        Ok(InboundMessage {
+            id: row.id,
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            integration_id: IntegrationId::from_uuid(row.integration_id),
+            gmail_message_id: row.gmail_message_id,
+            thread_id: row.thread_id,
+            status: MessageStatus::parse(&row.status)?,
+            reason: row.reason,
+            detail: row.detail,
+            generated: match (row.draft_type, row.draft_type_label, row.generator) {
+                (Some(draft_type), Some(draft_type_label), Some(generator)) => Some(Generated {
+                    draft_type,
+                    draft_type_label,
+                    generator,
+                }),
+                _ => None,
+            },
+            discovered_at: row.discovered_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// A message a sync found in the mailbox's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundMessage {
+    pub gmail_message_id: String,
+    pub thread_id: String,
+}
+
+/// A draft Mailwright created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftRecord {
+    pub id: Uuid,
+    pub workspace: WorkspaceId,
+    pub integration_id: IntegrationId,
+    pub source_message_id: String,
+    pub source_rfc822_message_id: Option<String>,
+    pub thread_id: String,
+    pub provider_draft_id: String,
+    pub draft_type: String,
+    pub draft_type_label: String,
+    pub generator: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DraftRow {
+    id: Uuid,
+    workspace_id: Uuid,
+    integration_id: Uuid,
+    source_message_id: String,
+    source_rfc822_message_id: Option<String>,
+    thread_id: String,
+    provider_draft_id: String,
+    draft_type: String,
+    draft_type_label: String,
+    generator: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<DraftRow> for DraftRecord {
+    fn from(row: DraftRow) -> Self {
+        DraftRecord {
+            id: row.id,
+            workspace: WorkspaceId::from_uuid(row.workspace_id),
+            integration_id: IntegrationId::from_uuid(row.integration_id),
+            source_message_id: row.source_message_id,
+            source_rfc822_message_id: row.source_rfc822_message_id,
+            thread_id: row.thread_id,
+            provider_draft_id: row.provider_draft_id,
+            draft_type: row.draft_type,
+            draft_type_label: row.draft_type_label,
+            generator: row.generator,
+            created_at: row.created_at,
+        }
+    }
+}
+
+const DRAFT_COLUMNS: &str = "id, workspace_id, integration_id, source_message_id, source_rfc822_message_id, thread_id, \
+     provider_draft_id, draft_type, draft_type_label, generator, created_at";
+
+/// Per-mailbox numbers for people.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoDraftStats {
+    pub drafts_created: i64,
+    /// Drafts by stats bucket (a known type's name, or `other`).
+    pub drafts_by_type: BTreeMap<String, i64>,
+    pub skipped_by_reason: BTreeMap<String, i64>,
+    pub failures_by_reason: BTreeMap<String, i64>,
+    pub pending: i64,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The newest failed message (mailbox-level failures are on the mailbox).
+    pub last_failed_message: Option<LastError>,
+}
+
+/// Outcome counts, draft counts by type, and the newest failed message.
+type StatsRows = (
+    Vec<(String, Option<String>, i64)>,
+    Vec<(String, i64, DateTime<Utc>)>,
+    Option<(Option<String>, Option<String>, DateTime<Utc>)>,
+);
+
+/// Something worth showing in the mailbox's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoDraftEvent {
+    pub kind: String,
+    pub message: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn autodraft_mailbox(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+    ) -> Result<Option<AutoDraftMailbox>, StoreError> {
+        let sql = format!(
+            "SELECT {MAILBOX_COLUMNS} FROM autodraft_mailboxes WHERE workspace_id = $1 AND integration_id = $2"
+        );
+        let row: Option<MailboxRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        Ok(row.map(AutoDraftMailbox::from))
+    }
+
+    /// Switch auto-draft on from `history_id` (mail after it gets drafted),
+    /// polling first at `first_poll`; or off (`history_id` ignored).
+    pub async fn set_autodraft(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        enabled: bool,
+        history_id: Option<i64>,
+        first_poll: DateTime<Utc>,
+    ) -> Result<AutoDraftMailbox, StoreError> {
+        let at = now();
+        in_workspace_tx!(self, workspace, conn => {
+            if enabled {
+                sqlx::query(
+                    "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, enabled_at, \
+                                                      next_poll_at, updated_at) \
+                     VALUES ($1, $2, TRUE, $3, $4, $5, $4) \
+                     ON CONFLICT (integration_id) DO UPDATE SET enabled = TRUE, history_id = $3, enabled_at = $4, \
+                         next_poll_at = $5, updated_at = $4, last_failure_code = NULL, last_failure_message = NULL, \
+                         last_failure_at = NULL",
+                )
+                .bind(integration.as_uuid())
+                .bind(workspace.as_uuid())
+                .bind(history_id)
+                .bind(at)
+                .bind(first_poll)
+                .execute(&mut *conn)
+                .await?;
+            } else {
+                sqlx::query(
+                    "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at) \
+                     VALUES ($1, $2, FALSE, $3) \
+                     ON CONFLICT (integration_id) DO UPDATE SET enabled = FALSE, next_poll_at = NULL, updated_at = $3",
+                )
+                .bind(integration.as_uuid())
+                .bind(workspace.as_uuid())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+        });
+        self.autodraft_mailbox(workspace, integration)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Ask for a sync of this mailbox now: note the request (so a sync
+    /// already running goes round once more) and queue `job` unless one is
+    /// queued or running. `false` when auto-draft is off for it.
+    pub async fn request_autodraft_sync(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        job: &NewJob,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let requested = in_workspace_tx!(self, workspace, conn => {
+            let updated = sqlx::query(
+                "UPDATE autodraft_mailboxes SET sync_requested_at = $1 \
+                 WHERE workspace_id = $2 AND integration_id = $3 AND enabled",
+            )
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if updated == 1 {
+                insert_job!(&mut *conn, JobId::new(), job);
+            }
+            updated == 1
+        });
+        Ok(requested)
+    }
+
+    /// Enabled mailboxes of connected integrations whose poll is due, in
+    /// every workspace (the poller serves them all).
+    pub async fn due_autodraft_polls(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(WorkspaceId, IntegrationId, DateTime<Utc>)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, DateTime<Utc>)> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT m.workspace_id, m.integration_id, m.next_poll_at FROM autodraft_mailboxes m \
+                 JOIN integrations i ON i.id = m.integration_id \
+                 WHERE m.enabled AND m.next_poll_at IS NOT NULL AND m.next_poll_at <= $1 AND i.status = 'connected' \
+                 ORDER BY m.next_poll_at LIMIT $2",
+            )
+            .bind(at)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(workspace, integration, due)| {
+                (
+                    WorkspaceId::from_uuid(workspace),
+                    IntegrationId::from_uuid(integration),
+                    due,
+                )
+            })
+            .collect())
+    }
+
+    /// Move a mailbox's poll from `due` to `next` and queue its sync, if no
+    /// other poller did first (compare-and-set). Whether this one did.
+    pub async fn claim_autodraft_poll(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        due: DateTime<Utc>,
+        next: DateTime<Utc>,
+        job: &NewJob,
+    ) -> Result<bool, StoreError> {
+        let claimed = in_workspace_tx!(self, workspace, conn => {
+            let moved = sqlx::query(
+                "UPDATE autodraft_mailboxes SET next_poll_at = $1, sync_requested_at = $2 \
+                 WHERE workspace_id = $3 AND integration_id = $4 AND next_poll_at = $5 AND enabled",
+            )
+            .bind(next)
+            .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(due)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if moved == 1 {
+                insert_job!(&mut *conn, JobId::new(), job);
+            }
+            moved == 1
+        });
+        Ok(claimed)
+    }
+
+    /// Enabled mailboxes whose account has this address, in every workspace
+    /// (a push names only the address).
+    pub async fn autodraft_mailboxes_for_address(
+        &self,
+        email: &str,
+    ) -> Result<Vec<(WorkspaceId, IntegrationId)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid)> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT m.workspace_id, m.integration_id FROM autodraft_mailboxes m \
+                 JOIN integrations i ON i.id = m.integration_id \
+                 WHERE m.enabled AND LOWER(i.email) = LOWER($1)",
+            )
+            .bind(email)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(workspace, integration)| {
+                (
+                    WorkspaceId::from_uuid(workspace),
+                    IntegrationId::from_uuid(integration),
+                )
+            })
+            .collect())
+    }
+
+    /// Record what a sync found: move the cursor from `from` to `to` (only
+    /// if it is still `from`, auto-draft is on, and `to` is not behind), add
+    /// a row per new message, and queue `job_for(row id)` for each, all in
+    /// one transaction. `None` when the cursor had moved (nothing written);
+    /// otherwise how many messages were new.
+    pub async fn record_autodraft_sync(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        from: i64,
+        to: i64,
+        found: &[FoundMessage],
+        job_for: impl Fn(Uuid) -> NewJob,
+    ) -> Result<Option<usize>, StoreError> {
+        let at = now();
+        let inserted = in_workspace_tx!(self, workspace, conn => {
+            let moved = sqlx::query(
+                "UPDATE autodraft_mailboxes SET history_id = $1, last_synced_at = $2, last_failure_code = NULL, \
+                     last_failure_message = NULL, last_failure_at = NULL \
+                 WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND $1 >= $5 AND enabled",
+            )
+            .bind(to)
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(from)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if moved == 0 {
+                None
+            } else {
+                let mut inserted = 0;
+                for message in found {
+                    let id = Uuid::now_v7();
+                    let added = sqlx::query(
+                        "INSERT INTO autodraft_messages (id, workspace_id, integration_id, gmail_message_id, thread_id, \
+                                                         status, discovered_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+                         ON CONFLICT (integration_id, gmail_message_id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(workspace.as_uuid())
+                    .bind(integration.as_uuid())
+                    .bind(&message.gmail_message_id)
+                    .bind(&message.thread_id)
+                    .bind(at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if added == 1 {
+                        insert_job!(&mut *conn, JobId::new(), &job_for(id));
+                        inserted += 1;
+                    }
+                }
+                Some(inserted)
+            }
+        });
+        Ok(inserted)
+    }
+
+    /// Whether a sync was requested after `started` (then it runs again).
+    pub async fn autodraft_sync_requested_since(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        started: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let requested: Option<Option<DateTime<Utc>>> = in_workspace!(self, workspace, conn => {
+            sqlx::query_scalar(
+                "SELECT sync_requested_at FROM autodraft_mailboxes WHERE workspace_id = $1 AND integration_id = $2",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        Ok(requested.flatten().is_some_and(|at| at > started))
+    }
+
+    /// A sync could not run: say why on the mailbox.
+    pub async fn record_autodraft_failure(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        code: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_mailboxes SET last_failure_code = $1, last_failure_message = $2, last_failure_at = $3 \
+                 WHERE workspace_id = $4 AND integration_id = $5",
+            )
+            .bind(code)
+            .bind(message)
+            .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A message row with its mailbox's switch: whether auto-draft is still on.
+    pub async fn autodraft_message(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<(InboundMessage, bool), StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS}, (SELECT enabled FROM autodraft_mailboxes m \
+                 WHERE m.integration_id = autodraft_messages.integration_id) AS mailbox_enabled \
+             FROM autodraft_messages WHERE workspace_id = $1 AND id = $2"
+        );
+        let found: Option<(MessageRow, Option<bool>)> = in_workspace!(self, workspace, conn => {
+            match sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                Some(row) => Some((
+                    sqlx::FromRow::from_row(&row)?,
+                    sqlx::Row::try_get(&row, "mailbox_enabled")?,
+                )),
+                None => None,
+            }
+        });
+        let (message, enabled) = found.ok_or(StoreError::NotFound)?;
+        Ok((message.try_into()?, enabled.unwrap_or(false)))
+    }
+
+    /// The message row for a Gmail message id, if a sync found it.
+    pub async fn autodraft_message_by_gmail_id(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        gmail_message_id: &str,
+    ) -> Result<Option<InboundMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM autodraft_messages \
+             WHERE workspace_id = $1 AND integration_id = $2 AND gmail_message_id = $3"
+        );
+        let row: Option<MessageRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(gmail_message_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        row.map(InboundMessage::try_from).transpose()
+    }
+
+    /// About to call `drafts.create`: from here on a retry must look for the
+    /// draft before creating one.
+    pub async fn mark_autodraft_creating(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        generated: &Generated,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_messages SET status = 'creating', draft_type = $1, draft_type_label = $2, generator = $3 \
+                 WHERE workspace_id = $4 AND id = $5",
+            )
+            .bind(&generated.draft_type)
+            .bind(&generated.draft_type_label)
+            .bind(&generated.generator)
+            .bind(workspace.as_uuid())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The draft exists: record its metadata and finish the message, in one
+    /// transaction. A second record for the same source is ignored.
+    pub async fn record_autodraft_draft(
+        &self,
+        message_id: Uuid,
+        draft: &DraftRecord,
+    ) -> Result<(), StoreError> {
+        in_workspace_tx!(self, draft.workspace, conn => {
+            sqlx::query(
+                "INSERT INTO draft_metadata (id, workspace_id, integration_id, source_message_id, \
+                     source_rfc822_message_id, thread_id, provider_draft_id, draft_type, draft_type_label, generator, \
+                     created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (integration_id, source_message_id) DO NOTHING",
+            )
+            .bind(draft.id)
+            .bind(draft.workspace.as_uuid())
+            .bind(draft.integration_id.as_uuid())
+            .bind(&draft.source_message_id)
+            .bind(&draft.source_rfc822_message_id)
+            .bind(&draft.thread_id)
+            .bind(&draft.provider_draft_id)
+            .bind(&draft.draft_type)
+            .bind(&draft.draft_type_label)
+            .bind(&draft.generator)
+            .bind(draft.created_at)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE autodraft_messages SET status = 'drafted', reason = NULL, detail = NULL, finished_at = $1, \
+                     draft_type = $2, draft_type_label = $3, generator = $4 \
+                 WHERE workspace_id = $5 AND id = $6",
+            )
+            .bind(draft.created_at)
+            .bind(&draft.draft_type)
+            .bind(&draft.draft_type_label)
+            .bind(&draft.generator)
+            .bind(draft.workspace.as_uuid())
+            .bind(message_id)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// End a message as skipped or failed, with its reason (a stable code)
+    /// and a sentence for people.
+    pub async fn finish_autodraft_message(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        status: MessageStatus,
+        reason: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        debug_assert!(matches!(
+            status,
+            MessageStatus::Skipped | MessageStatus::Failed
+        ));
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_messages SET status = $1, reason = $2, detail = $3, finished_at = $4 \
+                 WHERE workspace_id = $5 AND id = $6",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(detail)
+            .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn autodraft_stats(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+    ) -> Result<AutoDraftStats, StoreError> {
+        let (outcomes, drafts, last_failed): StatsRows = in_workspace!(self, workspace, conn => {
+            let outcomes = sqlx::query_as(
+                "SELECT status, reason, COUNT(*) FROM autodraft_messages \
+                 WHERE workspace_id = $1 AND integration_id = $2 AND status <> 'drafted' \
+                 GROUP BY status, reason",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?;
+            let drafts = sqlx::query_as(
+                "SELECT draft_type, COUNT(*), MAX(created_at) FROM draft_metadata \
+                 WHERE workspace_id = $1 AND integration_id = $2 GROUP BY draft_type",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?;
+            let last_failed = sqlx::query_as(
+                "SELECT reason, detail, finished_at FROM autodraft_messages \
+                 WHERE workspace_id = $1 AND integration_id = $2 AND status = 'failed' AND finished_at IS NOT NULL \
+                 ORDER BY finished_at DESC LIMIT 1",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+            (outcomes, drafts, last_failed)
+        });
+        let mut stats = AutoDraftStats::default();
+        for (status, reason, count) in outcomes {
+            let reason = reason.unwrap_or_else(|| "unknown".into());
+            match status.as_str() {
+                "skipped" => *stats.skipped_by_reason.entry(reason).or_default() += count,
+                "failed" => *stats.failures_by_reason.entry(reason).or_default() += count,
+                _ => stats.pending += count,
+            }
+        }
+        for (draft_type, count, newest) in drafts {
+            stats.drafts_created += count;
+            stats.drafts_by_type.insert(draft_type, count);
+            stats.last_success_at = stats.last_success_at.max(Some(newest));
+        }
+        stats.last_failed_message = last_failed.map(|(code, message, at)| LastError {
+            code: code.unwrap_or_else(|| "unknown".into()),
+            message: message.unwrap_or_default(),
+            at,
+        });
+        Ok(stats)
+    }
+
+    /// Newest drafts first.
+    pub async fn autodraft_drafts(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        limit: i64,
+    ) -> Result<Vec<DraftRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DRAFT_COLUMNS} FROM draft_metadata WHERE workspace_id = $1 AND integration_id = $2 \
+             ORDER BY created_at DESC LIMIT $3"
+        );
+        let rows: Vec<DraftRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(DraftRecord::from).collect())
+    }
+
+    /// The draft recorded for this source message, if any.
+    pub async fn autodraft_draft_for_source(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        source_message_id: &str,
+    ) -> Result<Option<DraftRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DRAFT_COLUMNS} FROM draft_metadata \
+             WHERE workspace_id = $1 AND integration_id = $2 AND source_message_id = $3"
+        );
+        let row: Option<DraftRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(source_message_id)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        Ok(row.map(DraftRecord::from))
+    }
+
+    /// Messages that ended since `since`: (all, failed). For the failure-rate alert.
+    pub async fn autodraft_outcomes_since(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+    ) -> Result<(i64, i64), StoreError> {
+        let counts: (i64, Option<i64>) = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(
+                "SELECT COUNT(*), SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) FROM autodraft_messages \
+                 WHERE workspace_id = $1 AND integration_id = $2 AND finished_at >= $3 AND status IN ('drafted', 'failed')",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(since)
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        Ok((counts.0, counts.1.unwrap_or(0)))
+    }
+
+    /// Start (`true`) or end the failure-rate alert. `Some(at)` only for the
+    /// caller that made the change, so one notice goes out per episode.
+    pub async fn set_autodraft_alert(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        active: bool,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let at = now();
+        let sql = if active {
+            "UPDATE autodraft_mailboxes SET alert_active_since = $1 \
+             WHERE workspace_id = $2 AND integration_id = $3 AND alert_active_since IS NULL"
+        } else {
+            "UPDATE autodraft_mailboxes SET alert_active_since = NULL \
+             WHERE workspace_id = $2 AND integration_id = $3 AND alert_active_since IS NOT NULL AND $1 >= alert_active_since"
+        };
+        let changed = in_workspace!(self, workspace, conn => {
+            sqlx::query(sql)
+                .bind(at)
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok((changed == 1).then_some(at))
+    }
+
+    pub async fn record_autodraft_event(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        kind: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO autodraft_events (id, workspace_id, integration_id, kind, message, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(kind)
+            .bind(message)
+            .bind(now())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Newest first.
+    pub async fn autodraft_events(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        limit: i64,
+    ) -> Result<Vec<AutoDraftEvent>, StoreError> {
+        let rows: Vec<(String, String, DateTime<Utc>)> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(
+                "SELECT kind, message, at FROM autodraft_events WHERE workspace_id = $1 AND integration_id = $2 \
+                 ORDER BY at DESC LIMIT $3",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(kind, message, at)| AutoDraftEvent { kind, message, at })
+            .collect())
+    }
+
+    /// How many mailboxes have auto-draft on (the metrics gauge).
+    pub async fn enabled_autodraft_mailboxes(&self) -> Result<i64, StoreError> {
+        let count: i64 = across_workspaces!(self, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM autodraft_mailboxes WHERE enabled")
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        Ok(count)
+    }
+}
