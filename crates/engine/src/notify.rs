@@ -99,7 +99,7 @@ impl Notifier {
         };
         let text = format!(
             "{greeting}\n\nAuto-draft is failing often for {email}: {summary}\n\n\
-             The auto-draft page shows each failure with its reason:\n{url}/ui/autodraft/{id}\n\n\
+             The auto-draft page shows each failure with its reason:\n{url}/autodraft/{id}\n\n\
              Mailwright keeps trying new mail, and will not email you about this again until \
              drafting has recovered and fails again.\n\n-- Mailwright\n",
             email = integration.email,

@@ -199,3 +199,93 @@ async fn a_failed_connection_is_explained_in_words() {
         assert!(html.contains(words), "{code}: {html}");
     }
 }
+
+#[tokio::test]
+async fn the_autodraft_page_explains_a_disabled_switch_then_shows_new_drafts() {
+    let w = world().await;
+    let (cookie, csrf) = session(&w, w.tenant.user, w.tenant.workspace).await;
+    let without_compose: Vec<&str> = domain::scopes::IntegrationType::Gmail
+        .requested_scopes()
+        .into_iter()
+        .filter(|scope| *scope != domain::scopes::GMAIL_COMPOSE)
+        .collect();
+    let id = w.connect(Consent::allow_only(without_compose)).await["integration_id"].clone();
+    let path = format!("/autodraft/{id}");
+
+    let (status, html) = page(&w, &cookie, &path).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(r#"id="autodraft-toggle" disabled"#), "{html}");
+    assert!(
+        html.contains("Auto-draft needs permission to create drafts"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("/api/integrations/{id}/reconnect")));
+    let (_, connections) = page(&w, &cookie, "/integrations").await;
+    assert!(
+        connections.contains(&path),
+        "the connections page links to it"
+    );
+
+    // Reconnect with everything, then switch on from the page.
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let switched = post_form(
+        &w,
+        &cookie,
+        &format!("/autodraft/{id}/switch"),
+        &[("csrf", &csrf), ("enabled", "on")],
+    )
+    .await;
+    assert_eq!(switched.status(), 303);
+    let (_, html) = page(&w, &cookie, &format!("/autodraft/{id}?notice=on")).await;
+    assert!(
+        html.contains(r#"<strong id="autodraft-state">on</strong>"#),
+        "{html}"
+    );
+    assert!(html.contains("No drafts yet."));
+
+    let stale = post_form(
+        &w,
+        &cookie,
+        &format!("/autodraft/{id}/switch"),
+        &[("csrf", "wrong"), ("enabled", "off")],
+    )
+    .await;
+    assert_eq!(stale.status(), 403, "a forged form changes nothing");
+
+    w.sandbox
+        .deliver(&sandbox::InboundMessage::new(
+            "Bob Builder <bob@example.com>",
+            common::google::ANN,
+            "Lunch",
+            "Could we meet for lunch on Friday?",
+        ))
+        .unwrap();
+    store::testing::make_polls_due(&w.app.store).await;
+    w.app.autodraft.poll_tick(store::now()).await.unwrap();
+    w.app.worker.drain().await.unwrap();
+
+    let (_, html) = page(&w, &cookie, &format!("/autodraft/{id}")).await;
+    assert!(
+        html.contains(r#"<strong id="drafts-created">1</strong>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"<strong id="last-success">just now</strong>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("scheduling"),
+        "the recent drafts list shows it: {html}"
+    );
+
+    let tested = post_form(
+        &w,
+        &cookie,
+        &format!("/autodraft/{id}/test"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(tested.status(), 200);
+    let html = tested.text().await.unwrap();
+    assert!(html.contains(r#"id="test-result""#), "{html}");
+}

@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use domain::IntegrationId;
 use domain::scopes::IntegrationStatus;
+use domain::{IntegrationId, WorkspaceId};
 use engine::autodraft::{AutoDraftError, TestOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -81,7 +81,7 @@ fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
     IntegrationId::parse(text).map_err(|_| ApiError::NotFound)
 }
 
-fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiError {
+pub(crate) fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiError {
     match error {
         AutoDraftError::NotFound => ApiError::NotFound,
         AutoDraftError::NotGmail => ApiError::Conflict(
@@ -116,18 +116,16 @@ fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiError {
     }
 }
 
-async fn view(
+/// The `AutoDraft` answer (also what the UI page shows).
+pub(crate) async fn view(
     state: &AppState,
-    caller: &AuthUser,
+    workspace: WorkspaceId,
     id: IntegrationId,
 ) -> Result<AutoDraftView, ApiError> {
-    let integration = state.store.integration(caller.workspace, id).await?;
-    let mailbox = state.store.autodraft_mailbox(caller.workspace, id).await?;
-    let stats = state.store.autodraft_stats(caller.workspace, id).await?;
-    let events = state
-        .store
-        .autodraft_events(caller.workspace, id, 10)
-        .await?;
+    let integration = state.store.integration(workspace, id).await?;
+    let mailbox = state.store.autodraft_mailbox(workspace, id).await?;
+    let stats = state.store.autodraft_stats(workspace, id).await?;
+    let events = state.store.autodraft_events(workspace, id, 10).await?;
     let enabled = mailbox.as_ref().is_some_and(|mailbox| mailbox.enabled);
     let paused = (enabled && integration.status != IntegrationStatus::Connected).then(|| PausedView {
         code: integration.status.as_str().to_owned(),
@@ -200,7 +198,7 @@ async fn get_autodraft(
     Path(id): Path<String>,
 ) -> Result<Json<AutoDraftView>, ApiError> {
     let id = integration_id(&id)?;
-    Ok(Json(view(&state, &caller, id).await?))
+    Ok(Json(view(&state, caller.workspace, id).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -241,7 +239,7 @@ async fn put_autodraft(
         state.autodraft.disable(caller.workspace, id).await
     };
     result.map_err(|error| autodraft_error(id, error))?;
-    Ok(Json(view(&state, &caller, id).await?))
+    Ok(Json(view(&state, caller.workspace, id).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

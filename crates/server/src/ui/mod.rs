@@ -25,6 +25,8 @@ use crate::auth::passwords::{self, MIN_PASSWORD_CHARS};
 use crate::auth::{MaybeAuthUser, SessionUser, secrets};
 use crate::http::ApiError;
 
+mod autodraft;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(home))
@@ -34,6 +36,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(integrations_page))
         .routes(routes!(connect))
         .routes(routes!(disconnect))
+        .routes(routes!(autodraft::autodraft_page))
+        .routes(routes!(autodraft::switch))
+        .routes(routes!(autodraft::test))
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -49,6 +54,7 @@ fn templates() -> &'static Environment<'static> {
                 "integrations.html",
                 include_str!("templates/integrations.html"),
             ),
+            ("autodraft.html", include_str!("templates/autodraft.html")),
         ] {
             environment
                 .add_template(name, source)
@@ -438,6 +444,8 @@ async fn integrations_page(
                 allowed,
                 last_error => integration.last_error.map(|error| error.message),
                 reconnect_url,
+                autodraft_url => (integration.integration_type == IntegrationType::Gmail)
+                    .then(|| format!("/autodraft/{}", integration.id)),
             }
         })
         .collect();
@@ -531,6 +539,7 @@ mod tests {
             "setup.html",
             "home.html",
             "integrations.html",
+            "autodraft.html",
         ] {
             let page = templates()
                 .get_template(name)
@@ -538,7 +547,12 @@ mod tests {
                     template.render(context! { csrf => "t", email => "<x>", workspace => "w", errors => context! {}, min_password => 10,
                         integrations => vec![context! { id => "i", kind => "Gmail", email => "<x>", status => "missing_scopes",
                             status_words => "s", missing => vec!["<x>"], allowed => vec!["openid"], last_error => "<x>", reconnect_url => "/r" }],
-                        signed_in => true, google_configured => true })
+                        signed_in => true, google_configured => true, id => "i", blocked => "<x>", reconnect_url => "/r",
+                        autodraft => context! { enabled => false, stats => context! { drafts_created => 0, skipped => 0, failed => 0,
+                            skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" } },
+                            events => vec![context! { message => "<x>" }] },
+                        drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t" }],
+                        test => context! { subject => "<x>", body => "<x>", label => "<x>" } })
                 })
                 .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert!(page.contains("Mailwright"));
