@@ -472,6 +472,13 @@ impl AutoDraft {
                     .missing_for(IntegrationType::Gmail),
             ));
         }
+        // Already on: keep the cursor, or mail not yet synced would be lost.
+        if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
+            && mailbox.enabled
+            && mailbox.history_id.is_some()
+        {
+            return Ok(mailbox);
+        }
         let gmail = self.vault.gmail().clone();
         let profile = self
             .vault

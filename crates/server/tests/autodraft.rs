@@ -114,6 +114,8 @@ async fn a_message_arriving_after_enabling_gets_one_reply_draft_in_its_thread() 
     let message = message.header("References", "<older@bob.example>");
     let delivered = deliver(&w, message);
 
+    // Switching on again while on keeps the cursor: the message is not lost.
+    assert_eq!(put_switch(&w, &id, true).await.0, 200);
     poll(&w).await;
 
     let drafts_in_gmail = w.sandbox.drafts(ANN).unwrap();

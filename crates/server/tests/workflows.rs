@@ -241,6 +241,45 @@ async fn a_send_whose_recording_was_lost_is_found_again_not_sent_twice() {
 }
 
 #[tokio::test]
+async fn a_worker_killed_after_gmail_accepted_the_send_does_not_send_again() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&integration, BOB, "Exactly once")]})).await;
+    let (_, answer) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "Bob", "order": 4}),
+        false,
+        None,
+    )
+    .await;
+    let run_id = answer["run"]["id"].as_str().unwrap().to_owned();
+
+    // Gmail takes the message at once but holds its answer back; the worker
+    // is killed while it waits.
+    w.sandbox
+        .stall_answer_after_commit("messages.send", std::time::Duration::from_secs(60), 1);
+    let worker = w.app.worker.clone();
+    let doomed = tokio::spawn(async move { worker.run_next().await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while inbox(&w).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the send never happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    doomed.abort();
+    let _ = doomed.await;
+
+    // Restart: the job's lease runs out and another worker takes it over.
+    store::testing::expire_job_leases(&w.app.store).await;
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(inbox(&w).len(), 1, "no second message after the restart");
+    assert_eq!(w.sandbox.call_count("messages.send"), 1);
+}
+
+#[tokio::test]
 async fn the_same_idempotency_key_is_the_same_run_for_execute_and_webhooks() {
     let (w, integration) = connected().await;
     let workflow = create_ok(&w, json!({"name": "n", "trigger": {"type": "webhook"}, "steps": [send_step(&integration, BOB, "Hook")]})).await;
