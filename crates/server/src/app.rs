@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
 use crate::config::{Config, MailConfig};
+use crate::demo::Demo;
 use crate::{http, telemetry};
 
 /// What every handler can reach.
@@ -45,6 +46,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
+    /// Set by `mailwright demo` only: the in-process Google sandbox.
+    pub demo: Option<Arc<Demo>>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
 }
@@ -194,6 +197,24 @@ impl Application {
     /// Bind the listen address (port 0 picks a free port) and assemble the
     /// router. The store must already be migrated.
     pub async fn build(config: Config, store: Store) -> anyhow::Result<Application> {
+        Application::build_with(config, store, None).await
+    }
+
+    /// As [`Application::build`], for `mailwright demo`: the sandbox is
+    /// mounted and the demo pages answer.
+    pub async fn build_demo(
+        config: Config,
+        store: Store,
+        demo: Arc<Demo>,
+    ) -> anyhow::Result<Application> {
+        Application::build_with(config, store, Some(demo)).await
+    }
+
+    async fn build_with(
+        config: Config,
+        store: Store,
+        demo: Option<Arc<Demo>>,
+    ) -> anyhow::Result<Application> {
         let started = Instant::now();
         let listener = TcpListener::bind(config.listen)
             .await
@@ -226,6 +247,7 @@ impl Application {
             vault: Arc::clone(&vault),
             connections,
             autodraft: Arc::clone(&autodraft),
+            demo,
             openapi_json: Arc::default(),
         });
         Ok(Application {

@@ -1,4 +1,5 @@
-//! The command line: `mailwright serve`, `mailwright migrate`.
+//! The command line: `mailwright serve`, `worker`, `migrate`, `admin`,
+//! `sandbox`, `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,11 +18,11 @@ use crate::telemetry;
     name = "mailwright",
     version,
     about = "Self-hostable email automation: connected Gmail accounts, reply drafts, email workflows.",
-    after_help = "Settings come from environment variables (MAILWRIGHT_DATABASE_URL, MAILWRIGHT_DATA_DIR, \
-MAILWRIGHT_LISTEN, MAILWRIGHT_PUBLIC_URL, MAILWRIGHT_LOG_FORMAT, RUST_LOG, MAILWRIGHT_AUTH_JWKS_URL, \
-MAILWRIGHT_AUTH_ISSUER, MAILWRIGHT_AUTH_AUDIENCE, MAILWRIGHT_AUTH_WORKSPACE_CLAIM) or the same keys in a \
-TOML file given with --config; the environment wins. By default the database is SQLite at \
-./data/mailwright.db and the service listens on 127.0.0.1:8080. See README.md."
+    after_help = "To try it with no credentials: `mailwright demo`.\n\n\
+Settings come from environment variables (MAILWRIGHT_DATABASE_URL, MAILWRIGHT_DATA_DIR, \
+MAILWRIGHT_LISTEN, MAILWRIGHT_PUBLIC_URL, MAILWRIGHT_GOOGLE_CLIENT_ID, MAILWRIGHT_LLM_URL, ...; \
+README.md lists them all) or the same keys in a TOML file given with --config; the environment wins. \
+By default the database is SQLite at ./data/mailwright.db and the service listens on 127.0.0.1:8080."
 )]
 pub struct Cli {
     /// Read settings from this TOML file (`listen = "0.0.0.0:8080"`, ...)
@@ -47,6 +48,20 @@ pub enum Command {
     /// Run the Google sandbox alone: an in-memory emulator of Google OAuth and
     /// the Gmail API, for developing clients without Google (no database)
     Sandbox(SandboxArgs),
+    /// Try everything with no credentials: SQLite in a temporary folder, the
+    /// Google sandbox in-process, a demo account signed in by a one-time link
+    /// printed at start, and a sandbox inbox to send test mail to
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the demo's database here (default: a new temporary folder)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,9 +130,11 @@ pub fn main() -> ExitCode {
     };
     let log_target = match cli.command {
         Command::Admin(_) => telemetry::LogTarget::Stderr,
-        Command::Serve | Command::Worker | Command::Migrate | Command::Sandbox(_) => {
-            telemetry::LogTarget::Stdout
-        }
+        Command::Serve
+        | Command::Worker
+        | Command::Migrate
+        | Command::Sandbox(_)
+        | Command::Demo(_) => telemetry::LogTarget::Stdout,
     };
     telemetry::init_logging(&config, log_target);
     for warning in warnings {
@@ -147,8 +164,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    if let Command::Sandbox(args) = command {
-        return run_sandbox(args).await;
+    match command {
+        Command::Sandbox(args) => return run_sandbox(args).await,
+        Command::Demo(args) => return run_demo(args).await,
+        _ => {}
     }
     let store = Store::connect(&config.database_url)
         .await
@@ -193,8 +212,102 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Sandbox(_) => unreachable!("handled before the database is opened"),
+        Command::Sandbox(_) | Command::Demo(_) => {
+            unreachable!("handled before the database is opened")
+        }
     }
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    use crate::demo::{self, Demo};
+    use sandbox::{AccountSpec, OAuthClient, Sandbox, SandboxConfig};
+
+    let data_dir = args.data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("mailwright-demo-{}", std::process::id()))
+    });
+    let mut listen = args.listen;
+    if listen.port() == 0 {
+        // The sandbox's URLs name the port, so it must be known up front.
+        listen = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen}"))?
+            .local_addr()?;
+    }
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        listen.ip().to_string()
+    };
+    let public = format!("http://{host}:{}", listen.port());
+    let google = format!("{public}{}", demo::SANDBOX_PATH);
+    let env: Vec<(String, String)> = [
+        ("MAILWRIGHT_DATA_DIR", data_dir.display().to_string()),
+        ("MAILWRIGHT_LISTEN", listen.to_string()),
+        ("MAILWRIGHT_PUBLIC_URL", public.clone()),
+        ("MAILWRIGHT_GOOGLE_CLIENT_ID", demo::CLIENT_ID.to_owned()),
+        (
+            "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
+            demo::CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "MAILWRIGHT_GOOGLE_AUTH_URL",
+            format!("{google}/o/oauth2/v2/auth"),
+        ),
+        ("MAILWRIGHT_GOOGLE_TOKEN_URL", format!("{google}/token")),
+        ("MAILWRIGHT_GOOGLE_REVOKE_URL", format!("{google}/revoke")),
+        (
+            "MAILWRIGHT_GOOGLE_USERINFO_URL",
+            format!("{google}/v1/userinfo"),
+        ),
+        ("MAILWRIGHT_GMAIL_API_URL", google.clone()),
+        ("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "10".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    let (config, _) = Config::load(env, None).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database_url))?;
+    store.migrate().await.context("cannot apply migrations")?;
+
+    let sandbox = Sandbox::new(
+        SandboxConfig::default()
+            .with_client(OAuthClient::new(
+                demo::CLIENT_ID,
+                demo::CLIENT_SECRET,
+                [config.oauth_redirect_uri()],
+            ))
+            .with_account(AccountSpec::new(demo::MAILBOX, demo::MAILBOX_NAME)),
+    );
+    let email = domain::EmailAddress::parse(demo::USER_EMAIL).expect("a valid demo address");
+    // Nobody signs in with this password: the printed link does.
+    let password = crate::auth::secrets::random_token(24);
+    let (user, workspace) =
+        match accounts::create_local_user(&store, &email, &password, Some("Demo")).await {
+            Ok((user, workspace)) => (user.id, workspace.id),
+            Err(accounts::AccountError::EmailTaken) => {
+                // A kept --data-dir: the demo account is already there.
+                let (user, _) = store
+                    .local_account(email.as_str())
+                    .await?
+                    .context("the demo account exists but cannot be read")?;
+                let workspace = store
+                    .first_workspace_of(user.id)
+                    .await?
+                    .context("the demo account has no workspace")?;
+                (user.id, workspace)
+            }
+            Err(error) => return Err(error.into()),
+        };
+    let (demo, token) = Demo::new(sandbox, user, workspace);
+    let application = Application::build_demo(config, store, std::sync::Arc::new(demo)).await?;
+    let link = format!("{public}/demo/signin?token={token}");
+    tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works once)");
+    println!(
+        "\nMailwright demo (Google is emulated; data in {}):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\n",
+        data_dir.display()
+    );
+    application.run_until(shutdown_signal()).await
 }
 
 async fn run_sandbox(args: SandboxArgs) -> anyhow::Result<()> {

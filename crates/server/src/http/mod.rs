@@ -86,7 +86,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The whole application router, with its middleware.
 pub fn router(mut state: AppState) -> Router {
-    let (routes, mut openapi) = documented_routes().split_for_parts();
+    let (mut routes, mut openapi) = documented_routes().split_for_parts();
+    if let Some(demo) = &state.demo {
+        // Relative to its mount: OAuth at .../o/oauth2/v2/auth, Gmail at .../gmail/v1.
+        routes = routes.nest_service(crate::demo::SANDBOX_PATH, demo.sandbox.router());
+    }
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     state.openapi_json = Arc::new(openapi.to_json().expect("the OpenAPI document serializes"));
     routes

@@ -26,6 +26,7 @@ use crate::auth::{MaybeAuthUser, SessionUser, secrets};
 use crate::http::ApiError;
 
 mod autodraft;
+mod demo;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,6 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(autodraft::autodraft_page))
         .routes(routes!(autodraft::switch))
         .routes(routes!(autodraft::test))
+        .routes(routes!(demo::demo_signin))
+        .routes(routes!(demo::sandbox_inbox, demo::deliver))
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -55,6 +58,10 @@ fn templates() -> &'static Environment<'static> {
                 include_str!("templates/integrations.html"),
             ),
             ("autodraft.html", include_str!("templates/autodraft.html")),
+            (
+                "sandbox_inbox.html",
+                include_str!("templates/sandbox_inbox.html"),
+            ),
         ] {
             environment
                 .add_template(name, source)
@@ -119,7 +126,7 @@ fn posted_by(session: Option<SessionUser>, csrf: &str) -> Result<Option<SessionU
 const STALE_FORM: &str = "This form expired. It has been reloaded: please submit it again.";
 
 /// Start a session for `user` in `workspace` and go home.
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     user: domain::UserId,
     workspace: domain::WorkspaceId,
@@ -540,6 +547,7 @@ mod tests {
             "home.html",
             "integrations.html",
             "autodraft.html",
+            "sandbox_inbox.html",
         ] {
             let page = templates()
                 .get_template(name)
@@ -552,7 +560,9 @@ mod tests {
                             skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" } },
                             events => vec![context! { message => "<x>" }] },
                         drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t" }],
-                        test => context! { subject => "<x>", body => "<x>", label => "<x>" } })
+                        test => context! { subject => "<x>", body => "<x>", label => "<x>" },
+                        mailbox => "<x>", messages => vec![context! { from => "<x>", subject => "<x>", text => "<x>", at => "t",
+                            draft => context! { subject => "<x>", text => "<x>" } }], form => context! { from => "<x>" } })
                 })
                 .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert!(page.contains("Mailwright"));

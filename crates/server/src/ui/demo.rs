@@ -1,0 +1,189 @@
+//! Pages that exist only in `mailwright demo`: the one-time sign-in link and
+//! the sandbox inbox, where a visitor drops an email into the connected
+//! mailbox and watches the draft appear. Elsewhere they answer 404.
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use domain::EmailAddress;
+use minijinja::context;
+use serde::Deserialize;
+use std::sync::Arc;
+
+use super::{posted_by, render, see_other, signed_in};
+use crate::app::AppState;
+use crate::auth::MaybeAuthUser;
+use crate::demo::{Demo, MAILBOX};
+use crate::http::ApiError;
+
+fn demo(state: &AppState) -> Result<Arc<Demo>, ApiError> {
+    state.demo.clone().ok_or(ApiError::NotFound)
+}
+
+#[derive(Deserialize)]
+pub(super) struct SigninQuery {
+    #[serde(default)]
+    token: String,
+}
+
+/// The link `mailwright demo` prints: signs the demo user in, once.
+#[utoipa::path(get, path = "/demo/signin", tag = "demo", params(("token" = String, Query)),
+    responses((status = 303, description = "Signed in"), (status = 403), (status = 404, description = "Not in demo mode")))]
+pub(super) async fn demo_signin(
+    State(state): State<AppState>,
+    Query(query): Query<SigninQuery>,
+) -> Result<Response, ApiError> {
+    let demo = demo(&state)?;
+    if !demo.take_signin(&query.token) {
+        return Err(ApiError::Forbidden(
+            "This sign-in link was used already (it works once). Restart `mailwright demo` for a new one."
+                .into(),
+        ));
+    }
+    signed_in(&state, demo.user, demo.workspace).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct InboxQuery {
+    delivered: Option<String>,
+}
+
+async fn inbox_page(
+    state: &AppState,
+    csrf: &str,
+    status: StatusCode,
+    notice: Option<&str>,
+    errors: minijinja::Value,
+    form: minijinja::Value,
+) -> Result<Response, ApiError> {
+    let demo = demo(state)?;
+    let messages = demo.sandbox.messages(MAILBOX).unwrap_or_default();
+    let drafts = demo.sandbox.drafts(MAILBOX).unwrap_or_default();
+    let mut messages: Vec<minijinja::Value> = messages
+        .iter()
+        .filter(|m| !m.label_ids.iter().any(|l| l == "DRAFT"))
+        .map(|m| {
+            let reply = drafts.iter().find(|d| d.message.thread_id == m.thread_id);
+            context! {
+                from => m.from.clone().unwrap_or_default(),
+                subject => m.subject.clone(),
+                text => m.text.clone(),
+                at => m.internal_date.format("%H:%M:%S").to_string(),
+                draft => reply.map(|d| context! { subject => d.message.subject.clone(), text => d.message.text.clone() }),
+            }
+        })
+        .collect();
+    messages.reverse();
+    let autodraft_url = state
+        .store
+        .integrations(demo.workspace)
+        .await?
+        .into_iter()
+        .find(|i| i.email.eq_ignore_ascii_case(MAILBOX))
+        .map(|i| format!("/autodraft/{}", i.id));
+    render(
+        status,
+        "sandbox_inbox.html",
+        context! {
+            signed_in => true,
+            csrf,
+            mailbox => MAILBOX,
+            messages,
+            notice,
+            errors,
+            form,
+            autodraft_url,
+        },
+    )
+}
+
+/// The sandbox mailbox: drop an email into it, see the drafts it got.
+#[utoipa::path(get, path = "/sandbox/inbox", tag = "demo",
+    responses((status = 200, content_type = "text/html"), (status = 303), (status = 404, description = "Not in demo mode")))]
+pub(super) async fn sandbox_inbox(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Query(query): Query<InboxQuery>,
+) -> Result<Response, ApiError> {
+    demo(&state)?;
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let notice = query.delivered.is_some().then_some(
+        "Delivered. With auto-draft on, the reply draft appears below within a moment (reload).",
+    );
+    inbox_page(
+        &state,
+        &session.csrf_token,
+        StatusCode::OK,
+        notice,
+        context! {},
+        context! { from => "Alex Sender <alex@example.com>" },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub(super) struct DeliverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// Deliver the visitor's email to the sandbox mailbox and tell Mailwright,
+/// as Gmail's push notification would.
+#[utoipa::path(post, path = "/sandbox/inbox", tag = "demo",
+    responses((status = 303, description = "Delivered"), (status = 422, content_type = "text/html"), (status = 404, description = "Not in demo mode")))]
+pub(super) async fn deliver(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Form(form): Form<DeliverForm>,
+) -> Result<Response, ApiError> {
+    let demo = demo(&state)?;
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    let address = form
+        .from
+        .rsplit_once('<')
+        .map(|(_, rest)| rest.trim_end_matches('>').trim())
+        .unwrap_or(form.from.trim());
+    let mut errors = Vec::new();
+    if EmailAddress::parse(address).is_err() || form.from.contains(['\r', '\n']) {
+        errors.push(("from", "must be an address such as Alex <alex@example.com>"));
+    }
+    if form.subject.trim().is_empty() || form.subject.contains(['\r', '\n']) {
+        errors.push(("subject", "must be one line of text"));
+    }
+    if form.text.trim().is_empty() {
+        errors.push(("text", "must not be empty"));
+    }
+    if !errors.is_empty() {
+        let errors: std::collections::BTreeMap<&str, &str> = errors.into_iter().collect();
+        return inbox_page(
+            &state,
+            &session.csrf_token,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            minijinja::Value::from_serialize(&errors),
+            context! { from => form.from, subject => form.subject, text => form.text },
+        )
+        .await;
+    }
+    demo.sandbox
+        .deliver(&sandbox::InboundMessage::new(
+            form.from.trim(),
+            MAILBOX,
+            form.subject.trim(),
+            form.text.replace("\r\n", "\n"),
+        ))
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("sandbox delivery: {error:?}")))?;
+    state.autodraft.push(MAILBOX).await?;
+    Ok(Redirect::to("/sandbox/inbox?delivered=1").into_response())
+}

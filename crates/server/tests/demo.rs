@@ -1,0 +1,255 @@
+//! `mailwright demo`'s own pages: the one-time sign-in link, the in-process
+//! Google sandbox, and the sandbox inbox where a dropped email gets its draft.
+
+mod common;
+
+use std::sync::Arc;
+
+use mailwright::Application;
+use mailwright::demo::{self, Demo};
+use sandbox::{AccountSpec, Consent, OAuthClient, Sandbox, SandboxConfig};
+use store::testing::TestDatabase;
+
+struct DemoApp {
+    url: String,
+    client: reqwest::Client,
+    sandbox: Sandbox,
+    token: String,
+    worker: engine::worker::Worker,
+    _db: TestDatabase,
+}
+
+async fn demo_app() -> DemoApp {
+    let db = TestDatabase::new().await;
+    let store = db.connect().await;
+    store.migrate().await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let url = format!("http://{address}");
+    let google = format!("{url}{}", demo::SANDBOX_PATH);
+    let config = common::test_config(
+        &db,
+        &[
+            ("MAILWRIGHT_LISTEN", address.to_string()),
+            ("MAILWRIGHT_PUBLIC_URL", url.clone()),
+            ("MAILWRIGHT_GOOGLE_CLIENT_ID", demo::CLIENT_ID.to_owned()),
+            (
+                "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
+                demo::CLIENT_SECRET.to_owned(),
+            ),
+            (
+                "MAILWRIGHT_GOOGLE_AUTH_URL",
+                format!("{google}/o/oauth2/v2/auth"),
+            ),
+            ("MAILWRIGHT_GOOGLE_TOKEN_URL", format!("{google}/token")),
+            ("MAILWRIGHT_GOOGLE_REVOKE_URL", format!("{google}/revoke")),
+            (
+                "MAILWRIGHT_GOOGLE_USERINFO_URL",
+                format!("{google}/v1/userinfo"),
+            ),
+            ("MAILWRIGHT_GMAIL_API_URL", google.clone()),
+        ],
+    );
+    let sandbox = Sandbox::new(
+        SandboxConfig::default()
+            .with_client(OAuthClient::new(
+                demo::CLIENT_ID,
+                demo::CLIENT_SECRET,
+                [config.oauth_redirect_uri()],
+            ))
+            .with_account(AccountSpec::new(demo::MAILBOX, demo::MAILBOX_NAME)),
+    );
+    let email = domain::EmailAddress::parse(demo::USER_EMAIL).unwrap();
+    let (user, workspace) = mailwright::accounts::create_local_user(
+        &store,
+        &email,
+        "a-long-demo-password",
+        Some("Demo"),
+    )
+    .await
+    .unwrap();
+    let (demo, token) = Demo::new(sandbox.clone(), user.id, workspace.id);
+    let application = Application::build_demo(config, store, Arc::new(demo))
+        .await
+        .unwrap()
+        .with_background_workers(0);
+    let worker = application.worker();
+    tokio::spawn(application.run_until(std::future::pending()));
+    DemoApp {
+        url,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        sandbox,
+        token,
+        worker,
+        _db: db,
+    }
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear() {
+    let app = demo_app().await;
+    let get = |path: &str, cookie: &str| {
+        app.client
+            .get(format!("{}{path}", app.url))
+            .header("cookie", cookie.to_owned())
+            .send()
+    };
+
+    let wrong = get("/demo/signin?token=nope", "").await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    let signed_in = get(&format!("/demo/signin?token={}", app.token), "")
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .find(|pair| pair.starts_with("mw_session="))
+        .expect("a session cookie");
+    let again = get(&format!("/demo/signin?token={}", app.token), "")
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 403, "the link works once");
+
+    // The page's CSRF token, then Connect Gmail through the mounted sandbox.
+    let page = get("/integrations", &cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let connect = app
+        .client
+        .post(format!("{}/integrations/connect", app.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("type", "gmail")])
+        .send()
+        .await
+        .unwrap();
+    let consent = location(&connect);
+    assert!(
+        consent.starts_with(&format!("{}/sandbox/google/o/oauth2/v2/auth?", app.url)),
+        "{consent}"
+    );
+    let consent_page = get(consent.trim_start_matches(&app.url), &cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        consent_page.contains("Sandbox"),
+        "the sandbox says what it is"
+    );
+    let callback = app.sandbox.approve(&consent, Consent::allow_all()).unwrap();
+    let back = get(callback.trim_start_matches(&app.url), &cookie)
+        .await
+        .unwrap();
+    let back = location(&back);
+    assert!(back.contains("connected=gmail"), "{back}");
+    let integration = back
+        .split("integration_id=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let on = app
+        .client
+        .post(format!("{}/autodraft/{integration}/switch", app.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("enabled", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 303);
+
+    let inbox = get("/sandbox/inbox", &cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(inbox.contains(r#"<span class="badge">Sandbox</span>"#));
+    let bad = app
+        .client
+        .post(format!("{}/sandbox/inbox", app.url))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("from", "not an address"),
+            ("subject", "Hi"),
+            ("text", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let bad = bad.text().await.unwrap();
+    assert!(
+        bad.contains("must be an address") && bad.contains("must not be empty"),
+        "field-level errors: {bad}"
+    );
+
+    let delivered = app
+        .client
+        .post(format!("{}/sandbox/inbox", app.url))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("from", "Alex Sender <alex@example.com>"),
+            ("subject", "Meeting next week"),
+            ("text", "Could we meet on Tuesday at 10?"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(delivered.status(), 303);
+    // The push queued a sync; a worker drafts it.
+    app.worker.drain().await.unwrap();
+    let inbox = get("/sandbox/inbox", &cookie)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(inbox.contains("Draft in this conversation"), "{inbox}");
+    assert!(inbox.contains("Re: Meeting next week"), "{inbox}");
+}
+
+#[tokio::test]
+async fn outside_demo_mode_the_demo_pages_do_not_exist() {
+    let app = common::spawn_app().await;
+    assert_eq!(app.get("/sandbox/inbox").await.status(), 404);
+    assert_eq!(app.get("/demo/signin?token=x").await.status(), 404);
+    assert_eq!(
+        app.get("/sandbox/google/o/oauth2/v2/auth").await.status(),
+        404
+    );
+}
