@@ -492,7 +492,14 @@ impl AutoDraft {
             .as_deref()
             .and_then(|id| id.parse::<i64>().ok())
             .ok_or_else(|| AutoDraftError::Provider("Gmail gave no history id".into()))?;
-        let first_poll = store::now() + chrono_duration(self.settings.poll_interval);
+        // Somewhere within the first interval: mailboxes switched on together
+        // (an import, a restart of many) do not all poll in the same second.
+        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
+        let first_poll = store::now()
+            + chrono::Duration::milliseconds(rand::Rng::gen_range(
+                &mut rand::thread_rng(),
+                0..interval,
+            ) as i64);
         let mailbox = self
             .store
             .set_autodraft(workspace, id, true, Some(history_id), first_poll)
@@ -572,7 +579,7 @@ impl AutoDraft {
         let tick = self
             .settings
             .poll_interval
-            .clamp(Duration::from_millis(200), Duration::from_secs(5));
+            .clamp(Duration::from_millis(200), Duration::from_secs(1));
         loop {
             if *shutdown.borrow() {
                 return;

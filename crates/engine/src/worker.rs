@@ -81,7 +81,10 @@ impl Worker {
             handlers: Arc::new(handlers),
             lease: Duration::from_secs(120),
             policy: RetryPolicy::DEFAULT,
-            idle_poll: Duration::from_millis(500),
+            // An idle worker checks the queue ten times a second: an indexed
+            // query that finds nothing, and a pushed message waits at most
+            // this long for its sync to start.
+            idle_poll: Duration::from_millis(100),
             last_burial: Arc::default(),
         }
     }

@@ -47,7 +47,7 @@ pub fn consent_page(page: &ConsentPage<'_>) -> String {
         let _ = writeln!(accounts, "<option value=\"{}\">", escape(account));
     }
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">\
 <title>Sandbox: Sign in with Google (emulated)</title><style>{STYLE}</style></head><body>\n\
 <p><span class=\"badge\">Sandbox</span> This is Mailwright's Google emulator, not Google.</p>\n\
 <h1>Sandbox consent</h1>\n\
@@ -70,7 +70,7 @@ pub fn consent_page(page: &ConsentPage<'_>) -> String {
 
 pub fn error_page(error: &str, description: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">\
 <title>Sandbox: Error 400: {error}</title><style>{STYLE}</style></head><body>\n\
 <p><span class=\"badge\">Sandbox</span> This is Mailwright's Google emulator, not Google.</p>\n\
 <h1>Access blocked: authorization error</h1>\n\

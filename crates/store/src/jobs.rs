@@ -223,6 +223,9 @@ impl Store {
             .map(|index| format!("${}", index + 4))
             .collect::<Vec<_>>()
             .join(", ");
+        // `status IN (...)` and `run_at <= now` match the partial index
+        // `jobs_due (run_at, id)`, so the claim walks it in order and stops at
+        // the first takeable row (a running job's run_at is in the past too).
         // PostgreSQL: concurrent claimers skip rows another claimer has
         // locked instead of waiting for them. SQLite: an UPDATE takes the
         // database's single write lock before it reads, so the subquery and
@@ -236,8 +239,8 @@ impl Store {
                              lease_expires_at = $2, updated_at = $3 \
              WHERE id = ( \
                  SELECT id FROM jobs \
-                 WHERE ((status = 'queued' AND run_at <= $3) \
-                        OR (status = 'running' AND lease_expires_at < $3 AND attempts < max_attempts)) \
+                 WHERE status IN ('queued', 'running') AND run_at <= $3 \
+                   AND (status = 'queued' OR (lease_expires_at < $3 AND attempts < max_attempts)) \
                    AND kind IN ({kind_placeholders}) \
                  ORDER BY run_at, id \
                  LIMIT 1 {row_lock}) \
