@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use secrecy::ExposeSecret;
+use domain::{UserId, WorkspaceId};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -109,6 +110,24 @@ pub struct CreatedApiKey {
     key: String,
 }
 
+/// Check the name and issue a key of `workspace` acting as `user`: the API
+/// and the settings page both create keys through here.
+pub(crate) async fn create_key(
+    state: &AppState,
+    workspace: WorkspaceId,
+    user: UserId,
+    name: &str,
+) -> Result<(store::api_keys::ApiKey, SecretString), ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        )]));
+    }
+    Ok(accounts::issue_api_key(&state.store, workspace, user, name).await?)
+}
+
 /// Create an API key acting as the caller. The secret is in this answer only.
 #[utoipa::path(
     post,
@@ -123,15 +142,7 @@ async fn create_api_key(
     caller: AuthUser,
     ApiJson(input): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "name",
-            "must be 1 to 100 characters without control characters",
-        )]));
-    }
-    let (key, secret) =
-        accounts::issue_api_key(&state.store, caller.workspace, caller.user, name).await?;
+    let (key, secret) = create_key(&state, caller.workspace, caller.user, &input.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {

@@ -79,8 +79,9 @@ pub struct WorkflowView {
     updated_at: DateTime<Utc>,
 }
 
-fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
-    let webhook_url = workflow.webhook_secret.as_ref().and_then(|sealed| {
+/// Where a webhook-triggered workflow takes its input (the token included).
+pub(crate) fn webhook_url(state: &AppState, workflow: &Workflow) -> Option<String> {
+    workflow.webhook_secret.as_ref().and_then(|sealed| {
         let token = state
             .vault
             .keyring()
@@ -91,7 +92,11 @@ fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
             workflow.id,
             secrecy::ExposeSecret::expose_secret(&token)
         )))
-    });
+    })
+}
+
+fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
+    let webhook_url = webhook_url(state, &workflow);
     WorkflowView {
         id: workflow.id.to_string(),
         name: workflow.name,
@@ -154,7 +159,8 @@ async fn validate(
     }
 }
 
-fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
+/// A workflow or run id from a path; a malformed one is just not there.
+pub(crate) fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(text).map_err(|_| ApiError::NotFound)
 }
 
@@ -202,6 +208,37 @@ fn assemble(
     }
 }
 
+/// Validate `input` and store it as a new workflow of `workspace`: the API
+/// and the UI both create through here, so they refuse the same things.
+pub(crate) async fn create_workflow(
+    state: &AppState,
+    workspace: WorkspaceId,
+    input: WorkflowInput,
+) -> Result<Workflow, ApiError> {
+    validate(state, workspace, &input).await?;
+    let workflow = assemble(state, workspace, Uuid::now_v7(), input, None);
+    state.store.create_workflow(&workflow).await?;
+    Ok(workflow)
+}
+
+/// Validate `input` and make it the definition of `previous`.
+pub(crate) async fn replace_workflow(
+    state: &AppState,
+    previous: Workflow,
+    input: WorkflowInput,
+) -> Result<Workflow, ApiError> {
+    validate(state, previous.workspace, &input).await?;
+    let workflow = assemble(
+        state,
+        previous.workspace,
+        previous.id,
+        input,
+        Some(&previous),
+    );
+    state.store.update_workflow(&workflow).await?;
+    Ok(workflow)
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowList {
     workflows: Vec<WorkflowView>,
@@ -230,9 +267,7 @@ async fn create(
     caller: AuthUser,
     ApiJson(input): ApiJson<WorkflowInput>,
 ) -> Result<(StatusCode, Json<WorkflowView>), ApiError> {
-    validate(&state, caller.workspace, &input).await?;
-    let workflow = assemble(&state, caller.workspace, Uuid::now_v7(), input, None);
-    state.store.create_workflow(&workflow).await?;
+    let workflow = create_workflow(&state, caller.workspace, input).await?;
     Ok((StatusCode::CREATED, Json(view(&state, workflow))))
 }
 
@@ -266,15 +301,7 @@ async fn replace(
         .workflow(caller.workspace, workflow_id(&id)?)
         .await?;
     let input: WorkflowInput = parse(&body)?;
-    validate(&state, caller.workspace, &input).await?;
-    let workflow = assemble(
-        &state,
-        caller.workspace,
-        previous.id,
-        input,
-        Some(&previous),
-    );
-    state.store.update_workflow(&workflow).await?;
+    let workflow = replace_workflow(&state, previous, input).await?;
     Ok(Json(view(&state, workflow)))
 }
 
@@ -310,7 +337,7 @@ pub struct RunView {
     finished_at: Option<DateTime<Utc>>,
 }
 
-fn run_view(run: Run) -> RunView {
+pub(crate) fn run_view(run: Run) -> RunView {
     let mut steps = run.steps;
     // `sending` is the runner's own bookkeeping: to clients the step runs.
     if let Some(steps) = steps.as_array_mut() {
@@ -392,24 +419,11 @@ async fn execute(
         parse::<ExecuteBody>(&body)?.input
     };
     let key = idempotency_key(&headers)?;
-    if !workflow.enabled {
-        return Err(ApiError::Conflict(
-            "This workflow is disabled; enable it to run it.".into(),
-        ));
-    }
-    let (run, _) = state
-        .workflows
-        .execute(&workflow, input, "manual", key.as_deref())
-        .await?;
+    let run = start_run(&state, &workflow, input, key.as_deref()).await?;
     if !query.wait.unwrap_or(true) {
         return Ok((StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response());
     }
-    let give_up = Instant::now() + WAIT_LIMIT;
-    let mut run = run;
-    while run.status != "succeeded" && run.status != "failed" && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        run = state.store.run(caller.workspace, run.id).await?;
-    }
+    let run = wait_for_end(&state, run).await?;
     Ok(match run.status.as_str() {
         "succeeded" => Json(json!({ "success": true, "run": run_view(run) })).into_response(),
         "failed" => {
@@ -421,6 +435,36 @@ async fn execute(
         }
         _ => (StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response(),
     })
+}
+
+/// Start a manual run of `workflow` (refused while it is disabled); the
+/// same idempotency key returns the run it started.
+pub(crate) async fn start_run(
+    state: &AppState,
+    workflow: &Workflow,
+    input: Value,
+    idempotency_key: Option<&str>,
+) -> Result<Run, ApiError> {
+    if !workflow.enabled {
+        return Err(ApiError::Conflict(
+            "This workflow is disabled; enable it to run it.".into(),
+        ));
+    }
+    let (run, _) = state
+        .workflows
+        .execute(workflow, input, "manual", idempotency_key)
+        .await?;
+    Ok(run)
+}
+
+/// The run once it has ended, or as it is after [`WAIT_LIMIT`].
+pub(crate) async fn wait_for_end(state: &AppState, mut run: Run) -> Result<Run, ApiError> {
+    let give_up = Instant::now() + WAIT_LIMIT;
+    while run.status != "succeeded" && run.status != "failed" && Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        run = state.store.run(run.workspace, run.id).await?;
+    }
+    Ok(run)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -27,6 +27,8 @@ use crate::http::ApiError;
 
 mod autodraft;
 mod demo;
+mod settings;
+mod workflows;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,6 +44,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(autodraft::test))
         .routes(routes!(demo::demo_signin))
         .routes(routes!(demo::sandbox_inbox, demo::deliver))
+        .routes(routes!(workflows::workflows_page, workflows::create))
+        .routes(routes!(workflows::workflow, workflows::replace))
+        .routes(routes!(workflows::delete))
+        .routes(routes!(workflows::run))
+        .routes(routes!(workflows::run_page))
+        .routes(routes!(settings::settings_page))
+        .routes(routes!(settings::create_api_key))
+        .routes(routes!(settings::revoke_api_key))
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -62,6 +72,14 @@ fn templates() -> &'static Environment<'static> {
                 "sandbox_inbox.html",
                 include_str!("templates/sandbox_inbox.html"),
             ),
+            (
+                "workflow_form.html",
+                include_str!("templates/workflow_form.html"),
+            ),
+            ("workflows.html", include_str!("templates/workflows.html")),
+            ("workflow.html", include_str!("templates/workflow.html")),
+            ("run.html", include_str!("templates/run.html")),
+            ("settings.html", include_str!("templates/settings.html")),
         ] {
             environment
                 .add_template(name, source)
@@ -548,6 +566,10 @@ mod tests {
             "integrations.html",
             "autodraft.html",
             "sandbox_inbox.html",
+            "workflows.html",
+            "workflow.html",
+            "run.html",
+            "settings.html",
         ] {
             let page = templates()
                 .get_template(name)
@@ -562,7 +584,24 @@ mod tests {
                         drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t" }],
                         test => context! { subject => "<x>", body => "<x>", label => "<x>" },
                         mailbox => "<x>", messages => vec![context! { from => "<x>", subject => "<x>", text => "<x>", at => "t",
-                            draft => context! { subject => "<x>", text => "<x>" } }], form => context! { from => "<x>" } })
+                            draft => context! { subject => "<x>", text => "<x>" } }],
+                        form => context! { from => "<x>", name => "<x>", enabled => true, trigger => "schedule", cron => "<x>",
+                            action => "gmail.send_email", integration_id => "<x>", to => "<x>", subject => "<x>", body => "<x>", json => "<x>" },
+                        field_errors => context! { name => vec!["<x>"], to => vec!["<x>"], json => vec!["<x>"], form => vec!["<x>"] },
+                        gmail_integrations => vec![context! { id => "<x>", label => "<x>" }], simple => true, advanced_open => true,
+                        form_action => "/workflows", save_label => "Save", notice => "<x>",
+                        workflows => vec![context! { id => "<x>", name => "<x>", trigger => "<x>", enabled => true }],
+                        workflow => context! { id => "<x>", name => "<x>", enabled => false, trigger => "<x>", steps => vec!["<x>"],
+                            webhook_url => "<x>", next_run_at => "<x>" },
+                        runs => vec![context! { id => "<x>", status => "failed", trigger => "<x>", ago => "<x>", at => "<x>", error => "<x>" }],
+                        run_input => "<x>", run_error => "<x>", refresh => true, workflow_name => "<x>", workflow_url => "<x>",
+                        run => context! { id => "<x>", status => "<x>", trigger => "<x>", ago => "<x>", at => "<x>", finished_ago => "<x>",
+                            finished_at => "<x>", input => "<x>", error => context! { code => "<x>", words => "<x>", message => "<x>" },
+                            steps => vec![context! { number => 1, action => "<x>", status => "<x>", output => "<x>",
+                                error => context! { code => "<x>", words => "<x>", message => "<x>" } }] },
+                        api_keys => vec![context! { id => "<x>", name => "<x>", prefix => "<x>", created => "<x>", last_used => "<x>" }],
+                        new_key => context! { name => "<x>", key => "<x>" }, key_name => "<x>", key_error => "<x>", log_mailer => true,
+                        outbox => vec![context! { kind => "<x>", to => "<x>", subject => "<x>", status => "<x>", ago => "<x>" }] })
                 })
                 .unwrap_or_else(|error| panic!("{name}: {error}"));
             assert!(page.contains("Mailwright"));

@@ -1,0 +1,193 @@
+//! The settings page: the workspace's API keys (create, shown once; revoke)
+//! through the same functions as `/api/api-keys`, and, while system email is
+//! only logged, its outbox.
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use minijinja::context;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::autodraft::ago;
+use super::{posted_by, render, see_other};
+use crate::app::AppState;
+use crate::auth::{MaybeAuthUser, SessionUser};
+use crate::config::MailConfig;
+use crate::http::ApiError;
+use crate::http::identity::create_key;
+
+/// System emails shown in the outbox.
+const OUTBOX_SIZE: i64 = 20;
+
+/// What the page shows besides the lists.
+#[derive(Default)]
+struct Extra {
+    notice: Option<&'static str>,
+    /// The key just created: `(name, secret)`, shown this once.
+    new_key: Option<(String, String)>,
+    /// A refused name and why.
+    refused: Option<(String, String)>,
+}
+
+async fn page(
+    state: &AppState,
+    session: &SessionUser,
+    status: StatusCode,
+    extra: Extra,
+) -> Result<Response, ApiError> {
+    let now = store::now();
+    let api_keys: Vec<minijinja::Value> = state
+        .store
+        .api_keys(session.workspace)
+        .await?
+        .into_iter()
+        .map(|key| {
+            context! {
+                id => key.id.to_string(),
+                name => key.name,
+                prefix => key.prefix,
+                created => ago(key.created_at, now),
+                last_used => key.last_used_at.map_or_else(|| "never".to_owned(), |at| ago(at, now)),
+            }
+        })
+        .collect();
+    // Only the log-only mailer keeps mail here instead of delivering it.
+    let log_mailer = matches!(state.config.mail, MailConfig::Log);
+    let outbox: Vec<minijinja::Value> = if log_mailer {
+        state
+            .store
+            .system_emails(session.workspace, OUTBOX_SIZE)
+            .await?
+            .into_iter()
+            .map(|email| {
+                context! {
+                    kind => email.kind.replace('_', " "),
+                    to => email.to_address.unwrap_or_else(|| "no address".into()),
+                    subject => email.subject,
+                    status => email.status,
+                    ago => ago(email.created_at, now),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (key_name, key_error) = extra.refused.unzip();
+    render(
+        status,
+        "settings.html",
+        context! {
+            signed_in => true,
+            csrf => session.csrf_token.clone(),
+            notice => extra.notice,
+            api_keys,
+            new_key => extra.new_key.map(|(name, key)| context! { name, key }),
+            key_name,
+            key_error,
+            log_mailer,
+            outbox,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(super) struct SettingsQuery {
+    notice: Option<String>,
+}
+
+/// API keys and, with the log-only mailer, the system email outbox.
+#[utoipa::path(get, path = "/settings", tag = "ui",
+    responses((status = 200, content_type = "text/html"), (status = 303)))]
+pub(super) async fn settings_page(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Query(query): Query<SettingsQuery>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let notice = match query.notice.as_deref() {
+        Some("revoked") => Some("The key is revoked: it no longer works."),
+        _ => None,
+    };
+    let extra = Extra {
+        notice,
+        ..Extra::default()
+    };
+    page(&state, &session, StatusCode::OK, extra).await
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewKeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// Create an API key acting as the signed-in user; the page shows it once
+/// (answered directly, not redirected to, since it is stored nowhere).
+#[utoipa::path(post, path = "/settings/api-keys", tag = "ui",
+    responses((status = 200, content_type = "text/html", description = "The page with the new key"), (status = 422, content_type = "text/html")))]
+pub(super) async fn create_api_key(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Form(form): Form<NewKeyForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    match create_key(&state, session.workspace, session.user, &form.name).await {
+        Ok((key, secret)) => {
+            let extra = Extra {
+                new_key: Some((key.name, secret.expose_secret().to_owned())),
+                ..Extra::default()
+            };
+            let mut response = page(&state, &session, StatusCode::OK, extra).await?;
+            // The secret must not outlive this page in a cache.
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+        Err(ApiError::Validation(errors)) => {
+            let why = errors
+                .into_iter()
+                .map(|error| error.message)
+                .collect::<Vec<_>>()
+                .join("; ");
+            let extra = Extra {
+                refused: Some((form.name, why)),
+                ..Extra::default()
+            };
+            page(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, extra).await
+        }
+        Err(other) => Err(other),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Revoke an API key of the workspace; it stops working at once.
+#[utoipa::path(post, path = "/settings/api-keys/{id}/revoke", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Back to the settings"), (status = 404)))]
+pub(super) async fn revoke_api_key(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    // A malformed id is just another id that is not there.
+    let id = uuid::Uuid::try_parse(&id).map_err(|_| ApiError::NotFound)?;
+    state.store.revoke_api_key(session.workspace, id).await?;
+    Ok(see_other("/settings?notice=revoked"))
+}

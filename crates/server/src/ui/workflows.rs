@@ -1,0 +1,888 @@
+//! The workflow pages: the list with a form for a new one-step workflow, one
+//! workflow (edit, delete, run, history) and one run. They call the same
+//! functions as `/api/workflows`: a definition is parsed and validated by the
+//! same code, and its field errors (named by API path, `steps[0].to[1]`) are
+//! shown next to the form field they concern.
+
+use std::collections::BTreeMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use domain::scopes::IntegrationType;
+use domain::workflows::{Action, Step, Trigger};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::StoreError;
+use store::workflows::Workflow;
+
+use super::autodraft::ago;
+use super::{posted_by, render, see_other};
+use crate::app::AppState;
+use crate::auth::{MaybeAuthUser, SessionUser};
+use crate::http::json::parse;
+use crate::http::workflows::{self as api, WorkflowInput};
+use crate::http::{ApiError, FieldError};
+
+/// Runs shown on a workflow's page.
+const RECENT_RUNS: i64 = 20;
+
+/// What the workflow forms send: the one-step fields, or (`mode=json`, the
+/// "Advanced" form) the whole definition as the API takes it.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct WorkflowForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    enabled: Option<String>,
+    #[serde(default)]
+    trigger: String,
+    #[serde(default)]
+    cron: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    integration_id: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    subject: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    json: String,
+}
+
+impl WorkflowForm {
+    fn is_json(&self) -> bool {
+        self.mode == "json"
+    }
+
+    fn values(&self) -> minijinja::Value {
+        context! {
+            name => self.name,
+            enabled => self.enabled.is_some(),
+            trigger => self.trigger,
+            cron => self.cron,
+            action => self.action,
+            integration_id => self.integration_id,
+            to => self.to,
+            subject => self.subject,
+            body => self.body,
+            json => self.json,
+        }
+    }
+}
+
+/// The "to" field's addresses: split at commas outside quotes and outside
+/// templates, so `"Ada, L" <ada@example.com>` stays one address.
+fn split_addresses(text: &str) -> Vec<String> {
+    let mut addresses = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut depth) = (false, 0usize);
+    for c in text.chars() {
+        match c {
+            '"' if depth == 0 => quoted = !quoted,
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                addresses.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    addresses.push(current);
+    addresses
+        .into_iter()
+        .map(|address| address.trim().to_owned())
+        .filter(|address| !address.is_empty())
+        .collect()
+}
+
+/// The definition a form describes, parsed exactly as the API parses a body
+/// (so a tampered select fails with the API's own message).
+fn form_input(form: &WorkflowForm) -> Result<WorkflowInput, ApiError> {
+    if form.is_json() {
+        return parse(form.json.as_bytes());
+    }
+    let trigger = match form.trigger.as_str() {
+        "schedule" => json!({"type": "schedule", "cron": form.cron.trim()}),
+        other => json!({"type": other}),
+    };
+    let mut step = json!({
+        "action": form.action,
+        "to": split_addresses(&form.to),
+        "subject": form.subject.trim(),
+        // Browsers send CRLF; the email is written with LF.
+        "body": form.body.replace("\r\n", "\n"),
+    });
+    // One select serves every action: it only counts for the Gmail ones.
+    if Action::parse(&form.action).is_some_and(Action::uses_gmail)
+        && !form.integration_id.is_empty()
+    {
+        step["integration_id"] = json!(form.integration_id);
+    }
+    let definition = json!({
+        "name": form.name,
+        "enabled": form.enabled.is_some(),
+        "trigger": trigger,
+        "steps": [step],
+    });
+    parse(definition.to_string().as_bytes())
+}
+
+/// Messages by form field (`form` for those no field shows).
+type FieldMessages = BTreeMap<&'static str, Vec<String>>;
+
+/// The form field an API field path is about, and how to name it.
+fn form_field(path: &str) -> (&'static str, &'static str) {
+    match path {
+        "name" => ("name", "Name"),
+        "trigger.cron" => ("cron", "Cron"),
+        path if path.starts_with("trigger") => ("trigger", "Trigger"),
+        path if path.starts_with("steps[0].integration_id") => {
+            ("integration_id", "Gmail connection")
+        }
+        path if path.starts_with("steps[0].to") => ("to", "To"),
+        "steps[0].subject" => ("subject", "Subject"),
+        "steps[0].body" => ("body", "Body"),
+        "steps[0].action" => ("action", "Action"),
+        _ => ("form", ""),
+    }
+}
+
+/// The refused form's messages, each by its field. Anything but a refused
+/// definition is not the form's business and is answered as an error.
+fn form_messages(form: &WorkflowForm, error: ApiError) -> Result<FieldMessages, ApiError> {
+    let errors = match error {
+        ApiError::Validation(errors) => errors,
+        ApiError::MalformedBody(detail) => vec![FieldError::new("body", detail)],
+        other => return Err(other),
+    };
+    let mut messages = FieldMessages::new();
+    if form.is_json() {
+        for FieldError { field, message } in errors {
+            let text = if field == "body" {
+                message
+            } else {
+                format!("{field}: {message}")
+            };
+            messages.entry("json").or_default().push(text);
+        }
+        return Ok(messages);
+    }
+    let addresses = split_addresses(&form.to);
+    for FieldError { field, message } in errors {
+        let (key, label) = form_field(&field);
+        // `steps[0].to[2]`: say which address.
+        let address = field
+            .strip_prefix("steps[0].to[")
+            .and_then(|rest| rest.strip_suffix(']'))
+            .and_then(|position| position.parse::<usize>().ok())
+            .and_then(|position| addresses.get(position));
+        let text = match (address, key) {
+            (Some(address), _) => format!("{label}: {address} {message}"),
+            (None, "form") => format!("{field} {message}"),
+            (None, _) => format!("{label} {message}"),
+        };
+        messages.entry(key).or_default().push(text);
+    }
+    Ok(messages)
+}
+
+/// The workspace's Gmail connections for the select, keeping `selected`
+/// listed even when it no longer exists (so an edit does not silently switch).
+async fn gmail_options(
+    state: &AppState,
+    session: &SessionUser,
+    selected: &str,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut options: Vec<(String, String)> = state
+        .store
+        .integrations(session.workspace)
+        .await?
+        .into_iter()
+        .filter(|integration| integration.integration_type == IntegrationType::Gmail)
+        .map(|integration| {
+            let label = match integration.status {
+                domain::scopes::IntegrationStatus::Connected => integration.email,
+                status => format!(
+                    "{} ({})",
+                    integration.email,
+                    status.as_str().replace('_', " ")
+                ),
+            };
+            (integration.id.to_string(), label)
+        })
+        .collect();
+    if !selected.is_empty() && !options.iter().any(|(id, _)| id == selected) {
+        options.push((
+            selected.to_owned(),
+            "a connection that no longer exists".into(),
+        ));
+    }
+    Ok(options)
+}
+
+/// The values of the workflow form (and its Advanced JSON) for the template.
+async fn editor(
+    state: &AppState,
+    session: &SessionUser,
+    form: &WorkflowForm,
+    messages: FieldMessages,
+    simple: bool,
+    action: String,
+) -> Result<minijinja::Value, ApiError> {
+    let options = gmail_options(state, session, &form.integration_id).await?;
+    let gmail_integrations: Vec<minijinja::Value> = options
+        .into_iter()
+        .map(|(id, label)| context! { id, label })
+        .collect();
+    Ok(context! {
+        form => form.values(),
+        field_errors => minijinja::Value::from_serialize(&messages),
+        advanced_open => form.is_json(),
+        gmail_integrations,
+        simple,
+        form_action => action,
+    })
+}
+
+fn definition_json(definition: &Value) -> String {
+    serde_json::to_string_pretty(definition).unwrap_or_default()
+}
+
+/// A new workflow's form: the common case preselected, and a sample
+/// definition in the Advanced box.
+async fn blank_form(state: &AppState, session: &SessionUser) -> Result<WorkflowForm, ApiError> {
+    let gmail = gmail_options(state, session, "").await?;
+    let step = match gmail.first() {
+        Some((id, _)) => json!({"action": "gmail.send_email", "integration_id": id,
+            "to": ["{{ input.email }}"], "subject": "Your order {{ input.order }} shipped",
+            "body": "Hello {{ input.name }},\n\nyour order {{ input.order }} is on its way."}),
+        None => json!({"action": "email.send_system", "to": ["ops@example.com"],
+            "subject": "New order {{ input.order }}", "body": "{{ input.name }} ordered."}),
+    };
+    Ok(WorkflowForm {
+        enabled: Some("on".into()),
+        trigger: "manual".into(),
+        action: step["action"].as_str().unwrap_or_default().to_owned(),
+        integration_id: gmail.first().map(|(id, _)| id.clone()).unwrap_or_default(),
+        json: definition_json(
+            &json!({"name": "Order shipped", "trigger": {"type": "manual"}, "steps": [step]}),
+        ),
+        ..WorkflowForm::default()
+    })
+}
+
+/// The stored workflow in the form; `false` when the one-step form cannot
+/// show it (several steps, cc or bcc), which is then edited as JSON only.
+fn stored_form(workflow: &Workflow) -> (WorkflowForm, bool) {
+    let mut form = WorkflowForm {
+        name: workflow.name.clone(),
+        enabled: workflow.enabled.then(|| "on".into()),
+        json: definition_json(&json!({
+            "name": workflow.name,
+            "enabled": workflow.enabled,
+            "trigger": workflow.trigger,
+            "steps": workflow.steps,
+        })),
+        ..WorkflowForm::default()
+    };
+    match serde_json::from_value::<Trigger>(workflow.trigger.clone()) {
+        Ok(Trigger::Schedule { cron }) => {
+            form.trigger = "schedule".into();
+            form.cron = cron;
+        }
+        Ok(other) => form.trigger = other.kind().into(),
+        Err(_) => return (form, false),
+    }
+    let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).unwrap_or_default();
+    match steps.as_slice() {
+        [step] if step.cc.is_empty() && step.bcc.is_empty() => {
+            form.action = step.action.as_str().into();
+            form.integration_id = step.integration_id.clone().unwrap_or_default();
+            form.to = step.to.join(", ");
+            form.subject = step.subject.clone();
+            form.body = step.body.clone();
+            (form, true)
+        }
+        _ => (form, false),
+    }
+}
+
+/// A refused form as sent, with the other form (one-step or JSON) as it was
+/// before, so neither comes back empty.
+fn keep_other_form(refused: WorkflowForm, before: WorkflowForm) -> WorkflowForm {
+    if refused.is_json() {
+        WorkflowForm {
+            mode: refused.mode,
+            json: refused.json,
+            ..before
+        }
+    } else {
+        WorkflowForm {
+            json: before.json,
+            ..refused
+        }
+    }
+}
+
+fn trigger_words(trigger: &Value) -> String {
+    match serde_json::from_value::<Trigger>(trigger.clone()) {
+        Ok(Trigger::Manual) => "Manual".into(),
+        Ok(Trigger::Webhook) => "Webhook".into(),
+        Ok(Trigger::Schedule { cron }) => format!("Schedule: {cron} (UTC)"),
+        Err(_) => "Unknown".into(),
+    }
+}
+
+fn step_words(step: &Step) -> String {
+    let what = match step.action {
+        Action::GmailSendEmail => "Send with Gmail",
+        Action::GmailCreateDraft => "Create a Gmail draft",
+        Action::EmailSendSystem => "Send a system email",
+    };
+    format!("{what} to {}: {}", step.to.join(", "), step.subject)
+}
+
+/// A starting input for the run form: every `input.*` name the workflow's
+/// templates use, empty.
+fn sample_input(workflow: &Workflow) -> String {
+    let text = workflow.steps.to_string();
+    let mut names = std::collections::BTreeSet::new();
+    for (at, _) in text.match_indices("input.") {
+        let name: String = text[at + "input.".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            names.insert(name);
+        }
+    }
+    let input: serde_json::Map<String, Value> = names
+        .into_iter()
+        .map(|name| (name, Value::String(String::new())))
+        .collect();
+    definition_json(&Value::Object(input))
+}
+
+fn notice_words(notice: Option<&str>) -> Option<&'static str> {
+    match notice? {
+        "created" => Some("Workflow created."),
+        "saved" => Some("Saved."),
+        "deleted" => Some("Workflow deleted."),
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct NoticeQuery {
+    notice: Option<String>,
+}
+
+async fn list_page(
+    state: &AppState,
+    session: &SessionUser,
+    status: StatusCode,
+    notice: Option<&str>,
+    refused: Option<(WorkflowForm, FieldMessages)>,
+) -> Result<Response, ApiError> {
+    let workflows: Vec<minijinja::Value> = state
+        .store
+        .workflows(session.workspace)
+        .await?
+        .into_iter()
+        .map(|workflow| {
+            context! {
+                id => workflow.id.to_string(),
+                name => workflow.name,
+                trigger => trigger_words(&workflow.trigger),
+                enabled => workflow.enabled,
+            }
+        })
+        .collect();
+    let blank = blank_form(state, session).await?;
+    let (form, messages) = match refused {
+        Some((form, messages)) => (keep_other_form(form, blank), messages),
+        None => (blank, FieldMessages::new()),
+    };
+    let editor = editor(state, session, &form, messages, true, "/workflows".into()).await?;
+    render(
+        status,
+        "workflows.html",
+        context! {
+            signed_in => true,
+            csrf => session.csrf_token.clone(),
+            workflows,
+            notice,
+            save_label => "Create workflow",
+            ..editor
+        },
+    )
+}
+
+/// The workflows of the workspace and the form for a new one.
+#[utoipa::path(get, path = "/workflows", tag = "ui",
+    responses((status = 200, content_type = "text/html"), (status = 303)))]
+pub(super) async fn workflows_page(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let notice = notice_words(query.notice.as_deref());
+    list_page(&state, &session, StatusCode::OK, notice, None).await
+}
+
+/// Create a workflow from the form (or its Advanced JSON).
+#[utoipa::path(post, path = "/workflows", tag = "ui",
+    responses((status = 303, description = "To the new workflow"), (status = 422, content_type = "text/html")))]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Form(form): Form<WorkflowForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    let created = match form_input(&form) {
+        Ok(input) => api::create_workflow(&state, session.workspace, input).await,
+        Err(error) => Err(error),
+    };
+    match created {
+        Ok(workflow) => {
+            Ok(Redirect::to(&format!("/workflows/{}?notice=created", workflow.id)).into_response())
+        }
+        Err(error) => {
+            let messages = form_messages(&form, error)?;
+            let refused = Some((form, messages));
+            list_page(
+                &state,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                refused,
+            )
+            .await
+        }
+    }
+}
+
+/// What a refused run form shows again: the input and why.
+struct RefusedRun {
+    input: String,
+    error: String,
+}
+
+struct WorkflowPage<'a> {
+    status: StatusCode,
+    notice: Option<&'a str>,
+    refused: Option<(WorkflowForm, FieldMessages)>,
+    run: Option<RefusedRun>,
+}
+
+impl WorkflowPage<'_> {
+    fn ok(notice: Option<&str>) -> WorkflowPage<'_> {
+        WorkflowPage {
+            status: StatusCode::OK,
+            notice,
+            refused: None,
+            run: None,
+        }
+    }
+}
+
+async fn workflow_page(
+    state: &AppState,
+    session: &SessionUser,
+    workflow: Workflow,
+    page: WorkflowPage<'_>,
+) -> Result<Response, ApiError> {
+    let now = store::now();
+    let runs: Vec<minijinja::Value> = state
+        .store
+        .runs(session.workspace, workflow.id, RECENT_RUNS)
+        .await?
+        .into_iter()
+        .map(|run| {
+            context! {
+                id => run.id.to_string(),
+                status => run.status,
+                trigger => run.trigger,
+                ago => ago(run.created_at, now),
+                at => run.created_at.to_rfc3339(),
+                error => run.error.map(|(code, message)| format!("{}: {message}", error_words(&code))),
+            }
+        })
+        .collect();
+    let steps: Vec<String> = serde_json::from_value::<Vec<Step>>(workflow.steps.clone())
+        .map(|steps| steps.iter().map(step_words).collect())
+        .unwrap_or_default();
+    let (stored, fits) = stored_form(&workflow);
+    let (form, messages, simple) = match page.refused {
+        Some((form, messages)) => {
+            let simple = fits || !form.is_json();
+            (keep_other_form(form, stored), messages, simple)
+        }
+        None => (stored, FieldMessages::new(), fits),
+    };
+    let action = format!("/workflows/{}", workflow.id);
+    let editor = editor(state, session, &form, messages, simple, action).await?;
+    let (run_input, run_error) = match page.run {
+        Some(RefusedRun { input, error }) => (input, Some(error)),
+        None => (sample_input(&workflow), None),
+    };
+    render(
+        page.status,
+        "workflow.html",
+        context! {
+            signed_in => true,
+            csrf => session.csrf_token.clone(),
+            workflow => context! {
+                id => workflow.id.to_string(),
+                name => workflow.name.clone(),
+                enabled => workflow.enabled,
+                trigger => trigger_words(&workflow.trigger),
+                steps,
+                webhook_url => api::webhook_url(state, &workflow),
+                next_run_at => workflow.next_run_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()),
+            },
+            runs,
+            run_input,
+            run_error,
+            notice => page.notice,
+            save_label => "Save",
+            ..editor
+        },
+    )
+}
+
+/// The workflow of the session's workspace; any other id is not found.
+async fn find(state: &AppState, session: &SessionUser, id: &str) -> Result<Workflow, ApiError> {
+    Ok(state
+        .store
+        .workflow(session.workspace, api::workflow_id(id)?)
+        .await?)
+}
+
+/// One workflow: details, webhook URL, run, history, edit, delete.
+#[utoipa::path(get, path = "/workflows/{id}", tag = "ui", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
+pub(super) async fn workflow(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let workflow = find(&state, &session, &id).await?;
+    let notice = notice_words(query.notice.as_deref());
+    workflow_page(&state, &session, workflow, WorkflowPage::ok(notice)).await
+}
+
+/// Replace the workflow's definition from the form (or its Advanced JSON).
+#[utoipa::path(post, path = "/workflows/{id}", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Saved"), (status = 404), (status = 422, content_type = "text/html")))]
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<WorkflowForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    // Found first: another workspace's id answers 404 whatever the form.
+    let previous = find(&state, &session, &id).await?;
+    let replaced = match form_input(&form) {
+        Ok(input) => api::replace_workflow(&state, previous.clone(), input).await,
+        Err(error) => Err(error),
+    };
+    match replaced {
+        Ok(workflow) => {
+            Ok(Redirect::to(&format!("/workflows/{}?notice=saved", workflow.id)).into_response())
+        }
+        Err(error) => {
+            let messages = form_messages(&form, error)?;
+            let page = WorkflowPage {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                refused: Some((form, messages)),
+                ..WorkflowPage::ok(None)
+            };
+            workflow_page(&state, &session, previous, page).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Delete the workflow (and its runs).
+#[utoipa::path(post, path = "/workflows/{id}/delete", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "To the list"), (status = 404)))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    state
+        .store
+        .delete_workflow(session.workspace, api::workflow_id(&id)?)
+        .await?;
+    Ok(see_other("/workflows?notice=deleted"))
+}
+
+#[derive(Deserialize)]
+pub(super) struct RunForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    input: String,
+    /// Present (checked): wait up to 30 s for the run to end, as the API's
+    /// `execute?wait=true` does; absent: just queue it.
+    #[serde(default)]
+    wait: Option<String>,
+}
+
+/// Run the workflow with the input, then show the run.
+#[utoipa::path(post, path = "/workflows/{id}/run", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "To the run"), (status = 404), (status = 409, content_type = "text/html"), (status = 422, content_type = "text/html")))]
+pub(super) async fn run(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+    Form(form): Form<RunForm>,
+) -> Result<Response, ApiError> {
+    let Some(session) = posted_by(session, &form.csrf)? else {
+        return Ok(see_other("/signin"));
+    };
+    let workflow = find(&state, &session, &id).await?;
+    let refused = |status: StatusCode, error: String| WorkflowPage {
+        status,
+        run: Some(RefusedRun {
+            input: form.input.clone(),
+            error,
+        }),
+        ..WorkflowPage::ok(None)
+    };
+    let input = if form.input.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str::<Value>(&form.input) {
+            Ok(input) => input,
+            Err(error) => {
+                let page = refused(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("The input is not JSON ({error})."),
+                );
+                return workflow_page(&state, &session, workflow, page).await;
+            }
+        }
+    };
+    match api::start_run(&state, &workflow, input, None).await {
+        Ok(run) => {
+            let run = if form.wait.is_some() {
+                api::wait_for_end(&state, run).await?
+            } else {
+                run
+            };
+            Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response())
+        }
+        Err(ApiError::Conflict(detail)) => {
+            let page = refused(StatusCode::CONFLICT, detail);
+            workflow_page(&state, &session, workflow, page).await
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// A run's error code, in words.
+fn error_words(code: &str) -> &'static str {
+    match code {
+        "validation_failed" => "The input does not fit the workflow",
+        "missing_scopes" => "The Gmail connection lacks a permission",
+        "needs_reauth" => "The Gmail connection must be reconnected",
+        "not_found" => "Something this step uses no longer exists",
+        "provider_error" => "Gmail refused",
+        "provider_unavailable" => "Gmail did not answer",
+        _ => "The step failed",
+    }
+}
+
+fn error_view(error: &Value) -> Option<minijinja::Value> {
+    let code = error.get("code")?.as_str()?;
+    Some(context! {
+        code,
+        words => error_words(code),
+        message => error.get("message").and_then(Value::as_str).unwrap_or_default(),
+    })
+}
+
+/// One run: status, each step's status, output and error, the input.
+#[utoipa::path(get, path = "/runs/{id}", tag = "ui", params(("id" = String, Path)),
+    responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
+pub(super) async fn run_page(
+    State(state): State<AppState>,
+    MaybeAuthUser(session): MaybeAuthUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(session) = session else {
+        return Ok(see_other("/signin"));
+    };
+    let run = state
+        .store
+        .run(session.workspace, api::workflow_id(&id)?)
+        .await?;
+    let workflow = match state
+        .store
+        .workflow(session.workspace, run.workflow_id)
+        .await
+    {
+        Ok(workflow) => Some(workflow),
+        Err(StoreError::NotFound) => None,
+        Err(other) => return Err(other.into()),
+    };
+    let now = store::now();
+    let (created_at, finished_at) = (run.created_at, run.finished_at);
+    // The API's view: the statuses a client sees (`sending` is `running`).
+    let view = serde_json::to_value(api::run_view(run))
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("run view: {error}")))?;
+    let status = view["status"].as_str().unwrap_or_default().to_owned();
+    let steps: Vec<minijinja::Value> = view["steps"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let output = &step["output"];
+            context! {
+                number => index + 1,
+                action => step["action"].as_str().unwrap_or_default(),
+                status => step["status"].as_str().unwrap_or_default(),
+                output => (!output.is_null()).then(|| definition_json(output)),
+                error => error_view(&step["error"]),
+            }
+        })
+        .collect();
+    let finished = !matches!(status.as_str(), "queued" | "running");
+    render(
+        StatusCode::OK,
+        "run.html",
+        context! {
+            signed_in => true,
+            csrf => session.csrf_token.clone(),
+            run => context! {
+                id => view["id"].as_str().unwrap_or_default(),
+                status,
+                trigger => view["trigger"].as_str().unwrap_or_default(),
+                ago => ago(created_at, now),
+                at => created_at.to_rfc3339(),
+                finished_ago => finished_at.map(|at| ago(at, now)),
+                finished_at => finished_at.map(|at| at.to_rfc3339()),
+                input => definition_json(&view["input"]),
+                error => error_view(&view["error"]),
+                steps,
+            },
+            workflow_name => workflow.as_ref().map(|workflow| workflow.name.clone()),
+            workflow_url => workflow.map(|workflow| format!("/workflows/{}", workflow.id)),
+            refresh => !finished,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_split_at_commas_outside_quotes_and_templates() {
+        assert_eq!(
+            split_addresses(
+                r#" ada@example.com, "Ada, L" <ada@example.com>,{{ input.to | default("a, b") }} ,"#
+            ),
+            [
+                "ada@example.com",
+                r#""Ada, L" <ada@example.com>"#,
+                r#"{{ input.to | default("a, b") }}"#
+            ]
+        );
+        assert!(split_addresses(" , ").is_empty());
+    }
+
+    #[test]
+    fn api_fields_land_next_to_form_fields() {
+        let form = WorkflowForm {
+            to: "ok@example.com, bob".into(),
+            ..WorkflowForm::default()
+        };
+        let error = ApiError::Validation(vec![
+            FieldError::new("name", "must be 1 to 100 characters"),
+            FieldError::new("steps[0].to[1]", "is not an address"),
+            FieldError::new("trigger.cron", "is not a cron expression"),
+            FieldError::new("steps", "must hold 1 to 20 steps"),
+        ]);
+        let messages = form_messages(&form, error).unwrap();
+        assert_eq!(messages["name"], ["Name must be 1 to 100 characters"]);
+        assert_eq!(messages["to"], ["To: bob is not an address"]);
+        assert_eq!(messages["cron"], ["Cron is not a cron expression"]);
+        assert_eq!(messages["form"], ["steps must hold 1 to 20 steps"]);
+
+        let json = WorkflowForm {
+            mode: "json".into(),
+            ..WorkflowForm::default()
+        };
+        let messages = form_messages(
+            &json,
+            ApiError::Validation(vec![FieldError::new("steps[1].to[0]", "is not an address")]),
+        )
+        .unwrap();
+        assert_eq!(messages["json"], ["steps[1].to[0]: is not an address"]);
+        assert!(form_messages(&json, ApiError::NotFound).is_err());
+    }
+
+    #[test]
+    fn the_run_form_starts_with_the_inputs_the_templates_use() {
+        let workflow = Workflow {
+            id: uuid::Uuid::now_v7(),
+            workspace: domain::WorkspaceId::new(),
+            name: "n".into(),
+            enabled: true,
+            trigger: json!({"type": "manual"}),
+            steps: json!([{"action": "email.send_system", "to": ["{{ input.email }}"],
+                "subject": "{{input.order}} for {{ input.name }}", "body": "{{ input.name }}"}]),
+            webhook_secret: None,
+            next_run_at: None,
+            created_at: store::now(),
+            updated_at: store::now(),
+        };
+        let input: Value = serde_json::from_str(&sample_input(&workflow)).unwrap();
+        assert_eq!(input, json!({"email": "", "name": "", "order": ""}));
+        let (form, simple) = stored_form(&workflow);
+        assert!(simple);
+        assert_eq!(
+            (form.trigger.as_str(), form.to.as_str()),
+            ("manual", "{{ input.email }}")
+        );
+    }
+}
