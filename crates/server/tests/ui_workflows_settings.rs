@@ -5,67 +5,10 @@
 mod common;
 
 use common::google::{World, world};
+use common::ui::{decoded, page, post_form, session};
 use sandbox::Consent;
 
 const BOB: &str = "bob@example.com";
-
-/// A signed-in browser session: (cookie, csrf).
-async fn session(
-    w: &World,
-    user: domain::UserId,
-    workspace: domain::WorkspaceId,
-) -> (String, String) {
-    let token = mailwright::auth::secrets::random_token(32);
-    let csrf = mailwright::auth::secrets::random_token(16);
-    w.app
-        .store
-        .create_session(
-            &mailwright::auth::secrets::sha256_hex(&token),
-            &store::sessions::Session {
-                user,
-                workspace,
-                csrf_token: csrf.clone(),
-                expires_at: store::now() + chrono::Duration::hours(1),
-            },
-        )
-        .await
-        .unwrap();
-    (format!("mw_session={token}"), csrf)
-}
-
-/// The template escapes `/` and `'` as entities, which browsers decode.
-fn decoded(html: String) -> String {
-    html.replace("&#x2f;", "/").replace("&#x27;", "'")
-}
-
-async fn page(w: &World, cookie: &str, path: &str) -> (u16, String) {
-    let answer = w
-        .app
-        .client
-        .get(w.app.url(path))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    (status, decoded(answer.text().await.unwrap()))
-}
-
-async fn post_form(
-    w: &World,
-    cookie: &str,
-    path: &str,
-    form: &[(&str, &str)],
-) -> reqwest::Response {
-    w.app
-        .client
-        .post(w.app.url(path))
-        .header("cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-}
 
 fn location(answer: &reqwest::Response) -> String {
     answer.headers()["location"].to_str().unwrap().to_owned()

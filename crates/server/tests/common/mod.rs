@@ -6,6 +6,7 @@
 pub mod google;
 pub mod idp;
 pub mod logs;
+pub mod ui;
 
 use mailwright::{Application, Config};
 use store::Store;
