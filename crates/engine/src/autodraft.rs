@@ -360,10 +360,17 @@ fn vault_to_pipeline(error: VaultError) -> PipelineError {
             message: format!("Gmail did not answer ({reason})"),
             retry_after,
         },
-        VaultError::Internal(error) => PipelineError::Transient {
-            message: format!("internal error ({error})"),
-            retry_after: None,
-        },
+        VaultError::Internal(error) => {
+            // The detail is for the log; what people see says only what happened.
+            tracing::error!(
+                error = format!("{error:#}"),
+                "auto-draft hit an internal error; retrying"
+            );
+            PipelineError::Transient {
+                message: "Mailwright hit an internal error (details in the server log)".into(),
+                retry_after: None,
+            }
+        }
         VaultError::GoneAtGoogle => PipelineError::Permanent {
             code: "provider_error",
             message: "Gmail answered that the item no longer exists.".into(),
@@ -380,8 +387,13 @@ fn vault_to_pipeline(error: VaultError) -> PipelineError {
 }
 
 fn store_transient(error: StoreError) -> PipelineError {
+    // Stats and the test action show this message: no database text in it.
+    tracing::error!(
+        error = format!("{error:#}"),
+        "auto-draft cannot reach the database; retrying"
+    );
     PipelineError::Transient {
-        message: format!("the database is unavailable ({error})"),
+        message: "the database was unavailable".into(),
         retry_after: None,
     }
 }
