@@ -135,27 +135,30 @@ impl Vault {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<SecretString, VaultError> {
-        Ok(self.access_token_and_version(workspace, id).await?.0)
+        Ok(self.gmail_connection(workspace, id).await?.token)
     }
 
-    async fn access_token_and_version(
+    /// The integration, as read together with its usable access token: for
+    /// callers that need the connection's details (its address) as well as
+    /// a Gmail call ([`Vault::call_gmail`]), in one read.
+    pub async fn gmail_connection(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
-    ) -> Result<(SecretString, i32), VaultError> {
+    ) -> Result<GmailConnection, VaultError> {
         let give_up = Instant::now() + WAIT_FOR_OTHER_REFRESH;
         loop {
             // Checked on every pass and again after the lock: a refresh that
             // ended in invalid_grant while we waited must stop us too (one
             // call to Google, not N).
-            if let Freshness::Fresh(token, version) = self.fresh_or_stale(workspace, id).await? {
-                return Ok((token, version));
+            if let Freshness::Fresh(connection) = self.fresh_or_stale(workspace, id).await? {
+                return Ok(connection);
             }
             let lock = self.local_lock(id);
             let _one_refresh_in_this_process = lock.lock().await;
             // Someone in this process may have refreshed (or failed) meanwhile.
             let (integration, tokens) = match self.fresh_or_stale(workspace, id).await? {
-                Freshness::Fresh(token, version) => return Ok((token, version)),
+                Freshness::Fresh(connection) => return Ok(connection),
                 Freshness::Stale(integration, tokens) => (integration, tokens),
             };
             let lease = Uuid::new_v4();
@@ -165,11 +168,15 @@ impl Vault {
                 .lease_token_refresh(workspace, id, tokens.version, lease, until)
                 .await?
             {
-                if let Some(fresh) = self
+                if let Some((token, version)) = self
                     .refresh_under_lease(&integration, &tokens, lease)
                     .await?
                 {
-                    return Ok(fresh);
+                    return Ok(GmailConnection {
+                        integration: *integration,
+                        token,
+                        version,
+                    });
                 }
                 // Lease lost mid-refresh: read again.
                 continue;
@@ -195,7 +202,11 @@ impl Vault {
         }
         let tokens = tokens.ok_or(VaultError::Disconnected)?;
         Ok(if is_fresh(&tokens) {
-            Freshness::Fresh(self.decrypt_access(id, &tokens)?, tokens.version)
+            Freshness::Fresh(GmailConnection {
+                token: self.decrypt_access(id, &tokens)?,
+                version: tokens.version,
+                integration,
+            })
         } else {
             Freshness::Stale(Box::new(integration), tokens)
         })
@@ -403,14 +414,29 @@ impl Vault {
         F: Fn(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GmailError>>,
     {
-        let (token, version) = self.access_token_and_version(workspace, id).await?;
-        let result = match call(token).await {
+        let connection = self.gmail_connection(workspace, id).await?;
+        self.call_gmail(connection, needs, call).await
+    }
+
+    /// [`Vault::with_gmail`] with a connection already read.
+    pub async fn call_gmail<T, F, Fut>(
+        &self,
+        connection: GmailConnection,
+        needs: Capability,
+        call: F,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GmailError>>,
+    {
+        let (workspace, id) = (connection.integration.workspace, connection.integration.id);
+        let result = match call(connection.token).await {
             Err(GmailError::Unauthorized) => {
                 self.store
-                    .expire_access_token(workspace, id, version)
+                    .expire_access_token(workspace, id, connection.version)
                     .await?;
-                let (token, _) = self.access_token_and_version(workspace, id).await?;
-                call(token).await
+                let retry = self.gmail_connection(workspace, id).await?;
+                call(retry.token).await
             }
             other => other,
         };
@@ -541,8 +567,22 @@ impl Vault {
     }
 }
 
+/// An integration that can be used now, and its decrypted access token.
+pub struct GmailConnection {
+    integration: Integration,
+    token: SecretString,
+    /// The token's version, to expire exactly this one if Google rejects it.
+    version: i32,
+}
+
+impl GmailConnection {
+    pub fn integration(&self) -> &Integration {
+        &self.integration
+    }
+}
+
 enum Freshness {
-    Fresh(SecretString, i32),
+    Fresh(GmailConnection),
     Stale(Box<Integration>, StoredTokens),
 }
 

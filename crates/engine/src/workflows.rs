@@ -2,10 +2,12 @@
 //! run in order and each records its status, output and error.
 //!
 //! Exactly-once sends: each outgoing message carries a Message-ID derived
-//! from the run and step. Before sending, the step is marked `sending`; a
-//! retry that finds a step in that state (the worker died, or Gmail timed out,
-//! after perhaps sending) first asks Gmail for a message with that
-//! Message-ID and, if there is one, records it instead of sending again.
+//! from the run and step. Every start of a run is counted, durably, by the
+//! statement that reads the run for the worker. A start after the first may
+//! follow an attempt that sent without recording it (the worker died, or
+//! Gmail timed out after perhaps sending), so before sending, such a start
+//! asks Gmail for a message with that Message-ID and, if there is one,
+//! records it instead of sending again.
 
 use std::sync::Arc;
 
@@ -114,11 +116,14 @@ impl RunWorkflow {
         }
     }
 
+    /// `earlier_starts`: how often this run was started before (see the
+    /// module's note on exactly-once sends).
     async fn run_steps(
         &self,
         job: &ClaimedJob,
         run: &mut Run,
         workflow: &Workflow,
+        earlier_starts: u32,
     ) -> Result<(), JobError> {
         let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone())
             .map_err(|_| JobError::Permanent("the workflow's steps cannot be read".into()))?;
@@ -132,7 +137,10 @@ impl RunWorkflow {
                     code: "validation_failed",
                     message: format!("{} {}", invalid.field, invalid.message),
                 }),
-                Ok(rendered) => self.execute_step(run, index, &rendered).await,
+                Ok(rendered) => {
+                    self.execute_step(run, index, &rendered, earlier_starts)
+                        .await
+                }
             };
             metrics::histogram!(STEP_SECONDS, "action" => step.action.as_str())
                 .record(started.elapsed().as_secs_f64());
@@ -204,6 +212,7 @@ impl RunWorkflow {
         run: &mut Run,
         index: usize,
         step: &RenderedStep,
+        earlier_starts: u32,
     ) -> Result<Value, StepFailure> {
         match step.action {
             Action::EmailSendSystem => {
@@ -233,7 +242,7 @@ impl RunWorkflow {
                 }
             }
             Action::GmailSendEmail | Action::GmailCreateDraft => {
-                self.gmail_step(run, index, step).await
+                self.gmail_step(run, index, step, earlier_starts).await
             }
         }
     }
@@ -243,6 +252,7 @@ impl RunWorkflow {
         run: &mut Run,
         index: usize,
         step: &RenderedStep,
+        earlier_starts: u32,
     ) -> Result<Value, StepFailure> {
         let workspace = run.workspace;
         let integration_id = step
@@ -253,31 +263,42 @@ impl RunWorkflow {
                 code: "validation_failed",
                 message: "the step names no valid integration".into(),
             })?;
-        let integration = match self.store.integration(workspace, integration_id).await {
-            Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
-                integration
+        let gone = || StepFailure::Final {
+            code: "not_found",
+            message: "the Gmail connection this step uses no longer exists; edit the workflow"
+                .into(),
+        };
+        // The integration and its token in one read; its address is the From.
+        let connection = match self.vault.gmail_connection(workspace, integration_id).await {
+            Ok(connection)
+                if connection.integration().integration_type == IntegrationType::Gmail =>
+            {
+                connection
             }
-            Ok(_) | Err(StoreError::NotFound) => {
-                return Err(StepFailure::Final {
-                    code: "not_found",
-                    message:
-                        "the Gmail connection this step uses no longer exists; edit the workflow"
-                            .into(),
-                });
-            }
+            Ok(_) | Err(VaultError::NotFound) => return Err(gone()),
             Err(error) => {
-                return Err(StepFailure::Retry {
-                    message: format!("the integration cannot be read ({error})"),
-                    retry_after: None,
+                let integration = self.store.integration(workspace, integration_id).await;
+                return Err(match integration {
+                    Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
+                        self.gmail_failure(&integration, error)
+                    }
+                    Ok(_) | Err(StoreError::NotFound) => gone(),
+                    Err(read) => StepFailure::Retry {
+                        message: format!("the integration cannot be read ({read})"),
+                        retry_after: None,
+                    },
                 });
             }
         };
+        let integration = connection.integration().clone();
         let rfc822_id = format!("<run-{}.{index}@mailwright>", run.id);
         let is_draft = step.action == Action::GmailCreateDraft;
         let gmail = self.vault.gmail().clone();
 
         // A previous attempt may have sent it: ask Gmail before sending again.
-        if run.steps[index]["status"] == "sending" {
+        // (`sending` marks steps of runs left by versions without the start
+        // count, which wrote that status just before each send.)
+        if earlier_starts > 0 || run.steps[index]["status"] == "sending" {
             let (lookup_gmail, id) = (gmail.clone(), rfc822_id.clone());
             let found = if is_draft {
                 self.vault
@@ -327,19 +348,10 @@ impl RunWorkflow {
             message: problem,
         })?;
 
-        run.steps[index]["status"] = json!("sending");
-        self.store
-            .update_run(workspace, run.id, "running", &run.steps, None)
-            .await
-            .map_err(|error| StepFailure::Retry {
-                message: format!("the run cannot be saved ({error})"),
-                retry_after: None,
-            })?;
-
         let raw = Arc::new(raw);
         let result = if is_draft {
             self.vault
-                .with_gmail(workspace, integration_id, Capability::Draft, |token| {
+                .call_gmail(connection, Capability::Draft, |token| {
                     let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
                     async move {
                         gmail
@@ -351,7 +363,7 @@ impl RunWorkflow {
                 .await
         } else {
             self.vault
-                .with_gmail(workspace, integration_id, Capability::Send, |token| {
+                .call_gmail(connection, Capability::Send, |token| {
                     let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
                     async move {
                         gmail.send(&token, &raw).await.map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
@@ -443,24 +455,20 @@ impl JobHandler for RunWorkflow {
             ) else {
                 return Err(JobError::Permanent("the job names no run".into()));
             };
-            let transient = |error: StoreError| JobError::Transient {
-                message: format!("the run cannot be read ({error})"),
-                retry_after: None,
+            let attempt = match self.store.begin_run_attempt(workspace, run_id).await {
+                Ok(Some(attempt)) => attempt,
+                // Deleted with its workflow, or already ended.
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    return Err(JobError::Transient {
+                        message: format!("the run cannot be read ({error})"),
+                        retry_after: None,
+                    });
+                }
             };
-            let mut run = match self.store.run(workspace, run_id).await {
-                Ok(run) => run,
-                Err(StoreError::NotFound) => return Ok(()),
-                Err(error) => return Err(transient(error)),
-            };
-            if run.status == "succeeded" || run.status == "failed" {
-                return Ok(());
-            }
-            let workflow = match self.store.workflow(workspace, run.workflow_id).await {
-                Ok(workflow) => workflow,
-                Err(StoreError::NotFound) => return Ok(()),
-                Err(error) => return Err(transient(error)),
-            };
-            self.run_steps(job, &mut run, &workflow).await
+            let mut run = attempt.run;
+            self.run_steps(job, &mut run, &attempt.workflow, attempt.earlier_starts)
+                .await
         })
     }
 }

@@ -109,6 +109,23 @@ impl From<RunRow> for Run {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct StartedRunRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    starts: i32,
+}
+
+/// A run a worker has just started, with its workflow.
+#[derive(Debug, Clone)]
+pub struct RunAttempt {
+    pub run: Run,
+    pub workflow: Workflow,
+    /// Starts before this one: when not zero, an earlier attempt may have
+    /// reached Gmail without recording it.
+    pub earlier_starts: u32,
+}
+
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 
 impl Store {
@@ -351,6 +368,50 @@ impl Store {
         Ok((existing.into(), false))
     }
 
+    /// A worker starts (or restarts) a run: in one transaction the run is
+    /// marked `running`, its start counted, and it is read with its
+    /// workflow. `None` when the run (or its workflow) no longer exists or
+    /// the run has ended.
+    pub async fn begin_run_attempt(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+    ) -> Result<Option<RunAttempt>, StoreError> {
+        let run_sql = format!(
+            "UPDATE workflow_runs SET status = 'running', starts = starts + 1 \
+             WHERE workspace_id = $1 AND id = $2 AND status NOT IN ('succeeded', 'failed') \
+             RETURNING {RUN_COLUMNS}, starts"
+        );
+        let workflow_sql =
+            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
+        let rows: Option<(StartedRunRow, Option<WorkflowRow>)> = in_workspace_tx!(self, workspace, conn => {
+            let run: Option<StartedRunRow> = sqlx::query_as(sqlx::AssertSqlSafe(run_sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match run {
+                None => None,
+                Some(run) => {
+                    let workflow: Option<WorkflowRow> = sqlx::query_as(sqlx::AssertSqlSafe(workflow_sql.as_str()))
+                        .bind(workspace.as_uuid())
+                        .bind(run.run.workflow_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    Some((run, workflow))
+                }
+            }
+        });
+        Ok(match rows {
+            Some((started, Some(workflow))) => Some(RunAttempt {
+                earlier_starts: u32::try_from(started.starts - 1).unwrap_or(0),
+                run: started.run.into(),
+                workflow: workflow.into(),
+            }),
+            _ => None,
+        })
+    }
+
     pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, StoreError> {
         let sql =
             format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND id = $2");
@@ -408,5 +469,115 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    async fn workflow_in(store: &Store, name: &str) -> Workflow {
+        let workspace = store.create_workspace(name).await.unwrap();
+        let workflow = Workflow {
+            id: Uuid::now_v7(),
+            workspace: workspace.id,
+            name: name.into(),
+            enabled: true,
+            trigger: json!({"type": "manual"}),
+            steps: json!([]),
+            webhook_secret: None,
+            next_run_at: None,
+            created_at: now(),
+            updated_at: now(),
+        };
+        store.create_workflow(&workflow).await.unwrap();
+        workflow
+    }
+
+    fn queued_run(workflow: &Workflow) -> Run {
+        Run {
+            id: Uuid::now_v7(),
+            workspace: workflow.workspace,
+            workflow_id: workflow.id,
+            status: "queued".into(),
+            trigger: "manual".into(),
+            input: json!({}),
+            steps: json!([]),
+            error: None,
+            created_at: now(),
+            finished_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_start_of_a_run_is_counted_and_an_ended_or_foreign_run_does_not_start() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workflow = workflow_in(&store, "a").await;
+        let other = workflow_in(&store, "b").await;
+        let run = queued_run(&workflow);
+        store.create_run(&run, None, None).await.unwrap();
+
+        let first = store
+            .begin_run_attempt(workflow.workspace, run.id)
+            .await
+            .unwrap()
+            .expect("a queued run starts");
+        assert_eq!(
+            (
+                first.earlier_starts,
+                first.run.status.as_str(),
+                first.workflow.id
+            ),
+            (0, "running", workflow.id)
+        );
+        let second = store
+            .begin_run_attempt(workflow.workspace, run.id)
+            .await
+            .unwrap()
+            .expect("a running run starts again (its worker died)");
+        assert_eq!(second.earlier_starts, 1);
+
+        // Another workspace's run answers exactly like a missing one, and
+        // is left as it was.
+        assert!(
+            store
+                .begin_run_attempt(other.workspace, run.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .begin_run_attempt(workflow.workspace, Uuid::now_v7())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let third = store
+            .begin_run_attempt(workflow.workspace, run.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(third.earlier_starts, 2);
+
+        store
+            .update_run(workflow.workspace, run.id, "succeeded", &json!([]), None)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .begin_run_attempt(workflow.workspace, run.id)
+                .await
+                .unwrap()
+                .is_none(),
+            "an ended run is not started again"
+        );
+        assert_eq!(
+            store.run(workflow.workspace, run.id).await.unwrap().status,
+            "succeeded"
+        );
     }
 }
