@@ -11,9 +11,9 @@
 
 use std::sync::Arc;
 
-use domain::IntegrationId;
 use domain::scopes::{Capability, IntegrationType};
 use domain::workflows::{Action, RenderedStep, Step};
+use domain::{IntegrationId, WorkspaceId};
 use providers::google::message::{Outgoing, rfc822};
 use serde_json::{Value, json};
 use store::jobs::{ClaimedJob, NewJob};
@@ -54,38 +54,74 @@ impl Workflows {
         trigger: &str,
         idempotency_key: Option<&str>,
     ) -> Result<(Run, bool), StoreError> {
-        let steps: Vec<Value> = workflow
-            .steps
-            .as_array()
-            .map(|steps| {
-                steps
-                    .iter()
-                    .enumerate()
-                    .map(|(index, step)| {
-                        json!({"index": index, "action": step["action"], "status": "pending", "output": null, "error": null})
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let run = Run {
-            id: Uuid::now_v7(),
-            workspace: workflow.workspace,
-            workflow_id: workflow.id,
-            status: "queued".into(),
-            trigger: trigger.into(),
-            input,
-            steps: Value::Array(steps),
-            error: None,
-            created_at: store::now(),
-            finished_at: None,
-        };
-        let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
-            .in_workspace(run.workspace)
-            .dedupe_key(format!("run:{}", run.id));
+        let (run, job) = new_run(workflow, input, trigger);
         self.store
             .create_run(&run, idempotency_key, Some(&job))
             .await
     }
+
+    /// [`Workflows::execute`] for a workflow known by id, read in the same
+    /// transaction. A disabled workflow starts nothing.
+    pub async fn execute_by_id(
+        &self,
+        workspace: WorkspaceId,
+        workflow_id: Uuid,
+        input: Value,
+        trigger: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<Execution, StoreError> {
+        let created = self
+            .store
+            .create_run_of_workflow(workspace, workflow_id, idempotency_key, |workflow| {
+                workflow.enabled.then(|| new_run(workflow, input, trigger))
+            })
+            .await?;
+        Ok(match created {
+            Some((run, _)) => Execution::Started(Box::new(run)),
+            None => Execution::Disabled,
+        })
+    }
+}
+
+/// What `execute_by_id` did.
+#[derive(Debug)]
+pub enum Execution {
+    /// The run (new, or the one its idempotency key started).
+    Started(Box<Run>),
+    Disabled,
+}
+
+/// A queued run of `workflow` (every step pending) and the job that runs it.
+fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> (Run, NewJob) {
+    let steps: Vec<Value> = workflow
+        .steps
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .enumerate()
+                .map(|(index, step)| {
+                    json!({"index": index, "action": step["action"], "status": "pending", "output": null, "error": null})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let run = Run {
+        id: Uuid::now_v7(),
+        workspace: workflow.workspace,
+        workflow_id: workflow.id,
+        status: "queued".into(),
+        trigger: trigger.into(),
+        input,
+        steps: Value::Array(steps),
+        error: None,
+        created_at: store::now(),
+        finished_at: None,
+    };
+    let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
+        .in_workspace(run.workspace)
+        .dedupe_key(format!("run:{}", run.id));
+    (run, job)
 }
 
 /// Executes one run.

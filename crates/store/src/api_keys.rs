@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use domain::{UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, across_workspaces, in_workspace, now};
+use crate::{Backend, Store, StoreError, in_workspace, now, on_pool};
 
 /// An API key as listed: never its secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,15 @@ impl From<ApiKeyRow> for ApiKey {
 
 const COLUMNS: &str =
     "id, workspace_id, user_id, name, prefix, created_at, last_used_at, revoked_at";
+
+fn api_key_by_secret_hash_sql(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => {
+            format!("SELECT {COLUMNS} FROM mailwright_api_key_by_secret_hash($1)")
+        }
+        Backend::Sqlite => format!("SELECT {COLUMNS} FROM api_keys WHERE secret_hash = $1"),
+    }
+}
 
 impl Store {
     pub async fn create_api_key(
@@ -127,9 +136,11 @@ impl Store {
         &self,
         secret_hash: &str,
     ) -> Result<Option<ApiKey>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE secret_hash = $1");
-        let row: Option<ApiKeyRow> = across_workspaces!(self, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(secret_hash).fetch_optional(&mut *conn).await?
+        let sql = api_key_by_secret_hash_sql(self.backend());
+        // On every API request, so one round trip: on PostgreSQL a function
+        // (migration 0009) looks across workspaces for its query only.
+        let row: Option<ApiKeyRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(secret_hash).fetch_optional(pool).await?
         });
         Ok(row.map(ApiKey::from))
     }
@@ -156,8 +167,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::on_pool;
     use crate::testing::TestDatabase;
-    use crate::{Backend, on_pool};
 
     async fn workspace_with_key(store: &Store, name: &str) -> (WorkspaceId, ApiKey) {
         let workspace = store.create_workspace(name).await.unwrap();
@@ -253,6 +264,27 @@ mod tests {
                 assert!(
                     seen_unscoped.is_empty(),
                     "no scope, no rows: {seen_unscoped:?}"
+                );
+                // The key lookup sees every workspace for its own query only:
+                // the same connection is unscoped again right after.
+                let Store::Postgres(pool) = &store else {
+                    unreachable!()
+                };
+                let mut conn = pool.acquire().await.unwrap();
+                let sql = api_key_by_secret_hash_sql(Backend::Postgres);
+                let found: Vec<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind("hash-b")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                assert_eq!(found.len(), 1, "the lookup finds a key in any workspace");
+                let after: Vec<Uuid> = sqlx::query_scalar(unfiltered)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                assert!(
+                    after.is_empty(),
+                    "the lookup left its scope behind: {after:?}"
                 );
                 // Writing a row into another workspace from A's scope is refused.
                 let user = store.create_user(None, None).await.unwrap();

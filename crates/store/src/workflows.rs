@@ -128,6 +128,56 @@ pub struct RunAttempt {
 
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 
+fn existing_run_sql() -> String {
+    format!(
+        "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
+    )
+}
+
+/// Inside a transaction (`$conn`): insert `$run` (a `&Run`) and, if it is
+/// new, `$job`; with its idempotency key already used on the workflow, read
+/// that run instead (`$existing_sql`: [`existing_run_sql`]). Evaluates to
+/// `(run, is_new)`.
+macro_rules! insert_run_or_find {
+    ($conn:ident, $run:expr, $idempotency_key:expr, $job:expr, $existing_sql:expr) => {{
+        let run: &Run = $run;
+        let idempotency_key: Option<&str> = $idempotency_key;
+        let job: Option<&NewJob> = $job;
+        let inserted = sqlx::query(
+            "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
+                                        idempotency_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+        )
+        .bind(run.id)
+        .bind(run.workspace.as_uuid())
+        .bind(run.workflow_id)
+        .bind(&run.status)
+        .bind(&run.trigger)
+        .bind(Json(&run.input))
+        .bind(Json(&run.steps))
+        .bind(idempotency_key)
+        .bind(run.created_at)
+        .execute(&mut *$conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            if let Some(job) = job {
+                insert_job!(&mut *$conn, JobId::new(), job);
+            }
+            (run.clone(), true)
+        } else {
+            let existing: RunRow = sqlx::query_as(sqlx::AssertSqlSafe($existing_sql.as_str()))
+                .bind(run.workspace.as_uuid())
+                .bind(run.workflow_id)
+                .bind(idempotency_key)
+                .fetch_one(&mut *$conn)
+                .await?;
+            (Run::from(existing), false)
+        }
+    }};
+}
+
 impl Store {
     pub async fn create_workflow(&self, workflow: &Workflow) -> Result<(), StoreError> {
         in_workspace!(self, workflow.workspace, conn => {
@@ -327,50 +377,52 @@ impl Store {
         idempotency_key: Option<&str>,
         job: Option<&NewJob>,
     ) -> Result<(Run, bool), StoreError> {
-        let inserted = in_workspace_tx!(self, run.workspace, conn => {
-            let inserted =             sqlx::query(
-                "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
-                                            idempotency_key, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
-            )
-            .bind(run.id)
-            .bind(run.workspace.as_uuid())
-            .bind(run.workflow_id)
-            .bind(&run.status)
-            .bind(&run.trigger)
-            .bind(Json(&run.input))
-            .bind(Json(&run.steps))
-            .bind(idempotency_key)
-            .bind(run.created_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            if let (1, Some(job)) = (inserted, job) {
-                insert_job!(&mut *conn, JobId::new(), job);
-            }
-            inserted
+        let existing_sql = existing_run_sql();
+        let created = in_workspace_tx!(self, run.workspace, conn => {
+            insert_run_or_find!(conn, run, idempotency_key, job, existing_sql)
         });
-        if inserted == 1 {
-            return Ok((run.clone(), true));
-        }
-        let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
-        );
-        let existing: RunRow = in_workspace!(self, run.workspace, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                .bind(run.workspace.as_uuid())
-                .bind(run.workflow_id)
-                .bind(idempotency_key)
-                .fetch_one(&mut *conn)
-                .await?
-        });
-        Ok((existing.into(), false))
+        Ok(created)
     }
 
-    /// A worker starts (or restarts) a run: in one transaction the run is
-    /// marked `running`, its start counted, and it is read with its
-    /// workflow. `None` when the run (or its workflow) no longer exists or
+    /// Like [`Store::create_run`], with the workflow read in the same
+    /// transaction (one round of reads and writes for `execute`):
+    /// `make_run` builds the run and its job from the workflow, or refuses
+    /// (`None`, e.g. when it is disabled; then nothing is written).
+    pub async fn create_run_of_workflow<F>(
+        &self,
+        workspace: WorkspaceId,
+        workflow_id: Uuid,
+        idempotency_key: Option<&str>,
+        make_run: F,
+    ) -> Result<Option<(Run, bool)>, StoreError>
+    where
+        F: FnOnce(&Workflow) -> Option<(Run, NewJob)>,
+    {
+        let workflow_sql =
+            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
+        let existing_sql = existing_run_sql();
+        let created = in_workspace_tx!(self, workspace, conn => {
+            let row: Option<WorkflowRow> = sqlx::query_as(sqlx::AssertSqlSafe(workflow_sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(workflow_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(workflow) = row.map(Workflow::from) else {
+                return Err(StoreError::NotFound);
+            };
+            match make_run(&workflow) {
+                None => None,
+                Some((run, job)) => {
+                    let run = Run { workspace, workflow_id, ..run };
+                    Some(insert_run_or_find!(conn, &run, idempotency_key, Some(&job), existing_sql))
+                }
+            }
+        });
+        Ok(created)
+    }
+
+    /// A worker starts (or restarts) a run: the run is marked `running`, its
+    /// start counted, and it is read with its workflow. `None` when the run (or its workflow) no longer exists or
     /// the run has ended.
     pub async fn begin_run_attempt(
         &self,
@@ -384,7 +436,10 @@ impl Store {
         );
         let workflow_sql =
             format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
-        let rows: Option<(StartedRunRow, Option<WorkflowRow>)> = in_workspace_tx!(self, workspace, conn => {
+        // Not one atomic unit (a workflow deleted in between takes its runs
+        // with it: `None` either way), so SQLite's write lock is held for the
+        // UPDATE alone; on PostgreSQL both share the scope's transaction.
+        let rows: Option<(StartedRunRow, Option<WorkflowRow>)> = in_workspace!(self, workspace, conn => {
             let run: Option<StartedRunRow> = sqlx::query_as(sqlx::AssertSqlSafe(run_sql.as_str()))
                 .bind(workspace.as_uuid())
                 .bind(id)

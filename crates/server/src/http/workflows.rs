@@ -27,7 +27,7 @@ use super::json::{ApiJson, parse};
 use super::problem::{ApiError, FieldError};
 use crate::app::AppState;
 use crate::auth::{AuthUser, secrets};
-use engine::workflows::webhook_context;
+use engine::workflows::{Execution, webhook_context};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -409,17 +409,28 @@ async fn execute(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workflow = state
-        .store
-        .workflow(caller.workspace, workflow_id(&id)?)
-        .await?;
+    let workflow_id = workflow_id(&id)?;
     let input = if body.is_empty() {
         json!({})
     } else {
         parse::<ExecuteBody>(&body)?.input
     };
     let key = idempotency_key(&headers)?;
-    let run = start_run(&state, &workflow, input, key.as_deref()).await?;
+    // The workflow is read in the run's own transaction.
+    let run = match state
+        .workflows
+        .execute_by_id(
+            caller.workspace,
+            workflow_id,
+            input,
+            "manual",
+            key.as_deref(),
+        )
+        .await?
+    {
+        Execution::Started(run) => *run,
+        Execution::Disabled => return Err(disabled()),
+    };
     if !query.wait.unwrap_or(true) {
         return Ok((StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response());
     }
@@ -446,15 +457,17 @@ pub(crate) async fn start_run(
     idempotency_key: Option<&str>,
 ) -> Result<Run, ApiError> {
     if !workflow.enabled {
-        return Err(ApiError::Conflict(
-            "This workflow is disabled; enable it to run it.".into(),
-        ));
+        return Err(disabled());
     }
     let (run, _) = state
         .workflows
         .execute(workflow, input, "manual", idempotency_key)
         .await?;
     Ok(run)
+}
+
+fn disabled() -> ApiError {
+    ApiError::Conflict("This workflow is disabled; enable it to run it.".into())
 }
 
 /// The run once it has ended, or as it is after [`WAIT_LIMIT`].

@@ -45,3 +45,21 @@ $$;
 -- message up before sending again. Counted by the statement that reads the
 -- run for the worker, so it costs no write of its own.
 ALTER TABLE workflow_runs ADD COLUMN starts INTEGER NOT NULL DEFAULT 0;
+
+-- An API key by its secret's hash, in any workspace (the key is what says
+-- which workspace the caller is in): one round trip instead of a transaction
+-- that widens the row-level-security scope, queries, and commits. The scope
+-- is widened for this function's query only and restored before it returns.
+-- (A `SET` clause on the function would say the same more simply, but only a
+-- superuser may attach a custom setting to a function.)
+CREATE FUNCTION mailwright_api_key_by_secret_hash(p_secret_hash TEXT) RETURNS SETOF api_keys
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    previous TEXT := current_setting('mailwright.all_workspaces', true);
+BEGIN
+    PERFORM set_config('mailwright.all_workspaces', 'on', true);
+    RETURN QUERY SELECT * FROM api_keys WHERE secret_hash = p_secret_hash;
+    PERFORM set_config('mailwright.all_workspaces', COALESCE(previous, ''), true);
+END
+$$;
