@@ -261,10 +261,7 @@ impl RunWorkflow {
                     text: step.body.clone(),
                     html: None,
                 };
-                let internal = |error: StoreError| StepFailure::Retry {
-                    message: format!("the outbox cannot be written ({error})"),
-                    retry_after: None,
-                };
+                let internal = |error: StoreError| internal_failure(&error);
                 match self
                     .store
                     .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
@@ -319,10 +316,7 @@ impl RunWorkflow {
                         self.gmail_failure(&integration, error)
                     }
                     Ok(_) | Err(StoreError::NotFound) => gone(),
-                    Err(read) => StepFailure::Retry {
-                        message: format!("the integration cannot be read ({read})"),
-                        retry_after: None,
-                    },
+                    Err(read) => internal_failure(&read),
                 });
             }
         };
@@ -467,11 +461,18 @@ impl RunWorkflow {
                 code: "provider_error",
                 message: "Google is not configured on this server.".into(),
             },
-            VaultError::Internal(error) => StepFailure::Retry {
-                message: format!("internal error ({error})"),
-                retry_after: None,
-            },
+            VaultError::Internal(error) => internal_failure(&*error),
         }
+    }
+}
+
+/// A fault of our own (database, decryption): retried; its details go to the
+/// log, since a step's error is shown to API clients.
+fn internal_failure(error: &(dyn std::error::Error + 'static)) -> StepFailure {
+    tracing::warn!(error = %error, "a workflow step hit an internal error; retrying");
+    StepFailure::Retry {
+        message: "Mailwright hit an internal error (details in the server log); retrying".into(),
+        retry_after: None,
     }
 }
 
