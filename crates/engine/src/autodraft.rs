@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::notify::Notifier;
 use crate::vault::{Vault, VaultError};
-use crate::worker::{JobError, JobFuture, JobHandler};
+use crate::worker::{JobError, JobFuture, JobHandler, recorded_by_worker};
 
 pub const SYNC_MAILBOX: &str = "autodraft.sync";
 pub const DRAFT_MESSAGE: &str = "autodraft.draft";
@@ -1520,7 +1520,7 @@ impl JobHandler for SyncMailbox {
     }
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(async move {
+        recorded_by_worker(async move {
             let (Some(workspace), Some(id)) = (
                 job.workspace,
                 job.payload
@@ -1544,7 +1544,7 @@ impl JobHandler for DraftMessage {
     }
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(async move {
+        recorded_by_worker(async move {
             let (Some(workspace), Some(row)) = (
                 job.workspace,
                 job.payload

@@ -11,7 +11,7 @@ use serde_json::json;
 use store::Store;
 use store::jobs::NewJob;
 
-use crate::worker::{JobError, JobFuture, JobHandler};
+use crate::worker::{JobError, JobFuture, JobHandler, recorded_by_worker};
 
 pub const SYNC_CONTACT: &str = "sidemail.contact_sync";
 
@@ -56,7 +56,7 @@ impl JobHandler for SyncContact {
     }
 
     fn run<'a>(&'a self, job: &'a store::jobs::ClaimedJob) -> JobFuture<'a> {
-        Box::pin(async move {
+        recorded_by_worker(async move {
             let user = job
                 .payload
                 .get("user_id")

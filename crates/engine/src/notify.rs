@@ -13,7 +13,7 @@ use store::Store;
 use store::integrations::Integration;
 use store::system_emails::NewSystemEmail;
 
-use crate::worker::{JobError, JobFuture, JobHandler};
+use crate::worker::{JobError, JobFuture, JobHandler, recorded_by_worker};
 
 pub const DELIVER_SYSTEM_EMAIL: &str = "system_email.deliver";
 pub const SYSTEM_EMAILS: &str = "mailwright_system_emails_total";
@@ -227,7 +227,7 @@ impl JobHandler for DeliverSystemEmail {
     }
 
     fn run<'a>(&'a self, job: &'a store::jobs::ClaimedJob) -> JobFuture<'a> {
-        Box::pin(async move {
+        recorded_by_worker(async move {
             let id = job
                 .payload
                 .get("email_id")

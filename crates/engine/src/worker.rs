@@ -30,7 +30,25 @@ pub enum JobError {
     Permanent(String),
 }
 
-pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<(), JobError>> + Send + 'a>>;
+/// A job attempt that went well, and who records that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Success {
+    /// The worker marks the job succeeded.
+    ToRecord,
+    /// The handler marked it, in the transaction of its own last write (one
+    /// commit instead of two); `lease_held` is false when another worker had
+    /// taken the job over.
+    Recorded { lease_held: bool },
+}
+
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<Success, JobError>> + Send + 'a>>;
+
+/// A handler's attempt whose success the worker records.
+pub fn recorded_by_worker<'a>(
+    attempt: impl Future<Output = Result<(), JobError>> + Send + 'a,
+) -> JobFuture<'a> {
+    Box::pin(async move { attempt.await.map(|()| Success::ToRecord) })
+}
 
 /// Runs the jobs of one kind.
 pub trait JobHandler: Send + Sync {
@@ -126,8 +144,12 @@ impl Worker {
         let kind = job.kind.clone();
         let outcome = handler.run(&job).await;
         let report = match outcome {
-            Ok(()) => {
-                if self.store.complete_job(&job).await? {
+            Ok(success) => {
+                let lease_held = match success {
+                    Success::ToRecord => self.store.complete_job(&job).await?,
+                    Success::Recorded { lease_held } => lease_held,
+                };
+                if lease_held {
                     JobReport::Succeeded { kind }
                 } else {
                     JobReport::LeaseLost { kind }

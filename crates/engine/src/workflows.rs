@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::notify::DELIVER_SYSTEM_EMAIL;
 use crate::vault::{Vault, VaultError};
-use crate::worker::{JobError, JobFuture, JobHandler};
+use crate::worker::{JobError, JobFuture, JobHandler, Success};
 
 pub const RUN_WORKFLOW: &str = "workflow.run";
 
@@ -158,10 +158,10 @@ impl RunWorkflow {
         &self,
         job: &ClaimedJob,
         run: &mut Run,
-        workflow: &Workflow,
+        workflow_steps: &Value,
         earlier_starts: u32,
-    ) -> Result<(), JobError> {
-        let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone())
+    ) -> Result<Success, JobError> {
+        let steps: Vec<Step> = serde_json::from_value(workflow_steps.clone())
             .map_err(|_| JobError::Permanent("the workflow's steps cannot be read".into()))?;
         for (index, step) in steps.iter().enumerate() {
             if run.steps[index]["status"] == "succeeded" {
@@ -185,20 +185,18 @@ impl RunWorkflow {
                     run.steps[index]["status"] = json!("succeeded");
                     run.steps[index]["output"] = output;
                     run.steps[index]["error"] = Value::Null;
-                    // The last step's result and the run's end: one write.
+                    // The last step's result, the run's end and the job's: one write.
                     if index + 1 == steps.len() {
-                        self.save(run, "succeeded", None).await?;
-                        metrics::counter!(RUNS, "outcome" => "succeeded").increment(1);
-                        return Ok(());
+                        return self.finish(job, run, "succeeded", None).await;
                     }
                     self.save(run, "running", None).await?;
                 }
                 Err(StepFailure::Final { code, message }) => {
                     run.steps[index]["status"] = json!("failed");
                     run.steps[index]["error"] = json!({"code": code, "message": message});
-                    self.save(run, "failed", Some((code, &message))).await?;
-                    metrics::counter!(RUNS, "outcome" => "failed").increment(1);
-                    return Ok(());
+                    return self
+                        .finish(job, run, "failed", Some((code, &message)))
+                        .await;
                 }
                 Err(StepFailure::Retry {
                     message,
@@ -209,10 +207,9 @@ impl RunWorkflow {
                     if job.attempt >= job.max_attempts {
                         run.steps[index]["status"] = json!("failed");
                         let message = format!("{message} (gave up after {} attempts)", job.attempt);
-                        self.save(run, "failed", Some(("provider_unavailable", &message)))
-                            .await?;
-                        metrics::counter!(RUNS, "outcome" => "failed").increment(1);
-                        return Ok(());
+                        return self
+                            .finish(job, run, "failed", Some(("provider_unavailable", &message)))
+                            .await;
                     }
                     self.save(run, "running", None).await?;
                     return Err(JobError::Transient {
@@ -222,9 +219,28 @@ impl RunWorkflow {
                 }
             }
         }
-        self.save(run, "succeeded", None).await?;
-        metrics::counter!(RUNS, "outcome" => "succeeded").increment(1);
-        Ok(())
+        self.finish(job, run, "succeeded", None).await
+    }
+
+    /// Record the run's end (`succeeded` or `failed`) with its job's success.
+    async fn finish(
+        &self,
+        job: &ClaimedJob,
+        run: &mut Run,
+        status: &'static str,
+        error: Option<(&str, &str)>,
+    ) -> Result<Success, JobError> {
+        run.status = status.to_owned();
+        let lease_held = self
+            .store
+            .finish_run(run.workspace, run.id, status, &run.steps, error, job)
+            .await
+            .map_err(|error| JobError::Transient {
+                message: format!("the run cannot be saved ({error})"),
+                retry_after: None,
+            })?;
+        metrics::counter!(RUNS, "outcome" => status).increment(1);
+        Ok(Success::Recorded { lease_held })
     }
 
     async fn save(
@@ -495,7 +511,7 @@ impl JobHandler for RunWorkflow {
             let attempt = match self.store.begin_run_attempt(workspace, run_id).await {
                 Ok(Some(attempt)) => attempt,
                 // Deleted with its workflow, or already ended.
-                Ok(None) => return Ok(()),
+                Ok(None) => return Ok(Success::ToRecord),
                 Err(error) => {
                     return Err(JobError::Transient {
                         message: format!("the run cannot be read ({error})"),
@@ -504,8 +520,13 @@ impl JobHandler for RunWorkflow {
                 }
             };
             let mut run = attempt.run;
-            self.run_steps(job, &mut run, &attempt.workflow, attempt.earlier_starts)
-                .await
+            self.run_steps(
+                job,
+                &mut run,
+                &attempt.workflow_steps,
+                attempt.earlier_starts,
+            )
+            .await
         })
     }
 }

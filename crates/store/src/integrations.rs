@@ -7,7 +7,9 @@ use domain::scopes::{IntegrationStatus, IntegrationType, ScopeSet};
 use domain::{IntegrationId, UserId, WorkspaceId};
 use uuid::Uuid;
 
-use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool};
+use crate::{
+    Backend, Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool,
+};
 
 /// An encrypted value and the id of the key that encrypted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,30 @@ struct IntegrationRow {
 const INTEGRATION_COLUMNS: &str = "id, workspace_id, user_id, provider, integration_type, provider_account_id, email, \
      display_name, status, granted_scopes, last_error_code, last_error_message, last_error_at, connected_at, \
      last_used_at, updated_at";
+
+const TOKEN_COLUMNS: &str = "access_key_id, access_token, refresh_key_id, refresh_token, \
+     token_expires_at, version, refresh_lease_until";
+
+fn integration_with_tokens_sql(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => format!(
+            "SELECT {INTEGRATION_COLUMNS}, {TOKEN_COLUMNS} FROM mailwright_integration_with_tokens($1, $2)"
+        ),
+        Backend::Sqlite => {
+            let columns = INTEGRATION_COLUMNS
+                .split(", ")
+                .map(|column| format!("i.{}", column.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT {columns}, t.access_key_id, t.access_token, t.refresh_key_id, t.refresh_token, \
+                        t.expires_at AS token_expires_at, t.version, t.refresh_lease_until \
+                 FROM integrations i LEFT JOIN oauth_tokens t ON t.integration_id = i.id AND t.workspace_id = i.workspace_id \
+                 WHERE i.workspace_id = $1 AND i.id = $2"
+            )
+        }
+    }
+}
 
 impl TryFrom<IntegrationRow> for Integration {
     type Error = StoreError;
@@ -435,8 +461,9 @@ impl Store {
         row.map(Integration::try_from).transpose()
     }
 
-    /// The integration and its tokens (if any) in one query: what every use
-    /// of a token needs first.
+    /// The integration and its tokens (if any) in one query (on PostgreSQL a
+    /// function that scopes it: one round trip, migration 0010): what every
+    /// use of a token needs first.
     pub async fn integration_with_tokens(
         &self,
         workspace: WorkspaceId,
@@ -454,22 +481,12 @@ impl Store {
             version: Option<i32>,
             refresh_lease_until: Option<DateTime<Utc>>,
         }
-        let columns = INTEGRATION_COLUMNS
-            .split(", ")
-            .map(|column| format!("i.{}", column.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "SELECT {columns}, t.access_key_id, t.access_token, t.refresh_key_id, t.refresh_token, \
-                    t.expires_at AS token_expires_at, t.version, t.refresh_lease_until \
-             FROM integrations i LEFT JOIN oauth_tokens t ON t.integration_id = i.id AND t.workspace_id = i.workspace_id \
-             WHERE i.workspace_id = $1 AND i.id = $2"
-        );
-        let row: Option<Row> = in_workspace!(self, workspace, conn => {
+        let sql = integration_with_tokens_sql(self.backend());
+        let row: Option<Row> = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(workspace.as_uuid())
                 .bind(id.as_uuid())
-                .fetch_optional(&mut *conn)
+                .fetch_optional(pool)
                 .await?
         });
         let row = row.ok_or(StoreError::NotFound)?;

@@ -82,6 +82,25 @@ pub struct ClaimedJob {
     lease_token: Uuid,
 }
 
+impl ClaimedJob {
+    /// Proves the lease when the job's outcome is recorded elsewhere.
+    pub(crate) fn lease_token(&self) -> Uuid {
+        self.lease_token
+    }
+}
+
+/// Record a job's success if this worker's lease still holds: `$1` the time,
+/// `$2` the job, `$3` the lease token.
+const COMPLETE_JOB_SQL: &str = "UPDATE jobs SET status = 'succeeded', lease_token = NULL, \
+     lease_expires_at = NULL, last_error = NULL, updated_at = $1, finished_at = $1 \
+     WHERE id = $2 AND lease_token = $3 AND status = 'running'";
+
+/// [`COMPLETE_JOB_SQL`] for a job of one workspace (`$4`), for a repository
+/// function that ends a job with a write of that workspace's data.
+pub(crate) const COMPLETE_WORKSPACE_JOB_SQL: &str = "UPDATE jobs SET status = 'succeeded', \
+     lease_token = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = $1, finished_at = $1 \
+     WHERE id = $2 AND lease_token = $3 AND status = 'running' AND workspace_id = $4";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobStatus {
     Queued,
@@ -344,11 +363,7 @@ impl Store {
     pub async fn complete_job(&self, job: &ClaimedJob) -> Result<bool, StoreError> {
         let at = now();
         let updated = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE jobs SET status = 'succeeded', lease_token = NULL, lease_expires_at = NULL, \
-                                 last_error = NULL, updated_at = $1, finished_at = $1 \
-                 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
-            )
+            sqlx::query(COMPLETE_JOB_SQL)
             .bind(at)
             .bind(job.id.as_uuid())
             .bind(job.lease_token)

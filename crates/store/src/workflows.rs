@@ -7,8 +7,10 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::integrations::Sealed;
-use crate::jobs::{NewJob, insert_job};
-use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
+use crate::jobs::{COMPLETE_WORKSPACE_JOB_SQL, ClaimedJob, NewJob, insert_job};
+use crate::{
+    Backend, Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workflow {
@@ -114,13 +116,14 @@ struct StartedRunRow {
     #[sqlx(flatten)]
     run: RunRow,
     starts: i32,
+    workflow_steps: Option<Json<Value>>,
 }
 
-/// A run a worker has just started, with its workflow.
+/// A run a worker has just started, with its workflow's steps.
 #[derive(Debug, Clone)]
 pub struct RunAttempt {
     pub run: Run,
-    pub workflow: Workflow,
+    pub workflow_steps: Value,
     /// Starts before this one: when not zero, an earlier attempt may have
     /// reached Gmail without recording it.
     pub earlier_starts: u32,
@@ -422,49 +425,30 @@ impl Store {
     }
 
     /// A worker starts (or restarts) a run: the run is marked `running`, its
-    /// start counted, and it is read with its workflow. `None` when the run (or its workflow) no longer exists or
-    /// the run has ended.
+    /// start counted, and it is read with its workflow's steps, in one
+    /// statement (on PostgreSQL a function: one round trip, migration 0010).
+    /// `None` when the run (or its workflow) no longer exists or the run has
+    /// ended.
     pub async fn begin_run_attempt(
         &self,
         workspace: WorkspaceId,
         id: Uuid,
     ) -> Result<Option<RunAttempt>, StoreError> {
-        let run_sql = format!(
-            "UPDATE workflow_runs SET status = 'running', starts = starts + 1 \
-             WHERE workspace_id = $1 AND id = $2 AND status NOT IN ('succeeded', 'failed') \
-             RETURNING {RUN_COLUMNS}, starts"
-        );
-        let workflow_sql =
-            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
-        // Not one atomic unit (a workflow deleted in between takes its runs
-        // with it: `None` either way), so SQLite's write lock is held for the
-        // UPDATE alone; on PostgreSQL both share the scope's transaction.
-        let rows: Option<(StartedRunRow, Option<WorkflowRow>)> = in_workspace!(self, workspace, conn => {
-            let run: Option<StartedRunRow> = sqlx::query_as(sqlx::AssertSqlSafe(run_sql.as_str()))
+        let sql = begin_run_attempt_sql(self.backend());
+        let row: Option<StartedRunRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                 .bind(workspace.as_uuid())
                 .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            match run {
-                None => None,
-                Some(run) => {
-                    let workflow: Option<WorkflowRow> = sqlx::query_as(sqlx::AssertSqlSafe(workflow_sql.as_str()))
-                        .bind(workspace.as_uuid())
-                        .bind(run.run.workflow_id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    Some((run, workflow))
-                }
-            }
+                .fetch_optional(pool)
+                .await?
         });
-        Ok(match rows {
-            Some((started, Some(workflow))) => Some(RunAttempt {
+        Ok(row.and_then(|started| {
+            Some(RunAttempt {
                 earlier_starts: u32::try_from(started.starts - 1).unwrap_or(0),
+                workflow_steps: started.workflow_steps?.0,
                 run: started.run.into(),
-                workflow: workflow.into(),
-            }),
-            _ => None,
-        })
+            })
+        }))
     }
 
     pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, StoreError> {
@@ -525,6 +509,95 @@ impl Store {
         });
         Ok(())
     }
+
+    /// Record a run's end (`succeeded` or `failed`) and, atomically with it,
+    /// its job's success: one round trip on PostgreSQL (migration 0010).
+    /// `false` when the job's lease had been taken over (or the job is not
+    /// this workspace's); the run is recorded either way, as
+    /// [`Store::update_run`] would.
+    pub async fn finish_run(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        status: &str,
+        steps: &Value,
+        error: Option<(&str, &str)>,
+        job: &ClaimedJob,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let completed = match self {
+            Store::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT mailwright_finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .bind(status)
+                .bind(Json(steps))
+                .bind(error.map(|(code, _)| code))
+                .bind(error.map(|(_, message)| message))
+                .bind(at)
+                .bind(job.id.as_uuid())
+                .bind(job.lease_token())
+                .fetch_one(pool)
+                .await?
+            }
+            Store::Sqlite(pool) => {
+                // Two short writes rather than one transaction: a transaction
+                // holds SQLite's single write lock across both (and the await
+                // between), and the other workers' writes queue behind it.
+                // A crash between them leaves the job to be taken again,
+                // which finds the run ended and completes it.
+                let mut conn = pool.acquire().await?;
+                sqlx::query(
+                    "UPDATE workflow_runs SET status = $1, steps = $2, error_code = $3, error_message = $4, \
+                                              finished_at = $5 \
+                     WHERE workspace_id = $6 AND id = $7",
+                )
+                .bind(status)
+                .bind(Json(steps))
+                .bind(error.map(|(code, _)| code))
+                .bind(error.map(|(_, message)| message))
+                .bind(at)
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+                let completed = sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
+                    .bind(at)
+                    .bind(job.id.as_uuid())
+                    .bind(job.lease_token())
+                    .bind(workspace.as_uuid())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                completed
+            }
+        };
+        Ok(completed)
+    }
+}
+
+/// One statement that starts a run and reads it with its workflow's steps.
+/// (SQLite's `RETURNING` may not name another table, but a subquery in it
+/// may; PostgreSQL wraps the same statement in a function that scopes it.)
+fn begin_run_attempt_sql(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => {
+            format!(
+                "SELECT {RUN_COLUMNS}, starts, workflow_steps FROM mailwright_begin_run_attempt($1, $2)"
+            )
+        }
+        Backend::Sqlite => format!(
+            "UPDATE workflow_runs SET status = 'running', starts = starts + 1 \
+             WHERE workspace_id = $1 AND id = $2 AND status NOT IN ('succeeded', 'failed') \
+             RETURNING {RUN_COLUMNS}, starts, \
+                       (SELECT w.steps FROM workflows w \
+                        WHERE w.workspace_id = workflow_runs.workspace_id AND w.id = workflow_runs.workflow_id) \
+                       AS workflow_steps"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -532,6 +605,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::jobs::JobStatus;
     use crate::testing::TestDatabase;
 
     async fn workflow_in(store: &Store, name: &str) -> Workflow {
@@ -542,7 +616,7 @@ mod tests {
             name: name.into(),
             enabled: true,
             trigger: json!({"type": "manual"}),
-            steps: json!([]),
+            steps: json!([{"action": "email.send_system"}]),
             webhook_secret: None,
             next_run_at: None,
             created_at: now(),
@@ -568,6 +642,99 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_run_ends_with_its_job_and_a_lost_lease_or_foreign_workspace_completes_no_job() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workflow = workflow_in(&store, "a").await;
+        let other = workflow_in(&store, "b").await;
+        let kinds = ["test.run"];
+        let lease = std::time::Duration::from_secs(60);
+        let queue = |run: &Run| {
+            NewJob::new("test.run", json!({"run_id": run.id})).in_workspace(run.workspace)
+        };
+        let run = queued_run(&workflow);
+        store
+            .create_run(&run, None, Some(&queue(&run)))
+            .await
+            .unwrap();
+        let job = store
+            .claim_job(&kinds, lease)
+            .await
+            .unwrap()
+            .expect("the run's job");
+        store
+            .begin_run_attempt(workflow.workspace, run.id)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // Another workspace's id ends neither this run nor its job.
+        let steps = json!([{"status": "succeeded", "output": {"id": "m1"}}]);
+        assert!(
+            !store
+                .finish_run(other.workspace, run.id, "succeeded", &steps, None, &job)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.run(workflow.workspace, run.id).await.unwrap().status,
+            "running"
+        );
+        assert_eq!(store.job(job.id).await.unwrap().status, JobStatus::Running);
+
+        assert!(
+            store
+                .finish_run(workflow.workspace, run.id, "succeeded", &steps, None, &job)
+                .await
+                .unwrap()
+        );
+        let ended = store.run(workflow.workspace, run.id).await.unwrap();
+        assert_eq!(
+            (ended.status.as_str(), &ended.steps, ended.error),
+            ("succeeded", &steps, None)
+        );
+        assert!(ended.finished_at.is_some());
+        assert_eq!(
+            store.job(job.id).await.unwrap().status,
+            JobStatus::Succeeded
+        );
+
+        // A worker whose lease expired and was taken over still records the
+        // run's end, but the job is the new holder's.
+        let late = queued_run(&workflow);
+        store
+            .create_run(&late, None, Some(&queue(&late)))
+            .await
+            .unwrap();
+        let expired = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        crate::testing::expire_job_leases(&store).await;
+        let taken_over = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        assert_eq!(taken_over.id, expired.id);
+        let failed = Some(("missing_scopes", "connect again"));
+        assert!(
+            !store
+                .finish_run(
+                    workflow.workspace,
+                    late.id,
+                    "failed",
+                    &steps,
+                    failed,
+                    &expired
+                )
+                .await
+                .unwrap()
+        );
+        let ended = store.run(workflow.workspace, late.id).await.unwrap();
+        assert_eq!(
+            ended.error,
+            Some(("missing_scopes".into(), "connect again".into()))
+        );
+        assert_eq!(
+            store.job(expired.id).await.unwrap().status,
+            JobStatus::Running
+        );
+    }
+
+    #[tokio::test]
     async fn each_start_of_a_run_is_counted_and_an_ended_or_foreign_run_does_not_start() {
         let (_db, store) = TestDatabase::migrated().await;
         let workflow = workflow_in(&store, "a").await;
@@ -584,9 +751,9 @@ mod tests {
             (
                 first.earlier_starts,
                 first.run.status.as_str(),
-                first.workflow.id
+                &first.workflow_steps
             ),
-            (0, "running", workflow.id)
+            (0, "running", &workflow.steps)
         );
         let second = store
             .begin_run_attempt(workflow.workspace, run.id)
@@ -630,6 +797,43 @@ mod tests {
                 .is_none(),
             "an ended run is not started again"
         );
+        assert_eq!(
+            store.run(workflow.workspace, run.id).await.unwrap().status,
+            "succeeded"
+        );
+    }
+
+    /// The functions that scope one statement each (migration 0010) leave
+    /// their connection unscoped again: the next query sees no tenant rows.
+    #[tokio::test]
+    async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let Store::Postgres(pool) = &store else {
+            return; // SQLite runs the statements directly: no scope to leave.
+        };
+        let workflow = workflow_in(&store, "a").await;
+        let run = queued_run(&workflow);
+        store.create_run(&run, None, None).await.unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let calls = [
+            "SELECT id FROM mailwright_begin_run_attempt($1, $2)",
+            "SELECT id FROM mailwright_integration_with_tokens($1, $2)",
+            "SELECT mailwright_finish_run($1, $2, 'succeeded', '[]', NULL, NULL, now(), $2, $2)::TEXT",
+        ];
+        for call in calls {
+            sqlx::query(call)
+                .bind(workflow.workspace.as_uuid())
+                .bind(run.id)
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            let visible: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM workflow_runs")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            assert!(visible.is_empty(), "{call} left its scope behind");
+        }
+        drop(conn);
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
             "succeeded"
