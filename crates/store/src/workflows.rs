@@ -8,9 +8,7 @@ use uuid::Uuid;
 
 use crate::integrations::Sealed;
 use crate::jobs::{COMPLETE_WORKSPACE_JOB_SQL, ClaimedJob, NewJob, insert_job};
-use crate::{
-    Backend, Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool,
-};
+use crate::{Backend, Store, StoreError, across_workspaces, in_workspace, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workflow {
@@ -137,10 +135,10 @@ fn existing_run_sql() -> String {
     )
 }
 
-/// Inside a transaction (`$conn`): insert `$run` (a `&Run`) and, if it is
-/// new, `$job`; with its idempotency key already used on the workflow, read
-/// that run instead (`$existing_sql`: [`existing_run_sql`]). Evaluates to
-/// `(run, is_new)`.
+/// Inside a SQLite transaction (`$conn`): insert `$run` (a `&Run`) and, if
+/// it is new, `$job`; with its idempotency key already used on the workflow,
+/// read that run instead (`$existing_sql`: [`existing_run_sql`]). Evaluates
+/// to `(run, is_new)`. (PostgreSQL's `mailwright_create_run` does the same.)
 macro_rules! insert_run_or_find {
     ($conn:ident, $run:expr, $idempotency_key:expr, $job:expr, $existing_sql:expr) => {{
         let run: &Run = $run;
@@ -235,11 +233,24 @@ impl Store {
         }
     }
 
+    /// One round trip on PostgreSQL (a function that scopes it, migration 0010).
     pub async fn workflow(&self, workspace: WorkspaceId, id: Uuid) -> Result<Workflow, StoreError> {
-        let sql =
-            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
-        let row: Option<WorkflowRow> = in_workspace!(self, workspace, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).bind(id).fetch_optional(&mut *conn).await?
+        let sql = match self.backend() {
+            Backend::Postgres => {
+                format!("SELECT {WORKFLOW_COLUMNS} FROM mailwright_workflow($1, $2)")
+            }
+            Backend::Sqlite => {
+                format!(
+                    "SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2"
+                )
+            }
+        };
+        let row: Option<WorkflowRow> = on_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
         });
         Ok(row.ok_or(StoreError::NotFound)?.into())
     }
@@ -373,24 +384,78 @@ impl Store {
 
     /// Create a run and, in the same transaction, its job (`job`, if given):
     /// a queued run always has its job. With an idempotency key already used
-    /// on this workflow, return that run instead. The flag says whether it is new.
+    /// on this workflow, return that run instead. The flag says whether it is
+    /// new. `NotFound` when the workflow does not exist (it cannot be deleted
+    /// while its run is written). One round trip on PostgreSQL (a function,
+    /// migration 0010).
     pub async fn create_run(
         &self,
         run: &Run,
         idempotency_key: Option<&str>,
         job: Option<&NewJob>,
     ) -> Result<(Run, bool), StoreError> {
-        let existing_sql = existing_run_sql();
-        let created = in_workspace_tx!(self, run.workspace, conn => {
-            insert_run_or_find!(conn, run, idempotency_key, job, existing_sql)
-        });
-        Ok(created)
+        match self {
+            Store::Postgres(pool) => {
+                #[derive(sqlx::FromRow)]
+                struct CreatedRow {
+                    #[sqlx(flatten)]
+                    run: RunRow,
+                    is_new: bool,
+                }
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS}, is_new FROM mailwright_create_run(\
+                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                );
+                let row: Option<CreatedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(run.workspace.as_uuid())
+                    .bind(run.workflow_id)
+                    .bind(run.id)
+                    .bind(&run.status)
+                    .bind(&run.trigger)
+                    .bind(Json(&run.input))
+                    .bind(Json(&run.steps))
+                    .bind(idempotency_key)
+                    .bind(run.created_at)
+                    .bind(job.map(|_| Uuid::now_v7()))
+                    .bind(
+                        job.and_then(|job| job.workspace)
+                            .map(|workspace| workspace.as_uuid()),
+                    )
+                    .bind(job.map(|job| job.kind.as_str()))
+                    .bind(job.map(|job| Json(&job.payload)))
+                    .bind(job.map(|job| i32::try_from(job.max_attempts).unwrap_or(i32::MAX)))
+                    .bind(job.map(|job| job.run_at.unwrap_or(run.created_at)))
+                    .bind(job.and_then(|job| job.dedupe_key.as_deref()))
+                    .fetch_optional(pool)
+                    .await?;
+                let row = row.ok_or(StoreError::NotFound)?;
+                Ok((row.run.into(), row.is_new))
+            }
+            Store::Sqlite(pool) => {
+                let existing_sql = existing_run_sql();
+                let mut conn = pool.begin_with("BEGIN IMMEDIATE").await?;
+                // Inside the write lock: no deletion can come between.
+                let workflow_exists: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM workflows WHERE workspace_id = $1 AND id = $2",
+                )
+                .bind(run.workspace.as_uuid())
+                .bind(run.workflow_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if workflow_exists.is_none() {
+                    return Err(StoreError::NotFound);
+                }
+                let created = insert_run_or_find!(conn, run, idempotency_key, job, existing_sql);
+                conn.commit().await?;
+                Ok(created)
+            }
+        }
     }
 
-    /// Like [`Store::create_run`], with the workflow read in the same
-    /// transaction (one round of reads and writes for `execute`):
-    /// `make_run` builds the run and its job from the workflow, or refuses
-    /// (`None`, e.g. when it is disabled; then nothing is written).
+    /// [`Store::create_run`] for `execute`: the workflow is read first and
+    /// `make_run` builds the run and its job from it, or refuses (`None`,
+    /// e.g. when it is disabled; then nothing is written). Two round trips on
+    /// PostgreSQL; on SQLite the write lock is taken for the writes alone.
     pub async fn create_run_of_workflow<F>(
         &self,
         workspace: WorkspaceId,
@@ -401,27 +466,18 @@ impl Store {
     where
         F: FnOnce(&Workflow) -> Option<(Run, NewJob)>,
     {
-        let workflow_sql =
-            format!("SELECT {WORKFLOW_COLUMNS} FROM workflows WHERE workspace_id = $1 AND id = $2");
-        let existing_sql = existing_run_sql();
-        let created = in_workspace_tx!(self, workspace, conn => {
-            let row: Option<WorkflowRow> = sqlx::query_as(sqlx::AssertSqlSafe(workflow_sql.as_str()))
-                .bind(workspace.as_uuid())
-                .bind(workflow_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            let Some(workflow) = row.map(Workflow::from) else {
-                return Err(StoreError::NotFound);
-            };
-            match make_run(&workflow) {
-                None => None,
-                Some((run, job)) => {
-                    let run = Run { workspace, workflow_id, ..run };
-                    Some(insert_run_or_find!(conn, &run, idempotency_key, Some(&job), existing_sql))
-                }
-            }
-        });
-        Ok(created)
+        let workflow = self.workflow(workspace, workflow_id).await?;
+        let Some((run, job)) = make_run(&workflow) else {
+            return Ok(None);
+        };
+        let run = Run {
+            workspace,
+            workflow_id,
+            ..run
+        };
+        self.create_run(&run, idempotency_key, Some(&job))
+            .await
+            .map(Some)
     }
 
     /// A worker starts (or restarts) a run: the run is marked `running`, its
@@ -639,6 +695,63 @@ mod tests {
             created_at: now(),
             finished_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_run_of_a_missing_or_foreign_workflow_is_not_created_and_a_used_key_returns_its_run()
+    {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workflow = workflow_in(&store, "a").await;
+        let other = workflow_in(&store, "b").await;
+        let job = |run: &Run| {
+            NewJob::new("test.run", json!({"run_id": run.id})).in_workspace(run.workspace)
+        };
+        let kinds = ["test.run"];
+        let lease = std::time::Duration::from_secs(60);
+
+        let foreign = Run {
+            workspace: other.workspace,
+            ..queued_run(&workflow)
+        };
+        let missing = Run {
+            workflow_id: Uuid::now_v7(),
+            ..queued_run(&workflow)
+        };
+        for run in [foreign, missing] {
+            assert!(matches!(
+                store.create_run(&run, Some("k"), Some(&job(&run))).await,
+                Err(StoreError::NotFound)
+            ));
+        }
+        assert!(
+            store.claim_job(&kinds, lease).await.unwrap().is_none(),
+            "no job was queued"
+        );
+
+        let first = queued_run(&workflow);
+        let (created, is_new) = store
+            .create_run(&first, Some("k"), Some(&job(&first)))
+            .await
+            .unwrap();
+        assert!(is_new);
+        assert_eq!(created, first);
+        let again = queued_run(&workflow);
+        let (found, is_new) = store
+            .create_run(&again, Some("k"), Some(&job(&again)))
+            .await
+            .unwrap();
+        assert!(!is_new);
+        assert_eq!(found.id, first.id, "the key's run, not a new one");
+        let queued = store
+            .claim_job(&kinds, lease)
+            .await
+            .unwrap()
+            .expect("the first run's job");
+        assert_eq!(queued.payload, json!({"run_id": first.id}));
+        assert!(
+            store.claim_job(&kinds, lease).await.unwrap().is_none(),
+            "one job for one run"
+        );
     }
 
     #[tokio::test]
