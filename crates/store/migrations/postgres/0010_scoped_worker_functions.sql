@@ -206,3 +206,41 @@ BEGIN
     RETURN FOUND;
 END
 $$;
+
+-- Up to p_limit due jobs in one statement: a busy worker claims a few at a
+-- time instead of one (the claim is a write, and a round trip, per job). The
+-- walk is 0009's `mailwright_claim_job`, which stays for older binaries.
+CREATE FUNCTION mailwright_claim_jobs(
+    p_lease_token UUID,
+    p_lease_expires_at TIMESTAMPTZ,
+    p_now TIMESTAMPTZ,
+    p_kinds TEXT[],
+    p_limit BIGINT
+) RETURNS TABLE (
+    id UUID,
+    kind TEXT,
+    payload JSONB,
+    workspace_id UUID,
+    attempts INTEGER,
+    max_attempts INTEGER
+)
+LANGUAGE plpgsql
+SET enable_sort = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    UPDATE jobs
+    SET status = 'running', attempts = jobs.attempts + 1, lease_token = p_lease_token,
+        lease_expires_at = p_lease_expires_at, updated_at = p_now
+    WHERE jobs.id = ANY (ARRAY(
+        SELECT due.id FROM jobs AS due
+        WHERE due.status IN ('queued', 'running') AND due.run_at <= p_now
+          AND (due.status = 'queued' OR (due.lease_expires_at < p_now AND due.attempts < due.max_attempts))
+          AND due.kind = ANY (p_kinds)
+        ORDER BY due.run_at, due.id
+        LIMIT p_limit
+        FOR UPDATE SKIP LOCKED))
+    RETURNING jobs.id, jobs.kind, jobs.payload, jobs.workspace_id, jobs.attempts, jobs.max_attempts;
+END
+$$;
