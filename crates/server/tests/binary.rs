@@ -145,7 +145,13 @@ async fn serve_answers_then_stops_cleanly_on_sigterm() {
     assert!(killed.success());
     let status = wait_with_deadline(&mut child);
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    let rest: Vec<String> = lines.try_iter().collect();
+    // The process has exited; its last lines may still be on their way
+    // through the reader thread, which ends at the end of its output.
+    let give_up = Instant::now() + DEADLINE;
+    let mut rest = Vec::new();
+    while let Ok(line) = lines.recv_timeout(give_up.saturating_duration_since(Instant::now())) {
+        rest.push(line);
+    }
     assert!(
         rest.iter().any(|line| line.contains("shutdown complete")),
         "{rest:?}"
