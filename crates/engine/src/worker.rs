@@ -5,7 +5,6 @@
 //! `run_next` is public so tests (and tools) drain the queue
 //! deterministically instead of sleeping.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -79,14 +78,6 @@ pub enum JobReport {
 
 pub const JOBS: &str = "mailwright_jobs_total";
 
-/// The most jobs a busy worker claims at once. Claimed jobs wait for the
-/// ones before them; one that waited half its lease is given back instead.
-pub const MAX_CLAIM_BATCH: u32 = 4;
-
-fn chrono_lease_half(lease: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(lease / 2).unwrap_or(chrono::Duration::MAX)
-}
-
 /// How often a worker records jobs whose worker died on their last attempt as
 /// dead (a write; not needed on every claim).
 const BURY_INTERVAL: Duration = Duration::from_secs(5);
@@ -128,14 +119,7 @@ impl Worker {
 
     /// Claim and run one due job. `None` when nothing is due.
     pub async fn run_next(&self) -> Result<Option<JobReport>, StoreError> {
-        self.bury_if_due().await?;
-        let Some(job) = self.store.claim_job(&self.kinds(), self.lease).await? else {
-            return Ok(None);
-        };
-        self.run_claimed(job).await.map(Some)
-    }
-
-    async fn bury_if_due(&self) -> Result<(), StoreError> {
+        let kinds = self.kinds();
         let bury_due = {
             let mut last = self.last_burial.lock().expect("burial clock");
             let due = last.is_none_or(|at| at.elapsed() >= BURY_INTERVAL);
@@ -149,11 +133,9 @@ impl Worker {
                 .bury_jobs_with_expired_last_attempt(store::now())
                 .await?;
         }
-        Ok(())
-    }
-
-    /// Run one job this worker holds and record how it went.
-    async fn run_claimed(&self, job: ClaimedJob) -> Result<JobReport, StoreError> {
+        let Some(job) = self.store.claim_job(&kinds, self.lease).await? else {
+            return Ok(None);
+        };
         let handler = self
             .handlers
             .iter()
@@ -208,7 +190,7 @@ impl Worker {
             JobReport::LeaseLost { .. } => "lease_lost",
         };
         metrics::counter!(JOBS, "kind" => job.kind.clone(), "outcome" => outcome).increment(1);
-        Ok(report)
+        Ok(Some(report))
     }
 
     /// Run every job that is due now; how many ran.
@@ -221,59 +203,15 @@ impl Worker {
     }
 
     /// Work until `shutdown` turns true: jobs back to back while there are
-    /// any, a short poll when idle. A job in progress is finished first;
-    /// claimed jobs not yet started are given back.
-    ///
-    /// A worker that keeps finding work claims several jobs per statement
-    /// (doubling up to [`MAX_CLAIM_BATCH`]) and runs them in order; one that
-    /// finds fewer than it asked for goes back to claiming what it found,
-    /// so a trickle of jobs still spreads over every idle worker.
+    /// any, a short poll when idle. A job in progress is finished first.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let kinds = self.kinds();
-        let mut claimed: VecDeque<ClaimedJob> = VecDeque::new();
-        let mut batch = 1;
         loop {
-            if let Some(job) = claimed.pop_front() {
-                // Unstarted jobs go back to the queue on shutdown, and when
-                // the ones before them took so long that little of the
-                // lease is left: another worker starts them fresh.
-                let lease_left = job.lease_expires_at - store::now();
-                if *shutdown.borrow() || lease_left < chrono_lease_half(self.lease) {
-                    if let Err(error) = self.store.release_job(&job).await {
-                        tracing::warn!(
-                            error = format!("{error:#}"),
-                            "the worker cannot give back a job; it runs again when its lease runs out"
-                        );
-                    }
-                    continue;
-                }
-                if let Err(error) = self.run_claimed(job).await {
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        "the worker cannot record a job's outcome; its lease will run out and it will run again"
-                    );
-                }
-                continue;
-            }
             if *shutdown.borrow() {
                 return;
             }
-            let found = match self.bury_if_due().await {
-                Ok(()) => self.store.claim_jobs(&kinds, self.lease, batch).await,
-                Err(error) => Err(error),
-            };
-            match found {
-                Ok(jobs) if !jobs.is_empty() => {
-                    let full = jobs.len() == batch as usize;
-                    batch = if full {
-                        (batch * 2).min(MAX_CLAIM_BATCH)
-                    } else {
-                        u32::try_from(jobs.len()).unwrap_or(1)
-                    };
-                    claimed.extend(jobs);
-                    continue;
-                }
-                Ok(_) => batch = 1,
+            match self.run_next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {}
                 Err(error) => tracing::warn!(
                     error = format!("{error:#}"),
                     "the worker cannot reach the job queue; retrying"
@@ -284,103 +222,5 @@ impl Worker {
                 _ = shutdown.changed() => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use serde_json::{Value, json};
-    use store::jobs::{JobStatus, NewJob};
-    use store::testing::TestDatabase;
-    use tokio::sync::Notify;
-
-    use super::*;
-
-    /// Records each job it runs; the second one waits for `gate`.
-    struct Recorder {
-        ran: Mutex<Vec<Value>>,
-        second_started: Notify,
-        gate: Notify,
-    }
-
-    impl JobHandler for Arc<Recorder> {
-        fn kind(&self) -> &'static str {
-            "test.record"
-        }
-
-        fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-            recorded_by_worker(async move {
-                let second = {
-                    let mut ran = self.ran.lock().unwrap();
-                    ran.push(job.payload["n"].clone());
-                    ran.len() == 2
-                };
-                if second {
-                    self.second_started.notify_one();
-                    self.gate.notified().await;
-                }
-                Ok(())
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn a_busy_worker_claims_in_batches_and_gives_back_unstarted_jobs_on_shutdown() {
-        let (_db, store) = TestDatabase::migrated().await;
-        let mut ids = Vec::new();
-        for n in 0..6 {
-            let job = NewJob::new("test.record", json!({ "n": n }));
-            ids.push(store.enqueue_job(&job).await.unwrap().unwrap());
-        }
-        let recorder = Arc::new(Recorder {
-            ran: Mutex::default(),
-            second_started: Notify::new(),
-            gate: Notify::new(),
-        });
-        let worker = Worker::new(store.clone(), vec![Arc::new(recorder.clone())]);
-        let (stop, stopped) = watch::channel(false);
-        let running = tokio::spawn(worker.run(stopped));
-
-        // Job 0 was claimed alone (a full batch of one), so jobs 1 and 2
-        // came together; stop while job 1 runs.
-        tokio::time::timeout(Duration::from_secs(10), recorder.second_started.notified())
-            .await
-            .expect("the second job starts");
-        let held = [
-            store.job(ids[2]).await.unwrap(),
-            store.job(ids[3]).await.unwrap(),
-        ];
-        assert_eq!(
-            held.map(|job| job.status),
-            [JobStatus::Running, JobStatus::Queued],
-            "job 2 was claimed with job 1, job 3 not yet"
-        );
-        stop.send(true).unwrap();
-        recorder.gate.notify_one();
-        tokio::time::timeout(Duration::from_secs(10), running)
-            .await
-            .expect("the worker stops")
-            .unwrap();
-
-        assert_eq!(*recorder.ran.lock().unwrap(), vec![json!(0), json!(1)]);
-        let mut statuses = Vec::new();
-        for id in &ids {
-            let job = store.job(*id).await.unwrap();
-            statuses.push((job.status, job.attempts));
-        }
-        assert_eq!(
-            statuses,
-            vec![
-                (JobStatus::Succeeded, 1),
-                (JobStatus::Succeeded, 1),
-                // Claimed with job 1, never started: queued again, uncounted.
-                (JobStatus::Queued, 0),
-                (JobStatus::Queued, 0),
-                (JobStatus::Queued, 0),
-                (JobStatus::Queued, 0),
-            ]
-        );
     }
 }

@@ -214,38 +214,37 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The claim statement. SQLite binds: lease token, lease expiry, now, how
-/// many jobs at most, then each of `kinds` kinds; PostgreSQL binds the kinds
-/// as one array.
+/// The claim statement. SQLite binds: lease token, lease expiry, now, then
+/// each of `kinds` kinds; PostgreSQL binds the kinds as one array.
 fn claim_sql(backend: Backend, kinds: usize) -> String {
     match backend {
         // The same statement, in a function that keeps the planner on the
-        // ordered index walk (migration 0009 says why; 0010 adds the limit).
+        // ordered index walk (migration 0009 says why).
         Backend::Postgres => "SELECT id, kind, payload, workspace_id, attempts, max_attempts \
-                              FROM mailwright_claim_jobs($1, $2, $3, $5, $4)"
+                              FROM mailwright_claim_job($1, $2, $3, $4)"
             .to_owned(),
         Backend::Sqlite => {
             let kind_placeholders = (0..kinds)
-                .map(|index| format!("${}", index + 5))
+                .map(|index| format!("${}", index + 4))
                 .collect::<Vec<_>>()
                 .join(", ");
             // `status IN (...)` and `run_at <= now` match the partial index
             // `jobs_due (run_at, id)`, so the claim walks it in order and
-            // stops after the first takeable rows (a running job's run_at is
-            // in the past too). An UPDATE takes SQLite's single write lock
+            // stops at the first takeable row (a running job's run_at is in
+            // the past too). An UPDATE takes SQLite's single write lock
             // before it reads, so the subquery and the update are atomic.
             // (PostgreSQL's version adds FOR UPDATE SKIP LOCKED: concurrent
             // claimers skip rows another claimer holds instead of waiting.)
             format!(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_token = $1, \
                                  lease_expires_at = $2, updated_at = $3 \
-                 WHERE id IN ( \
+                 WHERE id = ( \
                      SELECT id FROM jobs \
                      WHERE status IN ('queued', 'running') AND run_at <= $3 \
                        AND (status = 'queued' OR (lease_expires_at < $3 AND attempts < max_attempts)) \
                        AND kind IN ({kind_placeholders}) \
                      ORDER BY run_at, id \
-                     LIMIT $4) \
+                     LIMIT 1) \
                  RETURNING id, kind, payload, workspace_id, attempts, max_attempts"
             )
         }
@@ -269,65 +268,45 @@ impl Store {
         kinds: &[&str],
         lease: Duration,
     ) -> Result<Option<ClaimedJob>, StoreError> {
-        Ok(self.claim_jobs(kinds, lease, 1).await?.pop())
-    }
-
-    /// Like [`Store::claim_job`], up to `limit` due jobs in one statement
-    /// (oldest first), all held for `lease` from now.
-    pub async fn claim_jobs(
-        &self,
-        kinds: &[&str],
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<ClaimedJob>, StoreError> {
-        if kinds.is_empty() || limit == 0 {
-            return Ok(Vec::new());
+        if kinds.is_empty() {
+            return Ok(None);
         }
         let claimed_at = now();
+
         let lease_token = Uuid::new_v4();
         let lease_expires_at = claimed_at + chrono_duration(lease);
-        let limit = i64::from(limit);
         let sql = claim_sql(self.backend(), kinds.len());
-        let rows: Vec<ClaimedRow> = match self {
+        let row: Option<ClaimedRow> = match self {
             Store::Sqlite(pool) => {
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(lease_token)
                     .bind(lease_expires_at)
-                    .bind(claimed_at)
-                    .bind(limit);
+                    .bind(claimed_at);
                 for kind in kinds {
                     query = query.bind(*kind);
                 }
-                query.fetch_all(pool).await?
+                query.fetch_optional(pool).await?
             }
             Store::Postgres(pool) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(lease_token)
                     .bind(lease_expires_at)
                     .bind(claimed_at)
-                    .bind(limit)
                     .bind(kinds)
-                    .fetch_all(pool)
+                    .fetch_optional(pool)
                     .await?
             }
         };
-        let mut jobs: Vec<ClaimedJob> = rows
-            .into_iter()
-            .map(|row| ClaimedJob {
-                id: JobId::from_uuid(row.id),
-                kind: row.kind,
-                payload: row.payload.0,
-                workspace: row.workspace_id.map(WorkspaceId::from_uuid),
-                attempt: to_u32(row.attempts),
-                max_attempts: to_u32(row.max_attempts),
-                lease_expires_at,
-                lease_token,
-            })
-            .collect();
-        // An UPDATE returns its rows in no particular order; ids are
-        // time-ordered (UUIDv7), so this is about the order they were queued.
-        jobs.sort_by_key(|job| job.id.as_uuid());
-        Ok(jobs)
+        Ok(row.map(|row| ClaimedJob {
+            id: JobId::from_uuid(row.id),
+            kind: row.kind,
+            payload: row.payload.0,
+            workspace: row.workspace_id.map(WorkspaceId::from_uuid),
+            attempt: to_u32(row.attempts),
+            max_attempts: to_u32(row.max_attempts),
+            lease_expires_at,
+            lease_token,
+        }))
     }
 
     /// A running job whose worker vanished during its last allowed attempt
@@ -376,26 +355,6 @@ impl Store {
         if updated == 1 {
             job.lease_expires_at = expires_at;
         }
-        Ok(updated == 1)
-    }
-
-    /// Give back a job this worker claimed but did not start: due again at
-    /// once for any worker, its attempt not counted. `false` when the lease
-    /// had been taken over meanwhile.
-    pub async fn release_job(&self, job: &ClaimedJob) -> Result<bool, StoreError> {
-        let updated = on_pool!(self, pool => {
-            sqlx::query(
-                "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_token = NULL, \
-                                 lease_expires_at = NULL, updated_at = $1 \
-                 WHERE id = $2 AND lease_token = $3 AND status = 'running'",
-            )
-            .bind(now())
-            .bind(job.id.as_uuid())
-            .bind(job.lease_token)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
         Ok(updated == 1)
     }
 

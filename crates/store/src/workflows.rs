@@ -619,7 +619,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
-                sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
+                let completed = sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
                     .bind(at)
                     .bind(job.id.as_uuid())
                     .bind(job.lease_token())
@@ -627,7 +627,8 @@ impl Store {
                     .execute(&mut *conn)
                     .await?
                     .rows_affected()
-                    == 1
+                    == 1;
+                completed
             }
         };
         Ok(completed)
