@@ -619,7 +619,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
-                let completed = sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
+                sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
                     .bind(at)
                     .bind(job.id.as_uuid())
                     .bind(job.lease_token())
@@ -627,8 +627,7 @@ impl Store {
                     .execute(&mut *conn)
                     .await?
                     .rows_affected()
-                    == 1;
-                completed
+                    == 1
             }
         };
         Ok(completed)
