@@ -2,8 +2,8 @@
 -- `execute` reads the workflow and creates the run with its job; a worker
 -- starts the run, reads the integration, and ends the run with its job.
 -- Through the pool, a workspace-scoped statement costs three (a transaction
--- that sets the row-level-security scope, the statement, the commit); on the
--- workflow benchmark those round trips were most of PostgreSQL's CPU. Each
+-- that sets the row-level-security scope, the statement, the commit), and
+-- each round trip costs CPU on both sides (most over TCP with TLS). Each
 -- function sets the scope for its own statements and restores the previous
 -- one before it returns; the policies apply as before (the functions run
 -- with the caller's rights), and every statement still names its workspace.
