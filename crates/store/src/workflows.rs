@@ -566,8 +566,9 @@ impl Store {
         Ok(())
     }
 
-    /// Record a run's end (`succeeded` or `failed`) and, atomically with it,
-    /// its job's success: one round trip on PostgreSQL (migration 0010).
+    /// Record a run's end (`succeeded` or `failed`) and its job's success:
+    /// on PostgreSQL atomically, in one round trip (migration 0010); on
+    /// SQLite one right after the other (see below).
     /// `false` when the job's lease had been taken over (or the job is not
     /// this workspace's); the run is recorded either way, as
     /// [`Store::update_run`] would.
