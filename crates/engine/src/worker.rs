@@ -35,8 +35,8 @@ pub enum JobError {
 pub enum Success {
     /// The worker marks the job succeeded.
     ToRecord,
-    /// The handler marked it, in the transaction of its own last write (one
-    /// commit instead of two); `lease_held` is false when another worker had
+    /// The handler marked it together with its own last write (one round
+    /// trip instead of two); `lease_held` is false when another worker had
     /// taken the job over.
     Recorded { lease_held: bool },
 }
