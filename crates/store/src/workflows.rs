@@ -605,27 +605,13 @@ impl Store {
                 // between), and the other workers' writes queue behind it.
                 // A crash between them leaves the job to be taken again,
                 // which finds the run ended and completes it.
-                let mut conn = pool.acquire().await?;
-                sqlx::query(
-                    "UPDATE workflow_runs SET status = $1, steps = $2, error_code = $3, error_message = $4, \
-                                              finished_at = $5 \
-                     WHERE workspace_id = $6 AND id = $7",
-                )
-                .bind(status)
-                .bind(Json(steps))
-                .bind(error.map(|(code, _)| code))
-                .bind(error.map(|(_, message)| message))
-                .bind(at)
-                .bind(workspace.as_uuid())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+                self.update_run(workspace, id, status, steps, error).await?;
                 sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
                     .bind(at)
                     .bind(job.id.as_uuid())
                     .bind(job.lease_token())
                     .bind(workspace.as_uuid())
-                    .execute(&mut *conn)
+                    .execute(pool)
                     .await?
                     .rows_affected()
                     == 1
