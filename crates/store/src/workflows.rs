@@ -387,7 +387,7 @@ impl Store {
     /// on this workflow, return that run instead. The flag says whether it is
     /// new. `NotFound` when the workflow does not exist (it cannot be deleted
     /// while its run is written). One round trip on PostgreSQL (a function,
-    /// migration 0010).
+    /// migrations 0010 and 0011).
     pub async fn create_run(
         &self,
         run: &Run,
@@ -396,36 +396,7 @@ impl Store {
     ) -> Result<(Run, bool), StoreError> {
         match self {
             Store::Postgres(pool) => {
-                #[derive(sqlx::FromRow)]
-                struct CreatedRow {
-                    #[sqlx(flatten)]
-                    run: RunRow,
-                    is_new: bool,
-                }
-                let sql = format!(
-                    "SELECT {RUN_COLUMNS}, is_new FROM mailwright_create_run(\
-                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-                );
-                let row: Option<CreatedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(run.workspace.as_uuid())
-                    .bind(run.workflow_id)
-                    .bind(run.id)
-                    .bind(&run.status)
-                    .bind(&run.trigger)
-                    .bind(Json(&run.input))
-                    .bind(Json(&run.steps))
-                    .bind(idempotency_key)
-                    .bind(run.created_at)
-                    .bind(job.map(|_| Uuid::now_v7()))
-                    .bind(
-                        job.and_then(|job| job.workspace)
-                            .map(|workspace| workspace.as_uuid()),
-                    )
-                    .bind(job.map(|job| job.kind.as_str()))
-                    .bind(job.map(|job| Json(&job.payload)))
-                    .bind(job.map(|job| i32::try_from(job.max_attempts).unwrap_or(i32::MAX)))
-                    .bind(job.map(|job| job.run_at.unwrap_or(run.created_at)))
-                    .bind(job.and_then(|job| job.dedupe_key.as_deref()))
+                let row = create_run_query(run, idempotency_key, job)
                     .fetch_optional(pool)
                     .await?;
                 let row = row.ok_or(StoreError::NotFound)?;
@@ -619,6 +590,47 @@ impl Store {
         };
         Ok(completed)
     }
+}
+
+/// A run created by `mailwright_create_run`, and whether it is new.
+#[derive(sqlx::FromRow)]
+struct CreatedRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    is_new: bool,
+}
+
+/// [`Store::create_run`]'s one PostgreSQL statement (migration 0011), for any
+/// executor (tests run it inside a transaction to read its statistics).
+fn create_run_query<'q>(
+    run: &'q Run,
+    idempotency_key: Option<&'q str>,
+    job: Option<&'q NewJob>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, CreatedRow, sqlx::postgres::PgArguments> {
+    let sql = format!(
+        "SELECT {RUN_COLUMNS}, is_new FROM mailwright_create_run(\
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(run.workspace.as_uuid())
+        .bind(run.workflow_id)
+        .bind(run.id)
+        .bind(&run.status)
+        .bind(&run.trigger)
+        .bind(Json(&run.input))
+        .bind(Json(&run.steps))
+        .bind(idempotency_key)
+        .bind(run.created_at)
+        .bind(job.map(|_| Uuid::now_v7()))
+        .bind(
+            job.and_then(|job| job.workspace)
+                .map(|workspace| workspace.as_uuid()),
+        )
+        .bind(job.map(|job| job.kind.as_str()))
+        .bind(job.map(|job| Json(&job.payload)))
+        .bind(job.map(|job| i32::try_from(job.max_attempts).unwrap_or(i32::MAX)))
+        .bind(job.map(|job| job.run_at.unwrap_or(run.created_at)))
+        .bind(job.and_then(|job| job.dedupe_key.as_deref()))
 }
 
 /// One statement that starts a run and reads it with its workflow's steps.
@@ -899,6 +911,69 @@ mod tests {
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
             "succeeded"
+        );
+    }
+
+    /// Rows of `workflow_runs` read so far by the connection's transaction.
+    async fn runs_read_in(tx: &mut sqlx::PgConnection) -> i64 {
+        sqlx::query_scalar(
+            "SELECT seq_tup_read + COALESCE(idx_tup_fetch, 0) \
+             FROM pg_stat_xact_user_tables WHERE relname = 'workflow_runs'",
+        )
+        .fetch_one(tx)
+        .await
+        .unwrap()
+    }
+
+    /// Creating a run reads no earlier run of its workflow, however many
+    /// there are, even with the plan PostgreSQL caches for the function after
+    /// a few calls on one connection (forced here). Migration 0010's version
+    /// found the new run again by a condition no index serves, so with that
+    /// plan every execute walked the workflow's whole history.
+    #[tokio::test]
+    async fn creating_a_run_reads_no_earlier_runs_of_its_workflow() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let Store::Postgres(pool) = &store else {
+            return; // SQLite returns the run it inserted: there is no read to count.
+        };
+        let workflow = workflow_in(&store, "a").await;
+        for _ in 0..30 {
+            store
+                .create_run(&queued_run(&workflow), None, None)
+                .await
+                .unwrap();
+        }
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            let run = queued_run(&workflow);
+            let created = create_run_query(&run, None, None)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            assert!(created.is_new);
+        }
+        assert_eq!(runs_read_in(&mut tx).await, 0, "new runs read no runs");
+
+        let keyed = queued_run(&workflow);
+        for call in 0..3 {
+            let again = Run {
+                id: if call == 0 { keyed.id } else { Uuid::now_v7() },
+                ..keyed.clone()
+            };
+            let created = create_run_query(&again, Some("k"), None)
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            assert_eq!((created.is_new, created.run.id), (call == 0, keyed.id));
+        }
+        assert_eq!(
+            runs_read_in(&mut tx).await,
+            4,
+            "each repeated key reads its one run twice (the insert's conflict check, then the read)"
         );
     }
 
