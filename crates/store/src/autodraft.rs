@@ -283,6 +283,12 @@ pub struct AutoDraftEvent {
     pub at: DateTime<Utc>,
 }
 
+/// Enabled mailboxes by their account's address (`$1`), across workspaces:
+/// `email_key` is the lowered address, indexed by `integrations_by_address`.
+const MAILBOXES_FOR_ADDRESS_SQL: &str = "SELECT m.workspace_id, m.integration_id \
+     FROM integrations i JOIN autodraft_mailboxes m ON m.integration_id = i.id \
+     WHERE i.email_key = LOWER($1) AND m.enabled";
+
 impl Store {
     pub async fn autodraft_mailbox(
         &self,
@@ -446,11 +452,7 @@ impl Store {
         email: &str,
     ) -> Result<Vec<(WorkspaceId, IntegrationId)>, StoreError> {
         let rows: Vec<(Uuid, Uuid)> = across_workspaces!(self, conn => {
-            sqlx::query_as(
-                "SELECT m.workspace_id, m.integration_id FROM autodraft_mailboxes m \
-                 JOIN integrations i ON i.id = m.integration_id \
-                 WHERE m.enabled AND LOWER(i.email) = LOWER($1)",
-            )
+            sqlx::query_as(MAILBOXES_FOR_ADDRESS_SQL)
             .bind(email)
             .fetch_all(&mut *conn)
             .await?
@@ -926,5 +928,68 @@ impl Store {
                 .await?
         });
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    /// A push's lookup starts from the address index instead of reading
+    /// every enabled mailbox (one push per incoming message, so it must not
+    /// grow with the number of mailboxes). SQLite plans the same whatever
+    /// the tables hold.
+    #[tokio::test]
+    async fn a_push_finds_its_mailboxes_through_the_address_index() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let plan: String = match &store {
+            Store::Sqlite(pool) => {
+                let sql = format!("EXPLAIN QUERY PLAN {MAILBOXES_FOR_ADDRESS_SQL}");
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind("ann@example.com")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+                rows.into_iter()
+                    .map(|row| row.3)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin().await.unwrap();
+                // PostgreSQL plans by the tables' statistics: 500 enabled
+                // mailboxes, analyzed, and the plan a prepared statement
+                // settles on after a few runs.
+                let fixture = [
+                    "SET LOCAL mailwright.all_workspaces = 'on'",
+                    "INSERT INTO workspaces (id, name, created_at) \
+                     VALUES ('00000000-0000-0000-0000-000000000001', 'w', now())",
+                    "INSERT INTO users (id, created_at) VALUES ('00000000-0000-0000-0000-000000000002', now())",
+                    "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, \
+                         provider_account_id, email, display_name, status, granted_scopes, connected_at, updated_at) \
+                     SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', \
+                            '00000000-0000-0000-0000-000000000002', 'google', 'gmail', 'account' || n, \
+                            'user' || n || '@example.com', 'User', 'connected', '', now(), now() \
+                     FROM generate_series(1, 500) AS n",
+                    "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at) \
+                     SELECT id, workspace_id, TRUE, now() FROM integrations",
+                    "ANALYZE integrations, autodraft_mailboxes",
+                    "SET LOCAL plan_cache_mode = force_generic_plan",
+                ];
+                for statement in fixture {
+                    sqlx::query(statement).execute(&mut *tx).await.unwrap();
+                }
+                let sql = format!("EXPLAIN (COSTS OFF) {MAILBOXES_FOR_ADDRESS_SQL}");
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind("ann@example.com")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .unwrap();
+                rows.join("\n")
+            }
+        };
+        assert!(plan.contains("integrations_by_address"), "{plan}");
+        assert!(!plan.contains("SCAN m"), "{plan}"); // SQLite's full scan
     }
 }
