@@ -455,6 +455,21 @@ impl Sandbox {
         self.messages_where(email, Some(mailbox::SENT))
     }
 
+    /// How many messages the account sent: for polling while a benchmark
+    /// runs. (`sent_messages` builds a view of every message, raw source
+    /// included, while it holds the lock every Gmail call needs.)
+    pub fn sent_count(&self, email: &str) -> Result<usize, ControlError> {
+        let world = self.lock();
+        let mailbox = world
+            .mailbox(email)
+            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
+        Ok(mailbox
+            .messages
+            .iter()
+            .filter(|m| m.has_label(mailbox::SENT))
+            .count())
+    }
+
     /// Every message in the account's mailbox, oldest first.
     pub fn messages(&self, email: &str) -> Result<Vec<MessageView>, ControlError> {
         self.messages_where(email, None)

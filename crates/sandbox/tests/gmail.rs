@@ -356,6 +356,11 @@ async fn send_delivers_and_threads_like_gmail() {
     assert_eq!(ann_copy.bcc, [BOB]);
     let sent_view = h.sandbox.sent_messages(ANN).unwrap();
     assert_eq!(sent_view.len(), 4);
+    assert_eq!(h.sandbox.sent_count(ANN).unwrap(), 4);
+    assert!(
+        h.sandbox.messages(ANN).unwrap().len() > 4,
+        "received mail is not counted"
+    );
     assert_eq!(sent_view[0].subject, "Re: Quote request");
     assert!(sent_view[0].message_id.is_some(), "Gmail adds a Message-ID");
     assert!(sent_view[0].raw.contains("Date: "), "Gmail adds a Date");
