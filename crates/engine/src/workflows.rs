@@ -26,7 +26,7 @@ use crate::notify::DELIVER_SYSTEM_EMAIL;
 use crate::vault::{Vault, VaultError};
 use crate::worker::{JobError, JobFuture, JobHandler, Success};
 
-pub const RUN_WORKFLOW: &str = "workflow.run";
+pub const RUN_WORKFLOW: &str = store::workflows::RUN_JOB_KIND;
 
 /// The associated data that binds a webhook token ciphertext to its workflow.
 pub fn webhook_context(workflow: Uuid) -> String {
@@ -508,16 +508,21 @@ impl JobHandler for RunWorkflow {
             ) else {
                 return Err(JobError::Permanent("the job names no run".into()));
             };
-            let attempt = match self.store.begin_run_attempt(workspace, run_id).await {
-                Ok(Some(attempt)) => attempt,
-                // Deleted with its workflow, or already ended.
-                Ok(None) => return Ok(Success::ToRecord),
-                Err(error) => {
-                    return Err(JobError::Transient {
+            let started = match job.started_run() {
+                // The claim started it (PostgreSQL).
+                Some(attempt) => Some(attempt.clone()),
+                None => self
+                    .store
+                    .begin_run_attempt(workspace, run_id)
+                    .await
+                    .map_err(|error| JobError::Transient {
                         message: format!("the run cannot be read ({error})"),
                         retry_after: None,
-                    });
-                }
+                    })?,
+            };
+            // Deleted with its workflow, or already ended.
+            let Some(attempt) = started else {
+                return Ok(Success::ToRecord);
             };
             let mut run = attempt.run;
             self.run_steps(

@@ -19,6 +19,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::workflows::{RunAttempt, started_run_from_json};
 use crate::{Backend, Store, StoreError, now, on_pool};
 
 /// A job to enqueue.
@@ -80,12 +81,21 @@ pub struct ClaimedJob {
     pub max_attempts: u32,
     pub lease_expires_at: DateTime<Utc>,
     lease_token: Uuid,
+    started_run: Option<RunAttempt>,
 }
 
 impl ClaimedJob {
     /// Proves the lease when the job's outcome is recorded elsewhere.
     pub(crate) fn lease_token(&self) -> Uuid {
         self.lease_token
+    }
+
+    /// The run a `workflow.run` job's claim started in the same statement
+    /// (PostgreSQL, migration 0013), as [`Store::begin_run_attempt`] would
+    /// have. `None` on SQLite, for other kinds, and when the run has ended
+    /// or is gone: then the handler starts it itself.
+    pub fn started_run(&self) -> Option<&RunAttempt> {
+        self.started_run.as_ref()
     }
 }
 
@@ -163,6 +173,9 @@ struct ClaimedRow {
     workspace_id: Option<Uuid>,
     attempts: i32,
     max_attempts: i32,
+    /// PostgreSQL only (the column is absent on SQLite).
+    #[sqlx(default)]
+    started_run: Option<Json<Value>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -219,10 +232,13 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
 fn claim_sql(backend: Backend, kinds: usize) -> String {
     match backend {
         // The same statement, in a function that keeps the planner on the
-        // ordered index walk (migration 0009 says why).
-        Backend::Postgres => "SELECT id, kind, payload, workspace_id, attempts, max_attempts \
-                              FROM mailwright_claim_job($1, $2, $3, $4)"
-            .to_owned(),
+        // ordered index walk (migration 0009 says why) and starts a claimed
+        // run (migration 0013).
+        Backend::Postgres => {
+            "SELECT id, kind, payload, workspace_id, attempts, max_attempts, started_run \
+                              FROM mailwright_claim_job_starting_run($1, $2, $3, $4)"
+                .to_owned()
+        }
         Backend::Sqlite => {
             let kind_placeholders = (0..kinds)
                 .map(|index| format!("${}", index + 4))
@@ -306,6 +322,9 @@ impl Store {
             max_attempts: to_u32(row.max_attempts),
             lease_expires_at,
             lease_token,
+            started_run: row
+                .started_run
+                .and_then(|started| started_run_from_json(started.0)),
         }))
     }
 

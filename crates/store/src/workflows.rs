@@ -127,6 +127,65 @@ pub struct RunAttempt {
     pub earlier_starts: u32,
 }
 
+/// The kind of the job that executes a run. On PostgreSQL its claim starts
+/// the run too (migration 0013 names the kind in SQL).
+pub const RUN_JOB_KIND: &str = "workflow.run";
+
+/// A run as `to_jsonb` writes its row, with its workflow's steps: what
+/// `mailwright_claim_job_starting_run` returns for a run it started.
+#[derive(serde::Deserialize)]
+struct StartedRunJson {
+    run: RunJson,
+    workflow_steps: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct RunJson {
+    id: Uuid,
+    workspace_id: Uuid,
+    workflow_id: Uuid,
+    status: String,
+    trigger_kind: String,
+    input: Value,
+    steps: Value,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    starts: i32,
+}
+
+/// The run a claim started. `None` when its workflow is gone (as from
+/// [`Store::begin_run_attempt`]) or, logged, when the JSON does not match
+/// (a bug: the handler then starts the run itself, counting one start more,
+/// which only adds a Gmail lookup before the send).
+pub(crate) fn started_run_from_json(value: Value) -> Option<RunAttempt> {
+    let started: StartedRunJson = match serde_json::from_value(value) {
+        Ok(started) => started,
+        Err(error) => {
+            tracing::warn!(error = %error, "a claimed run's row cannot be read; starting it again");
+            return None;
+        }
+    };
+    let run = started.run;
+    Some(RunAttempt {
+        earlier_starts: u32::try_from(run.starts - 1).unwrap_or(0),
+        workflow_steps: started.workflow_steps?,
+        run: Run {
+            id: run.id,
+            workspace: WorkspaceId::from_uuid(run.workspace_id),
+            workflow_id: run.workflow_id,
+            status: run.status,
+            trigger: run.trigger_kind,
+            input: run.input,
+            steps: run.steps,
+            error: run.error_code.zip(run.error_message),
+            created_at: run.created_at,
+            finished_at: run.finished_at,
+        },
+    })
+}
+
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 
 fn existing_run_sql() -> String {
@@ -914,6 +973,69 @@ mod tests {
         );
     }
 
+    /// On PostgreSQL a `workflow.run` job's claim starts its run, as
+    /// `begin_run_attempt` would (one round trip and one commit fewer per
+    /// run); on SQLite the handler starts it. A run that has ended, or a
+    /// payload that names no run, starts nothing and the claim still works.
+    #[tokio::test]
+    async fn claiming_a_run_job_starts_its_run_on_postgres() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workflow = workflow_in(&store, "a").await;
+        let kinds = [RUN_JOB_KIND];
+        let lease = std::time::Duration::from_secs(60);
+        let run = queued_run(&workflow);
+        let job = NewJob::new(RUN_JOB_KIND, json!({"run_id": run.id})).in_workspace(run.workspace);
+        store.create_run(&run, None, Some(&job)).await.unwrap();
+
+        let claimed = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        let stored = store.run(workflow.workspace, run.id).await.unwrap();
+        let postgres = store.backend() == Backend::Postgres;
+        if postgres {
+            let started = claimed.started_run().expect("the claim started the run");
+            assert_eq!(
+                (
+                    started.earlier_starts,
+                    &started.workflow_steps,
+                    &started.run
+                ),
+                (0, &workflow.steps, &stored)
+            );
+            assert_eq!(stored.status, "running");
+        } else {
+            assert!(claimed.started_run().is_none());
+            assert_eq!(stored.status, "queued");
+        }
+
+        // Taken over after its worker's lease ran out: a second start.
+        crate::testing::expire_job_leases(&store).await;
+        let again = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        assert_eq!(again.id, claimed.id);
+        assert_eq!(
+            again.started_run().map(|started| started.earlier_starts),
+            postgres.then_some(1)
+        );
+
+        // Ended: the claim starts nothing.
+        store
+            .update_run(workflow.workspace, run.id, "succeeded", &json!([]), None)
+            .await
+            .unwrap();
+        crate::testing::expire_job_leases(&store).await;
+        let ended = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        assert!(ended.started_run().is_none());
+        assert_eq!(
+            store.run(workflow.workspace, run.id).await.unwrap().status,
+            "succeeded"
+        );
+
+        let malformed = NewJob::new(RUN_JOB_KIND, json!({"run_id": "not a run"}))
+            .in_workspace(workflow.workspace);
+        store.enqueue_job(&malformed).await.unwrap();
+        let claimed = store.claim_job(&kinds, lease).await.unwrap().unwrap();
+        assert_eq!(claimed.payload, json!({"run_id": "not a run"}));
+        assert!(claimed.started_run().is_none());
+    }
+
     /// Rows of `workflow_runs` read so far by the connection's transaction.
     async fn runs_read_in(tx: &mut sqlx::PgConnection) -> i64 {
         sqlx::query_scalar(
@@ -977,7 +1099,7 @@ mod tests {
         );
     }
 
-    /// The functions that scope one statement each (migration 0010) leave
+    /// The functions that scope one statement each (migrations 0010, 0013) leave
     /// their connection unscoped again: the next query sees no tenant rows.
     #[tokio::test]
     async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
@@ -987,9 +1109,13 @@ mod tests {
         };
         let workflow = workflow_in(&store, "a").await;
         let run = queued_run(&workflow);
-        store.create_run(&run, None, None).await.unwrap();
+        let job = NewJob::new(RUN_JOB_KIND, json!({"run_id": run.id})).in_workspace(run.workspace);
+        store.create_run(&run, None, Some(&job)).await.unwrap();
         let mut conn = pool.acquire().await.unwrap();
         let calls = [
+            // The claim starts the run ($1 and $2 only match the others' binds).
+            "SELECT started_run::TEXT FROM mailwright_claim_job_starting_run(\
+             $2, now() + interval '1 minute', now(), ARRAY['workflow.run']) WHERE $1::UUID IS NOT NULL",
             "SELECT id FROM mailwright_begin_run_attempt($1, $2)",
             "SELECT id FROM mailwright_integration_with_tokens($1, $2)",
             "SELECT mailwright_finish_run($1, $2, 'succeeded', '[]', NULL, NULL, now(), $2, $2)::TEXT",
