@@ -77,7 +77,8 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-#[derive(sqlx::FromRow)]
+/// A run's row, as queried or as `to_jsonb` writes it (claims on PostgreSQL).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct RunRow {
     id: Uuid,
     workspace_id: Uuid,
@@ -109,12 +110,26 @@ impl From<RunRow> for Run {
     }
 }
 
-#[derive(sqlx::FromRow)]
+/// A run just started, with its workflow's steps: a row of
+/// `begin_run_attempt`, or the JSON object a claim on PostgreSQL returns.
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct StartedRunRow {
     #[sqlx(flatten)]
+    #[serde(flatten)]
     run: RunRow,
     starts: i32,
     workflow_steps: Option<Json<Value>>,
+}
+
+impl StartedRunRow {
+    /// `None` when the workflow is gone.
+    fn into_attempt(self) -> Option<RunAttempt> {
+        Some(RunAttempt {
+            earlier_starts: u32::try_from(self.starts - 1).unwrap_or(0),
+            workflow_steps: self.workflow_steps?.0,
+            run: self.run.into(),
+        })
+    }
 }
 
 /// A run a worker has just started, with its workflow's steps.
@@ -131,59 +146,19 @@ pub struct RunAttempt {
 /// the run too (migration 0013 names the kind in SQL).
 pub const RUN_JOB_KIND: &str = "workflow.run";
 
-/// A run as `to_jsonb` writes its row, with its workflow's steps: what
-/// `mailwright_claim_job_starting_run` returns for a run it started.
-#[derive(serde::Deserialize)]
-struct StartedRunJson {
-    run: RunJson,
-    workflow_steps: Option<Value>,
-}
-
-#[derive(serde::Deserialize)]
-struct RunJson {
-    id: Uuid,
-    workspace_id: Uuid,
-    workflow_id: Uuid,
-    status: String,
-    trigger_kind: String,
-    input: Value,
-    steps: Value,
-    error_code: Option<String>,
-    error_message: Option<String>,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
-    starts: i32,
-}
-
-/// The run a claim started. `None` when its workflow is gone (as from
+/// The run a claim started (`mailwright_claim_job_starting_run`'s
+/// `started_run`). `None` when its workflow is gone (as from
 /// [`Store::begin_run_attempt`]) or, logged, when the JSON does not match
 /// (a bug: the handler then starts the run itself, counting one start more,
 /// which only adds a Gmail lookup before the send).
 pub(crate) fn started_run_from_json(value: Value) -> Option<RunAttempt> {
-    let started: StartedRunJson = match serde_json::from_value(value) {
-        Ok(started) => started,
+    match serde_json::from_value::<StartedRunRow>(value) {
+        Ok(started) => started.into_attempt(),
         Err(error) => {
             tracing::warn!(error = %error, "a claimed run's row cannot be read; starting it again");
-            return None;
+            None
         }
-    };
-    let run = started.run;
-    Some(RunAttempt {
-        earlier_starts: u32::try_from(run.starts - 1).unwrap_or(0),
-        workflow_steps: started.workflow_steps?,
-        run: Run {
-            id: run.id,
-            workspace: WorkspaceId::from_uuid(run.workspace_id),
-            workflow_id: run.workflow_id,
-            status: run.status,
-            trigger: run.trigger_kind,
-            input: run.input,
-            steps: run.steps,
-            error: run.error_code.zip(run.error_message),
-            created_at: run.created_at,
-            finished_at: run.finished_at,
-        },
-    })
+    }
 }
 
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
@@ -528,13 +503,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.and_then(|started| {
-            Some(RunAttempt {
-                earlier_starts: u32::try_from(started.starts - 1).unwrap_or(0),
-                workflow_steps: started.workflow_steps?.0,
-                run: started.run.into(),
-            })
-        }))
+        Ok(row.and_then(StartedRunRow::into_attempt))
     }
 
     pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, StoreError> {

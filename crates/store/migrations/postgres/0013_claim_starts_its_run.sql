@@ -55,8 +55,8 @@ BEGIN
         UPDATE workflow_runs AS run SET status = 'running', starts = run.starts + 1
         WHERE run.workspace_id = claimed.workspace_id AND run.id = (claimed.payload->>'run_id')::UUID
           AND run.status NOT IN ('succeeded', 'failed')
-        RETURNING jsonb_build_object(
-            'run', to_jsonb(run),
+        -- The run's row with its workflow's steps, as one JSON object.
+        RETURNING to_jsonb(run) || jsonb_build_object(
             'workflow_steps', (SELECT workflow.steps FROM workflows AS workflow
                                WHERE workflow.workspace_id = run.workspace_id AND workflow.id = run.workflow_id))
         INTO started;
