@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::OAuthClient;
-use crate::gmail::mailbox::{self, NewMessage, StoredMessage, Threading};
+use crate::gmail::mailbox::{self, Mailbox, NewMessage, StoredMessage, Threading};
 use crate::google_error;
 use crate::{Sandbox, state};
 
@@ -433,21 +433,32 @@ impl Sandbox {
             .unwrap_or(0)
     }
 
+    /// `read` of the account's mailbox, under the lock.
+    fn read_mailbox<T>(
+        &self,
+        email: &str,
+        read: impl FnOnce(&Mailbox) -> T,
+    ) -> Result<T, ControlError> {
+        let world = self.lock();
+        world
+            .mailbox(email)
+            .map(read)
+            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))
+    }
+
     fn messages_where(
         &self,
         email: &str,
         label: Option<&str>,
     ) -> Result<Vec<MessageView>, ControlError> {
-        let world = self.lock();
-        let mailbox = world
-            .mailbox(email)
-            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
-        Ok(mailbox
-            .messages
-            .iter()
-            .filter(|m| label.is_none_or(|l| m.has_label(l)))
-            .map(MessageView::from)
-            .collect())
+        self.read_mailbox(email, |mailbox| {
+            mailbox
+                .messages
+                .iter()
+                .filter(|m| label.is_none_or(|l| m.has_label(l)))
+                .map(MessageView::from)
+                .collect()
+        })
     }
 
     /// What the account sent through `messages.send`, oldest first.
@@ -459,15 +470,13 @@ impl Sandbox {
     /// runs. (`sent_messages` builds a view of every message, raw source
     /// included, while it holds the lock every Gmail call needs.)
     pub fn sent_count(&self, email: &str) -> Result<usize, ControlError> {
-        let world = self.lock();
-        let mailbox = world
-            .mailbox(email)
-            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
-        Ok(mailbox
-            .messages
-            .iter()
-            .filter(|m| m.has_label(mailbox::SENT))
-            .count())
+        self.read_mailbox(email, |mailbox| {
+            mailbox
+                .messages
+                .iter()
+                .filter(|m| m.has_label(mailbox::SENT))
+                .count()
+        })
     }
 
     /// Every message in the account's mailbox, oldest first.
@@ -476,29 +485,23 @@ impl Sandbox {
     }
 
     pub fn drafts(&self, email: &str) -> Result<Vec<DraftView>, ControlError> {
-        let world = self.lock();
-        let mailbox = world
-            .mailbox(email)
-            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
-        Ok(mailbox
-            .drafts
-            .iter()
-            .filter_map(|d| {
-                Some(DraftView {
-                    draft_id: d.id.clone(),
-                    message: MessageView::from(mailbox.message(&d.message_id)?),
+        self.read_mailbox(email, |mailbox| {
+            mailbox
+                .drafts
+                .iter()
+                .filter_map(|d| {
+                    Some(DraftView {
+                        draft_id: d.id.clone(),
+                        message: MessageView::from(mailbox.message(&d.message_id)?),
+                    })
                 })
-            })
-            .collect())
+                .collect()
+        })
     }
 
     /// Current `historyId` of a mailbox.
     pub fn history_id(&self, email: &str) -> Result<u64, ControlError> {
-        let world = self.lock();
-        world
-            .mailbox(email)
-            .map(|m| m.history_id)
-            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))
+        self.read_mailbox(email, |mailbox| mailbox.history_id)
     }
 
     /// Forgets history up to now, so any older `startHistoryId` gets 404.
