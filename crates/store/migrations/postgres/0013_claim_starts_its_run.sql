@@ -4,8 +4,8 @@
 -- worker needs one round trip and one commit fewer. Any other job, and a
 -- run that has ended or is gone, comes back with `started_run` NULL; the
 -- worker then starts the run itself (`Store::begin_run_attempt`), as it does
--- on SQLite. `mailwright_claim_job` stays for replicas still running the
--- previous version during an upgrade.
+-- on SQLite. The claim itself is `mailwright_claim_job` (migration 0009),
+-- which previous versions call directly.
 CREATE FUNCTION mailwright_claim_job_starting_run(
     p_lease_token UUID,
     p_lease_expires_at TIMESTAMPTZ,
@@ -21,8 +21,6 @@ CREATE FUNCTION mailwright_claim_job_starting_run(
     started_run JSONB
 )
 LANGUAGE plpgsql
--- See migration 0009: keeps the planner on the ordered walk of `jobs_due`.
-SET enable_sort = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -30,19 +28,7 @@ DECLARE
     previous TEXT;
     started JSONB;
 BEGIN
-    UPDATE jobs
-    SET status = 'running', attempts = jobs.attempts + 1, lease_token = p_lease_token,
-        lease_expires_at = p_lease_expires_at, updated_at = p_now
-    WHERE jobs.id = (
-        SELECT due.id FROM jobs AS due
-        WHERE due.status IN ('queued', 'running') AND due.run_at <= p_now
-          AND (due.status = 'queued' OR (due.lease_expires_at < p_now AND due.attempts < due.max_attempts))
-          AND due.kind = ANY (p_kinds)
-        ORDER BY due.run_at, due.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED)
-    RETURNING jobs.id, jobs.kind, jobs.payload, jobs.workspace_id, jobs.attempts, jobs.max_attempts
-    INTO claimed;
+    SELECT * INTO claimed FROM mailwright_claim_job(p_lease_token, p_lease_expires_at, p_now, p_kinds);
     IF NOT FOUND THEN
         RETURN;
     END IF;
