@@ -2,7 +2,15 @@
 //! `gmail.send_email` workflow against the Google sandbox, `wait=false`, the
 //! queue drained by the in-process workers; and the time from execute to the
 //! run's end (the Gmail send recorded), p50/p99. SQLite, or PostgreSQL when
-//! `MAILWRIGHT_TEST_POSTGRES_URL` is set. Usage: bench_workflows RUNS CONCURRENCY WORKERS
+//! `MAILWRIGHT_TEST_POSTGRES_URL` is set.
+//!
+//! Usage: bench_workflows RUNS CONCURRENCY WORKERS [RATE]
+//!
+//! Without RATE the clients execute as fast as they are answered, which
+//! measures throughput; the queue then grows faster than it drains, so the
+//! latency is mostly time spent behind the backlog. With RATE (executions per
+//! second) the executes are offered at that pace (at most CONCURRENCY
+//! unanswered), so the latency is a run's own time at that load.
 
 use std::time::{Duration, Instant};
 
@@ -15,10 +23,11 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .map(|arg| arg.parse().expect("numbers"))
         .collect();
-    let (runs, concurrency, workers) = (
+    let (runs, concurrency, workers, rate) = (
         args.first().copied().unwrap_or(2000),
         args.get(1).copied().unwrap_or(32),
         args.get(2).copied().unwrap_or(8),
+        args.get(3).copied(),
     );
     mailwright::app::install_crypto_provider();
 
@@ -132,7 +141,16 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut run_ids = Vec::with_capacity(runs);
     let mut in_flight = tokio::task::JoinSet::new();
+    let mut pace = rate.map(|rate| {
+        let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        // A late tick is not made up with a burst: the offered rate stays at most RATE.
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
     for n in 0..runs {
+        if let Some(pace) = pace.as_mut() {
+            pace.tick().await;
+        }
         while in_flight.len() >= concurrency {
             run_ids.push(in_flight.join_next().await.unwrap()??);
         }
@@ -183,8 +201,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let sent = sandbox.sent_messages("ann@example.com")?.len();
     println!(
-        "backend={:?} runs={runs} concurrency={concurrency} workers={workers} accepted_per_s={:.0} completed_per_s={:.0} p50_ms={:.1} p99_ms={:.1} failed={failed} messages_sent={sent}",
+        "backend={:?} runs={runs} concurrency={concurrency} workers={workers} rate={} accepted_per_s={:.0} completed_per_s={:.0} p50_ms={:.1} p99_ms={:.1} failed={failed} messages_sent={sent}",
         store.backend(),
+        rate.map_or("unpaced".to_owned(), |rate| format!("{rate}/s")),
         runs as f64 / accepted.as_secs_f64(),
         runs as f64 / drained.as_secs_f64(),
         percentile(0.50),
