@@ -99,9 +99,10 @@ impl Worker {
             handlers: Arc::new(handlers),
             lease: Duration::from_secs(120),
             policy: RetryPolicy::DEFAULT,
-            // An idle worker checks the queue ten times a second: an indexed
-            // query that finds nothing, and a pushed message waits at most
-            // this long for its sync to start.
+            // An idle worker wakes at once for a job this process added
+            // (`Store::job_added`), and checks the queue ten times a second
+            // for jobs that come due or that another process added: an
+            // indexed query that finds nothing.
             idle_poll: Duration::from_millis(100),
             last_burial: Arc::default(),
         }
@@ -110,6 +111,12 @@ impl Worker {
     /// Use another retry policy (tests: short delays).
     pub fn with_policy(mut self, policy: RetryPolicy) -> Worker {
         self.policy = policy;
+        self
+    }
+
+    /// Poll an idle queue this often instead of ten times a second.
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Worker {
+        self.idle_poll = idle_poll;
         self
     }
 
@@ -203,7 +210,8 @@ impl Worker {
     }
 
     /// Work until `shutdown` turns true: jobs back to back while there are
-    /// any, a short poll when idle. A job in progress is finished first.
+    /// any; when idle, wait for a job added in this process or the next
+    /// poll. A job in progress is finished first.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         loop {
             if *shutdown.borrow() {
@@ -219,8 +227,84 @@ impl Worker {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.idle_poll) => {}
+                _ = self.store.job_added() => {}
                 _ = shutdown.changed() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+    use store::jobs::{JobStatus, NewJob};
+    use store::testing::TestDatabase;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    const KIND: &str = "test.report";
+
+    /// Tells the test each job it ran.
+    struct Report(mpsc::UnboundedSender<Value>);
+
+    impl JobHandler for Report {
+        fn kind(&self) -> &'static str {
+            KIND
+        }
+
+        fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+            recorded_by_worker(async move {
+                self.0.send(job.payload.clone()).expect("the test listens");
+                Ok(())
+            })
+        }
+    }
+
+    async fn ran(reports: &mut mpsc::UnboundedReceiver<Value>) -> Value {
+        tokio::time::timeout(Duration::from_secs(10), reports.recv())
+            .await
+            .expect("the job ran within 10 s")
+            .expect("the worker is running")
+    }
+
+    #[tokio::test]
+    async fn an_idle_worker_takes_a_job_added_in_its_process_at_once_not_at_its_next_poll() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let (reports, mut ran_jobs) = mpsc::unbounded_channel();
+        // A poll an hour away: only the wake-up can get a job run in time.
+        let worker = Worker::new(store.clone(), vec![Arc::new(Report(reports))])
+            .with_idle_poll(Duration::from_secs(3600));
+        let (stop, stopped) = watch::channel(false);
+        let working = tokio::spawn(worker.run(stopped));
+
+        let first = store
+            .enqueue_job(&NewJob::new(KIND, json!({"n": 1})))
+            .await
+            .unwrap()
+            .expect("added");
+        assert_eq!(ran(&mut ran_jobs).await, json!({"n": 1}));
+        // Once the first job is recorded the worker claims again, finds
+        // nothing and waits; the second job is added after that (as far as
+        // the test can tell without reaching into the worker).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.job(first).await.unwrap().status != JobStatus::Succeeded {
+            assert!(Instant::now() < deadline, "the first job is recorded");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        store
+            .enqueue_job(&NewJob::new(KIND, json!({"n": 2})))
+            .await
+            .unwrap()
+            .expect("added");
+        assert_eq!(ran(&mut ran_jobs).await, json!({"n": 2}));
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), working)
+            .await
+            .expect("the worker stops")
+            .unwrap();
     }
 }

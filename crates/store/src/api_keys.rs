@@ -167,8 +167,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::on_pool;
     use crate::testing::TestDatabase;
+    use crate::{Pool, on_pool};
 
     async fn workspace_with_key(store: &Store, name: &str) -> (WorkspaceId, ApiKey) {
         let workspace = store.create_workspace(name).await.unwrap();
@@ -267,7 +267,7 @@ mod tests {
                 );
                 // The key lookup sees every workspace for its own query only:
                 // the same connection is unscoped again right after.
-                let Store::Postgres(pool) = &store else {
+                let Pool::Postgres(pool) = &store.pool else {
                     unreachable!()
                 };
                 let mut conn = pool.acquire().await.unwrap();

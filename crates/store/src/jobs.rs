@@ -20,7 +20,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::workflows::{RunAttempt, started_run_from_json};
-use crate::{Backend, Store, StoreError, now, on_pool};
+use crate::{Backend, Pool, Store, StoreError, now, on_pool};
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -273,6 +273,9 @@ impl Store {
     pub async fn enqueue_job(&self, job: &NewJob) -> Result<Option<JobId>, StoreError> {
         let id = JobId::new();
         let inserted = on_pool!(self, pool => insert_job!(pool, id, job));
+        if inserted == 1 {
+            self.announce_jobs(1);
+        }
         Ok((inserted == 1).then_some(id))
     }
 
@@ -292,8 +295,8 @@ impl Store {
         let lease_token = Uuid::new_v4();
         let lease_expires_at = claimed_at + chrono_duration(lease);
         let sql = claim_sql(self.backend(), kinds.len());
-        let row: Option<ClaimedRow> = match self {
-            Store::Sqlite(pool) => {
+        let row: Option<ClaimedRow> = match &self.pool {
+            Pool::Sqlite(pool) => {
                 let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(lease_token)
                     .bind(lease_expires_at)
@@ -303,7 +306,7 @@ impl Store {
                 }
                 query.fetch_optional(pool).await?
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
                     .bind(lease_token)
                     .bind(lease_expires_at)

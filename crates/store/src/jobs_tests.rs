@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::*;
-use crate::testing::TestDatabase;
+use crate::testing::{TestDatabase, take_job_announcement};
 
 const KIND: &str = "test.echo";
 const LEASE: Duration = Duration::from_secs(60);
@@ -32,6 +32,39 @@ async fn claim_within(store: &Store, lease: Duration, deadline: Duration) -> Opt
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn an_added_job_wakes_one_waiting_worker_and_a_duplicate_wakes_none() {
+    let (_db, store) = TestDatabase::migrated().await;
+    assert!(!take_job_announcement(&store).await, "nothing added yet");
+
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.job_added().await }
+    });
+    let job = NewJob::new(KIND, json!({})).dedupe_key("once");
+    store.enqueue_job(&job).await.unwrap().expect("added");
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiting worker woke")
+        .unwrap();
+    assert!(!take_job_announcement(&store).await, "one job, one wake-up");
+
+    assert!(store.enqueue_job(&job).await.unwrap().is_none());
+    assert!(
+        !take_job_announcement(&store).await,
+        "a duplicate adds no job and wakes no worker"
+    );
+
+    // Clones of a store (the server's, the workers') share the signal.
+    let clone = store.clone();
+    clone
+        .enqueue_job(&NewJob::new(KIND, json!({})))
+        .await
+        .unwrap()
+        .expect("added");
+    assert!(take_job_announcement(&store).await);
 }
 
 #[tokio::test]
@@ -369,8 +402,8 @@ async fn concurrent_workers_in_two_processes_run_every_job_exactly_once() {
 async fn a_claim_reads_the_head_of_a_large_backlog_even_with_stale_statistics() {
     let (_db, store) = TestDatabase::migrated().await;
     let sql = claim_sql(store.backend(), 2);
-    match &store {
-        Store::Sqlite(pool) => {
+    match &store.pool {
+        Pool::Sqlite(pool) => {
             let plan: Vec<(i64, i64, i64, String)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
                     .fetch_all(pool)
@@ -383,7 +416,7 @@ async fn a_claim_reads_the_head_of_a_large_backlog_even_with_stale_statistics() 
                 "the claim walks jobs_due in order without sorting: {plan:?}"
             );
         }
-        Store::Postgres(pool) => {
+        Pool::Postgres(pool) => {
             // Right after the migrations the planner's statistics say the
             // index is empty (it was built on an empty table) until a vacuum.
             sqlx::query(

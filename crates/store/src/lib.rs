@@ -22,6 +22,7 @@ pub mod tenancy;
 pub mod testing;
 pub mod workflows;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -30,6 +31,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+use tokio::sync::Notify;
 
 pub use database_url::{DatabaseUrl, InvalidDatabaseUrl};
 pub use error::StoreError;
@@ -44,7 +46,17 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database, over one of the two supported backends.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    /// Signalled when this store added a job, so the workers of this process
+    /// take it at once instead of at their next idle poll (see
+    /// [`Store::job_added`]).
+    jobs_added: Arc<Notify>,
+}
+
+/// The connection pool of one backend.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -61,9 +73,9 @@ pub enum Backend {
 /// (and use types) that both backends accept.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Sqlite($pool) => $body,
-            $crate::Store::Postgres($pool) => $body,
+        match &$store.pool {
+            $crate::Pool::Sqlite($pool) => $body,
+            $crate::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -77,12 +89,12 @@ pub(crate) use on_pool;
 /// `WorkspaceId` it takes as its first argument.
 macro_rules! in_workspace {
     ($store:expr, $workspace:expr, $conn:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Sqlite(pool) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite(pool) => {
                 let mut $conn = pool.acquire().await?;
                 $body
             }
-            $crate::Store::Postgres(pool) => {
+            $crate::Pool::Postgres(pool) => {
                 // One round trip for both: the id is a typed UUID (its
                 // Display is the hyphenated form), never outside text.
                 let workspace: domain::WorkspaceId = $workspace;
@@ -106,14 +118,14 @@ pub(crate) use in_workspace;
 /// cannot fail on a stale snapshot). `$body` may `return Err(..)` to roll back.
 macro_rules! in_workspace_tx {
     ($store:expr, $workspace:expr, $conn:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Sqlite(pool) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite(pool) => {
                 let mut $conn = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let result = $body;
                 $conn.commit().await?;
                 result
             }
-            $crate::Store::Postgres(pool) => {
+            $crate::Pool::Postgres(pool) => {
                 // One round trip for both: the id is a typed UUID (its
                 // Display is the hyphenated form), never outside text.
                 let workspace: domain::WorkspaceId = $workspace;
@@ -135,12 +147,12 @@ pub(crate) use in_workspace_tx;
 /// owner, a user's memberships at sign-in). Explicit, so it stands out.
 macro_rules! across_workspaces {
     ($store:expr, $conn:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Sqlite(pool) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite(pool) => {
                 let mut $conn = pool.acquire().await?;
                 $body
             }
-            $crate::Store::Postgres(pool) => {
+            $crate::Pool::Postgres(pool) => {
                 let mut $conn = pool
                     .begin_with("BEGIN; SELECT set_config('mailwright.all_workspaces', 'on', true)")
                     .await?;
@@ -178,7 +190,7 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
-                Ok(Store::Sqlite(pool))
+                Ok(Store::new(Pool::Sqlite(pool)))
             }
             DatabaseUrl::Postgres { url: secret, .. } => {
                 let options: PgConnectOptions = secret
@@ -191,22 +203,46 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
-                Ok(Store::Postgres(pool))
+                Ok(Store::new(Pool::Postgres(pool)))
             }
         }
     }
 
+    fn new(pool: Pool) -> Store {
+        Store {
+            pool,
+            jobs_added: Arc::new(Notify::new()),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
-        match self {
-            Store::Sqlite(_) => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Completes when this store (any clone of it) added a job since a
+    /// worker last woke for one; at once if one was added while no worker
+    /// was waiting. Each job added wakes one waiting worker. Jobs added by
+    /// another process are not seen here: workers still poll for those.
+    pub async fn job_added(&self) {
+        self.jobs_added.notified().await;
+    }
+
+    /// Called after a commit that added `jobs` jobs (due or not: a worker
+    /// woken for a later job finds nothing and waits again).
+    pub(crate) fn announce_jobs(&self, jobs: usize) {
+        // More wake-ups than any process has workers would change nothing.
+        for _ in 0..jobs.min(64) {
+            self.jobs_added.notify_one();
         }
     }
 
     fn migrator(&self) -> &'static Migrator {
-        match self {
-            Store::Sqlite(_) => &SQLITE_MIGRATIONS,
-            Store::Postgres(_) => &POSTGRES_MIGRATIONS,
+        match self.pool {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
         }
     }
 
@@ -222,9 +258,9 @@ impl Store {
     /// superuser or a role with BYPASSRLS), so the second wall is down.
     /// Always `false` on SQLite, which has no such wall.
     pub async fn bypasses_row_security(&self) -> Result<bool, StoreError> {
-        match self {
-            Store::Sqlite(_) => Ok(false),
-            Store::Postgres(pool) => Ok(sqlx::query_scalar(
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(false),
+            Pool::Postgres(pool) => Ok(sqlx::query_scalar(
                 "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
             )
             .fetch_one(pool)

@@ -82,6 +82,9 @@ impl Store {
             }
             inserted
         });
+        if inserted == 1 && email.to.is_some() {
+            self.announce_jobs(1);
+        }
         Ok((inserted == 1).then_some(id))
     }
 
@@ -134,5 +137,51 @@ impl Store {
         Ok(in_workspace!(self, workspace, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).bind(limit).fetch_all(&mut *conn).await?
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestDatabase, take_job_announcement};
+
+    #[tokio::test]
+    async fn a_queued_email_wakes_a_worker_and_a_repeat_or_undeliverable_one_does_not() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workspace = store.create_workspace("w").await.unwrap().id;
+        let email = |to: Option<&str>, dedupe_key: &str| NewSystemEmail {
+            workspace,
+            kind: "test".into(),
+            dedupe_key: Some(dedupe_key.into()),
+            to: to.map(str::to_owned),
+            subject: "Hello".into(),
+            text: "Hi".into(),
+            html: None,
+        };
+        let to = Some("ann@example.com");
+        assert!(
+            store
+                .queue_system_email(&email(to, "a"), "test.deliver")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(take_job_announcement(&store).await, "its delivery job");
+        assert!(
+            store
+                .queue_system_email(&email(to, "a"), "test.deliver")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!take_job_announcement(&store).await, "told once already");
+        assert!(
+            store
+                .queue_system_email(&email(None, "b"), "test.deliver")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(!take_job_announcement(&store).await, "nothing to deliver");
     }
 }

@@ -166,6 +166,16 @@ pub async fn make_polls_due(store: &Store) {
     result.expect("polls can be made due");
 }
 
+/// Whether a job was announced to this process's workers (see
+/// [`Store::job_added`]) and not yet taken by one; takes it. Does not wait.
+pub async fn take_job_announcement(store: &Store) -> bool {
+    // `timeout` polls its future once before looking at the clock, so a
+    // zero duration asks "is a wake-up stored?" without waiting.
+    tokio::time::timeout(std::time::Duration::ZERO, store.job_added())
+        .await
+        .is_ok()
+}
+
 /// Make every queued job due now (skip the backoff a retry waits for).
 pub async fn make_jobs_due(store: &Store) {
     crate::on_pool!(store, pool => {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::integrations::Sealed;
 use crate::jobs::{COMPLETE_WORKSPACE_JOB_SQL, ClaimedJob, NewJob, insert_job};
-use crate::{Backend, Store, StoreError, across_workspaces, in_workspace, now, on_pool};
+use crate::{Backend, Pool, Store, StoreError, across_workspaces, in_workspace, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workflow {
@@ -428,15 +428,18 @@ impl Store {
         idempotency_key: Option<&str>,
         job: Option<&NewJob>,
     ) -> Result<(Run, bool), StoreError> {
-        match self {
-            Store::Postgres(pool) => {
+        match &self.pool {
+            Pool::Postgres(pool) => {
                 let row = create_run_query(run, idempotency_key, job)
                     .fetch_optional(pool)
                     .await?;
                 let row = row.ok_or(StoreError::NotFound)?;
+                if row.is_new && job.is_some() {
+                    self.announce_jobs(1);
+                }
                 Ok((row.run.into(), row.is_new))
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 let existing_sql = existing_run_sql();
                 let mut conn = pool.begin_with("BEGIN IMMEDIATE").await?;
                 // Inside the write lock: no deletion can come between.
@@ -452,6 +455,9 @@ impl Store {
                 }
                 let created = insert_run_or_find!(conn, run, idempotency_key, job, existing_sql);
                 conn.commit().await?;
+                if created.1 && job.is_some() {
+                    self.announce_jobs(1);
+                }
                 Ok(created)
             }
         }
@@ -581,8 +587,8 @@ impl Store {
         job: &ClaimedJob,
     ) -> Result<bool, StoreError> {
         let at = now();
-        let completed = match self {
-            Store::Postgres(pool) => {
+        let completed = match &self.pool {
+            Pool::Postgres(pool) => {
                 sqlx::query_scalar(
                     "SELECT mailwright_finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
@@ -598,7 +604,7 @@ impl Store {
                 .fetch_one(pool)
                 .await?
             }
-            Store::Sqlite(pool) => {
+            Pool::Sqlite(pool) => {
                 // Two short writes rather than one transaction: a transaction
                 // holds SQLite's single write lock across both (and the await
                 // between), and the other workers' writes queue behind it.
@@ -688,7 +694,7 @@ mod tests {
 
     use super::*;
     use crate::jobs::JobStatus;
-    use crate::testing::TestDatabase;
+    use crate::testing::{TestDatabase, take_job_announcement};
 
     async fn workflow_in(store: &Store, name: &str) -> Workflow {
         let workspace = store.create_workspace(name).await.unwrap();
@@ -753,6 +759,7 @@ mod tests {
             store.claim_job(&kinds, lease).await.unwrap().is_none(),
             "no job was queued"
         );
+        assert!(!take_job_announcement(&store).await, "no job to announce");
 
         let first = queued_run(&workflow);
         let (created, is_new) = store
@@ -761,6 +768,10 @@ mod tests {
             .unwrap();
         assert!(is_new);
         assert_eq!(created, first);
+        assert!(
+            take_job_announcement(&store).await,
+            "the run's job wakes a worker"
+        );
         let again = queued_run(&workflow);
         let (found, is_new) = store
             .create_run(&again, Some("k"), Some(&job(&again)))
@@ -768,6 +779,10 @@ mod tests {
             .unwrap();
         assert!(!is_new);
         assert_eq!(found.id, first.id, "the key's run, not a new one");
+        assert!(
+            !take_job_announcement(&store).await,
+            "a used key adds no job"
+        );
         let queued = store
             .claim_job(&kinds, lease)
             .await
@@ -1024,7 +1039,7 @@ mod tests {
     #[tokio::test]
     async fn creating_a_run_reads_no_earlier_runs_of_its_workflow() {
         let (_db, store) = TestDatabase::migrated().await;
-        let Store::Postgres(pool) = &store else {
+        let Pool::Postgres(pool) = &store.pool else {
             return; // SQLite returns the run it inserted: there is no read to count.
         };
         let workflow = workflow_in(&store, "a").await;
@@ -1073,7 +1088,7 @@ mod tests {
     #[tokio::test]
     async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
         let (_db, store) = TestDatabase::migrated().await;
-        let Store::Postgres(pool) = &store else {
+        let Pool::Postgres(pool) = &store.pool else {
             return; // SQLite runs the statements directly: no scope to leave.
         };
         let workflow = workflow_in(&store, "a").await;
