@@ -6,6 +6,9 @@
 //!
 //! Usage: bench_workflows RUNS CONCURRENCY WORKERS [RATE]
 //!
+//! With `BENCH_WAIT=1` the executes ask `wait=true` (answered when the run
+//! ends) and the answer's time as the client sees it is reported too.
+//!
 //! Without RATE the clients execute as fast as they are answered, which
 //! measures throughput; the queue then grows faster than it drains, so the
 //! latency is mostly time spent behind the backlog. With RATE (executions per
@@ -133,10 +136,12 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
+    let wait = std::env::var("BENCH_WAIT").is_ok_and(|value| value == "1");
     let execute = format!(
-        "{base}/api/workflows/{}/execute?wait=false",
+        "{base}/api/workflows/{}/execute?wait={wait}",
         workflow["id"].as_str().unwrap()
     );
+    let mut answer_ms = Vec::with_capacity(runs);
 
     let started = Instant::now();
     let mut run_ids = Vec::with_capacity(runs);
@@ -152,10 +157,13 @@ async fn main() -> anyhow::Result<()> {
             pace.tick().await;
         }
         while in_flight.len() >= concurrency {
-            run_ids.push(in_flight.join_next().await.unwrap()??);
+            let (id, ms) = in_flight.join_next().await.unwrap()??;
+            run_ids.push(id);
+            answer_ms.push(ms);
         }
         let (http, execute, key) = (http.clone(), execute.clone(), key.clone());
         in_flight.spawn(async move {
+            let sent_at = Instant::now();
             let answer: Value = http
                 .post(&execute)
                 .bearer_auth(&key)
@@ -164,11 +172,17 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .json()
                 .await?;
-            anyhow::Ok(answer["run"]["id"].as_str().unwrap_or_default().to_owned())
+            let ms = sent_at.elapsed().as_secs_f64() * 1000.0;
+            anyhow::Ok((
+                answer["run"]["id"].as_str().unwrap_or_default().to_owned(),
+                ms,
+            ))
         });
     }
     while let Some(done) = in_flight.join_next().await {
-        run_ids.push(done??);
+        let (id, ms) = done??;
+        run_ids.push(id);
+        answer_ms.push(ms);
     }
     let accepted = started.elapsed();
 
@@ -193,21 +207,24 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+    answer_ms.sort_by(|a, b| a.total_cmp(b));
+    let percentile = |values: &[f64], p: f64| {
+        values
+            .get(((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1)))
             .copied()
             .unwrap_or(f64::NAN)
     };
     let sent = sandbox.sent_messages("ann@example.com")?.len();
     println!(
-        "backend={:?} runs={runs} concurrency={concurrency} workers={workers} rate={} accepted_per_s={:.0} completed_per_s={:.0} p50_ms={:.1} p99_ms={:.1} failed={failed} messages_sent={sent}",
+        "backend={:?} runs={runs} concurrency={concurrency} workers={workers} rate={} accepted_per_s={:.0} completed_per_s={:.0} p50_ms={:.1} p99_ms={:.1} failed={failed} messages_sent={sent} wait={wait} answer_p50_ms={:.1} answer_p99_ms={:.1}",
         store.backend(),
         rate.map_or("unpaced".to_owned(), |rate| format!("{rate}/s")),
         runs as f64 / accepted.as_secs_f64(),
         runs as f64 / drained.as_secs_f64(),
-        percentile(0.50),
-        percentile(0.99),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&answer_ms, 0.50),
+        percentile(&answer_ms, 0.99),
     );
     drop(db);
     Ok(())

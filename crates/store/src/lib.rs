@@ -31,7 +31,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
 
 pub use database_url::{DatabaseUrl, InvalidDatabaseUrl};
 pub use error::StoreError;
@@ -52,6 +53,9 @@ pub struct Store {
     /// take it at once instead of at their next idle poll (see
     /// [`Store::job_added`]).
     jobs_added: Arc<Notify>,
+    /// The id of each workflow run this process ended, for requests that
+    /// wait for a run (see [`Store::run_ends`]).
+    run_ends: broadcast::Sender<Uuid>,
 }
 
 /// The connection pool of one backend.
@@ -212,6 +216,8 @@ impl Store {
         Store {
             pool,
             jobs_added: Arc::new(Notify::new()),
+            // A waiter that falls this far behind re-reads its run.
+            run_ends: broadcast::channel(256).0,
         }
     }
 
@@ -228,6 +234,21 @@ impl Store {
     /// another process are not seen here: workers still poll for those.
     pub async fn job_added(&self) {
         self.jobs_added.notified().await;
+    }
+
+    /// The ids of the workflow runs this process ends from now on (any
+    /// clone of the store). Runs ended by another process are not seen
+    /// here: a waiter still reads its run now and then. A receiver that
+    /// lags behind gets `Lagged` and should read its run.
+    pub fn run_ends(&self) -> broadcast::Receiver<Uuid> {
+        self.run_ends.subscribe()
+    }
+
+    /// Called after the commit that ended run `id` (or found nothing to
+    /// change: a waiter woken for nothing reads its run once more).
+    pub(crate) fn announce_run_end(&self, id: Uuid) {
+        // An error only means nobody is waiting.
+        let _ = self.run_ends.send(id);
     }
 
     /// Called after a commit that added `jobs` jobs (due or not: a worker

@@ -568,6 +568,9 @@ impl Store {
             .execute(&mut *conn)
             .await?;
         });
+        if finished.is_some() {
+            self.announce_run_end(id);
+        }
         Ok(())
     }
 
@@ -589,7 +592,7 @@ impl Store {
         let at = now();
         let completed = match &self.pool {
             Pool::Postgres(pool) => {
-                sqlx::query_scalar(
+                let completed = sqlx::query_scalar(
                     "SELECT mailwright_finish_run($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(workspace.as_uuid())
@@ -602,10 +605,13 @@ impl Store {
                 .bind(job.id.as_uuid())
                 .bind(job.lease_token())
                 .fetch_one(pool)
-                .await?
+                .await?;
+                self.announce_run_end(id);
+                completed
             }
             Pool::Sqlite(pool) => {
-                // Two short writes rather than one transaction: a transaction
+                // Two short writes rather than one transaction (the first,
+                // `update_run`, announces the run's end): a transaction
                 // holds SQLite's single write lock across both (and the await
                 // between), and the other workers' writes queue behind it.
                 // A crash between them leaves the job to be taken again,
@@ -793,6 +799,41 @@ mod tests {
             store.claim_job(&kinds, lease).await.unwrap().is_none(),
             "one job for one run"
         );
+    }
+
+    #[tokio::test]
+    async fn a_run_ended_in_this_process_is_announced_once_to_those_waiting_for_it() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workflow = workflow_in(&store, "a").await;
+        let run = queued_run(&workflow);
+        let job = NewJob::new("test.run", json!({"run_id": run.id})).in_workspace(run.workspace);
+        store.create_run(&run, None, Some(&job)).await.unwrap();
+        let lease = std::time::Duration::from_secs(60);
+        let job = store
+            .claim_job(&["test.run"], lease)
+            .await
+            .unwrap()
+            .unwrap();
+
+        let mut run_ends = store.run_ends();
+        store
+            .update_run(run.workspace, run.id, "running", &json!([]), None)
+            .await
+            .unwrap();
+        assert!(run_ends.try_recv().is_err(), "still running");
+        store
+            .finish_run(
+                run.workspace,
+                run.id,
+                "failed",
+                &json!([]),
+                Some(("c", "m")),
+                &job,
+            )
+            .await
+            .unwrap();
+        assert_eq!(run_ends.try_recv().unwrap(), run.id);
+        assert!(run_ends.try_recv().is_err(), "announced once");
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! execute (with Idempotency-Key and optional waiting), run history, and the
 //! webhook trigger.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -470,14 +470,48 @@ fn disabled() -> ApiError {
     ApiError::Conflict("This workflow is disabled; enable it to run it.".into())
 }
 
-/// The run once it has ended, or as it is after [`WAIT_LIMIT`].
-pub(crate) async fn wait_for_end(state: &AppState, mut run: Run) -> Result<Run, ApiError> {
-    let give_up = Instant::now() + WAIT_LIMIT;
-    while run.status != "succeeded" && run.status != "failed" && Instant::now() < give_up {
-        tokio::time::sleep(Duration::from_millis(25)).await;
-        run = state.store.run(run.workspace, run.id).await?;
+/// The run once it has ended, or as it is after [`WAIT_LIMIT`]. Woken by
+/// this process's workers when they end it; read again every
+/// [`OTHER_PROCESS_POLL`] in case another process's worker ran it.
+pub(crate) async fn wait_for_end(state: &AppState, run: Run) -> Result<Run, ApiError> {
+    let ended = |run: &Run| run.status == "succeeded" || run.status == "failed";
+    if ended(&run) {
+        return Ok(run);
     }
-    Ok(run)
+    // Listen first, then read: an end recorded in between is not missed.
+    let mut run_ends = state.store.run_ends();
+    let give_up = tokio::time::Instant::now() + WAIT_LIMIT;
+    loop {
+        let run = state.store.run(run.workspace, run.id).await?;
+        let now = tokio::time::Instant::now();
+        if ended(&run) || now >= give_up {
+            return Ok(run);
+        }
+        let _ = tokio::time::timeout_at(
+            give_up.min(now + OTHER_PROCESS_POLL),
+            end_of(&mut run_ends, run.id),
+        )
+        .await;
+    }
+}
+
+/// How often a waiting request reads its run (a run another process ended
+/// is not announced here).
+const OTHER_PROCESS_POLL: Duration = Duration::from_millis(100);
+
+/// Completes when run `id` ended in this process, or when some ends were
+/// missed (the receiver lagged) and the run should be read.
+async fn end_of(run_ends: &mut tokio::sync::broadcast::Receiver<Uuid>, id: Uuid) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match run_ends.recv().await {
+            Ok(ended) if ended == id => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            // The store outlives every request; until then, the poll.
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
