@@ -144,6 +144,50 @@ async fn the_seeds_flow_connect_create_execute_success_and_exactly_one_email_arr
     );
 }
 
+/// `wait=true` is woken when this process ends the run; a run that a worker
+/// of another process (another replica, `mailwright worker`) ends is not
+/// announced here, and the request still answers with its end.
+#[tokio::test]
+async fn waiting_for_a_run_that_another_process_ends_answers_with_its_end() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Elsewhere", "trigger": {"type": "manual"},
+        "steps": [send_step(&integration, BOB, "Run elsewhere")]}),
+    )
+    .await;
+
+    let other_store = w.app.db.connect().await;
+    let vault = std::sync::Arc::new(w.second_process_vault().await);
+    let run_workflow =
+        engine::workflows::RunWorkflow::new(other_store.clone(), vault, w.app.url(""));
+    let other_worker =
+        engine::worker::Worker::new(other_store, vec![std::sync::Arc::new(run_workflow)]);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let working = tokio::spawn(other_worker.run(stopped));
+    // Well before the 30 s wait limit, at whose end the run is read anyway:
+    // the waiting request reads the run now and then, not only on news.
+    let (status, answer) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        execute(
+            &w,
+            workflow["id"].as_str().unwrap(),
+            json!({"name": "Bob", "order": "B-2"}),
+            true,
+            None,
+        ),
+    )
+    .await
+    .expect("answered within 10 s");
+    let _ = stop.send(true);
+    working.await.unwrap();
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(answer["run"]["status"], "succeeded");
+    assert_eq!(inbox(&w).len(), 1, "exactly one message");
+}
+
 #[tokio::test]
 async fn without_the_send_scope_the_run_fails_at_once_naming_the_scope_and_the_fix() {
     let w = world().await;
