@@ -11,6 +11,7 @@ runs="${1:-2000}"; concurrency="${2:-32}"; workers="${3:-8}"; rate="${4:-500}"
 cargo build --release --quiet -p mailwright --example bench_workflows
 bench=target/release/examples/bench_workflows
 postgres="${MAILWRIGHT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# Unquoted $pace on purpose: the first round passes no rate at all.
 for pace in "" "$rate"; do
     env -u MAILWRIGHT_TEST_POSTGRES_URL RUST_LOG=warn "$bench" "$runs" "$concurrency" "$workers" $pace
     MAILWRIGHT_TEST_POSTGRES_URL="$postgres" RUST_LOG=warn "$bench" "$runs" "$concurrency" "$workers" $pace

@@ -6,14 +6,16 @@
 //!
 //! Usage: bench_workflows RUNS CONCURRENCY WORKERS [RATE]
 //!
-//! With `BENCH_WAIT=1` the executes ask `wait=true` (answered when the run
-//! ends) and the answer's time as the client sees it is reported too.
-//!
 //! Without RATE the clients execute as fast as they are answered, which
 //! measures throughput; the queue then grows faster than it drains, so the
 //! latency is mostly time spent behind the backlog. With RATE (executions per
 //! second) the executes are offered at that pace (at most CONCURRENCY
 //! unanswered), so the latency is a run's own time at that load.
+//!
+//! `answer_p50_ms` / `answer_p99_ms`: how long `execute` took to answer, as
+//! the client sees it. With `BENCH_WAIT=1` the executes ask `wait=true`
+//! (answered when the run ends), so that is the time a caller waits for a
+//! run's result.
 
 use std::time::{Duration, Instant};
 
