@@ -549,12 +549,12 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/approve", post(approve))
 }
 
-fn control_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn control_error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
 /// A control request body that did not parse; answered 400 with the reason.
-struct BadBody(String);
+pub(crate) struct BadBody(String);
 
 impl IntoResponse for BadBody {
     fn into_response(self) -> Response {
@@ -565,7 +565,7 @@ impl IntoResponse for BadBody {
     }
 }
 
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, BadBody> {
+pub(crate) fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, BadBody> {
     serde_json::from_slice(bytes).map_err(|e| BadBody(e.to_string()))
 }
 

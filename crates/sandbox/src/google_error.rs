@@ -189,6 +189,18 @@ pub fn backend_error() -> Response {
     )
 }
 
+/// Body of a 503, as Google's front end answers while a backend is away
+/// (from memory of Google API 503 responses).
+pub fn unavailable() -> Response {
+    api(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is currently unavailable.",
+        "global",
+        "backendError",
+        "UNAVAILABLE",
+    )
+}
+
 pub fn custom(status: StatusCode, body: &Value) -> Response {
     (status, Json(body.clone())).into_response()
 }

@@ -76,6 +76,9 @@
 //!   500, 401, delay, any status) for the next N calls of a method, token
 //!   expiry, grant revocation, call counters, sent/drafted mail, quota,
 //!   history expiry and a movable clock ([`Sandbox::advance_clock`]).
+//! * **Chaos** ([`Sandbox::set_chaos`], `/_sandbox/chaos`): a seeded share
+//!   of Gmail calls fail with 429 (`Retry-After: 1`), 500, 503 or a dropped
+//!   connection, and writes may lose their answer after taking effect.
 //!
 //! # What is not emulated
 //!
@@ -135,6 +138,7 @@
 //!   the metadata-scope restrictions' wording, and the exact error for a
 //!   missing `startHistoryId`.
 
+mod chaos;
 mod config;
 mod control;
 mod gmail;
@@ -151,6 +155,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::Router;
 use axum::routing::{get, post};
 
+pub use chaos::{Chaos, ChaosError, ChaosReport};
 pub use config::{AccountSpec, OAuthClient, SandboxConfig};
 pub use control::{
     AccountInfo, Consent, ControlError, Delivered, DraftView, Fault, InboundMessage, MessageView,
@@ -189,6 +194,7 @@ impl Sandbox {
             .route("/v1/userinfo", get(oauth::userinfo))
             .merge(gmail::routes())
             .merge(control::routes())
+            .merge(chaos::routes())
             .with_state(self.clone())
     }
 }

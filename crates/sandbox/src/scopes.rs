@@ -69,6 +69,36 @@ pub enum GmailMethod {
 }
 
 impl GmailMethod {
+    pub const ALL: [Self; 13] = [
+        Self::GetProfile,
+        Self::MessagesList,
+        Self::MessagesGet,
+        Self::MessagesSend,
+        Self::DraftsCreate,
+        Self::DraftsList,
+        Self::DraftsGet,
+        Self::DraftsDelete,
+        Self::ThreadsGet,
+        Self::HistoryList,
+        Self::LabelsList,
+        Self::Watch,
+        Self::Stop,
+    ];
+
+    /// The method called `name` (see [`GmailMethod::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Whether a call changes the mailbox (`watch`/`stop` change its push
+    /// registration): only then can an answer be lost after the change.
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Self::MessagesSend | Self::DraftsCreate | Self::DraftsDelete | Self::Watch | Self::Stop
+        )
+    }
+
     /// Name used for call counters, fault injection and quota, as in
     /// Google's "Per-method quota usage" table.
     pub fn name(self) -> &'static str {
@@ -181,6 +211,14 @@ mod tests {
             parse_list("openid email profile email"),
             vec![OPENID, USERINFO_EMAIL, USERINFO_PROFILE]
         );
+    }
+
+    #[test]
+    fn every_method_is_found_by_its_name() {
+        for method in GmailMethod::ALL {
+            assert_eq!(GmailMethod::from_name(method.name()), Some(method));
+        }
+        assert_eq!(GmailMethod::from_name("oauth.token"), None);
     }
 
     #[test]

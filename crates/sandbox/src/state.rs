@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::chaos::ChaosState;
 use crate::config::{OAuthClient, SandboxConfig};
 use crate::control::Fault;
 use crate::gmail::mailbox::Mailbox;
@@ -87,6 +88,8 @@ pub struct State {
     /// Per method: answers to hold back after the call took effect (how a
     /// test kills a worker between "Gmail accepted" and "we recorded it").
     pub stalled_answers: HashMap<String, VecDeque<std::time::Duration>>,
+    /// Seeded random failures of Gmail calls, and what they injected.
+    pub chaos: ChaosState,
     pub calls: BTreeMap<String, u64>,
     pub quota: BTreeMap<String, u64>,
     pub clock_offset: Duration,

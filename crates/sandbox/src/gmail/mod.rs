@@ -16,6 +16,7 @@ use chrono::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::Sandbox;
+use crate::chaos::{self, Strike};
 use crate::control::apply_fault;
 use crate::google_error::ApiError;
 use crate::http_util::{self, Params};
@@ -44,6 +45,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route(&format!("{USER}/labels"), get(labels_list))
         .route(&format!("{USER}/watch"), post(watch))
         .route(&format!("{USER}/stop"), post(stop))
+        .route_layer(axum::middleware::from_fn(chaos::drop_answer_layer))
 }
 
 /// The authenticated account behind a Gmail request.
@@ -53,14 +55,14 @@ struct Caller {
 }
 
 /// Counts the call, authenticates, checks `userId` and scopes, applies any
-/// injected fault and charges quota, in that order.
+/// injected fault (else chaos) and charges quota, in that order.
 async fn authorize(
     sandbox: &Sandbox,
     method: GmailMethod,
     headers: &HeaderMap,
     user_id: &str,
 ) -> Result<Caller, ApiError> {
-    let (caller, fault) = {
+    let (caller, fault, strike) = {
         let mut world = sandbox.lock();
         world.count_call(method.name());
         let Some(token) = http_util::bearer(headers) else {
@@ -87,8 +89,16 @@ async fn authorize(
         if !method.is_authorized_by(&caller.scopes) {
             return Err(ApiError::InsufficientScopes);
         }
-        (caller, world.take_fault(method.name()))
+        let fault = world.take_fault(method.name());
+        let strike = match fault {
+            Some(_) => None,
+            None => world.chaos.draw(method),
+        };
+        (caller, fault, strike)
     };
+    if let Some(response) = strike.and_then(Strike::apply) {
+        return Err(ApiError::Injected(Box::new(response)));
+    }
     if let Some(response) = apply_fault(fault).await {
         return Err(ApiError::Injected(Box::new(response)));
     }
