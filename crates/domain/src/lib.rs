@@ -9,6 +9,7 @@ pub mod email;
 pub mod ids;
 pub mod retry;
 pub mod return_to;
+pub mod runs;
 pub mod scopes;
 pub mod workflows;
 

@@ -10,6 +10,7 @@
 //! marked `creating`; a retry after that point looks in the thread for a
 //! draft carrying our `X-Mailwright-Source` header and adopts it.
 
+use domain::retry::RetryPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,9 @@ use uuid::Uuid;
 
 use crate::notify::Notifier;
 use crate::vault::{Vault, VaultError};
-use crate::worker::{JobError, JobFuture, JobHandler, recorded_by_worker};
+use crate::worker::{
+    GiveUpFuture, JobError, JobFuture, JobHandler, next_attempt_at, recorded_by_worker,
+};
 
 pub const SYNC_MAILBOX: &str = "autodraft.sync";
 pub const DRAFT_MESSAGE: &str = "autodraft.draft";
@@ -49,6 +52,9 @@ const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 /// A message younger than this that starts its own thread is drafted
 /// without reading the thread first.
 const FRESH_MESSAGE: Duration = Duration::from_secs(20);
+/// Attempts at a message before a model that keeps failing gives way to
+/// the built-in drafter.
+const MODEL_ATTEMPTS: u32 = 3;
 /// A sync that was asked for again while it ran goes round at most this often.
 const SYNC_ROUNDS: usize = 3;
 
@@ -62,8 +68,8 @@ pub struct AutoDraftSettings {
     pub alert_window: Duration,
     /// ...and at least this many messages finished in it.
     pub alert_min_messages: i64,
-    /// Attempts per message before it ends `failed`.
-    pub max_attempts: u32,
+    /// The worker's: a message waiting to be tried again shows when.
+    pub retry: RetryPolicy,
 }
 
 impl Default for AutoDraftSettings {
@@ -73,7 +79,7 @@ impl Default for AutoDraftSettings {
             alert_failure_rate: 0.5,
             alert_window: Duration::from_secs(3600),
             alert_min_messages: 5,
-            max_attempts: 5,
+            retry: RetryPolicy::DEFAULT,
         }
     }
 }
@@ -438,7 +444,6 @@ impl AutoDraft {
     fn draft_job(&self, workspace: WorkspaceId, message: Uuid) -> NewJob {
         NewJob::new(DRAFT_MESSAGE, json!({ "message_id": message }))
             .in_workspace(workspace)
-            .max_attempts(self.settings.max_attempts)
             .dedupe_key(format!("autodraft.draft:{message}"))
     }
 
@@ -901,7 +906,9 @@ impl AutoDraft {
                 .await;
         }
         let retrying = message.status == MessageStatus::Creating;
-        let last_attempt = job.attempt >= job.max_attempts;
+        // A model that is still down on this attempt gives way to the
+        // built-in drafter: a reply now beats a better one hours later.
+        let last_attempt = job.attempt >= MODEL_ATTEMPTS;
         let result = match self
             .evaluate(
                 &integration,
@@ -939,17 +946,22 @@ impl AutoDraft {
             Err(PipelineError::Transient {
                 message: text,
                 retry_after,
-            }) if !last_attempt => {
+            }) => {
+                // Retried until the retry horizon (then `give_up` records the
+                // message as failed); until then it says so, and when.
                 metrics::counter!(MESSAGES, "outcome" => "retrying", "reason" => "provider_unavailable").increment(1);
-                Err(JobError::Transient {
-                    message: text,
-                    retry_after,
-                })
-            }
-            Err(PipelineError::Transient { message: text, .. }) => {
-                let detail = format!("{text} (gave up after {} attempts)", job.attempt);
-                self.finish_failed(&integration, &message, "provider_unavailable", &detail)
+                let at = next_attempt_at(&self.settings.retry, job, retry_after);
+                self.store
+                    .mark_autodraft_message_retrying(
+                        workspace,
+                        message.id,
+                        "provider_unavailable",
+                        &text,
+                        at,
+                    )
                     .await
+                    .map_err(job_transient)?;
+                Err(JobError::RetryAt { message: text, at })
             }
             Err(PipelineError::Connection {
                 code,
@@ -1297,6 +1309,36 @@ impl AutoDraft {
         Ok(())
     }
 
+    /// A message whose retries ran out of time: failed, with the reason.
+    pub async fn give_up_message(
+        &self,
+        workspace: WorkspaceId,
+        row: Uuid,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (message, _) = match self.store.autodraft_message(workspace, row).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if message.status.is_final() {
+            return Ok(());
+        }
+        let integration = match self
+            .store
+            .integration(workspace, message.integration_id)
+            .await
+        {
+            Ok(integration) => integration,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let detail = format!("Gmail kept failing; {reason}.");
+        self.finish_failed(&integration, &message, "provider_unavailable", &detail)
+            .await
+            .map_err(|error| StoreError::Other(error.to_string().into()))
+    }
+
     /// The failure-rate alert: after a failure, fire when the window's
     /// failure share reaches the threshold; after a success while firing,
     /// clear when it dropped below. One notice per episode.
@@ -1555,6 +1597,22 @@ impl JobHandler for DraftMessage {
                 return Err(JobError::Permanent("the job names no message".into()));
             };
             self.0.draft_message(job, workspace, row).await
+        })
+    }
+
+    /// The message ends `failed`, saying how long it was tried.
+    fn give_up<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> GiveUpFuture<'a> {
+        Box::pin(async move {
+            let (Some(workspace), Some(row)) = (
+                job.workspace,
+                job.payload
+                    .get("message_id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| Uuid::parse_str(id).ok()),
+            ) else {
+                return Ok(());
+            };
+            self.0.give_up_message(workspace, row, reason).await
         })
     }
 }

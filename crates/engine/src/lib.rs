@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod keyring;
 pub mod keys;
 pub mod notify;
+pub mod supervisor;
 pub mod vault;
 pub mod worker;
 pub mod workflows;

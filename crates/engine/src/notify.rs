@@ -275,12 +275,8 @@ impl JobHandler for DeliverSystemEmail {
                     retry_after,
                 }) => {
                     metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "retrying").increment(1);
-                    let status = if job.attempt >= job.max_attempts {
-                        "failed"
-                    } else {
-                        "queued"
-                    };
-                    record_outcome(status, Some(reason.clone())).await;
+                    // Retried until the horizon; `give_up` then marks it failed.
+                    record_outcome("queued", Some(reason.clone())).await;
                     Err(JobError::Transient {
                         message: reason,
                         retry_after,
@@ -293,6 +289,35 @@ impl JobHandler for DeliverSystemEmail {
                     Err(JobError::Permanent(reason))
                 }
             }
+        })
+    }
+
+    /// The email ends `failed`; its last error stays as recorded.
+    fn give_up<'a>(
+        &'a self,
+        job: &'a store::jobs::ClaimedJob,
+        reason: &'a str,
+    ) -> crate::worker::GiveUpFuture<'a> {
+        Box::pin(async move {
+            let Some(id) = job
+                .payload
+                .get("email_id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            else {
+                return Ok(());
+            };
+            let record = self.store.system_email(id).await?;
+            if record.status != "queued" {
+                return Ok(());
+            }
+            let error = match &record.last_error {
+                Some(last) => format!("{last} ({reason})"),
+                None => reason.to_owned(),
+            };
+            self.store
+                .record_system_email_delivery(id, "failed", self.mailer.provider(), Some(&error))
+                .await
         })
     }
 }

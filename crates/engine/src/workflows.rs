@@ -1,5 +1,7 @@
 //! Running workflows: a run is a row, executed by a `workflow.run` job; steps
-//! run in order and each records its status, output and error.
+//! run in order and each records its status, output and error. A run
+//! executes the copy of its workflow's steps it was created with
+//! ([`domain::runs::RunSteps`]), whatever happens to the workflow later.
 //!
 //! Exactly-once sends: each outgoing message carries a Message-ID derived
 //! from the run and step. Every start of a run is counted, durably, by the
@@ -11,6 +13,8 @@
 
 use std::sync::Arc;
 
+use domain::retry::RetryPolicy;
+use domain::runs::{RunError, RunStatus, RunSteps, StepStatus};
 use domain::scopes::{Capability, IntegrationType};
 use domain::workflows::{Action, RenderedStep, Step};
 use domain::{IntegrationId, WorkspaceId};
@@ -24,7 +28,7 @@ use uuid::Uuid;
 
 use crate::notify::DELIVER_SYSTEM_EMAIL;
 use crate::vault::{Vault, VaultError};
-use crate::worker::{JobError, JobFuture, JobHandler, Success};
+use crate::worker::{GiveUpFuture, JobError, JobFuture, JobHandler, Success, next_attempt_at};
 
 pub const RUN_WORKFLOW: &str = store::workflows::RUN_JOB_KIND;
 
@@ -54,7 +58,7 @@ impl Workflows {
         trigger: &str,
         idempotency_key: Option<&str>,
     ) -> Result<(Run, bool), StoreError> {
-        let (run, job) = new_run(workflow, input, trigger);
+        let (run, job) = new_run(workflow, input, trigger)?;
         self.store
             .create_run(&run, idempotency_key, Some(&job))
             .await
@@ -73,7 +77,11 @@ impl Workflows {
         let created = self
             .store
             .create_run_of_workflow(workspace, workflow_id, idempotency_key, |workflow| {
-                workflow.enabled.then(|| new_run(workflow, input, trigger))
+                if workflow.enabled {
+                    new_run(workflow, input, trigger).map(Some)
+                } else {
+                    Ok(None)
+                }
             })
             .await?;
         Ok(match created {
@@ -91,37 +99,30 @@ pub enum Execution {
     Disabled,
 }
 
-/// A queued run of `workflow` (every step pending) and the job that runs it.
-fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> (Run, NewJob) {
-    let steps: Vec<Value> = workflow
-        .steps
-        .as_array()
-        .map(|steps| {
-            steps
-                .iter()
-                .enumerate()
-                .map(|(index, step)| {
-                    json!({"index": index, "action": step["action"], "status": "pending", "output": null, "error": null})
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+/// A queued run of `workflow` (every step pending, each with a copy of its
+/// definition) and the job that runs it.
+fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> Result<(Run, NewJob), StoreError> {
+    // Stored steps were validated when the workflow was saved.
+    let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).map_err(|error| {
+        StoreError::Other(format!("workflow {} has unreadable steps: {error}", workflow.id).into())
+    })?;
     let run = Run {
         id: Uuid::now_v7(),
         workspace: workflow.workspace,
         workflow_id: workflow.id,
-        status: "queued".into(),
+        status: RunStatus::Queued,
         trigger: trigger.into(),
         input,
-        steps: Value::Array(steps),
+        steps: RunSteps::pending(&steps),
         error: None,
+        next_attempt_at: None,
         created_at: store::now(),
         finished_at: None,
     };
     let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
         .in_workspace(run.workspace)
         .dedupe_key(format!("run:{}", run.id));
-    (run, job)
+    Ok((run, job))
 }
 
 /// Executes one run.
@@ -130,6 +131,8 @@ pub struct RunWorkflow {
     vault: Arc<Vault>,
     /// For links in error messages.
     public_url: String,
+    /// The worker's: a retrying run shows when its next attempt is.
+    retry: RetryPolicy,
 }
 
 /// How a step ended when it did not succeed.
@@ -144,11 +147,17 @@ enum StepFailure {
 }
 
 impl RunWorkflow {
-    pub fn new(store: Store, vault: Arc<Vault>, public_url: String) -> RunWorkflow {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        public_url: String,
+        retry: RetryPolicy,
+    ) -> RunWorkflow {
         RunWorkflow {
             store,
             vault,
             public_url: public_url.trim_end_matches('/').to_owned(),
+            retry,
         }
     }
 
@@ -161,12 +170,22 @@ impl RunWorkflow {
         workflow_steps: &Value,
         earlier_starts: u32,
     ) -> Result<Success, JobError> {
-        let steps: Vec<Step> = serde_json::from_value(workflow_steps.clone())
-            .map_err(|_| JobError::Permanent("the workflow's steps cannot be read".into()))?;
-        for (index, step) in steps.iter().enumerate() {
-            if run.steps[index]["status"] == "succeeded" {
+        let workflow_now: Option<Vec<Step>> = serde_json::from_value(workflow_steps.clone()).ok();
+        let definition = match run.steps.definition(workflow_now.as_deref()) {
+            Ok(definition) => definition,
+            Err(changed) => {
+                let error = RunError::new("validation_failed", changed.to_string());
+                return self.finish(job, run, RunStatus::Failed, Some(error)).await;
+            }
+        };
+        for (index, step) in definition.iter().enumerate() {
+            let Some(record) = run.steps.get(index) else {
+                break;
+            };
+            if record.status == StepStatus::Succeeded {
                 continue;
             }
+            let may_have_reached_provider = record.status == StepStatus::Running;
             let started = std::time::Instant::now();
             let outcome = match step.render(index, &run.input) {
                 Err(invalid) => Err(StepFailure::Final {
@@ -174,52 +193,45 @@ impl RunWorkflow {
                     message: format!("{} {}", invalid.field, invalid.message),
                 }),
                 Ok(rendered) => {
-                    self.execute_step(run, index, &rendered, earlier_starts)
-                        .await
+                    let earlier = earlier_starts + u32::from(may_have_reached_provider);
+                    self.execute_step(run, index, &rendered, earlier).await
                 }
             };
             metrics::histogram!(STEP_SECONDS, "action" => step.action.as_str())
                 .record(started.elapsed().as_secs_f64());
+            let last = index + 1 == definition.len();
+            let Some(record) = run.steps.get_mut(index) else {
+                break;
+            };
             match outcome {
                 Ok(output) => {
-                    run.steps[index]["status"] = json!("succeeded");
-                    run.steps[index]["output"] = output;
-                    run.steps[index]["error"] = Value::Null;
+                    record.status = StepStatus::Succeeded;
+                    record.output = output;
+                    record.error = None;
                     // The last step's result, the run's end and the job's: one write.
-                    if index + 1 == steps.len() {
-                        return self.finish(job, run, "succeeded", None).await;
+                    if last {
+                        return self.finish(job, run, RunStatus::Succeeded, None).await;
                     }
-                    self.save(run, "running", None).await?;
+                    self.save(run, RunStatus::Running, None).await?;
                 }
                 Err(StepFailure::Final { code, message }) => {
-                    run.steps[index]["status"] = json!("failed");
-                    run.steps[index]["error"] = json!({"code": code, "message": message});
-                    return self
-                        .finish(job, run, "failed", Some((code, &message)))
-                        .await;
+                    let error = RunError::new(code, message);
+                    record.status = StepStatus::Failed;
+                    record.error = Some(error.clone());
+                    return self.finish(job, run, RunStatus::Failed, Some(error)).await;
                 }
                 Err(StepFailure::Retry {
                     message,
                     retry_after,
                 }) => {
-                    run.steps[index]["error"] =
-                        json!({"code": "provider_unavailable", "message": message});
-                    if job.attempt >= job.max_attempts {
-                        run.steps[index]["status"] = json!("failed");
-                        let message = format!("{message} (gave up after {} attempts)", job.attempt);
-                        return self
-                            .finish(job, run, "failed", Some(("provider_unavailable", &message)))
-                            .await;
-                    }
-                    self.save(run, "running", None).await?;
-                    return Err(JobError::Transient {
-                        message,
-                        retry_after,
-                    });
+                    record.error = Some(RunError::new("provider_unavailable", message.clone()));
+                    let at = next_attempt_at(&self.retry, job, retry_after);
+                    self.save(run, RunStatus::Retrying, Some(at)).await?;
+                    return Err(JobError::RetryAt { message, at });
                 }
             }
         }
-        self.finish(job, run, "succeeded", None).await
+        self.finish(job, run, RunStatus::Succeeded, None).await
     }
 
     /// Record the run's end (`succeeded` or `failed`) with its job's success.
@@ -227,31 +239,48 @@ impl RunWorkflow {
         &self,
         job: &ClaimedJob,
         run: &mut Run,
-        status: &'static str,
-        error: Option<(&str, &str)>,
+        status: RunStatus,
+        error: Option<RunError>,
     ) -> Result<Success, JobError> {
-        run.status = status.to_owned();
+        run.status = status;
+        run.error = error;
         let lease_held = self
             .store
-            .finish_run(run.workspace, run.id, status, &run.steps, error, job)
+            .finish_run(
+                run.workspace,
+                run.id,
+                status,
+                &run.steps,
+                run.error.as_ref(),
+                job,
+            )
             .await
             .map_err(|error| JobError::Transient {
                 message: format!("the run cannot be saved ({error})"),
                 retry_after: None,
             })?;
-        metrics::counter!(RUNS, "outcome" => status).increment(1);
+        metrics::counter!(RUNS, "outcome" => status.as_str()).increment(1);
         Ok(Success::Recorded { lease_held })
     }
 
+    /// Record progress: `Running` after a step, or `Retrying` until `next_attempt_at`.
     async fn save(
         &self,
         run: &mut Run,
-        status: &str,
-        error: Option<(&str, &str)>,
+        status: RunStatus,
+        next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), JobError> {
-        run.status = status.to_owned();
+        run.status = status;
+        run.next_attempt_at = next_attempt_at;
         self.store
-            .update_run(run.workspace, run.id, status, &run.steps, error)
+            .update_run(
+                run.workspace,
+                run.id,
+                status,
+                &run.steps,
+                None,
+                next_attempt_at,
+            )
             .await
             .map_err(|error| JobError::Transient {
                 message: format!("the run cannot be saved ({error})"),
@@ -342,9 +371,9 @@ impl RunWorkflow {
         let gmail = self.vault.gmail().clone();
 
         // A previous attempt may have sent it: ask Gmail before sending again.
-        // (`sending` marks steps of runs left by versions without the start
-        // count, which wrote that status just before each send.)
-        if earlier_starts > 0 || run.steps[index]["status"] == "sending" {
+        // (`run_steps` counts a step left `running` by versions without the
+        // start count as an earlier start.)
+        if earlier_starts > 0 {
             let (lookup_gmail, id) = (gmail.clone(), rfc822_id.clone());
             let found = if is_draft {
                 self.vault
@@ -492,6 +521,16 @@ fn internal_failure(error: &(dyn std::error::Error + 'static)) -> StepFailure {
     }
 }
 
+/// The run a `workflow.run` job names, if its payload is well formed.
+fn job_run(job: &ClaimedJob) -> Option<(domain::WorkspaceId, Uuid)> {
+    let run_id = job
+        .payload
+        .get("run_id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())?;
+    Some((job.workspace?, run_id))
+}
+
 impl JobHandler for RunWorkflow {
     fn kind(&self) -> &'static str {
         RUN_WORKFLOW
@@ -499,13 +538,7 @@ impl JobHandler for RunWorkflow {
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
         Box::pin(async move {
-            let (Some(workspace), Some(run_id)) = (
-                job.workspace,
-                job.payload
-                    .get("run_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| Uuid::parse_str(id).ok()),
-            ) else {
+            let Some((workspace, run_id)) = job_run(job) else {
                 return Err(JobError::Permanent("the job names no run".into()));
             };
             let started = match job.started_run() {
@@ -532,6 +565,52 @@ impl JobHandler for RunWorkflow {
                 attempt.earlier_starts,
             )
             .await
+        })
+    }
+
+    /// The run fails with its step's last error and why it stopped trying.
+    fn give_up<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> GiveUpFuture<'a> {
+        Box::pin(async move {
+            let Some((workspace, run_id)) = job_run(job) else {
+                return Ok(());
+            };
+            let mut run = match self.store.run(workspace, run_id).await {
+                Ok(run) => run,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(error) => return Err(error),
+            };
+            if run.status.is_ended() {
+                return Ok(());
+            }
+            let index = run.steps.first_unfinished();
+            let last_error = index
+                .and_then(|index| run.steps.get(index))
+                .and_then(|record| record.error.clone());
+            let error = match last_error {
+                Some(last) => RunError::new(last.code, format!("{} ({reason})", last.message)),
+                None => RunError::new(
+                    "internal",
+                    format!(
+                        "Mailwright could not finish this run ({reason}); details are in the server log"
+                    ),
+                ),
+            };
+            if let Some(record) = index.and_then(|index| run.steps.get_mut(index)) {
+                record.status = StepStatus::Failed;
+                record.error = Some(error.clone());
+            }
+            self.store
+                .update_run(
+                    workspace,
+                    run_id,
+                    RunStatus::Failed,
+                    &run.steps,
+                    Some(&error),
+                    None,
+                )
+                .await?;
+            metrics::counter!(RUNS, "outcome" => "failed").increment(1);
+            Ok(())
         })
     }
 }

@@ -16,6 +16,7 @@ use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
 use engine::keyring::Keyring;
 use engine::notify::{DeliverSystemEmail, Notifier};
+use engine::supervisor::Supervisor;
 use engine::vault::Vault;
 use engine::worker::JobHandler;
 use engine::worker::Worker;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub demo: Option<Arc<Demo>>,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
+    /// The background loops of this process (readiness asks about them).
+    pub supervisor: Supervisor,
 }
 
 /// Everything behind the API and the workers, built once from the
@@ -149,10 +152,13 @@ impl Services {
             store.clone(),
             Arc::clone(&vault),
             config.public_url.as_str().to_owned(),
+            config.retry,
         )));
         let workflows = Arc::new(Workflows::new(store.clone()));
         let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
-        let worker = Worker::new(store.clone(), handlers);
+        let worker = Worker::new(store.clone(), handlers)
+            .with_policy(config.retry)
+            .with_lease(config.job_lease);
         let auth = Arc::new(Authenticator::new(
             store.clone(),
             jwt,
@@ -187,6 +193,7 @@ pub struct Application {
     worker: Worker,
     scheduler: Arc<Scheduler>,
     autodraft: Arc<AutoDraft>,
+    supervisor: Supervisor,
     /// Background workers to run beside the HTTP server (0 in tests, which
     /// drain the queue themselves).
     background_workers: usize,
@@ -238,6 +245,7 @@ impl Application {
             worker,
         } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
+        let supervisor = Supervisor::new();
         let router = http::router(AppState {
             store: store.clone(),
             config: Arc::new(config),
@@ -249,6 +257,7 @@ impl Application {
             autodraft: Arc::clone(&autodraft),
             demo,
             openapi_json: Arc::default(),
+            supervisor: supervisor.clone(),
         });
         Ok(Application {
             listener,
@@ -259,6 +268,7 @@ impl Application {
             worker,
             scheduler,
             autodraft,
+            supervisor,
             background_workers: 2,
             started,
         })
@@ -319,18 +329,14 @@ impl Application {
             }
         });
         let (stop_workers, workers_stop) = watch::channel(false);
-        let mut workers: Vec<_> = (0..self.background_workers)
-            .map(|_| tokio::spawn(self.worker.clone().run(workers_stop.clone())))
-            .collect();
-        if self.background_workers > 0 {
-            let scheduler = Arc::clone(&self.scheduler);
-            workers.push(tokio::spawn(
-                scheduler.run(SCHEDULER_INTERVAL, workers_stop.clone()),
-            ));
-            workers.push(tokio::spawn(
-                Arc::clone(&self.autodraft).run_poller(workers_stop.clone()),
-            ));
-        }
+        let workers = spawn_background_loops(
+            &self.supervisor,
+            &self.worker,
+            self.background_workers,
+            &self.scheduler,
+            &self.autodraft,
+            &workers_stop,
+        );
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -351,6 +357,37 @@ impl Application {
 
 /// How often scheduled workflows are checked.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);
+
+/// `workers` job workers and (with at least one) the scheduler and the
+/// auto-draft poller, each restarted by `supervisor` if it panics.
+pub fn spawn_background_loops(
+    supervisor: &Supervisor,
+    worker: &Worker,
+    workers: usize,
+    scheduler: &Arc<Scheduler>,
+    autodraft: &Arc<AutoDraft>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut loops: Vec<_> = (0..workers)
+        .map(|index| {
+            let (worker, stop) = (worker.clone(), stop.clone());
+            supervisor.spawn(format!("worker-{index}"), stop.clone(), move || {
+                worker.clone().run(stop.clone())
+            })
+        })
+        .collect();
+    if workers > 0 {
+        let (scheduler, scheduler_stop) = (Arc::clone(scheduler), stop.clone());
+        loops.push(supervisor.spawn("scheduler", stop.clone(), move || {
+            Arc::clone(&scheduler).run(SCHEDULER_INTERVAL, scheduler_stop.clone())
+        }));
+        let (autodraft, poller_stop) = (Arc::clone(autodraft), stop.clone());
+        loops.push(supervisor.spawn("autodraft-poller", stop.clone(), move || {
+            Arc::clone(&autodraft).run_poller(poller_stop.clone())
+        }));
+    }
+    loops
+}
 
 /// The token encryption keys: configured, or (SQLite without configured
 /// keys) generated once into `<data dir>/encryption.key`; then checked

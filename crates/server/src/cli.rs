@@ -190,19 +190,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let worker = services.worker;
             tracing::info!(kinds = ?worker.kinds(), "worker started");
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let scheduling = tokio::spawn(
-                services
-                    .scheduler
-                    .run(crate::app::SCHEDULER_INTERVAL, stopped.clone()),
+            let supervisor = engine::supervisor::Supervisor::new();
+            let loops = crate::app::spawn_background_loops(
+                &supervisor,
+                &worker,
+                1,
+                &services.scheduler,
+                &services.autodraft,
+                &stopped,
             );
-            let polling = tokio::spawn(services.autodraft.run_poller(stopped.clone()));
-            let running = tokio::spawn(worker.run(stopped));
             shutdown_signal().await;
             tracing::info!("shutting down: finishing the job in progress");
             let _ = stop.send(true);
-            let _ = running.await;
-            let _ = scheduling.await;
-            let _ = polling.await;
+            for running in loops {
+                let _ = running.await;
+            }
             tracing::info!("shutdown complete");
             Ok(())
         }

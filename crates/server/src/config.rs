@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use domain::retry::RetryPolicy;
 use engine::autodraft::AutoDraftSettings;
 use engine::keyring::Keyring;
 use providers::google::oauth::GoogleEndpoints;
@@ -52,6 +53,9 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_LLM_URL",
     "MAILWRIGHT_LLM_MODEL",
     "MAILWRIGHT_LLM_API_KEY",
+    "MAILWRIGHT_RETRY_HORIZON_HOURS",
+    "MAILWRIGHT_RETRY_BASE_MILLIS",
+    "MAILWRIGHT_JOB_LEASE_SECONDS",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -91,6 +95,11 @@ pub struct Config {
     pub push_token: Option<SecretString>,
     /// The OpenAI-compatible reply generator; `None`: the built-in drafter.
     pub llm: Option<LlmSettings>,
+    /// How transient failures of background work are retried.
+    pub retry: RetryPolicy,
+    /// How long a worker holds a claimed job without renewing it: a job
+    /// whose process died is taken again after this.
+    pub job_lease: Duration,
 }
 
 /// The system email provider.
@@ -518,6 +527,35 @@ impl Config {
             }
             autodraft.alert_min_messages = count as i64;
         }
+        let mut retry = RetryPolicy::DEFAULT;
+        if let Some((hours, origin)) = number("MAILWRIGHT_RETRY_HORIZON_HOURS")? {
+            if !(hours > 0.0 && hours <= 720.0) {
+                return Err(error(
+                    &origin,
+                    "must be a number of hours above 0 and at most 720, e.g. 24",
+                ));
+            }
+            retry.horizon = Duration::from_secs_f64(hours * 3600.0);
+        }
+        if let Some((millis, origin)) = number("MAILWRIGHT_RETRY_BASE_MILLIS")? {
+            if !(10.0..=60_000.0).contains(&millis) || millis.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of milliseconds from 10 to 60000",
+                ));
+            }
+            retry.base = Duration::from_millis(millis as u64);
+        }
+        let mut job_lease = engine::worker::DEFAULT_LEASE;
+        if let Some((seconds, origin)) = number("MAILWRIGHT_JOB_LEASE_SECONDS")? {
+            if !(2.0..=3_600.0).contains(&seconds) || seconds.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of seconds from 2 to 3600",
+                ));
+            }
+            job_lease = Duration::from_secs(seconds as u64);
+        }
         let push_token = match sources.get("MAILWRIGHT_PUSH_TOKEN") {
             Some((value, origin)) if value.len() < 16 => {
                 return Err(error(
@@ -569,7 +607,10 @@ impl Config {
             }
         };
 
+        autodraft.retry = retry;
         let config = Config {
+            retry,
+            job_lease,
             autodraft,
             push_token,
             llm,

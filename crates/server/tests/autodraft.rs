@@ -10,92 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::assert_problem;
-use common::google::{ANN, World, insufficient_permissions, world, world_with};
+use common::google::{ANN, insufficient_permissions, world};
 use domain::scopes;
 use engine::autodraft::{AutoDraft, AutoDraftSettings, DraftMessage, Generator, SyncMailbox};
 use engine::worker::{JobHandler, Worker};
 use sandbox::{Consent, InboundMessage, LlmReply, LlmSandbox};
 use serde_json::{Value, json};
 
-const BOB: &str = "bob@example.com";
-const PUSH_TOKEN: &str = "push-token-0123456789abcdef";
-
-async fn put_switch(w: &World, id: &str, enabled: bool) -> (u16, Value) {
-    let answer = w
-        .app
-        .client
-        .put(w.app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({ "enabled": enabled }))
-        .send()
-        .await
-        .unwrap();
-    (answer.status().as_u16(), answer.json().await.unwrap())
-}
-
-async fn autodraft(w: &World, id: &str) -> Value {
-    let answer = w
-        .app
-        .get_as(&format!("/api/integrations/{id}/auto-draft"), &w.tenant.key)
-        .await;
-    assert_eq!(answer.status(), 200);
-    answer.json().await.unwrap()
-}
-
-async fn drafts(w: &World, id: &str) -> Vec<Value> {
-    let answer: Value = w
-        .app
-        .get_as(&format!("/api/integrations/{id}/drafts"), &w.tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    answer["drafts"].as_array().unwrap().clone()
-}
-
-/// Connect Ann's Gmail with every scope and switch auto-draft on.
-async fn enabled_world(extra_env: &[(&str, String)]) -> (World, String) {
-    let w = world_with(extra_env).await;
-    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
-    let (status, body) = put_switch(&w, &id, true).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["enabled"], true);
-    (w, id)
-}
-
-/// What a poll does, now: sync every mailbox and draft what it found.
-async fn poll(w: &World) {
-    store::testing::make_polls_due(&w.app.store).await;
-    w.app.autodraft.poll_tick(store::now()).await.unwrap();
-    drain(w).await;
-}
-
-async fn drain(w: &World) {
-    for _ in 0..5 {
-        store::testing::make_jobs_due(&w.app.store).await;
-        if w.app.worker.drain().await.unwrap() == 0 {
-            return;
-        }
-    }
-}
-
-fn deliver(w: &World, message: InboundMessage) -> sandbox::Delivered {
-    w.sandbox
-        .deliver(&message)
-        .unwrap()
-        .into_iter()
-        .find(|d| d.email == ANN)
-        .expect("delivered to Ann")
-}
-
-fn from_bob(subject: &str, text: &str) -> InboundMessage {
-    InboundMessage::new(format!("Bob Builder <{BOB}>"), ANN, subject, text)
-}
-
-/// Older than the "fresh" window, as if found by a poll a while later.
-fn minutes_ago(minutes: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now() - chrono::Duration::minutes(minutes)
-}
+use common::autodraft::{
+    BOB, PUSH_TOKEN, autodraft, base64_json, deliver, drafts, drain, enabled_world, from_bob,
+    minutes_ago, poll, put_switch,
+};
 
 #[tokio::test]
 async fn a_message_arriving_after_enabling_gets_one_reply_draft_in_its_thread() {
@@ -242,11 +167,6 @@ async fn a_push_drafts_at_once_and_spends_only_the_quota_floor() {
     // a fresh message that starts its own thread.
     assert_eq!(w.sandbox.call_count("threads.get"), 0);
     assert_eq!(w.sandbox.quota_used(ANN) - quota_before, 17);
-}
-
-fn base64_json(value: Value) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
 
 #[tokio::test]

@@ -211,7 +211,7 @@ async fn sidemail_gets_the_documented_request_and_an_outage_only_delays_the_noti
     assert_eq!(w.app.worker.drain().await.unwrap(), 1);
     let emails = outbox(&w).await;
     assert_eq!(
-        emails[0]["status"], "queued",
+        emails[0]["status"], "retrying",
         "kept for the retry: {emails:?}"
     );
     assert!(emails[0]["last_error"].as_str().unwrap().contains("503"));

@@ -4,87 +4,12 @@
 
 mod common;
 
-use common::google::{ANN, World, world};
-use common::{Tenant, assert_problem};
+use common::assert_problem;
+use common::google::{ANN, world};
 use sandbox::{Consent, Fault};
 use serde_json::{Value, json};
 
-const BOB: &str = "bob@example.com";
-
-async fn connected() -> (World, String) {
-    let w = world().await;
-    w.sandbox.create_account(BOB, "Bob Builder");
-    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
-    (w, id)
-}
-
-fn send_step(integration: &str, to: &str, subject: &str) -> Value {
-    json!({"action": "gmail.send_email", "integration_id": integration, "to": [to], "subject": subject,
-           "body": "Hello {{ input.name }}, your order {{ input.order }} shipped."})
-}
-
-async fn create(w: &World, tenant: &Tenant, body: Value) -> reqwest::Response {
-    w.app
-        .client
-        .post(w.app.url("/api/workflows"))
-        .bearer_auth(&tenant.key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn create_ok(w: &World, body: Value) -> Value {
-    let answer = create(w, &w.tenant, body).await;
-    assert_eq!(answer.status(), 201);
-    answer.json().await.unwrap()
-}
-
-async fn execute(
-    w: &World,
-    workflow: &str,
-    input: Value,
-    wait: bool,
-    key: Option<&str>,
-) -> (u16, Value) {
-    let mut request = w
-        .app
-        .client
-        .post(
-            w.app
-                .url(&format!("/api/workflows/{workflow}/execute?wait={wait}")),
-        )
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({ "input": input }));
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    let answer = request.send().await.unwrap();
-    (answer.status().as_u16(), answer.json().await.unwrap())
-}
-
-/// Run queued jobs until the run has ended, skipping retry backoff.
-async fn finish(w: &World, run_id: &str) -> Value {
-    for _ in 0..20 {
-        store::testing::make_jobs_due(&w.app.store).await;
-        w.app.worker.drain().await.unwrap();
-        let run: Value = w
-            .app
-            .get_as(&format!("/api/runs/{run_id}"), &w.tenant.key)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if run["status"] == "succeeded" || run["status"] == "failed" {
-            return run;
-        }
-    }
-    panic!("the run did not end");
-}
-
-fn inbox(w: &World) -> Vec<sandbox::MessageView> {
-    w.sandbox.messages(BOB).unwrap()
-}
+use common::workflows::{BOB, connected, create, create_ok, execute, finish, inbox, send_step};
 
 #[tokio::test]
 async fn the_seeds_flow_connect_create_execute_success_and_exactly_one_email_arrives() {
@@ -159,8 +84,12 @@ async fn waiting_for_a_run_that_another_process_ends_answers_with_its_end() {
 
     let other_store = w.app.db.connect().await;
     let vault = std::sync::Arc::new(w.second_process_vault().await);
-    let run_workflow =
-        engine::workflows::RunWorkflow::new(other_store.clone(), vault, w.app.url(""));
+    let run_workflow = engine::workflows::RunWorkflow::new(
+        other_store.clone(),
+        vault,
+        w.app.url(""),
+        domain::retry::RetryPolicy::DEFAULT,
+    );
     let other_worker =
         engine::worker::Worker::new(other_store, vec![std::sync::Arc::new(run_workflow)]);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -261,12 +190,20 @@ async fn a_send_whose_recording_was_lost_is_found_again_not_sent_twice() {
     assert_eq!(inbox(&w).len(), 1);
 
     // The worker "died" after Gmail accepted the send and before the step was
-    // recorded: the run is as the runner left it just before calling Gmail.
+    // recorded: the run is as a runner of an earlier version left it just
+    // before calling Gmail (no copy of the step, `sending`).
     let run_uuid = uuid::Uuid::parse_str(&run_id).unwrap();
-    let steps = json!([{"index": 0, "action": "gmail.send_email", "status": "sending", "output": null, "error": null}]);
+    let steps: domain::runs::RunSteps = serde_json::from_value(json!([{"index": 0, "action": "gmail.send_email", "status": "sending", "output": null, "error": null}])).unwrap();
     w.app
         .store
-        .update_run(w.tenant.workspace, run_uuid, "running", &steps, None)
+        .update_run(
+            w.tenant.workspace,
+            run_uuid,
+            domain::runs::RunStatus::Running,
+            &steps,
+            None,
+            None,
+        )
         .await
         .unwrap();
     let job = store::jobs::NewJob::new("workflow.run", json!({"run_id": run_id}))

@@ -12,7 +12,7 @@ use domain::{IntegrationId, JobId, WorkspaceId};
 use uuid::Uuid;
 
 use crate::integrations::LastError;
-use crate::jobs::{NewJob, insert_job};
+use crate::jobs::{NewJob, insert_job, insert_or_hasten_job};
 use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
 
 /// One mailbox's auto-draft settings and sync state.
@@ -263,16 +263,30 @@ pub struct AutoDraftStats {
     pub skipped_by_reason: BTreeMap<String, i64>,
     pub failures_by_reason: BTreeMap<String, i64>,
     pub pending: i64,
+    /// Of the pending: those whose last attempt failed and will be tried again.
+    pub retrying: i64,
+    /// The soonest of their next attempts, and what went wrong last time.
+    pub next_retry: Option<NextRetry>,
     pub last_success_at: Option<DateTime<Utc>>,
     /// The newest failed message (mailbox-level failures are on the mailbox).
     pub last_failed_message: Option<LastError>,
 }
 
-/// Outcome counts, draft counts by type, and the newest failed message.
+/// A message waiting to be tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextRetry {
+    pub at: DateTime<Utc>,
+    pub code: String,
+    pub message: String,
+}
+
+/// Outcome counts, draft counts by type, the newest failed message, and the
+/// soonest retry.
 type StatsRows = (
     Vec<(String, Option<String>, i64)>,
     Vec<(String, i64, DateTime<Utc>)>,
     Option<(Option<String>, Option<String>, DateTime<Utc>)>,
+    Option<(DateTime<Utc>, Option<String>, Option<String>)>,
 );
 
 /// Something worth showing in the mailbox's history.
@@ -376,7 +390,7 @@ impl Store {
             .await?
             .rows_affected();
             if updated == 1 {
-                insert_job!(&mut *conn, JobId::new(), job);
+                insert_or_hasten_job!(conn, job);
             }
             updated == 1
         });
@@ -441,7 +455,7 @@ impl Store {
             .await?
             .rows_affected();
             if moved == 1 {
-                insert_job!(&mut *conn, JobId::new(), job);
+                insert_or_hasten_job!(conn, job);
             }
             moved == 1
         });
@@ -683,7 +697,7 @@ impl Store {
             .execute(&mut *conn)
             .await?;
             sqlx::query(
-                "UPDATE autodraft_messages SET status = 'drafted', reason = NULL, detail = NULL, finished_at = $1, \
+                "UPDATE autodraft_messages SET status = 'drafted', reason = NULL, detail = NULL, next_attempt_at = NULL, finished_at = $1, \
                      draft_type = $2, draft_type_label = $3, generator = $4 \
                  WHERE workspace_id = $5 AND id = $6",
             )
@@ -715,7 +729,7 @@ impl Store {
         ));
         in_workspace!(self, workspace, conn => {
             sqlx::query(
-                "UPDATE autodraft_messages SET status = $1, reason = $2, detail = $3, finished_at = $4 \
+                "UPDATE autodraft_messages SET status = $1, reason = $2, detail = $3, finished_at = $4, next_attempt_at = NULL \
                  WHERE workspace_id = $5 AND id = $6",
             )
             .bind(status.as_str())
@@ -730,12 +744,39 @@ impl Store {
         Ok(())
     }
 
+    /// A message whose attempt failed for a reason that may pass: what went
+    /// wrong (`code`, `detail`) and when it is tried again. A message that
+    /// has ended meanwhile is left as it is.
+    pub async fn mark_autodraft_message_retrying(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        code: &str,
+        detail: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_messages SET reason = $1, detail = $2, next_attempt_at = $3 \
+                 WHERE workspace_id = $4 AND id = $5 AND status IN ('pending', 'creating')",
+            )
+            .bind(code)
+            .bind(detail)
+            .bind(next_attempt_at)
+            .bind(workspace.as_uuid())
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
     pub async fn autodraft_stats(
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
     ) -> Result<AutoDraftStats, StoreError> {
-        let (outcomes, drafts, last_failed): StatsRows = in_workspace!(self, workspace, conn => {
+        let (outcomes, drafts, last_failed, next_retry): StatsRows = in_workspace!(self, workspace, conn => {
             let outcomes = sqlx::query_as(
                 "SELECT status, reason, COUNT(*) FROM autodraft_messages \
                  WHERE workspace_id = $1 AND integration_id = $2 AND status <> 'drafted' \
@@ -762,10 +803,24 @@ impl Store {
             .bind(integration.as_uuid())
             .fetch_optional(&mut *conn)
             .await?;
-            (outcomes, drafts, last_failed)
+            let next_retry = sqlx::query_as(
+                "SELECT next_attempt_at, reason, detail FROM autodraft_messages \
+                 WHERE workspace_id = $1 AND integration_id = $2 AND status IN ('pending', 'creating') \
+                   AND next_attempt_at IS NOT NULL \
+                 ORDER BY next_attempt_at LIMIT 1",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+            (outcomes, drafts, last_failed, next_retry)
         });
         let mut stats = AutoDraftStats::default();
         for (status, reason, count) in outcomes {
+            // An unfinished message with a reason failed its last attempt.
+            if reason.is_some() && matches!(status.as_str(), "pending" | "creating") {
+                stats.retrying += count;
+            }
             let reason = reason.unwrap_or_else(|| "unknown".into());
             match status.as_str() {
                 "skipped" => *stats.skipped_by_reason.entry(reason).or_default() += count,
@@ -773,6 +828,11 @@ impl Store {
                 _ => stats.pending += count,
             }
         }
+        stats.next_retry = next_retry.map(|(at, code, message)| NextRetry {
+            at,
+            code: code.unwrap_or_else(|| "unknown".into()),
+            message: message.unwrap_or_default(),
+        });
         for (draft_type, count, newest) in drafts {
             stats.drafts_created += count;
             stats.drafts_by_type.insert(draft_type, count);

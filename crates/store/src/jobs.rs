@@ -6,14 +6,15 @@
 //! expiry). Finishing or failing a job names the lease token, so a worker
 //! whose lease expired and was taken over cannot overwrite the new owner's
 //! result. A job whose lease expires is claimable again (its worker is
-//! presumed dead) until it runs out of attempts; then it is dead, with the
-//! reason recorded. Transient failures are retried with backoff
-//! ([`domain::retry::RetryPolicy`]), permanent ones end the job at once.
+//! presumed dead). Transient failures are retried at the time the worker
+//! chooses ([`domain::retry::RetryPolicy`]: backoff, within a horizon counted
+//! from the job's `created_at`), permanent ones end the job at once. A job
+//! whose worker keeps dying is dead after a backstop number of attempts.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use domain::retry::RetryPolicy;
+use domain::retry::MAX_ATTEMPTS_BACKSTOP;
 use domain::{JobId, WorkspaceId};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -43,7 +44,7 @@ impl NewJob {
             payload,
             workspace: None,
             run_at: None,
-            max_attempts: RetryPolicy::DEFAULT.max_attempts,
+            max_attempts: MAX_ATTEMPTS_BACKSTOP,
             dedupe_key: None,
         }
     }
@@ -79,6 +80,8 @@ pub struct ClaimedJob {
     /// Which attempt this is (1 for the first run).
     pub attempt: u32,
     pub max_attempts: u32,
+    /// When it was queued: retry horizons count from here.
+    pub created_at: DateTime<Utc>,
     pub lease_expires_at: DateTime<Utc>,
     lease_token: Uuid,
     started_run: Option<RunAttempt>,
@@ -146,13 +149,12 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// Why an attempt failed.
+/// What to do with a job whose attempt failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Worth retrying (timeouts, 429, 5xx). `retry_after` is the outside
-    /// service's own hint, honoured when longer than our backoff.
-    Transient { retry_after: Option<Duration> },
-    /// Retrying cannot help (missing scopes, invalid input).
+    /// Try again at this time (the caller applied the retry policy).
+    RetryAt(DateTime<Utc>),
+    /// Retrying cannot help (missing scopes, invalid input, gave up).
     Permanent,
 }
 
@@ -173,6 +175,7 @@ struct ClaimedRow {
     workspace_id: Option<Uuid>,
     attempts: i32,
     max_attempts: i32,
+    created_at: DateTime<Utc>,
     /// PostgreSQL only (the column is absent on SQLite).
     #[sqlx(default)]
     started_run: Option<Json<Value>>,
@@ -219,6 +222,29 @@ macro_rules! insert_job {
 }
 pub(crate) use insert_job;
 
+/// [`insert_job!`] for work that is wanted *now*: when an unfinished job with
+/// the same dedupe key is already queued for later (a retry backing off),
+/// it is brought forward to now instead, so a poll or push that finds the
+/// provider answering again does not wait out the backoff.
+macro_rules! insert_or_hasten_job {
+    ($conn:expr, $job:expr) => {{
+        let job: &$crate::jobs::NewJob = $job;
+        let inserted = $crate::jobs::insert_job!(&mut *$conn, domain::JobId::new(), job);
+        if inserted == 0
+            && let Some(key) = &job.dedupe_key
+        {
+            sqlx::query(
+                "UPDATE jobs SET run_at = $1 WHERE dedupe_key = $2 AND status = 'queued' AND run_at > $1",
+            )
+            .bind($crate::now())
+            .bind(key)
+            .execute(&mut *$conn)
+            .await?;
+        }
+    }};
+}
+pub(crate) use insert_or_hasten_job;
+
 fn to_u32(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
 }
@@ -235,7 +261,7 @@ fn claim_sql(backend: Backend, kinds: usize) -> String {
         // ordered index walk (migration 0009 says why) and starts a claimed
         // run (migration 0013).
         Backend::Postgres => {
-            "SELECT id, kind, payload, workspace_id, attempts, max_attempts, started_run \
+            "SELECT id, kind, payload, workspace_id, attempts, max_attempts, created_at, started_run \
                               FROM mailwright_claim_job_starting_run($1, $2, $3, $4)"
                 .to_owned()
         }
@@ -261,7 +287,7 @@ fn claim_sql(backend: Backend, kinds: usize) -> String {
                        AND kind IN ({kind_placeholders}) \
                      ORDER BY run_at, id \
                      LIMIT 1) \
-                 RETURNING id, kind, payload, workspace_id, attempts, max_attempts"
+                 RETURNING id, kind, payload, workspace_id, attempts, max_attempts, created_at"
             )
         }
     }
@@ -323,6 +349,7 @@ impl Store {
             workspace: row.workspace_id.map(WorkspaceId::from_uuid),
             attempt: to_u32(row.attempts),
             max_attempts: to_u32(row.max_attempts),
+            created_at: row.created_at,
             lease_expires_at,
             lease_token,
             started_run: row
@@ -396,23 +423,17 @@ impl Store {
         Ok(updated == 1)
     }
 
-    /// Record a failed attempt: retried later with backoff while attempts
-    /// remain and the failure is transient, dead otherwise. `error` is kept
-    /// for people to read, so it must not contain secrets.
+    /// Record a failed attempt: queued again at the time given, or dead.
+    /// `error` is kept for people to read, so it must not contain secrets.
     pub async fn fail_job(
         &self,
         job: &ClaimedJob,
         error: &str,
         failure: Failure,
-        policy: &RetryPolicy,
     ) -> Result<FailOutcome, StoreError> {
         let at = now();
         let retry_at = match failure {
-            Failure::Transient { retry_after } if job.attempt < job.max_attempts => {
-                let backoff = policy.jittered_delay_after(job.attempt);
-                let hinted = retry_after.unwrap_or_default().min(policy.cap);
-                Some(at + chrono_duration(backoff.max(hinted)))
-            }
+            Failure::RetryAt(retry_at) if job.attempt < job.max_attempts => Some(retry_at),
             _ => None,
         };
         let (status, run_at, finished_at) = match retry_at {

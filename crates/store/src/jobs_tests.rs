@@ -13,13 +13,6 @@ use crate::testing::{TestDatabase, take_job_announcement};
 const KIND: &str = "test.echo";
 const LEASE: Duration = Duration::from_secs(60);
 
-/// Retry quickly so tests can watch a retry happen.
-const FAST_RETRY: RetryPolicy = RetryPolicy {
-    base: Duration::from_millis(20),
-    cap: Duration::from_millis(40),
-    max_attempts: 3,
-};
-
 /// Claim until a job comes back or the deadline passes.
 async fn claim_within(store: &Store, lease: Duration, deadline: Duration) -> Option<ClaimedJob> {
     let give_up = Instant::now() + deadline;
@@ -121,7 +114,7 @@ async fn claims_only_due_jobs_of_the_asked_kinds() {
 }
 
 #[tokio::test]
-async fn transient_failures_retry_with_backoff_then_the_job_is_dead() {
+async fn a_failed_job_is_queued_again_at_the_time_given_until_its_attempts_run_out() {
     let (_db, store) = TestDatabase::migrated().await;
     let id = store
         .enqueue_job(&NewJob::new(KIND, json!({})).max_attempts(2))
@@ -130,78 +123,62 @@ async fn transient_failures_retry_with_backoff_then_the_job_is_dead() {
         .unwrap();
 
     let first = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
-    let failed_at = now();
+    let retry_at = now() + chrono::Duration::milliseconds(20);
     let outcome = store
-        .fail_job(
-            &first,
-            "Gmail answered 503",
-            Failure::Transient { retry_after: None },
-            &FAST_RETRY,
-        )
+        .fail_job(&first, "Gmail answered 503", Failure::RetryAt(retry_at))
         .await
         .unwrap();
-    let FailOutcome::RetryAt(retry_at) = outcome else {
-        panic!("a transient failure with attempts left is retried, got {outcome:?}");
-    };
-    // Backoff after the first attempt: between half and all of `base`.
-    let wait = retry_at - failed_at;
-    assert!(
-        wait >= chrono::Duration::milliseconds(9) && wait <= chrono::Duration::milliseconds(30),
-        "{wait}"
-    );
+    assert_eq!(outcome, FailOutcome::RetryAt(retry_at));
     let record = store.job(id).await.unwrap();
     assert_eq!(
         (record.status, record.last_error.as_deref()),
         (JobStatus::Queued, Some("Gmail answered 503"))
     );
+    // (PostgreSQL keeps microseconds.)
+    assert!((record.run_at - retry_at).num_milliseconds().abs() < 1);
 
     let second = claim_within(&store, LEASE, Duration::from_secs(5))
         .await
-        .expect("claimable once the backoff passed");
+        .expect("claimable once its time came");
     assert_eq!(second.attempt, 2);
     let outcome = store
         .fail_job(
             &second,
             "still 503",
-            Failure::Transient { retry_after: None },
-            &FAST_RETRY,
+            Failure::RetryAt(now() + chrono::Duration::milliseconds(20)),
         )
         .await
         .unwrap();
-    assert_eq!(outcome, FailOutcome::Dead, "no attempts left");
+    assert_eq!(
+        outcome,
+        FailOutcome::Dead,
+        "no attempts left (the backstop)"
+    );
     let record = store.job(id).await.unwrap();
     assert_eq!((record.status, record.attempts), (JobStatus::Dead, 2));
     assert_eq!(record.last_error.as_deref(), Some("still 503"));
 }
 
+/// Retry horizons count from when the job was queued, across its attempts.
 #[tokio::test]
-async fn retry_after_from_the_provider_is_honoured() {
+async fn each_claim_says_when_its_job_was_queued() {
     let (_db, store) = TestDatabase::migrated().await;
+    let before = now();
     store
         .enqueue_job(&NewJob::new(KIND, json!({})))
         .await
         .unwrap();
+    let after = now();
     let job = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
-    let policy = RetryPolicy {
-        cap: Duration::from_secs(600),
-        ..FAST_RETRY
-    };
-    let failed_at = now();
-    let outcome = store
-        .fail_job(
-            &job,
-            "429",
-            Failure::Transient {
-                retry_after: Some(Duration::from_secs(30)),
-            },
-            &policy,
-        )
+    assert!(job.created_at >= before && job.created_at <= after);
+    store
+        .fail_job(&job, "503", Failure::RetryAt(now()))
         .await
         .unwrap();
-    let FailOutcome::RetryAt(retry_at) = outcome else {
-        panic!("{outcome:?}")
-    };
-    assert!(retry_at - failed_at >= chrono::Duration::seconds(30));
+    let again = claim_within(&store, LEASE, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((again.attempt, again.created_at), (2, job.created_at));
 }
 
 #[tokio::test]
@@ -214,7 +191,7 @@ async fn permanent_failures_end_the_job_at_once() {
         .unwrap();
     let job = store.claim_job(&[KIND], LEASE).await.unwrap().unwrap();
     let outcome = store
-        .fail_job(&job, "missing scope", Failure::Permanent, &FAST_RETRY)
+        .fail_job(&job, "missing scope", Failure::Permanent)
         .await
         .unwrap();
     assert_eq!(outcome, FailOutcome::Dead);
@@ -249,7 +226,7 @@ async fn a_job_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_finish
     assert!(!first_process.complete_job(&abandoned).await.unwrap());
     assert_eq!(
         first_process
-            .fail_job(&abandoned, "late", Failure::Permanent, &FAST_RETRY)
+            .fail_job(&abandoned, "late", Failure::Permanent)
             .await
             .unwrap(),
         FailOutcome::LeaseLost

@@ -1,6 +1,7 @@
 //! Workflows and their runs.
 
 use chrono::{DateTime, Utc};
+use domain::runs::{RunError, RunStatus, RunSteps};
 use domain::{JobId, WorkspaceId};
 use serde_json::Value;
 use sqlx::types::Json;
@@ -68,11 +69,14 @@ pub struct Run {
     pub id: Uuid,
     pub workspace: WorkspaceId,
     pub workflow_id: Uuid,
-    pub status: String,
+    pub status: RunStatus,
     pub trigger: String,
     pub input: Value,
-    pub steps: Value,
-    pub error: Option<(String, String)>,
+    /// Each step's record, with the definition the run executes.
+    pub steps: RunSteps,
+    pub error: Option<RunError>,
+    /// While `Retrying`: when the next attempt is due.
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -89,24 +93,42 @@ struct RunRow {
     steps: Json<Value>,
     error_code: Option<String>,
     error_message: Option<String>,
+    /// Absent from the rows of the PostgreSQL functions that predate it.
+    #[sqlx(default)]
+    #[serde(default)]
+    next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
 
-impl From<RunRow> for Run {
-    fn from(row: RunRow) -> Self {
-        Run {
+impl TryFrom<RunRow> for Run {
+    type Error = StoreError;
+
+    fn try_from(row: RunRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Other(format!("run {} has an unreadable {what}", row.id).into())
+        };
+        let status = RunStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?;
+        let steps: RunSteps =
+            serde_json::from_value(row.steps.0.clone()).map_err(|_| corrupt("step record"))?;
+        Ok(Run {
             id: row.id,
             workspace: WorkspaceId::from_uuid(row.workspace_id),
             workflow_id: row.workflow_id,
-            status: row.status,
+            status,
             trigger: row.trigger_kind,
             input: row.input.0,
-            steps: row.steps.0,
-            error: row.error_code.zip(row.error_message),
+            steps,
+            error: row
+                .error_code
+                .zip(row.error_message)
+                .map(|(code, message)| RunError { code, message }),
+            next_attempt_at: row
+                .next_attempt_at
+                .filter(|_| status == RunStatus::Retrying),
             created_at: row.created_at,
             finished_at: row.finished_at,
-        }
+        })
     }
 }
 
@@ -122,20 +144,26 @@ struct StartedRunRow {
 }
 
 impl StartedRunRow {
-    /// `None` when the workflow is gone.
-    fn into_attempt(self) -> Option<RunAttempt> {
-        Some(RunAttempt {
+    /// `None` when the workflow is gone (its runs go with it).
+    fn into_attempt(self) -> Result<Option<RunAttempt>, StoreError> {
+        let Some(workflow_steps) = self.workflow_steps else {
+            return Ok(None);
+        };
+        Ok(Some(RunAttempt {
             earlier_starts: u32::try_from(self.starts - 1).unwrap_or(0),
-            workflow_steps: self.workflow_steps?.0,
-            run: self.run.into(),
-        })
+            workflow_steps: workflow_steps.0,
+            run: Run::try_from(self.run)?,
+        }))
     }
 }
 
-/// A run a worker has just started, with its workflow's steps.
+/// A run a worker has just started, with its workflow's current steps.
 #[derive(Debug, Clone)]
 pub struct RunAttempt {
     pub run: Run,
+    /// The workflow's steps now. A run executes its own copy
+    /// ([`RunSteps::definition`]); these only stand in for runs queued by
+    /// versions that kept no copy.
     pub workflow_steps: Value,
     /// Starts before this one: when not zero, an earlier attempt may have
     /// reached Gmail without recording it.
@@ -152,8 +180,11 @@ pub const RUN_JOB_KIND: &str = "workflow.run";
 /// (a bug: the handler then starts the run itself, counting one start more,
 /// which only adds a Gmail lookup before the send).
 pub(crate) fn started_run_from_json(value: Value) -> Option<RunAttempt> {
-    match serde_json::from_value::<StartedRunRow>(value) {
-        Ok(started) => started.into_attempt(),
+    match serde_json::from_value::<StartedRunRow>(value)
+        .map_err(|error| StoreError::Other(error.into()))
+        .and_then(StartedRunRow::into_attempt)
+    {
+        Ok(started) => started,
         Err(error) => {
             tracing::warn!(error = %error, "a claimed run's row cannot be read; starting it again");
             None
@@ -162,10 +193,13 @@ pub(crate) fn started_run_from_json(value: Value) -> Option<RunAttempt> {
 }
 
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
+/// [`RUN_COLUMNS`] and the columns added since the PostgreSQL functions that
+/// return runs were written (what reads of the table select).
+const RUN_VIEW_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at, next_attempt_at";
 
 fn existing_run_sql() -> String {
     format!(
-        "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
+        "SELECT {RUN_VIEW_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 AND idempotency_key = $3"
     )
 }
 
@@ -187,7 +221,7 @@ macro_rules! insert_run_or_find {
         .bind(run.id)
         .bind(run.workspace.as_uuid())
         .bind(run.workflow_id)
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(&run.trigger)
         .bind(Json(&run.input))
         .bind(Json(&run.steps))
@@ -208,7 +242,7 @@ macro_rules! insert_run_or_find {
                 .bind(idempotency_key)
                 .fetch_one(&mut *$conn)
                 .await?;
-            (Run::from(existing), false)
+            (Run::try_from(existing)?, false)
         }
     }};
 }
@@ -437,7 +471,7 @@ impl Store {
                 if row.is_new && job.is_some() {
                     self.announce_jobs(1);
                 }
-                Ok((row.run.into(), row.is_new))
+                Ok((Run::try_from(row.run)?, row.is_new))
             }
             Pool::Sqlite(pool) => {
                 let existing_sql = existing_run_sql();
@@ -475,10 +509,10 @@ impl Store {
         make_run: F,
     ) -> Result<Option<(Run, bool)>, StoreError>
     where
-        F: FnOnce(&Workflow) -> Option<(Run, NewJob)>,
+        F: FnOnce(&Workflow) -> Result<Option<(Run, NewJob)>, StoreError>,
     {
         let workflow = self.workflow(workspace, workflow_id).await?;
-        let Some((run, job)) = make_run(&workflow) else {
+        let Some((run, job)) = make_run(&workflow)? else {
             return Ok(None);
         };
         let run = Run {
@@ -509,16 +543,20 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.and_then(StartedRunRow::into_attempt))
+        match row {
+            Some(row) => row.into_attempt(),
+            None => Ok(None),
+        }
     }
 
     pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, StoreError> {
-        let sql =
-            format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND id = $2");
+        let sql = format!(
+            "SELECT {RUN_VIEW_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND id = $2"
+        );
         let row: Option<RunRow> = in_workspace!(self, workspace, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(workspace.as_uuid()).bind(id).fetch_optional(&mut *conn).await?
         });
-        Ok(row.ok_or(StoreError::NotFound)?.into())
+        Run::try_from(row.ok_or(StoreError::NotFound)?)
     }
 
     pub async fn runs(
@@ -528,7 +566,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Run>, StoreError> {
         let sql = format!(
-            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 \
+            "SELECT {RUN_VIEW_COLUMNS} FROM workflow_runs WHERE workspace_id = $1 AND workflow_id = $2 \
              ORDER BY created_at DESC LIMIT $3"
         );
         let rows: Vec<RunRow> = in_workspace!(self, workspace, conn => {
@@ -539,32 +577,35 @@ impl Store {
                 .fetch_all(&mut *conn)
                 .await?
         });
-        Ok(rows.into_iter().map(Run::from).collect())
+        rows.into_iter().map(Run::try_from).collect()
     }
 
-    /// Record a run's progress: status, per-step results, and (when it
-    /// ended) its error and end time.
+    /// Record a run's progress: status, per-step results, (when it ended)
+    /// its error and end time, and (while `Retrying`) when it tries again.
     pub async fn update_run(
         &self,
         workspace: WorkspaceId,
         id: Uuid,
-        status: &str,
-        steps: &Value,
-        error: Option<(&str, &str)>,
+        status: RunStatus,
+        steps: &RunSteps,
+        error: Option<&RunError>,
+        next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        let finished = matches!(status, "succeeded" | "failed").then(now);
+        let finished = status.is_ended().then(now);
         in_workspace!(self, workspace, conn => {
             sqlx::query(
-                "UPDATE workflow_runs SET status = $1, steps = $2, error_code = $3, error_message = $4, finished_at = $5 \
+                "UPDATE workflow_runs SET status = $1, steps = $2, error_code = $3, error_message = $4, finished_at = $5, \
+                                          next_attempt_at = $8 \
                  WHERE workspace_id = $6 AND id = $7",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(Json(steps))
-            .bind(error.map(|(code, _)| code))
-            .bind(error.map(|(_, message)| message))
+            .bind(error.map(|error| error.code.as_str()))
+            .bind(error.map(|error| error.message.as_str()))
             .bind(finished)
             .bind(workspace.as_uuid())
             .bind(id)
+            .bind(next_attempt_at.filter(|_| status == RunStatus::Retrying))
             .execute(&mut *conn)
             .await?;
         });
@@ -584,9 +625,9 @@ impl Store {
         &self,
         workspace: WorkspaceId,
         id: Uuid,
-        status: &str,
-        steps: &Value,
-        error: Option<(&str, &str)>,
+        status: RunStatus,
+        steps: &RunSteps,
+        error: Option<&RunError>,
         job: &ClaimedJob,
     ) -> Result<bool, StoreError> {
         let at = now();
@@ -597,10 +638,10 @@ impl Store {
                 )
                 .bind(workspace.as_uuid())
                 .bind(id)
-                .bind(status)
+                .bind(status.as_str())
                 .bind(Json(steps))
-                .bind(error.map(|(code, _)| code))
-                .bind(error.map(|(_, message)| message))
+                .bind(error.map(|error| error.code.as_str()))
+                .bind(error.map(|error| error.message.as_str()))
                 .bind(at)
                 .bind(job.id.as_uuid())
                 .bind(job.lease_token())
@@ -616,7 +657,8 @@ impl Store {
                 // between), and the other workers' writes queue behind it.
                 // A crash between them leaves the job to be taken again,
                 // which finds the run ended and completes it.
-                self.update_run(workspace, id, status, steps, error).await?;
+                self.update_run(workspace, id, status, steps, error, None)
+                    .await?;
                 sqlx::query(COMPLETE_WORKSPACE_JOB_SQL)
                     .bind(at)
                     .bind(job.id.as_uuid())
@@ -655,7 +697,7 @@ fn create_run_query<'q>(
         .bind(run.workspace.as_uuid())
         .bind(run.workflow_id)
         .bind(run.id)
-        .bind(&run.status)
+        .bind(run.status.as_str())
         .bind(&run.trigger)
         .bind(Json(&run.input))
         .bind(Json(&run.steps))
@@ -725,11 +767,12 @@ mod tests {
             id: Uuid::now_v7(),
             workspace: workflow.workspace,
             workflow_id: workflow.id,
-            status: "queued".into(),
+            status: RunStatus::Queued,
             trigger: "manual".into(),
             input: json!({}),
-            steps: json!([]),
+            steps: RunSteps::default(),
             error: None,
+            next_attempt_at: None,
             created_at: now(),
             finished_at: None,
         }
@@ -817,7 +860,14 @@ mod tests {
 
         let mut run_ends = store.run_ends();
         store
-            .update_run(run.workspace, run.id, "running", &json!([]), None)
+            .update_run(
+                run.workspace,
+                run.id,
+                RunStatus::Running,
+                &RunSteps::default(),
+                None,
+                None,
+            )
             .await
             .unwrap();
         assert!(run_ends.try_recv().is_err(), "still running");
@@ -825,9 +875,9 @@ mod tests {
             .finish_run(
                 run.workspace,
                 run.id,
-                "failed",
-                &json!([]),
-                Some(("c", "m")),
+                RunStatus::Failed,
+                &RunSteps::default(),
+                Some(&RunError::new("c", "m")),
                 &job,
             )
             .await
@@ -863,29 +913,46 @@ mod tests {
             .unwrap();
 
         // Another workspace's id ends neither this run nor its job.
-        let steps = json!([{"status": "succeeded", "output": {"id": "m1"}}]);
+        let steps: RunSteps =
+            serde_json::from_value(json!([{"index": 0, "action": "email.send_system",
+            "status": "succeeded", "output": {"id": "m1"}, "error": null}]))
+            .unwrap();
         assert!(
             !store
-                .finish_run(other.workspace, run.id, "succeeded", &steps, None, &job)
+                .finish_run(
+                    other.workspace,
+                    run.id,
+                    RunStatus::Succeeded,
+                    &steps,
+                    None,
+                    &job
+                )
                 .await
                 .unwrap()
         );
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
-            "running"
+            RunStatus::Running
         );
         assert_eq!(store.job(job.id).await.unwrap().status, JobStatus::Running);
 
         assert!(
             store
-                .finish_run(workflow.workspace, run.id, "succeeded", &steps, None, &job)
+                .finish_run(
+                    workflow.workspace,
+                    run.id,
+                    RunStatus::Succeeded,
+                    &steps,
+                    None,
+                    &job
+                )
                 .await
                 .unwrap()
         );
         let ended = store.run(workflow.workspace, run.id).await.unwrap();
         assert_eq!(
-            (ended.status.as_str(), &ended.steps, ended.error),
-            ("succeeded", &steps, None)
+            (ended.status, &ended.steps, ended.error),
+            (RunStatus::Succeeded, &steps, None)
         );
         assert!(ended.finished_at.is_some());
         assert_eq!(
@@ -904,25 +971,22 @@ mod tests {
         crate::testing::expire_job_leases(&store).await;
         let taken_over = store.claim_job(&kinds, lease).await.unwrap().unwrap();
         assert_eq!(taken_over.id, expired.id);
-        let failed = Some(("missing_scopes", "connect again"));
+        let failed = RunError::new("missing_scopes", "connect again");
         assert!(
             !store
                 .finish_run(
                     workflow.workspace,
                     late.id,
-                    "failed",
+                    RunStatus::Failed,
                     &steps,
-                    failed,
+                    Some(&failed),
                     &expired
                 )
                 .await
                 .unwrap()
         );
         let ended = store.run(workflow.workspace, late.id).await.unwrap();
-        assert_eq!(
-            ended.error,
-            Some(("missing_scopes".into(), "connect again".into()))
-        );
+        assert_eq!(ended.error, Some(failed));
         assert_eq!(
             store.job(expired.id).await.unwrap().status,
             JobStatus::Running
@@ -981,7 +1045,14 @@ mod tests {
         assert_eq!(third.earlier_starts, 2);
 
         store
-            .update_run(workflow.workspace, run.id, "succeeded", &json!([]), None)
+            .update_run(
+                workflow.workspace,
+                run.id,
+                RunStatus::Succeeded,
+                &RunSteps::default(),
+                None,
+                None,
+            )
             .await
             .unwrap();
         assert!(
@@ -994,7 +1065,7 @@ mod tests {
         );
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
-            "succeeded"
+            RunStatus::Succeeded
         );
     }
 
@@ -1025,10 +1096,10 @@ mod tests {
                 ),
                 (0, &workflow.steps, &stored)
             );
-            assert_eq!(stored.status, "running");
+            assert_eq!(stored.status, RunStatus::Running);
         } else {
             assert!(claimed.started_run().is_none());
-            assert_eq!(stored.status, "queued");
+            assert_eq!(stored.status, RunStatus::Queued);
         }
 
         // Taken over after its worker's lease ran out: a second start.
@@ -1042,7 +1113,14 @@ mod tests {
 
         // Ended: the claim starts nothing.
         store
-            .update_run(workflow.workspace, run.id, "succeeded", &json!([]), None)
+            .update_run(
+                workflow.workspace,
+                run.id,
+                RunStatus::Succeeded,
+                &RunSteps::default(),
+                None,
+                None,
+            )
             .await
             .unwrap();
         crate::testing::expire_job_leases(&store).await;
@@ -1050,7 +1128,7 @@ mod tests {
         assert!(ended.started_run().is_none());
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
-            "succeeded"
+            RunStatus::Succeeded
         );
 
         let malformed = NewJob::new(RUN_JOB_KIND, json!({"run_id": "not a run"}))
@@ -1161,7 +1239,7 @@ mod tests {
         drop(conn);
         assert_eq!(
             store.run(workflow.workspace, run.id).await.unwrap().status,
-            "succeeded"
+            RunStatus::Succeeded
         );
     }
 }

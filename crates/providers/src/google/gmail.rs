@@ -274,18 +274,35 @@ fn unavailable(error: reqwest::Error) -> GmailError {
     GmailError::Unavailable {
         reason: if error.is_timeout() {
             "timed out".into()
-        } else {
+        } else if error.is_connect() {
             "could not connect".into()
+        } else {
+            "the connection broke off".into()
         },
         retry_after: None,
     }
 }
 
-fn unexpected(_: reqwest::Error) -> GmailError {
-    GmailError::Rejected {
-        status: 200,
-        reason: "unexpected answer".into(),
+/// Reads of one Gmail call are tried this often before the error goes to
+/// the caller (whose job then retries with its own, longer backoff).
+const READ_TRIES: u32 = 3;
+/// A `Retry-After` longer than this is left to the job's retry.
+const LONGEST_IN_CALL_WAIT: Duration = Duration::from_secs(2);
+
+/// How long to wait before trying a read again after `error`, if at all.
+fn read_retry_delay(error: &GmailError, tries_made: u32) -> Option<Duration> {
+    let GmailError::Unavailable { retry_after, .. } = error else {
+        return None;
+    };
+    if tries_made >= READ_TRIES {
+        return None;
     }
+    // 100 ms, then 300 ms, with up to half of that again as jitter.
+    let backoff = Duration::from_millis(100 * 3u64.pow(tries_made - 1));
+    let delay = retry_after
+        .unwrap_or_default()
+        .max(backoff + backoff.mul_f64(fastrand::f64() / 2.0));
+    (delay <= LONGEST_IN_CALL_WAIT).then_some(delay)
 }
 
 impl Gmail {
@@ -440,10 +457,33 @@ impl Gmail {
             .send()
             .await
             .map_err(unavailable)?;
-        check(response).await?.json().await.map_err(unexpected)
+        read_json(response).await
     }
 
+    /// A read (idempotent): a flaky answer (429, 5xx, a broken connection)
+    /// is tried again a few times with short backoff before it costs the
+    /// caller's job an attempt.
     async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        access_token: &SecretString,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, GmailError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let error = match self.get_json_once(access_token, path, query).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => error,
+            };
+            match read_retry_delay(&error, tries) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(error),
+            }
+        }
+    }
+
+    async fn get_json_once<T: serde::de::DeserializeOwned>(
         &self,
         access_token: &SecretString,
         path: &str,
@@ -458,8 +498,20 @@ impl Gmail {
             .send()
             .await
             .map_err(unavailable)?;
-        check(response).await?.json().await.map_err(unexpected)
+        read_json(response).await
     }
+}
+
+/// A successful answer's JSON. A body cut off on the way is an outage (the
+/// call may be repeated); a body that is not the JSON expected is not.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, GmailError> {
+    let body = check(response).await?.bytes().await.map_err(unavailable)?;
+    serde_json::from_slice(&body).map_err(|_| GmailError::Rejected {
+        status: 200,
+        reason: "unexpected answer".into(),
+    })
 }
 
 fn rfc822_query(message_id: &str) -> String {
@@ -531,6 +583,33 @@ fn body_mentions_scopes(body: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_tried_three_times_and_only_after_outages_with_a_short_wait() {
+        let outage = GmailError::Unavailable {
+            reason: "backendError".into(),
+            retry_after: None,
+        };
+        let first = read_retry_delay(&outage, 1).unwrap();
+        assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(150));
+        let second = read_retry_delay(&outage, 2).unwrap();
+        assert!(second >= Duration::from_millis(300) && second <= Duration::from_millis(450));
+        assert_eq!(read_retry_delay(&outage, 3), None, "three tries in all");
+        let hinted = GmailError::Unavailable {
+            reason: "rateLimitExceeded".into(),
+            retry_after: Some(Duration::from_secs(1)),
+        };
+        assert_eq!(read_retry_delay(&hinted, 1), Some(Duration::from_secs(1)));
+        let long_hint = GmailError::Unavailable {
+            reason: "rateLimitExceeded".into(),
+            retry_after: Some(Duration::from_secs(30)),
+        };
+        assert_eq!(read_retry_delay(&long_hint, 1), None, "left to the job");
+        assert_eq!(read_retry_delay(&GmailError::NotFound, 1), None);
+        assert_eq!(read_retry_delay(&GmailError::Unauthorized, 1), None);
+    }
+
     #[test]
     fn base64url_without_padding() {
         assert_eq!(super::base64url(b""), "");

@@ -44,8 +44,20 @@ pub struct AutoDraftStatsView {
     failures_by_reason: BTreeMap<String, i64>,
     /// Found and not finished yet.
     pending: i64,
+    /// Of the pending: those whose last attempt failed for a reason that
+    /// may pass (an outage); they are tried again until the retry horizon.
+    retrying: i64,
+    /// The soonest next attempt among them, with what went wrong last time.
+    next_retry: Option<NextRetryView>,
     last_success_at: Option<DateTime<Utc>>,
     last_failure: Option<LastErrorView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NextRetryView {
+    at: DateTime<Utc>,
+    code: String,
+    message: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,6 +176,12 @@ pub(crate) async fn view(
             failed: stats.failures_by_reason.values().sum(),
             failures_by_reason: stats.failures_by_reason,
             pending: stats.pending,
+            retrying: stats.retrying,
+            next_retry: stats.next_retry.map(|retry| NextRetryView {
+                at: retry.at,
+                code: retry.code,
+                message: retry.message,
+            }),
             last_success_at: stats.last_success_at,
             last_failure: last_failure.map(|error| LastErrorView {
                 code: error.code,

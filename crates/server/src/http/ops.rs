@@ -75,6 +75,16 @@ pub struct Ready {
     )
 )]
 async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
+    let failing = state.supervisor.failing();
+    if !failing.is_empty() {
+        return Err(ApiError::Unavailable {
+            detail: format!(
+                "Background work keeps failing here ({} restarted repeatedly in the last minute); the server log says why.",
+                failing.join(", ")
+            ),
+            cause: None,
+        });
+    }
     match tokio::time::timeout(READINESS_TIMEOUT, state.store.readiness()).await {
         Ok(Ok(Readiness::Ready)) => Ok(Json(Ready { status: "ready" })),
         Ok(Ok(Readiness::MigrationsPending(versions))) => Err(ApiError::Unavailable {

@@ -25,7 +25,9 @@ pub struct SystemEmailView {
     to: Option<String>,
     subject: String,
     text: String,
-    /// `queued`, `sent`, `failed` or `undeliverable`.
+    /// `queued`, `retrying` (an attempt failed for a reason that may pass;
+    /// `last_error` says which, and it is tried again until the retry
+    /// horizon), `sent`, `failed` or `undeliverable`.
     status: String,
     /// `sidemail`, `smtp`, or `log` (no provider configured: recorded only).
     provider: Option<String>,
@@ -58,7 +60,11 @@ async fn list(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Ou
                 to: email.to_address,
                 subject: email.subject,
                 text: email.text_body,
-                status: email.status,
+                status: if email.status == "queued" && email.last_error.is_some() {
+                    "retrying".into()
+                } else {
+                    email.status
+                },
                 provider: email.provider,
                 last_error: email.last_error,
                 created_at: email.created_at,

@@ -2,6 +2,7 @@
 //! execute (with Idempotency-Key and optional waiting), run history, and the
 //! webhook trigger.
 
+use domain::runs::{RunError, RunStatus, RunSteps};
 use std::time::Duration;
 
 use axum::Json;
@@ -323,40 +324,37 @@ async fn delete(
 pub struct RunView {
     id: String,
     workflow_id: String,
-    /// `queued`, `running`, `succeeded` or `failed`.
-    status: String,
+    /// `queued`, `running`, `retrying`, `succeeded` or `failed`.
+    #[schema(value_type = String)]
+    status: RunStatus,
     trigger: String,
     #[schema(value_type = Object)]
     input: Value,
-    /// `[{"index","action","status","output","error"}]`
+    /// `[{"index","action","status","output","error","definition"}]`: each
+    /// step's status (`pending`, `running`, `succeeded`, `failed`), its
+    /// output, its last error, and the step as the run executes it.
     #[schema(value_type = Vec<Object>)]
-    steps: Value,
+    steps: RunSteps,
     #[schema(value_type = Option<Object>)]
-    error: Option<Value>,
+    error: Option<RunError>,
+    /// While `retrying`: when the next attempt is due (the failing step's
+    /// `error` says what went wrong).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
 
 pub(crate) fn run_view(run: Run) -> RunView {
-    let mut steps = run.steps;
-    // `sending` is the runner's own bookkeeping: to clients the step runs.
-    if let Some(steps) = steps.as_array_mut() {
-        for step in steps {
-            if step["status"] == "sending" {
-                step["status"] = json!("running");
-            }
-        }
-    }
     RunView {
         id: run.id.to_string(),
         workflow_id: run.workflow_id.to_string(),
         status: run.status,
         trigger: run.trigger,
         input: run.input,
-        steps,
-        error: run
-            .error
-            .map(|(code, message)| json!({"code": code, "message": message})),
+        steps: run.steps,
+        error: run.error,
+        next_attempt_at: run.next_attempt_at,
         created_at: run.created_at,
         finished_at: run.finished_at,
     }
@@ -435,13 +433,12 @@ async fn execute(
         return Ok((StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response());
     }
     let run = wait_for_end(&state, run).await?;
-    Ok(match run.status.as_str() {
-        "succeeded" => Json(json!({ "success": true, "run": run_view(run) })).into_response(),
-        "failed" => {
-            let error = run
-                .error
-                .clone()
-                .map(|(code, message)| json!({"code": code, "message": message}));
+    Ok(match run.status {
+        RunStatus::Succeeded => {
+            Json(json!({ "success": true, "run": run_view(run) })).into_response()
+        }
+        RunStatus::Failed => {
+            let error = run.error.clone();
             Json(json!({ "success": false, "run": run_view(run), "error": error })).into_response()
         }
         _ => (StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response(),
@@ -474,7 +471,7 @@ fn disabled() -> ApiError {
 /// this process's workers when they end it; read again every
 /// [`OTHER_PROCESS_POLL`] in case another process's worker ran it.
 pub(crate) async fn wait_for_end(state: &AppState, run: Run) -> Result<Run, ApiError> {
-    let ended = |run: &Run| run.status == "succeeded" || run.status == "failed";
+    let ended = |run: &Run| run.status.is_ended();
     if ended(&run) {
         return Ok(run);
     }

@@ -110,6 +110,17 @@ async fn page(
         .as_str()
         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
         .map(|at| ago(at.with_timezone(&Utc), now));
+    let next_retry_in = json["stats"]["next_retry"]["at"]
+        .as_str()
+        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+        .map(|at| {
+            let seconds = (at.with_timezone(&Utc) - now).num_seconds().max(0);
+            if seconds < 120 {
+                format!("in {seconds} s")
+            } else {
+                format!("in {} min", seconds / 60)
+            }
+        });
     render(
         StatusCode::OK,
         "autodraft.html",
@@ -123,6 +134,7 @@ async fn page(
             autodraft => minijinja::Value::from_serialize(&json),
             last_success,
             last_failure_ago,
+            next_retry_in,
             drafts,
             notice,
             problem,

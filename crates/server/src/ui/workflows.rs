@@ -4,6 +4,7 @@
 //! same code, and its field errors (named by API path, `steps[0].to[1]`) are
 //! shown next to the form field they concern.
 
+use domain::runs::RunError;
 use std::collections::BTreeMap;
 
 use axum::Form;
@@ -522,7 +523,7 @@ async fn workflow_page(
                 trigger => run.trigger,
                 ago => ago(run.created_at, now),
                 at => run.created_at.to_rfc3339(),
-                error => run.error.map(|(code, message)| format!("{}: {message}", error_words(&code))),
+                error => run.error.map(|error| format!("{}: {}", error_words(&error.code), error.message)),
             }
         })
         .collect();
@@ -729,12 +730,12 @@ fn error_words(code: &str) -> &'static str {
     }
 }
 
-fn error_view(error: &Value) -> Option<minijinja::Value> {
-    let code = error.get("code")?.as_str()?;
+fn error_view(error: Option<&RunError>) -> Option<minijinja::Value> {
+    let error = error?;
     Some(context! {
-        code,
-        words => error_words(code),
-        message => error.get("message").and_then(Value::as_str).unwrap_or_default(),
+        code => error.code.clone(),
+        words => error_words(&error.code),
+        message => error.message.clone(),
     })
 }
 
@@ -763,29 +764,20 @@ pub(super) async fn run_page(
         Err(other) => return Err(other.into()),
     };
     let now = store::now();
-    let (created_at, finished_at) = (run.created_at, run.finished_at);
-    // The API's view: the statuses a client sees (`sending` is `running`).
-    let view = serde_json::to_value(api::run_view(run))
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("run view: {error}")))?;
-    let status = view["status"].as_str().unwrap_or_default().to_owned();
-    let steps: Vec<minijinja::Value> = view["steps"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let steps: Vec<minijinja::Value> = run
+        .steps
+        .records()
         .iter()
-        .enumerate()
-        .map(|(index, step)| {
-            let output = &step["output"];
+        .map(|step| {
             context! {
-                number => index + 1,
-                action => step["action"].as_str().unwrap_or_default(),
-                status => step["status"].as_str().unwrap_or_default(),
-                output => (!output.is_null()).then(|| definition_json(output)),
-                error => error_view(&step["error"]),
+                number => step.index + 1,
+                action => step.action.as_str(),
+                status => step.status,
+                output => (!step.output.is_null()).then(|| definition_json(&step.output)),
+                error => error_view(step.error.as_ref()),
             }
         })
         .collect();
-    let finished = !matches!(status.as_str(), "queued" | "running");
     render(
         StatusCode::OK,
         "run.html",
@@ -793,22 +785,34 @@ pub(super) async fn run_page(
             signed_in => true,
             csrf => session.csrf_token.clone(),
             run => context! {
-                id => view["id"].as_str().unwrap_or_default(),
-                status,
-                trigger => view["trigger"].as_str().unwrap_or_default(),
-                ago => ago(created_at, now),
-                at => created_at.to_rfc3339(),
-                finished_ago => finished_at.map(|at| ago(at, now)),
-                finished_at => finished_at.map(|at| at.to_rfc3339()),
-                input => definition_json(&view["input"]),
-                error => error_view(&view["error"]),
+                id => run.id.to_string(),
+                status => run.status,
+                trigger => run.trigger.clone(),
+                ago => ago(run.created_at, now),
+                at => run.created_at.to_rfc3339(),
+                finished_ago => run.finished_at.map(|at| ago(at, now)),
+                finished_at => run.finished_at.map(|at| at.to_rfc3339()),
+                next_attempt_at => run.next_attempt_at.map(|at| at.to_rfc3339()),
+                next_attempt_in => run.next_attempt_at.map(|at| until(at, now)),
+                input => definition_json(&run.input),
+                error => error_view(run.error.as_ref()),
                 steps,
             },
             workflow_name => workflow.as_ref().map(|workflow| workflow.name.clone()),
             workflow_url => workflow.map(|workflow| format!("/workflows/{}", workflow.id)),
-            refresh => !finished,
+            refresh => !run.status.is_ended(),
         },
     )
+}
+
+/// "in 3 minutes": how long until `at`.
+fn until(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let seconds = (at - now).num_seconds().max(0);
+    match seconds {
+        0..=59 => format!("in {seconds} s"),
+        60..=3599 => format!("in {} min", seconds / 60),
+        _ => format!("in {} h {} min", seconds / 3600, seconds % 3600 / 60),
+    }
 }
 
 #[cfg(test)]

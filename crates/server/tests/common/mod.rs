@@ -3,10 +3,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod autodraft;
 pub mod google;
 pub mod idp;
 pub mod logs;
+pub mod process;
 pub mod ui;
+pub mod workflows;
 
 use mailwright::{Application, Config};
 use store::Store;
@@ -185,11 +188,12 @@ impl TestApp {
             id: uuid::Uuid::now_v7(),
             workspace: tenant.workspace,
             workflow_id: workflow.id,
-            status: "succeeded".into(),
+            status: domain::runs::RunStatus::Succeeded,
             trigger: "manual".into(),
             input: serde_json::json!({"secret_of": name}),
-            steps: serde_json::json!([]),
+            steps: domain::runs::RunSteps::default(),
             error: None,
+            next_attempt_at: None,
             created_at: store::now(),
             finished_at: Some(store::now()),
         };

@@ -1,0 +1,327 @@
+//! The real `mailwright` binary as child processes: `serve` started on port 0
+//! against a test database and killed with SIGKILL when a test says so, and
+//! the `admin` commands that give it a user and an API key.
+//!
+//! Each child gets a cleared environment (PATH and the settings given here
+//! only), logs JSON, and has its stdout and stderr drained by threads into a
+//! log kept for failure messages: a test that fails shows what the process
+//! said last.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use store::testing::TestDatabase;
+
+use super::TEST_ENCRYPTION_KEYS;
+
+/// How long a start may take until the `listening` line, and then until
+/// `/api/ready` answers 200 (the first start applies migrations).
+pub const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The end of the warning a process logs for each `MAILWRIGHT_*` variable it
+/// does not read: `NAME is set but is not a setting this version ...`.
+const IGNORED_SETTING: &str = " is not a setting this version of Mailwright reads; it is ignored";
+
+/// The job lease of a binary that does not read
+/// `MAILWRIGHT_JOB_LEASE_SECONDS` (it logs the setting as ignored).
+pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(120);
+
+/// The environment of every `mailwright` child of one test.
+#[derive(Clone)]
+pub struct ProcessEnv {
+    vars: Vec<(String, String)>,
+}
+
+impl ProcessEnv {
+    /// The database and data dir of `db`, port 0, JSON logs and the test
+    /// encryption key.
+    pub fn new(db: &TestDatabase) -> ProcessEnv {
+        ProcessEnv { vars: Vec::new() }
+            .with("MAILWRIGHT_DATABASE_URL", db.url.expose())
+            .with("MAILWRIGHT_DATA_DIR", db.data_dir().display().to_string())
+            .with("MAILWRIGHT_LISTEN", "127.0.0.1:0")
+            .with("MAILWRIGHT_LOG_FORMAT", "json")
+            .with("MAILWRIGHT_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEYS)
+    }
+
+    /// One more setting (a later one with the same name wins).
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> ProcessEnv {
+        self.vars.retain(|(existing, _)| existing != name);
+        self.vars.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// `mailwright` with this environment only (and PATH).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailwright"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.vars.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// `mailwright admin create-user --email E --password-stdin --workspace W`.
+    pub fn create_user(&self, email: &str, password: &str, workspace: &str) {
+        let mut child = self
+            .command()
+            .args([
+                "admin",
+                "create-user",
+                "--email",
+                email,
+                "--password-stdin",
+                "--workspace",
+                workspace,
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("mailwright admin create-user starts");
+        child
+            .stdin
+            .take()
+            .expect("a piped stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("the password is written");
+        let output = wait_for_output(child, "admin create-user");
+        assert!(
+            output.status.success(),
+            "admin create-user failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `mailwright admin create-api-key --workspace W`: the key it prints.
+    pub fn create_api_key(&self, workspace: &str) -> String {
+        let child = self
+            .command()
+            .args(["admin", "create-api-key", "--workspace", workspace])
+            .spawn()
+            .expect("mailwright admin create-api-key starts");
+        let output = wait_for_output(child, "admin create-api-key");
+        assert!(
+            output.status.success(),
+            "admin create-api-key failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let key = String::from_utf8(output.stdout)
+            .expect("the key is UTF-8")
+            .trim()
+            .to_owned();
+        assert!(key.starts_with("mw_"), "only the key on stdout: {key}");
+        key
+    }
+
+    /// Start `mailwright serve` and wait until it says where it listens and
+    /// `/api/ready` answers 200.
+    pub async fn serve(&self, name: &str, client: &reqwest::Client) -> ServeProcess {
+        let started = Instant::now();
+        let mut child = self
+            .command()
+            .arg("serve")
+            .spawn()
+            .expect("mailwright serve starts");
+        let log = Arc::new(Mutex::new(ProcessLog::default()));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let stderr = child.stderr.take().expect("a piped stderr");
+        drain(stdout, Arc::clone(&log), Stream::Stdout);
+        drain(stderr, Arc::clone(&log), Stream::Stderr);
+        let mut process = ServeProcess {
+            name: name.to_owned(),
+            pid: child.id(),
+            child,
+            address: String::new(),
+            log,
+        };
+        let give_up = started + START_DEADLINE;
+        loop {
+            if let Some(address) = process.log.lock().unwrap().listening.clone() {
+                process.address = address;
+                break;
+            }
+            if let Some(status) = process.child.try_wait().expect("the child can be polled") {
+                panic!(
+                    "{name} exited with {status} before listening; it said:\n{}",
+                    process.tail(40)
+                );
+            }
+            assert!(
+                Instant::now() < give_up,
+                "{name} did not log `listening` within {START_DEADLINE:?}; it said:\n{}",
+                process.tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        process.wait_ready(client, give_up).await;
+        process
+    }
+}
+
+fn wait_for_output(child: Child, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    match outcome.recv_timeout(START_DEADLINE) {
+        Ok(output) => output.expect("the child's output can be read"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("mailwright {what} did not finish within {START_DEADLINE:?}");
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What a process said, line by line, and where it listens once it said so.
+#[derive(Default)]
+struct ProcessLog {
+    lines: Vec<String>,
+    listening: Option<String>,
+}
+
+fn drain(stream: impl Read + Send + 'static, log: Arc<Mutex<ProcessLog>>, which: Stream) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut log = log.lock().unwrap();
+            if matches!(which, Stream::Stdout)
+                && log.listening.is_none()
+                && let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line)
+                && entry["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("listening"))
+                && let Some(address) = entry["address"].as_str()
+            {
+                log.listening = Some(address.to_owned());
+            }
+            log.lines.push(match which {
+                Stream::Stdout => line,
+                Stream::Stderr => format!("[stderr] {line}"),
+            });
+        }
+    });
+}
+
+/// A running `mailwright serve`; killed (SIGKILL) when dropped.
+pub struct ServeProcess {
+    pub name: String,
+    pub pid: u32,
+    child: Child,
+    /// `127.0.0.1:PORT`, from its `listening` log line.
+    pub address: String,
+    log: Arc<Mutex<ProcessLog>>,
+}
+
+impl ServeProcess {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Poll `/api/ready` until it answers 200.
+    async fn wait_ready(&mut self, client: &reqwest::Client, give_up: Instant) {
+        let ready = self.url("/api/ready");
+        loop {
+            if let Ok(answer) = client.get(&ready).send().await
+                && answer.status() == 200
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("the child can be polled") {
+                panic!(
+                    "{} exited with {status} before it was ready; it said:\n{}",
+                    self.name,
+                    self.tail(40)
+                );
+            }
+            assert!(
+                Instant::now() < give_up,
+                "{} was not ready within {START_DEADLINE:?}; it said:\n{}",
+                self.name,
+                self.tail(40)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL (kill -9): no shutdown, no finishing of anything in flight.
+    pub fn kill_9(&mut self) {
+        self.child.kill().expect("the child can be killed");
+        self.child.wait().expect("the killed child is reaped");
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("the child can be polled")
+            .is_none()
+    }
+
+    /// Its last `lines` lines of output, for failure messages.
+    pub fn tail(&self, lines: usize) -> String {
+        let log = self.log.lock().unwrap();
+        let skip = log.lines.len().saturating_sub(lines);
+        log.lines[skip..].join("\n")
+    }
+
+    /// Every line it wrote so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().lines.clone()
+    }
+
+    /// The settings it reported as ignored (`NAME is set but is not a setting
+    /// this version of Mailwright reads`).
+    pub fn ignored_settings(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .filter_map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                let message = entry["message"].as_str()?;
+                let name = message
+                    .strip_suffix(IGNORED_SETTING)?
+                    .strip_suffix(" is set but")?;
+                Some(name.to_owned())
+            })
+            .collect()
+    }
+
+    /// The job lease it runs with: the configured one, or the built-in
+    /// 120 s when it ignored `MAILWRIGHT_JOB_LEASE_SECONDS`.
+    pub fn effective_job_lease(&self, configured: Duration) -> Duration {
+        if self
+            .ignored_settings()
+            .iter()
+            .any(|name| name == "MAILWRIGHT_JOB_LEASE_SECONDS")
+        {
+            DEFAULT_JOB_LEASE
+        } else {
+            configured
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,906 @@
+//! Exactly once, through kill -9: the real `mailwright serve` binary runs as
+//! child processes against one database while the Google sandbox runs in
+//! this test process (so Gmail's state outlives every kill). The processes
+//! are killed with SIGKILL at random moments, some of them while Gmail has
+//! accepted a draft or a send and is holding back its answer, and started
+//! again.
+//!
+//! What the suite proves, by looking in the sandbox mailbox itself:
+//!
+//! - auto-draft: every delivered message ends with exactly one reply draft,
+//!   in its own thread, and the auto-draft API counts each once and none as
+//!   failed;
+//! - workflows: every queued run ends `succeeded` and Gmail holds exactly one
+//!   sent message per run (its Message-ID is `<run-{id}.0@mailwright>`);
+//! - two processes sharing one database split the work, and when one dies
+//!   for good the other finishes everything, still exactly once.
+//!
+//! The kills follow a seeded random schedule; the seed is printed at the
+//! start of each test and `MAILWRIGHT_RELIABILITY_SEED=<seed>` replays the
+//! schedule (the processes' own timing still varies from run to run).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::google::{ANN, CLIENT_ID, CLIENT_SECRET, outcome};
+use common::process::{ProcessEnv, ServeProcess};
+use sandbox::{
+    AccountSpec, Consent, Delivered, InboundMessage, OAuthClient, Sandbox, SandboxConfig,
+};
+use serde_json::{Value, json};
+use store::testing::TestDatabase;
+
+/// `MAILWRIGHT_JOB_LEASE_SECONDS`: a killed process's job is taken over
+/// this long after it was claimed.
+const JOB_LEASE: Duration = Duration::from_secs(3);
+/// `MAILWRIGHT_RETRY_BASE_MILLIS`: the first retry delay.
+const RETRY_BASE_MILLIS: u64 = 200;
+/// How long the last process has to finish everything, once the kills are
+/// over (with the configured lease; a longer effective lease is added).
+const FINISH_DEADLINE: Duration = Duration::from_secs(90);
+/// How many times the drafting and sending tests kill the process.
+const KILLS: usize = 6;
+/// A kill comes this many milliseconds after the process was ready.
+const KILL_DELAY_MILLIS: std::ops::RangeInclusive<u64> = 50..=700;
+/// Where the workflow's email goes: no sandbox mailbox, an outside address.
+const CUSTOMER: &str = "orders@customer.example";
+const WORKSPACE: &str = "Reliability";
+const OWNER: &str = "owner@reliability.example";
+const SEED_VAR: &str = "MAILWRIGHT_RELIABILITY_SEED";
+
+/// The sandbox, the database, and what every `mailwright` child is given.
+struct Harness {
+    test: &'static str,
+    started: Instant,
+    sandbox: Sandbox,
+    env: ProcessEnv,
+    client: reqwest::Client,
+    /// An API key of the workspace, made with `mailwright admin`.
+    key: String,
+    rng: fastrand::Rng,
+    /// Kept for its lifetime: the database is dropped with it.
+    _db: TestDatabase,
+}
+
+impl Harness {
+    async fn new(test: &'static str) -> Harness {
+        mailwright::app::install_crypto_provider();
+        let seed = match std::env::var(SEED_VAR) {
+            Ok(seed) => seed
+                .parse()
+                .unwrap_or_else(|_| panic!("{SEED_VAR}={seed}: not a u64")),
+            Err(_) => fastrand::u64(..),
+        };
+        eprintln!("{test}: seed {seed} (replay the kill schedule with {SEED_VAR}={seed})");
+
+        let sandbox = Sandbox::new(
+            SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann Example")),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(sandbox::serve(listener, sandbox.clone()));
+
+        let db = TestDatabase::new().await;
+        let env = ProcessEnv::new(&db)
+            .with("MAILWRIGHT_GOOGLE_CLIENT_ID", CLIENT_ID)
+            .with("MAILWRIGHT_GOOGLE_CLIENT_SECRET", CLIENT_SECRET)
+            .with(
+                "MAILWRIGHT_GOOGLE_AUTH_URL",
+                format!("{sandbox_url}/o/oauth2/v2/auth"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_TOKEN_URL",
+                format!("{sandbox_url}/token"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_REVOKE_URL",
+                format!("{sandbox_url}/revoke"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_USERINFO_URL",
+                format!("{sandbox_url}/v1/userinfo"),
+            )
+            .with("MAILWRIGHT_GMAIL_API_URL", sandbox_url.clone())
+            .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "1")
+            .with(
+                "MAILWRIGHT_JOB_LEASE_SECONDS",
+                JOB_LEASE.as_secs().to_string(),
+            )
+            .with(
+                "MAILWRIGHT_RETRY_BASE_MILLIS",
+                RETRY_BASE_MILLIS.to_string(),
+            );
+
+        // The admin commands are short-lived children; they also migrate.
+        let key = tokio::task::block_in_place(|| {
+            env.create_user(OWNER, "a long enough password", WORKSPACE);
+            env.create_api_key(WORKSPACE)
+        });
+        Harness {
+            test,
+            started: Instant::now(),
+            sandbox,
+            env,
+            // Redirects are read, not followed (the OAuth callback).
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            key,
+            rng: fastrand::Rng::with_seed(seed),
+            _db: db,
+        }
+    }
+
+    fn say(&self, what: impl std::fmt::Display) {
+        eprintln!(
+            "{} [{:>6.2}s] {what}",
+            self.test,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    async fn start(&self, name: &str) -> ServeProcess {
+        let process = self.env.serve(name, &self.client).await;
+        self.say(format_args!(
+            "{name} (pid {}) ready on {}",
+            process.pid, process.address
+        ));
+        process
+    }
+
+    /// The lease the processes really run with (see [`JOB_LEASE`]), and the
+    /// deadline for finishing the work that follows from it.
+    fn lease_and_deadline(&self, process: &ServeProcess) -> (Duration, Duration) {
+        let lease = process.effective_job_lease(JOB_LEASE);
+        if lease != JOB_LEASE {
+            self.say(format_args!(
+                "NOTE: the binary ignores MAILWRIGHT_JOB_LEASE_SECONDS (ignored: {:?}); \
+                 killed jobs wait for the default {lease:?} lease, so this test is slow",
+                process.ignored_settings()
+            ));
+        }
+        (lease, FINISH_DEADLINE + lease.saturating_sub(JOB_LEASE))
+    }
+
+    /// Connect Ann's Gmail through `process`, consenting in the sandbox.
+    async fn connect_gmail(&self, process: &ServeProcess) -> String {
+        self.sandbox.register_client(OAuthClient::new(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            [process.url("/api/auth/oauth/google/callback")],
+        ));
+        let answer = self
+            .post(
+                process,
+                "/api/integrations/google/connect",
+                json!({"type": "gmail"}),
+            )
+            .await;
+        let authorization_url = answer["authorization_url"].as_str().unwrap();
+        let redirect = self
+            .sandbox
+            .approve(authorization_url, Consent::allow_all())
+            .expect("the sandbox consents");
+        let callback = self.client.get(&redirect).send().await.unwrap();
+        assert_eq!(callback.status(), 302, "the callback redirects");
+        let location = callback.headers()["location"].to_str().unwrap();
+        let outcome = outcome(location);
+        assert_eq!(
+            outcome.get("connected").map(String::as_str),
+            Some("gmail"),
+            "{location}"
+        );
+        outcome["integration_id"].clone()
+    }
+
+    async fn enable_autodraft(&self, process: &ServeProcess, integration: &str) {
+        let answer = self
+            .client
+            .put(process.url(&format!("/api/integrations/{integration}/auto-draft")))
+            .bearer_auth(&self.key)
+            .json(&json!({"enabled": true}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "switching auto-draft on: {body}");
+        assert_eq!(body["enabled"], true, "{body}");
+    }
+
+    /// Message number `n` of the test, from its own outside sender, in
+    /// Ann's inbox.
+    fn deliver(&self, n: usize) -> Delivered {
+        let message = InboundMessage::new(
+            format!("Client {n} <client{n}@company{n}.example>"),
+            ANN,
+            format!("Proposal {n}: can we meet?"),
+            format!(
+                "Hi Ann,\n\nCould we meet on Tuesday to go over proposal {n}?\n\nThanks,\nClient {n}"
+            ),
+        );
+        self.sandbox
+            .deliver(&message)
+            .expect("the sandbox takes the message")
+            .into_iter()
+            .find(|delivered| delivered.email == ANN)
+            .expect("delivered to Ann")
+    }
+
+    async fn post(&self, process: &ServeProcess, path: &str, body: Value) -> Value {
+        let answer = self
+            .client
+            .post(process.url(path))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "POST {path} to {}: {error}\n{}",
+                    process.name,
+                    process.tail(30)
+                )
+            });
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap();
+        assert!(status.is_success(), "POST {path}: {status} {body}");
+        body
+    }
+
+    async fn get(&self, process: &ServeProcess, path: &str) -> Value {
+        let answer = self
+            .client
+            .get(process.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "GET {path} from {}: {error}\n{}",
+                    process.name,
+                    process.tail(30)
+                )
+            });
+        let status = answer.status();
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// A manual workflow with one step: send one email to [`CUSTOMER`],
+    /// the run's order number in the subject.
+    async fn create_send_workflow(&self, process: &ServeProcess, integration: &str) -> String {
+        let workflow = self
+            .post(
+                process,
+                "/api/workflows",
+                json!({
+                    "name": "Shipping notice",
+                    "trigger": {"type": "manual"},
+                    "steps": [{
+                        "action": "gmail.send_email",
+                        "integration_id": integration,
+                        "to": [CUSTOMER],
+                        "subject": "Order {{ input.order }} shipped",
+                        "body": "Hello, your order {{ input.order }} is on its way.",
+                    }],
+                }),
+            )
+            .await;
+        workflow["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Queue run number `n` without waiting for it; its id.
+    async fn queue_run(&self, process: &ServeProcess, workflow: &str, n: usize) -> QueuedRun {
+        let answer = self
+            .post(
+                process,
+                &format!("/api/workflows/{workflow}/execute?wait=false"),
+                json!({"input": {"order": format!("R-{n}")}}),
+            )
+            .await;
+        QueuedRun {
+            id: answer["run"]["id"].as_str().unwrap().to_owned(),
+            subject: format!("Order R-{n} shipped"),
+        }
+    }
+
+    /// Make the next `times` answers of `method` come `stall` after Gmail
+    /// took the request, so that a kill is likely to land between Gmail's
+    /// accept and the process recording it.
+    fn stall_answers(&mut self, method: &str, times: u32) {
+        let stall = Duration::from_millis(self.rng.u64(100..=400));
+        self.sandbox.clear_faults();
+        self.sandbox.stall_answer_after_commit(method, stall, times);
+    }
+
+    fn kill_delay(&mut self) -> Duration {
+        Duration::from_millis(self.rng.u64(KILL_DELAY_MILLIS))
+    }
+
+    /// Poll `done` until it answers `Ok`, or fail with its last complaint
+    /// and `process`'s last lines.
+    async fn wait_for<F, Fut>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        process: &ServeProcess,
+        done: F,
+    ) where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), String>>,
+    {
+        let started = Instant::now();
+        loop {
+            let complaint = match done().await {
+                Ok(()) => {
+                    self.say(format_args!(
+                        "{what}: done after {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    ));
+                    return;
+                }
+                Err(complaint) => complaint,
+            };
+            assert!(
+                started.elapsed() < deadline,
+                "{what}: not done within {deadline:?}: {complaint}\n--- last lines of {} ---\n{}",
+                process.name,
+                process.tail(60)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The drafts in Ann's mailbox, by thread.
+    fn drafts_by_thread(&self) -> BTreeMap<String, Vec<sandbox::DraftView>> {
+        let mut by_thread: BTreeMap<String, Vec<sandbox::DraftView>> = BTreeMap::new();
+        for draft in self.sandbox.drafts(ANN).unwrap() {
+            by_thread
+                .entry(draft.message.thread_id.clone())
+                .or_default()
+                .push(draft);
+        }
+        by_thread
+    }
+
+    /// Whether auto-draft is finished with `delivered`: as many drafts in
+    /// Gmail as messages, and the API counting as many and nothing pending.
+    async fn drafting_finished(
+        &self,
+        process: &ServeProcess,
+        integration: &str,
+        delivered: &[Delivered],
+    ) -> Result<(), String> {
+        let in_gmail = self.sandbox.drafts(ANN).unwrap().len();
+        let state = self
+            .get(
+                process,
+                &format!("/api/integrations/{integration}/auto-draft"),
+            )
+            .await;
+        let stats = &state["stats"];
+        let finished = in_gmail >= delivered.len()
+            && stats["drafts_created"].as_u64() >= Some(delivered.len() as u64)
+            && stats["pending"] == 0;
+        if finished {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} messages delivered, {in_gmail} drafts in Gmail, stats {stats}",
+                delivered.len()
+            ))
+        }
+    }
+
+    /// Every delivered message has exactly one draft, in its own thread,
+    /// naming it; no other drafts; the API counts each once, none failed.
+    async fn assert_exactly_one_draft_per_message(
+        &self,
+        process: &ServeProcess,
+        integration: &str,
+        delivered: &[Delivered],
+    ) {
+        let by_thread = self.drafts_by_thread();
+        let mut problems = Vec::new();
+        for message in delivered {
+            match by_thread.get(&message.thread_id).map(Vec::as_slice) {
+                None | Some([]) => problems.push(format!("message {} has no draft", message.id)),
+                Some([draft]) => {
+                    let source = format!("X-Mailwright-Source: {}", message.id);
+                    if !draft.message.raw.contains(&source) {
+                        problems.push(format!(
+                            "the draft {} in the thread of {} does not name it",
+                            draft.draft_id, message.id
+                        ));
+                    }
+                }
+                Some(drafts) => problems.push(format!(
+                    "message {} has {} drafts: {:?}",
+                    message.id,
+                    drafts.len(),
+                    drafts.iter().map(|d| &d.draft_id).collect::<Vec<_>>()
+                )),
+            }
+        }
+        let threads: Vec<&String> = delivered.iter().map(|m| &m.thread_id).collect();
+        for (thread, drafts) in &by_thread {
+            if !threads.contains(&thread) {
+                problems.push(format!(
+                    "{} draft(s) in thread {thread}, which no delivered message started",
+                    drafts.len()
+                ));
+            }
+        }
+        let total: usize = by_thread.values().map(Vec::len).sum();
+        assert!(
+            problems.is_empty() && total == delivered.len(),
+            "{} messages, {total} drafts in Gmail:\n{}",
+            delivered.len(),
+            problems.join("\n")
+        );
+
+        let state = self
+            .get(
+                process,
+                &format!("/api/integrations/{integration}/auto-draft"),
+            )
+            .await;
+        let stats = &state["stats"];
+        assert_eq!(
+            stats["drafts_created"],
+            delivered.len(),
+            "drafts counted: {stats}"
+        );
+        assert_eq!(stats["failed"], 0, "failed: {stats}");
+        assert_eq!(stats["pending"], 0, "pending: {stats}");
+
+        let listed = self
+            .get(process, &format!("/api/integrations/{integration}/drafts"))
+            .await;
+        let mut sources: Vec<&str> = listed["drafts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|draft| draft["source_message_id"].as_str().unwrap())
+            .collect();
+        sources.sort_unstable();
+        let mut expected: Vec<&str> = delivered.iter().map(|m| m.id.as_str()).collect();
+        expected.sort_unstable();
+        assert_eq!(
+            sources, expected,
+            "the drafts the API lists, by source message"
+        );
+    }
+
+    /// Whether every run has ended (succeeded or failed), and Gmail has sent
+    /// at least one message per run.
+    async fn runs_finished(
+        &self,
+        process: &ServeProcess,
+        runs: &[QueuedRun],
+    ) -> Result<(), String> {
+        let sent = self.sandbox.sent_count(ANN).unwrap();
+        if sent < runs.len() {
+            return Err(format!("{} runs queued, {sent} messages sent", runs.len()));
+        }
+        for run in runs {
+            let answer = self.get(process, &format!("/api/runs/{}", run.id)).await;
+            if answer["status"] != "succeeded" && answer["status"] != "failed" {
+                return Err(format!(
+                    "{sent} messages sent for {} runs; run {} is {}",
+                    runs.len(),
+                    run.id,
+                    answer["status"]
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every run succeeded, and Gmail holds exactly one sent message for
+    /// each (by its Message-ID), with that run's subject, and no other.
+    async fn assert_exactly_one_sent_message_per_run(
+        &self,
+        process: &ServeProcess,
+        runs: &[QueuedRun],
+    ) {
+        let mut not_succeeded = Vec::new();
+        for run in runs {
+            let answer = self.get(process, &format!("/api/runs/{}", run.id)).await;
+            if answer["status"] != "succeeded" {
+                not_succeeded.push(answer);
+            }
+        }
+        assert!(
+            not_succeeded.is_empty(),
+            "{} of {} runs did not succeed: {not_succeeded:#?}",
+            not_succeeded.len(),
+            runs.len()
+        );
+
+        let sent = self.sandbox.sent_messages(ANN).unwrap();
+        let mut by_message_id: BTreeMap<String, Vec<&sandbox::MessageView>> = BTreeMap::new();
+        for message in &sent {
+            let id = message
+                .message_id
+                .as_deref()
+                .unwrap_or_default()
+                .trim_matches(['<', '>'])
+                .to_owned();
+            by_message_id.entry(id).or_default().push(message);
+        }
+        let mut problems = Vec::new();
+        for run in runs {
+            let message_id = format!("run-{}.0@mailwright", run.id);
+            match by_message_id.get(&message_id).map(Vec::as_slice) {
+                None | Some([]) => problems.push(format!("run {} sent nothing", run.id)),
+                Some([message]) => {
+                    if message.subject != run.subject {
+                        problems.push(format!(
+                            "run {} sent {:?}, expected {:?}",
+                            run.id, message.subject, run.subject
+                        ));
+                    }
+                }
+                Some(messages) => problems.push(format!(
+                    "run {} sent {} messages: {:?}",
+                    run.id,
+                    messages.len(),
+                    messages.iter().map(|m| &m.id).collect::<Vec<_>>()
+                )),
+            }
+        }
+        assert!(
+            problems.is_empty() && sent.len() == runs.len(),
+            "{} runs, {} messages sent:\n{}",
+            runs.len(),
+            sent.len(),
+            problems.join("\n")
+        );
+    }
+
+    /// How many runs `process` ended and messages it drafted so far.
+    async fn work_done_by(&self, process: &ServeProcess) -> WorkDone {
+        let metrics = self
+            .client
+            .get(process.url("/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET /metrics from {}: {error}", process.name))
+            .text()
+            .await
+            .unwrap();
+        WorkDone {
+            runs: metric_sum(
+                &metrics,
+                "mailwright_workflow_runs_total",
+                "outcome=\"succeeded\"",
+            ),
+            drafts: metric_sum(
+                &metrics,
+                "mailwright_autodraft_messages_total",
+                "outcome=\"drafted\"",
+            ),
+        }
+    }
+
+    /// Watch Gmail for `window` after the work is done: nothing more is
+    /// drafted or sent (a job left behind by a killed process would show up
+    /// once its lease expired).
+    async fn assert_nothing_more_happens(&self, window: Duration) {
+        let drafts = self.sandbox.drafts(ANN).unwrap().len();
+        let sent = self.sandbox.sent_count(ANN).unwrap();
+        let until = Instant::now() + window;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(
+                (
+                    self.sandbox.drafts(ANN).unwrap().len(),
+                    self.sandbox.sent_count(ANN).unwrap()
+                ),
+                (drafts, sent),
+                "(drafts, sent) changed after the work was done"
+            );
+        }
+    }
+}
+
+/// What one process did, from its own `/metrics`.
+struct WorkDone {
+    /// Runs it ended (`mailwright_workflow_runs_total`).
+    runs: u64,
+    /// Messages it drafted (`mailwright_autodraft_messages_total`, drafted).
+    drafts: u64,
+}
+
+/// The sum of the samples of `metric` whose labels contain `label`.
+fn metric_sum(metrics: &str, metric: &str, label: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') && rest.contains(label))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A run queued by a test, and the subject its email must have.
+struct QueuedRun {
+    id: String,
+    subject: String,
+}
+
+/// Lines of all the processes that say a retry found Gmail's effect of an
+/// earlier, killed attempt and recorded it instead of repeating it.
+fn recoveries(processes: &[Vec<String>]) -> (usize, usize) {
+    let lines = processes.iter().flatten();
+    let mut adopted_drafts = 0;
+    let mut found_sends = 0;
+    for line in lines {
+        if line.contains("\"how\":\"adopted\"") {
+            adopted_drafts += 1;
+        }
+        if line.contains("found the message of an earlier attempt") {
+            found_sends += 1;
+        }
+    }
+    (adopted_drafts, found_sends)
+}
+
+/// How long to watch for late effects after the work is done.
+fn quiet_window(lease: Duration) -> Duration {
+    lease.min(Duration::from_secs(5)) + Duration::from_secs(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_drafting_leaves_exactly_one_draft_per_message() {
+    let mut h = Harness::new("kill_9_while_drafting_leaves_exactly_one_draft_per_message").await;
+    let mut serve = h.start("serve#0").await;
+    let (lease, deadline) = h.lease_and_deadline(&serve);
+    let integration = h.connect_gmail(&serve).await;
+    h.enable_autodraft(&serve, &integration).await;
+
+    let mut delivered: Vec<Delivered> = (0..10).map(|n| h.deliver(n)).collect();
+    let mut logs = Vec::new();
+    for kill in 1..=KILLS {
+        h.stall_answers("drafts.create", 2);
+        let delay = h.kill_delay();
+        let kill_at = Instant::now() + delay;
+        // Three more messages at random moments before the kill.
+        let mut to_deliver = 3;
+        while Instant::now() < kill_at {
+            if to_deliver > 0 && h.rng.u8(..4) == 0 {
+                delivered.push(h.deliver(delivered.len()));
+                to_deliver -= 1;
+            }
+            let until_kill = kill_at.saturating_duration_since(Instant::now());
+            tokio::time::sleep(until_kill.min(Duration::from_millis(10))).await;
+        }
+        for _ in 0..to_deliver {
+            delivered.push(h.deliver(delivered.len()));
+        }
+        serve.kill_9();
+        h.say(format_args!(
+            "kill -9 #{kill} of {} {delay:?} after ready: {} messages delivered, {} drafts in Gmail",
+            serve.name,
+            delivered.len(),
+            h.sandbox.drafts(ANN).unwrap().len()
+        ));
+        logs.push(serve.lines());
+        serve = h.start(&format!("serve#{kill}")).await;
+    }
+    // A last few after the last restart: the clean run drafts them too.
+    while delivered.len() < 34 {
+        delivered.push(h.deliver(delivered.len()));
+    }
+
+    h.wait_for("auto-draft finished", deadline, &serve, || {
+        h.drafting_finished(&serve, &integration, &delivered)
+    })
+    .await;
+    h.assert_nothing_more_happens(quiet_window(lease)).await;
+    h.assert_exactly_one_draft_per_message(&serve, &integration, &delivered)
+        .await;
+    logs.push(serve.lines());
+    let (adopted, _) = recoveries(&logs);
+    h.say(format_args!(
+        "{} messages, {} drafts, {KILLS} kills; {adopted} draft(s) of killed attempts adopted",
+        delivered.len(),
+        delivered.len()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_sending_leaves_exactly_one_sent_message_per_run() {
+    let mut h = Harness::new("kill_9_while_sending_leaves_exactly_one_sent_message_per_run").await;
+    let mut serve = h.start("serve#0").await;
+    let (lease, deadline) = h.lease_and_deadline(&serve);
+    let integration = h.connect_gmail(&serve).await;
+    let workflow = h.create_send_workflow(&serve, &integration).await;
+
+    let mut runs = Vec::new();
+    for n in 0..10 {
+        runs.push(h.queue_run(&serve, &workflow, n).await);
+    }
+    let mut logs = Vec::new();
+    for kill in 1..=KILLS {
+        h.stall_answers("messages.send", 2);
+        let delay = h.kill_delay();
+        let kill_at = Instant::now() + delay;
+        // Four more runs at random moments before the kill.
+        let mut to_queue = 4;
+        while Instant::now() < kill_at {
+            if to_queue > 0 && h.rng.u8(..4) == 0 {
+                runs.push(h.queue_run(&serve, &workflow, runs.len()).await);
+                to_queue -= 1;
+            }
+            let until_kill = kill_at.saturating_duration_since(Instant::now());
+            tokio::time::sleep(until_kill.min(Duration::from_millis(10))).await;
+        }
+        for _ in 0..to_queue {
+            runs.push(h.queue_run(&serve, &workflow, runs.len()).await);
+        }
+        serve.kill_9();
+        h.say(format_args!(
+            "kill -9 #{kill} of {} {delay:?} after ready: {} runs queued, {} messages sent",
+            serve.name,
+            runs.len(),
+            h.sandbox.sent_count(ANN).unwrap()
+        ));
+        logs.push(serve.lines());
+        serve = h.start(&format!("serve#{kill}")).await;
+    }
+    while runs.len() < 38 {
+        runs.push(h.queue_run(&serve, &workflow, runs.len()).await);
+    }
+
+    h.wait_for("every run ended", deadline, &serve, || {
+        h.runs_finished(&serve, &runs)
+    })
+    .await;
+    h.assert_nothing_more_happens(quiet_window(lease)).await;
+    h.assert_exactly_one_sent_message_per_run(&serve, &runs)
+        .await;
+    logs.push(serve.lines());
+    let (_, found) = recoveries(&logs);
+    h.say(format_args!(
+        "{} runs, {} messages sent, {KILLS} kills; {found} send(s) of killed attempts found instead of repeated",
+        runs.len(),
+        h.sandbox.sent_count(ANN).unwrap()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_the_work_and_one_dying_loses_nothing() {
+    let mut h = Harness::new("two_processes_share_the_work_and_one_dying_loses_nothing").await;
+    let mut first = h.start("serve-A").await;
+    let mut second = h.start("serve-B").await;
+    let (lease, deadline) = h.lease_and_deadline(&first);
+    let integration = h.connect_gmail(&first).await;
+    h.enable_autodraft(&first, &integration).await;
+    let workflow = h.create_send_workflow(&first, &integration).await;
+
+    // 26 runs and 18 messages in a random order, the runs queued on both
+    // processes in turn; after a random part of it, a burst of 4 runs on
+    // the one that dies and 2 messages, Gmail holding back its answers, and
+    // the kill while that burst is in flight. The rest goes to the survivor.
+    let mut work: Vec<bool> = std::iter::repeat_n(true, 26)
+        .chain(std::iter::repeat_n(false, 18))
+        .collect();
+    h.rng.shuffle(&mut work);
+    let kill_after = h.rng.usize(12..32);
+    let first_dies = h.rng.bool();
+
+    let mut runs = Vec::new();
+    let mut delivered = Vec::new();
+    let mut victim_work = None;
+    for (step, is_run) in work.into_iter().enumerate() {
+        if is_run {
+            let on_first = match victim_work {
+                None => runs.len() % 2 == 0,
+                Some(_) => !first_dies,
+            };
+            let process = if on_first { &first } else { &second };
+            runs.push(h.queue_run(process, &workflow, runs.len()).await);
+        } else {
+            delivered.push(h.deliver(delivered.len()));
+        }
+        tokio::time::sleep(Duration::from_millis(h.rng.u64(0..=80))).await;
+        if step != kill_after {
+            continue;
+        }
+        let victim = if first_dies { &mut first } else { &mut second };
+        // Held back longer than the kill comes: the kill lands between
+        // Gmail's accept and the victim recording it.
+        let stall = Duration::from_millis(h.rng.u64(800..=1500));
+        h.sandbox.clear_faults();
+        h.sandbox
+            .stall_answer_after_commit("messages.send", stall, 2);
+        h.sandbox
+            .stall_answer_after_commit("drafts.create", stall, 2);
+        for _ in 0..4 {
+            runs.push(h.queue_run(victim, &workflow, runs.len()).await);
+        }
+        for _ in 0..2 {
+            delivered.push(h.deliver(delivered.len()));
+        }
+        let delay = Duration::from_millis(h.rng.u64(50..=350));
+        tokio::time::sleep(delay).await;
+        let done = h.work_done_by(victim).await;
+        victim.kill_9();
+        h.say(format_args!(
+            "kill -9 of {} for good, {delay:?} after a burst: {} runs and {} messages so far, \
+             {} sent and {} drafts in Gmail; it had ended {} runs and drafted {} messages",
+            victim.name,
+            runs.len(),
+            delivered.len(),
+            h.sandbox.sent_count(ANN).unwrap(),
+            h.sandbox.drafts(ANN).unwrap().len(),
+            done.runs,
+            done.drafts
+        ));
+        victim_work = Some(done);
+    }
+    let (victim, survivor) = if first_dies {
+        (&mut first, &mut second)
+    } else {
+        (&mut second, &mut first)
+    };
+    assert!(!victim.is_running(), "{} stays dead", victim.name);
+
+    h.wait_for(
+        "the survivor finished every run",
+        deadline,
+        survivor,
+        || h.runs_finished(survivor, &runs),
+    )
+    .await;
+    h.wait_for(
+        "the survivor finished auto-draft",
+        deadline,
+        survivor,
+        || h.drafting_finished(survivor, &integration, &delivered),
+    )
+    .await;
+    h.assert_nothing_more_happens(quiet_window(lease)).await;
+    assert!(survivor.is_running(), "{} is still running", survivor.name);
+    h.assert_exactly_one_sent_message_per_run(survivor, &runs)
+        .await;
+    h.assert_exactly_one_draft_per_message(survivor, &integration, &delivered)
+        .await;
+
+    // Both did a share of the work.
+    let victim_work = victim_work.expect("the kill happened");
+    let survivor_work = h.work_done_by(survivor).await;
+    assert!(
+        victim_work.runs + victim_work.drafts > 0,
+        "{} had done nothing before it died",
+        victim.name
+    );
+    assert!(
+        survivor_work.runs + survivor_work.drafts > 0,
+        "{} did nothing",
+        survivor.name
+    );
+    let (adopted, found) = recoveries(&[victim.lines(), survivor.lines()]);
+    h.say(format_args!(
+        "{} runs and {} messages done exactly once: {} ended {} runs and drafted {} messages, \
+         then died; {} ended {} runs and drafted {} messages; \
+         {adopted} draft(s) adopted, {found} send(s) found instead of repeated",
+        runs.len(),
+        delivered.len(),
+        victim.name,
+        victim_work.runs,
+        victim_work.drafts,
+        survivor.name,
+        survivor_work.runs,
+        survivor_work.drafts,
+    ));
+}
