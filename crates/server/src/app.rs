@@ -398,6 +398,11 @@ pub async fn load_keyring(config: &Config, store: &Store) -> anyhow::Result<Keyr
             .map_err(|problem| anyhow::anyhow!("MAILWRIGHT_ENCRYPTION_KEYS: {problem}"))?,
         None => {
             let path = config.data_dir.join("encryption.key");
+            if !path.exists() {
+                refuse_to_replace_a_lost_key_file(store, &path).await?;
+            } else {
+                warn_if_readable_by_others(&path);
+            }
             let (keyring, created) = Keyring::load_or_create_file(&path).map_err(|problem| {
                 anyhow::anyhow!("the generated encryption key file: {problem}")
             })?;
@@ -412,6 +417,46 @@ pub async fn load_keyring(config: &Config, store: &Store) -> anyhow::Result<Keyr
     };
     engine::keys::verify(store, &keyring).await?;
     Ok(keyring)
+}
+
+/// A database that already holds secrets (or key checks) without the key
+/// file that wrote them lost its key: generating a new one would only fail
+/// later with a misleading "wrong key", and leave that wrong file behind.
+async fn refuse_to_replace_a_lost_key_file(
+    store: &Store,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut used = store.token_key_ids().await?;
+    used.extend(store.key_check_ids().await?);
+    used.sort();
+    used.dedup();
+    if used.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the token encryption key file {} is missing, but this database was written with key {}; \
+         restore encryption.key from the backup taken with the database (or set MAILWRIGHT_ENCRYPTION_KEYS to that key); \
+         no new key was generated",
+        path.display(),
+        used.join(", ")
+    )
+}
+
+/// The key file should be readable by its owner only.
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(path)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                mode = format!("{:o}", metadata.permissions().mode() & 0o777),
+                "the token encryption key file is readable by other users; make it private: chmod 600"
+            );
+        }
+    }
 }
 
 /// TLS (JWKS, Google, Sidemail) uses rustls with the ring provider; install it

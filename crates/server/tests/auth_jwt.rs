@@ -127,6 +127,21 @@ async fn issuer_and_audience_must_match() {
     assert_refused(&app, &wrong_audience, "wrong_audience").await;
 }
 
+/// With an issuer and an audience configured, a well-signed token that
+/// simply leaves either claim out is refused too (it was accepted before).
+#[tokio::test]
+async fn a_configured_issuer_or_audience_is_required_not_only_checked_when_present() {
+    let idp = TestIdp::start().await;
+    let app = app_trusting(&idp).await;
+    for claim in ["iss", "aud"] {
+        let mut claims = TestIdp::claims("u", json!({}));
+        claims.as_object_mut().unwrap().remove(claim);
+        assert_refused(&app, &idp.rs256(&claims), "missing_claim").await;
+    }
+    let complete = idp.rs256(&TestIdp::claims("u", json!({})));
+    assert_eq!(me(&app, &complete).await.status(), 200);
+}
+
 #[tokio::test]
 async fn forged_tokens_are_refused_for_what_they_are() {
     let idp = TestIdp::start().await;

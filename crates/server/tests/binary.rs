@@ -321,3 +321,94 @@ async fn the_sandbox_runs_alone_and_shows_its_consent_screen() {
     );
     assert!(wait_with_deadline(&mut child).success());
 }
+
+/// `serve` on a SQLite data dir of its own with the generated key file (no
+/// `MAILWRIGHT_ENCRYPTION_KEYS`): started until it listens, then killed.
+/// The JSON log lines it printed up to then.
+fn serve_on_generated_key(data_dir: &std::path::Path) -> Vec<String> {
+    let db = format!("sqlite://{}/mailwright.db", data_dir.display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailwright"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MAILWRIGHT_DATA_DIR", data_dir)
+        .env("MAILWRIGHT_DATABASE_URL", db)
+        .env("MAILWRIGHT_LISTEN", "127.0.0.1:0")
+        .env("MAILWRIGHT_LOG_FORMAT", "json")
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stdout.lines().map_while(Result::ok) {
+        let listening = line.contains("\"listening\"");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    wait_with_deadline(&mut child);
+    assert!(
+        seen.last()
+            .is_some_and(|line| line.contains("\"listening\"")),
+        "it started: {seen:?}"
+    );
+    seen
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_private_and_a_lost_key_file_stops_startup_without_a_new_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    serve_on_generated_key(&data_dir);
+    let key_file = data_dir.join("encryption.key");
+    assert_eq!(mode(&data_dir), 0o700, "the data folder");
+    assert_eq!(mode(&data_dir.join("mailwright.db")), 0o600, "the database");
+    assert_eq!(mode(&key_file), 0o600, "the key file");
+
+    // A key file others can read is named in a warning.
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let lines = serve_on_generated_key(&data_dir);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("chmod 600") && line.contains("\"WARN\"")),
+        "{lines:?}"
+    );
+
+    // The key file is lost while the database remembers its key.
+    std::fs::remove_file(&key_file).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mailwright"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MAILWRIGHT_DATA_DIR", &data_dir)
+        .env(
+            "MAILWRIGHT_DATABASE_URL",
+            format!("sqlite://{}/mailwright.db", data_dir.display()),
+        )
+        .env("MAILWRIGHT_LISTEN", "127.0.0.1:0")
+        .arg("serve")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("encryption key file")
+            && stderr.contains("is missing")
+            && stderr.contains("k1"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("MAILWRIGHT_ENCRYPTION_KEYS: key"),
+        "not the misleading wrong-key line: {stderr}"
+    );
+    assert!(!key_file.exists(), "no new key was generated");
+}

@@ -141,6 +141,50 @@ async fn request_ids_are_kept_when_well_formed_and_replaced_otherwise() {
     );
 }
 
+/// Series of the HTTP metrics: one line each in the exposition.
+async fn http_series(app: &common::TestApp) -> usize {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("mailwright_http_"))
+        .count()
+}
+
+/// A stranger sending made-up methods and paths cannot grow `/metrics`:
+/// unknown methods are `other`, unknown routes `unmatched`.
+#[tokio::test]
+async fn random_methods_and_paths_leave_the_metric_series_count_unchanged() {
+    let app = spawn_app().await;
+    let send = |method: String, path: String| {
+        let request = app.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            app.url(&path),
+        );
+        async move { request.send().await.unwrap().status() }
+    };
+    // One of each kind first: the series these requests fall into.
+    for path in ["/api/me", "/no-such-page"] {
+        send("BREW".into(), path.into()).await;
+        send("GET".into(), path.into()).await;
+    }
+    http_series(&app).await; // `/metrics` counts itself after answering.
+    let before = http_series(&app).await;
+    let mut requests = Vec::new();
+    for n in 0..5_000u32 {
+        let method: String = (0..8).map(|_| fastrand::uppercase()).collect();
+        let path = if n % 2 == 0 {
+            format!("/{}", uuid::Uuid::new_v4())
+        } else {
+            "/api/me".to_owned()
+        };
+        requests.push(send(method, path));
+        if requests.len() == 32 {
+            futures_util::future::join_all(requests.drain(..)).await;
+        }
+    }
+    futures_util::future::join_all(requests).await;
+    assert_eq!(http_series(&app).await, before, "no new series");
+}
+
 #[tokio::test]
 async fn metrics_count_requests_by_route_template_and_status() {
     let app = spawn_app().await;

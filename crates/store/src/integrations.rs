@@ -824,6 +824,16 @@ impl Store {
         }))
     }
 
+    /// The ids of the keys that have written a check value here (every key
+    /// this database was ever opened with).
+    pub async fn key_check_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT key_id FROM encryption_key_checks ORDER BY key_id")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     pub async fn key_check(&self, key_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(on_pool!(self, pool => {
             sqlx::query_scalar("SELECT check_value FROM encryption_key_checks WHERE key_id = $1")

@@ -169,18 +169,47 @@ macro_rules! across_workspaces {
 }
 pub(crate) use across_workspaces;
 
+/// Create `dir` (and its parents) readable by its owner only (0700) if it
+/// does not exist; an existing folder is left as it is.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Create an empty database file readable by its owner only (0600) if there
+/// is none; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 impl Store {
-    /// Open the database (creating a SQLite file and its folder if needed).
+    /// Open the database (creating a SQLite file and its folder if needed,
+    /// readable by their owner only).
     /// Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
         match url {
             DatabaseUrl::Sqlite { path } => {
                 if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| StoreError::Unavailable {
+                    create_private_dir(dir).map_err(|source| StoreError::Unavailable {
                         message: format!("cannot create the folder {}", dir.display()),
                         source: Box::new(source),
                     })?;
                 }
+                create_private_file(path).map_err(|source| StoreError::Unavailable {
+                    message: format!("cannot create {}", path.display()),
+                    source: Box::new(source),
+                })?;
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)

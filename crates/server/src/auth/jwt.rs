@@ -143,7 +143,17 @@ impl JwtVerifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience is required, not only checked
+        // when present: a well-signed token without `iss` or `aud` (minted
+        // for another purpose by the same identity provider) is refused.
+        let mut required = vec!["exp", "sub"];
+        if self.config.issuer.is_some() {
+            required.push("iss");
+        }
+        if self.config.audience.is_some() {
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
         match &self.config.issuer {
             Some(issuer) => validation.set_issuer(&[issuer]),
             None => validation.iss = None,

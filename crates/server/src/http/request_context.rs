@@ -55,6 +55,25 @@ fn well_formed(id: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:".contains(&byte))
 }
 
+/// The method as a metric label: the standard ones by name, anything else
+/// (a client may send any token as a method) as `other`, so strangers
+/// cannot add series without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 pub async fn around_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
@@ -64,7 +83,7 @@ pub async fn around_request(request: Request, next: Next) -> Response {
         .filter(|id| well_formed(id))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = request.method().clone();
+    let method = method_label(request.method());
     // Routing happens inside; `record_route` reports the matched template back.
     let matched_route = MatchedRouteSlot::default();
     let mut request = request;
@@ -97,7 +116,7 @@ pub async fn around_request(request: Request, next: Next) -> Response {
             "answered"
         );
         let labels = [
-            ("method", method.to_string()),
+            ("method", method.to_owned()),
             ("route", route),
             ("status", status.as_u16().to_string()),
         ];
