@@ -5,6 +5,7 @@
 pub mod autodraft;
 pub mod connections;
 pub mod contacts;
+pub mod housekeeping;
 pub mod keyring;
 pub mod keys;
 pub mod notify;

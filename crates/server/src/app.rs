@@ -331,6 +331,7 @@ impl Application {
         let (stop_workers, workers_stop) = watch::channel(false);
         let workers = spawn_background_loops(
             &self.supervisor,
+            &self.store,
             &self.worker,
             self.background_workers,
             &self.scheduler,
@@ -358,10 +359,12 @@ impl Application {
 /// How often scheduled workflows are checked.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);
 
-/// `workers` job workers and (with at least one) the scheduler and the
-/// auto-draft poller, each restarted by `supervisor` if it panics.
+/// `workers` job workers and (with at least one) the scheduler, the
+/// auto-draft poller and housekeeping, each restarted by `supervisor` if it
+/// panics.
 pub fn spawn_background_loops(
     supervisor: &Supervisor,
+    store: &Store,
     worker: &Worker,
     workers: usize,
     scheduler: &Arc<Scheduler>,
@@ -384,6 +387,14 @@ pub fn spawn_background_loops(
         let (autodraft, poller_stop) = (Arc::clone(autodraft), stop.clone());
         loops.push(supervisor.spawn("autodraft-poller", stop.clone(), move || {
             Arc::clone(&autodraft).run_poller(poller_stop.clone())
+        }));
+        let (store, housekeeping_stop) = (store.clone(), stop.clone());
+        loops.push(supervisor.spawn("housekeeping", stop.clone(), move || {
+            engine::housekeeping::run(
+                store.clone(),
+                engine::housekeeping::PURGE_INTERVAL,
+                housekeeping_stop.clone(),
+            )
         }));
     }
     loops

@@ -193,6 +193,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let supervisor = engine::supervisor::Supervisor::new();
             let loops = crate::app::spawn_background_loops(
                 &supervisor,
+                &store,
                 &worker,
                 1,
                 &services.scheduler,

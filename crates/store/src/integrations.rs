@@ -272,6 +272,22 @@ impl Store {
 
     /// Find and consume a callback's `state`: it works once. The callback
     /// carries no credentials, so this searches every workspace.
+    /// Delete consent states that expired before `before` (callers keep a
+    /// grace period, so a late callback is still told its state expired
+    /// rather than unknown); how many.
+    pub async fn purge_expired_oauth_states(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(across_workspaces!(self, conn => {
+            sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+                .bind(before)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     pub async fn consume_oauth_state(&self, state_hash: &str) -> Result<StateLookup, StoreError> {
         let at = now();
         let (consumed, exists): (Option<OAuthStateRow>, bool) = across_workspaces!(self, conn => {

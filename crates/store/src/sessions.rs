@@ -74,4 +74,18 @@ impl Store {
         });
         Ok(())
     }
+
+    /// Delete sessions that expired before `before`; how many.
+    pub async fn purge_expired_sessions(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query("DELETE FROM sessions WHERE expires_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
 }
