@@ -281,6 +281,9 @@ pub enum AutoDraftError {
     Provider(String),
     #[error("the inbox has no message to test with")]
     NoMessage,
+    /// The message the client named is not in this mailbox.
+    #[error("no such message in this mailbox")]
+    NoSuchMessage,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -1425,6 +1428,7 @@ impl AutoDraft {
     ) -> Result<TestOutcome, AutoDraftError> {
         let integration = self.gmail_integration(workspace, id).await?;
         let gmail = self.vault.gmail().clone();
+        let named_by_client = message_id.is_some();
         let message_id = match message_id {
             Some(message_id) => message_id,
             None => {
@@ -1458,10 +1462,17 @@ impl AutoDraft {
             Err(PipelineError::Transient { message, .. }) => {
                 return Err(AutoDraftError::Unavailable(message));
             }
+            // Gmail refuses an id that is not one of its own.
+            Err(PipelineError::Permanent { .. }) if named_by_client => {
+                return Err(AutoDraftError::NoSuchMessage);
+            }
             Err(PipelineError::Permanent { message, .. }) => {
                 return Err(AutoDraftError::Provider(message));
             }
         };
+        if named_by_client && matches!(verdict, Verdict::Skip(SkipReason::Deleted)) {
+            return Err(AutoDraftError::NoSuchMessage);
+        }
         match verdict {
             Verdict::Skip(reason) => Ok(TestOutcome {
                 message_id,

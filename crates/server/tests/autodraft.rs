@@ -538,6 +538,17 @@ async fn the_test_action_shows_the_draft_and_creates_it_on_request() {
     let bad = test(json!({"message_id": "not an id!"})).await.unwrap();
     let problem = assert_problem(bad, 422, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "message_id");
+
+    // Well formed, but no message of this mailbox: the client's mistake, said once.
+    let unknown = test(json!({"message_id": "18c0ffee00000000"}))
+        .await
+        .unwrap();
+    let problem = assert_problem(unknown, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "message_id");
+    assert_eq!(
+        problem["detail"],
+        "message_id: is not a message in this mailbox"
+    );
 }
 
 #[tokio::test]

@@ -118,9 +118,17 @@ pub(crate) fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiEr
         AutoDraftError::Unavailable(reason) => {
             ApiError::ProviderUnavailable(format!("Gmail did not answer ({reason}); try again."))
         }
+        // Pipeline messages are sentences already; bare reasons get one.
+        AutoDraftError::Provider(reason) if reason.ends_with('.') => {
+            ApiError::ProviderError(reason)
+        }
         AutoDraftError::Provider(reason) => {
             ApiError::ProviderError(format!("Gmail refused the request ({reason})."))
         }
+        AutoDraftError::NoSuchMessage => ApiError::Validation(vec![FieldError::new(
+            "message_id",
+            "is not a message in this mailbox",
+        )]),
         AutoDraftError::NoMessage => ApiError::Conflict(
             "The inbox has no message to test with; send one to this mailbox first.".into(),
         ),

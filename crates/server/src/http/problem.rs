@@ -209,6 +209,9 @@ pub enum ApiError {
     /// The body is not even JSON.
     #[error("malformed body")]
     MalformedBody(String),
+    /// The body is over the size limit (also when it came without a length).
+    #[error("body too large")]
+    BodyTooLarge,
     /// No usable credentials. `reason` is machine-readable (`expired`,
     /// `bad_signature`, `unknown_key`, ...); `detail` says it in words.
     #[error("unauthorized ({reason})")]
@@ -264,6 +267,7 @@ impl ApiError {
                 "Not found",
                 "The requested resource does not exist.",
             ),
+            ApiError::BodyTooLarge => Problem::for_status(StatusCode::PAYLOAD_TOO_LARGE, None),
             ApiError::Validation(errors) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 ErrorCode::ValidationFailed,
