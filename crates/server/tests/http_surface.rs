@@ -297,3 +297,39 @@ async fn stopping_lets_the_server_finish_cleanly() {
         "no longer listening"
     );
 }
+
+/// Pages may not be framed or sniffed and run only scripts served from this
+/// origin (the one script asks before destructive forms are sent).
+#[tokio::test]
+async fn pages_carry_security_headers_and_load_no_inline_script() {
+    let app = spawn_app().await;
+    let page = app.get("/setup").await;
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"),
+        "{policy}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(
+        !html.contains("onsubmit=") && !html.contains("onclick="),
+        "{html}"
+    );
+
+    let api = app.get("/api/health").await;
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    assert!(api.headers().get("content-security-policy").is_none());
+
+    let script = app.get("/static/confirm.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(
+        script.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert!(script.text().await.unwrap().contains("data-confirm"));
+}

@@ -382,7 +382,8 @@ async fn a_refused_form_shows_each_problem_next_to_its_field() {
     let html = decoded(refused.text().await.unwrap());
     let box_ = between(&html, r#"id="workflow-json""#, "</form>");
     assert!(
-        box_.contains(r#"data-field="json">steps[1].action: unknown variant"#),
+        box_.contains(r#"data-field="json">steps[1].action: must be one of"#)
+            && box_.contains("(got `gmail.teleport`)"),
         "{box_}"
     );
     assert!(html.contains("<details open>"), "the box stays open");

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod outbox;
 pub mod problem;
 pub mod request_context;
+pub mod security_headers;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -94,10 +95,15 @@ pub fn router(mut state: AppState) -> Router {
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     state.openapi_json = Arc::new(openapi.to_json().expect("the OpenAPI document serializes"));
     routes
+        .route(
+            security_headers::CONFIRM_SCRIPT_PATH,
+            axum::routing::get(security_headers::confirm_script),
+        )
         .route_layer(middleware::from_fn(request_context::record_route))
         .fallback(|| async { ApiError::NotFound })
         .layer(CatchPanicLayer::custom(request_context::panic_response))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(middleware::from_fn(security_headers::add))
         .layer(middleware::from_fn(request_context::around_request))
         .with_state(state)
 }
