@@ -129,6 +129,19 @@ pub struct Worker {
     last_burial: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
+/// An error and what caused it, for the log ("database error: database
+/// disk image is malformed").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// "24 hours", "90 minutes", "2 seconds".
 fn horizon_words(horizon: Duration) -> String {
     let seconds = horizon.as_secs();
@@ -417,7 +430,7 @@ impl Worker {
                     if failing_since.is_none() {
                         failing_since = Some(std::time::Instant::now());
                         tracing::warn!(
-                            error = format!("{error:#}"),
+                            error = with_causes(&error),
                             "the worker cannot reach the job queue; retrying with backoff"
                         );
                     }

@@ -56,6 +56,9 @@ pub struct Store {
     /// The id of each workflow run this process ended, for requests that
     /// wait for a run (see [`Store::run_ends`]).
     run_ends: broadcast::Sender<Uuid>,
+    /// The last SQLite integrity check and when it ran (see
+    /// [`Store::readiness`]).
+    integrity: Arc<std::sync::Mutex<Option<readiness::IntegrityCheck>>>,
 }
 
 /// The connection pool of one backend.
@@ -247,6 +250,7 @@ impl Store {
             jobs_added: Arc::new(Notify::new()),
             // A waiter that falls this far behind re-reads its run.
             run_ends: broadcast::channel(256).0,
+            integrity: Arc::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
-use crate::{Backend, Store, StoreError, on_pool};
+use crate::{Backend, Pool, Store, StoreError, on_pool};
 
 /// Whether the database can serve requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,7 +9,20 @@ pub enum Readiness {
     Ready,
     /// Reachable, but these migration versions are not applied yet.
     MigrationsPending(Vec<i64>),
+    /// The SQLite file is damaged: SQLite's own check says where.
+    Damaged(String),
 }
+
+/// A SQLite integrity check's result and when it ran.
+#[derive(Debug, Clone)]
+pub(crate) struct IntegrityCheck {
+    at: Instant,
+    problem: Option<String>,
+}
+
+/// `PRAGMA quick_check` reads the whole file: at most this often (readiness
+/// probes come every few seconds).
+const INTEGRITY_CHECK_INTERVAL: Duration = Duration::from_secs(300);
 
 impl Store {
     /// Checks that the database answers and that every migration this binary
@@ -38,10 +52,90 @@ impl Store {
             .map(|migration| migration.version)
             .filter(|version| !applied.contains(version))
             .collect();
-        if pending.is_empty() {
-            Ok(Readiness::Ready)
-        } else {
-            Ok(Readiness::MigrationsPending(pending))
+        if !pending.is_empty() {
+            return Ok(Readiness::MigrationsPending(pending));
+        }
+        match self.sqlite_integrity().await? {
+            Some(problem) => Ok(Readiness::Damaged(problem)),
+            None => Ok(Readiness::Ready),
+        }
+    }
+
+    /// SQLite's `quick_check` (cached for [`INTEGRITY_CHECK_INTERVAL`]): the
+    /// first problem it finds, or `None`. A file so damaged that the check
+    /// cannot run is a problem too. PostgreSQL checks its own pages.
+    async fn sqlite_integrity(&self) -> Result<Option<String>, StoreError> {
+        let Pool::Sqlite(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let cached = self
+            .integrity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(check) = cached
+            && check.at.elapsed() < INTEGRITY_CHECK_INTERVAL
+        {
+            return Ok(check.problem);
+        }
+        let problem = match sqlx::query_scalar::<_, String>("PRAGMA quick_check(1)")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(answer) if answer == "ok" => None,
+            Ok(answer) => Some(answer),
+            Err(sqlx::Error::Database(error)) => Some(error.message().to_owned()),
+            Err(other) => return Err(other.into()),
+        };
+        *self
+            .integrity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(IntegrityCheck {
+            at: Instant::now(),
+            problem: problem.clone(),
+        });
+        Ok(problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek, SeekFrom, Write};
+
+    use super::*;
+    use crate::DatabaseUrl;
+
+    /// A SQLite file damaged on disk (here: its last pages, where the rows
+    /// written last live, overwritten) is not "ready", whatever the
+    /// migrations say. Runs on
+    /// a SQLite file of its own whichever backend the suite tests.
+    #[tokio::test]
+    async fn a_damaged_sqlite_file_is_not_ready_and_says_why() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("mailwright.db");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).unwrap();
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        for n in 0..200 {
+            store
+                .create_workspace(&format!("workspace {n}"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.readiness().await.unwrap(), Readiness::Ready);
+        store.close().await; // the last connection checkpoints the WAL
+
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size > 3 * 4096, "{size}");
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(size - 2 * 4096)).unwrap();
+        file.write_all(&[0xA5; 2 * 4096]).unwrap();
+        drop(file);
+
+        let store = Store::connect(&url).await.unwrap();
+        match store.readiness().await {
+            Ok(Readiness::Damaged(problem)) => assert!(!problem.is_empty()),
+            other => panic!("a damaged file was {other:?}"),
         }
     }
 }

@@ -98,6 +98,12 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
             ),
             cause: None,
         }),
+        Ok(Ok(Readiness::Damaged(problem))) => Err(ApiError::Unavailable {
+            detail: format!(
+                "The SQLite database file is damaged ({problem}); stop Mailwright and restore it from a backup."
+            ),
+            cause: None,
+        }),
         Ok(Err(error)) => Err(ApiError::Unavailable {
             detail: "The database is unreachable.".into(),
             cause: Some(error.into()),
