@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs besides Rust: a real SMTP server (Python's
-# aiosmtpd) for the system-email tests; Debian's Chromium and playwright-core
+# aiosmtpd) for the system-email tests; openapi-spec-validator,
+# openapi-python-client and schemathesis for the OpenAPI document's checks;
+# Debian's Chromium and playwright-core
 # (pinned in tests/browser/package-lock.json) for the browser tests.
 # Idempotent; .ci/run calls it.
 set -euo pipefail
@@ -9,6 +11,29 @@ if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore 'aiosmtpd==1.4.6'
 fi
 python3 -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
+
+# The OpenAPI document's clients: the reference validator and a client
+# generator (tests/openapi_clients.rs), and schemathesis, which fuzzes the API
+# from the document (scripts/schemathesis.sh). Pinned: schemathesis 3.x and
+# 4.x take different flags.
+python_tools=('openapi-spec-validator==0.9.0' 'openapi-python-client==0.29.1' 'schemathesis==4.32.5')
+if ! python3 - "${python_tools[@]}" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for pin in sys.argv[1:]:
+    name, wanted = pin.split("==")
+    try:
+        if version(name) != wanted:
+            sys.exit(1)
+    except PackageNotFoundError:
+        sys.exit(1)
+PY
+then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${python_tools[@]}"
+fi
+python3 -m openapi_spec_validator --version
+python3 -m openapi_python_client --version
+python3 -m schemathesis.cli --version
 
 if [ ! -x /usr/bin/chromium ]; then
     as_root=()

@@ -3,6 +3,13 @@
 //! account identified, integration and encrypted tokens written in ONE
 //! transaction). Every failure is a code a UI can explain; nothing is left
 //! half-written.
+//!
+//! Who may finish a connection (decision 0013): one started in the web UI
+//! only in the same signed-in browser; one started by an API client at once
+//! in a browser signed in as its starter, and otherwise only after the
+//! person confirms, on a Mailwright page naming the workspace and the
+//! address, that this mailbox goes to that workspace. Until then nothing is
+//! stored: the exchanged grant travels, encrypted, in the page's form.
 
 use std::sync::Arc;
 
@@ -11,10 +18,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::return_to::ReturnTo;
 use domain::scopes::{IntegrationType, OPENID, ScopeSet, USERINFO_EMAIL};
 use domain::{IntegrationId, UserId, WorkspaceId};
+use providers::google::oauth::{TokenResponse, UserInfo};
 use rand::RngCore;
 use secrecy::ExposeSecret;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use store::integrations::{Grant, Integration, OAuthState, StateLookup};
+use store::integrations::{Grant, Integration, OAuthState, StartedBy, StateLookup};
 use store::{Store, StoreError};
 use url::Url;
 
@@ -22,6 +32,9 @@ use crate::vault::{Vault, token_context};
 
 /// How long a connection may take between leaving for Google and coming back.
 pub const STATE_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+/// How long a confirmation page's form stays good.
+pub const CONFIRMATION_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+const CONFIRMATION_CONTEXT: &str = "connections:pending-confirmation";
 
 /// Why a callback did not connect anything. `code()` goes into the
 /// `?error=` of the redirect, for the UI to explain.
@@ -31,7 +44,8 @@ pub enum CallbackError {
     AccessDenied,
     /// Google reported another authorization error.
     AuthorizationFailed,
-    /// The state is unknown, already used, or belongs to someone else.
+    /// The state is unknown, already used, or belongs to someone else (or
+    /// a connection started in the UI came back to another browser).
     StateInvalid,
     StateExpired,
     /// The callback lacks `code` or `state`.
@@ -130,6 +144,7 @@ impl Connections {
         integration_type: IntegrationType,
         return_to: ReturnTo,
         reconnect: Option<&Integration>,
+        started_by: StartedBy,
     ) -> Result<Url, ConnectError> {
         let google = self.vault.google().ok_or(ConnectError::NotConfigured)?;
         let scopes: Vec<String> = match reconnect {
@@ -166,6 +181,7 @@ impl Connections {
                     requested_scopes: scopes.join(" "),
                     return_to: return_to.as_str().to_owned(),
                     expires_at: store::now() + STATE_LIFETIME,
+                    started_by,
                 },
             )
             .await?;
@@ -181,12 +197,12 @@ impl Connections {
 
     /// Finish a connection from Google's redirect. `signed_in` is the
     /// browser's session, if it has one: a state issued to someone else is
-    /// refused.
+    /// refused, and one started in the UI needs its starter's session.
     pub async fn complete(
         &self,
         params: CallbackParams,
         signed_in: Option<(UserId, WorkspaceId)>,
-    ) -> Result<(Integration, ReturnTo), CallbackFailure> {
+    ) -> Result<Completed, CallbackFailure> {
         let fail = |error: CallbackError, return_to: &ReturnTo| CallbackFailure {
             error,
             return_to: return_to.clone(),
@@ -218,8 +234,15 @@ impl Connections {
             }
         };
         let return_to = ReturnTo::parse(&state.return_to).unwrap_or_default();
-        if signed_in.is_some_and(|session| session != (state.user, state.workspace)) {
+        let starter_signed_in = signed_in == Some((state.user, state.workspace));
+        if signed_in.is_some() && !starter_signed_in {
             tracing::warn!("OAuth callback with a state issued to another user or workspace");
+            return Err(fail(CallbackError::StateInvalid, &return_to));
+        }
+        if state.started_by == StartedBy::Session && !starter_signed_in {
+            tracing::warn!(
+                "a connection started in the web UI came back to a browser without its session"
+            );
             return Err(fail(CallbackError::StateInvalid, &return_to));
         }
         if let Some(error) = params.error.as_deref() {
@@ -233,13 +256,153 @@ impl Connections {
         let Some(code) = params.code.as_deref().filter(|code| !code.is_empty()) else {
             return Err(fail(CallbackError::InvalidRequest, &return_to));
         };
-        match self.connect(&state, code).await {
-            Ok(integration) => Ok((integration, return_to)),
+        let exchanged = match self.exchange(&state, code).await {
+            Ok(exchanged) => exchanged,
+            Err(error) => return Err(fail(error, &return_to)),
+        };
+        if !starter_signed_in {
+            return self
+                .pending(&state, exchanged, return_to.clone())
+                .await
+                .map(Completed::NeedsConfirmation)
+                .map_err(|error| fail(error, &return_to));
+        }
+        match self.save(&state, exchanged).await {
+            Ok(integration) => Ok(Completed::Connected {
+                integration,
+                return_to,
+            }),
             Err(error) => Err(fail(error, &return_to)),
         }
     }
 
-    async fn connect(&self, state: &OAuthState, code: &str) -> Result<Integration, CallbackError> {
+    /// The person's answer on the confirmation page: `accept` stores the
+    /// connection the form carries; otherwise nothing is stored.
+    pub async fn confirm(
+        &self,
+        confirmation: &str,
+        accept: bool,
+    ) -> Result<(Integration, ReturnTo), CallbackFailure> {
+        let invalid = CallbackFailure {
+            error: CallbackError::StateInvalid,
+            return_to: ReturnTo::default(),
+        };
+        let Some(pending) = self.open_confirmation(confirmation) else {
+            return Err(invalid);
+        };
+        let return_to = ReturnTo::parse(&pending.return_to).unwrap_or_default();
+        let fail = |error: CallbackError| CallbackFailure {
+            error,
+            return_to: return_to.clone(),
+        };
+        if pending.valid_until <= store::now() {
+            return Err(fail(CallbackError::StateExpired));
+        }
+        if !accept {
+            return Err(fail(CallbackError::AccessDenied));
+        }
+        let Some(integration_type) = IntegrationType::parse(&pending.integration_type) else {
+            return Err(fail(CallbackError::StateInvalid));
+        };
+        let state = OAuthState {
+            workspace: WorkspaceId::from_uuid(pending.workspace),
+            user: UserId::from_uuid(pending.user),
+            integration_type,
+            code_verifier: String::new(),
+            requested_scopes: pending.requested_scopes.clone(),
+            return_to: pending.return_to.clone(),
+            expires_at: pending.valid_until,
+            started_by: StartedBy::Api,
+        };
+        let exchanged = Exchanged {
+            tokens: TokenResponse {
+                access_token: SecretString::from(pending.access_token),
+                refresh_token: pending.refresh_token.map(SecretString::from),
+                expires_in: std::time::Duration::from_secs(pending.token_expires_in_seconds),
+                scope: pending.scope,
+            },
+            account: UserInfo {
+                sub: pending.account_id,
+                email: Some(pending.email.clone()),
+                name: pending.display_name,
+            },
+            email: pending.email,
+        };
+        let integration = self.save(&state, exchanged).await.map_err(fail)?;
+        Ok((integration, return_to))
+    }
+
+    /// The grant, sealed into a form field for the confirmation page.
+    async fn pending(
+        &self,
+        state: &OAuthState,
+        exchanged: Exchanged,
+        return_to: ReturnTo,
+    ) -> Result<PendingConnection, CallbackError> {
+        let workspace = self
+            .store
+            .workspace(state.workspace)
+            .await
+            .map_err(internal)?;
+        let requested_by = self
+            .store
+            .user(state.user)
+            .await
+            .ok()
+            .and_then(|user| user.email);
+        let carried = PendingGrant {
+            workspace: state.workspace.as_uuid(),
+            user: state.user.as_uuid(),
+            integration_type: state.integration_type.as_str().to_owned(),
+            requested_scopes: state.requested_scopes.clone(),
+            return_to: return_to.as_str().to_owned(),
+            valid_until: store::now() + CONFIRMATION_LIFETIME,
+            access_token: exchanged.tokens.access_token.expose_secret().to_owned(),
+            refresh_token: exchanged
+                .tokens
+                .refresh_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_owned()),
+            token_expires_in_seconds: exchanged.tokens.expires_in.as_secs(),
+            scope: exchanged.tokens.scope.clone(),
+            account_id: exchanged.account.sub.clone(),
+            email: exchanged.email.clone(),
+            display_name: exchanged.account.name.clone(),
+        };
+        let plaintext = serde_json::to_vec(&carried).map_err(|error| {
+            tracing::error!(error = %error, "cannot write a pending connection");
+            CallbackError::Internal
+        })?;
+        let sealed = self.vault.keyring().seal(&plaintext, CONFIRMATION_CONTEXT);
+        Ok(PendingConnection {
+            workspace_name: workspace.name,
+            requested_by,
+            email: exchanged.email,
+            integration_type: state.integration_type,
+            confirmation: format!(
+                "{}.{}",
+                sealed.key_id,
+                URL_SAFE_NO_PAD.encode(&sealed.bytes)
+            ),
+        })
+    }
+
+    fn open_confirmation(&self, confirmation: &str) -> Option<PendingGrant> {
+        let (key_id, bytes) = confirmation.split_once('.')?;
+        let sealed = crate::keyring::Sealed {
+            key_id: key_id.to_owned(),
+            bytes: URL_SAFE_NO_PAD.decode(bytes).ok()?,
+        };
+        let plaintext = self
+            .vault
+            .keyring()
+            .open(&sealed, CONFIRMATION_CONTEXT)
+            .ok()?;
+        serde_json::from_slice(&plaintext).ok()
+    }
+
+    /// The code exchanged for tokens, and the account they are for.
+    async fn exchange(&self, state: &OAuthState, code: &str) -> Result<Exchanged, CallbackError> {
         let google = self.vault.google().ok_or(CallbackError::NotConfigured)?;
         let tokens = google
             .exchange_code(code, &state.code_verifier, &self.redirect_uri)
@@ -259,6 +422,24 @@ impl Connections {
             tracing::warn!("Google's userinfo has no email: the email scope was not granted");
             return Err(CallbackError::UserinfoFailed);
         };
+        Ok(Exchanged {
+            tokens,
+            account,
+            email,
+        })
+    }
+
+    /// Store the integration and its encrypted tokens.
+    async fn save(
+        &self,
+        state: &OAuthState,
+        exchanged: Exchanged,
+    ) -> Result<Integration, CallbackError> {
+        let Exchanged {
+            tokens,
+            account,
+            email,
+        } = exchanged;
         let granted = tokens
             .scope
             .as_deref()
@@ -355,6 +536,65 @@ impl Connections {
         self.store.disconnect_integration(workspace, id).await?;
         Ok(())
     }
+}
+
+/// What a callback ends with.
+#[derive(Debug)]
+pub enum Completed {
+    Connected {
+        integration: Integration,
+        return_to: ReturnTo,
+    },
+    /// Started by an API client and finished in a browser not signed in as
+    /// its starter: the person confirms on a Mailwright page first.
+    NeedsConfirmation(PendingConnection),
+}
+
+/// What the confirmation page shows, and the form field that carries the
+/// (encrypted) grant.
+pub struct PendingConnection {
+    pub workspace_name: String,
+    /// The address of the account that started the connection, if known.
+    pub requested_by: Option<String>,
+    /// The mailbox being connected.
+    pub email: String,
+    pub integration_type: IntegrationType,
+    pub confirmation: String,
+}
+
+impl std::fmt::Debug for PendingConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingConnection")
+            .field("workspace_name", &self.workspace_name)
+            .field("email", &self.email)
+            .field("confirmation", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A code exchanged: Google's tokens and the account.
+struct Exchanged {
+    tokens: TokenResponse,
+    account: UserInfo,
+    email: String,
+}
+
+/// What the confirmation form carries, sealed with the token keyring.
+#[derive(Serialize, Deserialize)]
+struct PendingGrant {
+    workspace: uuid::Uuid,
+    user: uuid::Uuid,
+    integration_type: String,
+    requested_scopes: String,
+    return_to: String,
+    valid_until: chrono::DateTime<chrono::Utc>,
+    access_token: String,
+    refresh_token: Option<String>,
+    token_expires_in_seconds: u64,
+    scope: Option<String>,
+    account_id: String,
+    email: String,
+    display_name: Option<String>,
 }
 
 fn internal(error: StoreError) -> CallbackError {

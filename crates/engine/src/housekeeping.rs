@@ -88,6 +88,7 @@ mod tests {
             requested_scopes: "openid".into(),
             return_to: "/integrations".into(),
             expires_at: now + chrono::Duration::hours(hours),
+            started_by: store::integrations::StartedBy::Api,
         };
         store
             .create_oauth_state("long-gone", &state(-48))

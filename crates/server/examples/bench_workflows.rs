@@ -121,9 +121,8 @@ async fn main() -> anyhow::Result<()> {
         connect["authorization_url"].as_str().unwrap(),
         Consent::allow_all(),
     )?;
-    let location = http.get(&redirect).send().await?.headers()["location"]
-        .to_str()?
-        .to_owned();
+    let location =
+        mailwright::ui::connect_confirm::finish_consent_as_browser(&http, &redirect).await?;
     let integration = url::Url::parse(&format!("http://x{location}"))?
         .query_pairs()
         .find(|(name, _)| name == "integration_id")

@@ -20,6 +20,8 @@ pub enum AccountError {
     #[error("no workspace has the id or name `{0}`")]
     NoSuchWorkspace(String),
     #[error(transparent)]
+    Password(#[from] passwords::PasswordError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -61,6 +63,31 @@ pub async fn create_local_user(
     };
     store.add_member(workspace.id, user.id, role).await?;
     Ok((user, workspace))
+}
+
+/// The installation's owner, from the first-run setup: a local account
+/// owning a new workspace (`workspace_name`, or a personal one). Only while
+/// no user exists: of concurrent setups exactly one succeeds, and the
+/// others, like any later one, get `Ok(None)` and join nothing.
+pub async fn create_first_owner(
+    store: &Store,
+    email: &EmailAddress,
+    password: &str,
+    workspace_name: Option<&str>,
+) -> Result<Option<(User, Workspace)>, AccountError> {
+    if let Some(problem) = passwords::password_problem(password) {
+        return Err(AccountError::WeakPassword(problem));
+    }
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let hash = passwords::hash_password(password.to_owned()).await?;
+    let workspace_name = workspace_name
+        .map(str::trim)
+        .filter(|name| !name.is_empty());
+    Ok(store
+        .create_first_owner(email.as_str(), &hash, workspace_name)
+        .await?)
 }
 
 /// A new API key of `workspace` acting as `user`. The secret is returned once

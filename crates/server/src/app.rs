@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::auth::jwt::JwtVerifier;
+use crate::auth::throttle::SigninThrottle;
 use crate::config::{Config, MailConfig};
 use crate::demo::Demo;
 use crate::{http, telemetry};
@@ -53,6 +54,8 @@ pub struct AppState {
     pub openapi_json: Arc<String>,
     /// The background loops of this process (readiness asks about them).
     pub supervisor: Supervisor,
+    /// Brute-force limits of the sign-in and setup forms.
+    pub signin_throttle: Arc<SigninThrottle>,
 }
 
 /// Everything behind the API and the workers, built once from the
@@ -246,8 +249,10 @@ impl Application {
         } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
         let supervisor = Supervisor::new();
+        let signin_throttle = SigninThrottle::new(config.signin);
         let router = http::router(AppState {
             store: store.clone(),
+            signin_throttle,
             config: Arc::new(config),
             auth,
             contacts,
@@ -338,12 +343,17 @@ impl Application {
             &self.autodraft,
             &workers_stop,
         );
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing requests and jobs in flight");
-            })
-            .await;
+        // The peer address feeds the sign-in limits (`ClientAddress`).
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests and jobs in flight");
+        })
+        .await;
         let _ = stop_workers.send(true);
         for worker in workers {
             let _ = worker.await;

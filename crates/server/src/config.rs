@@ -19,6 +19,8 @@ use secrecy::SecretString;
 use store::DatabaseUrl;
 use url::Url;
 
+use crate::auth::throttle::{SigninLimits, TrustedProxies};
+
 /// Settings Mailwright reads, by their environment name. In a `--config`
 /// file the same keys are accepted as written here or in lower case without
 /// the `MAILWRIGHT_` prefix (`database_url = "..."`).
@@ -56,6 +58,10 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_RETRY_HORIZON_HOURS",
     "MAILWRIGHT_RETRY_BASE_MILLIS",
     "MAILWRIGHT_JOB_LEASE_SECONDS",
+    "MAILWRIGHT_SIGNIN_MAX_FAILURES",
+    "MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES",
+    "MAILWRIGHT_SIGNIN_ATTEMPTS_PER_MINUTE",
+    "MAILWRIGHT_TRUSTED_PROXIES",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -100,6 +106,10 @@ pub struct Config {
     /// How long a worker holds a claimed job without renewing it: a job
     /// whose process died is taken again after this.
     pub job_lease: Duration,
+    /// Brute-force limits of the sign-in and setup forms.
+    pub signin: SigninLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (none by default).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The system email provider.
@@ -556,6 +566,34 @@ impl Config {
             }
             job_lease = Duration::from_secs(seconds as u64);
         }
+        let mut signin = SigninLimits::default();
+        if let Some((count, origin)) = number("MAILWRIGHT_SIGNIN_MAX_FAILURES")? {
+            if !(1.0..=1_000.0).contains(&count) || count.fract() != 0.0 {
+                return Err(error(&origin, "must be a whole number from 1 to 1000"));
+            }
+            signin.max_failures = count as u32;
+        }
+        if let Some((minutes, origin)) = number("MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES")? {
+            if !(0.01..=1_440.0).contains(&minutes) {
+                return Err(error(
+                    &origin,
+                    "must be a number of minutes from 0.01 to 1440, e.g. 15",
+                ));
+            }
+            signin.lockout_cap = Duration::from_secs_f64(minutes * 60.0);
+        }
+        if let Some((count, origin)) = number("MAILWRIGHT_SIGNIN_ATTEMPTS_PER_MINUTE")? {
+            if !(1.0..=100_000.0).contains(&count) || count.fract() != 0.0 {
+                return Err(error(&origin, "must be a whole number from 1 to 100000"));
+            }
+            signin.attempts_per_minute = count as u32;
+        }
+        let trusted_proxies = match sources.get("MAILWRIGHT_TRUSTED_PROXIES") {
+            Some((value, origin)) => {
+                TrustedProxies::parse(&value).map_err(|problem| error(&origin, problem))?
+            }
+            None => TrustedProxies::default(),
+        };
         let push_token = match sources.get("MAILWRIGHT_PUSH_TOKEN") {
             Some((value, origin)) if value.len() < 16 => {
                 return Err(error(
@@ -611,6 +649,8 @@ impl Config {
         let config = Config {
             retry,
             job_lease,
+            signin,
+            trusted_proxies,
             autodraft,
             push_token,
             llm,
@@ -933,6 +973,48 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn signin_limits_have_defaults_and_are_checked() {
+        let (config, _) = Config::load(env(&[]), None).unwrap();
+        assert_eq!(config.signin, SigninLimits::default());
+        assert!(config.trusted_proxies.is_empty());
+        let (config, _) = Config::load(
+            env(&[
+                ("MAILWRIGHT_SIGNIN_MAX_FAILURES", "3"),
+                ("MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES", "0.5"),
+                ("MAILWRIGHT_SIGNIN_ATTEMPTS_PER_MINUTE", "100"),
+                ("MAILWRIGHT_TRUSTED_PROXIES", "10.0.0.0/8, ::1"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            config.signin,
+            SigninLimits {
+                max_failures: 3,
+                lockout_cap: Duration::from_secs(30),
+                attempts_per_minute: 100,
+            }
+        );
+        assert!(!config.trusted_proxies.is_empty());
+        for (name, value) in [
+            ("MAILWRIGHT_SIGNIN_MAX_FAILURES", "0"),
+            ("MAILWRIGHT_SIGNIN_MAX_FAILURES", "2.5"),
+            ("MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES", "0"),
+            ("MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES", "forever"),
+            ("MAILWRIGHT_SIGNIN_ATTEMPTS_PER_MINUTE", "-1"),
+            ("MAILWRIGHT_TRUSTED_PROXIES", "proxy.internal"),
+        ] {
+            let line = Config::load(env(&[(name, value)]), None)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                line.starts_with(&format!("configuration error: {name}: ")) && !line.contains('\n'),
+                "{line}"
+            );
+        }
     }
 
     #[test]

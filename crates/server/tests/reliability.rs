@@ -13,11 +13,15 @@
 //! - workflows: every queued run ends `succeeded` and Gmail holds exactly one
 //!   sent message per run (its Message-ID is `<run-{id}.0@mailwright>`);
 //! - two processes sharing one database split the work, and when one dies
-//!   for good the other finishes everything, still exactly once.
+//!   for good the other finishes everything, still exactly once;
+//! - with a fifth of Gmail's calls failing at random (429 with Retry-After,
+//!   500, 503, connections dropped before a call, and writes applied whose
+//!   answer is lost), everything is still drafted and sent exactly once.
 //!
-//! The kills follow a seeded random schedule; the seed is printed at the
-//! start of each test and `MAILWRIGHT_RELIABILITY_SEED=<seed>` replays the
-//! schedule (the processes' own timing still varies from run to run).
+//! The kills and the chaos follow a seeded random schedule; the seed is
+//! printed at the start of each test and `MAILWRIGHT_RELIABILITY_SEED=<seed>`
+//! replays the schedule (the processes' own timing still varies from run to
+//! run, and with it which call each failure strikes).
 
 mod common;
 
@@ -25,9 +29,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::google::{ANN, CLIENT_ID, CLIENT_SECRET, outcome};
-use common::process::{ProcessEnv, ServeProcess};
+use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess};
 use sandbox::{
-    AccountSpec, Consent, Delivered, InboundMessage, OAuthClient, Sandbox, SandboxConfig,
+    AccountSpec, Chaos, ChaosReport, Consent, Delivered, InboundMessage, OAuthClient, Sandbox,
+    SandboxConfig,
 };
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
@@ -49,6 +54,16 @@ const CUSTOMER: &str = "orders@customer.example";
 const WORKSPACE: &str = "Reliability";
 const OWNER: &str = "owner@reliability.example";
 const SEED_VAR: &str = "MAILWRIGHT_RELIABILITY_SEED";
+/// The chance that chaos fails a Gmail call.
+const CHAOS_PROBABILITY: f64 = 0.2;
+/// Messages delivered and runs queued under chaos, at the least.
+const CHAOS_WORK: usize = 32;
+/// More of each when the work so far did not meet every kind of failure.
+const CHAOS_TOP_UP: usize = 8;
+/// How many top-ups the chaos test may make.
+const CHAOS_TOP_UPS: usize = 5;
+/// At least this many failures injected in all.
+const CHAOS_MIN_FAILURES: u64 = 20;
 
 /// The sandbox, the database, and what every `mailwright` child is given.
 struct Harness {
@@ -59,6 +74,8 @@ struct Harness {
     client: reqwest::Client,
     /// An API key of the workspace, made with `mailwright admin`.
     key: String,
+    /// The seed of `rng` (printed; [`SEED_VAR`] replays it).
+    seed: u64,
     rng: fastrand::Rng,
     /// Kept for its lifetime: the database is dropped with it.
     _db: TestDatabase,
@@ -130,6 +147,7 @@ impl Harness {
                 .build()
                 .unwrap(),
             key,
+            seed,
             rng: fastrand::Rng::with_seed(seed),
             _db: db,
         }
@@ -185,9 +203,11 @@ impl Harness {
             .sandbox
             .approve(authorization_url, Consent::allow_all())
             .expect("the sandbox consents");
-        let callback = self.client.get(&redirect).send().await.unwrap();
-        assert_eq!(callback.status(), 302, "the callback redirects");
-        let location = callback.headers()["location"].to_str().unwrap();
+        let location =
+            mailwright::ui::connect_confirm::finish_consent_as_browser(&self.client, &redirect)
+                .await
+                .unwrap();
+        let location = location.as_str();
         let outcome = outcome(location);
         assert_eq!(
             outcome.get("connected").map(String::as_str),
@@ -902,5 +922,119 @@ async fn two_processes_share_the_work_and_one_dying_loses_nothing() {
         survivor.name,
         survivor_work.runs,
         survivor_work.drafts,
+    ));
+}
+
+/// Whether `report` has every kind of failure, and enough of them.
+fn chaos_complete(report: &ChaosReport) -> bool {
+    let kinds = [
+        report.rate_limited,
+        report.backend_error,
+        report.unavailable,
+        report.dropped_before,
+        report.dropped_after_write,
+    ];
+    kinds.iter().all(|&n| n >= 1) && report.total() >= CHAOS_MIN_FAILURES
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_of_gmail_calls_failing_loses_and_duplicates_nothing() {
+    let mut h = Harness::new("a_fifth_of_gmail_calls_failing_loses_and_duplicates_nothing").await;
+    let serve = h.start("serve#0").await;
+    let _log = SaveLogOnPanic {
+        process: &serve,
+        path: std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("reliability-chaos-{}.log", h.seed)),
+    };
+    let (lease, deadline) = h.lease_and_deadline(&serve);
+    // Set up before the chaos: connecting and switching on are not struck.
+    let integration = h.connect_gmail(&serve).await;
+    h.enable_autodraft(&serve, &integration).await;
+    let workflow = h.create_send_workflow(&serve, &integration).await;
+
+    let chaos_seed = h.rng.u64(..);
+    h.sandbox
+        .set_chaos(Chaos::new(CHAOS_PROBABILITY, chaos_seed))
+        .expect("valid chaos");
+    h.say(format_args!(
+        "chaos on: {CHAOS_PROBABILITY} of every Gmail call fails (chaos seed {chaos_seed}, \
+         from {SEED_VAR}={})",
+        h.seed
+    ));
+
+    // The work, messages and runs in a random order with short pauses;
+    // once it is done, more of it while some kind of failure has not struck
+    // yet (a write whose answer is lost is the rarest: 1 write in 25).
+    let mut runs = Vec::new();
+    let mut delivered = Vec::new();
+    let mut batch = CHAOS_WORK;
+    let mut top_ups = 0;
+    loop {
+        let mut work: Vec<bool> = std::iter::repeat_n(true, batch)
+            .chain(std::iter::repeat_n(false, batch))
+            .collect();
+        h.rng.shuffle(&mut work);
+        for is_run in work {
+            if is_run {
+                runs.push(h.queue_run(&serve, &workflow, runs.len()).await);
+            } else {
+                delivered.push(h.deliver(delivered.len()));
+            }
+            tokio::time::sleep(Duration::from_millis(h.rng.u64(0..=30))).await;
+        }
+        h.say(format_args!(
+            "{} messages delivered and {} runs queued; chaos so far: {:?}",
+            delivered.len(),
+            runs.len(),
+            h.sandbox.chaos_report()
+        ));
+        h.wait_for("every run ended", deadline, &serve, || {
+            h.runs_finished(&serve, &runs)
+        })
+        .await;
+        h.wait_for("auto-draft finished", deadline, &serve, || {
+            h.drafting_finished(&serve, &integration, &delivered)
+        })
+        .await;
+        let report = h.sandbox.chaos_report();
+        if chaos_complete(&report) {
+            break;
+        }
+        assert!(
+            top_ups < CHAOS_TOP_UPS,
+            "{} messages and {} runs did not meet every kind of failure, \
+             or not {CHAOS_MIN_FAILURES} failures: {report:?}",
+            delivered.len(),
+            runs.len()
+        );
+        top_ups += 1;
+        batch = CHAOS_TOP_UP;
+        h.say(format_args!(
+            "top-up {top_ups}: {CHAOS_TOP_UP} more of each, as chaos has not struck every way yet: {report:?}"
+        ));
+    }
+
+    // Still under chaos: nothing late shows up (a retry of work already
+    // done would).
+    h.assert_nothing_more_happens(quiet_window(lease)).await;
+    h.sandbox.clear_chaos();
+    let report = h.sandbox.chaos_report();
+    h.assert_exactly_one_sent_message_per_run(&serve, &runs)
+        .await;
+    h.assert_exactly_one_draft_per_message(&serve, &integration, &delivered)
+        .await;
+    assert!(chaos_complete(&report), "{report:?}");
+    assert!(
+        serve.lines().iter().all(|line| !line.contains("panicked")),
+        "the process panicked:\n{}",
+        serve.tail(60)
+    );
+    let (adopted, found) = recoveries(&[serve.lines()]);
+    h.say(format_args!(
+        "{} messages and {} runs done exactly once through {} injected failures {report:?} \
+         ({top_ups} top-up(s)); {adopted} draft(s) adopted, {found} send(s) found instead of repeated",
+        delivered.len(),
+        runs.len(),
+        report.total(),
     ));
 }

@@ -6,9 +6,11 @@ use domain::{UserId, WorkspaceId};
 use uuid::Uuid;
 
 use crate::tenancy::{User, UserRow, Workspace, WorkspaceRow};
-use crate::{Store, StoreError, across_workspaces, now, on_pool};
+use crate::{Pool, Store, StoreError, across_workspaces, now, on_pool};
 
 const USER_COLUMNS: &str = "u.id, u.email, u.display_name, u.created_at";
+/// The PostgreSQL advisory lock key that serialises first-run setups.
+const FIRST_OWNER_LOCK: i64 = 0x6d77_5f66_6972_7374; // "mw_first"
 
 impl Store {
     /// The user a JWT names, created on first sight. Safe when several
@@ -191,6 +193,93 @@ impl Store {
             tx.commit().await?;
         });
         Ok(user)
+    }
+
+    /// The installation's first user (the first-run setup): a local account
+    /// owning a new workspace, named `workspace_name` or (without one) its
+    /// personal workspace. Created only while no user exists, atomically:
+    /// of concurrent calls exactly one creates it and the others, like any
+    /// later call, get `None` and change nothing.
+    ///
+    /// SQLite serialises writers (`BEGIN IMMEDIATE` takes the write lock
+    /// before the check); PostgreSQL serialises these calls with a
+    /// transaction-scoped advisory lock, so each checks after the previous
+    /// one committed.
+    pub async fn create_first_owner(
+        &self,
+        email: &str,
+        password_hash: &str,
+        workspace_name: Option<&str>,
+    ) -> Result<Option<(User, Workspace)>, StoreError> {
+        let created_at = now();
+        let user = User {
+            id: UserId::new(),
+            email: Some(email.to_owned()),
+            display_name: None,
+            created_at,
+        };
+        let workspace = Workspace {
+            id: WorkspaceId::new(),
+            name: workspace_name.unwrap_or(email).to_owned(),
+            created_at,
+        };
+        let personal_user_id = workspace_name.is_none().then(|| user.id.as_uuid());
+        macro_rules! create_if_first {
+            ($tx:ident) => {{
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                if users > 0 {
+                    return Ok(None);
+                }
+                sqlx::query("INSERT INTO users (id, email, display_name, created_at) VALUES ($1, $2, NULL, $3)")
+                    .bind(user.id.as_uuid())
+                    .bind(email)
+                    .bind(created_at)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query("INSERT INTO local_accounts (user_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4)")
+                    .bind(user.id.as_uuid())
+                    .bind(email)
+                    .bind(password_hash)
+                    .bind(created_at)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query("INSERT INTO workspaces (id, name, created_at, personal_user_id) VALUES ($1, $2, $3, $4)")
+                    .bind(workspace.id.as_uuid())
+                    .bind(&workspace.name)
+                    .bind(created_at)
+                    .bind(personal_user_id)
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query("INSERT INTO memberships (workspace_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
+                    .bind(workspace.id.as_uuid())
+                    .bind(user.id.as_uuid())
+                    .bind(created_at)
+                    .execute(&mut *$tx)
+                    .await?;
+                $tx.commit().await?;
+            }};
+        }
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                create_if_first!(tx);
+            }
+            Pool::Postgres(pool) => {
+                // The membership row is checked by row-level security: the
+                // transaction is scoped to the new workspace. The id is a
+                // typed UUID, never outside text.
+                let begin = format!(
+                    "BEGIN; SELECT set_config('mailwright.workspace_id', '{}', true); \
+                     SELECT pg_advisory_xact_lock({FIRST_OWNER_LOCK})",
+                    workspace.id
+                );
+                let mut tx = pool.begin_with(sqlx::AssertSqlSafe(begin)).await?;
+                create_if_first!(tx);
+            }
+        }
+        Ok(Some((user, workspace)))
     }
 
     /// The local account signing in with `email` (normalised), with its

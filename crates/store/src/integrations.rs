@@ -139,6 +139,35 @@ pub struct OAuthState {
     pub requested_scopes: String,
     pub return_to: String,
     pub expires_at: DateTime<Utc>,
+    pub started_by: StartedBy,
+}
+
+/// How a connection was started, which decides who may finish it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartedBy {
+    /// From a signed-in browser: only that person's session may finish it.
+    Session,
+    /// By an API client (API key, JWT): someone who is not signed in as the
+    /// starter confirms on a Mailwright page first.
+    Api,
+}
+
+impl StartedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartedBy::Session => "session",
+            StartedBy::Api => "api",
+        }
+    }
+
+    fn parse(text: &str) -> StartedBy {
+        // Anything unexpected is the stricter reading.
+        if text == "api" {
+            StartedBy::Api
+        } else {
+            StartedBy::Session
+        }
+    }
 }
 
 impl std::fmt::Debug for OAuthState {
@@ -151,6 +180,7 @@ impl std::fmt::Debug for OAuthState {
             .field("requested_scopes", &self.requested_scopes)
             .field("return_to", &self.return_to)
             .field("expires_at", &self.expires_at)
+            .field("started_by", &self.started_by)
             .finish()
     }
 }
@@ -164,6 +194,7 @@ struct OAuthStateRow {
     requested_scopes: String,
     return_to: String,
     expires_at: DateTime<Utc>,
+    started_by: String,
 }
 
 /// What a `state` from a callback turned out to be.
@@ -252,8 +283,8 @@ impl Store {
         in_workspace!(self, state.workspace, conn => {
             sqlx::query(
                 "INSERT INTO oauth_states (state_hash, workspace_id, user_id, integration_type, code_verifier, \
-                                           requested_scopes, return_to, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                           requested_scopes, return_to, created_at, expires_at, started_by) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(state_hash)
             .bind(state.workspace.as_uuid())
@@ -264,6 +295,7 @@ impl Store {
             .bind(&state.return_to)
             .bind(now())
             .bind(state.expires_at)
+            .bind(state.started_by.as_str())
             .execute(&mut *conn)
             .await?;
         });
@@ -293,7 +325,8 @@ impl Store {
         let (consumed, exists): (Option<OAuthStateRow>, bool) = across_workspaces!(self, conn => {
             let consumed: Option<OAuthStateRow> = sqlx::query_as(
                 "UPDATE oauth_states SET consumed_at = $1 WHERE state_hash = $2 AND consumed_at IS NULL \
-                 RETURNING workspace_id, user_id, integration_type, code_verifier, requested_scopes, return_to, expires_at",
+                 RETURNING workspace_id, user_id, integration_type, code_verifier, requested_scopes, return_to, expires_at, \
+                           started_by",
             )
             .bind(at)
             .bind(state_hash)
@@ -327,6 +360,7 @@ impl Store {
             requested_scopes: row.requested_scopes,
             return_to: row.return_to,
             expires_at: row.expires_at,
+            started_by: StartedBy::parse(&row.started_by),
         };
         Ok(if state.expires_at <= at {
             StateLookup::Expired(state)

@@ -10,6 +10,7 @@ pub mod cookies;
 pub mod jwt;
 pub mod passwords;
 pub mod secrets;
+pub mod throttle;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -273,6 +273,7 @@ async fn put_autodraft(
 pub struct TestRequest {
     /// A Gmail message id; default: the newest inbox message.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9]{1,64}$")]
     message_id: Option<String>,
     /// Also create the draft in Gmail (default false: only show it).
     #[serde(default)]
@@ -387,6 +388,7 @@ pub struct DraftList {
 #[utoipa::path(
     get,
     path = "/api/integrations/{id}/drafts",
+    operation_id = "list_drafts",
     tag = "auto-draft",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "Integration id")),
@@ -423,7 +425,9 @@ async fn drafts(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PushQuery {
+    /// The shared secret `MAILWRIGHT_PUSH_TOKEN`.
     token: Option<String>,
 }
 
@@ -470,7 +474,12 @@ fn parse_push(body: &[u8]) -> Option<GmailNotification> {
     path = "/api/push/gmail",
     tag = "auto-draft",
     params(PushQuery),
-    responses((status = 200, description = "Accepted (work is queued)"), (status = 401, content_type = "application/problem+json"))
+    request_body(content = Option<Value>, description = "Pub/Sub's push envelope: `{\"message\": {\"data\": base64({\"emailAddress\", \"historyId\"})}, \"subscription\"}`; an unreadable one is logged and acknowledged",
+        example = json!({"message": {"data": "eyJlbWFpbEFkZHJlc3MiOiJhbm5AZXhhbXBsZS5jb20iLCJoaXN0b3J5SWQiOjk4NzZ9", "messageId": "1"}, "subscription": "projects/p/subscriptions/s"})),
+    responses(
+        (status = 200, description = "Accepted: a sync is queued for each mailbox of the address", body = super::openapi::PushAccepted),
+        (status = 401, description = "The token is missing or wrong, or push is not configured (code `unauthorized`)")
+    )
 )]
 async fn push_gmail(
     State(state): State<AppState>,

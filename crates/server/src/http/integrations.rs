@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::return_to::ReturnTo;
 use domain::scopes::{IntegrationStatus, IntegrationType};
-use engine::connections::{CallbackParams, ConnectError};
+use engine::connections::{CallbackFailure, CallbackParams, Completed, ConnectError};
 use serde::{Deserialize, Serialize};
+use store::integrations::{Integration, StartedBy};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +19,7 @@ use utoipa_axum::routes;
 use super::json::ApiJson;
 use super::problem::{ApiError, FieldError};
 use crate::app::AppState;
-use crate::auth::{AuthUser, MaybeAuthUser};
+use crate::auth::{AuthMethod, AuthUser, MaybeAuthUser};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -101,12 +102,18 @@ impl From<store::integrations::Integration> for IntegrationView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "gmail", "return_to": "/integrations"}))]
 pub struct ConnectRequest {
     /// `gmail` or `calendar`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(gmail|calendar)$")]
     integration_type: String,
     /// Where to come back to: a path on this service (default `/integrations`).
     #[serde(default)]
+    #[schema(
+        max_length = 128,
+        pattern = "^/([^/\\\\\\s\\u0000-\\u001f\\u007f-\\u009f][^\\\\\\s\\u0000-\\u001f\\u007f-\\u009f]*)?$"
+    )]
     return_to: Option<String>,
 }
 
@@ -135,6 +142,7 @@ impl From<ConnectError> for ApiError {
 #[utoipa::path(
     post,
     path = "/api/integrations/google/connect",
+    operation_id = "connect_google",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     request_body = ConnectRequest,
@@ -170,6 +178,7 @@ async fn connect(
             integration_type,
             return_to,
             None,
+            started_by(&caller),
         )
         .await?;
     Ok(Json(ConnectAnswer {
@@ -178,6 +187,7 @@ async fn connect(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -192,15 +202,21 @@ fn redirect(location: &str) -> Response {
     response
 }
 
-/// Google sends the browser here after the consent screen. Always a 302 to
-/// the `return_to` path, with `connected=<type>&integration_id=<id>` or
-/// `error=<code>`. The `state` authenticates the request.
+/// Google sends the browser here after the consent screen. A 302 to the
+/// `return_to` path, with `connected=<type>&integration_id=<id>` or
+/// `error=<code>`; or, for a connection an API client started that comes
+/// back to a browser not signed in as its starter, the page on which the
+/// person confirms first. The `state` authenticates the request.
 #[utoipa::path(
     get,
     path = "/api/auth/oauth/google/callback",
+    operation_id = "google_oauth_callback",
     tag = "integrations",
     params(CallbackQuery),
-    responses((status = 302, description = "Back to the return_to path with the outcome"))
+    responses(
+        (status = 302, description = "Back to the return_to path with the outcome"),
+        (status = 200, content_type = "text/html", body = String, description = "A connection started by an API client, finished in a browser not signed in as its starter: the page on which the person confirms (decision 0013)")
+    )
 )]
 async fn callback(
     State(state): State<AppState>,
@@ -214,22 +230,46 @@ async fn callback(
     };
     let signed_in = session.map(|session| (session.user, session.workspace));
     match state.connections.complete(params, signed_in).await {
-        Ok((integration, return_to)) => redirect(&return_to.with_query(&[
-            ("connected", integration.integration_type.as_str()),
-            ("integration_id", &integration.id.to_string()),
-        ])),
-        Err(failure) => {
-            tracing::info!(
-                error = failure.error.code(),
-                "an OAuth callback did not connect"
-            );
-            redirect(
-                &failure
-                    .return_to
-                    .with_query(&[("error", failure.error.code())]),
-            )
+        Ok(Completed::Connected {
+            integration,
+            return_to,
+        }) => connected_redirect(&integration, &return_to),
+        Ok(Completed::NeedsConfirmation(pending)) => {
+            crate::ui::connect_confirm::confirmation_page(&pending)
+                .unwrap_or_else(IntoResponse::into_response)
         }
+        Err(failure) => callback_failure_redirect(&failure),
     }
+}
+
+/// A session starts a connection that only that session may finish; an API
+/// client one that a person confirms (decision 0013).
+fn started_by(caller: &AuthUser) -> StartedBy {
+    match caller.method {
+        AuthMethod::Session => StartedBy::Session,
+        AuthMethod::Jwt | AuthMethod::ApiKey => StartedBy::Api,
+    }
+}
+
+/// Back to where the connection was started, saying it is connected.
+pub(crate) fn connected_redirect(integration: &Integration, return_to: &ReturnTo) -> Response {
+    redirect(&return_to.with_query(&[
+        ("connected", integration.integration_type.as_str()),
+        ("integration_id", &integration.id.to_string()),
+    ]))
+}
+
+/// Back to where the connection was started, with the error's code.
+pub(crate) fn callback_failure_redirect(failure: &CallbackFailure) -> Response {
+    tracing::info!(
+        error = failure.error.code(),
+        "an OAuth callback did not connect"
+    );
+    redirect(
+        &failure
+            .return_to
+            .with_query(&[("error", failure.error.code())]),
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -241,6 +281,7 @@ pub struct IntegrationList {
 #[utoipa::path(
     get,
     path = "/api/integrations",
+    operation_id = "list_integrations",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = IntegrationList))
@@ -278,6 +319,7 @@ pub struct StatusAnswer {
 #[utoipa::path(
     get,
     path = "/api/integrations/status",
+    operation_id = "integration_status",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = StatusAnswer))
@@ -325,6 +367,7 @@ fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/integrations/{id}",
+    operation_id = "get_integration",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "Integration id")),
@@ -346,6 +389,7 @@ async fn get_one(
 #[utoipa::path(
     delete,
     path = "/api/integrations/{id}",
+    operation_id = "disconnect_integration",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "Integration id")),
@@ -368,6 +412,7 @@ async fn disconnect(
 #[utoipa::path(
     get,
     path = "/api/integrations/{id}/reconnect",
+    operation_id = "reconnect_integration",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "Integration id")),
@@ -393,6 +438,7 @@ async fn reconnect(
             integration.integration_type,
             ReturnTo::default(),
             incremental.then_some(&integration),
+            started_by(&caller),
         )
         .await?;
     Ok(redirect(url.as_str()))

@@ -6,6 +6,7 @@ pub mod autodraft;
 pub mod identity;
 pub mod integrations;
 pub mod json;
+pub mod openapi;
 pub mod ops;
 pub mod outbox;
 pub mod problem;
@@ -80,14 +81,18 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(crate::ui::router())
 }
 
-/// The OpenAPI document of every route.
+/// The OpenAPI document of the API (as served at `/api/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().into_openapi()
+    let mut openapi = openapi::for_clients(documented_routes().into_openapi());
+    openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    openapi
 }
 
 /// The whole application router, with its middleware.
 pub fn router(mut state: AppState) -> Router {
-    let (mut routes, mut openapi) = documented_routes().split_for_parts();
+    let (mut routes, openapi) = documented_routes().split_for_parts();
+    // The UI's pages are routes too; the document is the API's alone.
+    let mut openapi = openapi::for_clients(openapi);
     if let Some(demo) = &state.demo {
         // Relative to its mount: OAuth at .../o/oauth2/v2/auth, Gmail at .../gmail/v1.
         routes = routes.nest_service(crate::demo::SANDBOX_PATH, demo.sandbox.router());

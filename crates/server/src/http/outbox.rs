@@ -45,6 +45,7 @@ pub struct Outbox {
 #[utoipa::path(
     get,
     path = "/api/system-emails",
+    operation_id = "list_system_emails",
     tag = "system email",
     security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = Outbox))

@@ -45,7 +45,15 @@ const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "Shipping notice",
+    "trigger": {"type": "manual"},
+    "steps": [{"action": "email.send_system", "to": ["ops@example.com"],
+               "subject": "Order {{ input.order }} shipped", "body": "Hello {{ input.name }}"}]
+}))]
 pub struct WorkflowInput {
+    /// 1 to 100 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     name: String,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
@@ -245,7 +253,7 @@ pub struct WorkflowList {
     workflows: Vec<WorkflowView>,
 }
 
-#[utoipa::path(get, path = "/api/workflows", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(get, path = "/api/workflows", operation_id = "list_workflows", tag = "workflows", security(("bearer" = []), ("session" = [])),
     responses((status = 200, body = WorkflowList)))]
 async fn list(
     State(state): State<AppState>,
@@ -260,7 +268,7 @@ async fn list(
     }))
 }
 
-#[utoipa::path(post, path = "/api/workflows", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(post, path = "/api/workflows", operation_id = "create_workflow", tag = "workflows", security(("bearer" = []), ("session" = [])),
     request_body = WorkflowInput,
     responses((status = 201, body = WorkflowView), (status = 422, content_type = "application/problem+json")))]
 async fn create(
@@ -272,7 +280,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, workflow))))
 }
 
-#[utoipa::path(get, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(get, path = "/api/workflows/{id}", operation_id = "get_workflow", tag = "workflows", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path)), responses((status = 200, body = WorkflowView), (status = 404)))]
 async fn get_one(
     State(state): State<AppState>,
@@ -287,7 +295,7 @@ async fn get_one(
 }
 
 /// Replace a workflow's definition (the webhook token is kept).
-#[utoipa::path(put, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(put, path = "/api/workflows/{id}", operation_id = "replace_workflow", tag = "workflows", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path)), request_body = WorkflowInput,
     responses((status = 200, body = WorkflowView), (status = 404), (status = 422)))]
 async fn replace(
@@ -306,7 +314,7 @@ async fn replace(
     Ok(Json(view(&state, workflow)))
 }
 
-#[utoipa::path(delete, path = "/api/workflows/{id}", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(delete, path = "/api/workflows/{id}", operation_id = "delete_workflow", tag = "workflows", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path)), responses((status = 204), (status = 404)))]
 async fn delete(
     State(state): State<AppState>,
@@ -328,7 +336,8 @@ pub struct RunView {
     #[schema(value_type = String)]
     status: RunStatus,
     trigger: String,
-    #[schema(value_type = Object)]
+    /// The input the run was started with (any JSON value).
+    #[schema(value_type = Value)]
     input: Value,
     /// `[{"index","action","status","output","error","definition"}]`: each
     /// step's status (`pending`, `running`, `succeeded`, `failed`), its
@@ -361,15 +370,19 @@ pub(crate) fn run_view(run: Run) -> RunView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExecuteQuery {
     /// Wait up to 30 s for the run to end (default true).
     wait: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExecuteBody {
+#[schema(example = json!({"input": {"order": "A-17", "name": "Ada"}}))]
+pub struct ExecuteBody {
+    /// What the steps' templates see as `input` (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Value)]
     input: Value,
 }
 
@@ -396,9 +409,14 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Run a workflow with `input`. The same Idempotency-Key returns the same run.
-#[utoipa::path(post, path = "/api/workflows/{id}/execute", tag = "workflows", security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path), ExecuteQuery),
-    responses((status = 200, description = "{success, run, error?}: the run ended"), (status = 202, description = "{run}: queued or still running"), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/workflows/{id}/execute", operation_id = "execute_workflow", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path), ExecuteQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key on this workflow returns the same run (1 to 255 visible characters)", max_length = 255, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")),
+    request_body(content = Option<ExecuteBody>, description = "Optional; an empty body means `{\"input\": {}}`"),
+    responses(
+        (status = 200, description = "The run ended (succeeded or failed)", body = super::openapi::ExecuteResult),
+        (status = 202, description = "The run is queued or still running (`wait=false`, or after 30 s)", body = super::openapi::ExecuteAccepted),
+        (status = 404), (status = 409, description = "The workflow is disabled (code `conflict`)")))]
 async fn execute(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -516,7 +534,7 @@ pub struct RunList {
     runs: Vec<RunView>,
 }
 
-#[utoipa::path(get, path = "/api/workflows/{id}/runs", tag = "workflows", security(("bearer" = []), ("session" = [])),
+#[utoipa::path(get, path = "/api/workflows/{id}/runs", operation_id = "list_runs", tag = "workflows", security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path)), responses((status = 200, body = RunList), (status = 404)))]
 async fn runs(
     State(state): State<AppState>,
@@ -545,15 +563,22 @@ async fn get_run(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WebhookQuery {
+    /// The workflow's webhook token (part of its `webhook_url`).
     token: Option<String>,
 }
 
 /// Start a run of a webhook-triggered workflow; the body is the input. An
 /// unknown workflow and a wrong token answer alike (404).
-#[utoipa::path(post, path = "/api/hooks/{workflow_id}", tag = "workflows",
-    params(("workflow_id" = String, Path), WebhookQuery),
-    responses((status = 202, description = "{run_id}"), (status = 404), (status = 409)))]
+#[utoipa::path(post, path = "/api/hooks/{workflow_id}", operation_id = "trigger_webhook", tag = "workflows",
+    params(("workflow_id" = String, Path), WebhookQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key on this workflow returns the same run (1 to 255 visible characters)", max_length = 255, pattern = "^[\\x20-\\x7e]*[\\x21-\\x7e][\\x20-\\x7e]*$")),
+    request_body(content = Option<Value>, description = "The run's input, any JSON value; an empty body means `{}`"),
+    responses(
+        (status = 202, description = "The run is queued", body = super::openapi::WebhookAccepted),
+        (status = 404, description = "No such workflow, or a wrong token (answered alike; code `not_found`)"),
+        (status = 409, description = "The workflow is disabled (code `conflict`)")))]
 async fn webhook(
     State(state): State<AppState>,
     Path(id): Path<String>,

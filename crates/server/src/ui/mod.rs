@@ -5,6 +5,7 @@
 //! `mw_csrf` cookie (double submit); forms shown after carry the session's.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -18,14 +19,18 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use store::integrations::StartedBy;
+
 use crate::accounts::{self, AccountError};
 use crate::app::AppState;
 use crate::auth::cookies::{self, FORM_CSRF, SESSION, SESSION_DAYS};
-use crate::auth::passwords::{self, MIN_PASSWORD_CHARS};
+use crate::auth::passwords::{self, BUSY_RETRY_AFTER, MIN_PASSWORD_CHARS, PasswordError};
+use crate::auth::throttle::{ClientAddress, Refused, RefusedBecause, retry_after_seconds};
 use crate::auth::{MaybeAuthUser, SessionUser, secrets};
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorCode, Problem};
 
 mod autodraft;
+pub mod connect_confirm;
 mod demo;
 mod settings;
 mod workflows;
@@ -38,6 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signout))
         .routes(routes!(integrations_page))
         .routes(routes!(connect))
+        .routes(routes!(connect_confirm::confirm))
         .routes(routes!(disconnect))
         .routes(routes!(autodraft::autodraft_page))
         .routes(routes!(autodraft::switch))
@@ -80,6 +86,10 @@ fn templates() -> &'static Environment<'static> {
             ("workflow.html", include_str!("templates/workflow.html")),
             ("run.html", include_str!("templates/run.html")),
             ("settings.html", include_str!("templates/settings.html")),
+            (
+                "connect_confirm.html",
+                include_str!("templates/connect_confirm.html"),
+            ),
         ] {
             environment
                 .add_template(name, source)
@@ -142,6 +152,93 @@ fn posted_by(session: Option<SessionUser>, csrf: &str) -> Result<Option<SessionU
 }
 
 const STALE_FORM: &str = "This form expired. It has been reloaded: please submit it again.";
+const BUSY: &str = "The server is busy checking other passwords. Try again in a few seconds.";
+const ALREADY_SET_UP: &str =
+    "This Mailwright is already set up. Sign in, or ask its owner to create an account for you.";
+
+/// Whether the caller asked for JSON (an API client) rather than a page.
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("json") && !accept.contains("text/html"))
+}
+
+/// "Slow down": 429 when a limit refused the attempt, 503 when every
+/// password thread stayed busy. A page for browsers, a `rate_limited`
+/// problem for JSON clients, and `Retry-After` either way.
+fn slow_down(
+    headers: &HeaderMap,
+    status: StatusCode,
+    retry_after: Duration,
+    detail: &str,
+    page: impl FnOnce(&str) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let seconds = retry_after_seconds(retry_after);
+    let mut response = if wants_json(headers) {
+        let title = if status == StatusCode::TOO_MANY_REQUESTS {
+            "Too many attempts"
+        } else {
+            "Busy"
+        };
+        Problem::new(status, ErrorCode::RateLimited, title, detail)
+            .with("retry_after", serde_json::json!(seconds))
+            .into_response()
+    } else {
+        page(detail)?
+    };
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    Ok(response)
+}
+
+fn refused(
+    headers: &HeaderMap,
+    refused: Refused,
+    page: impl FnOnce(&str) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let reason = match refused.reason {
+        RefusedBecause::Account => "account",
+        RefusedBecause::Address => "address",
+    };
+    metrics::counter!("mailwright_signin_refused_total", "reason" => reason).increment(1);
+    slow_down(
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        refused.retry_after,
+        &refused.message(),
+        page,
+    )
+}
+
+fn busy(
+    headers: &HeaderMap,
+    page: impl FnOnce(&str) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    metrics::counter!("mailwright_signin_refused_total", "reason" => "busy").increment(1);
+    slow_down(
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        BUSY_RETRY_AFTER,
+        BUSY,
+        page,
+    )
+}
+
+/// A setup posted once someone exists: nothing is created or joined.
+fn already_set_up(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    if wants_json(headers) {
+        return Err(ApiError::Conflict(ALREADY_SET_UP.into()));
+    }
+    with_form_csrf(state, |csrf| {
+        render(
+            StatusCode::CONFLICT,
+            "signin.html",
+            context! { csrf, email => "", error => ALREADY_SET_UP },
+        )
+    })
+}
 
 /// Start a session for `user` in `workspace` and go home.
 pub(super) async fn signed_in(
@@ -226,9 +323,15 @@ struct SignInForm {
     csrf: String,
 }
 
-#[utoipa::path(post, path = "/signin", tag = "ui", responses((status = 303, description = "Signed in"), (status = 401, content_type = "text/html")))]
+/// Sign in with email and password. Wrong passwords are limited per account
+/// and per client address (429 with `Retry-After`), and password checks
+/// per process (503 with `Retry-After` when too many wait).
+#[utoipa::path(post, path = "/signin", tag = "ui", responses((status = 303, description = "Signed in"), (status = 401, content_type = "text/html"),
+    (status = 429, description = "Too many attempts for this account or from this address; see Retry-After", content_type = "text/html"),
+    (status = 503, description = "Too many password checks at once; see Retry-After", content_type = "text/html")))]
 async fn signin(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, ApiError> {
@@ -241,30 +344,62 @@ async fn signin(
             )
         });
     }
-    let account = match EmailAddress::parse(&form.email) {
-        Ok(email) => state.store.local_account(email.as_str()).await?,
-        Err(_) => None,
+    let page = |status: StatusCode, error: &str| {
+        with_form_csrf(&state, |csrf| {
+            render(
+                status,
+                "signin.html",
+                context! { csrf, email => &form.email, error },
+            )
+        })
+    };
+    let email = EmailAddress::parse(&form.email).ok();
+    // Counted per account as typed (normalised when it is an address), so
+    // an email without an account is limited exactly like one with.
+    let typed = email
+        .as_ref()
+        .map_or(form.email.as_str(), EmailAddress::as_str);
+    let attempt = match state.signin_throttle.begin(address, Some(typed)) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            return refused(&headers, refusal, |message| {
+                page(StatusCode::TOO_MANY_REQUESTS, message)
+            });
+        }
+    };
+    let account = match &email {
+        Some(email) => state.store.local_account(email.as_str()).await?,
+        None => None,
     };
     let (user, hash) = match account {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    let valid = passwords::verify_password(form.password, hash).await;
+    let valid = match passwords::verify_password(form.password, hash).await {
+        Ok(valid) => valid,
+        Err(PasswordError::Busy) => {
+            return busy(&headers, |message| {
+                page(StatusCode::SERVICE_UNAVAILABLE, message)
+            });
+        }
+        Err(other) => return Err(ApiError::Internal(other.into())),
+    };
     match user {
         Some(user) if valid => {
+            attempt.succeeded();
             let workspace = match state.store.first_workspace_of(user.id).await? {
                 Some(workspace) => workspace,
                 None => state.store.personal_workspace(&user).await?.id,
             };
             signed_in(&state, user.id, workspace).await
         }
-        _ => with_form_csrf(&state, |csrf| {
-            render(
+        _ => {
+            attempt.failed();
+            page(
                 StatusCode::UNAUTHORIZED,
-                "signin.html",
-                context! { csrf, email => form.email, error => "The email or the password is wrong." },
+                "The email or the password is wrong.",
             )
-        }),
+        }
     }
 }
 
@@ -294,15 +429,21 @@ struct SetupForm {
     csrf: String,
 }
 
-/// First run only: create the owner account and sign it in.
-#[utoipa::path(post, path = "/setup", tag = "ui", responses((status = 303, description = "Owner created and signed in"), (status = 422, content_type = "text/html")))]
+/// First run only: create the owner account and sign it in. Exactly one
+/// owner results however many setups are posted at once; a setup posted
+/// once someone exists answers 409 and creates or joins nothing.
+#[utoipa::path(post, path = "/setup", tag = "ui", responses((status = 303, description = "Owner created and signed in"), (status = 422, content_type = "text/html"),
+    (status = 409, description = "Already set up: sign in instead", content_type = "text/html"),
+    (status = 429, description = "Too many attempts from this address; see Retry-After", content_type = "text/html"),
+    (status = 503, description = "Too many password checks at once; see Retry-After", content_type = "text/html")))]
 async fn setup(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, ApiError> {
     if state.store.user_count().await? > 0 {
-        return Ok(see_other("/signin"));
+        return already_set_up(&state, &headers);
     }
     let page = |status: StatusCode, errors: minijinja::Value, error: Option<&str>| {
         let (email, workspace) = (form.email.clone(), form.workspace.clone());
@@ -326,13 +467,28 @@ async fn setup(
             return page(StatusCode::UNPROCESSABLE_ENTITY, errors, None);
         }
     };
+    let attempt = match state.signin_throttle.begin(address, None) {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            return refused(&headers, refusal, |message| {
+                page(StatusCode::TOO_MANY_REQUESTS, context! {}, Some(message))
+            });
+        }
+    };
     let workspace = Some(form.workspace.as_str()).filter(|name| !name.trim().is_empty());
-    match accounts::create_local_user(&state.store, &email, &form.password, workspace).await {
-        Ok((user, workspace)) => {
+    match accounts::create_first_owner(&state.store, &email, &form.password, workspace).await {
+        Ok(Some((user, workspace))) => {
+            attempt.succeeded();
             state.contacts.user_changed(user.id).await;
             signed_in(&state, user.id, workspace.id).await
         }
-        Err(AccountError::EmailTaken) => Ok(see_other("/signin")),
+        Ok(None) => {
+            attempt.succeeded();
+            already_set_up(&state, &headers)
+        }
+        Err(AccountError::Password(PasswordError::Busy)) => busy(&headers, |message| {
+            page(StatusCode::SERVICE_UNAVAILABLE, context! {}, Some(message))
+        }),
         Err(other) => Err(ApiError::Internal(other.into())),
     }
 }
@@ -532,6 +688,7 @@ async fn connect(
             integration_type,
             ReturnTo::default(),
             None,
+            StartedBy::Session,
         )
         .await?;
     Ok(Redirect::to(url.as_str()).into_response())

@@ -91,15 +91,29 @@ impl World {
         answer["authorization_url"].as_str().unwrap().to_owned()
     }
 
-    /// Follow Google's redirect to the callback; the callback's `Location`.
+    /// Follow Google's redirect to the callback (confirming on Mailwright's
+    /// page when it asks, as the person would); the final `Location`.
     pub async fn callback(&self, redirect: &str, cookie: Option<&str>) -> String {
-        let mut request = self.app.client.get(redirect);
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
+        match cookie {
+            None => mailwright::ui::connect_confirm::finish_consent_as_browser(
+                &self.app.client,
+                redirect,
+            )
+            .await
+            .unwrap(),
+            Some(cookie) => {
+                let response = self
+                    .app
+                    .client
+                    .get(redirect)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 302, "a signed-in callback redirects");
+                response.headers()["location"].to_str().unwrap().to_owned()
+            }
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 302, "the callback always redirects");
-        response.headers()["location"].to_str().unwrap().to_owned()
     }
 
     /// Connect Gmail with `consent`; the outcome's query parameters.

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -315,6 +316,31 @@ impl ServeProcess {
             DEFAULT_JOB_LEASE
         } else {
             configured
+        }
+    }
+}
+
+/// Writes everything a process said to a file when the test panics while
+/// it is alive (a failure message only has room for the last lines).
+pub struct SaveLogOnPanic<'a> {
+    pub process: &'a ServeProcess,
+    pub path: PathBuf,
+}
+
+impl Drop for SaveLogOnPanic<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut text = self.process.lines().join("\n");
+        text.push('\n');
+        match std::fs::write(&self.path, text) {
+            Ok(()) => eprintln!(
+                "the whole log of {} is in {}",
+                self.process.name,
+                self.path.display()
+            ),
+            Err(error) => eprintln!("could not write {}: {error}", self.path.display()),
         }
     }
 }
