@@ -243,7 +243,13 @@ impl Worker {
             }));
         };
         let report = if self.policy.has_given_up(job.created_at, store::now()) {
-            self.give_up(handler.as_ref(), &job).await?
+            let attempts = job.attempt.saturating_sub(1);
+            let reason = format!(
+                "gave up after {attempts} attempt{} over {}",
+                if attempts == 1 { "" } else { "s" },
+                horizon_words(self.policy.horizon)
+            );
+            self.give_up(handler.as_ref(), &job, reason).await?
         } else {
             self.attempt(handler.as_ref(), &job).await?
         };
@@ -324,6 +330,13 @@ impl Worker {
                     JobError::Permanent(_) => Failure::Permanent,
                 };
                 let message = error.to_string();
+                if matches!(failure, Failure::RetryAt(_)) && job.attempt >= job.max_attempts {
+                    // Out of attempts before the horizon (the backstop, or a
+                    // job queued by a version that counted attempts): its
+                    // handler still records the failure.
+                    let reason = format!("gave up after {} attempts", job.attempt);
+                    return self.give_up(handler, job, reason).await;
+                }
                 match self.store.fail_job(job, &message, failure).await? {
                     FailOutcome::RetryAt(at) => {
                         tracing::info!(job = %job.id, kind = %job.kind, attempt = job.attempt, next_attempt_at = %at, error = %message, "job failed; retrying");
@@ -352,13 +365,8 @@ impl Worker {
         &self,
         handler: &dyn JobHandler,
         job: &ClaimedJob,
+        reason: String,
     ) -> Result<JobReport, StoreError> {
-        let attempts = job.attempt.saturating_sub(1);
-        let reason = format!(
-            "gave up after {attempts} attempt{} over {}",
-            if attempts == 1 { "" } else { "s" },
-            horizon_words(self.policy.horizon)
-        );
         match AssertUnwindSafe(handler.give_up(job, &reason))
             .catch_unwind()
             .await
@@ -599,6 +607,34 @@ mod tests {
         assert!(reason.contains("gave up after 1 attempt over"), "{reason}");
         let record = store.job(id).await.unwrap();
         assert_eq!(record.status, JobStatus::Dead);
+    }
+
+    /// A job that runs out of attempts before its horizon (the backstop, or
+    /// a job queued by a version that counted attempts) is given up by its
+    /// handler too, not left for the handler's records to wait forever.
+    #[tokio::test]
+    async fn a_job_out_of_attempts_is_given_up_by_its_handler() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let (given_up, mut gave_up) = mpsc::unbounded_channel();
+        let worker = Worker::new(
+            store.clone(),
+            vec![Arc::new(PanicsOnce {
+                attempts: Default::default(),
+                given_up,
+            })],
+        );
+        let id = store
+            .enqueue_job(&NewJob::new("test.panics", json!({})).max_attempts(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let report = worker.run_next().await.unwrap().unwrap();
+        assert!(matches!(report, JobReport::Dead { .. }), "{report:?}");
+        let reason = gave_up
+            .try_recv()
+            .expect("the handler was asked to give up");
+        assert!(reason.ends_with("gave up after 1 attempts"), "{reason}");
+        assert_eq!(store.job(id).await.unwrap().status, JobStatus::Dead);
     }
 
     #[tokio::test]
