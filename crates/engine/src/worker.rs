@@ -532,17 +532,20 @@ mod tests {
         }
     }
 
+    /// A worker of [`PanicsOnce`], and what it reports of the jobs it gave up.
+    fn worker_of_panics_once(store: &Store) -> (Worker, mpsc::UnboundedReceiver<String>) {
+        let (given_up, gave_up) = mpsc::unbounded_channel();
+        let handler = PanicsOnce {
+            attempts: Default::default(),
+            given_up,
+        };
+        (Worker::new(store.clone(), vec![Arc::new(handler)]), gave_up)
+    }
+
     #[tokio::test]
     async fn a_handler_that_panics_fails_that_attempt_as_internal_and_the_worker_goes_on() {
         let (_db, store) = TestDatabase::migrated().await;
-        let (given_up, _) = mpsc::unbounded_channel();
-        let worker = Worker::new(
-            store.clone(),
-            vec![Arc::new(PanicsOnce {
-                attempts: Default::default(),
-                given_up,
-            })],
-        );
+        let (worker, _) = worker_of_panics_once(&store);
         let id = store
             .enqueue_job(&NewJob::new("test.panics", json!({})))
             .await
@@ -574,15 +577,8 @@ mod tests {
     #[tokio::test]
     async fn a_job_past_its_horizon_is_given_up_by_its_handler_and_dead() {
         let (_db, store) = TestDatabase::migrated().await;
-        let (given_up, mut gave_up) = mpsc::unbounded_channel();
-        let worker = Worker::new(
-            store.clone(),
-            vec![Arc::new(PanicsOnce {
-                attempts: Default::default(),
-                given_up,
-            })],
-        )
-        .with_policy(RetryPolicy {
+        let (worker, mut gave_up) = worker_of_panics_once(&store);
+        let worker = worker.with_policy(RetryPolicy {
             horizon: Duration::from_millis(600),
             ..RetryPolicy::DEFAULT
         });
@@ -615,14 +611,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_out_of_attempts_is_given_up_by_its_handler() {
         let (_db, store) = TestDatabase::migrated().await;
-        let (given_up, mut gave_up) = mpsc::unbounded_channel();
-        let worker = Worker::new(
-            store.clone(),
-            vec![Arc::new(PanicsOnce {
-                attempts: Default::default(),
-                given_up,
-            })],
-        );
+        let (worker, mut gave_up) = worker_of_panics_once(&store);
         let id = store
             .enqueue_job(&NewJob::new("test.panics", json!({})).max_attempts(1))
             .await
