@@ -2,10 +2,34 @@
 //! string fields are templates over `{{ input.* }}`. Parsed and validated at
 //! the edge (every problem named by field); rendered at run time, where a
 //! rendered header field with CR or LF (header injection) fails the run.
+//!
+//! Rendering has a budget (see [`TEMPLATE_FUEL`] and the limits after it):
+//! templates are written by tenants, and a render runs on a shared machine.
+//! What the template alone shows will exceed it is refused when the workflow
+//! is saved; the rest fails the run when it happens.
 
-use minijinja::Environment;
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Template instructions one step's fields may run together: a loop over a
+/// few thousand input items fits, nested loops over large ranges do not
+/// (tens of milliseconds of rendering).
+pub const TEMPLATE_FUEL: u64 = 100_000;
+/// Bytes one rendered field may have: far more than any email needs, far
+/// less than a row or a message that hurts.
+pub const MAX_RENDERED_FIELD_BYTES: usize = 256 * 1024;
+/// Bytes of values (strings, lists, maps; counted by size) one step's
+/// templates may build while rendering: four times the largest input, so
+/// sorting or filtering a whole input fits, and no expression allocates much
+/// before it is refused.
+pub const MAX_BUILT_BYTES: u64 = 4 * 1024 * 1024;
+/// How long rendering one step may take.
+pub const RENDER_TIME_LIMIT: Duration = Duration::from_secs(2);
+/// How deeply a value a template builds may nest (rendering such values
+/// recurses).
+pub const MAX_BUILT_NESTING: usize = 64;
 
 /// How a run starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,13 +133,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
     }
 }
 
-fn environment() -> Environment<'static> {
-    let mut environment = Environment::new();
-    // A missing input is an error, not an empty string sent to someone.
-    environment.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    environment
-}
-
 fn has_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%")
 }
@@ -139,8 +156,10 @@ pub fn valid_address(text: &str) -> Result<(), &'static str> {
 
 impl Step {
     /// Check what can be checked before a run: the action's fields, every
-    /// template parses, literal addresses are addresses, and no header field
-    /// holds a line break.
+    /// template parses and uses only what Mailwright templates support,
+    /// literal addresses are addresses, no header field holds a line break,
+    /// and no template certainly exceeds the render budget (a loop over
+    /// `range(100000)` nested in another, `'x' * 10000000`).
     pub fn validate(&self, index: usize) -> Vec<Invalid> {
         let at = |field: &str| format!("steps[{index}].{field}");
         let mut problems = Vec::new();
@@ -157,18 +176,16 @@ impl Step {
         if self.to.is_empty() {
             problems.push(invalid(at("to"), "needs at least one address"));
         }
-        let environment = environment();
+        // What the templates certainly cost, summed over the step's fields.
+        let mut spent = guard::Cost::default();
         for (name, list) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)] {
             for (position, address) in list.iter().enumerate() {
                 let field = at(&format!("{name}[{position}]"));
                 if address.contains(['\r', '\n']) {
                     problems.push(invalid(field, "must not contain a line break"));
                 } else if has_template(address) {
-                    if let Err(error) = environment.template_from_str(address) {
-                        problems.push(invalid(
-                            field,
-                            format!("is not a valid template ({})", error.kind()),
-                        ));
+                    if let Err(problem) = guard::check(address, &mut spent) {
+                        problems.push(invalid(field, problem));
                     }
                 } else if let Err(problem) = valid_address(address) {
                     problems.push(invalid(field, problem));
@@ -181,11 +198,8 @@ impl Step {
             problems.push(invalid(at("subject"), "is required"));
         }
         for (name, text) in [("subject", &self.subject), ("body", &self.body)] {
-            if let Err(error) = environment.template_from_str(text) {
-                problems.push(invalid(
-                    at(name),
-                    format!("is not a valid template ({})", error.kind()),
-                ));
+            if let Err(problem) = guard::check(text, &mut spent) {
+                problems.push(invalid(at(name), problem));
             }
         }
         problems
@@ -193,17 +207,25 @@ impl Step {
 
     /// The step with its templates filled from `input`, checked again: a
     /// rendered header field with a line break is refused, never sanitised.
+    /// Synchronous and CPU-bound up to the budget: call it off the async
+    /// runtime. A template that exceeds the budget fails here, naming the
+    /// field and the limit.
     pub fn render(&self, index: usize, input: &Value) -> Result<RenderedStep, Invalid> {
+        self.render_until(index, input, Instant::now() + RENDER_TIME_LIMIT)
+    }
+
+    /// [`Step::render`], giving up at `deadline`.
+    pub fn render_until(
+        &self,
+        index: usize,
+        input: &Value,
+        deadline: Instant,
+    ) -> Result<RenderedStep, Invalid> {
         let at = |field: &str| format!("steps[{index}].{field}");
-        let environment = environment();
+        let budget = guard::Budget::new(deadline);
         let context = minijinja::context! { input => minijinja::Value::from_serialize(input) };
         let render = |field: String, text: &str| {
-            environment.render_str(text, &context).map_err(|error| {
-                invalid(
-                    field,
-                    format!("could not be filled from the input ({})", error.kind()),
-                )
-            })
+            guard::render(&budget, text, &context).map_err(|problem| invalid(field, problem))
         };
         let addresses = |name: &str, list: &[String]| -> Result<Vec<String>, Invalid> {
             list.iter()
@@ -243,6 +265,9 @@ pub struct RenderedStep {
     pub subject: String,
     pub body: String,
 }
+
+#[path = "workflows_guard.rs"]
+mod guard;
 
 #[cfg(test)]
 mod tests {
@@ -364,3 +389,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "workflows_budget_tests.rs"]
+mod budget_tests;

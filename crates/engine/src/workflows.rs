@@ -187,11 +187,8 @@ impl RunWorkflow {
             }
             let may_have_reached_provider = record.status == StepStatus::Running;
             let started = std::time::Instant::now();
-            let outcome = match step.render(index, &run.input) {
-                Err(invalid) => Err(StepFailure::Final {
-                    code: "validation_failed",
-                    message: format!("{} {}", invalid.field, invalid.message),
-                }),
+            let outcome = match render_step(step, index, &run.input).await {
+                Err(failure) => Err(failure),
                 Ok(rendered) => {
                     let earlier = earlier_starts + u32::from(may_have_reached_provider);
                     self.execute_step(run, index, &rendered, earlier).await
@@ -508,6 +505,61 @@ impl RunWorkflow {
             },
             VaultError::Internal(error) => internal_failure(&*error),
         }
+    }
+}
+
+/// Templates rendering at once, each on a blocking thread: half the cores (at
+/// least one), so tenants' templates never take every core, nor a thread of
+/// the async runtime, from the requests of other workspaces.
+static RENDERING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    tokio::sync::Semaphore::new((cores / 2).max(1))
+});
+/// Past the render's own deadline (which it checks as it goes), how long to
+/// wait before failing the run without it.
+const RENDER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Fill a step's templates from the input off the async runtime, within the
+/// render budget ([`domain::workflows::TEMPLATE_FUEL`] and the limits after
+/// it). A template that exceeds it fails the run at once (`validation_failed`,
+/// naming the field and the limit): rendering it again would exceed it again.
+async fn render_step(
+    step: &Step,
+    index: usize,
+    input: &Value,
+) -> Result<RenderedStep, StepFailure> {
+    let invalid = |invalid: domain::workflows::Invalid| StepFailure::Final {
+        code: "validation_failed",
+        message: format!("{} {}", invalid.field, invalid.message),
+    };
+    // The permit goes with the thread: it is free again only when the render
+    // has really stopped, even after this gave up waiting for it.
+    let permit = RENDERING
+        .acquire()
+        .await
+        .expect("the render semaphore is never closed");
+    let (step, input) = (step.clone(), input.clone());
+    let rendering = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        step.render(index, &input)
+    });
+    let limit = domain::workflows::RENDER_TIME_LIMIT;
+    match tokio::time::timeout(limit + RENDER_GRACE, rendering).await {
+        Ok(Ok(rendered)) => rendered.map_err(invalid),
+        Ok(Err(panicked)) => {
+            tracing::error!(error = %panicked, step = index, "rendering a step's templates failed");
+            Err(StepFailure::Final {
+                code: "internal",
+                message: "Mailwright could not render this step (details in the server log)".into(),
+            })
+        }
+        Err(_) => Err(invalid(domain::workflows::Invalid {
+            field: format!("steps[{index}]"),
+            message: format!(
+                "took longer than {} s to render, the most a step may take",
+                limit.as_secs()
+            ),
+        })),
     }
 }
 
