@@ -222,6 +222,14 @@ macro_rules! insert_job {
 }
 pub(crate) use insert_job;
 
+/// Bring a queued job (`$2`: its dedupe key) forward to `$1`. The terms of
+/// `jobs_unfinished_dedupe_key`'s predicate are repeated so SQLite uses that
+/// index (it does not infer them from `status = 'queued'`, and would scan
+/// every job, holding the write lock, for each poll or push).
+pub(crate) const HASTEN_JOB_SQL: &str = "UPDATE jobs SET run_at = $1 \
+     WHERE dedupe_key = $2 AND dedupe_key IS NOT NULL AND status IN ('queued', 'running') \
+       AND status = 'queued' AND run_at > $1";
+
 /// [`insert_job!`] for work that is wanted *now*: when an unfinished job with
 /// the same dedupe key is already queued for later (a retry backing off),
 /// it is brought forward to now instead, so a poll or push that finds the
@@ -233,13 +241,11 @@ macro_rules! insert_or_hasten_job {
         if inserted == 0
             && let Some(key) = &job.dedupe_key
         {
-            sqlx::query(
-                "UPDATE jobs SET run_at = $1 WHERE dedupe_key = $2 AND status = 'queued' AND run_at > $1",
-            )
-            .bind($crate::now())
-            .bind(key)
-            .execute(&mut *$conn)
-            .await?;
+            sqlx::query($crate::jobs::HASTEN_JOB_SQL)
+                .bind($crate::now())
+                .bind(key)
+                .execute(&mut *$conn)
+                .await?;
         }
     }};
 }

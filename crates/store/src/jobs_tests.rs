@@ -429,3 +429,49 @@ async fn a_claim_reads_the_head_of_a_large_backlog_even_with_stale_statistics() 
         }
     }
 }
+
+/// Bringing a backing-off job forward looks it up by the unfinished-dedupe
+/// index, not by reading the whole queue (SQLite would otherwise scan, with
+/// its one write lock held, on every poll and push). On PostgreSQL, with
+/// sequential scans priced out, the plan shows an index serves it (the
+/// planner may as well walk `jobs_due` from now: few jobs are due later).
+#[tokio::test]
+async fn hastening_a_job_finds_it_through_the_dedupe_index() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let plan: Vec<String> = match &store.pool {
+        Pool::Sqlite(pool) => {
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN {HASTEN_JOB_SQL}"
+            )))
+            .bind(now())
+            .bind("k")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            rows.into_iter().map(|row| row.3).collect()
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("SET LOCAL enable_seqscan = off")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {HASTEN_JOB_SQL}")))
+                .bind(now())
+                .bind("k")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap()
+        }
+    };
+    let by_index = match store.backend() {
+        Backend::Sqlite => plan
+            .iter()
+            .any(|step| step.contains("USING INDEX jobs_unfinished_dedupe_key")),
+        Backend::Postgres => {
+            plan.iter().any(|step| step.contains("Index Scan"))
+                && !plan.iter().any(|step| step.contains("Seq Scan"))
+        }
+    };
+    assert!(by_index, "{plan:?}");
+}
