@@ -206,3 +206,96 @@ async fn a_run_that_keeps_failing_retries_until_its_horizon_then_fails_saying_so
     assert_eq!(ended["steps"][0]["status"], "failed");
     assert!(inbox(&w).is_empty());
 }
+
+/// Edited and deleted while their runs are in the middle of a send (Gmail
+/// holds back its answers): the edited workflow's run finishes its own two
+/// steps; the deleted one's run, already sending, goes with its workflow
+/// without an error; nothing is sent twice.
+#[tokio::test]
+async fn workflows_edited_and_deleted_while_their_runs_are_running() {
+    let (w, integration) = connected().await;
+    let edited = create_ok(
+        &w,
+        json!({"name": "Edited while running", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "One"), send_step(&integration, BOB, "Two")]}),
+    )
+    .await;
+    let deleted = create_ok(
+        &w,
+        json!({"name": "Deleted while running", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "Gone")]}),
+    )
+    .await;
+    let (edited_id, deleted_id) = (
+        edited["id"].as_str().unwrap(),
+        deleted["id"].as_str().unwrap(),
+    );
+    w.sandbox
+        .stall_answer_after_commit("messages.send", Duration::from_millis(1500), 2);
+    let (_, edited_run) = execute(
+        &w,
+        edited_id,
+        json!({"name": "Bob", "order": 1}),
+        false,
+        None,
+    )
+    .await;
+    let (_, deleted_run) = execute(
+        &w,
+        deleted_id,
+        json!({"name": "Bob", "order": 2}),
+        false,
+        None,
+    )
+    .await;
+    let (edited_run, deleted_run) = (
+        edited_run["run"]["id"].as_str().unwrap().to_owned(),
+        deleted_run["run"]["id"].as_str().unwrap().to_owned(),
+    );
+
+    // Two workers, each in the middle of its run's first send.
+    let (first, second) = (w.app.worker.clone(), w.app.worker.clone());
+    let working = tokio::spawn(async move {
+        let (a, b) = tokio::join!(first.run_next(), second.run_next());
+        (a.map(|_| ()), b.map(|_| ()))
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inbox(&w).len() < 2 {
+        assert!(Instant::now() < deadline, "both sends reached Gmail");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(run(&w, &edited_run).await.1["status"], "running");
+    replace(
+        &w,
+        edited_id,
+        json!({"name": "Edited while running", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "Replaced")]}),
+    )
+    .await;
+    let gone = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/workflows/{deleted_id}")))
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+
+    let (a, b) = working.await.unwrap();
+    a.unwrap();
+    b.unwrap();
+    let ended = finish(&w, &edited_run).await;
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["steps"].as_array().unwrap().len(), 2, "its own steps");
+    assert_eq!(run(&w, &deleted_run).await.0, 404);
+    store::testing::make_jobs_due(&w.app.store).await;
+    w.app.worker.drain().await.unwrap();
+    let mut subjects: Vec<String> = inbox(&w).into_iter().map(|m| m.subject).collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        ["Gone", "One", "Two"],
+        "each once, nothing replaced mid-run"
+    );
+}
