@@ -299,6 +299,19 @@ impl Connections {
             return Err(fail(CallbackError::StateExpired));
         }
         if !accept {
+            // The person said no: give the grant back to Google too (best
+            // effort), so it does not linger in their account's app list.
+            if let Some(google) = self.vault.google() {
+                let token = SecretString::from(
+                    pending
+                        .refresh_token
+                        .clone()
+                        .unwrap_or_else(|| pending.access_token.clone()),
+                );
+                if let Err(error) = google.revoke(&token).await {
+                    tracing::warn!(error = %error, "revoking a declined connection's grant failed");
+                }
+            }
             return Err(fail(CallbackError::AccessDenied));
         }
         let Some(integration_type) = IntegrationType::parse(&pending.integration_type) else {

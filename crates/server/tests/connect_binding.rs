@@ -70,10 +70,13 @@ async fn a_stranger_finishing_a_link_sent_by_a_workspace_is_asked_and_nothing_is
     assert!(page.contains("owner@acme.example"), "who asked: {page}");
     nothing_stored(&w).await;
 
-    // They did not ask for this: cancel, and nothing is connected.
+    // They did not ask for this: cancel, and nothing is connected; the
+    // grant is given back to Google.
+    let revoked_before = w.sandbox.call_count("oauth.revoke");
     let cancelled = answer(&w, &confirmation_of(&page), "cancel").await;
     assert_eq!(cancelled["error"], "access_denied");
     nothing_stored(&w).await;
+    assert_eq!(w.sandbox.call_count("oauth.revoke"), revoked_before + 1);
 
     // A forged or altered form connects nothing either.
     let mut forged = confirmation_of(&stranger_consents(&w).await);
