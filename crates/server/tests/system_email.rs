@@ -18,17 +18,6 @@ use engine::vault::VaultError;
 use sandbox::Consent;
 use serde_json::{Value, json};
 
-async fn outbox(w: &World) -> Vec<Value> {
-    let answer: Value = w
-        .app
-        .get_as("/api/system-emails", &w.tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    answer["emails"].as_array().unwrap().clone()
-}
-
 /// Connect Gmail, then revoke the grant at Google and use the mailbox from
 /// many callers at once.
 async fn break_connection(w: &World, id: &str) {
@@ -68,7 +57,7 @@ async fn a_revoked_grant_sends_exactly_one_notice_and_a_new_episode_another() {
     }
     assert_eq!(w.app.worker.drain().await.unwrap(), 1, "one delivery job");
 
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     let notice = &emails[0];
     assert_eq!(notice["kind"], "integration_needs_reauth");
@@ -101,7 +90,7 @@ async fn a_revoked_grant_sends_exactly_one_notice_and_a_new_episode_another() {
     w.connect(Consent::allow_all()).await;
     break_connection(&w, &id).await;
     w.app.worker.drain().await.unwrap();
-    assert_eq!(outbox(&w).await.len(), 2);
+    assert_eq!(w.outbox().await.len(), 2);
 }
 
 #[tokio::test]
@@ -132,7 +121,7 @@ async fn missing_scopes_found_at_run_time_notify_once() {
         ));
     }
     w.app.worker.drain().await.unwrap();
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert_eq!(emails[0]["kind"], "integration_missing_scopes");
     assert!(
@@ -209,7 +198,7 @@ async fn sidemail_gets_the_documented_request_and_an_outage_only_delays_the_noti
     break_connection(&w, &id).await;
 
     assert_eq!(w.app.worker.drain().await.unwrap(), 1);
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(
         emails[0]["status"], "retrying",
         "kept for the retry: {emails:?}"
@@ -218,7 +207,7 @@ async fn sidemail_gets_the_documented_request_and_an_outage_only_delays_the_noti
 
     store::testing::make_jobs_due(&w.app.store).await;
     assert_eq!(w.app.worker.drain().await.unwrap(), 1);
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(
         (emails[0]["status"].clone(), emails[0]["provider"].clone()),
         (json!("sent"), json!("sidemail"))
@@ -274,7 +263,7 @@ async fn a_refused_sidemail_key_fails_once_with_a_clear_reason_and_no_retry_stor
         1,
         "a permanent refusal is not retried"
     );
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(emails[0]["status"], "failed");
     let reason = emails[0]["last_error"].as_str().unwrap();
     assert!(reason.contains("MAILWRIGHT_SIDEMAIL_API_KEY"), "{reason}");
@@ -382,7 +371,7 @@ async fn smtp_delivers_the_notice_to_a_real_server_with_both_bodies() {
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
     break_connection(&w, &id).await;
     assert_eq!(w.app.worker.drain().await.unwrap(), 1);
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(emails[0]["status"], "sent", "{emails:?}");
 
     let messages = smtp.messages();

@@ -19,17 +19,6 @@ fn report(body: &str) -> Value {
                       "subject": "Report", "body": body}]})
 }
 
-async fn outbox(w: &World) -> Vec<Value> {
-    let answer: Value = w
-        .app
-        .get_as("/api/system-emails", &w.tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    answer["emails"].as_array().unwrap().clone()
-}
-
 async fn run(w: &World, id: &str) -> Value {
     w.app
         .get_as(&format!("/api/runs/{id}"), &w.tenant.key)
@@ -184,7 +173,7 @@ async fn heavy_templates_fail_their_runs_while_other_workspaces_are_answered() {
         drained < Duration::from_secs(6),
         "the slow render stopped at its limit: {drained:?}"
     );
-    assert!(outbox(&w).await.is_empty(), "nothing was queued");
+    assert!(w.outbox().await.is_empty(), "nothing was queued");
 }
 
 /// `{{ 'x' * 10000000 }}` used to queue a 10 MB email. Its literal form is
@@ -227,7 +216,7 @@ async fn a_huge_repetition_fails_its_run_fast_and_writes_nothing() {
         let row = run(&w, id).await.to_string();
         assert!(row.len() < 10_000, "a small run row: {} bytes", row.len());
     }
-    assert!(outbox(&w).await.is_empty(), "no 10 MB email was queued");
+    assert!(w.outbox().await.is_empty(), "no 10 MB email was queued");
 }
 
 /// Ordinary templates (loops over the input, filters, arithmetic) render as
@@ -256,7 +245,7 @@ async fn a_normal_template_still_renders() {
     w.app.worker.drain().await.unwrap();
     let run = run(&w, answer["run"]["id"].as_str().unwrap()).await;
     assert_eq!(run["status"], "succeeded", "{run}");
-    let emails = outbox(&w).await;
+    let emails = w.outbox().await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert_eq!(emails[0]["to"], "ada@example.com");
     assert_eq!(emails[0]["subject"], "Order A-17 for Ada Lovelace");

@@ -123,6 +123,18 @@ impl World {
         outcome(&self.callback(&redirect, None).await)
     }
 
+    /// The workspace's system email (`GET /api/system-emails`), newest first.
+    pub async fn outbox(&self) -> Vec<Value> {
+        let answer: Value = self
+            .app
+            .get_as("/api/system-emails", &self.tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        answer["emails"].as_array().unwrap().clone()
+    }
+
     pub async fn integration(&self, id: &str) -> Value {
         self.app
             .get_as(&format!("/api/integrations/{id}"), &self.tenant.key)
