@@ -56,9 +56,8 @@ pub struct Store {
     /// The id of each workflow run this process ended, for requests that
     /// wait for a run (see [`Store::run_ends`]).
     run_ends: broadcast::Sender<Uuid>,
-    /// The last SQLite integrity check and when it ran (see
-    /// [`Store::readiness`]).
-    integrity: Arc<std::sync::Mutex<Option<readiness::IntegrityCheck>>>,
+    /// The last SQLite integrity check (see [`Store::readiness`]).
+    integrity: Arc<std::sync::Mutex<readiness::Integrity>>,
 }
 
 /// The connection pool of one backend.

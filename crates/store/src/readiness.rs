@@ -13,11 +13,12 @@ pub enum Readiness {
     Damaged(String),
 }
 
-/// A SQLite integrity check's result and when it ran.
-#[derive(Debug, Clone)]
-pub(crate) struct IntegrityCheck {
-    at: Instant,
-    problem: Option<String>,
+/// What is known of the SQLite file's integrity: the last check's result
+/// and when it ran, and whether a check is running now.
+#[derive(Debug, Default)]
+pub(crate) struct Integrity {
+    last: Option<(Instant, Option<String>)>,
+    checking: bool,
 }
 
 /// `PRAGMA quick_check` reads the whole file: at most this often (readiness
@@ -61,40 +62,52 @@ impl Store {
         }
     }
 
-    /// SQLite's `quick_check` (cached for [`INTEGRITY_CHECK_INTERVAL`]): the
-    /// first problem it finds, or `None`. A file so damaged that the check
-    /// cannot run is a problem too. PostgreSQL checks its own pages.
+    /// What SQLite's `quick_check` last found (`None`: nothing, or no
+    /// result yet). A check older than [`INTEGRITY_CHECK_INTERVAL`] starts a
+    /// new one in the background: on a large file it takes longer than a
+    /// readiness probe may wait, and a probe that gave up must not lose it.
+    /// PostgreSQL checks its own pages.
     async fn sqlite_integrity(&self) -> Result<Option<String>, StoreError> {
         let Pool::Sqlite(pool) = &self.pool else {
             return Ok(None);
         };
-        let cached = self
+        let mut integrity = self
             .integrity
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(check) = cached
-            && check.at.elapsed() < INTEGRITY_CHECK_INTERVAL
-        {
-            return Ok(check.problem);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = integrity.last.as_ref().map(|(_, problem)| problem.clone());
+        let fresh = integrity
+            .last
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < INTEGRITY_CHECK_INTERVAL);
+        if !fresh && !integrity.checking {
+            integrity.checking = true;
+            let (pool, shared) = (pool.clone(), std::sync::Arc::clone(&self.integrity));
+            tokio::spawn(async move {
+                let problem = match sqlx::query_scalar::<_, String>("PRAGMA quick_check(1)")
+                    .fetch_one(&pool)
+                    .await
+                {
+                    Ok(answer) if answer == "ok" => Ok(None),
+                    Ok(answer) => Ok(Some(answer)),
+                    // A file so damaged that the check cannot run is damaged.
+                    Err(sqlx::Error::Database(error)) => Ok(Some(error.message().to_owned())),
+                    Err(other) => Err(other),
+                };
+                let mut integrity = shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                integrity.checking = false;
+                match problem {
+                    Ok(problem) => integrity.last = Some((Instant::now(), problem)),
+                    // Unreachable rather than damaged: the migrations query says so.
+                    Err(error) => {
+                        tracing::warn!(error = %error, "the SQLite integrity check could not run")
+                    }
+                }
+            });
         }
-        let problem = match sqlx::query_scalar::<_, String>("PRAGMA quick_check(1)")
-            .fetch_one(pool)
-            .await
-        {
-            Ok(answer) if answer == "ok" => None,
-            Ok(answer) => Some(answer),
-            Err(sqlx::Error::Database(error)) => Some(error.message().to_owned()),
-            Err(other) => return Err(other.into()),
-        };
-        *self
-            .integrity
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(IntegrityCheck {
-            at: Instant::now(),
-            problem: problem.clone(),
-        });
-        Ok(problem)
+        Ok(known.flatten())
     }
 }
 
@@ -132,10 +145,20 @@ mod tests {
         file.write_all(&[0xA5; 2 * 4096]).unwrap();
         drop(file);
 
+        // The check runs in the background: the probes see it within a deadline.
         let store = Store::connect(&url).await.unwrap();
-        match store.readiness().await {
-            Ok(Readiness::Damaged(problem)) => assert!(!problem.is_empty()),
-            other => panic!("a damaged file was {other:?}"),
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.readiness().await {
+                Ok(Readiness::Damaged(problem)) => {
+                    assert!(!problem.is_empty());
+                    break;
+                }
+                Ok(Readiness::Ready) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => panic!("a damaged file was {other:?}"),
+            }
         }
     }
 }
