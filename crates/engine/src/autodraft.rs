@@ -1591,6 +1591,16 @@ impl JobHandler for SyncMailbox {
 /// The `autodraft.draft` job.
 pub struct DraftMessage(pub Arc<AutoDraft>);
 
+/// The message row an `autodraft.draft` job names, if its payload is well formed.
+fn job_message(job: &ClaimedJob) -> Option<(WorkspaceId, Uuid)> {
+    let row = job
+        .payload
+        .get("message_id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())?;
+    Some((job.workspace?, row))
+}
+
 impl JobHandler for DraftMessage {
     fn kind(&self) -> &'static str {
         DRAFT_MESSAGE
@@ -1598,13 +1608,7 @@ impl JobHandler for DraftMessage {
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
         recorded_by_worker(async move {
-            let (Some(workspace), Some(row)) = (
-                job.workspace,
-                job.payload
-                    .get("message_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| Uuid::parse_str(id).ok()),
-            ) else {
+            let Some((workspace, row)) = job_message(job) else {
                 return Err(JobError::Permanent("the job names no message".into()));
             };
             self.0.draft_message(job, workspace, row).await
@@ -1614,13 +1618,7 @@ impl JobHandler for DraftMessage {
     /// The message ends `failed`, saying how long it was tried.
     fn give_up<'a>(&'a self, job: &'a ClaimedJob, reason: &'a str) -> GiveUpFuture<'a> {
         Box::pin(async move {
-            let (Some(workspace), Some(row)) = (
-                job.workspace,
-                job.payload
-                    .get("message_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| Uuid::parse_str(id).ok()),
-            ) else {
+            let Some((workspace, row)) = job_message(job) else {
                 return Ok(());
             };
             self.0.give_up_message(workspace, row, reason).await

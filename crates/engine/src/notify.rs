@@ -221,6 +221,14 @@ impl DeliverSystemEmail {
     }
 }
 
+/// The outbox row a delivery job names, if its payload is well formed.
+fn job_email(job: &store::jobs::ClaimedJob) -> Option<uuid::Uuid> {
+    job.payload
+        .get("email_id")
+        .and_then(|id| id.as_str())
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+}
+
 impl JobHandler for DeliverSystemEmail {
     fn kind(&self) -> &'static str {
         DELIVER_SYSTEM_EMAIL
@@ -228,11 +236,7 @@ impl JobHandler for DeliverSystemEmail {
 
     fn run<'a>(&'a self, job: &'a store::jobs::ClaimedJob) -> JobFuture<'a> {
         recorded_by_worker(async move {
-            let id = job
-                .payload
-                .get("email_id")
-                .and_then(|id| id.as_str())
-                .and_then(|id| uuid::Uuid::parse_str(id).ok())
+            let id = job_email(job)
                 .ok_or_else(|| JobError::Permanent("the job names no email".into()))?;
             let record =
                 self.store
@@ -299,12 +303,7 @@ impl JobHandler for DeliverSystemEmail {
         reason: &'a str,
     ) -> crate::worker::GiveUpFuture<'a> {
         Box::pin(async move {
-            let Some(id) = job
-                .payload
-                .get("email_id")
-                .and_then(|id| id.as_str())
-                .and_then(|id| uuid::Uuid::parse_str(id).ok())
-            else {
+            let Some(id) = job_email(job) else {
                 return Ok(());
             };
             let record = self.store.system_email(id).await?;
