@@ -77,6 +77,14 @@ async fn a_step_added_while_a_run_waits_to_retry_leaves_that_run_its_own_steps()
     assert_eq!(ended["steps"].as_array().unwrap().len(), 1, "its own steps");
     let subjects: Vec<String> = inbox(&w).into_iter().map(|m| m.subject).collect();
     assert_eq!(subjects, ["First version"]);
+    // No handler panicked on the way (each would be counted here, beside
+    // the jobs that ran).
+    let metrics = w.app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("mailwright_jobs_total"), "{metrics}");
+    assert!(
+        !metrics.contains("mailwright_job_panics_total"),
+        "{metrics}"
+    );
 
     // Runs started after the edit run the new definition.
     let (_, answer) = execute(&w, id, json!({"name": "Bob", "order": 2}), false, None).await;
