@@ -6,6 +6,7 @@
 
 pub mod drafting;
 pub mod email;
+pub mod explain;
 pub mod ids;
 pub mod retry;
 pub mod return_to;

@@ -126,11 +126,17 @@ pub struct Invalid {
     pub message: String,
 }
 
-fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
-    Invalid {
-        field: field.into(),
-        message: message.into(),
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid::new(field, message)
 }
 
 fn has_template(text: &str) -> bool {
@@ -251,6 +257,45 @@ impl Step {
             subject,
             body: render(at("body"), &self.body)?,
         })
+    }
+}
+
+/// Most steps one workflow may hold.
+pub const MAX_STEPS: usize = 20;
+/// Longest workflow name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A workflow as a person defines it: what the API takes and the UI's forms
+/// build. [`Definition::validate`] checks everything that needs no database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    pub name: String,
+    pub enabled: bool,
+    pub trigger: Trigger,
+    pub steps: Vec<Step>,
+}
+
+impl Definition {
+    /// Every problem of the definition itself, by field (the name, the cron,
+    /// the number of steps, each step).
+    pub fn validate(&self) -> Vec<Invalid> {
+        let mut problems = Vec::new();
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+            problems.push(invalid("name", "must be 1 to 100 characters"));
+        }
+        if let Trigger::Schedule { cron } = &self.trigger
+            && let Err(problem) = Schedule::parse(cron)
+        {
+            problems.push(invalid("trigger.cron", problem));
+        }
+        if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
+            problems.push(invalid("steps", "must hold 1 to 20 steps"));
+        }
+        for (index, step) in self.steps.iter().enumerate() {
+            problems.extend(step.validate(index));
+        }
+        problems
     }
 }
 

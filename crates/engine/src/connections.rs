@@ -16,18 +16,20 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::return_to::ReturnTo;
-use domain::scopes::{IntegrationType, OPENID, ScopeSet, USERINFO_EMAIL};
+use domain::scopes::{IntegrationStatus, IntegrationType, OPENID, ScopeSet, USERINFO_EMAIL};
 use domain::{IntegrationId, UserId, WorkspaceId};
 use providers::google::oauth::{TokenResponse, UserInfo};
-use rand::RngCore;
 use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use store::integrations::{Grant, Integration, OAuthState, StartedBy, StateLookup};
+use store::integrations::{Grant, OAuthState, StateLookup};
+pub use store::integrations::{Integration, StartedBy};
 use store::{Store, StoreError};
 use url::Url;
 
+use crate::error::ServiceError;
+use crate::secrets::{random_token, sha256_hex};
 use crate::vault::{Vault, token_context};
 
 /// How long a connection may take between leaving for Google and coming back.
@@ -109,19 +111,6 @@ pub struct Connections {
     redirect_uri: String,
 }
 
-fn random_text(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buffer);
-    URL_SAFE_NO_PAD.encode(buffer)
-}
-
-fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
-}
-
 impl Connections {
     pub fn new(store: Store, vault: Arc<Vault>, redirect_uri: String) -> Connections {
         Connections {
@@ -167,8 +156,8 @@ impl Connections {
                 .map(str::to_owned)
                 .collect(),
         };
-        let state = random_text(32);
-        let code_verifier = random_text(48);
+        let state = random_token(32);
+        let code_verifier = random_token(48);
         let code_challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(code_verifier.as_bytes()));
         self.store
             .create_oauth_state(
@@ -517,6 +506,55 @@ impl Connections {
             }
         }
         Err(CallbackError::Internal)
+    }
+
+    /// The workspace's connections, newest first.
+    pub async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Integration>, ServiceError> {
+        Ok(self.store.integrations(workspace).await?)
+    }
+
+    pub async fn get(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Integration, ServiceError> {
+        Ok(self.store.integration(workspace, id).await?)
+    }
+
+    /// `user`'s most recent connection of `integration_type`, if any.
+    pub async fn latest(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        integration_type: IntegrationType,
+    ) -> Result<Option<Integration>, ServiceError> {
+        Ok(self
+            .store
+            .latest_integration(workspace, user, integration_type)
+            .await?)
+    }
+
+    /// The Google consent URL that repairs connection `id`: a broken or
+    /// disconnected grant is asked for again in full, a partial one only for
+    /// what it lacks.
+    pub async fn reconnect_url(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        id: IntegrationId,
+        started_by: StartedBy,
+    ) -> Result<Url, ConnectError> {
+        let integration = self.store.integration(workspace, id).await?;
+        let incremental = integration.status == IntegrationStatus::MissingScopes;
+        self.authorization_url(
+            workspace,
+            user,
+            integration.integration_type,
+            ReturnTo::default(),
+            incremental.then_some(&integration),
+            started_by,
+        )
+        .await
     }
 
     /// Revoke at Google (best effort: a failure is logged, not fatal), then

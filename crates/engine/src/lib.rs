@@ -5,10 +5,12 @@
 pub mod autodraft;
 pub mod connections;
 pub mod contacts;
+pub mod error;
 pub mod housekeeping;
 pub mod keyring;
 pub mod keys;
 pub mod notify;
+pub mod secrets;
 pub mod supervisor;
 pub mod vault;
 pub mod worker;

@@ -6,13 +6,16 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
+use domain::WorkspaceId;
 use domain::scopes::IntegrationStatus;
 use minijinja::{Environment, context};
 use providers::mail::{MailError, SystemEmail, SystemMailer};
 use store::Store;
 use store::integrations::Integration;
 use store::system_emails::NewSystemEmail;
+pub use store::system_emails::SystemEmailRecord;
 
+use crate::error::ServiceError;
 use crate::worker::{JobError, JobFuture, JobHandler, recorded_by_worker};
 
 pub const DELIVER_SYSTEM_EMAIL: &str = "system_email.deliver";
@@ -46,6 +49,22 @@ pub struct Notifier {
 }
 
 impl Notifier {
+    /// The workspace's newest `limit` system emails, each with the status
+    /// people see: one queued again after a failed attempt is `retrying`.
+    pub async fn outbox(
+        &self,
+        workspace: WorkspaceId,
+        limit: i64,
+    ) -> Result<Vec<SystemEmailRecord>, ServiceError> {
+        let mut emails = self.store.system_emails(workspace, limit).await?;
+        for email in &mut emails {
+            if email.status == "queued" && email.last_error.is_some() {
+                email.status = "retrying".into();
+            }
+        }
+        Ok(emails)
+    }
+
     pub fn new(store: Store, public_url: String) -> Notifier {
         Notifier {
             store,

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use domain::explain::explain;
 use domain::scopes::{Capability, IntegrationStatus, ScopeSet};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::gmail::{Gmail, GmailError};
@@ -76,6 +77,98 @@ impl From<StoreError> for VaultError {
         match error {
             StoreError::NotFound => VaultError::NotFound,
             other => VaultError::Internal(other.into()),
+        }
+    }
+}
+
+/// What a vault error means for the person who sees it: a code, a
+/// sentence, and whether trying again later may help. The one translation
+/// of [`VaultError`] for runs, auto-draft and the API.
+#[derive(Debug)]
+pub struct UserFacing {
+    /// `missing_scopes`, `needs_reauth`, `disconnected`, `provider_error`,
+    /// `provider_unavailable` or `internal`.
+    pub code: &'static str,
+    /// What went wrong, as a sentence.
+    pub problem: String,
+    /// What fixes it, as a sentence (empty when nothing a person does
+    /// will: an outage, a refusal).
+    pub remedy: &'static str,
+    /// `Some`: an outage that may pass; retry (no sooner than the delay
+    /// Google asked for, if any). `None`: final.
+    pub retry: Option<Option<Duration>>,
+}
+
+impl UserFacing {
+    /// The problem and its remedy, one after the other.
+    pub fn message(&self) -> String {
+        if self.remedy.is_empty() {
+            self.problem.clone()
+        } else {
+            format!("{} {}", self.problem, self.remedy)
+        }
+    }
+}
+
+impl VaultError {
+    /// This error for a person, about the connection to `email` (`None`:
+    /// "this mailbox"). An internal error is logged here with its cause;
+    /// its sentence only says that something broke.
+    pub fn user_facing(self, email: Option<&str>) -> UserFacing {
+        let connection = |status: IntegrationStatus, missing: &[String]| {
+            let explanation = explain(status, email, missing);
+            UserFacing {
+                code: explanation.code,
+                problem: explanation.problem,
+                remedy: explanation.remedy,
+                retry: None,
+            }
+        };
+        let provider_error = |problem: String| UserFacing {
+            code: "provider_error",
+            problem,
+            remedy: "",
+            retry: None,
+        };
+        match self {
+            VaultError::MissingScopes(scopes) => {
+                connection(IntegrationStatus::MissingScopes, &scopes)
+            }
+            VaultError::NeedsReauth => connection(IntegrationStatus::NeedsReauth, &[]),
+            VaultError::Disconnected | VaultError::NotFound => {
+                connection(IntegrationStatus::Disconnected, &[])
+            }
+            VaultError::Unavailable {
+                reason,
+                retry_after,
+            } => UserFacing {
+                code: "provider_unavailable",
+                problem: format!("Gmail did not answer ({reason})."),
+                remedy: "",
+                retry: Some(retry_after),
+            },
+            VaultError::GoneAtGoogle => {
+                provider_error("Gmail answered that the item no longer exists.".into())
+            }
+            VaultError::Rejected(reason) if reason.ends_with('.') => provider_error(reason),
+            VaultError::Rejected(reason) => {
+                provider_error(format!("Gmail refused the request ({reason})."))
+            }
+            VaultError::NotConfigured => {
+                provider_error("Google is not configured on this server.".into())
+            }
+            VaultError::Internal(error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "internal error behind a Gmail call"
+                );
+                UserFacing {
+                    code: "internal",
+                    problem: "Mailwright hit an internal error (details in the server log).".into(),
+                    remedy: "",
+                    retry: Some(None),
+                }
+            }
         }
     }
 }
@@ -356,10 +449,12 @@ impl Vault {
         match error {
             OAuthError::InvalidGrant { detail } => {
                 metrics::counter!(TOKEN_REFRESHES, "outcome" => "invalid_grant").increment(1);
-                let message = format!(
-                    "Google no longer accepts Mailwright's access to {} (it was revoked or has expired). Reconnect this account to resume.",
-                    integration.email
-                );
+                let message = explain(
+                    IntegrationStatus::NeedsReauth,
+                    Some(&integration.email),
+                    &[],
+                )
+                .message();
                 tracing::info!(integration = %id, google = %detail, "Google refused the refresh token");
                 self.transition(
                     workspace,

@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
         .add_member(workspace.id, owner.id, store::tenancy::Role::Owner)
         .await?;
     let (_, key) =
-        mailwright::accounts::issue_api_key(&store, workspace.id, owner.id, "bench").await?;
+        mailwright::auth::accounts::issue_api_key(&store, workspace.id, owner.id, "bench").await?;
     let key = secrecy::ExposeSecret::expose_secret(&key).to_owned();
 
     let application = mailwright::Application::build(config, store.clone())

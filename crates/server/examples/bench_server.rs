@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .add_member(workspace.id, owner.id, store::tenancy::Role::Owner)
         .await?;
     let (_, key) =
-        mailwright::accounts::issue_api_key(&store, workspace.id, owner.id, "bench").await?;
+        mailwright::auth::accounts::issue_api_key(&store, workspace.id, owner.id, "bench").await?;
     let jwt = provider.rs256(&idp::TestIdp::claims(
         "bench-user",
         json!({"org_id": "bench-org", "email": "jwt@example.com"}),

@@ -48,6 +48,7 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
+    pub notifier: Arc<Notifier>,
     /// Set by `mailwright demo` only: the in-process Google sandbox.
     pub demo: Option<Arc<Demo>>,
     /// The OpenAPI document, rendered once at start.
@@ -68,6 +69,7 @@ pub struct Services {
     pub vault: Arc<Vault>,
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
+    pub notifier: Arc<Notifier>,
     pub worker: Worker,
 }
 
@@ -128,7 +130,7 @@ impl Services {
         ));
         let vault = Arc::new(Vault::new(
             store.clone(),
-            keyring,
+            Arc::clone(&keyring),
             google,
             gmail,
             Arc::clone(&notifier),
@@ -140,7 +142,7 @@ impl Services {
         let autodraft = Arc::new(AutoDraft::new(
             store.clone(),
             Arc::clone(&vault),
-            notifier,
+            Arc::clone(&notifier),
             generator,
             config.autodraft.clone(),
         ));
@@ -157,7 +159,7 @@ impl Services {
             config.public_url.as_str().to_owned(),
             config.retry,
         )));
-        let workflows = Arc::new(Workflows::new(store.clone()));
+        let workflows = Arc::new(Workflows::new(store.clone(), Arc::clone(&keyring)));
         let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
         let worker = Worker::new(store.clone(), handlers)
             .with_policy(config.retry)
@@ -180,6 +182,7 @@ impl Services {
             vault,
             connections,
             autodraft,
+            notifier,
             worker,
         })
     }
@@ -245,6 +248,7 @@ impl Application {
             vault,
             connections,
             autodraft,
+            notifier,
             worker,
         } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
@@ -260,6 +264,7 @@ impl Application {
             vault: Arc::clone(&vault),
             connections,
             autodraft: Arc::clone(&autodraft),
+            notifier,
             demo,
             openapi_json: Arc::default(),
             supervisor: supervisor.clone(),

@@ -8,8 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use store::Store;
 
-use crate::accounts;
 use crate::app::{Application, install_crypto_provider, shutdown_signal};
+use crate::auth::accounts;
 use crate::config::Config;
 use crate::telemetry;
 

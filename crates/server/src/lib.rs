@@ -1,7 +1,6 @@
 //! Mailwright's server: configuration, command line, HTTP API, telemetry and
 //! startup. `server -> engine -> store, providers -> domain`.
 
-pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -61,7 +61,7 @@ async fn demo_app() -> DemoApp {
             .with_account(AccountSpec::new(demo::MAILBOX, demo::MAILBOX_NAME)),
     );
     let email = domain::EmailAddress::parse(demo::USER_EMAIL).unwrap();
-    let (user, workspace) = mailwright::accounts::create_local_user(
+    let (user, workspace) = mailwright::auth::accounts::create_local_user(
         &store,
         &email,
         "a-long-demo-password",

@@ -14,7 +14,7 @@ async fn no_secret_reaches_a_log_line_or_a_listing() {
     let tenant = app.tenant("acme").await;
     let password = "correct horse battery staple";
     let email = domain::EmailAddress::parse("ada@acme.example").unwrap();
-    mailwright::accounts::create_local_user(&app.store, &email, password, Some("acme"))
+    mailwright::auth::accounts::create_local_user(&app.store, &email, password, Some("acme"))
         .await
         .unwrap();
     let (_, hash) = app

@@ -44,7 +44,7 @@ async fn sign_in(app: &TestApp, email: &str, password: &str) -> reqwest::Respons
 
 async fn owner(app: &TestApp, email: &str) {
     let email = domain::EmailAddress::parse(email).unwrap();
-    mailwright::accounts::create_local_user(&app.store, &email, RIGHT_PASSWORD, None)
+    mailwright::auth::accounts::create_local_user(&app.store, &email, RIGHT_PASSWORD, None)
         .await
         .expect("the account is created");
 }

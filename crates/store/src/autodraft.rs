@@ -670,9 +670,11 @@ impl Store {
 
     /// The draft exists: record its metadata and finish the message, in one
     /// transaction. A second record for the same source is ignored.
+    /// Record a created draft, and end the message row `message_id` (when a
+    /// sync found the message) as drafted.
     pub async fn record_autodraft_draft(
         &self,
-        message_id: Uuid,
+        message_id: Option<Uuid>,
         draft: &DraftRecord,
     ) -> Result<(), StoreError> {
         in_workspace_tx!(self, draft.workspace, conn => {
@@ -706,7 +708,7 @@ impl Store {
             .bind(&draft.draft_type_label)
             .bind(&draft.generator)
             .bind(draft.workspace.as_uuid())
-            .bind(message_id)
+            .bind(message_id.unwrap_or_else(Uuid::nil))
             .execute(&mut *conn)
             .await?;
         });

@@ -6,10 +6,11 @@
 //! that says which check failed (never echoing the credential); a known
 //! caller who may not do something gets 403.
 
+pub mod accounts;
 pub mod cookies;
 pub mod jwt;
 pub mod passwords;
-pub mod secrets;
+pub use engine::secrets;
 pub mod throttle;
 
 use std::collections::HashMap;
@@ -273,5 +274,13 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         Ok(MaybeAuthUser(state.auth.session(parts).await?))
+    }
+}
+
+/// The store's errors as the API answers them (authentication and startup
+/// are the parts of `server` that use the store directly).
+impl From<store::StoreError> for ApiError {
+    fn from(error: store::StoreError) -> Self {
+        engine::error::ServiceError::from(error).into()
     }
 }

@@ -6,9 +6,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use domain::scopes::IntegrationStatus;
 use domain::{IntegrationId, WorkspaceId};
-use engine::autodraft::{AutoDraftError, TestOutcome};
+use engine::autodraft::{Overview, TestOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -28,6 +27,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(drafts))
         .routes(routes!(push_gmail))
 }
+
+/// How many drafts `GET .../drafts` lists.
+const DRAFT_LIST_LIMIT: i64 = 100;
 
 /// Counters pushed to Prometheus for pushes.
 pub const PUSHES: &str = "mailwright_push_notifications_total";
@@ -93,120 +95,66 @@ fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
     IntegrationId::parse(text).map_err(|_| ApiError::NotFound)
 }
 
-pub(crate) fn autodraft_error(id: IntegrationId, error: AutoDraftError) -> ApiError {
-    match error {
-        AutoDraftError::NotFound => ApiError::NotFound,
-        AutoDraftError::NotGmail => ApiError::Conflict(
-            "Auto-draft works on Gmail connections; this one is a calendar connection.".into(),
-        ),
-        AutoDraftError::MissingScopes(missing) => ApiError::MissingScopes {
-            detail: format!(
-                "Auto-draft needs permission to read mail and create drafts; this connection lacks {}. Reconnect it and allow them.",
-                missing.join(", ")
-            ),
-            missing_scopes: missing,
-            reconnect_url: reconnect_path(id),
-        },
-        AutoDraftError::NeedsReauth => ApiError::NeedsReauth {
-            detail: "Google no longer accepts this connection; reconnect it first.".into(),
-            reconnect_url: reconnect_path(id),
-        },
-        AutoDraftError::Disconnected => ApiError::NeedsReauth {
-            detail: "This connection is disconnected; reconnect it first.".into(),
-            reconnect_url: reconnect_path(id),
-        },
-        AutoDraftError::Unavailable(reason) => {
-            ApiError::ProviderUnavailable(format!("Gmail did not answer ({reason}); try again."))
+impl AutoDraftView {
+    /// The answer for `overview`, polled every `poll_interval`.
+    pub(crate) fn new(overview: Overview, poll_interval: std::time::Duration) -> AutoDraftView {
+        let id = overview.integration.id;
+        let stats = overview.stats;
+        AutoDraftView {
+            integration_id: id.to_string(),
+            enabled: overview.enabled,
+            updated_at: overview.updated_at,
+            paused: overview.paused.map(|(code, message)| PausedView {
+                code,
+                message,
+                reconnect_url: reconnect_path(id),
+            }),
+            stats: AutoDraftStatsView {
+                drafts_created: stats.drafts_created,
+                drafts_by_type: stats.drafts_by_type,
+                skipped: stats.skipped_by_reason.values().sum(),
+                skipped_by_reason: stats.skipped_by_reason,
+                failed: stats.failures_by_reason.values().sum(),
+                failures_by_reason: stats.failures_by_reason,
+                pending: stats.pending,
+                retrying: stats.retrying,
+                next_retry: stats.next_retry.map(|retry| NextRetryView {
+                    at: retry.at,
+                    code: retry.code,
+                    message: retry.message,
+                }),
+                last_success_at: stats.last_success_at,
+                last_failure: overview.last_failure.map(|error| LastErrorView {
+                    code: error.code,
+                    message: error.message,
+                    at: error.at,
+                }),
+            },
+            events: overview
+                .events
+                .into_iter()
+                .map(|event| EventView {
+                    kind: event.kind,
+                    message: event.message,
+                    at: event.at,
+                })
+                .collect(),
+            poll_interval_seconds: poll_interval.as_secs(),
         }
-        // Pipeline messages are sentences already; bare reasons get one.
-        AutoDraftError::Provider(reason) if reason.ends_with('.') => {
-            ApiError::ProviderError(reason)
-        }
-        AutoDraftError::Provider(reason) => {
-            ApiError::ProviderError(format!("Gmail refused the request ({reason})."))
-        }
-        AutoDraftError::NoSuchMessage => ApiError::Validation(vec![FieldError::new(
-            "message_id",
-            "is not a message in this mailbox",
-        )]),
-        AutoDraftError::NoMessage => ApiError::Conflict(
-            "The inbox has no message to test with; send one to this mailbox first.".into(),
-        ),
-        AutoDraftError::Internal(error) => ApiError::Internal(error),
     }
 }
 
-/// The `AutoDraft` answer (also what the UI page shows).
-pub(crate) async fn view(
+/// The `AutoDraft` answer for mailbox `id`.
+async fn view(
     state: &AppState,
     workspace: WorkspaceId,
     id: IntegrationId,
 ) -> Result<AutoDraftView, ApiError> {
-    let integration = state.store.integration(workspace, id).await?;
-    let mailbox = state.store.autodraft_mailbox(workspace, id).await?;
-    let stats = state.store.autodraft_stats(workspace, id).await?;
-    let events = state.store.autodraft_events(workspace, id, 10).await?;
-    let enabled = mailbox.as_ref().is_some_and(|mailbox| mailbox.enabled);
-    let paused = (enabled && integration.status != IntegrationStatus::Connected).then(|| PausedView {
-        code: integration.status.as_str().to_owned(),
-        message: integration
-            .last_error
-            .as_ref()
-            .map(|error| error.message.clone())
-            .unwrap_or_else(|| match integration.status {
-                IntegrationStatus::MissingScopes => {
-                    "The connection lacks permissions auto-draft needs; reconnect it and allow them.".into()
-                }
-                IntegrationStatus::NeedsReauth => "Google no longer accepts this connection; reconnect it.".into(),
-                _ => "The connection is disconnected; reconnect it.".into(),
-            }),
-        reconnect_url: reconnect_path(id),
-    });
-    let mailbox_failure = mailbox
-        .as_ref()
-        .and_then(|mailbox| mailbox.last_failure.clone());
-    let last_failure = match (mailbox_failure, stats.last_failed_message.clone()) {
-        (Some(a), Some(b)) => Some(if a.at >= b.at { a } else { b }),
-        (a, b) => a.or(b),
-    };
-    Ok(AutoDraftView {
-        integration_id: id.to_string(),
-        enabled,
-        updated_at: mailbox
-            .as_ref()
-            .map_or(integration.updated_at, |mailbox| mailbox.updated_at),
-        paused,
-        stats: AutoDraftStatsView {
-            drafts_created: stats.drafts_created,
-            drafts_by_type: stats.drafts_by_type,
-            skipped: stats.skipped_by_reason.values().sum(),
-            skipped_by_reason: stats.skipped_by_reason,
-            failed: stats.failures_by_reason.values().sum(),
-            failures_by_reason: stats.failures_by_reason,
-            pending: stats.pending,
-            retrying: stats.retrying,
-            next_retry: stats.next_retry.map(|retry| NextRetryView {
-                at: retry.at,
-                code: retry.code,
-                message: retry.message,
-            }),
-            last_success_at: stats.last_success_at,
-            last_failure: last_failure.map(|error| LastErrorView {
-                code: error.code,
-                message: error.message,
-                at: error.at,
-            }),
-        },
-        events: events
-            .into_iter()
-            .map(|event| EventView {
-                kind: event.kind,
-                message: event.message,
-                at: event.at,
-            })
-            .collect(),
-        poll_interval_seconds: state.config.autodraft.poll_interval.as_secs(),
-    })
+    let overview = state.autodraft.overview(workspace, id).await?;
+    Ok(AutoDraftView::new(
+        overview,
+        state.config.autodraft.poll_interval,
+    ))
 }
 
 /// The mailbox's auto-draft switch, numbers and recent events.
@@ -257,14 +205,13 @@ async fn put_autodraft(
 ) -> Result<Json<AutoDraftView>, ApiError> {
     let id = integration_id(&id)?;
     // A foreign or missing id is a 404 whatever the body says.
-    state.store.integration(caller.workspace, id).await?;
+    state.connections.get(caller.workspace, id).await?;
     let switch: AutoDraftSwitch = super::json::parse(&body)?;
-    let result = if switch.enabled {
-        state.autodraft.enable(caller.workspace, id).await
+    if switch.enabled {
+        state.autodraft.enable(caller.workspace, id).await?;
     } else {
-        state.autodraft.disable(caller.workspace, id).await
-    };
-    result.map_err(|error| autodraft_error(id, error))?;
+        state.autodraft.disable(caller.workspace, id).await?;
+    }
     Ok(Json(view(&state, caller.workspace, id).await?))
 }
 
@@ -334,7 +281,7 @@ async fn test_autodraft(
     body: Bytes,
 ) -> Result<Json<TestAnswer>, ApiError> {
     let id = integration_id(&id)?;
-    state.store.integration(caller.workspace, id).await?;
+    state.connections.get(caller.workspace, id).await?;
     // An empty body means "all defaults".
     let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
         TestRequest::default()
@@ -359,8 +306,7 @@ async fn test_autodraft(
             request.message_id,
             request.create_draft,
         )
-        .await
-        .map_err(|error| autodraft_error(id, error))?;
+        .await?;
     Ok(Json(outcome.into()))
 }
 
@@ -400,11 +346,9 @@ async fn drafts(
     Path(id): Path<String>,
 ) -> Result<Json<DraftList>, ApiError> {
     let id = integration_id(&id)?;
-    // The integration's own 404 (foreign or missing), not an empty list.
-    state.store.integration(caller.workspace, id).await?;
     let drafts = state
-        .store
-        .autodraft_drafts(caller.workspace, id, 100)
+        .autodraft
+        .drafts(caller.workspace, id, DRAFT_LIST_LIMIT)
         .await?;
     Ok(Json(DraftList {
         drafts: drafts

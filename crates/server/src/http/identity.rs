@@ -4,19 +4,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use domain::{UserId, WorkspaceId};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::json::ApiJson;
-use super::problem::{ApiError, FieldError};
-use crate::accounts;
+use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::AuthUser;
+use crate::auth::accounts::{self, ApiKey};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,7 +40,7 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, description = "No or bad credentials", content_type = "application/problem+json"))
 )]
 async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>, ApiError> {
-    let user = state.store.member(caller.workspace, caller.user).await?;
+    let (user, _) = accounts::member(&state.store, caller.workspace, caller.user).await?;
     Ok(Json(Me {
         user_id: caller.user.to_string(),
         workspace_id: caller.workspace.to_string(),
@@ -60,8 +58,8 @@ pub struct ApiKeyView {
     last_used_at: Option<DateTime<Utc>>,
 }
 
-impl From<store::api_keys::ApiKey> for ApiKeyView {
-    fn from(key: store::api_keys::ApiKey) -> Self {
+impl From<ApiKey> for ApiKeyView {
+    fn from(key: ApiKey) -> Self {
         ApiKeyView {
             id: key.id.to_string(),
             name: key.name,
@@ -89,7 +87,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    let keys = state.store.api_keys(caller.workspace).await?;
+    let keys = accounts::api_keys(&state.store, caller.workspace).await?;
     Ok(Json(ApiKeyList {
         api_keys: keys.into_iter().map(ApiKeyView::from).collect(),
     }))
@@ -116,24 +114,6 @@ pub struct CreatedApiKey {
     key: String,
 }
 
-/// Check the name and issue a key of `workspace` acting as `user`: the API
-/// and the settings page both create keys through here.
-pub(crate) async fn create_key(
-    state: &AppState,
-    workspace: WorkspaceId,
-    user: UserId,
-    name: &str,
-) -> Result<(store::api_keys::ApiKey, SecretString), ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "name",
-            "must be 1 to 100 characters without control characters",
-        )]));
-    }
-    Ok(accounts::issue_api_key(&state.store, workspace, user, name).await?)
-}
-
 /// Create an API key acting as the caller. The secret is in this answer only.
 #[utoipa::path(
     post,
@@ -148,7 +128,8 @@ async fn create_api_key(
     caller: AuthUser,
     ApiJson(input): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let (key, secret) = create_key(&state, caller.workspace, caller.user, &input.name).await?;
+    let (key, secret) =
+        accounts::create_key(&state.store, caller.workspace, caller.user, &input.name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -172,8 +153,6 @@ async fn revoke_api_key(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    // A malformed id is just another id that is not there.
-    let id = Uuid::try_parse(&id).map_err(|_| ApiError::NotFound)?;
-    state.store.revoke_api_key(caller.workspace, id).await?;
+    accounts::revoke_api_key(&state.store, caller.workspace, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

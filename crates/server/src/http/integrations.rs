@@ -10,8 +10,8 @@ use domain::IntegrationId;
 use domain::return_to::ReturnTo;
 use domain::scopes::{IntegrationStatus, IntegrationType};
 use engine::connections::{CallbackFailure, CallbackParams, Completed, ConnectError};
+use engine::connections::{Integration, StartedBy};
 use serde::{Deserialize, Serialize};
-use store::integrations::{Integration, StartedBy};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,8 +65,8 @@ pub fn reconnect_path(id: IntegrationId) -> String {
     format!("/api/integrations/{id}/reconnect")
 }
 
-impl From<store::integrations::Integration> for IntegrationView {
-    fn from(integration: store::integrations::Integration) -> Self {
+impl From<Integration> for IntegrationView {
+    fn from(integration: Integration) -> Self {
         let missing_scopes = match integration.status {
             IntegrationStatus::MissingScopes => integration
                 .granted_scopes
@@ -290,7 +290,7 @@ async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<Json<IntegrationList>, ApiError> {
-    let integrations = state.store.integrations(caller.workspace).await?;
+    let integrations = state.connections.list(caller.workspace).await?;
     Ok(Json(IntegrationList {
         integrations: integrations
             .into_iter()
@@ -331,8 +331,8 @@ async fn status(
     let mut statuses = Vec::new();
     for integration_type in [IntegrationType::Gmail, IntegrationType::Calendar] {
         let latest = state
-            .store
-            .latest_integration(caller.workspace, caller.user, integration_type)
+            .connections
+            .latest(caller.workspace, caller.user, integration_type)
             .await?;
         statuses.push(match latest {
             Some(integration) => {
@@ -379,8 +379,8 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     let integration = state
-        .store
-        .integration(caller.workspace, integration_id(&id)?)
+        .connections
+        .get(caller.workspace, integration_id(&id)?)
         .await?;
     Ok(Json(integration.into()))
 }
@@ -423,21 +423,12 @@ async fn reconnect(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let integration = state
-        .store
-        .integration(caller.workspace, integration_id(&id)?)
-        .await?;
-    // A broken or disconnected grant is asked for again in full; a partial
-    // one only for what is missing.
-    let incremental = integration.status == IntegrationStatus::MissingScopes;
     let url = state
         .connections
-        .authorization_url(
+        .reconnect_url(
             caller.workspace,
             caller.user,
-            integration.integration_type,
-            ReturnTo::default(),
-            incremental.then_some(&integration),
+            integration_id(&id)?,
             started_by(&caller),
         )
         .await?;

@@ -41,6 +41,9 @@ pub struct Outbox {
     emails: Vec<SystemEmailView>,
 }
 
+/// How many emails the outbox lists.
+const OUTBOX_LIMIT: i64 = 100;
+
 /// The workspace's system email, newest first (up to 100).
 #[utoipa::path(
     get,
@@ -51,7 +54,10 @@ pub struct Outbox {
     responses((status = 200, body = Outbox))
 )]
 async fn list(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Outbox>, ApiError> {
-    let emails = state.store.system_emails(caller.workspace, 100).await?;
+    let emails = state
+        .notifier
+        .outbox(caller.workspace, OUTBOX_LIMIT)
+        .await?;
     Ok(Json(Outbox {
         emails: emails
             .into_iter()
@@ -61,11 +67,7 @@ async fn list(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Ou
                 to: email.to_address,
                 subject: email.subject,
                 text: email.text_body,
-                status: if email.status == "queued" && email.last_error.is_some() {
-                    "retrying".into()
-                } else {
-                    email.status
-                },
+                status: email.status,
                 provider: email.provider,
                 last_error: email.last_error,
                 created_at: email.created_at,

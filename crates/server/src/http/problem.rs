@@ -6,9 +6,10 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::scopes::IntegrationStatus;
+use engine::error::ServiceError;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use store::StoreError;
 
 use super::request_context;
 
@@ -382,16 +383,42 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
         match error {
-            StoreError::NotFound => ApiError::NotFound,
-            StoreError::Conflict(_) => ApiError::Conflict("This already exists.".into()),
-            error @ StoreError::Unavailable { .. } => ApiError::Unavailable {
-                detail: "The database is unavailable; try again shortly.".into(),
-                cause: Some(error.into()),
+            ServiceError::NotFound => ApiError::NotFound,
+            ServiceError::Invalid(problems) => ApiError::Validation(
+                problems
+                    .into_iter()
+                    .map(|problem| FieldError::new(problem.field, problem.message))
+                    .collect(),
+            ),
+            ServiceError::Conflict(detail) => ApiError::Conflict(detail),
+            ServiceError::Connection {
+                integration,
+                status: IntegrationStatus::MissingScopes,
+                missing_scopes,
+                message,
+            } => ApiError::MissingScopes {
+                detail: message,
+                missing_scopes,
+                reconnect_url: super::integrations::reconnect_path(integration),
             },
-            other => ApiError::Internal(other.into()),
+            ServiceError::Connection {
+                integration,
+                message,
+                ..
+            } => ApiError::NeedsReauth {
+                detail: message,
+                reconnect_url: super::integrations::reconnect_path(integration),
+            },
+            ServiceError::ProviderUnavailable(detail) => ApiError::ProviderUnavailable(detail),
+            ServiceError::ProviderError(detail) => ApiError::ProviderError(detail),
+            ServiceError::Unavailable { detail, cause } => ApiError::Unavailable {
+                detail,
+                cause: Some(cause),
+            },
+            ServiceError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

@@ -11,24 +11,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use domain::IntegrationId;
-use domain::WorkspaceId;
-use domain::scopes::IntegrationType;
-use domain::workflows::{Schedule, Step, Trigger};
+use domain::workflows::{Definition, Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use store::StoreError;
-use store::workflows::{Run, Workflow};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use super::json::{ApiJson, parse};
 use super::problem::{ApiError, FieldError};
 use crate::app::AppState;
-use crate::auth::{AuthUser, secrets};
-use engine::workflows::{Execution, webhook_context};
+use crate::auth::AuthUser;
+use engine::workflows::{RUN_HISTORY, Run, Workflow, parse_id};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,7 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// How long `execute?wait=true` waits for the run to end.
-const WAIT_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,20 +82,21 @@ pub struct WorkflowView {
     updated_at: DateTime<Utc>,
 }
 
+impl WorkflowInput {
+    pub(crate) fn into_definition(self) -> Definition {
+        Definition {
+            name: self.name,
+            enabled: self.enabled,
+            trigger: self.trigger,
+            steps: self.steps,
+        }
+    }
+}
+
 /// Where a webhook-triggered workflow takes its input (the token included).
 pub(crate) fn webhook_url(state: &AppState, workflow: &Workflow) -> Option<String> {
-    workflow.webhook_secret.as_ref().and_then(|sealed| {
-        let token = state
-            .vault
-            .keyring()
-            .open_secret(sealed, &webhook_context(workflow.id))
-            .ok()?;
-        Some(state.config.public_url_for(&format!(
-            "/api/hooks/{}?token={}",
-            workflow.id,
-            secrecy::ExposeSecret::expose_secret(&token)
-        )))
-    })
+    let path = state.workflows.webhook_path(workflow)?;
+    Some(state.config.public_url_for(&path))
 }
 
 fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
@@ -119,135 +114,6 @@ fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
     }
 }
 
-/// Everything wrong with a definition, by field.
-async fn validate(
-    state: &AppState,
-    workspace: WorkspaceId,
-    input: &WorkflowInput,
-) -> Result<(), ApiError> {
-    let mut errors = Vec::new();
-    let name = input.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        errors.push(FieldError::new("name", "must be 1 to 100 characters"));
-    }
-    if let Trigger::Schedule { cron } = &input.trigger
-        && let Err(problem) = Schedule::parse(cron)
-    {
-        errors.push(FieldError::new("trigger.cron", problem));
-    }
-    if input.steps.is_empty() || input.steps.len() > 20 {
-        errors.push(FieldError::new("steps", "must hold 1 to 20 steps"));
-    }
-    for (index, step) in input.steps.iter().enumerate() {
-        errors.extend(
-            step.validate(index)
-                .into_iter()
-                .map(|problem| FieldError::new(problem.field, problem.message)),
-        );
-        let (true, Some(id)) = (step.action.uses_gmail(), &step.integration_id) else {
-            continue;
-        };
-        let field = format!("steps[{index}].integration_id");
-        match IntegrationId::parse(id) {
-            Err(_) => errors.push(FieldError::new(field, "is not an integration id")),
-            Ok(id) => match state.store.integration(workspace, id).await {
-                Ok(integration) if integration.integration_type == IntegrationType::Gmail => {}
-                Ok(_) => errors.push(FieldError::new(field, "is not a Gmail connection")),
-                Err(StoreError::NotFound) => errors.push(FieldError::new(
-                    field,
-                    "no Gmail connection with this id in this workspace",
-                )),
-                Err(other) => return Err(other.into()),
-            },
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
-/// A workflow or run id from a path; a malformed one is just not there.
-pub(crate) fn workflow_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(text).map_err(|_| ApiError::NotFound)
-}
-
-/// Build the stored workflow from a validated input, keeping (or making) the
-/// webhook token.
-fn assemble(
-    state: &AppState,
-    workspace: WorkspaceId,
-    id: Uuid,
-    input: WorkflowInput,
-    previous: Option<&Workflow>,
-) -> Workflow {
-    let webhook_secret = match input.trigger {
-        Trigger::Webhook => previous
-            .and_then(|workflow| workflow.webhook_secret.clone())
-            .or_else(|| {
-                let token = secrets::random_token(32);
-                Some(
-                    state
-                        .vault
-                        .keyring()
-                        .seal(token.as_bytes(), &webhook_context(id)),
-                )
-            }),
-        _ => None,
-    };
-    let now = store::now();
-    let next_run_at = match &input.trigger {
-        Trigger::Schedule { cron } => Schedule::parse(cron)
-            .ok()
-            .and_then(|schedule| schedule.next_after(now)),
-        _ => None,
-    };
-    Workflow {
-        id,
-        workspace,
-        name: input.name.trim().to_owned(),
-        enabled: input.enabled,
-        trigger: serde_json::to_value(&input.trigger).unwrap_or(Value::Null),
-        steps: serde_json::to_value(&input.steps).unwrap_or(Value::Null),
-        webhook_secret,
-        next_run_at,
-        created_at: previous.map_or(now, |workflow| workflow.created_at),
-        updated_at: now,
-    }
-}
-
-/// Validate `input` and store it as a new workflow of `workspace`: the API
-/// and the UI both create through here, so they refuse the same things.
-pub(crate) async fn create_workflow(
-    state: &AppState,
-    workspace: WorkspaceId,
-    input: WorkflowInput,
-) -> Result<Workflow, ApiError> {
-    validate(state, workspace, &input).await?;
-    let workflow = assemble(state, workspace, Uuid::now_v7(), input, None);
-    state.store.create_workflow(&workflow).await?;
-    Ok(workflow)
-}
-
-/// Validate `input` and make it the definition of `previous`.
-pub(crate) async fn replace_workflow(
-    state: &AppState,
-    previous: Workflow,
-    input: WorkflowInput,
-) -> Result<Workflow, ApiError> {
-    validate(state, previous.workspace, &input).await?;
-    let workflow = assemble(
-        state,
-        previous.workspace,
-        previous.id,
-        input,
-        Some(&previous),
-    );
-    state.store.update_workflow(&workflow).await?;
-    Ok(workflow)
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowList {
     workflows: Vec<WorkflowView>,
@@ -259,7 +125,7 @@ async fn list(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<Json<WorkflowList>, ApiError> {
-    let workflows = state.store.workflows(caller.workspace).await?;
+    let workflows = state.workflows.list(caller.workspace).await?;
     Ok(Json(WorkflowList {
         workflows: workflows
             .into_iter()
@@ -276,7 +142,10 @@ async fn create(
     caller: AuthUser,
     ApiJson(input): ApiJson<WorkflowInput>,
 ) -> Result<(StatusCode, Json<WorkflowView>), ApiError> {
-    let workflow = create_workflow(&state, caller.workspace, input).await?;
+    let workflow = state
+        .workflows
+        .create(caller.workspace, input.into_definition())
+        .await?;
     Ok((StatusCode::CREATED, Json(view(&state, workflow))))
 }
 
@@ -288,8 +157,8 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<WorkflowView>, ApiError> {
     let workflow = state
-        .store
-        .workflow(caller.workspace, workflow_id(&id)?)
+        .workflows
+        .get(caller.workspace, parse_id(&id)?)
         .await?;
     Ok(Json(view(&state, workflow)))
 }
@@ -306,11 +175,14 @@ async fn replace(
 ) -> Result<Json<WorkflowView>, ApiError> {
     // Found first: another workspace's id answers 404 whatever the body.
     let previous = state
-        .store
-        .workflow(caller.workspace, workflow_id(&id)?)
+        .workflows
+        .get(caller.workspace, parse_id(&id)?)
         .await?;
     let input: WorkflowInput = parse(&body)?;
-    let workflow = replace_workflow(&state, previous, input).await?;
+    let workflow = state
+        .workflows
+        .replace(&previous, input.into_definition())
+        .await?;
     Ok(Json(view(&state, workflow)))
 }
 
@@ -322,8 +194,8 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state
-        .store
-        .delete_workflow(caller.workspace, workflow_id(&id)?)
+        .workflows
+        .delete(caller.workspace, parse_id(&id)?)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -425,32 +297,21 @@ async fn execute(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workflow_id = workflow_id(&id)?;
+    let workflow_id = parse_id(&id)?;
     let input = if body.is_empty() {
         json!({})
     } else {
         parse::<ExecuteBody>(&body)?.input
     };
     let key = idempotency_key(&headers)?;
-    // The workflow is read in the run's own transaction.
-    let run = match state
+    let run = state
         .workflows
-        .execute_by_id(
-            caller.workspace,
-            workflow_id,
-            input,
-            "manual",
-            key.as_deref(),
-        )
-        .await?
-    {
-        Execution::Started(run) => *run,
-        Execution::Disabled => return Err(disabled()),
-    };
+        .start(caller.workspace, workflow_id, input, key.as_deref())
+        .await?;
     if !query.wait.unwrap_or(true) {
         return Ok((StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response());
     }
-    let run = wait_for_end(&state, run).await?;
+    let run = state.workflows.wait_for_end(run, WAIT_LIMIT).await?;
     Ok(match run.status {
         RunStatus::Succeeded => {
             Json(json!({ "success": true, "run": run_view(run) })).into_response()
@@ -461,72 +322,6 @@ async fn execute(
         }
         _ => (StatusCode::ACCEPTED, Json(json!({ "run": run_view(run) }))).into_response(),
     })
-}
-
-/// Start a manual run of `workflow` (refused while it is disabled); the
-/// same idempotency key returns the run it started.
-pub(crate) async fn start_run(
-    state: &AppState,
-    workflow: &Workflow,
-    input: Value,
-    idempotency_key: Option<&str>,
-) -> Result<Run, ApiError> {
-    if !workflow.enabled {
-        return Err(disabled());
-    }
-    let (run, _) = state
-        .workflows
-        .execute(workflow, input, "manual", idempotency_key)
-        .await?;
-    Ok(run)
-}
-
-fn disabled() -> ApiError {
-    ApiError::Conflict("This workflow is disabled; enable it to run it.".into())
-}
-
-/// The run once it has ended, or as it is after [`WAIT_LIMIT`]. Woken by
-/// this process's workers when they end it; read again every
-/// [`OTHER_PROCESS_POLL`] in case another process's worker ran it.
-pub(crate) async fn wait_for_end(state: &AppState, run: Run) -> Result<Run, ApiError> {
-    let ended = |run: &Run| run.status.is_ended();
-    if ended(&run) {
-        return Ok(run);
-    }
-    // Listen first, then read: an end recorded in between is not missed.
-    let mut run_ends = state.store.run_ends();
-    let give_up = tokio::time::Instant::now() + WAIT_LIMIT;
-    loop {
-        let run = state.store.run(run.workspace, run.id).await?;
-        let now = tokio::time::Instant::now();
-        if ended(&run) || now >= give_up {
-            return Ok(run);
-        }
-        let _ = tokio::time::timeout_at(
-            give_up.min(now + OTHER_PROCESS_POLL),
-            end_of(&mut run_ends, run.id),
-        )
-        .await;
-    }
-}
-
-/// How often a waiting request reads its run (a run another process ended
-/// is not announced here).
-const OTHER_PROCESS_POLL: Duration = Duration::from_millis(100);
-
-/// Completes when run `id` ended in this process, or when some ends were
-/// missed (the receiver lagged) and the run should be read.
-async fn end_of(run_ends: &mut tokio::sync::broadcast::Receiver<Uuid>, id: Uuid) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match run_ends.recv().await {
-            Ok(ended) if ended == id => return,
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
-            // The store outlives every request; until then, the poll.
-            Err(RecvError::Closed) => std::future::pending::<()>().await,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -541,11 +336,10 @@ async fn runs(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<RunList>, ApiError> {
-    let workflow = state
-        .store
-        .workflow(caller.workspace, workflow_id(&id)?)
+    let runs = state
+        .workflows
+        .runs(caller.workspace, parse_id(&id)?, RUN_HISTORY)
         .await?;
-    let runs = state.store.runs(caller.workspace, workflow.id, 100).await?;
     Ok(Json(RunList {
         runs: runs.into_iter().map(run_view).collect(),
     }))
@@ -558,7 +352,10 @@ async fn get_run(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
-    let run = state.store.run(caller.workspace, workflow_id(&id)?).await?;
+    let run = state
+        .workflows
+        .run(caller.workspace, parse_id(&id)?)
+        .await?;
     Ok(Json(run_view(run)))
 }
 
@@ -586,40 +383,17 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let workflow = match state.store.workflow_for_webhook(workflow_id(&id)?).await {
-        Ok(workflow) => workflow,
-        Err(StoreError::NotFound) => return Err(ApiError::NotFound),
-        Err(other) => return Err(other.into()),
-    };
-    let expected = workflow.webhook_secret.as_ref().and_then(|sealed| {
-        state
-            .vault
-            .keyring()
-            .open_secret(sealed, &webhook_context(workflow.id))
-            .ok()
-    });
-    let given = query.token.unwrap_or_default();
-    let matches = expected.is_some_and(|token| {
-        secrets::constant_time_eq(
-            secrecy::ExposeSecret::expose_secret(&token).as_bytes(),
-            given.as_bytes(),
-        )
-    });
-    if !matches {
-        return Err(ApiError::NotFound);
-    }
+    let token = query.token.unwrap_or_default();
+    let workflow = state.workflows.webhook_workflow(&id, &token).await?;
     let input: Value = if body.is_empty() {
         json!({})
     } else {
         parse(&body)?
     };
     let key = idempotency_key(&headers)?;
-    if !workflow.enabled {
-        return Err(ApiError::Conflict("This workflow is disabled.".into()));
-    }
-    let (run, _) = state
+    let run = state
         .workflows
-        .execute(&workflow, input, "webhook", key.as_deref())
+        .start_from_webhook(&workflow, input, key.as_deref())
         .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "run_id": run.id }))).into_response())
 }

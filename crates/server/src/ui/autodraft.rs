@@ -3,21 +3,21 @@
 //! numbers, last success and failure, the test action, recent drafts. It
 //! calls the same services as `/api/integrations/{id}/auto-draft`.
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use domain::IntegrationId;
-use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
+use domain::scopes::IntegrationType;
+use engine::error::ServiceError;
 use minijinja::context;
 use serde::Deserialize;
 
-use super::{posted_by, render, see_other};
+use super::render;
+use super::session::{Posted, SessionForm, SignedIn};
 use crate::app::AppState;
-use crate::auth::MaybeAuthUser;
 use crate::http::ApiError;
-use crate::http::autodraft::{autodraft_error, view};
+use crate::http::autodraft::AutoDraftView;
 use crate::http::integrations::reconnect_path;
 
 /// "just now", "3 minutes ago", "2 hours ago", "5 days ago".
@@ -33,6 +33,9 @@ pub(super) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     format!("{amount} {unit}{} ago", if amount == 1 { "" } else { "s" })
 }
 
+/// Drafts the page lists.
+const RECENT_DRAFTS: i64 = 20;
+
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
     notice: Option<String>,
@@ -40,33 +43,6 @@ pub(super) struct PageQuery {
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
     IntegrationId::parse(text).map_err(|_| ApiError::NotFound)
-}
-
-/// Why the switch cannot be turned on, if it cannot.
-fn blocked_reason(integration: &store::integrations::Integration) -> Option<String> {
-    let missing: Vec<&str> = [Capability::ReadMail, Capability::Draft]
-        .into_iter()
-        .filter(|capability| !integration.granted_scopes.allows(*capability))
-        .map(Capability::describe)
-        .collect();
-    if !missing.is_empty() {
-        return Some(format!(
-            "Auto-draft needs permission to {}. Reconnect and allow it.",
-            missing.join(" and ")
-        ));
-    }
-    match integration.status {
-        IntegrationStatus::Connected => None,
-        IntegrationStatus::MissingScopes => {
-            Some("This connection lacks permissions; reconnect and allow them.".into())
-        }
-        IntegrationStatus::NeedsReauth => {
-            Some("Google no longer accepts this connection; reconnect it.".into())
-        }
-        IntegrationStatus::Disconnected => {
-            Some("This connection is disconnected; reconnect it.".into())
-        }
-    }
 }
 
 async fn page(
@@ -77,17 +53,15 @@ async fn page(
     problem: Option<String>,
     test: Option<minijinja::Value>,
 ) -> Result<Response, ApiError> {
-    let integration = state.store.integration(session.workspace, id).await?;
-    if integration.integration_type != IntegrationType::Gmail {
+    let overview = state.autodraft.overview(session.workspace, id).await?;
+    if overview.integration.integration_type != IntegrationType::Gmail {
         return Err(ApiError::NotFound);
     }
-    let autodraft = view(state, session.workspace, id).await?;
-    let now = store::now();
-    let drafts = state
-        .store
-        .autodraft_drafts(session.workspace, id, 20)
-        .await?;
-    let drafts: Vec<minijinja::Value> = drafts
+    let now = Utc::now();
+    let drafts: Vec<minijinja::Value> = state
+        .autodraft
+        .drafts(session.workspace, id, RECENT_DRAFTS)
+        .await?
         .into_iter()
         .map(|draft| {
             context! {
@@ -100,27 +74,22 @@ async fn page(
             }
         })
         .collect();
-    let json = serde_json::to_value(&autodraft)
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("auto-draft view: {error}")))?;
-    let last_success = json["stats"]["last_success_at"]
-        .as_str()
-        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| ago(at.with_timezone(&Utc), now));
-    let last_failure_ago = json["stats"]["last_failure"]["at"]
-        .as_str()
-        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| ago(at.with_timezone(&Utc), now));
-    let next_retry_in = json["stats"]["next_retry"]["at"]
-        .as_str()
-        .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-        .map(|at| {
-            let seconds = (at.with_timezone(&Utc) - now).num_seconds().max(0);
-            if seconds < 120 {
-                format!("in {seconds} s")
-            } else {
-                format!("in {} min", seconds / 60)
-            }
-        });
+    let last_success = overview.stats.last_success_at.map(|at| ago(at, now));
+    let last_failure_ago = overview
+        .last_failure
+        .as_ref()
+        .map(|error| ago(error.at, now));
+    let next_retry_in = overview.stats.next_retry.as_ref().map(|retry| {
+        let seconds = (retry.at - now).num_seconds().max(0);
+        if seconds < 120 {
+            format!("in {seconds} s")
+        } else {
+            format!("in {} min", seconds / 60)
+        }
+    });
+    let email = overview.integration.email.clone();
+    let blocked = overview.blocked.clone();
+    let autodraft = AutoDraftView::new(overview, state.config.autodraft.poll_interval);
     render(
         StatusCode::OK,
         "autodraft.html",
@@ -128,10 +97,10 @@ async fn page(
             signed_in => true,
             csrf => session.csrf_token.clone(),
             id => id.to_string(),
-            email => integration.email.clone(),
-            blocked => blocked_reason(&integration),
+            email,
+            blocked,
             reconnect_url => reconnect_path(id),
-            autodraft => minijinja::Value::from_serialize(&json),
+            autodraft => minijinja::Value::from_serialize(&autodraft),
             last_success,
             last_failure_ago,
             next_retry_in,
@@ -148,13 +117,10 @@ async fn page(
     responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
 pub(super) async fn autodraft_page(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let id = integration_id(&id)?;
     let notice = match query.notice.as_deref() {
         Some("on") => Some("Auto-draft is on: new mail gets a reply draft.".to_owned()),
@@ -172,18 +138,20 @@ pub(super) struct SwitchForm {
     enabled: String,
 }
 
+impl SessionForm for SwitchForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Turn auto-draft on or off from the page.
 #[utoipa::path(post, path = "/autodraft/{id}/switch", tag = "ui", params(("id" = String, Path)),
     responses((status = 303, description = "Back to the page"), (status = 200, content_type = "text/html", description = "The page with the reason it could not be switched on")))]
 pub(super) async fn switch(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<SwitchForm>,
+    Posted(session, form): Posted<SwitchForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     let id = integration_id(&id)?;
     let on = form.enabled == "on";
     let result = if on {
@@ -191,30 +159,29 @@ pub(super) async fn switch(
     } else {
         state.autodraft.disable(session.workspace, id).await
     };
-    match result.map_err(|error| autodraft_error(id, error)) {
+    match result {
         Ok(_) => Ok(Redirect::to(&format!(
             "/autodraft/{id}?notice={}",
             if on { "on" } else { "off" }
         ))
         .into_response()),
-        Err(ApiError::NotFound) => Err(ApiError::NotFound),
-        Err(ApiError::Internal(error)) => Err(ApiError::Internal(error)),
-        Err(error) => {
-            let problem = error_words(&error);
-            page(&state, &session, id, None, Some(problem), None).await
-        }
+        Err(error) => match refusal_words(error) {
+            Ok(problem) => page(&state, &session, id, None, Some(problem), None).await,
+            Err(error) => Err(error),
+        },
     }
 }
 
-/// What a refused action means, for the page.
-fn error_words(error: &ApiError) -> String {
+/// A refused action in words for the page; what the page cannot show (not
+/// found, a failure of ours) is answered as an error.
+fn refusal_words(error: ServiceError) -> Result<String, ApiError> {
     match error {
-        ApiError::MissingScopes { detail, .. }
-        | ApiError::NeedsReauth { detail, .. }
-        | ApiError::ProviderUnavailable(detail)
-        | ApiError::ProviderError(detail)
-        | ApiError::Conflict(detail) => detail.clone(),
-        _ => "That did not work; try again.".into(),
+        ServiceError::Connection { message, .. }
+        | ServiceError::ProviderUnavailable(message)
+        | ServiceError::ProviderError(message)
+        | ServiceError::Conflict(message) => Ok(message),
+        ServiceError::Invalid(_) => Ok("That did not work; try again.".into()),
+        other => Err(other.into()),
     }
 }
 
@@ -226,25 +193,26 @@ pub(super) struct TestForm {
     create_draft: Option<String>,
 }
 
+impl SessionForm for TestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Run the pipeline on the newest inbox message and show the result.
 #[utoipa::path(post, path = "/autodraft/{id}/test", tag = "ui", params(("id" = String, Path)),
     responses((status = 200, content_type = "text/html")))]
 pub(super) async fn test(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<TestForm>,
+    Posted(session, form): Posted<TestForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     let id = integration_id(&id)?;
     let create = form.create_draft.as_deref() == Some("on");
     match state
         .autodraft
         .test(session.workspace, id, None, create)
         .await
-        .map_err(|error| autodraft_error(id, error))
     {
         Ok(outcome) => {
             let test = context! {
@@ -257,12 +225,10 @@ pub(super) async fn test(
             };
             page(&state, &session, id, None, None, Some(test)).await
         }
-        Err(ApiError::NotFound) => Err(ApiError::NotFound),
-        Err(ApiError::Internal(error)) => Err(ApiError::Internal(error)),
-        Err(error) => {
-            let problem = error_words(&error);
-            page(&state, &session, id, None, Some(problem), None).await
-        }
+        Err(error) => match refusal_words(error) {
+            Ok(problem) => page(&state, &session, id, None, Some(problem), None).await,
+            Err(error) => Err(error),
+        },
     }
 }
 

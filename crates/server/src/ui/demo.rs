@@ -2,7 +2,6 @@
 //! the sandbox inbox, where a visitor drops an email into the connected
 //! mailbox and watches the draft appear. Elsewhere they answer 404.
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,7 +10,8 @@ use minijinja::context;
 use serde::Deserialize;
 use std::sync::Arc;
 
-use super::{posted_by, render, see_other, signed_in};
+use super::session::{Posted, SessionForm};
+use super::{render, see_other, signed_in};
 use crate::app::AppState;
 use crate::auth::MaybeAuthUser;
 use crate::demo::{Demo, MAILBOX};
@@ -76,8 +76,8 @@ async fn inbox_page(
         .collect();
     messages.reverse();
     let autodraft_url = state
-        .store
-        .integrations(demo.workspace)
+        .connections
+        .list(demo.workspace)
         .await?
         .into_iter()
         .find(|i| i.email.eq_ignore_ascii_case(MAILBOX))
@@ -106,6 +106,7 @@ pub(super) async fn sandbox_inbox(
     MaybeAuthUser(session): MaybeAuthUser,
     Query(query): Query<InboxQuery>,
 ) -> Result<Response, ApiError> {
+    // Not in demo mode, the page does not exist, signed in or not.
     demo(&state)?;
     let Some(session) = session else {
         return Ok(see_other("/signin"));
@@ -136,19 +137,21 @@ pub(super) struct DeliverForm {
     text: String,
 }
 
+impl SessionForm for DeliverForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Deliver the visitor's email to the sandbox mailbox and tell Mailwright,
 /// as Gmail's push notification would.
 #[utoipa::path(post, path = "/sandbox/inbox", tag = "demo",
     responses((status = 303, description = "Delivered"), (status = 422, content_type = "text/html"), (status = 404, description = "Not in demo mode")))]
 pub(super) async fn deliver(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Form(form): Form<DeliverForm>,
+    Posted(session, form): Posted<DeliverForm>,
 ) -> Result<Response, ApiError> {
     let demo = demo(&state)?;
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     let address = form
         .from
         .rsplit_once('<')

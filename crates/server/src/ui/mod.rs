@@ -1,5 +1,6 @@
-//! The built-in UI's sign-in pages: first-run owner setup, sign-in,
-//! sign-out. Server-rendered (minijinja, auto-escaped), no scripts.
+//! The built-in UI: its router and templates, and the sign-in pages
+//! (first-run owner setup, sign-in, sign-out); each other area has its own
+//! module. Server-rendered (minijinja, auto-escaped), no scripts.
 //!
 //! Forms shown before sign-in carry a CSRF token that must equal the
 //! `mw_csrf` cookie (double submit); forms shown after carry the session's.
@@ -8,30 +9,29 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use domain::EmailAddress;
-use domain::return_to::ReturnTo;
-use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
 use minijinja::{Environment, context};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use store::integrations::StartedBy;
-
-use crate::accounts::{self, AccountError};
 use crate::app::AppState;
+use crate::auth::accounts::{self, AccountError};
 use crate::auth::cookies::{self, FORM_CSRF, SESSION, SESSION_DAYS};
 use crate::auth::passwords::{self, BUSY_RETRY_AFTER, MIN_PASSWORD_CHARS, PasswordError};
 use crate::auth::throttle::{ClientAddress, Refused, RefusedBecause, retry_after_seconds};
-use crate::auth::{MaybeAuthUser, SessionUser, secrets};
+use crate::auth::{MaybeAuthUser, secrets};
 use crate::http::{ApiError, ErrorCode, Problem};
+use session::{Posted, SessionForm};
 
 mod autodraft;
 pub mod connect_confirm;
 mod demo;
+mod integrations;
+mod session;
 mod settings;
 mod workflows;
 
@@ -41,10 +41,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signin_page, signin))
         .routes(routes!(setup_page, setup))
         .routes(routes!(signout))
-        .routes(routes!(integrations_page))
-        .routes(routes!(connect))
+        .routes(routes!(integrations::integrations_page))
+        .routes(routes!(integrations::connect))
         .routes(routes!(connect_confirm::confirm))
-        .routes(routes!(disconnect))
+        .routes(routes!(integrations::disconnect))
         .routes(routes!(autodraft::autodraft_page))
         .routes(routes!(autodraft::switch))
         .routes(routes!(autodraft::test))
@@ -134,21 +134,6 @@ fn with_form_csrf(
 fn form_csrf_matches(headers: &HeaderMap, sent: &str) -> bool {
     cookies::get(headers, FORM_CSRF)
         .is_some_and(|cookie| secrets::constant_time_eq(cookie.as_bytes(), sent.as_bytes()))
-}
-
-/// The signed-in session a form was posted from, checked against the form's
-/// CSRF token. `Ok(None)`: signed out (the caller sends them to sign in).
-fn posted_by(session: Option<SessionUser>, csrf: &str) -> Result<Option<SessionUser>, ApiError> {
-    match session {
-        Some(session)
-            if !secrets::constant_time_eq(csrf.as_bytes(), session.csrf_token.as_bytes()) =>
-        {
-            Err(ApiError::Forbidden(
-                "This form is stale; reload the page and try again.".into(),
-            ))
-        }
-        other => Ok(other),
-    }
 }
 
 const STALE_FORM: &str = "This form expired. It has been reloaded: please submit it again.";
@@ -284,8 +269,7 @@ async fn home(
             see_other("/signin")
         });
     };
-    let user = state.store.member(session.workspace, session.user).await?;
-    let workspace = state.store.workspace(session.workspace).await?;
+    let (user, workspace) = accounts::member(&state.store, session.workspace, session.user).await?;
     render(
         StatusCode::OK,
         "home.html",
@@ -494,21 +478,23 @@ async fn setup(
 }
 
 #[derive(Deserialize)]
-struct SignOutForm {
+pub(super) struct SignOutForm {
     #[serde(default)]
     csrf: String,
+}
+
+impl SessionForm for SignOutForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 #[utoipa::path(post, path = "/signout", tag = "ui", responses((status = 303, description = "Signed out")))]
 async fn signout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Form(form): Form<SignOutForm>,
+    Posted(_signed_in, _): Posted<SignOutForm>,
 ) -> Result<Response, ApiError> {
-    let Some(_signed_in) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     if let Some(token) = cookies::get(&headers, SESSION) {
         state
             .store
@@ -520,194 +506,6 @@ async fn signout(
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     Ok(response)
-}
-
-/// What a callback's `?error=` means, for people.
-fn explain_connect_error(code: &str) -> &'static str {
-    match code {
-        "access_denied" => "You cancelled on Google's screen, so nothing was connected.",
-        "state_expired" => {
-            "You took longer than 10 minutes on Google's screen. Start again with Connect."
-        }
-        "state_invalid" => {
-            "That sign-in link was already used or is not valid. Start again with Connect."
-        }
-        "exchange_failed" => {
-            "Google did not confirm the connection (it may be briefly unavailable). Try again in a moment."
-        }
-        "missing_refresh_token" => {
-            "Google did not grant offline access. Connect again and approve every request."
-        }
-        "userinfo_failed" => {
-            "Google did not say which account this is (the email permission was not granted). Connect again and allow it."
-        }
-        "not_configured" => "Google is not configured on this server; ask the operator.",
-        _ => {
-            "The connection did not complete. Try again; if it keeps failing, ask the operator to check the logs."
-        }
-    }
-}
-
-fn status_words(status: IntegrationStatus) -> &'static str {
-    match status {
-        IntegrationStatus::Connected => "Connected",
-        IntegrationStatus::MissingScopes => {
-            "Connected, but missing permissions: reconnect and allow them"
-        }
-        IntegrationStatus::NeedsReauth => {
-            "Needs reconnecting: Google no longer accepts Mailwright's access"
-        }
-        IntegrationStatus::Disconnected => "Disconnected",
-    }
-}
-
-/// A scope in plain language ("create drafts (gmail.compose)").
-fn scope_words(scope: &str) -> String {
-    let short = scope.rsplit('/').next().unwrap_or(scope);
-    let capability = [
-        Capability::Identity,
-        Capability::Email,
-        Capability::Profile,
-        Capability::ReadMail,
-        Capability::Draft,
-        Capability::Send,
-        Capability::Calendar,
-    ]
-    .into_iter()
-    .find(|capability| capability.preferred_scope() == scope);
-    match capability {
-        Some(capability) => format!("{} ({short})", capability.describe()),
-        None => short.to_owned(),
-    }
-}
-
-#[derive(Deserialize)]
-struct IntegrationsQuery {
-    connected: Option<String>,
-    error: Option<String>,
-    disconnected: Option<String>,
-}
-
-/// The workspace's connections: status in words, what is missing and why,
-/// reconnect and disconnect. Where the OAuth callback comes back to.
-#[utoipa::path(get, path = "/integrations", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
-async fn integrations_page(
-    State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Query(query): Query<IntegrationsQuery>,
-) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
-    let integrations = state.store.integrations(session.workspace).await?;
-    let views: Vec<minijinja::Value> = integrations
-        .into_iter()
-        .map(|integration| {
-            let missing: Vec<String> = match integration.status {
-                IntegrationStatus::MissingScopes => integration
-                    .granted_scopes
-                    .missing_for(integration.integration_type)
-                    .iter()
-                    .map(|scope| scope_words(scope))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let allowed: Vec<String> = integration.granted_scopes.iter().map(scope_words).collect();
-            let reconnect_url = (integration.status != IntegrationStatus::Connected)
-                .then(|| crate::http::integrations::reconnect_path(integration.id));
-            context! {
-                id => integration.id.to_string(),
-                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar" },
-                email => integration.email,
-                status => integration.status.as_str(),
-                status_words => status_words(integration.status),
-                missing,
-                allowed,
-                last_error => integration.last_error.map(|error| error.message),
-                reconnect_url,
-                autodraft_url => (integration.integration_type == IntegrationType::Gmail)
-                    .then(|| format!("/autodraft/{}", integration.id)),
-            }
-        })
-        .collect();
-    let notice = match (&query.connected, &query.disconnected) {
-        (Some(kind), _) => Some(format!(
-            "{} connected.",
-            if kind == "calendar" {
-                "Google Calendar"
-            } else {
-                "Gmail"
-            }
-        )),
-        (None, Some(_)) => Some("Disconnected. Mailwright no longer uses that account.".to_owned()),
-        _ => None,
-    };
-    render(
-        StatusCode::OK,
-        "integrations.html",
-        context! {
-            signed_in => true,
-            csrf => session.csrf_token,
-            integrations => views,
-            notice,
-            problem => query.error.as_deref().map(explain_connect_error),
-            google_configured => state.vault.google().is_some(),
-        },
-    )
-}
-
-#[derive(Deserialize)]
-struct ConnectForm {
-    #[serde(default, rename = "type")]
-    integration_type: String,
-    #[serde(default)]
-    csrf: String,
-}
-
-/// Start connecting from the page: straight to Google's consent screen.
-#[utoipa::path(post, path = "/integrations/connect", tag = "ui", responses((status = 303, description = "To Google's consent screen")))]
-async fn connect(
-    State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Form(form): Form<ConnectForm>,
-) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
-    let integration_type = IntegrationType::parse(&form.integration_type).ok_or_else(|| {
-        ApiError::Validation(vec![crate::http::FieldError::new(
-            "type",
-            "must be gmail or calendar",
-        )])
-    })?;
-    let url = state
-        .connections
-        .authorization_url(
-            session.workspace,
-            session.user,
-            integration_type,
-            ReturnTo::default(),
-            None,
-            StartedBy::Session,
-        )
-        .await?;
-    Ok(Redirect::to(url.as_str()).into_response())
-}
-
-#[utoipa::path(post, path = "/integrations/{id}/disconnect", tag = "ui", params(("id" = String, Path)),
-    responses((status = 303, description = "Back to the connections page"), (status = 404)))]
-async fn disconnect(
-    State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Path(id): Path<String>,
-    Form(form): Form<SignOutForm>,
-) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
-    let id = domain::IntegrationId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    state.connections.disconnect(session.workspace, id).await?;
-    Ok(see_other("/integrations?disconnected=1"))
 }
 
 #[cfg(test)]

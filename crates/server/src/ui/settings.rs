@@ -2,7 +2,6 @@
 //! through the same functions as `/api/api-keys`, and, while system email is
 //! only logged, its outbox.
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -11,12 +10,14 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::autodraft::ago;
-use super::{posted_by, render, see_other};
+use super::session::{Posted, SessionForm, SignedIn};
+use super::{render, see_other};
 use crate::app::AppState;
-use crate::auth::{MaybeAuthUser, SessionUser};
+use crate::auth::SessionUser;
+use crate::auth::accounts;
 use crate::config::MailConfig;
 use crate::http::ApiError;
-use crate::http::identity::create_key;
+use engine::error::ServiceError;
 
 /// System emails shown in the outbox.
 const OUTBOX_SIZE: i64 = 20;
@@ -37,10 +38,8 @@ async fn page(
     status: StatusCode,
     extra: Extra,
 ) -> Result<Response, ApiError> {
-    let now = store::now();
-    let api_keys: Vec<minijinja::Value> = state
-        .store
-        .api_keys(session.workspace)
+    let now = chrono::Utc::now();
+    let api_keys: Vec<minijinja::Value> = accounts::api_keys(&state.store, session.workspace)
         .await?
         .into_iter()
         .map(|key| {
@@ -57,8 +56,8 @@ async fn page(
     let log_mailer = matches!(state.config.mail, MailConfig::Log);
     let outbox: Vec<minijinja::Value> = if log_mailer {
         state
-            .store
-            .system_emails(session.workspace, OUTBOX_SIZE)
+            .notifier
+            .outbox(session.workspace, OUTBOX_SIZE)
             .await?
             .into_iter()
             .map(|email| {
@@ -102,12 +101,9 @@ pub(super) struct SettingsQuery {
     responses((status = 200, content_type = "text/html"), (status = 303)))]
 pub(super) async fn settings_page(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    SignedIn(session): SignedIn,
     Query(query): Query<SettingsQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let notice = match query.notice.as_deref() {
         Some("revoked") => Some("The key is revoked: it no longer works."),
         _ => None,
@@ -127,19 +123,21 @@ pub(super) struct NewKeyForm {
     name: String,
 }
 
+impl SessionForm for NewKeyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Create an API key acting as the signed-in user; the page shows it once
 /// (answered directly, not redirected to, since it is stored nowhere).
 #[utoipa::path(post, path = "/settings/api-keys", tag = "ui",
     responses((status = 200, content_type = "text/html", description = "The page with the new key"), (status = 422, content_type = "text/html")))]
 pub(super) async fn create_api_key(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Form(form): Form<NewKeyForm>,
+    Posted(session, form): Posted<NewKeyForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
-    match create_key(&state, session.workspace, session.user, &form.name).await {
+    match accounts::create_key(&state.store, session.workspace, session.user, &form.name).await {
         Ok((key, secret)) => {
             let extra = Extra {
                 new_key: Some((key.name, secret.expose_secret().to_owned())),
@@ -152,10 +150,10 @@ pub(super) async fn create_api_key(
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(response)
         }
-        Err(ApiError::Validation(errors)) => {
-            let why = errors
+        Err(ServiceError::Invalid(problems)) => {
+            let why = problems
                 .into_iter()
-                .map(|error| error.message)
+                .map(|problem| problem.message)
                 .collect::<Vec<_>>()
                 .join("; ");
             let extra = Extra {
@@ -164,7 +162,7 @@ pub(super) async fn create_api_key(
             };
             page(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, extra).await
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -174,20 +172,20 @@ pub(super) struct RevokeForm {
     csrf: String,
 }
 
+impl SessionForm for RevokeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Revoke an API key of the workspace; it stops working at once.
 #[utoipa::path(post, path = "/settings/api-keys/{id}/revoke", tag = "ui", params(("id" = String, Path)),
     responses((status = 303, description = "Back to the settings"), (status = 404)))]
 pub(super) async fn revoke_api_key(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<RevokeForm>,
+    Posted(session, _): Posted<RevokeForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
-    // A malformed id is just another id that is not there.
-    let id = uuid::Uuid::try_parse(&id).map_err(|_| ApiError::NotFound)?;
-    state.store.revoke_api_key(session.workspace, id).await?;
+    accounts::revoke_api_key(&state.store, session.workspace, &id).await?;
     Ok(see_other("/settings?notice=revoked"))
 }

@@ -1,30 +1,30 @@
 //! The workflow pages: the list with a form for a new one-step workflow, one
 //! workflow (edit, delete, run, history) and one run. They call the same
-//! functions as `/api/workflows`: a definition is parsed and validated by the
-//! same code, and its field errors (named by API path, `steps[0].to[1]`) are
-//! shown next to the form field they concern.
+//! service as `/api/workflows`, so a definition is checked by the same rules,
+//! and its field errors (named by API path, `steps[0].to[1]`) are shown next
+//! to the form field they concern.
 
 use domain::runs::RunError;
 use std::collections::BTreeMap;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use domain::scopes::IntegrationType;
-use domain::workflows::{Action, Step, Trigger};
+use domain::workflows::{Action, Definition, Step, Trigger};
+use engine::error::ServiceError;
+use engine::workflows::{Workflow, parse_id};
 use minijinja::context;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::StoreError;
-use store::workflows::Workflow;
 
 use super::autodraft::ago;
-use super::{posted_by, render, see_other};
+use super::render;
+use super::session::{Posted, SessionForm, SignedIn};
 use crate::app::AppState;
-use crate::auth::{MaybeAuthUser, SessionUser};
+use crate::auth::SessionUser;
 use crate::http::json::parse;
-use crate::http::workflows::{self as api, WorkflowInput};
+use crate::http::workflows::{WAIT_LIMIT, WorkflowInput, webhook_url};
 use crate::http::{ApiError, FieldError};
 
 /// Runs shown on a workflow's page.
@@ -58,6 +58,12 @@ pub(super) struct WorkflowForm {
     body: String,
     #[serde(default)]
     json: String,
+}
+
+impl SessionForm for WorkflowForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 impl WorkflowForm {
@@ -108,36 +114,55 @@ fn split_addresses(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The definition a form describes, parsed exactly as the API parses a body
-/// (so a tampered select fails with the API's own message).
-fn form_input(form: &WorkflowForm) -> Result<WorkflowInput, ApiError> {
+/// The definition a form describes: the Advanced JSON parsed as the API
+/// parses a body, or the one-step fields (a tampered select is named).
+fn form_definition(form: &WorkflowForm) -> Result<Definition, ApiError> {
     if form.is_json() {
-        return parse(form.json.as_bytes());
+        return parse::<WorkflowInput>(form.json.as_bytes()).map(WorkflowInput::into_definition);
     }
+    let mut problems = Vec::new();
     let trigger = match form.trigger.as_str() {
-        "schedule" => json!({"type": "schedule", "cron": form.cron.trim()}),
-        other => json!({"type": other}),
+        "manual" => Some(Trigger::Manual),
+        "webhook" => Some(Trigger::Webhook),
+        "schedule" => Some(Trigger::Schedule {
+            cron: form.cron.trim().to_owned(),
+        }),
+        _ => {
+            problems.push(FieldError::new(
+                "trigger",
+                "must be manual, webhook or schedule",
+            ));
+            None
+        }
     };
-    let mut step = json!({
-        "action": form.action,
-        "to": split_addresses(&form.to),
-        "subject": form.subject.trim(),
-        // Browsers send CRLF; the email is written with LF.
-        "body": form.body.replace("\r\n", "\n"),
-    });
-    // One select serves every action: it only counts for the Gmail ones.
-    if Action::parse(&form.action).is_some_and(Action::uses_gmail)
-        && !form.integration_id.is_empty()
-    {
-        step["integration_id"] = json!(form.integration_id);
+    let action = Action::parse(&form.action);
+    if action.is_none() {
+        problems.push(FieldError::new(
+            "steps[0].action",
+            "is not an action Mailwright has",
+        ));
     }
-    let definition = json!({
-        "name": form.name,
-        "enabled": form.enabled.is_some(),
-        "trigger": trigger,
-        "steps": [step],
-    });
-    parse(definition.to_string().as_bytes())
+    let (Some(trigger), Some(action)) = (trigger, action) else {
+        return Err(ApiError::Validation(problems));
+    };
+    // One select serves every action: it only counts for the Gmail ones.
+    let integration_id = (action.uses_gmail() && !form.integration_id.is_empty())
+        .then(|| form.integration_id.clone());
+    Ok(Definition {
+        name: form.name.clone(),
+        enabled: form.enabled.is_some(),
+        trigger,
+        steps: vec![Step {
+            action,
+            integration_id,
+            to: split_addresses(&form.to),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            subject: form.subject.trim().to_owned(),
+            // Browsers send CRLF; the email is written with LF.
+            body: form.body.replace("\r\n", "\n"),
+        }],
+    })
 }
 
 /// Messages by form field (`form` for those no field shows).
@@ -207,8 +232,8 @@ async fn gmail_options(
     selected: &str,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let mut options: Vec<(String, String)> = state
-        .store
-        .integrations(session.workspace)
+        .connections
+        .list(session.workspace)
         .await?
         .into_iter()
         .filter(|integration| integration.integration_type == IntegrationType::Gmail)
@@ -398,8 +423,8 @@ async fn list_page(
     refused: Option<(WorkflowForm, FieldMessages)>,
 ) -> Result<Response, ApiError> {
     let workflows: Vec<minijinja::Value> = state
-        .store
-        .workflows(session.workspace)
+        .workflows
+        .list(session.workspace)
         .await?
         .into_iter()
         .map(|workflow| {
@@ -436,12 +461,9 @@ async fn list_page(
     responses((status = 200, content_type = "text/html"), (status = 303)))]
 pub(super) async fn workflows_page(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    SignedIn(session): SignedIn,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let notice = notice_words(query.notice.as_deref());
     list_page(&state, &session, StatusCode::OK, notice, None).await
 }
@@ -451,14 +473,14 @@ pub(super) async fn workflows_page(
     responses((status = 303, description = "To the new workflow"), (status = 422, content_type = "text/html")))]
 pub(super) async fn create(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-    Form(form): Form<WorkflowForm>,
+    Posted(session, form): Posted<WorkflowForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
-    let created = match form_input(&form) {
-        Ok(input) => api::create_workflow(&state, session.workspace, input).await,
+    let created = match form_definition(&form) {
+        Ok(definition) => state
+            .workflows
+            .create(session.workspace, definition)
+            .await
+            .map_err(ApiError::from),
         Err(error) => Err(error),
     };
     match created {
@@ -510,9 +532,9 @@ async fn workflow_page(
     workflow: Workflow,
     page: WorkflowPage<'_>,
 ) -> Result<Response, ApiError> {
-    let now = store::now();
+    let now = chrono::Utc::now();
     let runs: Vec<minijinja::Value> = state
-        .store
+        .workflows
         .runs(session.workspace, workflow.id, RECENT_RUNS)
         .await?
         .into_iter()
@@ -556,7 +578,7 @@ async fn workflow_page(
                 enabled => workflow.enabled,
                 trigger => trigger_words(&workflow.trigger),
                 steps,
-                webhook_url => api::webhook_url(state, &workflow),
+                webhook_url => webhook_url(state, &workflow),
                 next_run_at => workflow.next_run_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()),
             },
             runs,
@@ -572,8 +594,8 @@ async fn workflow_page(
 /// The workflow of the session's workspace; any other id is not found.
 async fn find(state: &AppState, session: &SessionUser, id: &str) -> Result<Workflow, ApiError> {
     Ok(state
-        .store
-        .workflow(session.workspace, api::workflow_id(id)?)
+        .workflows
+        .get(session.workspace, parse_id(id)?)
         .await?)
 }
 
@@ -582,13 +604,10 @@ async fn find(state: &AppState, session: &SessionUser, id: &str) -> Result<Workf
     responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
 pub(super) async fn workflow(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let workflow = find(&state, &session, &id).await?;
     let notice = notice_words(query.notice.as_deref());
     workflow_page(&state, &session, workflow, WorkflowPage::ok(notice)).await
@@ -599,17 +618,17 @@ pub(super) async fn workflow(
     responses((status = 303, description = "Saved"), (status = 404), (status = 422, content_type = "text/html")))]
 pub(super) async fn replace(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<WorkflowForm>,
+    Posted(session, form): Posted<WorkflowForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     // Found first: another workspace's id answers 404 whatever the form.
     let previous = find(&state, &session, &id).await?;
-    let replaced = match form_input(&form) {
-        Ok(input) => api::replace_workflow(&state, previous.clone(), input).await,
+    let replaced = match form_definition(&form) {
+        Ok(definition) => state
+            .workflows
+            .replace(&previous, definition)
+            .await
+            .map_err(ApiError::from),
         Err(error) => Err(error),
     };
     match replaced {
@@ -634,23 +653,25 @@ pub(super) struct CsrfForm {
     csrf: String,
 }
 
+impl SessionForm for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Delete the workflow (and its runs).
 #[utoipa::path(post, path = "/workflows/{id}/delete", tag = "ui", params(("id" = String, Path)),
     responses((status = 303, description = "To the list"), (status = 404)))]
 pub(super) async fn delete(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<CsrfForm>,
+    Posted(session, _): Posted<CsrfForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     state
-        .store
-        .delete_workflow(session.workspace, api::workflow_id(&id)?)
+        .workflows
+        .delete(session.workspace, parse_id(&id)?)
         .await?;
-    Ok(see_other("/workflows?notice=deleted"))
+    Ok(Redirect::to("/workflows?notice=deleted").into_response())
 }
 
 #[derive(Deserialize)]
@@ -665,18 +686,20 @@ pub(super) struct RunForm {
     wait: Option<String>,
 }
 
+impl SessionForm for RunForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// Run the workflow with the input, then show the run.
 #[utoipa::path(post, path = "/workflows/{id}/run", tag = "ui", params(("id" = String, Path)),
     responses((status = 303, description = "To the run"), (status = 404), (status = 409, content_type = "text/html"), (status = 422, content_type = "text/html")))]
 pub(super) async fn run(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
     Path(id): Path<String>,
-    Form(form): Form<RunForm>,
+    Posted(session, form): Posted<RunForm>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = posted_by(session, &form.csrf)? else {
-        return Ok(see_other("/signin"));
-    };
     let workflow = find(&state, &session, &id).await?;
     let refused = |status: StatusCode, error: String| WorkflowPage {
         status,
@@ -700,20 +723,24 @@ pub(super) async fn run(
             }
         }
     };
-    match api::start_run(&state, &workflow, input, None).await {
+    match state
+        .workflows
+        .start(session.workspace, workflow.id, input, None)
+        .await
+    {
         Ok(run) => {
             let run = if form.wait.is_some() {
-                api::wait_for_end(&state, run).await?
+                state.workflows.wait_for_end(run, WAIT_LIMIT).await?
             } else {
                 run
             };
             Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response())
         }
-        Err(ApiError::Conflict(detail)) => {
+        Err(ServiceError::Conflict(detail)) => {
             let page = refused(StatusCode::CONFLICT, detail);
             workflow_page(&state, &session, workflow, page).await
         }
-        Err(other) => Err(other),
+        Err(other) => Err(other.into()),
     }
 }
 
@@ -744,26 +771,23 @@ fn error_view(error: Option<&RunError>) -> Option<minijinja::Value> {
     responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
 pub(super) async fn run_page(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let run = state
-        .store
-        .run(session.workspace, api::workflow_id(&id)?)
+        .workflows
+        .run(session.workspace, parse_id(&id)?)
         .await?;
     let workflow = match state
-        .store
-        .workflow(session.workspace, run.workflow_id)
+        .workflows
+        .get(session.workspace, run.workflow_id)
         .await
     {
         Ok(workflow) => Some(workflow),
-        Err(StoreError::NotFound) => None,
+        Err(ServiceError::NotFound) => None,
         Err(other) => return Err(other.into()),
     };
-    let now = store::now();
+    let now = chrono::Utc::now();
     let steps: Vec<minijinja::Value> = run
         .steps
         .records()
@@ -877,8 +901,8 @@ mod tests {
                 "subject": "{{input.order}} for {{ input.name }}", "body": "{{ input.name }}"}]),
             webhook_secret: None,
             next_run_at: None,
-            created_at: store::now(),
-            updated_at: store::now(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
         };
         let input: Value = serde_json::from_str(&sample_input(&workflow)).unwrap();
         assert_eq!(input, json!({"email": "", "name": "", "order": ""}));

@@ -217,7 +217,7 @@ impl TestApp {
             .add_member(workspace.id, user.id, store::tenancy::Role::Owner)
             .await
             .unwrap();
-        let (key, secret) = mailwright::accounts::issue_api_key(
+        let (key, secret) = mailwright::auth::accounts::issue_api_key(
             &self.store,
             workspace.id,
             user.id,

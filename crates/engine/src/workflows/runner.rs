@@ -13,16 +13,16 @@
 
 use std::sync::Arc;
 
+use domain::IntegrationId;
 use domain::retry::RetryPolicy;
-use domain::runs::{RunError, RunStatus, RunSteps, StepStatus};
+use domain::runs::{RunError, RunStatus, StepStatus};
 use domain::scopes::{Capability, IntegrationType};
 use domain::workflows::{Action, RenderedStep, Step};
-use domain::{IntegrationId, WorkspaceId};
 use providers::google::message::{Outgoing, rfc822};
 use serde_json::{Value, json};
-use store::jobs::{ClaimedJob, NewJob};
+use store::jobs::ClaimedJob;
 use store::system_emails::NewSystemEmail;
-use store::workflows::{Run, Workflow};
+use store::workflows::Run;
 use store::{Store, StoreError};
 use uuid::Uuid;
 
@@ -30,100 +30,7 @@ use crate::notify::DELIVER_SYSTEM_EMAIL;
 use crate::vault::{Vault, VaultError};
 use crate::worker::{GiveUpFuture, JobError, JobFuture, JobHandler, Success, next_attempt_at};
 
-pub const RUN_WORKFLOW: &str = store::workflows::RUN_JOB_KIND;
-
-/// The associated data that binds a webhook token ciphertext to its workflow.
-pub fn webhook_context(workflow: Uuid) -> String {
-    format!("workflows:{workflow}:webhook")
-}
-pub const RUNS: &str = "mailwright_workflow_runs_total";
-pub const STEP_SECONDS: &str = "mailwright_workflow_step_duration_seconds";
-
-/// Starts runs.
-pub struct Workflows {
-    store: Store,
-}
-
-impl Workflows {
-    pub fn new(store: Store) -> Workflows {
-        Workflows { store }
-    }
-
-    /// Queue a run of `workflow` with `input`. The same idempotency key on the
-    /// same workflow returns the run it started (`false`: not new).
-    pub async fn execute(
-        &self,
-        workflow: &Workflow,
-        input: Value,
-        trigger: &str,
-        idempotency_key: Option<&str>,
-    ) -> Result<(Run, bool), StoreError> {
-        let (run, job) = new_run(workflow, input, trigger)?;
-        self.store
-            .create_run(&run, idempotency_key, Some(&job))
-            .await
-    }
-
-    /// [`Workflows::execute`] for a workflow known by id, read in the same
-    /// transaction. A disabled workflow starts nothing.
-    pub async fn execute_by_id(
-        &self,
-        workspace: WorkspaceId,
-        workflow_id: Uuid,
-        input: Value,
-        trigger: &str,
-        idempotency_key: Option<&str>,
-    ) -> Result<Execution, StoreError> {
-        let created = self
-            .store
-            .create_run_of_workflow(workspace, workflow_id, idempotency_key, |workflow| {
-                if workflow.enabled {
-                    new_run(workflow, input, trigger).map(Some)
-                } else {
-                    Ok(None)
-                }
-            })
-            .await?;
-        Ok(match created {
-            Some((run, _)) => Execution::Started(Box::new(run)),
-            None => Execution::Disabled,
-        })
-    }
-}
-
-/// What `execute_by_id` did.
-#[derive(Debug)]
-pub enum Execution {
-    /// The run (new, or the one its idempotency key started).
-    Started(Box<Run>),
-    Disabled,
-}
-
-/// A queued run of `workflow` (every step pending, each with a copy of its
-/// definition) and the job that runs it.
-fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> Result<(Run, NewJob), StoreError> {
-    // Stored steps were validated when the workflow was saved.
-    let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).map_err(|error| {
-        StoreError::Other(format!("workflow {} has unreadable steps: {error}", workflow.id).into())
-    })?;
-    let run = Run {
-        id: Uuid::now_v7(),
-        workspace: workflow.workspace,
-        workflow_id: workflow.id,
-        status: RunStatus::Queued,
-        trigger: trigger.into(),
-        input,
-        steps: RunSteps::pending(&steps),
-        error: None,
-        next_attempt_at: None,
-        created_at: store::now(),
-        finished_at: None,
-    };
-    let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
-        .in_workspace(run.workspace)
-        .dedupe_key(format!("run:{}", run.id));
-    Ok((run, job))
-}
+use super::{RUN_WORKFLOW, RUNS, STEP_SECONDS};
 
 /// Executes one run.
 pub struct RunWorkflow {
@@ -457,53 +364,26 @@ impl RunWorkflow {
         integration: &store::integrations::Integration,
         error: VaultError,
     ) -> StepFailure {
-        let reconnect = format!(
-            "{}/api/integrations/{}/reconnect",
-            self.public_url, integration.id
-        );
-        match error {
-            VaultError::MissingScopes(scopes) => StepFailure::Final {
-                code: "missing_scopes",
-                message: format!(
-                    "The Gmail connection {} lacks the permission {}. Reconnect it ({reconnect}) and allow it, then run again.",
-                    integration.email,
-                    scopes.join(", ")
-                ),
-            },
-            VaultError::NeedsReauth => StepFailure::Final {
-                code: "needs_reauth",
-                message: format!(
-                    "Google no longer accepts the connection {}. Reconnect it ({reconnect}), then run again.",
-                    integration.email
-                ),
-            },
-            VaultError::Disconnected | VaultError::NotFound => StepFailure::Final {
-                code: "not_found",
-                message: format!(
-                    "The Gmail connection {} is disconnected; reconnect it or edit the workflow.",
-                    integration.email
-                ),
-            },
-            VaultError::Unavailable {
-                reason,
+        let facing = error.user_facing(Some(&integration.email));
+        if let Some(retry_after) = facing.retry {
+            return StepFailure::Retry {
+                message: format!("{} Retrying.", facing.problem),
                 retry_after,
-            } => StepFailure::Retry {
-                message: format!("Gmail did not answer ({reason}); retrying"),
-                retry_after,
-            },
-            VaultError::GoneAtGoogle => StepFailure::Final {
-                code: "provider_error",
-                message: "Gmail answered that the item no longer exists.".into(),
-            },
-            VaultError::Rejected(reason) => StepFailure::Final {
-                code: "provider_error",
-                message: format!("Gmail refused the message ({reason})."),
-            },
-            VaultError::NotConfigured => StepFailure::Final {
-                code: "provider_error",
-                message: "Google is not configured on this server.".into(),
-            },
-            VaultError::Internal(error) => internal_failure(&*error),
+            };
+        }
+        let message = if facing.remedy.is_empty() {
+            facing.problem
+        } else {
+            // Where to fix the connection, and that the run can then be
+            // started again.
+            format!(
+                "{} Reconnect it at {}/api/integrations/{}/reconnect, then run again.",
+                facing.problem, self.public_url, integration.id
+            )
+        };
+        StepFailure::Final {
+            code: facing.code,
+            message,
         }
     }
 }
@@ -664,84 +544,5 @@ impl JobHandler for RunWorkflow {
             metrics::counter!(RUNS, "outcome" => "failed").increment(1);
             Ok(())
         })
-    }
-}
-
-/// Starts the runs of scheduled workflows. Each due workflow's next tick is
-/// moved with compare-and-set before its run starts, so of several
-/// schedulers (replicas) exactly one starts it; a tick missed while nothing
-/// ran starts one run, not one per missed tick (the next tick is computed
-/// from now).
-pub struct Scheduler {
-    store: Store,
-    workflows: Arc<Workflows>,
-}
-
-impl Scheduler {
-    pub fn new(store: Store, workflows: Arc<Workflows>) -> Scheduler {
-        Scheduler { store, workflows }
-    }
-
-    /// Start every due run; how many started.
-    pub async fn tick(&self, now: chrono::DateTime<chrono::Utc>) -> Result<usize, StoreError> {
-        let mut started = 0;
-        for workflow in self.store.due_scheduled_workflows(now, 100).await? {
-            let Some(due) = workflow.next_run_at else {
-                continue;
-            };
-            let schedule = workflow
-                .trigger
-                .get("cron")
-                .and_then(Value::as_str)
-                .map(domain::workflows::Schedule::parse);
-            let next = match schedule {
-                Some(Ok(schedule)) => schedule.next_after(now),
-                _ => {
-                    tracing::warn!(workflow = %workflow.id, "a scheduled workflow has no valid cron; it is no longer scheduled");
-                    None
-                }
-            };
-            if !self
-                .store
-                .advance_schedule(workflow.workspace, workflow.id, due, next)
-                .await?
-            {
-                continue;
-            }
-            let key = format!("schedule:{}", due.to_rfc3339());
-            self.workflows
-                .execute(
-                    &workflow,
-                    json!({ "scheduled_at": due }),
-                    "schedule",
-                    Some(&key),
-                )
-                .await?;
-            started += 1;
-        }
-        Ok(started)
-    }
-
-    /// Tick every `every` until `shutdown` turns true.
-    pub async fn run(
-        self: Arc<Self>,
-        every: std::time::Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-    ) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            if let Err(error) = self.tick(store::now()).await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the scheduler cannot reach the database; retrying"
-                );
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
     }
 }

@@ -1,9 +1,11 @@
-//! Creating local accounts and API keys: shared by the CLI (`mailwright
-//! admin ...`), the first-run setup page and the API.
+//! Accounts and their credentials: local users (the CLI's `mailwright admin
+//! ...`, the first-run setup page), API keys (the CLI, the API and the
+//! settings page create, list and revoke them here), and who a caller is.
 
 use domain::{EmailAddress, UserId, WorkspaceId};
+use engine::error::ServiceError;
 use secrecy::SecretString;
-use store::api_keys::ApiKey;
+pub use store::api_keys::ApiKey;
 use store::tenancy::{Role, User, Workspace};
 use store::{Store, StoreError};
 
@@ -149,4 +151,53 @@ pub async fn cli_key_principal(
         .add_member(workspace, service.id, Role::Member)
         .await?;
     Ok(service.id)
+}
+
+/// Longest API key name, in characters.
+const KEY_NAME_MAX_CHARS: usize = 100;
+
+/// Check the name and issue a key of `workspace` acting as `user`.
+pub async fn create_key(
+    store: &Store,
+    workspace: WorkspaceId,
+    user: UserId,
+    name: &str,
+) -> Result<(ApiKey, SecretString), ServiceError> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > KEY_NAME_MAX_CHARS
+        || name.chars().any(char::is_control)
+    {
+        return Err(ServiceError::invalid(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        ));
+    }
+    Ok(issue_api_key(store, workspace, user, name).await?)
+}
+
+/// The workspace's API keys, newest first.
+pub async fn api_keys(store: &Store, workspace: WorkspaceId) -> Result<Vec<ApiKey>, ServiceError> {
+    Ok(store.api_keys(workspace).await?)
+}
+
+/// Revoke key `id` (a malformed id is just another id that is not there).
+pub async fn revoke_api_key(
+    store: &Store,
+    workspace: WorkspaceId,
+    id: &str,
+) -> Result<(), ServiceError> {
+    let id = uuid::Uuid::try_parse(id).map_err(|_| ServiceError::NotFound)?;
+    Ok(store.revoke_api_key(workspace, id).await?)
+}
+
+/// `user` as a member of `workspace`, and the workspace.
+pub async fn member(
+    store: &Store,
+    workspace: WorkspaceId,
+    user: UserId,
+) -> Result<(User, Workspace), ServiceError> {
+    let member = store.member(workspace, user).await?;
+    let workspace = store.workspace(workspace).await?;
+    Ok((member, workspace))
 }

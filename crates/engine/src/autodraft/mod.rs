@@ -1,0 +1,242 @@
+//! Auto-draft: watch a mailbox's history, decide per inbound message whether
+//! it deserves a reply draft (and say why not), generate the reply, and
+//! create it in the message's thread exactly once.
+//!
+//! Two job kinds on the one queue: `autodraft.sync` (one per mailbox at a
+//! time, by dedupe key) reads `history.list` from the stored cursor and, in
+//! one transaction, records each new message and its `autodraft.draft` job
+//! and moves the cursor (compare-and-set, forward only). `autodraft.draft`
+//! runs the pipeline for one message. Before `drafts.create` the message is
+//! marked `creating`; a retry after that point looks in the thread for a
+//! draft carrying our `X-Mailwright-Source` header and adopts it.
+
+use domain::retry::RetryPolicy;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::drafting::{self, DraftLabel, DraftRequest, GeneratedDraft};
+use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
+use domain::{IntegrationId, WorkspaceId};
+use providers::google::gmail::{GmailMessage, GmailThread};
+use providers::google::message::{Reply, SOURCE_HEADER, message_ids, parse_mailbox, reply_rfc822};
+use providers::llm::{ChatDrafter, LlmError};
+use serde_json::{Value, json};
+pub use store::autodraft::DraftRecord;
+use store::autodraft::{AutoDraftMailbox, FoundMessage, Generated, InboundMessage, MessageStatus};
+use store::integrations::Integration;
+use store::jobs::{ClaimedJob, NewJob};
+use store::{Store, StoreError};
+use uuid::Uuid;
+
+mod alert;
+mod jobs;
+mod pipeline;
+mod service;
+mod skip;
+mod sync;
+
+pub use jobs::{DraftMessage, SyncMailbox};
+pub use pipeline::{PlannedReply, Verdict};
+pub use service::Overview;
+pub use skip::{SkipReason, skip_reason_for};
+
+use crate::error::ServiceError;
+use crate::notify::Notifier;
+use crate::vault::{Vault, VaultError};
+use crate::worker::{
+    GiveUpFuture, JobError, JobFuture, JobHandler, next_attempt_at, recorded_by_worker,
+};
+
+pub const SYNC_MAILBOX: &str = "autodraft.sync";
+pub const DRAFT_MESSAGE: &str = "autodraft.draft";
+/// `outcome` = drafted | skipped | failed; `reason` = the skip reason or
+/// failure code (`created` / `adopted` for drafts).
+pub const MESSAGES: &str = "mailwright_autodraft_messages_total";
+pub const ENABLED_MAILBOXES: &str = "mailwright_autodraft_enabled_mailboxes";
+pub const ALERTS: &str = "mailwright_autodraft_alerts_total";
+pub const CATCH_UPS: &str = "mailwright_autodraft_catch_ups_total";
+
+/// A catch-up after an expired cursor looks at most at this many messages.
+const CATCH_UP_LIMIT: usize = 2_000;
+/// How far before the last sync a catch-up looks (clock skew, delivery lag).
+const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
+/// A message younger than this that starts its own thread is drafted
+/// without reading the thread first.
+const FRESH_MESSAGE: Duration = Duration::from_secs(20);
+/// Attempts at a message before a model that keeps failing gives way to
+/// the built-in drafter.
+const MODEL_ATTEMPTS: u32 = 3;
+/// A sync that was asked for again while it ran goes round at most this often.
+const SYNC_ROUNDS: usize = 3;
+
+/// Tunables, from configuration.
+#[derive(Debug, Clone)]
+pub struct AutoDraftSettings {
+    pub poll_interval: Duration,
+    /// Alert when at least this share of finished messages failed...
+    pub alert_failure_rate: f64,
+    /// ...within this window...
+    pub alert_window: Duration,
+    /// ...and at least this many messages finished in it.
+    pub alert_min_messages: i64,
+    /// The worker's: a message waiting to be tried again shows when.
+    pub retry: RetryPolicy,
+}
+
+impl Default for AutoDraftSettings {
+    fn default() -> Self {
+        AutoDraftSettings {
+            poll_interval: Duration::from_secs(60),
+            alert_failure_rate: 0.5,
+            alert_window: Duration::from_secs(3600),
+            alert_min_messages: 5,
+            retry: RetryPolicy::DEFAULT,
+        }
+    }
+}
+
+/// Who writes the reply.
+#[derive(Clone)]
+pub enum Generator {
+    Builtin,
+    Llm(ChatDrafter),
+}
+
+/// Why the pipeline could not decide or act.
+#[derive(Debug)]
+enum PipelineError {
+    /// The connection is broken (its status says how; the owner was told).
+    Connection { code: &'static str, message: String },
+    /// Retry later.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help.
+    Permanent { code: &'static str, message: String },
+}
+
+/// The result of `POST .../auto-draft/test`.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub message_id: String,
+    pub thread_id: String,
+    pub draft_type: String,
+    pub draft_type_label: String,
+    pub subject: String,
+    pub body: String,
+    pub skipped: Option<SkipReason>,
+    pub draft_id: Option<String>,
+}
+
+pub struct AutoDraft {
+    store: Store,
+    vault: Arc<Vault>,
+    notifier: Arc<Notifier>,
+    generator: Generator,
+    settings: AutoDraftSettings,
+}
+
+/// The Message-ID of the reply to `source` in `integration`: the same on
+/// every attempt, so a retry can find the draft by it.
+fn reply_message_id(integration: IntegrationId, source: &str) -> String {
+    format!(
+        "<autodraft.{source}.{}@mailwright>",
+        integration.as_uuid().simple()
+    )
+}
+
+/// A vault error as the pipeline acts on it (the words are the vault's).
+fn vault_to_pipeline(error: VaultError) -> PipelineError {
+    let facing = error.user_facing(None);
+    match facing.retry {
+        Some(retry_after) => PipelineError::Transient {
+            message: facing.problem.trim_end_matches('.').to_owned(),
+            retry_after,
+        },
+        None if facing.remedy.is_empty() => PipelineError::Permanent {
+            code: facing.code,
+            message: facing.message(),
+        },
+        None => PipelineError::Connection {
+            code: facing.code,
+            message: facing.message(),
+        },
+    }
+}
+
+fn store_transient(error: StoreError) -> PipelineError {
+    // Stats and the test action show this message: no database text in it.
+    tracing::error!(
+        error = format!("{error:#}"),
+        "auto-draft cannot reach the database; retrying"
+    );
+    PipelineError::Transient {
+        message: "the database was unavailable".into(),
+        retry_after: None,
+    }
+}
+
+fn job_transient(error: StoreError) -> JobError {
+    JobError::Transient {
+        message: format!("the database is unavailable ({error})"),
+        retry_after: None,
+    }
+}
+
+impl AutoDraft {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        notifier: Arc<Notifier>,
+        generator: Generator,
+        settings: AutoDraftSettings,
+    ) -> AutoDraft {
+        AutoDraft {
+            store,
+            vault,
+            notifier,
+            generator,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &AutoDraftSettings {
+        &self.settings
+    }
+
+    pub fn sync_job(workspace: WorkspaceId, integration: IntegrationId) -> NewJob {
+        NewJob::new(
+            SYNC_MAILBOX,
+            json!({ "integration_id": integration.to_string() }),
+        )
+        .in_workspace(workspace)
+        .dedupe_key(format!("autodraft.sync:{integration}"))
+    }
+
+    pub(super) fn draft_job(&self, workspace: WorkspaceId, message: Uuid) -> NewJob {
+        NewJob::new(DRAFT_MESSAGE, json!({ "message_id": message }))
+            .in_workspace(workspace)
+            .dedupe_key(format!("autodraft.draft:{message}"))
+    }
+
+    /// The Gmail integration, or why auto-draft cannot use it.
+    pub(super) async fn gmail_integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Integration, ServiceError> {
+        let integration = self.store.integration(workspace, id).await?;
+        if integration.integration_type != IntegrationType::Gmail {
+            return Err(ServiceError::Conflict(
+                "Auto-draft works on Gmail connections; this one is a calendar connection.".into(),
+            ));
+        }
+        Ok(integration)
+    }
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}

@@ -1,0 +1,571 @@
+//! One message through the pipeline: decide, generate, create the draft
+//! exactly once, record the outcome.
+
+use super::*;
+
+/// What the pipeline decided for one message.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    Skip(SkipReason),
+    /// A draft for this message already exists (an earlier attempt made it).
+    Adopt {
+        provider_draft_id: String,
+    },
+    Draft(Box<PlannedReply>),
+}
+
+/// A reply ready to be created.
+#[derive(Debug, Clone)]
+pub struct PlannedReply {
+    pub source: GmailMessage,
+    pub label: DraftLabel,
+    pub generator: String,
+    pub to: String,
+    pub subject: String,
+    /// The reply with the original quoted below.
+    pub body: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub rfc822_message_id: String,
+}
+
+/// The message a draft answers: its row, when a sync found it (the test
+/// action may answer one no sync has seen).
+pub(super) struct Answered<'a> {
+    pub(super) row: Option<Uuid>,
+    pub(super) gmail_message_id: &'a str,
+    pub(super) thread_id: &'a str,
+}
+
+impl<'a> From<&'a InboundMessage> for Answered<'a> {
+    fn from(message: &'a InboundMessage) -> Self {
+        Answered {
+            row: Some(message.id),
+            gmail_message_id: &message.gmail_message_id,
+            thread_id: &message.thread_id,
+        }
+    }
+}
+
+impl AutoDraft {
+    /// Run the pipeline for one message row (the `autodraft.draft` job).
+    pub async fn draft_message(
+        &self,
+        job: &ClaimedJob,
+        workspace: WorkspaceId,
+        row: Uuid,
+    ) -> Result<(), JobError> {
+        let (message, enabled) = match self.store.autodraft_message(workspace, row).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(job_transient(error)),
+        };
+        if message.status.is_final() {
+            return Ok(());
+        }
+        if !enabled {
+            return self
+                .finish_skipped(&message, SkipReason::AutoDraftOff)
+                .await;
+        }
+        // A draft recorded for this source (e.g. by the test action) is this
+        // message's draft.
+        if let Some(existing) = self
+            .store
+            .autodraft_draft_for_source(
+                workspace,
+                message.integration_id,
+                &message.gmail_message_id,
+            )
+            .await
+            .map_err(job_transient)?
+        {
+            self.store
+                .record_autodraft_draft(Some(message.id), &existing)
+                .await
+                .map_err(job_transient)?;
+            return Ok(());
+        }
+        let integration = match self
+            .store
+            .integration(workspace, message.integration_id)
+            .await
+        {
+            Ok(integration) => integration,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(job_transient(error)),
+        };
+        if integration.status != IntegrationStatus::Connected {
+            // Paused: no call to Google can succeed; the integration's status
+            // says why and its owner was told once.
+            let missing = integration
+                .granted_scopes
+                .missing_for(IntegrationType::Gmail);
+            let explanation =
+                domain::explain::explain(integration.status, Some(&integration.email), &missing);
+            let (code, detail) = (explanation.code, explanation.message());
+            return self
+                .finish_failed(&integration, &message, code, &detail)
+                .await;
+        }
+        let retrying = message.status == MessageStatus::Creating;
+        // A model that is still down on this attempt gives way to the
+        // built-in drafter: a reply now beats a better one hours later.
+        let last_attempt = job.attempt >= MODEL_ATTEMPTS;
+        let result = match self
+            .evaluate(
+                &integration,
+                &message.gmail_message_id,
+                retrying,
+                last_attempt,
+            )
+            .await
+        {
+            Ok(Verdict::Skip(reason)) => return self.finish_skipped(&message, reason).await,
+            Ok(Verdict::Adopt { provider_draft_id }) => {
+                let generated = message.generated.clone().unwrap_or(Generated {
+                    draft_type: "reply".into(),
+                    draft_type_label: "reply".into(),
+                    generator: "unknown".into(),
+                });
+                self.record_draft(
+                    &integration,
+                    Answered::from(&message),
+                    &provider_draft_id,
+                    None,
+                    &generated,
+                    "adopted",
+                )
+                .await
+            }
+            Ok(Verdict::Draft(plan)) => self.create(&integration, &message, &plan).await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                self.check_alert(&integration, false).await;
+                Ok(())
+            }
+            Err(PipelineError::Transient {
+                message: text,
+                retry_after,
+            }) => {
+                // Retried until the retry horizon (then `give_up` records the
+                // message as failed); until then it says so, and when.
+                metrics::counter!(MESSAGES, "outcome" => "retrying", "reason" => "provider_unavailable").increment(1);
+                let at = next_attempt_at(&self.settings.retry, job, retry_after);
+                self.store
+                    .mark_autodraft_message_retrying(
+                        workspace,
+                        message.id,
+                        "provider_unavailable",
+                        &text,
+                        at,
+                    )
+                    .await
+                    .map_err(job_transient)?;
+                Err(JobError::RetryAt { message: text, at })
+            }
+            Err(PipelineError::Connection {
+                code,
+                message: text,
+            })
+            | Err(PipelineError::Permanent {
+                code,
+                message: text,
+            }) => {
+                self.finish_failed(&integration, &message, code, &text)
+                    .await
+            }
+        }
+    }
+
+    /// Everything up to (not including) `drafts.create`.
+    pub(super) async fn evaluate(
+        &self,
+        integration: &Integration,
+        gmail_message_id: &str,
+        check_for_ours: bool,
+        last_attempt: bool,
+    ) -> Result<Verdict, PipelineError> {
+        let (workspace, id) = (integration.workspace, integration.id);
+        let gmail = self.vault.gmail().clone();
+        let source = match self
+            .vault
+            .with_gmail(workspace, id, Capability::ReadMail, |token| {
+                let gmail = gmail.clone();
+                let message_id = gmail_message_id.to_owned();
+                async move { gmail.message(&token, &message_id).await }
+            })
+            .await
+        {
+            Ok(source) => source,
+            Err(VaultError::GoneAtGoogle) => return Ok(Verdict::Skip(SkipReason::Deleted)),
+            Err(error) => return Err(vault_to_pipeline(error)),
+        };
+        let rfc822_message_id = reply_message_id(id, &source.id);
+        if let Some(reason) = skip_reason_for(&source, &integration.email) {
+            // Our own draft carries the DRAFT label; only a retry could meet it here.
+            return Ok(Verdict::Skip(reason));
+        }
+        // Gmail's thread id is the id of its first message: a message that
+        // starts its thread and arrived moments ago has no earlier messages,
+        // and nobody has had time to answer it or draft a reply, so (on a
+        // first attempt) the thread read is skipped. Older messages (found by
+        // a poll) are checked: their owner may have replied meanwhile.
+        let fresh = store::now().timestamp_millis() - source.internal_date_millis()
+            < FRESH_MESSAGE.as_millis() as i64;
+        if check_for_ours || source.thread_id != source.id || !fresh {
+            let thread_id = source.thread_id.clone();
+            let thread: GmailThread = self
+                .vault
+                .with_gmail(workspace, id, Capability::ReadMail, |token| {
+                    let (gmail, thread_id) = (gmail.clone(), thread_id.clone());
+                    async move {
+                        gmail
+                            .thread_metadata(&token, &thread_id, &["From", SOURCE_HEADER])
+                            .await
+                    }
+                })
+                .await
+                .map_err(vault_to_pipeline)?;
+            let drafts: Vec<&GmailMessage> = thread
+                .messages
+                .iter()
+                .filter(|m| m.has_label("DRAFT"))
+                .collect();
+            if drafts
+                .iter()
+                .any(|draft| draft.header(SOURCE_HEADER) == Some(source.id.as_str()))
+            {
+                let lookup = rfc822_message_id.clone();
+                let found = self
+                    .vault
+                    .with_gmail(workspace, id, Capability::Draft, |token| {
+                        let (gmail, lookup) = (gmail.clone(), lookup.clone());
+                        async move { gmail.find_draft(&token, &lookup).await }
+                    })
+                    .await
+                    .map_err(vault_to_pipeline)?;
+                return match found {
+                    Some(draft) => Ok(Verdict::Adopt {
+                        provider_draft_id: draft.id,
+                    }),
+                    // Gmail's search index lags its storage by moments.
+                    None => Err(PipelineError::Transient {
+                        message: "the draft an earlier attempt created is not searchable yet"
+                            .into(),
+                        retry_after: Some(Duration::from_secs(5)),
+                    }),
+                };
+            }
+            if !drafts.is_empty() {
+                return Ok(Verdict::Skip(SkipReason::ThreadHasDraft));
+            }
+            let latest = thread
+                .messages
+                .iter()
+                .filter(|m| !m.has_label("DRAFT"))
+                .max_by_key(|m| m.internal_date_millis());
+            if let Some(latest) = latest
+                && latest.id != source.id
+                && (latest.has_label("SENT")
+                    || latest
+                        .header("From")
+                        .and_then(parse_mailbox)
+                        .is_some_and(|(_, from)| from.eq_ignore_ascii_case(&integration.email)))
+            {
+                return Ok(Verdict::Skip(SkipReason::ThreadLatestFromOwner));
+            }
+        }
+        let reply_to = source
+            .header("Reply-To")
+            .and_then(parse_mailbox)
+            .or_else(|| source.header("From").and_then(parse_mailbox));
+        let Some((to_name, to_address)) = reply_to else {
+            return Ok(Verdict::Skip(SkipReason::NoReplyAddress));
+        };
+        let (sender_name, sender_address) = source
+            .header("From")
+            .and_then(parse_mailbox)
+            .unwrap_or((to_name.clone(), to_address.clone()));
+        let original_subject = source.header("Subject").unwrap_or_default().to_owned();
+        let text = source.text_body();
+        let request = DraftRequest {
+            sender_name: sender_name.clone(),
+            sender_address: sender_address.clone(),
+            subject: original_subject.clone(),
+            text: text.clone(),
+            owner_name: integration.display_name.clone(),
+            owner_address: integration.email.clone(),
+        };
+        let generated = self.generate(&request, last_attempt).await?;
+        let date = source.header("Date").unwrap_or_default().to_owned();
+        let sender = match &sender_name {
+            Some(name) => format!("{name} <{sender_address}>"),
+            None => sender_address.clone(),
+        };
+        let body = format!(
+            "{}\n\n{}",
+            generated.body.trim_end(),
+            drafting::quote(&sender, &date, &text)
+        );
+        let to = match to_name {
+            Some(name) => format!("{} <{to_address}>", quote_display_name(&name)),
+            None => to_address,
+        };
+        let in_reply_to = source
+            .header("Message-ID")
+            .map(message_ids)
+            .and_then(|ids| ids.into_iter().next());
+        let mut references = source
+            .header("References")
+            .map(message_ids)
+            .unwrap_or_default();
+        if let Some(original) = &in_reply_to
+            && !references.contains(original)
+        {
+            references.push(original.clone());
+        }
+        Ok(Verdict::Draft(Box::new(PlannedReply {
+            subject: drafting::reply_subject(&original_subject),
+            label: generated.label,
+            generator: generated.generator,
+            to,
+            body,
+            in_reply_to,
+            references,
+            rfc822_message_id,
+            source,
+        })))
+    }
+
+    /// The reply body from the language model, or the built-in drafter when
+    /// none is configured, when the model's answer is unusable, or when the
+    /// model is still down on the message's last attempt (a draft beats none).
+    pub(super) async fn generate(
+        &self,
+        request: &DraftRequest,
+        last_attempt: bool,
+    ) -> Result<GeneratedDraft, PipelineError> {
+        let Generator::Llm(llm) = &self.generator else {
+            return Ok(drafting::builtin_draft(request));
+        };
+        match llm.draft(request).await {
+            Ok(generated) => Ok(generated),
+            Err(LlmError::Rejected { reason }) => {
+                tracing::warn!(reason = %reason, "the language model refused; using the built-in drafter");
+                Ok(drafting::builtin_draft(request))
+            }
+            Err(LlmError::Unavailable { reason, .. }) if last_attempt => {
+                tracing::warn!(reason = %reason, "the language model is still unavailable; using the built-in drafter");
+                Ok(drafting::builtin_draft(request))
+            }
+            Err(LlmError::Unavailable {
+                reason,
+                retry_after,
+            }) => Err(PipelineError::Transient {
+                message: format!("the language model is unavailable ({reason})"),
+                retry_after,
+            }),
+        }
+    }
+
+    pub(super) async fn create(
+        &self,
+        integration: &Integration,
+        message: &InboundMessage,
+        plan: &PlannedReply,
+    ) -> Result<(), PipelineError> {
+        let generated = Generated {
+            draft_type: plan.label.draft_type().to_owned(),
+            draft_type_label: plan.label.label().to_owned(),
+            generator: plan.generator.clone(),
+        };
+        self.store
+            .mark_autodraft_creating(message.workspace, message.id, &generated)
+            .await
+            .map_err(store_transient)?;
+        let draft_id = self.create_in_gmail(integration, plan).await?;
+        self.record_draft(
+            integration,
+            Answered::from(message),
+            &draft_id,
+            plan.in_reply_to.clone(),
+            &generated,
+            "created",
+        )
+        .await
+    }
+
+    pub(super) async fn create_in_gmail(
+        &self,
+        integration: &Integration,
+        plan: &PlannedReply,
+    ) -> Result<String, PipelineError> {
+        let raw = reply_rfc822(&Reply {
+            from_name: integration.display_name.as_deref(),
+            from_address: &integration.email,
+            to: &plan.to,
+            subject: &plan.subject,
+            body: &plan.body,
+            message_id: &plan.rfc822_message_id,
+            in_reply_to: plan.in_reply_to.as_deref(),
+            references: &plan.references,
+            source: &plan.source.id,
+        })
+        .map_err(|problem| PipelineError::Permanent {
+            code: "invalid_message",
+            message: problem,
+        })?;
+        let raw = Arc::new(raw);
+        let gmail = self.vault.gmail().clone();
+        let thread_id = plan.source.thread_id.clone();
+        let draft = self
+            .vault
+            .with_gmail(
+                integration.workspace,
+                integration.id,
+                Capability::Draft,
+                |token| {
+                    let (gmail, raw, thread_id) =
+                        (gmail.clone(), Arc::clone(&raw), thread_id.clone());
+                    async move { gmail.create_draft(&token, &raw, Some(&thread_id)).await }
+                },
+            )
+            .await
+            .map_err(vault_to_pipeline)?;
+        Ok(draft.id)
+    }
+
+    /// Record the draft created (or adopted) for `answered`; the pipeline
+    /// and the test action both record through here.
+    pub(super) async fn record_draft(
+        &self,
+        integration: &Integration,
+        answered: Answered<'_>,
+        provider_draft_id: &str,
+        source_rfc822_message_id: Option<String>,
+        generated: &Generated,
+        how: &'static str,
+    ) -> Result<(), PipelineError> {
+        let record = DraftRecord {
+            id: Uuid::now_v7(),
+            workspace: integration.workspace,
+            integration_id: integration.id,
+            source_message_id: answered.gmail_message_id.to_owned(),
+            source_rfc822_message_id,
+            thread_id: answered.thread_id.to_owned(),
+            provider_draft_id: provider_draft_id.to_owned(),
+            draft_type: generated.draft_type.clone(),
+            draft_type_label: generated.draft_type_label.clone(),
+            generator: generated.generator.clone(),
+            created_at: store::now(),
+        };
+        self.store
+            .record_autodraft_draft(answered.row, &record)
+            .await
+            .map_err(store_transient)?;
+        metrics::counter!(MESSAGES, "outcome" => "drafted", "reason" => how).increment(1);
+        tracing::info!(integration = %integration.id, message = %answered.gmail_message_id, draft_type = %generated.draft_type, how, "auto-draft created a reply draft");
+        Ok(())
+    }
+
+    pub(super) async fn finish_skipped(
+        &self,
+        message: &InboundMessage,
+        reason: SkipReason,
+    ) -> Result<(), JobError> {
+        self.store
+            .finish_autodraft_message(
+                message.workspace,
+                message.id,
+                MessageStatus::Skipped,
+                reason.code(),
+                reason.describe(),
+            )
+            .await
+            .map_err(job_transient)?;
+        metrics::counter!(MESSAGES, "outcome" => "skipped", "reason" => reason.code()).increment(1);
+        tracing::debug!(integration = %message.integration_id, message = %message.gmail_message_id, reason = reason.code(), "auto-draft skipped a message");
+        Ok(())
+    }
+
+    pub(super) async fn finish_failed(
+        &self,
+        integration: &Integration,
+        message: &InboundMessage,
+        code: &'static str,
+        detail: &str,
+    ) -> Result<(), JobError> {
+        self.store
+            .finish_autodraft_message(
+                message.workspace,
+                message.id,
+                MessageStatus::Failed,
+                code,
+                detail,
+            )
+            .await
+            .map_err(job_transient)?;
+        metrics::counter!(MESSAGES, "outcome" => "failed", "reason" => code).increment(1);
+        tracing::warn!(integration = %integration.id, message = %message.gmail_message_id, code, "auto-draft could not draft a reply: {detail}");
+        self.check_alert(integration, true).await;
+        Ok(())
+    }
+
+    /// A message whose retries ran out of time: failed, with the reason.
+    pub async fn give_up_message(
+        &self,
+        workspace: WorkspaceId,
+        row: Uuid,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (message, _) = match self.store.autodraft_message(workspace, row).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        if message.status.is_final() {
+            return Ok(());
+        }
+        let integration = match self
+            .store
+            .integration(workspace, message.integration_id)
+            .await
+        {
+            Ok(integration) => integration,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let detail = format!("Gmail kept failing; {reason}.");
+        self.finish_failed(&integration, &message, "provider_unavailable", &detail)
+            .await
+            .map_err(|error| StoreError::Other(error.to_string().into()))
+    }
+}
+
+/// A display name as it goes in a header: quoted when it holds specials.
+fn quote_display_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    if cleaned.chars().any(|c| "()<>[]:;@\\,.".contains(c)) {
+        format!("\"{cleaned}\"")
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_with_specials_are_quoted() {
+        assert_eq!(quote_display_name("Zoë Martin"), "Zoë Martin");
+        assert_eq!(quote_display_name("Martin, Zoë"), "\"Martin, Zoë\"");
+        assert_eq!(quote_display_name("A \"B\" C"), "A B C");
+    }
+}

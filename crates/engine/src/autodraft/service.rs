@@ -1,0 +1,363 @@
+//! Switching auto-draft on and off, pushes, and the test action.
+
+use super::pipeline::Answered;
+use super::*;
+use crate::error::ServiceError;
+use domain::explain::explain;
+use store::autodraft::{AutoDraftEvent, AutoDraftStats};
+use store::integrations::LastError;
+
+impl AutoDraft {
+    /// Switch auto-draft on: the connection must be healthy and allow reading
+    /// and drafting. Drafting starts with mail arriving after now.
+    pub async fn enable(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<AutoDraftMailbox, ServiceError> {
+        let integration = self.gmail_integration(workspace, id).await?;
+        let broken = |status, missing| {
+            ServiceError::connection(integration.id, &integration.email, status, missing)
+        };
+        match integration.status {
+            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+            status => return Err(broken(status, Vec::new())),
+        }
+        let missing: Vec<String> = [Capability::ReadMail, Capability::Draft]
+            .into_iter()
+            .filter(|capability| !integration.granted_scopes.allows(*capability))
+            .map(|capability| capability.preferred_scope().to_owned())
+            .collect();
+        if !missing.is_empty() {
+            return Err(broken(IntegrationStatus::MissingScopes, missing));
+        }
+        if integration.status == IntegrationStatus::MissingScopes {
+            let missing = integration
+                .granted_scopes
+                .missing_for(IntegrationType::Gmail);
+            return Err(broken(IntegrationStatus::MissingScopes, missing));
+        }
+        let from_vault =
+            |error| ServiceError::from_vault(error, integration.id, &integration.email);
+        // Already on: keep the cursor, or mail not yet synced would be lost.
+        if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
+            && mailbox.enabled
+            && mailbox.history_id.is_some()
+        {
+            return Ok(mailbox);
+        }
+        let gmail = self.vault.gmail().clone();
+        let profile = self
+            .vault
+            .with_gmail(workspace, id, Capability::ReadMail, |token| {
+                let gmail = gmail.clone();
+                async move { gmail.profile(&token).await }
+            })
+            .await
+            .map_err(from_vault)?;
+        let history_id = profile
+            .history_id
+            .as_deref()
+            .and_then(|id| id.parse::<i64>().ok())
+            .ok_or_else(|| {
+                ServiceError::ProviderError("Gmail gave no history id; try again.".into())
+            })?;
+        // Somewhere within the first interval: mailboxes switched on together
+        // (an import, a restart of many) do not all poll in the same second.
+        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
+        let first_poll = store::now()
+            + chrono::Duration::milliseconds(rand::Rng::gen_range(
+                &mut rand::thread_rng(),
+                0..interval,
+            ) as i64);
+        let mailbox = self
+            .store
+            .set_autodraft(workspace, id, true, Some(history_id), first_poll)
+            .await?;
+        tracing::info!(integration = %id, history_id, event = "autodraft_enabled", "auto-draft switched on");
+        Ok(mailbox)
+    }
+
+    pub async fn disable(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<AutoDraftMailbox, ServiceError> {
+        self.gmail_integration(workspace, id).await?;
+        let mailbox = self
+            .store
+            .set_autodraft(workspace, id, false, None, store::now())
+            .await?;
+        tracing::info!(integration = %id, event = "autodraft_disabled", "auto-draft switched off");
+        Ok(mailbox)
+    }
+
+    /// A Gmail push for `email`: queue a sync of each enabled mailbox with
+    /// that address. How many were queued (or already queued).
+    pub async fn push(&self, email: &str) -> Result<usize, StoreError> {
+        let mailboxes = self.store.autodraft_mailboxes_for_address(email).await?;
+        let mut requested = 0;
+        for (workspace, integration) in mailboxes {
+            if self
+                .store
+                .request_autodraft_sync(
+                    workspace,
+                    integration,
+                    &Self::sync_job(workspace, integration),
+                )
+                .await?
+            {
+                requested += 1;
+            }
+        }
+        Ok(requested)
+    }
+
+    /// The whole pipeline on one message (the newest inbox message when none
+    /// is named), without recording anything unless `create_draft`.
+    pub async fn test(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        message_id: Option<String>,
+        create_draft: bool,
+    ) -> Result<TestOutcome, ServiceError> {
+        let integration = self.gmail_integration(workspace, id).await?;
+        let from_vault =
+            |error| ServiceError::from_vault(error, integration.id, &integration.email);
+        let gmail = self.vault.gmail().clone();
+        let named_by_client = message_id.is_some();
+        let message_id = match message_id {
+            Some(message_id) => message_id,
+            None => {
+                let page = self
+                    .vault
+                    .with_gmail(workspace, id, Capability::ReadMail, |token| {
+                        let gmail = gmail.clone();
+                        async move { gmail.inbox_messages(&token, "", 1, None).await }
+                    })
+                    .await
+                    .map_err(from_vault)?;
+                page.messages
+                    .into_iter()
+                    .next()
+                    .map(|m| m.id)
+                    .ok_or_else(|| {
+                        ServiceError::Conflict(
+                        "The inbox has no message to test with; send one to this mailbox first."
+                            .into(),
+                    )
+                    })?
+            }
+        };
+        let no_such_message =
+            || ServiceError::invalid("message_id", "is not a message in this mailbox");
+        let verdict = match self.evaluate(&integration, &message_id, true, true).await {
+            Ok(verdict) => verdict,
+            // Gmail refuses an id that is not one of its own.
+            Err(PipelineError::Permanent { .. }) if named_by_client => {
+                return Err(no_such_message());
+            }
+            Err(error) => return Err(pipeline_error(&integration, error)),
+        };
+        if named_by_client && matches!(verdict, Verdict::Skip(SkipReason::Deleted)) {
+            return Err(no_such_message());
+        }
+        match verdict {
+            Verdict::Skip(reason) => Ok(TestOutcome {
+                message_id,
+                thread_id: String::new(),
+                draft_type: String::new(),
+                draft_type_label: String::new(),
+                subject: String::new(),
+                body: String::new(),
+                skipped: Some(reason),
+                draft_id: None,
+            }),
+            Verdict::Adopt { provider_draft_id } => Ok(TestOutcome {
+                message_id,
+                thread_id: String::new(),
+                draft_type: String::new(),
+                draft_type_label: String::new(),
+                subject: String::new(),
+                body: String::new(),
+                skipped: Some(SkipReason::ThreadHasDraft),
+                draft_id: Some(provider_draft_id),
+            }),
+            Verdict::Draft(plan) => {
+                let draft_id = if create_draft {
+                    let draft_id = self
+                        .create_in_gmail(&integration, &plan)
+                        .await
+                        .map_err(|error| pipeline_error(&integration, error))?;
+                    // When a sync already found this message, its row ends drafted too.
+                    let row = self
+                        .store
+                        .autodraft_message_by_gmail_id(workspace, id, &plan.source.id)
+                        .await?
+                        .map(|message| message.id);
+                    let generated = Generated {
+                        draft_type: plan.label.draft_type().to_owned(),
+                        draft_type_label: plan.label.label().to_owned(),
+                        generator: plan.generator.clone(),
+                    };
+                    let answered = Answered {
+                        row,
+                        gmail_message_id: &plan.source.id,
+                        thread_id: &plan.source.thread_id,
+                    };
+                    self.record_draft(
+                        &integration,
+                        answered,
+                        &draft_id,
+                        plan.in_reply_to.clone(),
+                        &generated,
+                        "test",
+                    )
+                    .await
+                    .map_err(|error| pipeline_error(&integration, error))?;
+                    Some(draft_id)
+                } else {
+                    None
+                };
+                Ok(TestOutcome {
+                    message_id,
+                    thread_id: plan.source.thread_id.clone(),
+                    draft_type: plan.label.draft_type().to_owned(),
+                    draft_type_label: plan.label.label().to_owned(),
+                    subject: plan.subject.clone(),
+                    body: plan.body.clone(),
+                    skipped: None,
+                    draft_id,
+                })
+            }
+        }
+    }
+}
+
+/// A pipeline failure as the test action answers it.
+fn pipeline_error(integration: &Integration, error: PipelineError) -> ServiceError {
+    match error {
+        PipelineError::Connection { .. } => ServiceError::connection(
+            integration.id,
+            &integration.email,
+            integration.status,
+            integration
+                .granted_scopes
+                .missing_for(IntegrationType::Gmail),
+        ),
+        PipelineError::Transient { message, .. } => {
+            ServiceError::ProviderUnavailable(format!("{message}; try again."))
+        }
+        PipelineError::Permanent { message, .. } => ServiceError::ProviderError(message),
+    }
+}
+
+/// Everything a mailbox's auto-draft page and `GET .../auto-draft` show.
+#[derive(Debug)]
+pub struct Overview {
+    pub integration: Integration,
+    pub enabled: bool,
+    pub updated_at: DateTime<Utc>,
+    /// While on but unable to run (the connection is broken): a code and
+    /// why, in words.
+    pub paused: Option<(String, String)>,
+    /// Why the switch cannot be turned on, if it cannot.
+    pub blocked: Option<String>,
+    pub stats: AutoDraftStats,
+    /// The newer of the mailbox's last sync failure and the last message
+    /// that failed.
+    pub last_failure: Option<LastError>,
+    /// Notable events, newest first.
+    pub events: Vec<AutoDraftEvent>,
+}
+
+/// How many events an overview carries.
+const OVERVIEW_EVENTS: i64 = 10;
+
+impl AutoDraft {
+    /// The switch, numbers and recent events of mailbox `id`.
+    pub async fn overview(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Overview, ServiceError> {
+        let integration = self.store.integration(workspace, id).await?;
+        let mailbox = self.store.autodraft_mailbox(workspace, id).await?;
+        let stats = self.store.autodraft_stats(workspace, id).await?;
+        let events = self
+            .store
+            .autodraft_events(workspace, id, OVERVIEW_EVENTS)
+            .await?;
+        let enabled = mailbox.as_ref().is_some_and(|mailbox| mailbox.enabled);
+        let paused = (enabled && integration.status != IntegrationStatus::Connected).then(|| {
+            let explanation = explain(
+                integration.status,
+                Some(&integration.email),
+                &integration
+                    .granted_scopes
+                    .missing_for(integration.integration_type),
+            );
+            let message = match &integration.last_error {
+                Some(error) => error.message.clone(),
+                None => explanation.message(),
+            };
+            (explanation.code.to_owned(), message)
+        });
+        let mailbox_failure = mailbox
+            .as_ref()
+            .and_then(|mailbox| mailbox.last_failure.clone());
+        let last_failure = match (mailbox_failure, stats.last_failed_message.clone()) {
+            (Some(a), Some(b)) => Some(if a.at >= b.at { a } else { b }),
+            (a, b) => a.or(b),
+        };
+        Ok(Overview {
+            enabled,
+            updated_at: mailbox
+                .as_ref()
+                .map_or(integration.updated_at, |mailbox| mailbox.updated_at),
+            paused,
+            blocked: blocked_reason(&integration),
+            stats,
+            last_failure,
+            events,
+            integration,
+        })
+    }
+
+    /// The newest `limit` drafts auto-draft created in mailbox `id`.
+    pub async fn drafts(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        limit: i64,
+    ) -> Result<Vec<DraftRecord>, ServiceError> {
+        // The connection's own "not found" (foreign or missing), not an
+        // empty list.
+        self.store.integration(workspace, id).await?;
+        Ok(self.store.autodraft_drafts(workspace, id, limit).await?)
+    }
+}
+
+/// Why the switch cannot be turned on, if it cannot.
+fn blocked_reason(integration: &Integration) -> Option<String> {
+    let missing: Vec<&str> = [Capability::ReadMail, Capability::Draft]
+        .into_iter()
+        .filter(|capability| !integration.granted_scopes.allows(*capability))
+        .map(Capability::describe)
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "Auto-draft needs permission to {}. Reconnect and allow it.",
+            missing.join(" and ")
+        ));
+    }
+    let explanation = explain(
+        integration.status,
+        Some(&integration.email),
+        &integration
+            .granted_scopes
+            .missing_for(integration.integration_type),
+    );
+    explanation.needs_reconnect().then(|| explanation.message())
+}

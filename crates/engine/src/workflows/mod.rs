@@ -1,0 +1,369 @@
+//! Workflows: the service behind `/api/workflows` and the workflow pages
+//! (definitions checked and stored, webhook tokens, runs started and waited
+//! for), the runner that executes a run ([`runner`]) and the scheduler that
+//! starts scheduled runs ([`scheduler`]).
+
+mod runner;
+mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::runs::{RunStatus, RunSteps};
+use domain::scopes::IntegrationType;
+use domain::workflows::{Definition, Invalid, Schedule, Step, Trigger};
+use domain::{IntegrationId, WorkspaceId};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use store::jobs::NewJob;
+use store::{Store, StoreError};
+use uuid::Uuid;
+
+pub use runner::RunWorkflow;
+pub use scheduler::Scheduler;
+pub use store::workflows::{Run, Workflow};
+
+use crate::error::ServiceError;
+use crate::keyring::Keyring;
+use crate::secrets;
+
+pub const RUN_WORKFLOW: &str = store::workflows::RUN_JOB_KIND;
+pub const RUNS: &str = "mailwright_workflow_runs_total";
+pub const STEP_SECONDS: &str = "mailwright_workflow_step_duration_seconds";
+
+/// How many runs of a workflow its history shows.
+pub const RUN_HISTORY: i64 = 100;
+
+/// How often a waiting caller reads its run (a run another process ended is
+/// not announced in this one).
+const OTHER_PROCESS_POLL: Duration = Duration::from_millis(100);
+
+/// The associated data that binds a webhook token ciphertext to its workflow.
+pub fn webhook_context(workflow: Uuid) -> String {
+    format!("workflows:{workflow}:webhook")
+}
+
+/// A workflow or run id as a client gives it; a malformed one names nothing.
+pub fn parse_id(text: &str) -> Result<Uuid, ServiceError> {
+    Uuid::try_parse(text).map_err(|_| ServiceError::NotFound)
+}
+
+/// Defines, starts and reports workflows, for one workspace per call.
+pub struct Workflows {
+    store: Store,
+    keyring: Arc<Keyring>,
+}
+
+impl Workflows {
+    pub fn new(store: Store, keyring: Arc<Keyring>) -> Workflows {
+        Workflows { store, keyring }
+    }
+
+    pub async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Workflow>, ServiceError> {
+        Ok(self.store.workflows(workspace).await?)
+    }
+
+    pub async fn get(&self, workspace: WorkspaceId, id: Uuid) -> Result<Workflow, ServiceError> {
+        Ok(self.store.workflow(workspace, id).await?)
+    }
+
+    /// Check `definition` and store it as a new workflow of `workspace`.
+    pub async fn create(
+        &self,
+        workspace: WorkspaceId,
+        definition: Definition,
+    ) -> Result<Workflow, ServiceError> {
+        self.validate(workspace, &definition).await?;
+        let workflow = self.assemble(workspace, Uuid::now_v7(), definition, None);
+        self.store.create_workflow(&workflow).await?;
+        Ok(workflow)
+    }
+
+    /// Check `definition` and make it the definition of `previous` (its
+    /// webhook token is kept).
+    pub async fn replace(
+        &self,
+        previous: &Workflow,
+        definition: Definition,
+    ) -> Result<Workflow, ServiceError> {
+        self.validate(previous.workspace, &definition).await?;
+        let workflow = self.assemble(previous.workspace, previous.id, definition, Some(previous));
+        self.store.update_workflow(&workflow).await?;
+        Ok(workflow)
+    }
+
+    /// Delete a workflow and its runs: a queued or retrying run never sends.
+    pub async fn delete(&self, workspace: WorkspaceId, id: Uuid) -> Result<(), ServiceError> {
+        Ok(self.store.delete_workflow(workspace, id).await?)
+    }
+
+    /// Where a webhook-triggered workflow takes its input, relative to the
+    /// public URL (the token is part of it).
+    pub fn webhook_path(&self, workflow: &Workflow) -> Option<String> {
+        let token = self.webhook_token(workflow)?;
+        Some(format!(
+            "/api/hooks/{}?token={}",
+            workflow.id,
+            token.expose_secret()
+        ))
+    }
+
+    fn webhook_token(&self, workflow: &Workflow) -> Option<SecretString> {
+        let sealed = workflow.webhook_secret.as_ref()?;
+        self.keyring
+            .open_secret(sealed, &webhook_context(workflow.id))
+            .ok()
+    }
+
+    /// Everything wrong with `definition` in `workspace`, by field: the
+    /// definition's own rules, then each Gmail step's connection.
+    async fn validate(
+        &self,
+        workspace: WorkspaceId,
+        definition: &Definition,
+    ) -> Result<(), ServiceError> {
+        let mut problems = definition.validate();
+        for (index, step) in definition.steps.iter().enumerate() {
+            let (true, Some(id)) = (step.action.uses_gmail(), &step.integration_id) else {
+                continue;
+            };
+            let field = format!("steps[{index}].integration_id");
+            let problem = match IntegrationId::parse(id) {
+                Err(_) => Some("is not an integration id"),
+                Ok(id) => match self.store.integration(workspace, id).await {
+                    Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
+                        None
+                    }
+                    Ok(_) => Some("is not a Gmail connection"),
+                    Err(StoreError::NotFound) => {
+                        Some("no Gmail connection with this id in this workspace")
+                    }
+                    Err(other) => return Err(other.into()),
+                },
+            };
+            problems.extend(problem.map(|message| Invalid::new(field, message)));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            // The definition's own problems first, in field order as found.
+            problems.sort_by_key(|problem| field_rank(&problem.field));
+            Err(ServiceError::Invalid(problems))
+        }
+    }
+
+    /// The stored workflow for a checked definition, keeping (or making)
+    /// the webhook token.
+    fn assemble(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        definition: Definition,
+        previous: Option<&Workflow>,
+    ) -> Workflow {
+        let webhook_secret = match definition.trigger {
+            Trigger::Webhook => previous
+                .and_then(|workflow| workflow.webhook_secret.clone())
+                .or_else(|| {
+                    let token = secrets::random_token(32);
+                    Some(self.keyring.seal(token.as_bytes(), &webhook_context(id)))
+                }),
+            _ => None,
+        };
+        let now = store::now();
+        let next_run_at = match &definition.trigger {
+            Trigger::Schedule { cron } => Schedule::parse(cron)
+                .ok()
+                .and_then(|schedule| schedule.next_after(now)),
+            _ => None,
+        };
+        Workflow {
+            id,
+            workspace,
+            name: definition.name.trim().to_owned(),
+            enabled: definition.enabled,
+            trigger: serde_json::to_value(&definition.trigger).unwrap_or(Value::Null),
+            steps: serde_json::to_value(&definition.steps).unwrap_or(Value::Null),
+            webhook_secret,
+            next_run_at,
+            created_at: previous.map_or(now, |workflow| workflow.created_at),
+            updated_at: now,
+        }
+    }
+
+    /// Start a manual run of workflow `id`, read in the run's own
+    /// transaction (a disabled workflow starts nothing). The same
+    /// idempotency key on the same workflow returns the run it started.
+    pub async fn start(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        input: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Run, ServiceError> {
+        let created = self
+            .store
+            .create_run_of_workflow(workspace, id, idempotency_key, |workflow| {
+                if workflow.enabled {
+                    new_run(workflow, input, "manual").map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await?;
+        match created {
+            Some((run, _)) => Ok(run),
+            None => Err(disabled()),
+        }
+    }
+
+    /// Queue a run of `workflow` with `input`, started by `trigger`. The
+    /// same idempotency key on the same workflow returns the run it started
+    /// (`false`: not new).
+    pub async fn execute(
+        &self,
+        workflow: &Workflow,
+        input: Value,
+        trigger: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Run, bool), StoreError> {
+        let (run, job) = new_run(workflow, input, trigger)?;
+        self.store
+            .create_run(&run, idempotency_key, Some(&job))
+            .await
+    }
+
+    /// The webhook-triggered workflow `id`, if `token` is its webhook token.
+    /// A wrong token and an unknown workflow answer alike (not found).
+    pub async fn webhook_workflow(&self, id: &str, token: &str) -> Result<Workflow, ServiceError> {
+        let workflow = self.store.workflow_for_webhook(parse_id(id)?).await?;
+        let matches = self.webhook_token(&workflow).is_some_and(|expected| {
+            secrets::constant_time_eq(expected.expose_secret().as_bytes(), token.as_bytes())
+        });
+        if matches {
+            Ok(workflow)
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// Start a run of `workflow` (found by [`Workflows::webhook_workflow`])
+    /// with the webhook's body as input.
+    pub async fn start_from_webhook(
+        &self,
+        workflow: &Workflow,
+        input: Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<Run, ServiceError> {
+        if !workflow.enabled {
+            return Err(ServiceError::Conflict("This workflow is disabled.".into()));
+        }
+        let (run, _) = self
+            .execute(workflow, input, "webhook", idempotency_key)
+            .await?;
+        Ok(run)
+    }
+
+    /// The run once it has ended, or as it is after `limit`. Woken by this
+    /// process's workers when they end it; read again every
+    /// [`OTHER_PROCESS_POLL`] in case another process's worker ran it.
+    pub async fn wait_for_end(&self, run: Run, limit: Duration) -> Result<Run, ServiceError> {
+        if run.status.is_ended() {
+            return Ok(run);
+        }
+        // Listen first, then read: an end recorded in between is not missed.
+        let mut run_ends = self.store.run_ends();
+        let give_up = tokio::time::Instant::now() + limit;
+        loop {
+            let run = self.store.run(run.workspace, run.id).await?;
+            let now = tokio::time::Instant::now();
+            if run.status.is_ended() || now >= give_up {
+                return Ok(run);
+            }
+            let _ = tokio::time::timeout_at(
+                give_up.min(now + OTHER_PROCESS_POLL),
+                end_of(&mut run_ends, run.id),
+            )
+            .await;
+        }
+    }
+
+    /// The newest `limit` runs of workflow `id`.
+    pub async fn runs(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        limit: i64,
+    ) -> Result<Vec<Run>, ServiceError> {
+        let workflow = self.store.workflow(workspace, id).await?;
+        Ok(self.store.runs(workspace, workflow.id, limit).await?)
+    }
+
+    pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, ServiceError> {
+        Ok(self.store.run(workspace, id).await?)
+    }
+}
+
+fn disabled() -> ServiceError {
+    ServiceError::Conflict("This workflow is disabled; enable it to run it.".into())
+}
+
+/// Problems of the definition come in the order the API has always listed
+/// them: name, trigger, steps, then each step's fields in step order.
+fn field_rank(field: &str) -> (u8, usize) {
+    if field == "name" {
+        (0, 0)
+    } else if field.starts_with("trigger") {
+        (1, 0)
+    } else if field == "steps" {
+        (2, 0)
+    } else {
+        let index = field
+            .strip_prefix("steps[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|index| index.parse().ok())
+            .unwrap_or(usize::MAX);
+        (3, index)
+    }
+}
+
+/// Completes when run `id` ended in this process, or when some ends were
+/// missed (the receiver lagged) and the run should be read.
+async fn end_of(run_ends: &mut tokio::sync::broadcast::Receiver<Uuid>, id: Uuid) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match run_ends.recv().await {
+            Ok(ended) if ended == id => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            // The store outlives every caller; until then, the poll.
+            Err(RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// A queued run of `workflow` (every step pending, each with a copy of its
+/// definition) and the job that runs it.
+fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> Result<(Run, NewJob), StoreError> {
+    // Stored steps were validated when the workflow was saved.
+    let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).map_err(|error| {
+        StoreError::Other(format!("workflow {} has unreadable steps: {error}", workflow.id).into())
+    })?;
+    let run = Run {
+        id: Uuid::now_v7(),
+        workspace: workflow.workspace,
+        workflow_id: workflow.id,
+        status: RunStatus::Queued,
+        trigger: trigger.into(),
+        input,
+        steps: RunSteps::pending(&steps),
+        error: None,
+        next_attempt_at: None,
+        created_at: store::now(),
+        finished_at: None,
+    };
+    let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
+        .in_workspace(run.workspace)
+        .dedupe_key(format!("run:{}", run.id));
+    Ok((run, job))
+}
