@@ -1,6 +1,9 @@
-//! Mailwright's services behind the API and its background work: the token
-//! vault (encrypted tokens, refresh, Gmail call bookkeeping) and connecting
-//! Google accounts. Workflows and auto-draft land here next.
+//! Mailwright's services and its background work. Each feature has a typed
+//! service the API and the pages call (`workflows::Workflows`,
+//! `autodraft::AutoDraft`, `connections::Connections`, `notify::Notifier`)
+//! and answers with [`error::ServiceError`]; the token vault (encrypted
+//! tokens, refresh, Gmail call bookkeeping) sits under them, and the worker,
+//! supervisor and scheduler run the jobs.
 
 pub mod autodraft;
 pub mod connections;

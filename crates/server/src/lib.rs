@@ -1,5 +1,7 @@
-//! Mailwright's server: configuration, command line, HTTP API, telemetry and
-//! startup. `server -> engine -> store, providers -> domain`.
+//! Mailwright's server: configuration, command line, HTTP API, web UI,
+//! authentication, telemetry and startup. `server -> engine -> store,
+//! providers -> domain`: handlers parse, call an engine service, render;
+//! only authentication (`auth`) and startup (`app`, `cli`) use the store.
 
 pub mod app;
 pub mod auth;

@@ -191,8 +191,8 @@ impl Workflows {
         }
     }
 
-    /// Start a manual run of workflow `id`, read in the run's own
-    /// transaction (a disabled workflow starts nothing). The same
+    /// Start a manual run of workflow `id` (read just before the run is
+    /// written; a disabled workflow starts nothing). The same
     /// idempotency key on the same workflow returns the run it started.
     pub async fn start(
         &self,

@@ -1,0 +1,166 @@
+//! Tests of `autodraft`.
+use super::*;
+use crate::Pool;
+use crate::testing::{TestDatabase, take_job_announcement};
+
+/// A connected Gmail integration with auto-draft on.
+async fn enabled_mailbox(store: &Store) -> (WorkspaceId, IntegrationId) {
+    let workspace = store.create_workspace("w").await.unwrap().id;
+    let user = store
+        .create_user(Some("ann@example.com"), None)
+        .await
+        .unwrap();
+    let integration = IntegrationId::new();
+    let at = now();
+    let inserted: Result<(), StoreError> = async {
+        in_workspace!(store, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, \
+                     provider_account_id, email, display_name, status, granted_scopes, connected_at, updated_at) \
+                 VALUES ($1, $2, $3, 'google', 'gmail', 'account', 'ann@example.com', 'Ann', 'connected', '', $4, $4)",
+            )
+            .bind(integration.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(user.id.as_uuid())
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+    .await;
+    inserted.unwrap();
+    store
+        .set_autodraft(workspace, integration, true, Some(1), at)
+        .await
+        .unwrap();
+    (workspace, integration)
+}
+
+#[tokio::test]
+async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let (workspace, integration) = enabled_mailbox(&store).await;
+    assert!(!take_job_announcement(&store).await);
+    let sync = || NewJob::new("test.sync", serde_json::json!({})).in_workspace(workspace);
+
+    assert!(
+        store
+            .request_autodraft_sync(workspace, integration, &sync())
+            .await
+            .unwrap()
+    );
+    assert!(take_job_announcement(&store).await, "a pushed sync");
+
+    let due = store
+        .autodraft_mailbox(workspace, integration)
+        .await
+        .unwrap()
+        .unwrap();
+    let due = due.next_poll_at.expect("a poll is planned");
+    let later = due + chrono::Duration::seconds(60);
+    assert!(
+        store
+            .claim_autodraft_poll(workspace, integration, due, later, &sync())
+            .await
+            .unwrap()
+    );
+    assert!(take_job_announcement(&store).await, "a polled sync");
+    assert!(
+        !store
+            .claim_autodraft_poll(workspace, integration, due, later, &sync())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !take_job_announcement(&store).await,
+        "a poll taken by another poller"
+    );
+
+    let found = |id: &str| FoundMessage {
+        gmail_message_id: id.into(),
+        thread_id: id.into(),
+    };
+    let draft = |id: Uuid| NewJob::new("test.draft", serde_json::json!({"message": id}));
+    let recorded = store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            1,
+            2,
+            &[found("a"), found("b")],
+            draft,
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, Some(2));
+    // Two jobs, two wake-ups: the first stored (no worker waits here),
+    // the second had no second worker to wake.
+    assert!(take_job_announcement(&store).await, "the drafts");
+    let recorded = store
+        .record_autodraft_sync(workspace, integration, 2, 3, &[found("a")], draft)
+        .await
+        .unwrap();
+    assert_eq!(recorded, Some(0), "already known");
+    assert!(
+        !take_job_announcement(&store).await,
+        "no new message, no wake-up"
+    );
+}
+
+/// A push's lookup starts from the address index instead of reading
+/// every enabled mailbox (one push per incoming message, so it must not
+/// grow with the number of mailboxes). SQLite plans the same whatever
+/// the tables hold.
+#[tokio::test]
+async fn a_push_finds_its_mailboxes_through_the_address_index() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let plan: String = match &store.pool {
+        Pool::Sqlite(pool) => {
+            let sql = format!("EXPLAIN QUERY PLAN {MAILBOXES_FOR_ADDRESS_SQL}");
+            let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind("ann@example.com")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            rows.into_iter()
+                .map(|row| row.3)
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        Pool::Postgres(pool) => {
+            let mut tx = pool.begin().await.unwrap();
+            // PostgreSQL plans by the tables' statistics: 500 enabled
+            // mailboxes, analyzed, and the plan a prepared statement
+            // settles on after a few runs.
+            let fixture = [
+                "SET LOCAL mailwright.all_workspaces = 'on'",
+                "INSERT INTO workspaces (id, name, created_at) \
+                 VALUES ('00000000-0000-0000-0000-000000000001', 'w', now())",
+                "INSERT INTO users (id, created_at) VALUES ('00000000-0000-0000-0000-000000000002', now())",
+                "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, \
+                     provider_account_id, email, display_name, status, granted_scopes, connected_at, updated_at) \
+                 SELECT gen_random_uuid(), '00000000-0000-0000-0000-000000000001', \
+                        '00000000-0000-0000-0000-000000000002', 'google', 'gmail', 'account' || n, \
+                        'user' || n || '@example.com', 'User', 'connected', '', now(), now() \
+                 FROM generate_series(1, 500) AS n",
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at) \
+                 SELECT id, workspace_id, TRUE, now() FROM integrations",
+                "ANALYZE integrations, autodraft_mailboxes",
+                "SET LOCAL plan_cache_mode = force_generic_plan",
+            ];
+            for statement in fixture {
+                sqlx::query(statement).execute(&mut *tx).await.unwrap();
+            }
+            let sql = format!("EXPLAIN (COSTS OFF) {MAILBOXES_FOR_ADDRESS_SQL}");
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind("ann@example.com")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            rows.join("\n")
+        }
+    };
+    assert!(plan.contains("integrations_by_address"), "{plan}");
+    assert!(!plan.contains("SCAN m"), "{plan}"); // SQLite's full scan
+}
