@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use domain::WorkspaceId;
+use domain::explain::explain;
 use domain::scopes::IntegrationStatus;
 use minijinja::{Environment, context};
 use providers::mail::{MailError, SystemEmail, SystemMailer};
@@ -162,10 +163,7 @@ impl Notifier {
                     "Action needed: reconnect {kind_name} ({})",
                     integration.email
                 ),
-                format!(
-                    "Google no longer accepts Mailwright's access to {} (the access was revoked, or expired).",
-                    integration.email
-                ),
+                explain(status, Some(&integration.email), &[]).problem,
                 "reply drafts and workflows that use this mailbox".to_owned(),
             ),
             IntegrationStatus::MissingScopes => {
@@ -178,11 +176,7 @@ impl Notifier {
                         "Action needed: give Mailwright the permissions it needs ({})",
                         integration.email
                     ),
-                    format!(
-                        "Google refused a request because {} was connected without some permissions Mailwright needs: {}.",
-                        integration.email,
-                        missing.join(", ")
-                    ),
+                    explain(status, Some(&integration.email), &missing).problem,
                     "the features that need those permissions (for drafts: gmail.compose)"
                         .to_owned(),
                 )

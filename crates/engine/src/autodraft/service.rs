@@ -238,14 +238,26 @@ impl AutoDraft {
 /// A pipeline failure as the test action answers it.
 fn pipeline_error(integration: &Integration, error: PipelineError) -> ServiceError {
     match error {
-        PipelineError::Connection { .. } => ServiceError::connection(
-            integration.id,
-            &integration.email,
-            integration.status,
-            integration
-                .granted_scopes
-                .missing_for(IntegrationType::Gmail),
-        ),
+        // The status as the failed call left it (the integration read
+        // before the call may still say connected).
+        PipelineError::Connection { code, message } => {
+            let (status, missing_scopes) = match code {
+                "missing_scopes" => (
+                    IntegrationStatus::MissingScopes,
+                    integration
+                        .granted_scopes
+                        .missing_for(IntegrationType::Gmail),
+                ),
+                "needs_reauth" => (IntegrationStatus::NeedsReauth, Vec::new()),
+                _ => (IntegrationStatus::Disconnected, Vec::new()),
+            };
+            ServiceError::Connection {
+                integration: integration.id,
+                status,
+                missing_scopes,
+                message,
+            }
+        }
         PipelineError::Transient { message, .. } => {
             ServiceError::ProviderUnavailable(format!("{message}; try again."))
         }
