@@ -1,4 +1,5 @@
 //! Tests of `drafting`.
+use super::builtin::{Classification, TOPIC_MAX_CHARS, render};
 use super::*;
 
 fn request(subject: &str, text: &str) -> DraftRequest {

@@ -8,6 +8,7 @@ pub mod drafting;
 pub mod email;
 pub mod explain;
 pub mod ids;
+pub mod mail;
 pub mod retry;
 pub mod return_to;
 pub mod runs;

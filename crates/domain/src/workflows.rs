@@ -311,7 +311,6 @@ pub struct RenderedStep {
     pub body: String,
 }
 
-#[path = "workflows_guard.rs"]
 mod guard;
 
 #[cfg(test)]

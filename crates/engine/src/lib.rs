@@ -12,6 +12,7 @@ pub mod error;
 pub mod housekeeping;
 pub mod keyring;
 pub mod keys;
+pub mod mailbox;
 pub mod notify;
 pub mod secrets;
 pub mod supervisor;

@@ -231,10 +231,8 @@ impl Vault {
         Ok(self.gmail_connection(workspace, id).await?.token)
     }
 
-    /// The integration, as read together with its usable access token: for
-    /// callers that need the connection's details (its address) as well as
-    /// a Gmail call ([`Vault::call_gmail`]), in one read.
-    pub async fn gmail_connection(
+    /// The integration, as read together with its usable access token.
+    pub(crate) async fn gmail_connection(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
@@ -494,10 +492,21 @@ impl Vault {
         }
     }
 
-    /// Run a Gmail call with the integration's token, keeping its status,
-    /// `last_used_at` and `last_error` current: a 401 refreshes and retries
-    /// once; a 403 for missing scopes marks the integration `missing_scopes`
-    /// at once (`needs` names what the call was for).
+    /// Open connection `id` for the Gmail calls of one job: the
+    /// integration and a usable token, read once.
+    pub async fn gmail_session(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<GmailSession, VaultError> {
+        let connection = self.gmail_connection(workspace, id).await?;
+        Ok(GmailSession {
+            token: Mutex::new((connection.token, connection.version)),
+            integration: connection.integration,
+        })
+    }
+
+    /// [`Vault::call`] in a session of its own, for a lone call.
     pub async fn with_gmail<T, F, Fut>(
         &self,
         workspace: WorkspaceId,
@@ -509,14 +518,18 @@ impl Vault {
         F: Fn(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GmailError>>,
     {
-        let connection = self.gmail_connection(workspace, id).await?;
-        self.call_gmail(connection, needs, call).await
+        let session = self.gmail_session(workspace, id).await?;
+        self.call(&session, needs, call).await
     }
 
-    /// [`Vault::with_gmail`] with a connection already read.
-    pub async fn call_gmail<T, F, Fut>(
+    /// Run a Gmail call in `session`, keeping the connection's status,
+    /// `last_used_at` and `last_error` current: a 401 refreshes the token
+    /// (for the session's later calls too) and retries once; a 403 for
+    /// missing scopes marks the integration `missing_scopes` at once
+    /// (`needs` names what the call was for).
+    pub async fn call<T, F, Fut>(
         &self,
-        connection: GmailConnection,
+        session: &GmailSession,
         needs: Capability,
         call: F,
     ) -> Result<T, VaultError>
@@ -524,14 +537,17 @@ impl Vault {
         F: Fn(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GmailError>>,
     {
-        let (workspace, id) = (connection.integration.workspace, connection.integration.id);
-        let result = match call(connection.token).await {
+        let (workspace, id) = (session.integration.workspace, session.integration.id);
+        let (token, version) = session.token();
+        let result = match call(token).await {
             Err(GmailError::Unauthorized) => {
                 self.store
-                    .expire_access_token(workspace, id, connection.version)
+                    .expire_access_token(workspace, id, version)
                     .await?;
-                let retry = self.gmail_connection(workspace, id).await?;
-                call(retry.token).await
+                let fresh = self.gmail_connection(workspace, id).await?;
+                let token = copy(&fresh.token);
+                *session.token.lock().expect("session token") = (fresh.token, fresh.version);
+                call(token).await
             }
             other => other,
         };
@@ -663,17 +679,42 @@ impl Vault {
 }
 
 /// An integration that can be used now, and its decrypted access token.
-pub struct GmailConnection {
+pub(crate) struct GmailConnection {
     integration: Integration,
     token: SecretString,
     /// The token's version, to expire exactly this one if Google rejects it.
     version: i32,
 }
 
-impl GmailConnection {
+/// A connection opened for the calls of one job ([`Vault::gmail_session`]):
+/// its integration and token, read once; a refresh replaces the token.
+pub struct GmailSession {
+    integration: Integration,
+    token: Mutex<(SecretString, i32)>,
+}
+
+impl GmailSession {
     pub fn integration(&self) -> &Integration {
         &self.integration
     }
+
+    fn token(&self) -> (SecretString, i32) {
+        let guard = self.token.lock().expect("session token");
+        (copy(&guard.0), guard.1)
+    }
+}
+
+impl std::fmt::Debug for GmailSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailSession")
+            .field("integration", &self.integration.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A second copy of a token, for a call that takes its own.
+fn copy(token: &SecretString) -> SecretString {
+    SecretString::from(token.expose_secret().to_owned())
 }
 
 enum Freshness {

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::drafting::{self, DraftLabel, DraftRequest, GeneratedDraft};
+use domain::mail::{Message, MessageRef};
 use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
-use providers::google::gmail::{GmailMessage, GmailThread};
-use providers::google::message::{Reply, SOURCE_HEADER, message_ids, parse_mailbox, reply_rfc822};
+use providers::google::message::{Reply, SOURCE_HEADER, reply_headers, reply_rfc822};
 use providers::llm::{ChatDrafter, LlmError};
 use serde_json::{Value, json};
 pub use store::autodraft::DraftRecord;
@@ -33,15 +33,15 @@ mod alert;
 mod jobs;
 mod pipeline;
 mod service;
-mod skip;
 mod sync;
 
+pub use domain::mail::{SkipReason, skip_reason_for};
 pub use jobs::{DraftMessage, SyncMailbox};
 pub use pipeline::{PlannedReply, Verdict};
 pub use service::Overview;
-pub use skip::{SkipReason, skip_reason_for};
 
 use crate::error::ServiceError;
+use crate::mailbox::{Changes, Mailbox};
 use crate::notify::Notifier;
 use crate::vault::{Vault, VaultError};
 use crate::worker::{
@@ -57,8 +57,6 @@ pub const ENABLED_MAILBOXES: &str = "mailwright_autodraft_enabled_mailboxes";
 pub const ALERTS: &str = "mailwright_autodraft_alerts_total";
 pub const CATCH_UPS: &str = "mailwright_autodraft_catch_ups_total";
 
-/// A catch-up after an expired cursor looks at most at this many messages.
-const CATCH_UP_LIMIT: usize = 2_000;
 /// How far before the last sync a catch-up looks (clock skew, delivery lag).
 const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 /// A message younger than this that starts its own thread is drafted

@@ -17,7 +17,7 @@ pub enum Verdict {
 /// A reply ready to be created.
 #[derive(Debug, Clone)]
 pub struct PlannedReply {
-    pub source: GmailMessage,
+    pub source: Message,
     pub label: DraftLabel,
     pub generator: String,
     pub to: String,
@@ -112,17 +112,16 @@ impl AutoDraft {
         // A model that is still down on this attempt gives way to the
         // built-in drafter: a reply now beats a better one hours later.
         let last_attempt = job.attempt >= MODEL_ATTEMPTS;
-        let result = match self
-            .evaluate(
-                &integration,
-                &message.gmail_message_id,
-                retrying,
-                last_attempt,
-            )
-            .await
-        {
-            Ok(Verdict::Skip(reason)) => return self.finish_skipped(&message, reason).await,
-            Ok(Verdict::Adopt { provider_draft_id }) => {
+        let evaluated = match Mailbox::open(&self.vault, workspace, integration.id).await {
+            Ok(inbox) => self
+                .evaluate(&inbox, &message.gmail_message_id, retrying, last_attempt)
+                .await
+                .map(|verdict| (inbox, verdict)),
+            Err(error) => Err(vault_to_pipeline(error)),
+        };
+        let result = match evaluated {
+            Ok((_, Verdict::Skip(reason))) => return self.finish_skipped(&message, reason).await,
+            Ok((_, Verdict::Adopt { provider_draft_id })) => {
                 let generated = message.generated.clone().unwrap_or(Generated {
                     draft_type: "reply".into(),
                     draft_type_label: "reply".into(),
@@ -138,7 +137,7 @@ impl AutoDraft {
                 )
                 .await
             }
-            Ok(Verdict::Draft(plan)) => self.create(&integration, &message, &plan).await,
+            Ok((inbox, Verdict::Draft(plan))) => self.create(&inbox, &message, &plan).await,
             Err(error) => Err(error),
         };
         match result {
@@ -180,32 +179,23 @@ impl AutoDraft {
         }
     }
 
-    /// Everything up to (not including) `drafts.create`.
+    /// Everything up to (not including) creating the draft.
     pub(super) async fn evaluate(
         &self,
-        integration: &Integration,
-        gmail_message_id: &str,
+        inbox: &Mailbox,
+        source_id: &str,
         check_for_ours: bool,
         last_attempt: bool,
     ) -> Result<Verdict, PipelineError> {
-        let (workspace, id) = (integration.workspace, integration.id);
-        let gmail = self.vault.gmail().clone();
-        let source = match self
-            .vault
-            .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                let gmail = gmail.clone();
-                let message_id = gmail_message_id.to_owned();
-                async move { gmail.message(&token, &message_id).await }
-            })
-            .await
-        {
+        let integration = inbox.integration();
+        let source = match inbox.message(source_id).await {
             Ok(source) => source,
             Err(VaultError::GoneAtGoogle) => return Ok(Verdict::Skip(SkipReason::Deleted)),
             Err(error) => return Err(vault_to_pipeline(error)),
         };
-        let rfc822_message_id = reply_message_id(id, &source.id);
+        let rfc822_message_id = reply_message_id(integration.id, &source.id);
         if let Some(reason) = skip_reason_for(&source, &integration.email) {
-            // Our own draft carries the DRAFT label; only a retry could meet it here.
+            // Our own draft is a draft; only a retry could meet it here.
             return Ok(Verdict::Skip(reason));
         }
         // Gmail's thread id is the id of its first message: a message that
@@ -213,44 +203,28 @@ impl AutoDraft {
         // and nobody has had time to answer it or draft a reply, so (on a
         // first attempt) the thread read is skipped. Older messages (found by
         // a poll) are checked: their owner may have replied meanwhile.
-        let fresh = store::now().timestamp_millis() - source.internal_date_millis()
+        let fresh = store::now().timestamp_millis() - source.received_at_millis
             < FRESH_MESSAGE.as_millis() as i64;
         if check_for_ours || source.thread_id != source.id || !fresh {
-            let thread_id = source.thread_id.clone();
-            let thread: GmailThread = self
-                .vault
-                .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                    let (gmail, thread_id) = (gmail.clone(), thread_id.clone());
-                    async move {
-                        gmail
-                            .thread_metadata(&token, &thread_id, &["From", SOURCE_HEADER])
-                            .await
-                    }
-                })
+            let thread = inbox
+                .thread(&source.thread_id)
                 .await
                 .map_err(vault_to_pipeline)?;
-            let drafts: Vec<&GmailMessage> = thread
+            let drafts: Vec<&Message> = thread
                 .messages
                 .iter()
-                .filter(|m| m.has_label("DRAFT"))
+                .filter(|m| m.placement.draft)
                 .collect();
             if drafts
                 .iter()
                 .any(|draft| draft.header(SOURCE_HEADER) == Some(source.id.as_str()))
             {
-                let lookup = rfc822_message_id.clone();
-                let found = self
-                    .vault
-                    .with_gmail(workspace, id, Capability::Draft, |token| {
-                        let (gmail, lookup) = (gmail.clone(), lookup.clone());
-                        async move { gmail.find_draft(&token, &lookup).await }
-                    })
+                let found = inbox
+                    .find_draft(&rfc822_message_id)
                     .await
                     .map_err(vault_to_pipeline)?;
                 return match found {
-                    Some(draft) => Ok(Verdict::Adopt {
-                        provider_draft_id: draft.id,
-                    }),
+                    Some(provider_draft_id) => Ok(Verdict::Adopt { provider_draft_id }),
                     // Gmail's search index lags its storage by moments.
                     None => Err(PipelineError::Transient {
                         message: "the draft an earlier attempt created is not searchable yet"
@@ -265,76 +239,43 @@ impl AutoDraft {
             let latest = thread
                 .messages
                 .iter()
-                .filter(|m| !m.has_label("DRAFT"))
-                .max_by_key(|m| m.internal_date_millis());
+                .filter(|m| !m.placement.draft)
+                .max_by_key(|m| m.received_at_millis);
             if let Some(latest) = latest
                 && latest.id != source.id
-                && (latest.has_label("SENT")
-                    || latest
-                        .header("From")
-                        .and_then(parse_mailbox)
-                        .is_some_and(|(_, from)| from.eq_ignore_ascii_case(&integration.email)))
+                && latest.is_from(&integration.email)
             {
                 return Ok(Verdict::Skip(SkipReason::ThreadLatestFromOwner));
             }
         }
-        let reply_to = source
-            .header("Reply-To")
-            .and_then(parse_mailbox)
-            .or_else(|| source.header("From").and_then(parse_mailbox));
-        let Some((to_name, to_address)) = reply_to else {
+        let Some(reply) = reply_headers(&source) else {
             return Ok(Verdict::Skip(SkipReason::NoReplyAddress));
         };
-        let (sender_name, sender_address) = source
-            .header("From")
-            .and_then(parse_mailbox)
-            .unwrap_or((to_name.clone(), to_address.clone()));
+        let sender = source.from.clone().unwrap_or_else(|| reply.to.clone());
         let original_subject = source.header("Subject").unwrap_or_default().to_owned();
-        let text = source.text_body();
         let request = DraftRequest {
-            sender_name: sender_name.clone(),
-            sender_address: sender_address.clone(),
+            sender_name: sender.name.clone(),
+            sender_address: sender.address.clone(),
             subject: original_subject.clone(),
-            text: text.clone(),
+            text: source.text.clone(),
             owner_name: integration.display_name.clone(),
             owner_address: integration.email.clone(),
         };
         let generated = self.generate(&request, last_attempt).await?;
         let date = source.header("Date").unwrap_or_default().to_owned();
-        let sender = match &sender_name {
-            Some(name) => format!("{name} <{sender_address}>"),
-            None => sender_address.clone(),
-        };
         let body = format!(
             "{}\n\n{}",
             generated.body.trim_end(),
-            drafting::quote(&sender, &date, &text)
+            drafting::quote(&sender.display(), &date, &source.text)
         );
-        let to = match to_name {
-            Some(name) => format!("{} <{to_address}>", quote_display_name(&name)),
-            None => to_address,
-        };
-        let in_reply_to = source
-            .header("Message-ID")
-            .map(message_ids)
-            .and_then(|ids| ids.into_iter().next());
-        let mut references = source
-            .header("References")
-            .map(message_ids)
-            .unwrap_or_default();
-        if let Some(original) = &in_reply_to
-            && !references.contains(original)
-        {
-            references.push(original.clone());
-        }
         Ok(Verdict::Draft(Box::new(PlannedReply {
             subject: drafting::reply_subject(&original_subject),
             label: generated.label,
             generator: generated.generator,
-            to,
+            to: reply.to_header,
             body,
-            in_reply_to,
-            references,
+            in_reply_to: reply.in_reply_to,
+            references: reply.references,
             rfc822_message_id,
             source,
         })))
@@ -373,10 +314,11 @@ impl AutoDraft {
 
     pub(super) async fn create(
         &self,
-        integration: &Integration,
+        inbox: &Mailbox,
         message: &InboundMessage,
         plan: &PlannedReply,
     ) -> Result<(), PipelineError> {
+        let integration = inbox.integration();
         let generated = Generated {
             draft_type: plan.label.draft_type().to_owned(),
             draft_type_label: plan.label.label().to_owned(),
@@ -386,7 +328,7 @@ impl AutoDraft {
             .mark_autodraft_creating(message.workspace, message.id, &generated)
             .await
             .map_err(store_transient)?;
-        let draft_id = self.create_in_gmail(integration, plan).await?;
+        let draft_id = self.create_draft(inbox, plan).await?;
         self.record_draft(
             integration,
             Answered::from(message),
@@ -398,11 +340,13 @@ impl AutoDraft {
         .await
     }
 
-    pub(super) async fn create_in_gmail(
+    /// Create the planned reply as a draft in its thread; the draft's id.
+    pub(super) async fn create_draft(
         &self,
-        integration: &Integration,
+        inbox: &Mailbox,
         plan: &PlannedReply,
     ) -> Result<String, PipelineError> {
+        let integration = inbox.integration();
         let raw = reply_rfc822(&Reply {
             from_name: integration.display_name.as_deref(),
             from_address: &integration.email,
@@ -418,24 +362,10 @@ impl AutoDraft {
             code: "invalid_message",
             message: problem,
         })?;
-        let raw = Arc::new(raw);
-        let gmail = self.vault.gmail().clone();
-        let thread_id = plan.source.thread_id.clone();
-        let draft = self
-            .vault
-            .with_gmail(
-                integration.workspace,
-                integration.id,
-                Capability::Draft,
-                |token| {
-                    let (gmail, raw, thread_id) =
-                        (gmail.clone(), Arc::clone(&raw), thread_id.clone());
-                    async move { gmail.create_draft(&token, &raw, Some(&thread_id)).await }
-                },
-            )
+        inbox
+            .create_draft(&raw, Some(&plan.source.thread_id))
             .await
-            .map_err(vault_to_pipeline)?;
-        Ok(draft.id)
+            .map_err(vault_to_pipeline)
     }
 
     /// Record the draft created (or adopted) for `answered`; the pipeline
@@ -542,30 +472,5 @@ impl AutoDraft {
         self.finish_failed(&integration, &message, "provider_unavailable", &detail)
             .await
             .map_err(|error| StoreError::Other(error.to_string().into()))
-    }
-}
-
-/// A display name as it goes in a header: quoted when it holds specials.
-fn quote_display_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .collect();
-    if cleaned.chars().any(|c| "()<>[]:;@\\,.".contains(c)) {
-        format!("\"{cleaned}\"")
-    } else {
-        cleaned
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_names_with_specials_are_quoted() {
-        assert_eq!(quote_display_name("Zoë Martin"), "Zoë Martin");
-        assert_eq!(quote_display_name("Martin, Zoë"), "\"Martin, Zoë\"");
-        assert_eq!(quote_display_name("A \"B\" C"), "A B C");
     }
 }

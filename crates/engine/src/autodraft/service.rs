@@ -46,22 +46,10 @@ impl AutoDraft {
         {
             return Ok(mailbox);
         }
-        let gmail = self.vault.gmail().clone();
-        let profile = self
-            .vault
-            .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                let gmail = gmail.clone();
-                async move { gmail.profile(&token).await }
-            })
+        let inbox = Mailbox::open(&self.vault, workspace, id)
             .await
             .map_err(from_vault)?;
-        let history_id = profile
-            .history_id
-            .as_deref()
-            .and_then(|id| id.parse::<i64>().ok())
-            .ok_or_else(|| {
-                ServiceError::ProviderError("Gmail gave no history id; try again.".into())
-            })?;
+        let history_id = inbox.cursor().await.map_err(from_vault)?;
         // Somewhere within the first interval: mailboxes switched on together
         // (an import, a restart of many) do not all poll in the same second.
         let interval = self.settings.poll_interval.as_millis().max(1) as u64;
@@ -125,34 +113,25 @@ impl AutoDraft {
         let integration = self.gmail_integration(workspace, id).await?;
         let from_vault =
             |error| ServiceError::from_vault(error, integration.id, &integration.email);
-        let gmail = self.vault.gmail().clone();
+        let inbox = Mailbox::open(&self.vault, workspace, id)
+            .await
+            .map_err(from_vault)?;
         let named_by_client = message_id.is_some();
         let message_id = match message_id {
             Some(message_id) => message_id,
             None => {
-                let page = self
-                    .vault
-                    .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                        let gmail = gmail.clone();
-                        async move { gmail.inbox_messages(&token, "", 1, None).await }
-                    })
-                    .await
-                    .map_err(from_vault)?;
-                page.messages
-                    .into_iter()
-                    .next()
-                    .map(|m| m.id)
-                    .ok_or_else(|| {
-                        ServiceError::Conflict(
+                let newest = inbox.newest_inbox_message().await.map_err(from_vault)?;
+                newest.map(|m| m.id).ok_or_else(|| {
+                    ServiceError::Conflict(
                         "The inbox has no message to test with; send one to this mailbox first."
                             .into(),
                     )
-                    })?
+                })?
             }
         };
         let no_such_message =
             || ServiceError::invalid("message_id", "is not a message in this mailbox");
-        let verdict = match self.evaluate(&integration, &message_id, true, true).await {
+        let verdict = match self.evaluate(&inbox, &message_id, true, true).await {
             Ok(verdict) => verdict,
             // Gmail refuses an id that is not one of its own.
             Err(PipelineError::Permanent { .. }) if named_by_client => {
@@ -187,7 +166,7 @@ impl AutoDraft {
             Verdict::Draft(plan) => {
                 let draft_id = if create_draft {
                     let draft_id = self
-                        .create_in_gmail(&integration, &plan)
+                        .create_draft(&inbox, &plan)
                         .await
                         .map_err(|error| pipeline_error(&integration, error))?;
                     // When a sync already found this message, its row ends drafted too.

@@ -60,6 +60,8 @@ impl AutoDraft {
 
     /// One sync of a mailbox (the `autodraft.sync` job).
     pub async fn sync(&self, workspace: WorkspaceId, id: IntegrationId) -> Result<(), JobError> {
+        // Opened once, on the first round that needs it.
+        let mut opened: Option<Mailbox> = None;
         for _ in 0..SYNC_ROUNDS {
             let started = store::now();
             let Some(mailbox) = self
@@ -73,22 +75,25 @@ impl AutoDraft {
             let Some(cursor) = mailbox.history_id.filter(|_| mailbox.enabled) else {
                 return Ok(());
             };
-            let integration = match self.store.integration(workspace, id).await {
-                Ok(integration) => integration,
-                Err(StoreError::NotFound) => return Ok(()),
-                Err(error) => return Err(job_transient(error)),
+            let inbox = match opened {
+                Some(ref inbox) => inbox,
+                None => match Mailbox::open(&self.vault, workspace, id).await {
+                    Ok(inbox) => opened.insert(inbox),
+                    // Gone, or paused: the integration's status and last
+                    // error say why, and its owner was told when it broke.
+                    Err(
+                        VaultError::NotFound | VaultError::NeedsReauth | VaultError::Disconnected,
+                    ) => return Ok(()),
+                    Err(error) => return self.sync_failed(workspace, id, error).await,
+                },
             };
-            if integration.status != IntegrationStatus::Connected {
-                // Paused: the integration's status and last error say why,
-                // and its owner was told when it broke.
+            if inbox.integration().status != IntegrationStatus::Connected {
                 return Ok(());
             }
-            let read = match self.read_history(workspace, id, cursor).await {
-                Err(VaultError::GoneAtGoogle) => {
-                    self.catch_up(workspace, &integration, &mailbox, cursor)
-                        .await
-                }
-                other => other,
+            let read = match inbox.changes_since(cursor).await {
+                Ok(Changes::Found { messages, cursor }) => Ok((found_messages(messages), cursor)),
+                Ok(Changes::CursorGone) => self.catch_up(inbox, &mailbox, cursor).await,
+                Err(error) => Err(error),
             };
             let (found, to) = match read {
                 Ok(read) => read,
@@ -122,117 +127,25 @@ impl AutoDraft {
         Ok(())
     }
 
-    pub(super) async fn read_history(
-        &self,
-        workspace: WorkspaceId,
-        id: IntegrationId,
-        cursor: i64,
-    ) -> Result<(Vec<FoundMessage>, i64), VaultError> {
-        let gmail = self.vault.gmail().clone();
-        let start = u64::try_from(cursor).unwrap_or(0);
-        let mut found: Vec<FoundMessage> = Vec::new();
-        let mut page_token: Option<String> = None;
-        let mut latest = cursor;
-        loop {
-            let page = self
-                .vault
-                .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                    let (gmail, page_token) = (gmail.clone(), page_token.clone());
-                    async move {
-                        gmail
-                            .inbox_history(&token, start, page_token.as_deref())
-                            .await
-                    }
-                })
-                .await?;
-            for record in page.history {
-                for added in record.messages_added {
-                    if found.iter().all(|m| m.gmail_message_id != added.message.id) {
-                        found.push(FoundMessage {
-                            thread_id: added
-                                .message
-                                .thread_id
-                                .clone()
-                                .unwrap_or_else(|| added.message.id.clone()),
-                            gmail_message_id: added.message.id,
-                        });
-                    }
-                }
-            }
-            if let Some(history_id) = page
-                .history_id
-                .as_deref()
-                .and_then(|h| h.parse::<i64>().ok())
-            {
-                latest = latest.max(history_id);
-            }
-            match page.next_page_token {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
-        Ok((found, latest))
-    }
-
     /// The cursor expired: list the inbox since the last sync instead, and
     /// say so in the mailbox's events.
     pub(super) async fn catch_up(
         &self,
-        workspace: WorkspaceId,
-        integration: &Integration,
+        inbox: &Mailbox,
         mailbox: &AutoDraftMailbox,
         cursor: i64,
     ) -> Result<(Vec<FoundMessage>, i64), VaultError> {
-        let id = integration.id;
-        let gmail = self.vault.gmail().clone();
-        let profile = self
-            .vault
-            .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                let gmail = gmail.clone();
-                async move { gmail.profile(&token).await }
-            })
-            .await?;
-        let now_history = profile
-            .history_id
-            .as_deref()
-            .and_then(|h| h.parse::<i64>().ok())
-            .unwrap_or(cursor)
-            .max(cursor);
+        let (workspace, id) = (inbox.integration().workspace, inbox.integration().id);
+        let now_cursor = inbox.cursor().await?.max(cursor);
         let enabled_at = mailbox.enabled_at.unwrap_or_else(store::now);
         let since = mailbox
             .last_synced_at
             .map(|at| at - CATCH_UP_MARGIN)
             .unwrap_or(enabled_at)
             .max(enabled_at);
-        let query = format!("after:{}", since.timestamp());
-        let mut found: Vec<FoundMessage> = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let page = self
-                .vault
-                .with_gmail(workspace, id, Capability::ReadMail, |token| {
-                    let (gmail, page_token, query) =
-                        (gmail.clone(), page_token.clone(), query.clone());
-                    async move {
-                        gmail
-                            .inbox_messages(&token, &query, 500, page_token.as_deref())
-                            .await
-                    }
-                })
-                .await?;
-            found.extend(page.messages.into_iter().map(|m| FoundMessage {
-                thread_id: m.thread_id.clone().unwrap_or_else(|| m.id.clone()),
-                gmail_message_id: m.id,
-            }));
-            match page.next_page_token {
-                Some(token) if found.len() < CATCH_UP_LIMIT => page_token = Some(token),
-                _ => break,
-            }
-        }
-        // Oldest first, like history order.
-        found.reverse();
+        let found = found_messages(inbox.inbox_since(since).await?);
         let message = format!(
-            "Gmail no longer had the mailbox history from position {cursor}; Mailwright looked at the {} inbox message(s) since {} instead.",
+            "The mailbox no longer had its history from position {cursor}; Mailwright looked at the {} inbox message(s) since {} instead.",
             found.len(),
             since.format("%Y-%m-%d %H:%M UTC")
         );
@@ -245,7 +158,7 @@ impl AutoDraft {
         {
             tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record the catch-up event");
         }
-        Ok((found, now_history))
+        Ok((found, now_cursor))
     }
 
     /// A sync could not read the mailbox: say why on the mailbox. Connection
@@ -283,4 +196,15 @@ impl AutoDraft {
         }
         outcome
     }
+}
+
+/// Messages a sync found, as the store records them.
+fn found_messages(messages: Vec<MessageRef>) -> Vec<FoundMessage> {
+    messages
+        .into_iter()
+        .map(|message| FoundMessage {
+            gmail_message_id: message.id,
+            thread_id: message.thread_id,
+        })
+        .collect()
 }

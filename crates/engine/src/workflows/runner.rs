@@ -16,7 +16,7 @@ use std::sync::Arc;
 use domain::IntegrationId;
 use domain::retry::RetryPolicy;
 use domain::runs::{RunError, RunStatus, StepStatus};
-use domain::scopes::{Capability, IntegrationType};
+use domain::scopes::IntegrationType;
 use domain::workflows::{Action, RenderedStep, Step};
 use providers::google::message::{Outgoing, rfc822};
 use serde_json::{Value, json};
@@ -26,6 +26,7 @@ use store::workflows::Run;
 use store::{Store, StoreError};
 use uuid::Uuid;
 
+use crate::mailbox::Mailbox;
 use crate::notify::DELIVER_SYSTEM_EMAIL;
 use crate::vault::{Vault, VaultError};
 use crate::worker::{GiveUpFuture, JobError, JobFuture, JobHandler, Success, next_attempt_at};
@@ -250,14 +251,10 @@ impl RunWorkflow {
             message: "the Gmail connection this step uses no longer exists; edit the workflow"
                 .into(),
         };
-        // The integration and its token in one read; its address is the From.
-        let connection = match self.vault.gmail_connection(workspace, integration_id).await {
-            Ok(connection)
-                if connection.integration().integration_type == IntegrationType::Gmail =>
-            {
-                connection
-            }
-            Ok(_) | Err(VaultError::NotFound) => return Err(gone()),
+        // The mailbox, opened once for the step; its address is the From.
+        let inbox = match Mailbox::open(&self.vault, workspace, integration_id).await {
+            Ok(inbox) => inbox,
+            Err(VaultError::NotFound) => return Err(gone()),
             Err(error) => {
                 let integration = self.store.integration(workspace, integration_id).await;
                 return Err(match integration {
@@ -269,39 +266,25 @@ impl RunWorkflow {
                 });
             }
         };
-        let integration = connection.integration().clone();
+        let integration = inbox.integration();
         let rfc822_id = format!("<run-{}.{index}@mailwright>", run.id);
         let is_draft = step.action == Action::GmailCreateDraft;
-        let gmail = self.vault.gmail().clone();
 
-        // A previous attempt may have sent it: ask Gmail before sending again.
-        // (`run_steps` counts a step left `running` by versions without the
-        // start count as an earlier start.)
+        // A previous attempt may have sent it: ask the mailbox before sending
+        // again. (`run_steps` counts a step left `running` by versions
+        // without the start count as an earlier start.)
         if earlier_starts > 0 {
-            let (lookup_gmail, id) = (gmail.clone(), rfc822_id.clone());
             let found = if is_draft {
-                self.vault
-                    .with_gmail(workspace, integration_id, Capability::Draft, move |token| {
-                        let (gmail, id) = (lookup_gmail.clone(), id.clone());
-                        async move {
-                            gmail
-                                .find_draft(&token, &id)
-                                .await
-                                .map(|draft| draft.map(|draft| json!({"draft_id": draft.id})))
-                        }
-                    })
+                inbox
+                    .find_draft(&rfc822_id)
                     .await
+                    .map(|draft| draft.map(|id| json!({"draft_id": id})))
             } else {
-                self.vault
-                    .with_gmail(workspace, integration_id, Capability::ReadMail, move |token| {
-                        let (gmail, id) = (lookup_gmail.clone(), id.clone());
-                        async move {
-                            gmail.find_message(&token, &id).await.map(|message| {
-                                message.map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
-                            })
-                        }
-                    })
-                    .await
+                inbox.find_message(&rfc822_id).await.map(|message| {
+                    message.map(
+                        |message| json!({"message_id": message.id, "thread_id": message.thread_id}),
+                    )
+                })
             };
             match found {
                 Ok(Some(mut output)) => {
@@ -310,7 +293,7 @@ impl RunWorkflow {
                     return Ok(output);
                 }
                 Ok(None) => {}
-                Err(error) => return Err(self.gmail_failure(&integration, error)),
+                Err(error) => return Err(self.gmail_failure(integration, error)),
             }
         }
         let raw = rfc822(&Outgoing {
@@ -326,36 +309,23 @@ impl RunWorkflow {
             code: "validation_failed",
             message: problem,
         })?;
-
-        let raw = Arc::new(raw);
         let result = if is_draft {
-            self.vault
-                .call_gmail(connection, Capability::Draft, |token| {
-                    let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
-                    async move {
-                        gmail
-                            .create_draft(&token, &raw, None)
-                            .await
-                            .map(|draft| json!({"draft_id": draft.id}))
-                    }
-                })
+            inbox
+                .create_draft(&raw, None)
                 .await
+                .map(|id| json!({"draft_id": id}))
         } else {
-            self.vault
-                .call_gmail(connection, Capability::Send, |token| {
-                    let (gmail, raw) = (gmail.clone(), Arc::clone(&raw));
-                    async move {
-                        gmail.send(&token, &raw).await.map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
-                    }
-                })
+            inbox
+                .send(&raw)
                 .await
+                .map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
         };
         match result {
             Ok(mut output) => {
                 output["rfc822_message_id"] = json!(rfc822_id);
                 Ok(output)
             }
-            Err(error) => Err(self.gmail_failure(&integration, error)),
+            Err(error) => Err(self.gmail_failure(integration, error)),
         }
     }
 

@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use super::message::parse_mailbox;
 use super::oauth::TIMEOUT;
+use domain::mail;
 
 #[derive(Clone)]
 pub struct Gmail {
@@ -176,10 +178,79 @@ pub struct PartBody {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct GmailThread {
     #[serde(default)]
+    pub id: String,
+    #[serde(default)]
     pub messages: Vec<GmailMessage>,
 }
 
+impl GmailThread {
+    pub fn into_mail(self) -> mail::Thread {
+        mail::Thread {
+            id: self.id,
+            messages: self
+                .messages
+                .into_iter()
+                .map(GmailMessage::into_mail)
+                .collect(),
+        }
+    }
+}
+
+impl MessageRef {
+    pub fn into_mail(self) -> mail::MessageRef {
+        mail::MessageRef {
+            thread_id: self.thread_id.unwrap_or_else(|| self.id.clone()),
+            id: self.id,
+        }
+    }
+}
+
 impl GmailMessage {
+    /// The message as the engine sees it: labels become its placement,
+    /// `From` and `Reply-To` are parsed, and the body is its text (none
+    /// when Gmail sent headers only).
+    pub fn into_mail(self) -> mail::Message {
+        let address = |name: &str| {
+            self.header(name)
+                .and_then(parse_mailbox)
+                .map(|(name, address)| mail::Address { name, address })
+        };
+        let placement = mail::Placement {
+            inbox: self.has_label("INBOX"),
+            spam_or_trash: self.has_label("SPAM") || self.has_label("TRASH"),
+            sent: self.has_label("SENT"),
+            draft: self.has_label("DRAFT"),
+            promotions: self.has_label("CATEGORY_PROMOTIONS"),
+        };
+        let (from, reply_to) = (address("From"), address("Reply-To"));
+        let text = self.text_body();
+        let received_at_millis = self.internal_date_millis();
+        let headers = self
+            .payload
+            .map(|payload| {
+                payload
+                    .headers
+                    .into_iter()
+                    .map(|header| (header.name, header.value))
+                    .collect()
+            })
+            .unwrap_or_default();
+        mail::Message {
+            thread_id: if self.thread_id.is_empty() {
+                self.id.clone()
+            } else {
+                self.thread_id
+            },
+            id: self.id,
+            placement,
+            received_at_millis,
+            from,
+            reply_to,
+            headers,
+            text,
+        }
+    }
+
     /// The first top-level header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.payload.as_ref().and_then(|payload| {

@@ -163,6 +163,61 @@ pub fn parse_mailbox(value: &str) -> Option<(Option<String>, String)> {
     Some(((!name.is_empty()).then_some(name), parsed.to_string()))
 }
 
+/// How a reply to a message is addressed and threaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyHeaders {
+    /// The original's `Reply-To`, else its `From`.
+    pub to: domain::mail::Address,
+    /// `to` as the header's value (the name quoted when it needs to be).
+    pub to_header: String,
+    /// The original's `Message-ID`.
+    pub in_reply_to: Option<String>,
+    /// The original's `References`, then its `Message-ID`.
+    pub references: Vec<String>,
+}
+
+/// The addressing of a reply to `source`; `None` when it has no address to
+/// reply to.
+pub fn reply_headers(source: &domain::mail::Message) -> Option<ReplyHeaders> {
+    let to = source.reply_to.clone().or_else(|| source.from.clone())?;
+    let to_header = match &to.name {
+        Some(name) => format!("{} <{}>", quote_display_name(name), to.address),
+        None => to.address.clone(),
+    };
+    let in_reply_to = source
+        .header("Message-ID")
+        .map(message_ids)
+        .and_then(|ids| ids.into_iter().next());
+    let mut references = source
+        .header("References")
+        .map(message_ids)
+        .unwrap_or_default();
+    if let Some(original) = &in_reply_to
+        && !references.contains(original)
+    {
+        references.push(original.clone());
+    }
+    Some(ReplyHeaders {
+        to,
+        to_header,
+        in_reply_to,
+        references,
+    })
+}
+
+/// A display name as it goes in a header: quoted when it holds specials.
+pub fn quote_display_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    if cleaned.chars().any(|c| "()<>[]:;@\\,.".contains(c)) {
+        format!("\"{cleaned}\"")
+    } else {
+        cleaned
+    }
+}
+
 pub fn reply_rfc822(reply: &Reply<'_>) -> Result<Vec<u8>, String> {
     let from = Mailbox::new(
         reply.from_name.map(str::to_owned),
@@ -199,6 +254,36 @@ pub fn reply_rfc822(reply: &Reply<'_>) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn display_names_with_specials_are_quoted() {
+        assert_eq!(quote_display_name("Zoë Martin"), "Zoë Martin");
+        assert_eq!(quote_display_name("Martin, Zoë"), "\"Martin, Zoë\"");
+        assert_eq!(quote_display_name("A \"B\" C"), "A B C");
+    }
+
+    #[test]
+    fn a_reply_goes_to_reply_to_and_threads_under_the_original() {
+        let address = |name: Option<&str>, address: &str| domain::mail::Address {
+            name: name.map(str::to_owned),
+            address: address.to_owned(),
+        };
+        let source = domain::mail::Message {
+            from: Some(address(Some("Zoë"), "zoe@example.com")),
+            reply_to: Some(address(Some("Martin, Zoë"), "team@example.com")),
+            headers: vec![
+                ("Message-ID".into(), "<b@x>".into()),
+                ("References".into(), "<a@x>".into()),
+            ],
+            ..domain::mail::Message::default()
+        };
+        let reply = reply_headers(&source).unwrap();
+        assert_eq!(reply.to_header, "\"Martin, Zoë\" <team@example.com>");
+        assert_eq!(reply.in_reply_to.as_deref(), Some("<b@x>"));
+        assert_eq!(reply.references, ["<a@x>", "<b@x>"]);
+        let nobody = domain::mail::Message::default();
+        assert!(reply_headers(&nobody).is_none());
+    }
 
     #[test]
     fn builds_a_message_with_our_id_and_encoded_utf8() {

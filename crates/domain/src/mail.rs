@@ -1,6 +1,90 @@
-//! Which messages get no draft, and why.
+//! Mail as the engine sees it, whatever mailbox it came from (Gmail today;
+//! Microsoft 365 and IMAP next), and auto-draft's rules for which messages
+//! get no reply draft: they read only what every mailbox can say.
 
-use super::*;
+/// Where the mailbox files a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub inbox: bool,
+    pub spam_or_trash: bool,
+    /// Sent from this mailbox.
+    pub sent: bool,
+    pub draft: bool,
+    /// Filed by the provider as promotions or marketing.
+    pub promotions: bool,
+}
+
+/// An address as a header gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub name: Option<String>,
+    pub address: String,
+}
+
+impl Address {
+    /// `Name <address>`, or the bare address.
+    pub fn display(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} <{}>", self.address),
+            None => self.address.clone(),
+        }
+    }
+}
+
+/// A message of a mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// The provider's id of the message.
+    pub id: String,
+    /// The provider's id of its conversation.
+    pub thread_id: String,
+    pub placement: Placement,
+    /// When the mailbox received it, in milliseconds since the epoch (0:
+    /// unknown).
+    pub received_at_millis: i64,
+    /// `From`, parsed (`None`: missing or unreadable).
+    pub from: Option<Address>,
+    /// `Reply-To`, parsed.
+    pub reply_to: Option<Address>,
+    /// The top-level headers, in order, as `(name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// The plain-text body (empty when only the headers were read).
+    pub text: String,
+}
+
+impl Message {
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether `owner` (the mailbox's address) wrote it.
+    pub fn is_from(&self, owner: &str) -> bool {
+        self.placement.sent
+            || self
+                .from
+                .as_ref()
+                .is_some_and(|from| from.address.eq_ignore_ascii_case(owner))
+    }
+}
+
+/// A message found by a change listing: its ids only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub id: String,
+    pub thread_id: String,
+}
+
+/// A conversation, its messages with headers only, oldest first as the
+/// provider gives them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Thread {
+    pub id: String,
+    pub messages: Vec<Message>,
+}
 
 /// Why a message gets no draft. The code is stable (stats, metrics, API).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,26 +152,18 @@ impl SkipReason {
 
 /// The rules that need only the message itself. `owner` is the mailbox's
 /// address.
-pub fn skip_reason_for(message: &GmailMessage, owner: &str) -> Option<SkipReason> {
-    if message.has_label("SPAM") || message.has_label("TRASH") {
+pub fn skip_reason_for(message: &Message, owner: &str) -> Option<SkipReason> {
+    let placement = message.placement;
+    if placement.spam_or_trash {
         return Some(SkipReason::SpamOrTrash);
     }
-    let from_address = message
-        .header("From")
-        .and_then(parse_mailbox)
-        .map(|(_, address)| address);
-    if message.has_label("SENT")
-        || message.has_label("DRAFT")
-        || from_address
-            .as_deref()
-            .is_some_and(|from| from.eq_ignore_ascii_case(owner))
-    {
+    if placement.draft || message.is_from(owner) {
         return Some(SkipReason::OwnMessage);
     }
-    if message.has_label("CATEGORY_PROMOTIONS") {
+    if placement.promotions {
         return Some(SkipReason::Promotions);
     }
-    if !message.has_label("INBOX") {
+    if !placement.inbox {
         return Some(SkipReason::NotInInbox);
     }
     if let Some(value) = message.header("Auto-Submitted")
@@ -107,8 +183,8 @@ pub fn skip_reason_for(message: &GmailMessage, owner: &str) -> Option<SkipReason
             return Some(SkipReason::Bulk);
         }
     }
-    match from_address {
-        Some(address) if is_no_reply(&address) => Some(SkipReason::NoReplySender),
+    match &message.from {
+        Some(from) if is_no_reply(&from.address) => Some(SkipReason::NoReplySender),
         _ => None,
     }
 }
@@ -136,24 +212,39 @@ fn is_no_reply(address: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use providers::google::gmail::{MessageHeader, MessagePart};
 
-    fn message(labels: &[&str], headers: &[(&str, &str)]) -> GmailMessage {
-        GmailMessage {
+    /// A message with Gmail's label names mapped as the Gmail mailbox maps
+    /// them, and `From` parsed the simple way.
+    fn message(labels: &[&str], headers: &[(&str, &str)]) -> Message {
+        let has = |label: &str| labels.contains(&label);
+        let from = headers
+            .iter()
+            .find(|(name, _)| *name == "From")
+            .map(|(_, value)| {
+                let address = value
+                    .rsplit_once('<')
+                    .map_or(*value, |(_, rest)| rest.trim_end_matches('>'));
+                Address {
+                    name: None,
+                    address: address.trim().to_owned(),
+                }
+            });
+        Message {
             id: "m1".into(),
             thread_id: "m1".into(),
-            label_ids: labels.iter().map(|l| (*l).to_owned()).collect(),
-            internal_date: None,
-            payload: Some(MessagePart {
-                headers: headers
-                    .iter()
-                    .map(|(name, value)| MessageHeader {
-                        name: (*name).to_owned(),
-                        value: (*value).to_owned(),
-                    })
-                    .collect(),
-                ..MessagePart::default()
-            }),
+            placement: Placement {
+                inbox: has("INBOX"),
+                spam_or_trash: has("SPAM") || has("TRASH"),
+                sent: has("SENT"),
+                draft: has("DRAFT"),
+                promotions: has("CATEGORY_PROMOTIONS"),
+            },
+            from,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            ..Message::default()
         }
     }
 
@@ -168,7 +259,7 @@ mod tests {
     #[test]
     fn each_rule_names_its_reason() {
         let from = ("From", "Zoë <zoe@example.com>");
-        let cases: Vec<(GmailMessage, SkipReason)> = vec![
+        let cases: Vec<(Message, SkipReason)> = vec![
             (
                 message(&["INBOX"], &[("From", "Ann <ANN@example.com>")]),
                 SkipReason::OwnMessage,
@@ -225,7 +316,7 @@ mod tests {
                 skip_reason_for(&m, OWNER),
                 Some(expected),
                 "{:?}",
-                m.payload
+                m.headers
             );
         }
         let explicit_no = message(&["INBOX"], &[from, ("Auto-Submitted", "no")]);

@@ -1,0 +1,318 @@
+//! What the engine needs from a mailbox, whatever the provider: new
+//! messages since a cursor (and a catch-up when the cursor is gone), a
+//! message, a thread, a reply draft in a thread, a send, and finding a sent
+//! message or a draft by its Message-ID. Auto-draft and the workflow runner
+//! are written once over [`Mailbox`]; a new provider is a new variant here
+//! and its client in `providers`, not a new pipeline.
+//!
+//! A mailbox is opened for one job ([`Mailbox::open`]): the connection and
+//! its token are read once, and a token the provider rejects is refreshed
+//! inside the session.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::mail::{Message, MessageRef, Thread};
+use domain::scopes::{Capability, IntegrationType};
+use domain::{IntegrationId, WorkspaceId};
+use providers::google::gmail::Gmail;
+use providers::google::message::SOURCE_HEADER;
+use store::integrations::Integration;
+
+use crate::vault::{GmailSession, Vault, VaultError};
+
+/// The most inbox messages a catch-up lists.
+pub const CATCH_UP_LIMIT: usize = 2_000;
+
+/// What changed in the inbox since a cursor.
+#[derive(Debug)]
+pub enum Changes {
+    /// Messages added to the inbox, oldest first, and the cursor after them.
+    Found {
+        messages: Vec<MessageRef>,
+        cursor: i64,
+    },
+    /// The provider no longer knows the cursor (too old): list the inbox
+    /// since a time instead ([`Mailbox::inbox_since`]).
+    CursorGone,
+}
+
+/// An open mailbox.
+#[derive(Debug)]
+pub enum Mailbox {
+    Gmail(GmailMailbox),
+}
+
+/// Gmail, through the vault's session.
+pub struct GmailMailbox {
+    vault: Arc<Vault>,
+    gmail: Gmail,
+    session: GmailSession,
+}
+
+impl std::fmt::Debug for GmailMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GmailMailbox")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailbox {
+    /// Open connection `id` of `workspace` for the calls of one job. A
+    /// connection that is not a mailbox (a calendar) is not found.
+    pub async fn open(
+        vault: &Arc<Vault>,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Mailbox, VaultError> {
+        let session = vault.gmail_session(workspace, id).await?;
+        match session.integration().integration_type {
+            IntegrationType::Gmail => Ok(Mailbox::Gmail(GmailMailbox {
+                vault: Arc::clone(vault),
+                gmail: vault.gmail().clone(),
+                session,
+            })),
+            IntegrationType::Calendar => Err(VaultError::NotFound),
+        }
+    }
+
+    /// The connection, as read when the mailbox was opened.
+    pub fn integration(&self) -> &Integration {
+        match self {
+            Mailbox::Gmail(gmail) => gmail.session.integration(),
+        }
+    }
+
+    /// Where the mailbox is now: changes after this are new.
+    pub async fn cursor(&self) -> Result<i64, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let profile = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.profile(&token).await
+                    })
+                    .await?;
+                profile
+                    .history_id
+                    .as_deref()
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .ok_or_else(|| VaultError::Rejected("Gmail gave no history id.".into()))
+            }
+        }
+    }
+
+    /// The messages added to the inbox after `cursor`.
+    pub async fn changes_since(&self, cursor: i64) -> Result<Changes, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => gmail.changes_since(cursor).await,
+        }
+    }
+
+    /// The inbox's messages received after `since`, oldest first, at most
+    /// about [`CATCH_UP_LIMIT`].
+    pub async fn inbox_since(&self, since: DateTime<Utc>) -> Result<Vec<MessageRef>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => gmail.inbox_since(since).await,
+        }
+    }
+
+    /// The newest message in the inbox, if any.
+    pub async fn newest_inbox_message(&self) -> Result<Option<MessageRef>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let page = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.inbox_messages(&token, "", 1, None).await
+                    })
+                    .await?;
+                Ok(page.messages.into_iter().next().map(|m| m.into_mail()))
+            }
+        }
+    }
+
+    /// Message `id`, with its headers and text. A message the provider no
+    /// longer has is [`VaultError::GoneAtGoogle`].
+    pub async fn message(&self, id: &str) -> Result<Message, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let message = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.message(&token, id).await
+                    })
+                    .await?;
+                Ok(message.into_mail())
+            }
+        }
+    }
+
+    /// Thread `id`: its messages with the headers that say who wrote them
+    /// and which drafts Mailwright made (`X-Mailwright-Source`), no bodies.
+    pub async fn thread(&self, id: &str) -> Result<Thread, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let thread = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.thread_metadata(&token, id, &["From", SOURCE_HEADER])
+                            .await
+                    })
+                    .await?;
+                let mut thread = thread.into_mail();
+                if thread.id.is_empty() {
+                    thread.id = id.to_owned();
+                }
+                Ok(thread)
+            }
+        }
+    }
+
+    /// Create a draft of the RFC 5322 message `raw`, in `thread_id` when
+    /// given (a reply); the draft's id.
+    pub async fn create_draft(
+        &self,
+        raw: &[u8],
+        thread_id: Option<&str>,
+    ) -> Result<String, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let draft = gmail
+                    .call(Capability::Draft, |g, token| async move {
+                        g.create_draft(&token, raw, thread_id).await
+                    })
+                    .await?;
+                Ok(draft.id)
+            }
+        }
+    }
+
+    /// Send the RFC 5322 message `raw`.
+    pub async fn send(&self, raw: &[u8]) -> Result<MessageRef, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let sent = gmail
+                    .call(Capability::Send, |g, token| async move {
+                        g.send(&token, raw).await
+                    })
+                    .await?;
+                Ok(sent.into_mail())
+            }
+        }
+    }
+
+    /// The message whose `Message-ID` is `rfc822_message_id`, if the
+    /// mailbox has one (spam and trash included).
+    pub async fn find_message(
+        &self,
+        rfc822_message_id: &str,
+    ) -> Result<Option<MessageRef>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let found = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.find_message(&token, rfc822_message_id).await
+                    })
+                    .await?;
+                Ok(found.map(|message| message.into_mail()))
+            }
+        }
+    }
+
+    /// The id of the draft whose `Message-ID` is `rfc822_message_id`, if any.
+    pub async fn find_draft(&self, rfc822_message_id: &str) -> Result<Option<String>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let found = gmail
+                    .call(Capability::Draft, |g, token| async move {
+                        g.find_draft(&token, rfc822_message_id).await
+                    })
+                    .await?;
+                Ok(found.map(|draft| draft.id))
+            }
+        }
+    }
+}
+
+impl GmailMailbox {
+    /// One Gmail call in the session; `call` gets the client and a token.
+    async fn call<'a, T, F, Fut>(&'a self, needs: Capability, call: F) -> Result<T, VaultError>
+    where
+        F: Fn(&'a Gmail, secrecy::SecretString) -> Fut,
+        Fut: Future<Output = Result<T, providers::google::gmail::GmailError>>,
+    {
+        self.vault
+            .call(&self.session, needs, |token| call(&self.gmail, token))
+            .await
+    }
+
+    async fn changes_since(&self, cursor: i64) -> Result<Changes, VaultError> {
+        let start = u64::try_from(cursor).unwrap_or(0);
+        let mut found: Vec<MessageRef> = Vec::new();
+        let mut page_token: Option<String> = None;
+        let mut latest = cursor;
+        loop {
+            let page_token_now = page_token.clone();
+            let page = match self
+                .call(Capability::ReadMail, |g, token| {
+                    let page_token = page_token_now.clone();
+                    async move { g.inbox_history(&token, start, page_token.as_deref()).await }
+                })
+                .await
+            {
+                Ok(page) => page,
+                // Gmail answers 404 for a start id it no longer keeps.
+                Err(VaultError::GoneAtGoogle) => return Ok(Changes::CursorGone),
+                Err(error) => return Err(error),
+            };
+            for record in page.history {
+                for added in record.messages_added {
+                    let added = added.message.into_mail();
+                    if found.iter().all(|m| m.id != added.id) {
+                        found.push(added);
+                    }
+                }
+            }
+            if let Some(history_id) = page
+                .history_id
+                .as_deref()
+                .and_then(|h| h.parse::<i64>().ok())
+            {
+                latest = latest.max(history_id);
+            }
+            match page.next_page_token {
+                Some(token) => page_token = Some(token),
+                None => break,
+            }
+        }
+        Ok(Changes::Found {
+            messages: found,
+            cursor: latest,
+        })
+    }
+
+    async fn inbox_since(&self, since: DateTime<Utc>) -> Result<Vec<MessageRef>, VaultError> {
+        let query = format!("after:{}", since.timestamp());
+        let mut found: Vec<MessageRef> = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let page_token_now = page_token.clone();
+            let query = query.as_str();
+            let page = self
+                .call(Capability::ReadMail, |g, token| {
+                    let page_token = page_token_now.clone();
+                    async move {
+                        g.inbox_messages(&token, query, 500, page_token.as_deref())
+                            .await
+                    }
+                })
+                .await?;
+            found.extend(page.messages.into_iter().map(|m| m.into_mail()));
+            match page.next_page_token {
+                Some(token) if found.len() < CATCH_UP_LIMIT => page_token = Some(token),
+                _ => break,
+            }
+        }
+        // Gmail lists newest first; changes come oldest first.
+        found.reverse();
+        Ok(found)
+    }
+}
