@@ -138,7 +138,7 @@ impl Store {
     ) -> Result<Option<ApiKey>, StoreError> {
         let sql = api_key_by_secret_hash_sql(self.backend());
         // On every API request, so one round trip: on PostgreSQL a function
-        // (migration 0009) looks across workspaces for its query only.
+        // (in the baseline migration) looks across workspaces for its query only.
         let row: Option<ApiKeyRow> = on_pool!(self, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(secret_hash).fetch_optional(pool).await?
         });

@@ -18,6 +18,12 @@ pub enum StoreError {
         #[source]
         source: Source,
     },
+    /// The database was made by a build from before the schema baseline
+    /// (decision 0015), which this build does not upgrade.
+    #[error(
+        "this database was created by a Mailwright development build from before 2026-12-05, whose schema this version does not upgrade; start with a new database (a new MAILWRIGHT_DATABASE_URL, or move the SQLite file away)"
+    )]
+    BeforeBaseline,
     /// Applying migrations failed.
     #[error("database migration failed")]
     Migration(#[source] Source),

@@ -20,7 +20,6 @@ use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::workflows::{RunAttempt, started_run_from_json};
 use crate::{Backend, Pool, Store, StoreError, now, on_pool};
 
 /// A job to enqueue.
@@ -84,21 +83,12 @@ pub struct ClaimedJob {
     pub created_at: DateTime<Utc>,
     pub lease_expires_at: DateTime<Utc>,
     lease_token: Uuid,
-    started_run: Option<RunAttempt>,
 }
 
 impl ClaimedJob {
     /// Proves the lease when the job's outcome is recorded elsewhere.
     pub(crate) fn lease_token(&self) -> Uuid {
         self.lease_token
-    }
-
-    /// The run a `workflow.run` job's claim started in the same statement
-    /// (PostgreSQL, migration 0013), as [`Store::begin_run_attempt`] would
-    /// have. `None` on SQLite, for other kinds, and when the run has ended
-    /// or is gone: then the handler starts it itself.
-    pub fn started_run(&self) -> Option<&RunAttempt> {
-        self.started_run.as_ref()
     }
 }
 
@@ -176,9 +166,6 @@ struct ClaimedRow {
     attempts: i32,
     max_attempts: i32,
     created_at: DateTime<Utc>,
-    /// PostgreSQL only (the column is absent on SQLite).
-    #[sqlx(default)]
-    started_run: Option<Json<Value>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -264,11 +251,10 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
 fn claim_sql(backend: Backend, kinds: usize) -> String {
     match backend {
         // The same statement, in a function that keeps the planner on the
-        // ordered index walk (migration 0009 says why) and starts a claimed
-        // run (migration 0013).
+        // ordered index walk (decision 0009 says why).
         Backend::Postgres => {
-            "SELECT id, kind, payload, workspace_id, attempts, max_attempts, created_at, started_run \
-                              FROM mailwright_claim_job_starting_run($1, $2, $3, $4)"
+            "SELECT id, kind, payload, workspace_id, attempts, max_attempts, created_at \
+                              FROM mailwright_claim_job($1, $2, $3, $4)"
                 .to_owned()
         }
         Backend::Sqlite => {
@@ -358,9 +344,6 @@ impl Store {
             created_at: row.created_at,
             lease_expires_at,
             lease_token,
-            started_run: row
-                .started_run
-                .and_then(|started| started_run_from_json(started.0)),
         }))
     }
 

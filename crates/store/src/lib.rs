@@ -302,9 +302,23 @@ impl Store {
     /// Apply every pending migration. Safe to run from several replicas at
     /// once on PostgreSQL (sqlx serialises them with an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.made_before_baseline().await {
+            return Err(StoreError::BeforeBaseline);
+        }
         let migrator = self.migrator();
         let result = on_pool!(self, pool => migrator.run(pool).await);
         result.map_err(|source| StoreError::Migration(Box::new(source)))
+    }
+
+    /// Whether the database was migrated by a build from before the
+    /// baseline: its first migration was `foundation`, not `baseline`. (A
+    /// new database has no migrations table: the query fails, and it is not.)
+    async fn made_before_baseline(&self) -> bool {
+        const FIRST: &str = "SELECT description FROM _sqlx_migrations WHERE version = 1";
+        let first: Result<Option<String>, sqlx::Error> = on_pool!(self, pool => {
+            sqlx::query_scalar(FIRST).fetch_optional(pool).await
+        });
+        matches!(first, Ok(Some(description)) if description != "baseline")
     }
 
     /// Whether the database role bypasses row-level security (a PostgreSQL

@@ -161,4 +161,24 @@ mod tests {
             }
         }
     }
+
+    /// A database migrated by a build from before the schema baseline is
+    /// refused with one sentence saying what to do, not migrated over.
+    #[tokio::test]
+    async fn a_database_from_before_the_baseline_is_refused_in_one_sentence() {
+        let (_db, store) = crate::testing::TestDatabase::migrated().await;
+        crate::on_pool!(store, pool => {
+            sqlx::query("UPDATE _sqlx_migrations SET description = 'foundation' WHERE version = 1")
+                .execute(pool)
+                .await
+                .unwrap();
+        });
+        let refused = store.migrate().await.unwrap_err();
+        assert!(matches!(refused, crate::StoreError::BeforeBaseline));
+        let sentence = refused.to_string();
+        assert!(
+            sentence.contains("new database") && !sentence.contains('\n'),
+            "{sentence}"
+        );
+    }
 }

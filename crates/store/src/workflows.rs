@@ -81,8 +81,8 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// A run's row, as queried or as `to_jsonb` writes it (claims on PostgreSQL).
-#[derive(sqlx::FromRow, serde::Deserialize)]
+/// A run's row.
+#[derive(sqlx::FromRow)]
 struct RunRow {
     id: Uuid,
     workspace_id: Uuid,
@@ -95,7 +95,6 @@ struct RunRow {
     error_message: Option<String>,
     /// Absent from the rows of the PostgreSQL functions that predate it.
     #[sqlx(default)]
-    #[serde(default)]
     next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
@@ -133,11 +132,10 @@ impl TryFrom<RunRow> for Run {
 }
 
 /// A run just started, with its workflow's steps: a row of
-/// `begin_run_attempt`, or the JSON object a claim on PostgreSQL returns.
-#[derive(sqlx::FromRow, serde::Deserialize)]
+/// `begin_run_attempt`.
+#[derive(sqlx::FromRow)]
 struct StartedRunRow {
     #[sqlx(flatten)]
-    #[serde(flatten)]
     run: RunRow,
     starts: i32,
     workflow_steps: Option<Json<Value>>,
@@ -170,27 +168,8 @@ pub struct RunAttempt {
     pub earlier_starts: u32,
 }
 
-/// The kind of the job that executes a run. On PostgreSQL its claim starts
-/// the run too (migration 0013 names the kind in SQL).
+/// The kind of the job that executes a run.
 pub const RUN_JOB_KIND: &str = "workflow.run";
-
-/// The run a claim started (`mailwright_claim_job_starting_run`'s
-/// `started_run`). `None` when its workflow is gone (as from
-/// [`Store::begin_run_attempt`]) or, logged, when the JSON does not match
-/// (a bug: the handler then starts the run itself, counting one start more,
-/// which only adds a Gmail lookup before the send).
-pub(crate) fn started_run_from_json(value: Value) -> Option<RunAttempt> {
-    match serde_json::from_value::<StartedRunRow>(value)
-        .map_err(|error| StoreError::Other(error.into()))
-        .and_then(StartedRunRow::into_attempt)
-    {
-        Ok(started) => started,
-        Err(error) => {
-            tracing::warn!(error = %error, "a claimed run's row cannot be read; starting it again");
-            None
-        }
-    }
-}
 
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 /// [`RUN_COLUMNS`] and the columns added since the PostgreSQL functions that
@@ -301,7 +280,7 @@ impl Store {
         }
     }
 
-    /// One round trip on PostgreSQL (a function that scopes it, migration 0010).
+    /// One round trip on PostgreSQL (a function that scopes it, in the baseline migration).
     pub async fn workflow(&self, workspace: WorkspaceId, id: Uuid) -> Result<Workflow, StoreError> {
         let sql = match self.backend() {
             Backend::Postgres => {
@@ -455,7 +434,7 @@ impl Store {
     /// on this workflow, return that run instead. The flag says whether it is
     /// new. `NotFound` when the workflow does not exist (it cannot be deleted
     /// while its run is written). One round trip on PostgreSQL (a function,
-    /// migrations 0010 and 0011).
+    /// the baseline migration).
     pub async fn create_run(
         &self,
         run: &Run,
@@ -527,7 +506,7 @@ impl Store {
 
     /// A worker starts (or restarts) a run: the run is marked `running`, its
     /// start counted, and it is read with its workflow's steps, in one
-    /// statement (on PostgreSQL a function: one round trip, migration 0010).
+    /// statement (on PostgreSQL a function: one round trip, in the baseline migration).
     /// `None` when the run (or its workflow) no longer exists or the run has
     /// ended.
     pub async fn begin_run_attempt(
@@ -616,7 +595,7 @@ impl Store {
     }
 
     /// Record a run's end (`succeeded` or `failed`) and its job's success:
-    /// on PostgreSQL atomically, in one round trip (migration 0010); on
+    /// on PostgreSQL atomically, in one round trip (a function in the baseline migration); on
     /// SQLite one right after the other (see below).
     /// `false` when the job's lease had been taken over (or the job is not
     /// this workspace's); the run is recorded either way, as
@@ -682,7 +661,7 @@ struct CreatedRow {
     is_new: bool,
 }
 
-/// [`Store::create_run`]'s one PostgreSQL statement (migration 0011), for any
+/// [`Store::create_run`]'s one PostgreSQL statement (a function in the baseline migration), for any
 /// executor (tests run it inside a transaction to read its statistics).
 fn create_run_query<'q>(
     run: &'q Run,

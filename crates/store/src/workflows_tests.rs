@@ -327,76 +327,6 @@ async fn each_start_of_a_run_is_counted_and_an_ended_or_foreign_run_does_not_sta
     );
 }
 
-/// On PostgreSQL a `workflow.run` job's claim starts its run, as
-/// `begin_run_attempt` would (one round trip and one commit fewer per
-/// run); on SQLite the handler starts it. A run that has ended, or a
-/// payload that names no run, starts nothing and the claim still works.
-#[tokio::test]
-async fn claiming_a_run_job_starts_its_run_on_postgres() {
-    let (_db, store) = TestDatabase::migrated().await;
-    let workflow = workflow_in(&store, "a").await;
-    let kinds = [RUN_JOB_KIND];
-    let lease = std::time::Duration::from_secs(60);
-    let run = queued_run(&workflow);
-    let job = NewJob::new(RUN_JOB_KIND, json!({"run_id": run.id})).in_workspace(run.workspace);
-    store.create_run(&run, None, Some(&job)).await.unwrap();
-
-    let claimed = store.claim_job(&kinds, lease).await.unwrap().unwrap();
-    let stored = store.run(workflow.workspace, run.id).await.unwrap();
-    let postgres = store.backend() == Backend::Postgres;
-    if postgres {
-        let started = claimed.started_run().expect("the claim started the run");
-        assert_eq!(
-            (
-                started.earlier_starts,
-                &started.workflow_steps,
-                &started.run
-            ),
-            (0, &workflow.steps, &stored)
-        );
-        assert_eq!(stored.status, RunStatus::Running);
-    } else {
-        assert!(claimed.started_run().is_none());
-        assert_eq!(stored.status, RunStatus::Queued);
-    }
-
-    // Taken over after its worker's lease ran out: a second start.
-    crate::testing::expire_job_leases(&store).await;
-    let again = store.claim_job(&kinds, lease).await.unwrap().unwrap();
-    assert_eq!(again.id, claimed.id);
-    assert_eq!(
-        again.started_run().map(|started| started.earlier_starts),
-        postgres.then_some(1)
-    );
-
-    // Ended: the claim starts nothing.
-    store
-        .update_run(
-            workflow.workspace,
-            run.id,
-            RunStatus::Succeeded,
-            &RunSteps::default(),
-            None,
-            None,
-        )
-        .await
-        .unwrap();
-    crate::testing::expire_job_leases(&store).await;
-    let ended = store.claim_job(&kinds, lease).await.unwrap().unwrap();
-    assert!(ended.started_run().is_none());
-    assert_eq!(
-        store.run(workflow.workspace, run.id).await.unwrap().status,
-        RunStatus::Succeeded
-    );
-
-    let malformed =
-        NewJob::new(RUN_JOB_KIND, json!({"run_id": "not a run"})).in_workspace(workflow.workspace);
-    store.enqueue_job(&malformed).await.unwrap();
-    let claimed = store.claim_job(&kinds, lease).await.unwrap().unwrap();
-    assert_eq!(claimed.payload, json!({"run_id": "not a run"}));
-    assert!(claimed.started_run().is_none());
-}
-
 /// Rows of `workflow_runs` read so far by the connection's transaction.
 async fn runs_read_in(tx: &mut sqlx::PgConnection) -> i64 {
     sqlx::query_scalar(
@@ -410,7 +340,7 @@ async fn runs_read_in(tx: &mut sqlx::PgConnection) -> i64 {
 
 /// Creating a run reads no earlier run of its workflow, however many
 /// there are, even with the plan PostgreSQL caches for the function after
-/// a few calls on one connection (forced here). Migration 0010's version
+/// a few calls on one connection (forced here). An earlier version
 /// found the new run again by a condition no index serves, so with that
 /// plan every execute walked the workflow's whole history.
 #[tokio::test]
@@ -460,7 +390,7 @@ async fn creating_a_run_reads_no_earlier_runs_of_its_workflow() {
     );
 }
 
-/// The functions that scope one statement each (migrations 0010, 0013) leave
+/// The functions that scope one statement each leave
 /// their connection unscoped again: the next query sees no tenant rows.
 #[tokio::test]
 async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
@@ -474,9 +404,6 @@ async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
     store.create_run(&run, None, Some(&job)).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     let calls = [
-        // The claim starts the run ($1 and $2 only match the others' binds).
-        "SELECT started_run::TEXT FROM mailwright_claim_job_starting_run(\
-         $2, now() + interval '1 minute', now(), ARRAY['workflow.run']) WHERE $1::UUID IS NOT NULL",
         "SELECT id FROM mailwright_begin_run_attempt($1, $2)",
         "SELECT id FROM mailwright_integration_with_tokens($1, $2)",
         "SELECT mailwright_finish_run($1, $2, 'succeeded', '[]', NULL, NULL, now(), $2, $2)::TEXT",

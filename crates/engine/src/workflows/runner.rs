@@ -443,18 +443,14 @@ impl JobHandler for RunWorkflow {
             let Some((workspace, run_id)) = job_run(job) else {
                 return Err(JobError::Permanent("the job names no run".into()));
             };
-            let started = match job.started_run() {
-                // The claim started it (PostgreSQL).
-                Some(attempt) => Some(attempt.clone()),
-                None => self
-                    .store
-                    .begin_run_attempt(workspace, run_id)
-                    .await
-                    .map_err(|error| JobError::Transient {
-                        message: format!("the run cannot be read ({error})"),
-                        retry_after: None,
-                    })?,
-            };
+            let started = self
+                .store
+                .begin_run_attempt(workspace, run_id)
+                .await
+                .map_err(|error| JobError::Transient {
+                    message: format!("the run cannot be read ({error})"),
+                    retry_after: None,
+                })?;
             // Deleted with its workflow, or already ended.
             let Some(attempt) = started else {
                 return Ok(Success::ToRecord);

@@ -6,7 +6,7 @@ use super::*;
 
 impl Store {
     /// The integration and its tokens (if any) in one query (on PostgreSQL a
-    /// function that scopes it: one round trip, migration 0010): what every
+    /// function that scopes it: one round trip, in the baseline migration): what every
     /// use of a token needs first.
     pub async fn integration_with_tokens(
         &self,
