@@ -508,6 +508,27 @@ impl Connections {
         Err(CallbackError::Internal)
     }
 
+    /// How many connections, across all workspaces, are in each status
+    /// (every status listed, zero included): for `/metrics`.
+    pub async fn counts_by_status(&self) -> Result<Vec<(IntegrationStatus, i64)>, ServiceError> {
+        let counts = self.store.integration_counts().await?;
+        Ok([
+            IntegrationStatus::Connected,
+            IntegrationStatus::MissingScopes,
+            IntegrationStatus::NeedsReauth,
+            IntegrationStatus::Disconnected,
+        ]
+        .into_iter()
+        .map(|status| {
+            let count = counts
+                .iter()
+                .find(|(name, _)| name == status.as_str())
+                .map_or(0, |(_, count)| *count);
+            (status, count)
+        })
+        .collect())
+    }
+
     /// The workspace's connections, newest first.
     pub async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Integration>, ServiceError> {
         Ok(self.store.integrations(workspace).await?)

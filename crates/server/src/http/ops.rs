@@ -120,19 +120,11 @@ async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
 async fn prometheus_metrics(State(state): State<AppState>) -> Response {
     // Counted at scrape time from the database, so every replica reports
     // the same, current numbers.
-    match state.store.integration_counts().await {
+    match state.connections.counts_by_status().await {
         Ok(counts) => {
-            for status in [
-                "connected",
-                "missing_scopes",
-                "needs_reauth",
-                "disconnected",
-            ] {
-                let count = counts
-                    .iter()
-                    .find(|(name, _)| name == status)
-                    .map_or(0, |(_, count)| *count);
-                metrics::gauge!(telemetry::INTEGRATIONS, "status" => status).set(count as f64);
+            for (status, count) in counts {
+                metrics::gauge!(telemetry::INTEGRATIONS, "status" => status.as_str())
+                    .set(count as f64);
             }
         }
         Err(error) => tracing::warn!(
