@@ -31,6 +31,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
+use crate::auth::accounts::Accounts;
 use crate::auth::jwt::JwtVerifier;
 use crate::auth::throttle::SigninThrottle;
 use crate::config::{Config, MailConfig};
@@ -49,6 +50,7 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
     pub notifier: Arc<Notifier>,
+    pub accounts: Arc<Accounts>,
     /// Set by `mailwright demo` only: the in-process Google sandbox.
     pub demo: Option<Arc<Demo>>,
     /// The OpenAPI document, rendered once at start.
@@ -265,6 +267,7 @@ impl Application {
             connections,
             autodraft: Arc::clone(&autodraft),
             notifier,
+            accounts: Arc::new(Accounts::new(store.clone())),
             demo,
             openapi_json: Arc::default(),
             supervisor: supervisor.clone(),

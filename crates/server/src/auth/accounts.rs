@@ -6,6 +6,7 @@ use domain::{EmailAddress, UserId, WorkspaceId};
 use engine::error::ServiceError;
 use secrecy::SecretString;
 pub use store::api_keys::ApiKey;
+use store::sessions::Session;
 use store::tenancy::{Role, User, Workspace};
 use store::{Store, StoreError};
 
@@ -156,48 +157,120 @@ pub async fn cli_key_principal(
 /// Longest API key name, in characters.
 const KEY_NAME_MAX_CHARS: usize = 100;
 
-/// Check the name and issue a key of `workspace` acting as `user`.
-pub async fn create_key(
-    store: &Store,
-    workspace: WorkspaceId,
-    user: UserId,
-    name: &str,
-) -> Result<(ApiKey, SecretString), ServiceError> {
-    let name = name.trim();
-    if name.is_empty()
-        || name.chars().count() > KEY_NAME_MAX_CHARS
-        || name.chars().any(char::is_control)
-    {
-        return Err(ServiceError::invalid(
-            "name",
-            "must be 1 to 100 characters without control characters",
-        ));
+/// Accounts for the API and the pages: who someone is, their sessions and
+/// the workspace's API keys. (The CLI, at startup, uses the functions
+/// above with the store directly.)
+pub struct Accounts {
+    store: Store,
+}
+
+impl Accounts {
+    pub fn new(store: Store) -> Accounts {
+        Accounts { store }
     }
-    Ok(issue_api_key(store, workspace, user, name).await?)
-}
 
-/// The workspace's API keys, newest first.
-pub async fn api_keys(store: &Store, workspace: WorkspaceId) -> Result<Vec<ApiKey>, ServiceError> {
-    Ok(store.api_keys(workspace).await?)
-}
+    /// Whether anyone has an account yet (before that, the UI offers setup).
+    pub async fn has_users(&self) -> Result<bool, ServiceError> {
+        Ok(self.store.user_count().await? > 0)
+    }
 
-/// Revoke key `id` (a malformed id is just another id that is not there).
-pub async fn revoke_api_key(
-    store: &Store,
-    workspace: WorkspaceId,
-    id: &str,
-) -> Result<(), ServiceError> {
-    let id = uuid::Uuid::try_parse(id).map_err(|_| ServiceError::NotFound)?;
-    Ok(store.revoke_api_key(workspace, id).await?)
-}
+    /// The first owner, made by the setup page: `None` once anyone exists.
+    pub async fn create_first_owner(
+        &self,
+        email: &EmailAddress,
+        password: &str,
+        workspace_name: Option<&str>,
+    ) -> Result<Option<(User, Workspace)>, AccountError> {
+        create_first_owner(&self.store, email, password, workspace_name).await
+    }
 
-/// `user` as a member of `workspace`, and the workspace.
-pub async fn member(
-    store: &Store,
-    workspace: WorkspaceId,
-    user: UserId,
-) -> Result<(User, Workspace), ServiceError> {
-    let member = store.member(workspace, user).await?;
-    let workspace = store.workspace(workspace).await?;
-    Ok((member, workspace))
+    /// The local account with this (lower-cased) address, and its password
+    /// hash.
+    pub async fn local_account(&self, email: &str) -> Result<Option<(User, String)>, ServiceError> {
+        Ok(self.store.local_account(email).await?)
+    }
+
+    /// The workspace `user` lands in when signing in: their first, else
+    /// their personal one (made now if need be).
+    pub async fn sign_in_workspace(&self, user: &User) -> Result<WorkspaceId, ServiceError> {
+        Ok(match self.store.first_workspace_of(user.id).await? {
+            Some(workspace) => workspace,
+            None => self.store.personal_workspace(user).await?.id,
+        })
+    }
+
+    /// A new session of `user` in `workspace` for `days`: the cookie's token
+    /// (stored only as its hash).
+    pub async fn start_session(
+        &self,
+        user: UserId,
+        workspace: WorkspaceId,
+        days: i64,
+    ) -> Result<String, ServiceError> {
+        let token = secrets::random_token(32);
+        let session = Session {
+            user,
+            workspace,
+            csrf_token: secrets::random_token(24),
+            expires_at: store::now() + chrono::Duration::days(days),
+        };
+        self.store
+            .create_session(&secrets::sha256_hex(&token), &session)
+            .await?;
+        Ok(token)
+    }
+
+    /// Forget the session whose cookie holds `token`.
+    pub async fn end_session(&self, token: &str) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .delete_session(&secrets::sha256_hex(token))
+            .await?)
+    }
+
+    /// Check the name and issue a key of `workspace` acting as `user`.
+    pub async fn create_key(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        name: &str,
+    ) -> Result<(ApiKey, SecretString), ServiceError> {
+        let name = name.trim();
+        if name.is_empty()
+            || name.chars().count() > KEY_NAME_MAX_CHARS
+            || name.chars().any(char::is_control)
+        {
+            return Err(ServiceError::invalid(
+                "name",
+                "must be 1 to 100 characters without control characters",
+            ));
+        }
+        Ok(issue_api_key(&self.store, workspace, user, name).await?)
+    }
+
+    /// The workspace's API keys, newest first.
+    pub async fn api_keys(&self, workspace: WorkspaceId) -> Result<Vec<ApiKey>, ServiceError> {
+        Ok(self.store.api_keys(workspace).await?)
+    }
+
+    /// Revoke key `id` (a malformed id is just another id that is not there).
+    pub async fn revoke_api_key(
+        &self,
+        workspace: WorkspaceId,
+        id: &str,
+    ) -> Result<(), ServiceError> {
+        let id = uuid::Uuid::try_parse(id).map_err(|_| ServiceError::NotFound)?;
+        Ok(self.store.revoke_api_key(workspace, id).await?)
+    }
+
+    /// `user` as a member of `workspace`, and the workspace.
+    pub async fn member(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+    ) -> Result<(User, Workspace), ServiceError> {
+        let member = self.store.member(workspace, user).await?;
+        let workspace = self.store.workspace(workspace).await?;
+        Ok((member, workspace))
+    }
 }

@@ -14,7 +14,7 @@ use super::json::ApiJson;
 use super::problem::ApiError;
 use crate::app::AppState;
 use crate::auth::AuthUser;
-use crate::auth::accounts::{self, ApiKey};
+use crate::auth::accounts::ApiKey;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,7 +40,7 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, description = "No or bad credentials", content_type = "application/problem+json"))
 )]
 async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<Me>, ApiError> {
-    let (user, _) = accounts::member(&state.store, caller.workspace, caller.user).await?;
+    let (user, _) = state.accounts.member(caller.workspace, caller.user).await?;
     Ok(Json(Me {
         user_id: caller.user.to_string(),
         workspace_id: caller.workspace.to_string(),
@@ -87,7 +87,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<Json<ApiKeyList>, ApiError> {
-    let keys = accounts::api_keys(&state.store, caller.workspace).await?;
+    let keys = state.accounts.api_keys(caller.workspace).await?;
     Ok(Json(ApiKeyList {
         api_keys: keys.into_iter().map(ApiKeyView::from).collect(),
     }))
@@ -128,8 +128,10 @@ async fn create_api_key(
     caller: AuthUser,
     ApiJson(input): ApiJson<NewApiKey>,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
-    let (key, secret) =
-        accounts::create_key(&state.store, caller.workspace, caller.user, &input.name).await?;
+    let (key, secret) = state
+        .accounts
+        .create_key(caller.workspace, caller.user, &input.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKey {
@@ -153,6 +155,6 @@ async fn revoke_api_key(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    accounts::revoke_api_key(&state.store, caller.workspace, &id).await?;
+    state.accounts.revoke_api_key(caller.workspace, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -19,7 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::auth::accounts::{self, AccountError};
+use crate::auth::accounts::AccountError;
 use crate::auth::cookies::{self, FORM_CSRF, SESSION, SESSION_DAYS};
 use crate::auth::passwords::{self, BUSY_RETRY_AFTER, MIN_PASSWORD_CHARS, PasswordError};
 use crate::auth::throttle::{ClientAddress, Refused, RefusedBecause, retry_after_seconds};
@@ -33,6 +33,7 @@ mod demo;
 mod integrations;
 mod session;
 mod settings;
+mod workflow_form;
 mod workflows;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -231,16 +232,9 @@ pub(super) async fn signed_in(
     user: domain::UserId,
     workspace: domain::WorkspaceId,
 ) -> Result<Response, ApiError> {
-    let token = secrets::random_token(32);
-    let session = store::sessions::Session {
-        user,
-        workspace,
-        csrf_token: secrets::random_token(24),
-        expires_at: store::now() + chrono::Duration::days(SESSION_DAYS),
-    };
-    state
-        .store
-        .create_session(&secrets::sha256_hex(&token), &session)
+    let token = state
+        .accounts
+        .start_session(user, workspace, SESSION_DAYS)
         .await?;
     let mut response = see_other("/");
     let secure = state.config.is_https();
@@ -263,13 +257,16 @@ async fn home(
     MaybeAuthUser(session): MaybeAuthUser,
 ) -> Result<Response, ApiError> {
     let Some(session) = session else {
-        return Ok(if state.store.user_count().await? == 0 {
+        return Ok(if !state.accounts.has_users().await? {
             see_other("/setup")
         } else {
             see_other("/signin")
         });
     };
-    let (user, workspace) = accounts::member(&state.store, session.workspace, session.user).await?;
+    let (user, workspace) = state
+        .accounts
+        .member(session.workspace, session.user)
+        .await?;
     render(
         StatusCode::OK,
         "home.html",
@@ -285,7 +282,7 @@ async fn signin_page(
     if session.is_some() {
         return Ok(see_other("/"));
     }
-    if state.store.user_count().await? == 0 {
+    if !state.accounts.has_users().await? {
         return Ok(see_other("/setup"));
     }
     with_form_csrf(&state, |csrf| {
@@ -352,7 +349,7 @@ async fn signin(
         }
     };
     let account = match &email {
-        Some(email) => state.store.local_account(email.as_str()).await?,
+        Some(email) => state.accounts.local_account(email.as_str()).await?,
         None => None,
     };
     let (user, hash) = match account {
@@ -371,10 +368,7 @@ async fn signin(
     match user {
         Some(user) if valid => {
             attempt.succeeded();
-            let workspace = match state.store.first_workspace_of(user.id).await? {
-                Some(workspace) => workspace,
-                None => state.store.personal_workspace(&user).await?.id,
-            };
+            let workspace = state.accounts.sign_in_workspace(&user).await?;
             signed_in(&state, user.id, workspace).await
         }
         _ => {
@@ -389,7 +383,7 @@ async fn signin(
 
 #[utoipa::path(get, path = "/setup", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
 async fn setup_page(State(state): State<AppState>) -> Result<Response, ApiError> {
-    if state.store.user_count().await? > 0 {
+    if state.accounts.has_users().await? {
         return Ok(see_other("/signin"));
     }
     with_form_csrf(&state, |csrf| {
@@ -426,7 +420,7 @@ async fn setup(
     headers: HeaderMap,
     Form(form): Form<SetupForm>,
 ) -> Result<Response, ApiError> {
-    if state.store.user_count().await? > 0 {
+    if state.accounts.has_users().await? {
         return already_set_up(&state, &headers);
     }
     let page = |status: StatusCode, errors: minijinja::Value, error: Option<&str>| {
@@ -460,7 +454,11 @@ async fn setup(
         }
     };
     let workspace = Some(form.workspace.as_str()).filter(|name| !name.trim().is_empty());
-    match accounts::create_first_owner(&state.store, &email, &form.password, workspace).await {
+    match state
+        .accounts
+        .create_first_owner(&email, &form.password, workspace)
+        .await
+    {
         Ok(Some((user, workspace))) => {
             attempt.succeeded();
             state.contacts.user_changed(user.id).await;
@@ -496,10 +494,7 @@ async fn signout(
     Posted(_signed_in, _): Posted<SignOutForm>,
 ) -> Result<Response, ApiError> {
     if let Some(token) = cookies::get(&headers, SESSION) {
-        state
-            .store
-            .delete_session(&secrets::sha256_hex(&token))
-            .await?;
+        state.accounts.end_session(&token).await?;
     }
     let mut response = see_other("/signin");
     if let Ok(value) = HeaderValue::from_str(&cookies::clear(SESSION, state.config.is_https())) {

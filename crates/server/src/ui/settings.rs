@@ -14,7 +14,6 @@ use super::session::{Posted, SessionForm, SignedIn};
 use super::{render, see_other};
 use crate::app::AppState;
 use crate::auth::SessionUser;
-use crate::auth::accounts;
 use crate::config::MailConfig;
 use crate::http::ApiError;
 use engine::error::ServiceError;
@@ -39,7 +38,9 @@ async fn page(
     extra: Extra,
 ) -> Result<Response, ApiError> {
     let now = chrono::Utc::now();
-    let api_keys: Vec<minijinja::Value> = accounts::api_keys(&state.store, session.workspace)
+    let api_keys: Vec<minijinja::Value> = state
+        .accounts
+        .api_keys(session.workspace)
         .await?
         .into_iter()
         .map(|key| {
@@ -137,7 +138,11 @@ pub(super) async fn create_api_key(
     State(state): State<AppState>,
     Posted(session, form): Posted<NewKeyForm>,
 ) -> Result<Response, ApiError> {
-    match accounts::create_key(&state.store, session.workspace, session.user, &form.name).await {
+    match state
+        .accounts
+        .create_key(session.workspace, session.user, &form.name)
+        .await
+    {
         Ok((key, secret)) => {
             let extra = Extra {
                 new_key: Some((key.name, secret.expose_secret().to_owned())),
@@ -186,6 +191,9 @@ pub(super) async fn revoke_api_key(
     Path(id): Path<String>,
     Posted(session, _): Posted<RevokeForm>,
 ) -> Result<Response, ApiError> {
-    accounts::revoke_api_key(&state.store, session.workspace, &id).await?;
+    state
+        .accounts
+        .revoke_api_key(session.workspace, &id)
+        .await?;
     Ok(see_other("/settings?notice=revoked"))
 }
