@@ -84,8 +84,9 @@ impl Mailbox {
         }
     }
 
-    /// Where the mailbox is now: changes after this are new.
-    pub async fn cursor(&self) -> Result<i64, VaultError> {
+    /// Where the mailbox is now: changes after this are new (`None` when
+    /// the provider did not say).
+    pub async fn cursor(&self) -> Result<Option<i64>, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
                 let profile = gmail
@@ -93,11 +94,10 @@ impl Mailbox {
                         g.profile(&token).await
                     })
                     .await?;
-                profile
+                Ok(profile
                     .history_id
                     .as_deref()
-                    .and_then(|id| id.parse::<i64>().ok())
-                    .ok_or_else(|| VaultError::Rejected("Gmail gave no history id.".into()))
+                    .and_then(|id| id.parse::<i64>().ok()))
             }
         }
     }

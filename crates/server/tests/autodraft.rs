@@ -399,11 +399,18 @@ async fn losing_the_scope_while_running_pauses_with_one_notice_and_no_retry_stor
         "{kinds:?}"
     );
 
-    // While paused, polls do not call Gmail.
+    // While paused, polls do not call Google: not Gmail, not even a token
+    // refresh when the stored token is due for one.
     let history_calls = w.sandbox.call_count("history.list");
+    w.expire_stored_token(&id).await;
+    let refreshes = w.refreshes();
     deliver(&w, from_bob("D", "Hello"));
     poll(&w).await;
+    // A sync queued before the pause still runs: it stops at the status.
+    let (workspace, integration) = w.ids(&id);
+    w.app.autodraft.sync(workspace, integration).await.unwrap();
     assert_eq!(w.sandbox.call_count("history.list"), history_calls);
+    assert_eq!(w.refreshes(), refreshes, "no token refresh while paused");
 }
 
 #[tokio::test]

@@ -247,6 +247,20 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
 async fn outside_demo_mode_the_demo_pages_do_not_exist() {
     let app = common::spawn_app().await;
     assert_eq!(app.get("/sandbox/inbox").await.status(), 404);
+    // Posted by someone signed out: not found either, not "sign in first".
+    let posted = app
+        .client
+        .post(format!("{}/sandbox/inbox", app.address))
+        .form(&[
+            ("csrf", "x"),
+            ("from", "a@b.c"),
+            ("subject", "s"),
+            ("text", "t"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 404);
     assert_eq!(app.get("/demo/signin?token=x").await.status(), 404);
     assert_eq!(
         app.get("/sandbox/google/o/oauth2/v2/auth").await.status(),

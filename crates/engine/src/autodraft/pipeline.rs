@@ -136,6 +136,8 @@ impl AutoDraft {
                     "adopted",
                 )
                 .await
+                .map_err(store_transient)
+                .map(|()| count_drafted("adopted"))
             }
             Ok((inbox, Verdict::Draft(plan))) => self.create(&inbox, &message, &plan).await,
             Err(error) => Err(error),
@@ -338,6 +340,9 @@ impl AutoDraft {
             "created",
         )
         .await
+        .map_err(store_transient)?;
+        count_drafted("created");
+        Ok(())
     }
 
     /// Create the planned reply as a draft in its thread; the draft's id.
@@ -378,7 +383,7 @@ impl AutoDraft {
         source_rfc822_message_id: Option<String>,
         generated: &Generated,
         how: &'static str,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<(), StoreError> {
         let record = DraftRecord {
             id: Uuid::now_v7(),
             workspace: integration.workspace,
@@ -394,9 +399,7 @@ impl AutoDraft {
         };
         self.store
             .record_autodraft_draft(answered.row, &record)
-            .await
-            .map_err(store_transient)?;
-        metrics::counter!(MESSAGES, "outcome" => "drafted", "reason" => how).increment(1);
+            .await?;
         tracing::info!(integration = %integration.id, message = %answered.gmail_message_id, draft_type = %generated.draft_type, how, "auto-draft created a reply draft");
         Ok(())
     }
@@ -473,4 +476,10 @@ impl AutoDraft {
             .await
             .map_err(|error| StoreError::Other(error.to_string().into()))
     }
+}
+
+/// A message the pipeline drafted (`created`) or found drafted by an
+/// earlier attempt (`adopted`); the test action's drafts are not counted.
+fn count_drafted(how: &'static str) {
+    metrics::counter!(MESSAGES, "outcome" => "drafted", "reason" => how).increment(1);
 }

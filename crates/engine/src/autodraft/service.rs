@@ -49,7 +49,9 @@ impl AutoDraft {
         let inbox = Mailbox::open(&self.vault, workspace, id)
             .await
             .map_err(from_vault)?;
-        let history_id = inbox.cursor().await.map_err(from_vault)?;
+        let history_id = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
+            ServiceError::ProviderError("Gmail gave no history id; try again.".into())
+        })?;
         // Somewhere within the first interval: mailboxes switched on together
         // (an import, a restart of many) do not all poll in the same second.
         let interval = self.settings.poll_interval.as_millis().max(1) as u64;
@@ -193,8 +195,7 @@ impl AutoDraft {
                         &generated,
                         "test",
                     )
-                    .await
-                    .map_err(|error| pipeline_error(&integration, error))?;
+                    .await?;
                     Some(draft_id)
                 } else {
                     None

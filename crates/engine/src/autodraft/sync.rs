@@ -75,21 +75,29 @@ impl AutoDraft {
             let Some(cursor) = mailbox.history_id.filter(|_| mailbox.enabled) else {
                 return Ok(());
             };
+            // Read every round, before anything reaches Google: a paused
+            // mailbox (its integration's status and last error say why, and
+            // its owner was told when it broke) costs no call, not even a
+            // token refresh.
+            let integration = match self.store.integration(workspace, id).await {
+                Ok(integration) => integration,
+                Err(StoreError::NotFound) => return Ok(()),
+                Err(error) => return Err(job_transient(error)),
+            };
+            if integration.status != IntegrationStatus::Connected {
+                return Ok(());
+            }
             let inbox = match opened {
                 Some(ref inbox) => inbox,
                 None => match Mailbox::open(&self.vault, workspace, id).await {
                     Ok(inbox) => opened.insert(inbox),
-                    // Gone, or paused: the integration's status and last
-                    // error say why, and its owner was told when it broke.
+                    // It broke or went away just now.
                     Err(
                         VaultError::NotFound | VaultError::NeedsReauth | VaultError::Disconnected,
                     ) => return Ok(()),
                     Err(error) => return self.sync_failed(workspace, id, error).await,
                 },
             };
-            if inbox.integration().status != IntegrationStatus::Connected {
-                return Ok(());
-            }
             let read = match inbox.changes_since(cursor).await {
                 Ok(Changes::Found { messages, cursor }) => Ok((found_messages(messages), cursor)),
                 Ok(Changes::CursorGone) => self.catch_up(inbox, &mailbox, cursor).await,
@@ -136,7 +144,8 @@ impl AutoDraft {
         cursor: i64,
     ) -> Result<(Vec<FoundMessage>, i64), VaultError> {
         let (workspace, id) = (inbox.integration().workspace, inbox.integration().id);
-        let now_cursor = inbox.cursor().await?.max(cursor);
+        // Without a position from the mailbox, the stored one stands.
+        let now_cursor = inbox.cursor().await?.unwrap_or(cursor).max(cursor);
         let enabled_at = mailbox.enabled_at.unwrap_or_else(store::now);
         let since = mailbox
             .last_synced_at

@@ -10,15 +10,28 @@ use minijinja::context;
 use serde::Deserialize;
 use std::sync::Arc;
 
-use super::session::{Posted, SessionForm};
-use super::{render, see_other, signed_in};
+use super::session::{Posted, SessionForm, SignedIn};
+use super::{render, signed_in};
 use crate::app::AppState;
-use crate::auth::MaybeAuthUser;
 use crate::demo::{Demo, MAILBOX};
 use crate::http::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 
 fn demo(state: &AppState) -> Result<Arc<Demo>, ApiError> {
     state.demo.clone().ok_or(ApiError::NotFound)
+}
+
+/// The sandbox pages exist in demo mode only: elsewhere they are not found,
+/// signed in or not. Taken before the session, so it answers first.
+pub(super) struct DemoMode(Arc<Demo>);
+
+impl FromRequestParts<AppState> for DemoMode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        demo(state).map(DemoMode)
+    }
 }
 
 #[derive(Deserialize)]
@@ -103,14 +116,10 @@ async fn inbox_page(
     responses((status = 200, content_type = "text/html"), (status = 303), (status = 404, description = "Not in demo mode")))]
 pub(super) async fn sandbox_inbox(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    _: DemoMode,
+    SignedIn(session): SignedIn,
     Query(query): Query<InboxQuery>,
 ) -> Result<Response, ApiError> {
-    // Not in demo mode, the page does not exist, signed in or not.
-    demo(&state)?;
-    let Some(session) = session else {
-        return Ok(see_other("/signin"));
-    };
     let notice = query.delivered.is_some().then_some(
         "Delivered. With auto-draft on, the reply draft appears below within a moment (reload).",
     );
@@ -149,9 +158,9 @@ impl SessionForm for DeliverForm {
     responses((status = 303, description = "Delivered"), (status = 422, content_type = "text/html"), (status = 404, description = "Not in demo mode")))]
 pub(super) async fn deliver(
     State(state): State<AppState>,
+    DemoMode(demo): DemoMode,
     Posted(session, form): Posted<DeliverForm>,
 ) -> Result<Response, ApiError> {
-    let demo = demo(&state)?;
     let address = form
         .from
         .rsplit_once('<')

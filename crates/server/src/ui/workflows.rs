@@ -419,6 +419,7 @@ fn error_words(code: &str) -> &'static str {
         "validation_failed" => "The input does not fit the workflow",
         "missing_scopes" => "The Gmail connection lacks a permission",
         "needs_reauth" => "The Gmail connection must be reconnected",
+        "disconnected" => "The Gmail connection is disconnected",
         "not_found" => "Something this step uses no longer exists",
         "provider_error" => "Gmail refused",
         "provider_unavailable" => "Gmail did not answer",
