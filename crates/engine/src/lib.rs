@@ -9,6 +9,7 @@ pub mod autodraft;
 pub mod connections;
 pub mod contacts;
 pub mod error;
+pub mod health;
 pub mod housekeeping;
 pub mod keyring;
 pub mod keys;

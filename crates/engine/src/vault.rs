@@ -492,6 +492,20 @@ impl Vault {
         }
     }
 
+    /// Check that Google still honours connection `id`: its access token
+    /// is refreshed now, whatever its age, through the usual refresh (one
+    /// refresh across processes, status and notice on failure). A revoked
+    /// grant turns it `needs_reauth`; a grant with fewer scopes,
+    /// `missing_scopes`.
+    pub async fn check(&self, workspace: WorkspaceId, id: IntegrationId) -> Result<(), VaultError> {
+        let connection = self.gmail_connection(workspace, id).await?;
+        self.store
+            .expire_access_token(workspace, id, connection.version)
+            .await?;
+        self.gmail_connection(workspace, id).await?;
+        Ok(())
+    }
+
     /// Open connection `id` for the Gmail calls of one job: the
     /// integration and a usable token, read once.
     pub async fn gmail_session(

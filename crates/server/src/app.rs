@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use engine::autodraft::{AutoDraft, DraftMessage, Generator, SyncMailbox};
 use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
+use engine::health::ConnectionHealth;
 use engine::keyring::Keyring;
 use engine::notify::{DeliverSystemEmail, Notifier};
 use engine::supervisor::Supervisor;
@@ -66,6 +67,7 @@ pub struct AppState {
 pub struct Services {
     pub workflows: Arc<Workflows>,
     pub scheduler: Arc<Scheduler>,
+    pub health: Arc<ConnectionHealth>,
     pub auth: Arc<Authenticator>,
     pub contacts: Arc<Contacts>,
     pub vault: Arc<Vault>,
@@ -163,6 +165,7 @@ impl Services {
         )));
         let workflows = Arc::new(Workflows::new(store.clone(), Arc::clone(&keyring)));
         let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
+        let health = Arc::new(ConnectionHealth::new(store.clone(), Arc::clone(&vault)));
         let worker = Worker::new(store.clone(), handlers)
             .with_policy(config.retry)
             .with_lease(config.job_lease);
@@ -179,6 +182,7 @@ impl Services {
         Ok(Services {
             workflows,
             scheduler,
+            health,
             auth,
             contacts,
             vault,
@@ -201,6 +205,7 @@ pub struct Application {
     worker: Worker,
     scheduler: Arc<Scheduler>,
     autodraft: Arc<AutoDraft>,
+    health: Arc<ConnectionHealth>,
     supervisor: Supervisor,
     /// Background workers to run beside the HTTP server (0 in tests, which
     /// drain the queue themselves).
@@ -245,6 +250,7 @@ impl Application {
         let Services {
             workflows,
             scheduler,
+            health,
             auth,
             contacts,
             vault,
@@ -281,6 +287,7 @@ impl Application {
             worker,
             scheduler,
             autodraft,
+            health,
             supervisor,
             background_workers: 2,
             started,
@@ -347,8 +354,11 @@ impl Application {
             &self.store,
             &self.worker,
             self.background_workers,
-            &self.scheduler,
-            &self.autodraft,
+            Periodic {
+                scheduler: Arc::clone(&self.scheduler),
+                autodraft: Arc::clone(&self.autodraft),
+                health: Arc::clone(&self.health),
+            },
             &workers_stop,
         );
         // The peer address feeds the sign-in limits (`ClientAddress`).
@@ -377,6 +387,13 @@ impl Application {
 /// How often scheduled workflows are checked.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);
 
+/// What runs on a timer beside the job workers.
+pub struct Periodic {
+    pub scheduler: Arc<Scheduler>,
+    pub autodraft: Arc<AutoDraft>,
+    pub health: Arc<ConnectionHealth>,
+}
+
 /// `workers` job workers and (with at least one) the scheduler, the
 /// auto-draft poller and housekeeping, each restarted by `supervisor` if it
 /// panics.
@@ -385,10 +402,14 @@ pub fn spawn_background_loops(
     store: &Store,
     worker: &Worker,
     workers: usize,
-    scheduler: &Arc<Scheduler>,
-    autodraft: &Arc<AutoDraft>,
+    periodic: Periodic,
     stop: &watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let Periodic {
+        scheduler,
+        autodraft,
+        health,
+    } = periodic;
     let mut loops: Vec<_> = (0..workers)
         .map(|index| {
             let (worker, stop) = (worker.clone(), stop.clone());
@@ -398,14 +419,20 @@ pub fn spawn_background_loops(
         })
         .collect();
     if workers > 0 {
-        let (scheduler, scheduler_stop) = (Arc::clone(scheduler), stop.clone());
+        let (scheduler, scheduler_stop) = (Arc::clone(&scheduler), stop.clone());
         loops.push(supervisor.spawn("scheduler", stop.clone(), move || {
             Arc::clone(&scheduler).run(SCHEDULER_INTERVAL, scheduler_stop.clone())
         }));
-        let (autodraft, poller_stop) = (Arc::clone(autodraft), stop.clone());
+        let (autodraft, poller_stop) = (Arc::clone(&autodraft), stop.clone());
         loops.push(supervisor.spawn("autodraft-poller", stop.clone(), move || {
             Arc::clone(&autodraft).run_poller(poller_stop.clone())
         }));
+        let health_stop = stop.clone();
+        loops.push(
+            supervisor.spawn("connection-health", stop.clone(), move || {
+                Arc::clone(&health).run(engine::health::TICK, health_stop.clone())
+            }),
+        );
         let (store, housekeeping_stop) = (store.clone(), stop.clone());
         loops.push(supervisor.spawn("housekeeping", stop.clone(), move || {
             engine::housekeeping::run(

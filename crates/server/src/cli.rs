@@ -196,8 +196,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 &store,
                 &worker,
                 1,
-                &services.scheduler,
-                &services.autodraft,
+                crate::app::Periodic {
+                    scheduler: services.scheduler,
+                    autodraft: services.autodraft,
+                    health: services.health,
+                },
                 &stopped,
             );
             shutdown_signal().await;

@@ -238,3 +238,34 @@ impl Drop for TestDatabase {
         let _ = cleanup.join();
     }
 }
+
+/// Move every connection's last check (and its connection time) back by
+/// `by`, as if that much time had passed: the daily health check sees it
+/// due.
+pub async fn age_connection_checks(store: &Store, by: chrono::Duration) {
+    let result: Result<(), crate::StoreError> = async {
+        let integrations = {
+            crate::across_workspaces!(store, conn => {
+                sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)>(
+                    "SELECT workspace_id, id, connected_at, checked_at FROM integrations",
+                )
+                .fetch_all(&mut *conn)
+                .await?
+            })
+        };
+        for (workspace, id, connected_at, checked_at) in integrations {
+            let workspace = domain::WorkspaceId::from_uuid(workspace);
+            crate::in_workspace!(store, workspace, conn => {
+                sqlx::query("UPDATE integrations SET connected_at = $1, checked_at = $2 WHERE id = $3")
+                    .bind(connected_at - by)
+                    .bind(checked_at.map(|at| at - by))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+    .await;
+    result.expect("the connections can be aged");
+}

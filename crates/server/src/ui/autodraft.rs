@@ -14,7 +14,7 @@ use minijinja::context;
 use serde::Deserialize;
 
 use super::render;
-use super::session::{Posted, SessionForm, SignedIn};
+use super::session::{Posted, SessionForm, SignedIn, attention};
 use crate::app::AppState;
 use crate::http::ApiError;
 use crate::http::autodraft::AutoDraftView;
@@ -90,11 +90,13 @@ async fn page(
     let email = overview.integration.email.clone();
     let blocked = overview.blocked.clone();
     let autodraft = AutoDraftView::new(overview, state.config.autodraft.poll_interval);
+    let attention = attention(state, session.workspace).await?;
     render(
         StatusCode::OK,
         "autodraft.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token.clone(),
             id => id.to_string(),
             email,

@@ -11,7 +11,7 @@ use engine::connections::{Integration, StartedBy};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::session::{Posted, SessionForm, SignedIn};
+use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::{SignOutForm, render, see_other};
 use crate::app::AppState;
 use crate::http::ApiError;
@@ -131,11 +131,13 @@ pub(super) async fn integrations_page(
         (None, Some(_)) => Some("Disconnected. Mailwright no longer uses that account.".to_owned()),
         _ => None,
     };
+    let attention = attention(&state, session.workspace).await?;
     render(
         StatusCode::OK,
         "integrations.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token,
             integrations => views,
             notice,

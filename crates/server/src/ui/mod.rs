@@ -267,10 +267,11 @@ async fn home(
         .accounts
         .member(session.workspace, session.user)
         .await?;
+    let attention = session::attention(&state, session.workspace).await?;
     render(
         StatusCode::OK,
         "home.html",
-        context! { signed_in => true, csrf => session.csrf_token, email => user.email, workspace => workspace.name },
+        context! { signed_in => true, attention, csrf => session.csrf_token, email => user.email, workspace => workspace.name },
     )
 }
 

@@ -61,3 +61,37 @@ where
 fn to_signin() -> Response {
     Redirect::to("/signin").into_response()
 }
+
+/// The banner every signed-in page carries while a connection of the
+/// workspace needs someone to act (so the news reaches people even when
+/// notices are only logged): which connections, and what they need.
+pub(crate) async fn attention(
+    state: &AppState,
+    workspace: domain::WorkspaceId,
+) -> Result<Option<String>, ApiError> {
+    let broken: Vec<String> = state
+        .connections
+        .list(workspace)
+        .await?
+        .into_iter()
+        .filter_map(|integration| {
+            let explanation = domain::explain::explain(integration.status, None, &[]);
+            explanation.needs_reconnect().then(|| {
+                format!(
+                    "{} ({})",
+                    integration.email,
+                    explanation.label.to_lowercase()
+                )
+            })
+        })
+        .collect();
+    Ok(match broken.as_slice() {
+        [] => None,
+        [one] => Some(format!("A connection needs you: {one}.")),
+        many => Some(format!(
+            "{} connections need you: {}.",
+            many.len(),
+            many.join(", ")
+        )),
+    })
+}

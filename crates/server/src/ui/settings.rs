@@ -10,7 +10,7 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::autodraft::ago;
-use super::session::{Posted, SessionForm, SignedIn};
+use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::{render, see_other};
 use crate::app::AppState;
 use crate::auth::SessionUser;
@@ -75,11 +75,13 @@ async fn page(
         Vec::new()
     };
     let (key_name, key_error) = extra.refused.unzip();
+    let attention = attention(state, session.workspace).await?;
     render(
         status,
         "settings.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token.clone(),
             notice => extra.notice,
             api_keys,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::autodraft::ago;
 use super::render;
-use super::session::{Posted, SessionForm, SignedIn};
+use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::workflow_form::{
     FieldMessages, WorkflowForm, blank_form, definition_json, editor, form_definition,
     form_messages, keep_other_form, stored_form,
@@ -111,11 +111,13 @@ async fn list_page(
         None => (blank, FieldMessages::new()),
     };
     let editor = editor(state, session, &form, messages, true, "/workflows".into()).await?;
+    let attention = attention(state, session.workspace).await?;
     render(
         status,
         "workflows.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token.clone(),
             workflows,
             notice,
@@ -235,11 +237,13 @@ async fn workflow_page(
         Some(RefusedRun { input, error }) => (input, Some(error)),
         None => (sample_input(&workflow), None),
     };
+    let attention = attention(state, session.workspace).await?;
     render(
         page.status,
         "workflow.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token.clone(),
             workflow => context! {
                 id => workflow.id.to_string(),
@@ -472,11 +476,13 @@ pub(super) async fn run_page(
             }
         })
         .collect();
+    let attention = attention(&state, session.workspace).await?;
     render(
         StatusCode::OK,
         "run.html",
         context! {
             signed_in => true,
+            attention,
             csrf => session.csrf_token.clone(),
             run => context! {
                 id => run.id.to_string(),

@@ -11,8 +11,11 @@ use crate::{
     Backend, Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now, on_pool,
 };
 
+mod checks;
 mod oauth_states;
 mod tokens;
+
+pub use checks::DueCheck;
 
 /// An encrypted value and the id of the key that encrypted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
