@@ -92,6 +92,30 @@ pub enum Capability {
 }
 
 impl Capability {
+    pub const ALL: [Capability; 7] = [
+        Capability::Identity,
+        Capability::Email,
+        Capability::Profile,
+        Capability::ReadMail,
+        Capability::Draft,
+        Capability::Send,
+        Capability::Calendar,
+    ];
+
+    /// A scope in plain language: what it allows and its short name
+    /// ("create drafts (gmail.compose)"), or the short name alone for a
+    /// scope Mailwright does not ask for.
+    pub fn describe_scope(scope: &str) -> String {
+        let short = scope.rsplit('/').next().unwrap_or(scope);
+        match Capability::ALL
+            .into_iter()
+            .find(|capability| capability.preferred_scope() == scope)
+        {
+            Some(capability) => format!("{} ({short})", capability.describe()),
+            None => short.to_owned(),
+        }
+    }
+
     /// Any one of these scopes grants the capability (first: the one to ask for).
     pub fn scopes(self) -> &'static [&'static str] {
         match self {

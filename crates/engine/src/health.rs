@@ -68,21 +68,10 @@ impl ConnectionHealth {
     }
 
     /// Tick every `every` until `shutdown` turns true.
-    pub async fn run(self: Arc<Self>, every: Duration, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            if let Err(error) = self.tick(store::now()).await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the connection health check cannot reach the database; retrying"
-                );
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+    pub async fn run(self: Arc<Self>, every: Duration, shutdown: watch::Receiver<bool>) {
+        crate::supervisor::every(every, shutdown, "the connection health check", || {
+            self.tick(store::now())
+        })
+        .await
     }
 }

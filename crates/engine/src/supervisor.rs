@@ -95,6 +95,36 @@ impl Supervisor {
     }
 }
 
+/// Call `tick` every `every` until `shutdown` turns true: the body of the
+/// timed loops (scheduler, auto-draft poller, connection health). A tick
+/// that fails (the database did not answer) is logged, naming `what`, and
+/// the next one tries again.
+pub async fn every<F, Fut, T>(
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+    what: &str,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, store::StoreError>>,
+{
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        if let Err(error) = tick().await {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "{what} cannot reach the database; retrying"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

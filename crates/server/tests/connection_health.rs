@@ -53,7 +53,9 @@ async fn a_grant_revoked_at_google_is_found_by_the_daily_check_with_one_notice()
         let (status, html) = page(&w, &cookie, path).await;
         assert_eq!(status, 200);
         assert!(
-            html.contains(&format!("A connection needs you: {ANN} (needs reconnecting)")),
+            html.contains(&format!(
+                "A connection needs you: {ANN} (needs reconnecting)"
+            )),
             "{path}: {html}"
         );
     }

@@ -36,26 +36,15 @@ impl AutoDraft {
     }
 
     /// Poll until `shutdown` turns true.
-    pub async fn run_poller(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run_poller(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         let tick = self
             .settings
             .poll_interval
             .clamp(Duration::from_millis(200), Duration::from_secs(1));
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            if let Err(error) = self.poll_tick(store::now()).await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the auto-draft poller cannot reach the database; retrying"
-                );
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+        crate::supervisor::every(tick, shutdown, "the auto-draft poller", || {
+            self.poll_tick(store::now())
+        })
+        .await
     }
 
     /// One sync of a mailbox (the `autodraft.sync` job).

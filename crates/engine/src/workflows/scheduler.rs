@@ -66,22 +66,8 @@ impl Scheduler {
     pub async fn run(
         self: Arc<Self>,
         every: std::time::Duration,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        loop {
-            if *shutdown.borrow() {
-                return;
-            }
-            if let Err(error) = self.tick(store::now()).await {
-                tracing::warn!(
-                    error = format!("{error:#}"),
-                    "the scheduler cannot reach the database; retrying"
-                );
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = shutdown.changed() => {}
-            }
-        }
+        crate::supervisor::every(every, shutdown, "the scheduler", || self.tick(store::now())).await
     }
 }

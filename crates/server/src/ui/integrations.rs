@@ -53,26 +53,6 @@ fn status_words(integration: &Integration) -> String {
     }
 }
 
-/// A scope in plain language ("create drafts (gmail.compose)").
-fn scope_words(scope: &str) -> String {
-    let short = scope.rsplit('/').next().unwrap_or(scope);
-    let capability = [
-        Capability::Identity,
-        Capability::Email,
-        Capability::Profile,
-        Capability::ReadMail,
-        Capability::Draft,
-        Capability::Send,
-        Capability::Calendar,
-    ]
-    .into_iter()
-    .find(|capability| capability.preferred_scope() == scope);
-    match capability {
-        Some(capability) => format!("{} ({short})", capability.describe()),
-        None => short.to_owned(),
-    }
-}
-
 #[derive(Deserialize)]
 pub(super) struct IntegrationsQuery {
     connected: Option<String>,
@@ -97,11 +77,11 @@ pub(super) async fn integrations_page(
                     .granted_scopes
                     .missing_for(integration.integration_type)
                     .iter()
-                    .map(|scope| scope_words(scope))
+                    .map(|scope| Capability::describe_scope(scope))
                     .collect(),
                 _ => Vec::new(),
             };
-            let allowed: Vec<String> = integration.granted_scopes.iter().map(scope_words).collect();
+            let allowed: Vec<String> = integration.granted_scopes.iter().map(Capability::describe_scope).collect();
             let reconnect_url = (integration.status != IntegrationStatus::Connected)
                 .then(|| crate::http::integrations::reconnect_path(integration.id));
             context! {
