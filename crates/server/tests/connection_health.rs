@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use common::google::{ANN, CLIENT_ID, world};
 use common::ui::{page, session};
+use common::workflows::{create_ok, send_step};
 use engine::health::{CHECK_EVERY, ConnectionHealth};
 use sandbox::Consent;
 
@@ -27,6 +28,13 @@ async fn a_grant_revoked_at_google_is_found_by_the_daily_check_with_one_notice()
     let w = world().await;
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
     let check = health(&w);
+    let weekly = create_ok(
+        &w,
+        serde_json::json!({"name": "Weekly report", "trigger": {"type": "schedule", "cron": "0 9 * * 1"},
+            "steps": [send_step(&id, "boss@example.com", "Report")]}),
+    )
+    .await;
+    let weekly_page = format!("/workflows/{}", weekly["id"].as_str().unwrap());
 
     // Not due on the day it was connected.
     assert_eq!(check.tick(store::now()).await.unwrap(), 0);
@@ -59,6 +67,13 @@ async fn a_grant_revoked_at_google_is_found_by_the_daily_check_with_one_notice()
             "{path}: {html}"
         );
     }
+
+    // The workflow that would have found out at send time says so now.
+    let (_, html) = page(&w, &cookie, &weekly_page).await;
+    assert!(
+        html.contains("Step 1 cannot send: Google no longer accepts"),
+        "{html}"
+    );
 
     // Broken connections are not checked again, and nobody is told twice.
     a_day_passes(&w).await;

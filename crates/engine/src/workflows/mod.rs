@@ -9,6 +9,7 @@ mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::explain::explain;
 use domain::runs::{RunStatus, RunSteps};
 use domain::scopes::IntegrationType;
 use domain::workflows::{Definition, Invalid, Schedule, Step, Trigger};
@@ -286,6 +287,45 @@ impl Workflows {
             )
             .await;
         }
+    }
+
+    /// The steps of `workflow` whose connection cannot be used now, by step
+    /// number (from 1), each with what is wrong and what fixes it: shown
+    /// before anyone runs the workflow, not learnt when it sends.
+    pub async fn connection_problems(
+        &self,
+        workflow: &Workflow,
+    ) -> Result<Vec<(usize, String)>, ServiceError> {
+        let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).unwrap_or_default();
+        let mut problems = Vec::new();
+        for (index, step) in steps.iter().enumerate() {
+            let Some(id) = step
+                .integration_id
+                .as_deref()
+                .and_then(|id| IntegrationId::parse(id).ok())
+            else {
+                continue;
+            };
+            let problem = match self.store.integration(workflow.workspace, id).await {
+                Ok(integration) => {
+                    let missing = integration
+                        .granted_scopes
+                        .missing_for(integration.integration_type);
+                    let explanation =
+                        explain(integration.status, Some(&integration.email), &missing);
+                    if !explanation.needs_reconnect() {
+                        continue;
+                    }
+                    explanation.message()
+                }
+                Err(StoreError::NotFound) => {
+                    "The connection it uses no longer exists; edit the workflow.".to_owned()
+                }
+                Err(other) => return Err(other.into()),
+            };
+            problems.push((index + 1, problem));
+        }
+        Ok(problems)
     }
 
     /// The newest `limit` runs of workflow `id`.

@@ -237,6 +237,13 @@ async fn workflow_page(
         Some(RefusedRun { input, error }) => (input, Some(error)),
         None => (sample_input(&workflow), None),
     };
+    let connection_problems: Vec<minijinja::Value> = state
+        .workflows
+        .connection_problems(&workflow)
+        .await?
+        .into_iter()
+        .map(|(step, message)| context! { step, message })
+        .collect();
     let attention = attention(state, session.workspace).await?;
     render(
         page.status,
@@ -255,6 +262,7 @@ async fn workflow_page(
                 next_run_at => workflow.next_run_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()),
             },
             runs,
+            connection_problems,
             run_input,
             run_error,
             notice => page.notice,
