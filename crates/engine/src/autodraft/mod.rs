@@ -219,6 +219,20 @@ impl AutoDraft {
             .dedupe_key(format!("autodraft.draft:{message}"))
     }
 
+    /// The integration, or `None` when it was deleted meanwhile (its
+    /// mailbox, messages and jobs go with it, so there is nothing to do).
+    pub(super) async fn existing_integration(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Option<Integration>, StoreError> {
+        match self.store.integration(workspace, id).await {
+            Ok(integration) => Ok(Some(integration)),
+            Err(StoreError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The Gmail integration, or why auto-draft cannot use it.
     pub(super) async fn gmail_integration(
         &self,

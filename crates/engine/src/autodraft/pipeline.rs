@@ -86,14 +86,12 @@ impl AutoDraft {
                 .map_err(job_transient)?;
             return Ok(());
         }
-        let integration = match self
-            .store
-            .integration(workspace, message.integration_id)
+        let Some(integration) = self
+            .existing_integration(workspace, message.integration_id)
             .await
-        {
-            Ok(integration) => integration,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(error) => return Err(job_transient(error)),
+            .map_err(job_transient)?
+        else {
+            return Ok(());
         };
         if integration.status != IntegrationStatus::Connected {
             // Paused: no call to Google can succeed; the integration's status
@@ -462,14 +460,11 @@ impl AutoDraft {
         if message.status.is_final() {
             return Ok(());
         }
-        let integration = match self
-            .store
-            .integration(workspace, message.integration_id)
-            .await
-        {
-            Ok(integration) => integration,
-            Err(StoreError::NotFound) => return Ok(()),
-            Err(error) => return Err(error),
+        let Some(integration) = self
+            .existing_integration(workspace, message.integration_id)
+            .await?
+        else {
+            return Ok(());
         };
         let detail = format!("Gmail kept failing; {reason}.");
         self.finish_failed(&integration, &message, "provider_unavailable", &detail)

@@ -68,10 +68,12 @@ impl AutoDraft {
             // mailbox (its integration's status and last error say why, and
             // its owner was told when it broke) costs no call, not even a
             // token refresh.
-            let integration = match self.store.integration(workspace, id).await {
-                Ok(integration) => integration,
-                Err(StoreError::NotFound) => return Ok(()),
-                Err(error) => return Err(job_transient(error)),
+            let Some(integration) = self
+                .existing_integration(workspace, id)
+                .await
+                .map_err(job_transient)?
+            else {
+                return Ok(());
             };
             if integration.status != IntegrationStatus::Connected {
                 return Ok(());
