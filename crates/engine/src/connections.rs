@@ -28,6 +28,7 @@ pub use store::integrations::{Integration, StartedBy};
 use store::{Store, StoreError};
 use url::Url;
 
+use crate::autodraft::AutoDraft;
 use crate::error::ServiceError;
 use crate::secrets::{random_token, sha256_hex};
 use crate::vault::{Vault, token_context};
@@ -108,14 +109,22 @@ impl std::fmt::Debug for CallbackParams {
 pub struct Connections {
     store: Store,
     vault: Arc<Vault>,
+    /// Disconnecting stops the mailbox's push watch.
+    autodraft: Arc<AutoDraft>,
     redirect_uri: String,
 }
 
 impl Connections {
-    pub fn new(store: Store, vault: Arc<Vault>, redirect_uri: String) -> Connections {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        autodraft: Arc<AutoDraft>,
+        redirect_uri: String,
+    ) -> Connections {
         Connections {
             store,
             vault,
+            autodraft,
             redirect_uri,
         }
     }
@@ -578,14 +587,17 @@ impl Connections {
         .await
     }
 
-    /// Revoke at Google (best effort: a failure is logged, not fatal), then
-    /// forget the tokens and mark the integration disconnected.
+    /// Stop the mailbox's push watch and revoke at Google (both best
+    /// effort: a failure is logged, not fatal), then forget the tokens and
+    /// mark the integration disconnected.
     pub async fn disconnect(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<(), ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
+        // While the token still works.
+        self.autodraft.stop_watch(&integration).await;
         if let (Some(google), Some(tokens)) =
             (self.vault.google(), self.store.tokens(workspace, id).await?)
         {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use domain::mail::{Message, MessageRef, Thread};
+use domain::pubsub::PubSubTopic;
 use domain::scopes::{Capability, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::gmail::Gmail;
@@ -35,6 +36,12 @@ pub enum Changes {
     /// The provider no longer knows the cursor (too old): list the inbox
     /// since a time instead ([`Mailbox::inbox_since`]).
     CursorGone,
+}
+
+/// A mailbox's changes are announced (pushed) until `expires_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    pub expires_at: DateTime<Utc>,
 }
 
 /// An open mailbox.
@@ -98,6 +105,37 @@ impl Mailbox {
                     .history_id
                     .as_deref()
                     .and_then(|id| id.parse::<i64>().ok()))
+            }
+        }
+    }
+
+    /// Ask the provider to announce new inbox mail (Gmail: `users.watch`
+    /// publishing to `topic`); until when it will.
+    pub async fn watch(&self, topic: &PubSubTopic) -> Result<Watch, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let grant = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.watch(&token, topic.as_str()).await
+                    })
+                    .await?;
+                let expires_at = grant.expires_at().ok_or_else(|| {
+                    VaultError::Rejected("Gmail's watch answer has no readable expiration.".into())
+                })?;
+                Ok(Watch { expires_at })
+            }
+        }
+    }
+
+    /// No more announcements for this mailbox (Gmail: `users.stop`).
+    pub async fn stop_watching(&self) -> Result<(), VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.stop(&token).await
+                    })
+                    .await
             }
         }
     }

@@ -356,6 +356,8 @@ impl Sandbox {
                 });
             }
         }
+        drop(world);
+        self.wake_publisher();
         Ok(delivered)
     }
 
@@ -540,6 +542,11 @@ pub(crate) fn routes() -> Router<Sandbox> {
         )
         .route("/_sandbox/clients", post(register_client))
         .route("/_sandbox/deliver", post(deliver))
+        .route(
+            "/_sandbox/pubsub/subscription",
+            axum::routing::put(set_push_subscription),
+        )
+        .route("/_sandbox/pubsub/deliveries", get(push_deliveries))
         .route("/_sandbox/faults", post(inject_fault).delete(clear_faults))
         .route("/_sandbox/tokens/expire", post(expire_tokens))
         .route("/_sandbox/grants/revoke", post(revoke_grant))
@@ -641,6 +648,19 @@ async fn deliver(State(sandbox): State<Sandbox>, bytes: Bytes) -> Response {
         Ok(delivered) => Json(delivered).into_response(),
         Err(e) => control_error(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }
+}
+
+async fn set_push_subscription(State(sandbox): State<Sandbox>, bytes: Bytes) -> Response {
+    let subscription: crate::pubsub::PushSubscription = match body(&bytes) {
+        Ok(subscription) => subscription,
+        Err(bad) => return bad.into_response(),
+    };
+    sandbox.set_push_subscription(subscription);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn push_deliveries(State(sandbox): State<Sandbox>) -> Response {
+    Json(sandbox.push_deliveries()).into_response()
 }
 
 #[derive(Deserialize)]

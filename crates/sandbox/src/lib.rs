@@ -147,6 +147,7 @@ mod html;
 mod http_util;
 mod llm;
 mod oauth;
+mod pubsub;
 pub mod scopes;
 mod state;
 
@@ -162,18 +163,42 @@ pub use control::{
 };
 pub use llm::{LlmReply, LlmSandbox};
 pub use oauth::{ACCESS_TOKEN_SECONDS, AuthorizationError, CODE_LIFETIME_MINUTES, ISSUER};
+pub use pubsub::{PUSH_ISSUER, PushDelivery, PushSubscription};
 
 /// The Google emulator. Cheap to clone; clones share one world.
 #[derive(Clone)]
 pub struct Sandbox {
     world: Arc<Mutex<state::State>>,
+    /// Signs Pub/Sub push tokens (made on first use).
+    signer: pubsub::SignerCell,
+    /// Wakes the Pub/Sub publisher when mail arrives.
+    push_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Self {
+        Self::from_parts(
+            Arc::new(Mutex::new(state::State::new(config))),
+            pubsub::SignerCell::default(),
+            Arc::new(tokio::sync::Notify::new()),
+        )
+    }
+
+    fn from_parts(
+        world: Arc<Mutex<state::State>>,
+        signer: pubsub::SignerCell,
+        push_wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
         Self {
-            world: Arc::new(Mutex::new(state::State::new(config))),
+            world,
+            signer,
+            push_wake,
         }
+    }
+
+    /// Something may be worth publishing to a watch's topic.
+    pub(crate) fn wake_publisher(&self) {
+        self.push_wake.notify_one();
     }
 
     /// A panic elsewhere must not wedge every later request.
@@ -192,6 +217,7 @@ impl Sandbox {
             .route("/token", post(oauth::token))
             .route("/revoke", post(oauth::revoke))
             .route("/v1/userinfo", get(oauth::userinfo))
+            .route(Sandbox::CERTS_PATH, get(pubsub::certs))
             .merge(gmail::routes())
             .merge(control::routes())
             .merge(chaos::routes())

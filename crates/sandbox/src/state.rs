@@ -94,6 +94,10 @@ pub struct State {
     pub quota: BTreeMap<String, u64>,
     pub clock_offset: Duration,
     pub last_history_id: u64,
+    /// Where watched mailboxes' changes are pushed, if anywhere.
+    pub push_subscription: Option<crate::pubsub::PushSubscription>,
+    pub publisher_running: bool,
+    pub push_deliveries: VecDeque<crate::pubsub::PushDelivery>,
     pub id_counter: u64,
 }
 

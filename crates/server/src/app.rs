@@ -11,7 +11,7 @@ use axum::Router;
 use store::Store;
 use tokio::net::TcpListener;
 
-use engine::autodraft::{AutoDraft, DraftMessage, Generator, SyncMailbox};
+use engine::autodraft::{AutoDraft, DraftMessage, Generator, SyncMailbox, WatchMailbox};
 use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
 use engine::health::ConnectionHealth;
@@ -34,6 +34,7 @@ use tokio::sync::watch;
 use crate::auth::Authenticator;
 use crate::auth::accounts::Accounts;
 use crate::auth::jwt::JwtVerifier;
+use crate::auth::push::PushVerifier;
 use crate::auth::throttle::SigninThrottle;
 use crate::config::{Config, MailConfig};
 use crate::demo::Demo;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub supervisor: Supervisor,
     /// Brute-force limits of the sign-in and setup forms.
     pub signin_throttle: Arc<SigninThrottle>,
+    /// Checks Pub/Sub's OIDC tokens on `POST /api/push/gmail`, when configured.
+    pub push_verifier: Option<Arc<PushVerifier>>,
 }
 
 /// Everything behind the API and the workers, built once from the
@@ -75,6 +78,7 @@ pub struct Services {
     pub autodraft: Arc<AutoDraft>,
     pub notifier: Arc<Notifier>,
     pub worker: Worker,
+    pub push_verifier: Option<Arc<PushVerifier>>,
 }
 
 impl Services {
@@ -152,6 +156,7 @@ impl Services {
         ));
         handlers.push(Arc::new(SyncMailbox(Arc::clone(&autodraft))));
         handlers.push(Arc::new(DraftMessage(Arc::clone(&autodraft))));
+        handlers.push(Arc::new(WatchMailbox(Arc::clone(&autodraft))));
         let contacts = Arc::new(Contacts::new(
             store.clone(),
             matches!(config.mail, MailConfig::Sidemail { .. }),
@@ -177,9 +182,15 @@ impl Services {
         let connections = Arc::new(Connections::new(
             store.clone(),
             Arc::clone(&vault),
+            Arc::clone(&autodraft),
             config.oauth_redirect_uri(),
         ));
+        let push_verifier = config
+            .push_oidc
+            .clone()
+            .map(|oidc| Arc::new(PushVerifier::new(oidc, http_client.clone())));
         Ok(Services {
+            push_verifier,
             workflows,
             scheduler,
             health,
@@ -258,6 +269,7 @@ impl Application {
             autodraft,
             notifier,
             worker,
+            push_verifier,
         } = Services::build(&config, &store).await?;
         let database = config.database_url.redacted();
         let supervisor = Supervisor::new();
@@ -277,6 +289,7 @@ impl Application {
             demo,
             openapi_json: Arc::default(),
             supervisor: supervisor.clone(),
+            push_verifier,
         });
         Ok(Application {
             listener,

@@ -244,32 +244,21 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         listen.ip().to_string()
     };
     let public = format!("http://{host}:{}", listen.port());
-    let google = format!("{public}{}", demo::SANDBOX_PATH);
-    let env: Vec<(String, String)> = [
+    let mut env: Vec<(String, String)> = [
         ("MAILWRIGHT_DATA_DIR", data_dir.display().to_string()),
         ("MAILWRIGHT_LISTEN", listen.to_string()),
         ("MAILWRIGHT_PUBLIC_URL", public.clone()),
-        ("MAILWRIGHT_GOOGLE_CLIENT_ID", demo::CLIENT_ID.to_owned()),
-        (
-            "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
-            demo::CLIENT_SECRET.to_owned(),
-        ),
-        (
-            "MAILWRIGHT_GOOGLE_AUTH_URL",
-            format!("{google}/o/oauth2/v2/auth"),
-        ),
-        ("MAILWRIGHT_GOOGLE_TOKEN_URL", format!("{google}/token")),
-        ("MAILWRIGHT_GOOGLE_REVOKE_URL", format!("{google}/revoke")),
-        (
-            "MAILWRIGHT_GOOGLE_USERINFO_URL",
-            format!("{google}/v1/userinfo"),
-        ),
-        ("MAILWRIGHT_GMAIL_API_URL", google.clone()),
-        ("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "10".to_owned()),
+        // Push finds new mail; the poll is the safety net.
+        ("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "300".to_owned()),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect();
+    env.extend(
+        demo::sandbox_settings(&public)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
     let (config, _) = Config::load(env, None).map_err(|error| anyhow::anyhow!("{error}"))?;
     let store = Store::connect(&config.database_url)
         .await
@@ -305,6 +294,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             }
             Err(error) => return Err(error.into()),
         };
+    sandbox.set_push_subscription(demo::push_subscription(&public));
     let (demo, token) = Demo::new(sandbox, user, workspace);
     let application = Application::build_demo(config, store, std::sync::Arc::new(demo)).await?;
     let link = format!("{public}/demo/signin?token={token}");

@@ -52,6 +52,10 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_AUTODRAFT_ALERT_WINDOW_MINUTES",
     "MAILWRIGHT_AUTODRAFT_ALERT_MIN_MESSAGES",
     "MAILWRIGHT_PUSH_TOKEN",
+    "MAILWRIGHT_GMAIL_PUBSUB_TOPIC",
+    "MAILWRIGHT_PUSH_AUDIENCE",
+    "MAILWRIGHT_PUSH_SERVICE_ACCOUNT",
+    "MAILWRIGHT_GOOGLE_CERTS_URL",
     "MAILWRIGHT_LLM_URL",
     "MAILWRIGHT_LLM_MODEL",
     "MAILWRIGHT_LLM_API_KEY",
@@ -97,8 +101,11 @@ pub struct Config {
     /// JWT bearer authentication; `None` when no JWKS URL is configured.
     pub jwt: Option<JwtConfig>,
     pub autodraft: AutoDraftSettings,
-    /// The shared secret of `POST /api/push/gmail`; `None` disables it.
+    /// The shared secret of `POST /api/push/gmail` (`?token=`).
     pub push_token: Option<SecretString>,
+    /// Pub/Sub's OIDC authentication of `POST /api/push/gmail`. With
+    /// neither this nor `push_token`, push is refused.
+    pub push_oidc: Option<PushOidc>,
     /// The OpenAI-compatible reply generator; `None`: the built-in drafter.
     pub llm: Option<LlmSettings>,
     /// How transient failures of background work are retried.
@@ -141,6 +148,20 @@ impl std::fmt::Debug for GoogleClient {
             .finish_non_exhaustive()
     }
 }
+
+/// What a Pub/Sub push's Google-signed OIDC token must say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushOidc {
+    /// Google's signing keys (a JWKS document).
+    pub certs_url: Url,
+    /// The push subscription's audience (`aud`).
+    pub audience: String,
+    /// The service account the subscription authenticates as (`email`).
+    pub service_account: String,
+}
+
+/// Google's keys for the ID tokens Pub/Sub push sends.
+pub const GOOGLE_CERTS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
 
 /// How bearer JWTs are verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,7 +299,7 @@ impl Config {
         config_file: Option<&Path>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
         let env: HashMap<String, String> = env.into_iter().collect();
-        let warnings = env
+        let mut warnings: Vec<String> = env
             .keys()
             .filter(|name| name.starts_with("MAILWRIGHT_"))
             .filter(|name| !SETTINGS.contains(&name.as_str()) && !NOT_SETTINGS.contains(&name.as_str()))
@@ -604,6 +625,57 @@ impl Config {
             Some((value, _)) => Some(SecretString::from(value)),
             None => None,
         };
+        let push_oidc = match (
+            sources.get("MAILWRIGHT_PUSH_AUDIENCE"),
+            sources.get("MAILWRIGHT_PUSH_SERVICE_ACCOUNT"),
+        ) {
+            (Some((audience, _)), Some((service_account, origin))) => {
+                if !service_account.contains('@') {
+                    return Err(error(
+                        &origin,
+                        format!(
+                            "`{service_account}` is not a service account's email, such as push@PROJECT.iam.gserviceaccount.com"
+                        ),
+                    ));
+                }
+                let certs_url = match sources.get("MAILWRIGHT_GOOGLE_CERTS_URL") {
+                    Some((value, origin)) => Url::parse(&value)
+                        .ok()
+                        .filter(|url| matches!(url.scheme(), "http" | "https"))
+                        .ok_or_else(|| {
+                            error(
+                                &origin,
+                                format!("`{value}` is not an http(s) URL of a JWKS document"),
+                            )
+                        })?,
+                    None => Url::parse(GOOGLE_CERTS_URL).expect("Google's certificates URL"),
+                };
+                Some(PushOidc {
+                    certs_url,
+                    audience,
+                    service_account,
+                })
+            }
+            (Some((_, origin)), None) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_PUSH_SERVICE_ACCOUNT is not; name the service account the push subscription authenticates as",
+                ));
+            }
+            (None, Some((_, origin))) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_PUSH_AUDIENCE is not; give the audience configured on the push subscription",
+                ));
+            }
+            (None, None) => None,
+        };
+        if let Some((value, origin)) = sources.get("MAILWRIGHT_GMAIL_PUBSUB_TOPIC") {
+            autodraft.pubsub_topic = Some(
+                domain::pubsub::PubSubTopic::parse(value.trim())
+                    .map_err(|problem| error(&origin, problem))?,
+            );
+        }
         let llm = match sources.get("MAILWRIGHT_LLM_URL") {
             Some((value, origin)) => {
                 let base_url = Url::parse(&value)
@@ -645,6 +717,11 @@ impl Config {
             }
         };
 
+        if autodraft.pubsub_topic.is_some() && push_token.is_none() && push_oidc.is_none() {
+            warnings.push(
+                "MAILWRIGHT_GMAIL_PUBSUB_TOPIC is set, but POST /api/push/gmail accepts no push: set MAILWRIGHT_PUSH_AUDIENCE and MAILWRIGHT_PUSH_SERVICE_ACCOUNT (or MAILWRIGHT_PUSH_TOKEN); until then the poll finds new mail".into(),
+            );
+        }
         autodraft.retry = retry;
         let config = Config {
             retry,
@@ -653,6 +730,7 @@ impl Config {
             trusted_proxies,
             autodraft,
             push_token,
+            push_oidc,
             llm,
             mail,
             system_from,

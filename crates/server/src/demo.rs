@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use domain::{UserId, WorkspaceId};
-use sandbox::Sandbox;
+use sandbox::{PushSubscription, Sandbox};
 
 use crate::auth::secrets;
 
@@ -21,6 +21,56 @@ pub const MAILBOX: &str = "you@demo.mailwright.test";
 pub const MAILBOX_NAME: &str = "Demo User";
 /// The person signed in to Mailwright.
 pub const USER_EMAIL: &str = "demo@demo.mailwright.test";
+/// The demo's Pub/Sub topic and the service account its push subscription
+/// authenticates as: the demo runs on signed push, as production would.
+pub const PUBSUB_TOPIC: &str = "projects/mailwright-demo/topics/gmail";
+pub const PUSH_SERVICE_ACCOUNT: &str = "gmail-push@mailwright-demo.iam.gserviceaccount.com";
+
+/// The settings that point a Mailwright served at `public` to the sandbox
+/// mounted in it: Google's OAuth and Gmail endpoints, and Pub/Sub push
+/// signed by the sandbox.
+pub fn sandbox_settings(public: &str) -> Vec<(&'static str, String)> {
+    let google = format!("{public}{SANDBOX_PATH}");
+    vec![
+        ("MAILWRIGHT_GOOGLE_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("MAILWRIGHT_GOOGLE_CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+        (
+            "MAILWRIGHT_GOOGLE_AUTH_URL",
+            format!("{google}/o/oauth2/v2/auth"),
+        ),
+        ("MAILWRIGHT_GOOGLE_TOKEN_URL", format!("{google}/token")),
+        ("MAILWRIGHT_GOOGLE_REVOKE_URL", format!("{google}/revoke")),
+        (
+            "MAILWRIGHT_GOOGLE_USERINFO_URL",
+            format!("{google}/v1/userinfo"),
+        ),
+        ("MAILWRIGHT_GMAIL_API_URL", google.clone()),
+        ("MAILWRIGHT_GMAIL_PUBSUB_TOPIC", PUBSUB_TOPIC.to_owned()),
+        ("MAILWRIGHT_PUSH_AUDIENCE", push_endpoint(public)),
+        (
+            "MAILWRIGHT_PUSH_SERVICE_ACCOUNT",
+            PUSH_SERVICE_ACCOUNT.to_owned(),
+        ),
+        (
+            "MAILWRIGHT_GOOGLE_CERTS_URL",
+            format!("{google}{}", Sandbox::CERTS_PATH),
+        ),
+    ]
+}
+
+fn push_endpoint(public: &str) -> String {
+    format!("{public}/api/push/gmail")
+}
+
+/// The sandbox's push subscription for a Mailwright served at `public`
+/// (the audience is the endpoint, Pub/Sub's default).
+pub fn push_subscription(public: &str) -> PushSubscription {
+    PushSubscription {
+        endpoint: push_endpoint(public),
+        audience: push_endpoint(public),
+        service_account: PUSH_SERVICE_ACCOUNT.to_owned(),
+    }
+}
 
 pub struct Demo {
     pub sandbox: Sandbox,

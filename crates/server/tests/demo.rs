@@ -27,30 +27,12 @@ async fn demo_app() -> DemoApp {
     let address = listener.local_addr().unwrap();
     drop(listener);
     let url = format!("http://{address}");
-    let google = format!("{url}{}", demo::SANDBOX_PATH);
-    let config = common::test_config(
-        &db,
-        &[
-            ("MAILWRIGHT_LISTEN", address.to_string()),
-            ("MAILWRIGHT_PUBLIC_URL", url.clone()),
-            ("MAILWRIGHT_GOOGLE_CLIENT_ID", demo::CLIENT_ID.to_owned()),
-            (
-                "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
-                demo::CLIENT_SECRET.to_owned(),
-            ),
-            (
-                "MAILWRIGHT_GOOGLE_AUTH_URL",
-                format!("{google}/o/oauth2/v2/auth"),
-            ),
-            ("MAILWRIGHT_GOOGLE_TOKEN_URL", format!("{google}/token")),
-            ("MAILWRIGHT_GOOGLE_REVOKE_URL", format!("{google}/revoke")),
-            (
-                "MAILWRIGHT_GOOGLE_USERINFO_URL",
-                format!("{google}/v1/userinfo"),
-            ),
-            ("MAILWRIGHT_GMAIL_API_URL", google.clone()),
-        ],
-    );
+    let mut settings = demo::sandbox_settings(&url);
+    settings.extend([
+        ("MAILWRIGHT_LISTEN", address.to_string()),
+        ("MAILWRIGHT_PUBLIC_URL", url.clone()),
+    ]);
+    let config = common::test_config(&db, &settings);
     let sandbox = Sandbox::new(
         SandboxConfig::default()
             .with_client(OAuthClient::new(
@@ -69,6 +51,7 @@ async fn demo_app() -> DemoApp {
     )
     .await
     .unwrap();
+    sandbox.set_push_subscription(demo::push_subscription(&url));
     let (demo, token) = Demo::new(sandbox.clone(), user.id, workspace.id);
     let application = Application::build_demo(config, store, Arc::new(demo))
         .await
@@ -231,16 +214,33 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
         .await
         .unwrap();
     assert_eq!(delivered.status(), 303);
-    // The push queued a sync; a worker drafts it.
-    app.worker.drain().await.unwrap();
-    let inbox = get("/sandbox/inbox", &cookie)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(inbox.contains("Draft in this conversation"), "{inbox}");
+    // The sandbox pushes (signed, as Pub/Sub would); the push queues a
+    // sync, and a worker drafts it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let inbox = loop {
+        app.worker.drain().await.unwrap();
+        let inbox = get("/sandbox/inbox", &cookie)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if inbox.contains("Draft in this conversation") {
+            break inbox;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no draft; pushes: {:?}\n{inbox}",
+            app.sandbox.push_deliveries()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert!(inbox.contains("Re: Meeting next week"), "{inbox}");
+    let pushes = app.sandbox.push_deliveries();
+    assert!(
+        pushes.iter().any(|push| push.status == Some(200)),
+        "found through the signed push: {pushes:?}"
+    );
 }
 
 #[tokio::test]

@@ -28,12 +28,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::google::{ANN, CLIENT_ID, CLIENT_SECRET, outcome};
+use common::google::ANN;
 use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess};
-use sandbox::{
-    AccountSpec, Chaos, ChaosReport, Consent, Delivered, InboundMessage, OAuthClient, Sandbox,
-    SandboxConfig,
-};
+use sandbox::{AccountSpec, Chaos, ChaosReport, Delivered, InboundMessage, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
 
@@ -101,25 +98,7 @@ impl Harness {
 
         let db = TestDatabase::new().await;
         let env = ProcessEnv::new(&db)
-            .with("MAILWRIGHT_GOOGLE_CLIENT_ID", CLIENT_ID)
-            .with("MAILWRIGHT_GOOGLE_CLIENT_SECRET", CLIENT_SECRET)
-            .with(
-                "MAILWRIGHT_GOOGLE_AUTH_URL",
-                format!("{sandbox_url}/o/oauth2/v2/auth"),
-            )
-            .with(
-                "MAILWRIGHT_GOOGLE_TOKEN_URL",
-                format!("{sandbox_url}/token"),
-            )
-            .with(
-                "MAILWRIGHT_GOOGLE_REVOKE_URL",
-                format!("{sandbox_url}/revoke"),
-            )
-            .with(
-                "MAILWRIGHT_GOOGLE_USERINFO_URL",
-                format!("{sandbox_url}/v1/userinfo"),
-            )
-            .with("MAILWRIGHT_GMAIL_API_URL", sandbox_url.clone())
+            .with_google_sandbox(&sandbox_url)
             .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "1")
             .with(
                 "MAILWRIGHT_JOB_LEASE_SECONDS",
@@ -186,50 +165,15 @@ impl Harness {
 
     /// Connect Ann's Gmail through `process`, consenting in the sandbox.
     async fn connect_gmail(&self, process: &ServeProcess) -> String {
-        self.sandbox.register_client(OAuthClient::new(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            [process.url("/api/auth/oauth/google/callback")],
-        ));
-        let answer = self
-            .post(
-                process,
-                "/api/integrations/google/connect",
-                json!({"type": "gmail"}),
-            )
-            .await;
-        let authorization_url = answer["authorization_url"].as_str().unwrap();
-        let redirect = self
-            .sandbox
-            .approve(authorization_url, Consent::allow_all())
-            .expect("the sandbox consents");
-        let location =
-            mailwright::ui::connect_confirm::finish_consent_as_browser(&self.client, &redirect)
-                .await
-                .unwrap();
-        let location = location.as_str();
-        let outcome = outcome(location);
-        assert_eq!(
-            outcome.get("connected").map(String::as_str),
-            Some("gmail"),
-            "{location}"
-        );
-        outcome["integration_id"].clone()
+        process
+            .connect_gmail(&self.sandbox, &self.client, &self.key)
+            .await
     }
 
     async fn enable_autodraft(&self, process: &ServeProcess, integration: &str) {
-        let answer = self
-            .client
-            .put(process.url(&format!("/api/integrations/{integration}/auto-draft")))
-            .bearer_auth(&self.key)
-            .json(&json!({"enabled": true}))
-            .send()
-            .await
-            .unwrap();
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap();
-        assert_eq!(status, 200, "switching auto-draft on: {body}");
-        assert_eq!(body["enabled"], true, "{body}");
+        process
+            .enable_autodraft(&self.client, &self.key, integration)
+            .await;
     }
 
     /// Message number `n` of the test, from its own outside sender, in

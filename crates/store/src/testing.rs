@@ -269,3 +269,32 @@ pub async fn age_connection_checks(store: &Store, by: chrono::Duration) {
     .await;
     result.expect("the connections can be aged");
 }
+
+/// Move every auto-draft mailbox's watch renewal `by` into the past, as if
+/// that much time had gone by since the watches were made.
+pub async fn age_watches(store: &Store, by: chrono::Duration) {
+    let result: Result<(), crate::StoreError> = async {
+        let mailboxes = {
+            crate::across_workspaces!(store, conn => {
+                sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>)>(
+                    "SELECT workspace_id, integration_id, watch_renew_at FROM autodraft_mailboxes",
+                )
+                .fetch_all(&mut *conn)
+                .await?
+            })
+        };
+        for (workspace, id, renew_at) in mailboxes {
+            let workspace = domain::WorkspaceId::from_uuid(workspace);
+            crate::in_workspace!(store, workspace, conn => {
+                sqlx::query("UPDATE autodraft_mailboxes SET watch_renew_at = $1 WHERE integration_id = $2")
+                    .bind(renew_at.map(|at| at - by))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+    .await;
+    result.expect("the watches can be aged");
+}

@@ -34,11 +34,15 @@ mod jobs;
 mod pipeline;
 mod service;
 mod sync;
+mod watch;
 
 pub use domain::mail::{SkipReason, skip_reason_for};
 pub use jobs::{DraftMessage, SyncMailbox};
 pub use pipeline::{PlannedReply, Verdict};
-pub use service::Overview;
+pub use service::{Overview, WatchOverview};
+pub use watch::{
+    WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCHES, WatchMailbox, WatchStatus,
+};
 
 use crate::error::ServiceError;
 use crate::mailbox::{Changes, Mailbox};
@@ -80,6 +84,9 @@ pub struct AutoDraftSettings {
     pub alert_min_messages: i64,
     /// The worker's: a message waiting to be tried again shows when.
     pub retry: RetryPolicy,
+    /// Where Gmail publishes watched mailboxes' changes; `None`: no watch,
+    /// polling only.
+    pub pubsub_topic: Option<domain::pubsub::PubSubTopic>,
 }
 
 impl Default for AutoDraftSettings {
@@ -90,6 +97,7 @@ impl Default for AutoDraftSettings {
             alert_window: Duration::from_secs(3600),
             alert_min_messages: 5,
             retry: RetryPolicy::DEFAULT,
+            pubsub_topic: None,
         }
     }
 }

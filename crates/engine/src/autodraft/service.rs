@@ -60,12 +60,18 @@ impl AutoDraft {
                 &mut rand::thread_rng(),
                 0..interval,
             ) as i64);
-        let mailbox = self
-            .store
+        self.store
             .set_autodraft(workspace, id, true, Some(history_id), first_poll)
             .await?;
         tracing::info!(integration = %id, history_id, event = "autodraft_enabled", "auto-draft switched on");
-        Ok(mailbox)
+        // Now rather than at the next renewal tick, so the answer shows the
+        // watch; a failure is recorded on it and retried, and the poll
+        // finds mail meanwhile.
+        self.watch_open_mailbox(&inbox).await?;
+        self.store
+            .autodraft_mailbox(workspace, id)
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     pub async fn disable(
@@ -73,7 +79,8 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<AutoDraftMailbox, ServiceError> {
-        self.gmail_integration(workspace, id).await?;
+        let integration = self.gmail_integration(workspace, id).await?;
+        self.stop_watch(&integration).await;
         let mailbox = self
             .store
             .set_autodraft(workspace, id, false, None, store::now())
@@ -262,6 +269,17 @@ pub struct Overview {
     pub last_failure: Option<LastError>,
     /// Notable events, newest first.
     pub events: Vec<AutoDraftEvent>,
+    pub watch: WatchOverview,
+}
+
+/// The mailbox's push watch, as the object and page show it.
+#[derive(Debug, Clone)]
+pub struct WatchOverview {
+    pub status: WatchStatus,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it is renewed next (after a failure: tried again).
+    pub renews_at: Option<DateTime<Utc>>,
+    pub last_error: Option<LastError>,
 }
 
 /// How many events an overview carries.
@@ -303,7 +321,26 @@ impl AutoDraft {
             (Some(a), Some(b)) => Some(if a.at >= b.at { a } else { b }),
             (a, b) => a.or(b),
         };
+        let watch = mailbox
+            .as_ref()
+            .map(|mailbox| mailbox.watch.clone())
+            .unwrap_or_default();
+        let status = WatchStatus::of(
+            self.settings.pubsub_topic.as_ref(),
+            enabled,
+            &watch,
+            store::now(),
+        );
+        let watch = WatchOverview {
+            status,
+            expires_at: watch.expires_at.filter(|_| enabled),
+            renews_at: watch
+                .renew_at
+                .filter(|_| enabled && self.settings.pubsub_topic.is_some()),
+            last_error: watch.last_error.filter(|_| status == WatchStatus::Failing),
+        };
         Ok(Overview {
+            watch,
             enabled,
             updated_at: mailbox
                 .as_ref()

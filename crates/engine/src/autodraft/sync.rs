@@ -35,14 +35,16 @@ impl AutoDraft {
         Ok(queued)
     }
 
-    /// Poll until `shutdown` turns true.
+    /// Poll (and renew watches) until `shutdown` turns true.
     pub async fn run_poller(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         let tick = self
             .settings
             .poll_interval
             .clamp(Duration::from_millis(200), Duration::from_secs(1));
-        crate::supervisor::every(tick, shutdown, "the auto-draft poller", || {
-            self.poll_tick(store::now())
+        crate::supervisor::every(tick, shutdown, "the auto-draft poller", || async {
+            let now = store::now();
+            let polls = self.poll_tick(now).await?;
+            Ok(polls + self.watch_tick(now).await?)
         })
         .await
     }

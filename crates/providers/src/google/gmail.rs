@@ -46,6 +46,21 @@ pub struct Profile {
     pub history_id: Option<String>,
 }
 
+/// What `users.watch` answers: the mailbox's history id now and when the
+/// watch ends (milliseconds since the epoch, as a string).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchGrant {
+    pub history_id: String,
+    pub expiration: String,
+}
+
+impl WatchGrant {
+    pub fn expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp_millis(self.expiration.parse().ok()?)
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorEnvelope {
     error: ErrorDetail,
@@ -408,6 +423,39 @@ impl Gmail {
             &serde_json::json!({ "message": message }),
         )
         .await
+    }
+
+    /// `users.watch`: publish changes to the mailbox's INBOX to `topic`
+    /// until the answer's expiration (Google asks for a renewal at least
+    /// every 7 days).
+    pub async fn watch(
+        &self,
+        access_token: &SecretString,
+        topic: &str,
+    ) -> Result<WatchGrant, GmailError> {
+        self.post_json(
+            access_token,
+            "watch",
+            &serde_json::json!({
+                "topicName": topic,
+                "labelIds": ["INBOX"],
+                "labelFilterBehavior": "include",
+            }),
+        )
+        .await
+    }
+
+    /// `users.stop`: no more notifications for this mailbox.
+    pub async fn stop(&self, access_token: &SecretString) -> Result<(), GmailError> {
+        let response = self
+            .http
+            .post(self.url("stop"))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await.map(drop)
     }
 
     /// One page of `users.history.list`: messages added to the INBOX after

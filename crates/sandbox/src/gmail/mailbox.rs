@@ -83,6 +83,10 @@ pub struct Mailbox {
     pub history_floor: u64,
     pub history_id: u64,
     pub watch_expiration: Option<DateTime<Utc>>,
+    /// The watch's `labelIds` (changes to other labels are not published).
+    pub watch_labels: Vec<String>,
+    /// The history id up to which changes were published.
+    pub watch_published: u64,
 }
 
 /// How a new message picks its thread.
@@ -110,6 +114,8 @@ impl Mailbox {
             history_floor: history_id,
             history_id,
             watch_expiration: None,
+            watch_labels: Vec::new(),
+            watch_published: history_id,
         }
     }
 

@@ -376,6 +376,7 @@ async fn messages_send(
             world.take_stalled_answer(GmailMethod::MessagesSend.name()),
         )
     };
+    sandbox.wake_publisher();
     if let Some(stall) = stall {
         tokio::time::sleep(stall).await;
     }
@@ -713,8 +714,21 @@ async fn watch(
     let mut world = sandbox.lock();
     // Google asks for watch to be renewed at least every 7 days.
     let expiration = world.now() + Duration::days(7);
+    let labels: Vec<String> = object
+        .get("labelIds")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     let mailbox = mailbox_mut(&mut world, &caller.email)?;
     mailbox.watch_expiration = Some(expiration);
+    mailbox.watch_labels = labels;
+    // Changes from now on are published, not what happened before.
+    mailbox.watch_published = mailbox.history_id;
     Ok(Json(json!({
         "historyId": mailbox.history_id.to_string(),
         "expiration": expiration.timestamp_millis().to_string(),

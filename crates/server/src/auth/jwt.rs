@@ -1,4 +1,6 @@
-//! Bearer JWTs verified against the identity provider's JWKS.
+//! Bearer JWTs verified against a JWKS: the identity provider's (people
+//! and clients calling the API) and Google's (Pub/Sub push, in
+//! [`super::push`]).
 //!
 //! The algorithm comes from our allow-list (RS256, ES256), never from the
 //! token alone: the header's `alg` must be on the list *and* match the type of
@@ -16,6 +18,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
+
+use url::Url;
 
 use crate::config::JwtConfig;
 
@@ -100,19 +104,14 @@ struct KeyCache {
 
 pub struct JwtVerifier {
     config: JwtConfig,
-    http: reqwest::Client,
-    cache: RwLock<KeyCache>,
-    /// One fetch at a time; others wait for its result.
-    refreshing: Mutex<()>,
+    keys: KeySet,
 }
 
 impl JwtVerifier {
     pub fn new(config: JwtConfig, http: reqwest::Client) -> JwtVerifier {
         JwtVerifier {
+            keys: KeySet::new(config.jwks_url.clone(), http),
             config,
-            http,
-            cache: RwLock::default(),
-            refreshing: Mutex::new(()),
         }
     }
 
@@ -123,6 +122,59 @@ impl JwtVerifier {
     /// Verify signature, algorithm, `exp`/`nbf` (with leeway), `iss` and
     /// `aud` when configured, and read the identity claims.
     pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
+        let issuers: Vec<&str> = self.config.issuer.iter().map(String::as_str).collect();
+        let claims = self
+            .keys
+            .decode(token, &issuers, self.config.audience.as_deref())
+            .await?;
+        let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+        let subject = text_claim("sub")
+            .filter(|subject| !subject.is_empty())
+            .ok_or_else(|| JwtError::MissingClaim("sub".into()))?;
+        let workspace = match claims.get(&self.config.workspace_claim) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+            Some(_) => return Err(JwtError::MissingClaim(self.config.workspace_claim.clone())),
+        };
+        Ok(JwtIdentity {
+            issuer: text_claim("iss").unwrap_or_default(),
+            subject,
+            workspace,
+            email: text_claim("email"),
+        })
+    }
+}
+
+/// A JWKS document's signing keys, fetched and cached by `kid`.
+pub struct KeySet {
+    url: Url,
+    http: reqwest::Client,
+    cache: RwLock<KeyCache>,
+    /// One fetch at a time; others wait for its result.
+    refreshing: Mutex<()>,
+}
+
+impl KeySet {
+    pub fn new(url: Url, http: reqwest::Client) -> KeySet {
+        KeySet {
+            url,
+            http,
+            cache: RwLock::default(),
+            refreshing: Mutex::new(()),
+        }
+    }
+
+    /// The claims of `token` once its signature, algorithm, `exp`/`nbf`
+    /// (with leeway), issuer (one of `issuers`, when any are given) and
+    /// audience (when given) check out. `exp` and `sub` are required, and
+    /// `iss`/`aud` when they are checked: a well-signed token without them
+    /// (minted for another purpose by the same signer) is refused.
+    pub async fn decode(
+        &self,
+        token: &str,
+        issuers: &[&str],
+        audience: Option<&str>,
+    ) -> Result<Value, JwtError> {
         let header = read_header(token)?;
         let algorithm = match header.alg.as_str() {
             "RS256" => Algorithm::RS256,
@@ -143,25 +195,21 @@ impl JwtVerifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        // A configured issuer or audience is required, not only checked
-        // when present: a well-signed token without `iss` or `aud` (minted
-        // for another purpose by the same identity provider) is refused.
         let mut required = vec!["exp", "sub"];
-        if self.config.issuer.is_some() {
+        if !issuers.is_empty() {
             required.push("iss");
+            validation.set_issuer(issuers);
+        } else {
+            validation.iss = None;
         }
-        if self.config.audience.is_some() {
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
-        match &self.config.issuer {
-            Some(issuer) => validation.set_issuer(&[issuer]),
-            None => validation.iss = None,
-        }
-        match &self.config.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+        match audience {
+            Some(audience) => {
+                required.push("aud");
+                validation.set_audience(&[audience]);
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let claims = jsonwebtoken::decode::<Value>(token, &key.key, &validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => JwtError::Expired,
@@ -176,22 +224,7 @@ impl JwtVerifier {
                 _ => JwtError::Malformed,
             })?
             .claims;
-
-        let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-        let subject = text_claim("sub")
-            .filter(|subject| !subject.is_empty())
-            .ok_or_else(|| JwtError::MissingClaim("sub".into()))?;
-        let workspace = match claims.get(&self.config.workspace_claim) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
-            Some(_) => return Err(JwtError::MissingClaim(self.config.workspace_claim.clone())),
-        };
-        Ok(JwtIdentity {
-            issuer: text_claim("iss").unwrap_or_default(),
-            subject,
-            workspace,
-            email: text_claim("email"),
-        })
+        Ok(claims)
     }
 
     async fn key_for(
@@ -262,7 +295,7 @@ impl JwtVerifier {
                 cache.fetched_at = Some(Instant::now());
             }
             Err(error) => tracing::warn!(
-                jwks_url = %self.config.jwks_url,
+                jwks_url = %self.url,
                 error = format!("{error:#}"),
                 "cannot fetch the JWKS; keeping the keys already known"
             ),
@@ -272,7 +305,7 @@ impl JwtVerifier {
     async fn fetch(&self) -> anyhow::Result<HashMap<String, CachedKey>> {
         let response = self
             .http
-            .get(self.config.jwks_url.clone())
+            .get(self.url.clone())
             .timeout(FETCH_TIMEOUT)
             .send()
             .await?

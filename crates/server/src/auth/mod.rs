@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod cookies;
 pub mod jwt;
 pub mod passwords;
+pub mod push;
 pub use engine::secrets;
 pub mod throttle;
 

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, header};
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::{IntegrationId, WorkspaceId};
@@ -69,6 +70,21 @@ pub struct PausedView {
     reconnect_url: String,
 }
 
+/// Gmail push for this mailbox (`users.watch` on
+/// `MAILWRIGHT_GMAIL_PUBSUB_TOPIC`): `active` while Google announces new
+/// mail (the poll is the safety net), `off` without a topic or while
+/// auto-draft is off, `failing` when the last attempt failed or the watch
+/// lapsed (the poll finds new mail meanwhile).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WatchView {
+    #[schema(example = "active")]
+    status: &'static str,
+    expires_at: Option<DateTime<Utc>>,
+    /// When the watch is renewed next; after a failure, when it is tried again.
+    renews_at: Option<DateTime<Utc>>,
+    last_error: Option<LastErrorView>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     kind: String,
@@ -89,6 +105,7 @@ pub struct AutoDraftView {
     /// cursor, failure-rate alerts).
     events: Vec<EventView>,
     poll_interval_seconds: u64,
+    watch: WatchView,
 }
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
@@ -140,6 +157,16 @@ impl AutoDraftView {
                 })
                 .collect(),
             poll_interval_seconds: poll_interval.as_secs(),
+            watch: WatchView {
+                status: overview.watch.status.as_str(),
+                expires_at: overview.watch.expires_at,
+                renews_at: overview.watch.renews_at,
+                last_error: overview.watch.last_error.map(|error| LastErrorView {
+                    code: error.code,
+                    message: error.message,
+                    at: error.at,
+                }),
+            },
         }
     }
 }
@@ -409,10 +436,58 @@ fn parse_push(body: &[u8]) -> Option<GmailNotification> {
     })
 }
 
-/// Gmail's push notifications (a Pub/Sub push subscription pointed here with
-/// `?token=`): queue a sync of the mailbox and answer at once. Always 200
-/// once the token is right, so Pub/Sub does not redeliver what cannot be
-/// used; an unusable body is logged and counted.
+/// Whether this push proves where it comes from, by a configured method.
+async fn authenticate_push(
+    state: &AppState,
+    token: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let refused = |reason: &'static str, detail: String| {
+        metrics::counter!(PUSHES, "outcome" => reason).increment(1);
+        Err(ApiError::Unauthorized { reason, detail })
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim);
+    let expected_token = state.config.push_token.as_ref();
+    if let (Some(verifier), Some(bearer)) = (&state.push_verifier, bearer) {
+        match verifier.verify(bearer).await {
+            Ok(()) => return Ok(()),
+            // A shared token, when one is configured and given, still counts.
+            Err(_) if token.is_some() && expected_token.is_some() => {}
+            Err(error) => return refused(error.reason(), error.to_string()),
+        }
+    }
+    match (expected_token, token) {
+        (Some(expected), Some(given))
+            if secrets::constant_time_eq(
+                given.as_bytes(),
+                secrecy::ExposeSecret::expose_secret(expected).as_bytes(),
+            ) =>
+        {
+            Ok(())
+        }
+        (Some(_), _) => refused("bad_push_token", "The push token is missing or wrong.".into()),
+        (None, _) if state.push_verifier.is_some() => refused(
+            "missing_push_oidc",
+            "The push carries no Pub/Sub OIDC token (Authorization: Bearer); configure the push subscription to authenticate with the service account MAILWRIGHT_PUSH_SERVICE_ACCOUNT.".into(),
+        ),
+        (None, _) => refused(
+            "push_not_configured",
+            "Push notifications are not configured on this server (MAILWRIGHT_PUSH_AUDIENCE and MAILWRIGHT_PUSH_SERVICE_ACCOUNT, or MAILWRIGHT_PUSH_TOKEN).".into(),
+        ),
+    }
+}
+
+/// Gmail's push notifications (a Pub/Sub push subscription pointed here):
+/// queue a sync of the mailbox and answer at once. The push proves itself
+/// with Pub/Sub's OIDC token (`Authorization: Bearer`, when
+/// `MAILWRIGHT_PUSH_AUDIENCE` is set) or `?token=` (when
+/// `MAILWRIGHT_PUSH_TOKEN` is set); either configured method is enough.
+/// Always 200 once it has, so Pub/Sub does not redeliver what cannot be
+/// used; an unusable body or an unknown address is logged and counted.
 #[utoipa::path(
     post,
     path = "/api/push/gmail",
@@ -422,32 +497,16 @@ fn parse_push(body: &[u8]) -> Option<GmailNotification> {
         example = json!({"message": {"data": "eyJlbWFpbEFkZHJlc3MiOiJhbm5AZXhhbXBsZS5jb20iLCJoaXN0b3J5SWQiOjk4NzZ9", "messageId": "1"}, "subscription": "projects/p/subscriptions/s"})),
     responses(
         (status = 200, description = "Accepted: a sync is queued for each mailbox of the address", body = super::openapi::PushAccepted),
-        (status = 401, description = "The token is missing or wrong, or push is not configured (code `unauthorized`)")
+        (status = 401, description = "Neither a valid Pub/Sub OIDC token nor the right `token` (code `unauthorized`; `reason` says which check failed), or push is not configured")
     )
 )]
 async fn push_gmail(
     State(state): State<AppState>,
     Query(query): Query<PushQuery>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(expected) = &state.config.push_token else {
-        return Err(ApiError::Unauthorized {
-            reason: "push_not_configured",
-            detail: "Push notifications are not configured on this server (MAILWRIGHT_PUSH_TOKEN)."
-                .into(),
-        });
-    };
-    let given = query.token.unwrap_or_default();
-    if !secrets::constant_time_eq(
-        given.as_bytes(),
-        secrecy::ExposeSecret::expose_secret(expected).as_bytes(),
-    ) {
-        metrics::counter!(PUSHES, "outcome" => "bad_token").increment(1);
-        return Err(ApiError::Unauthorized {
-            reason: "bad_push_token",
-            detail: "The push token is missing or wrong.".into(),
-        });
-    }
+    authenticate_push(&state, query.token.as_deref(), &headers).await?;
     let Some(notification) = parse_push(&body) else {
         metrics::counter!(PUSHES, "outcome" => "malformed").increment(1);
         tracing::warn!(
@@ -457,7 +516,7 @@ async fn push_gmail(
         return Ok(Json(json!({ "mailboxes": 0 })));
     };
     let queued = state.autodraft.push(&notification.email).await?;
-    metrics::counter!(PUSHES, "outcome" => if queued > 0 { "queued" } else { "unknown_mailbox" })
+    metrics::counter!(PUSHES, "outcome" => if queued > 0 { "queued" } else { "unknown_address" })
         .increment(1);
     tracing::debug!(
         history_id = notification.history_id,

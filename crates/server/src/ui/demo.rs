@@ -152,8 +152,8 @@ impl SessionForm for DeliverForm {
     }
 }
 
-/// Deliver the visitor's email to the sandbox mailbox and tell Mailwright,
-/// as Gmail's push notification would.
+/// Deliver the visitor's email to the sandbox mailbox; the sandbox pushes
+/// the change to `/api/push/gmail`, signed, as Gmail and Pub/Sub would.
 #[utoipa::path(post, path = "/sandbox/inbox", tag = "demo",
     responses((status = 303, description = "Delivered"), (status = 422, content_type = "text/html"), (status = 404, description = "Not in demo mode")))]
 pub(super) async fn deliver(
@@ -196,6 +196,6 @@ pub(super) async fn deliver(
             form.text.replace("\r\n", "\n"),
         ))
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("sandbox delivery: {error:?}")))?;
-    state.autodraft.push(MAILBOX).await?;
+    // The sandbox's Pub/Sub push tells Mailwright, as Gmail's would.
     Ok(Redirect::to("/sandbox/inbox?delivered=1").into_response())
 }

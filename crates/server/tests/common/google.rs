@@ -27,7 +27,8 @@ pub struct World {
     pub tenant: Tenant,
 }
 
-/// The sandbox, and the app trusting it with `extra_env` on top.
+/// The sandbox, and the app trusting it with `extra_env` on top (where
+/// `{sandbox}` stands for the sandbox's URL).
 pub async fn world_with(extra_env: &[(&str, String)]) -> World {
     let sandbox =
         Sandbox::new(SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann Example")));
@@ -55,7 +56,12 @@ pub async fn world_with(extra_env: &[(&str, String)]) -> World {
         ),
         ("MAILWRIGHT_GMAIL_API_URL", sandbox_url.clone()),
     ];
-    env.extend(extra_env.iter().cloned());
+    // `{sandbox}` in a value is the sandbox's base URL.
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(name, value)| (*name, value.replace("{sandbox}", &sandbox_url))),
+    );
     let app = spawn_app_with(&env).await;
     sandbox.register_client(OAuthClient::new(
         CLIENT_ID,

@@ -56,6 +56,31 @@ impl ProcessEnv {
         self
     }
 
+    /// Google's OAuth and Gmail endpoints at the sandbox served on
+    /// `sandbox_url`, with the test OAuth client.
+    pub fn with_google_sandbox(self, sandbox_url: &str) -> ProcessEnv {
+        use super::google::{CLIENT_ID, CLIENT_SECRET};
+        self.with("MAILWRIGHT_GOOGLE_CLIENT_ID", CLIENT_ID)
+            .with("MAILWRIGHT_GOOGLE_CLIENT_SECRET", CLIENT_SECRET)
+            .with(
+                "MAILWRIGHT_GOOGLE_AUTH_URL",
+                format!("{sandbox_url}/o/oauth2/v2/auth"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_TOKEN_URL",
+                format!("{sandbox_url}/token"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_REVOKE_URL",
+                format!("{sandbox_url}/revoke"),
+            )
+            .with(
+                "MAILWRIGHT_GOOGLE_USERINFO_URL",
+                format!("{sandbox_url}/v1/userinfo"),
+            )
+            .with("MAILWRIGHT_GMAIL_API_URL", sandbox_url)
+    }
+
     /// `mailwright` with this environment only (and PATH).
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_mailwright"));
@@ -232,6 +257,68 @@ pub struct ServeProcess {
 impl ServeProcess {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Connect Ann's Gmail through this process with API key `key`,
+    /// consenting in `sandbox`; the integration's id.
+    pub async fn connect_gmail(
+        &self,
+        sandbox: &sandbox::Sandbox,
+        client: &reqwest::Client,
+        key: &str,
+    ) -> String {
+        use super::google::{CLIENT_ID, CLIENT_SECRET, outcome};
+        sandbox.register_client(sandbox::OAuthClient::new(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            [self.url("/api/auth/oauth/google/callback")],
+        ));
+        let answer: serde_json::Value = client
+            .post(self.url("/api/integrations/google/connect"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"type": "gmail"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let authorization_url = answer["authorization_url"].as_str().unwrap();
+        let redirect = sandbox
+            .approve(authorization_url, sandbox::Consent::allow_all())
+            .expect("the sandbox consents");
+        let location =
+            mailwright::ui::connect_confirm::finish_consent_as_browser(client, &redirect)
+                .await
+                .unwrap();
+        let outcome = outcome(&location);
+        assert_eq!(
+            outcome.get("connected").map(String::as_str),
+            Some("gmail"),
+            "{location}"
+        );
+        outcome["integration_id"].clone()
+    }
+
+    /// Switch auto-draft on for `integration`; the AutoDraft answer.
+    pub async fn enable_autodraft(
+        &self,
+        client: &reqwest::Client,
+        key: &str,
+        integration: &str,
+    ) -> serde_json::Value {
+        let answer = client
+            .put(self.url(&format!("/api/integrations/{integration}/auto-draft")))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"enabled": true}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "switching auto-draft on: {body}");
+        assert_eq!(body["enabled"], true, "{body}");
+        body
     }
 
     /// Poll `/api/ready` until it answers 200.

@@ -31,7 +31,20 @@ pub struct AutoDraftMailbox {
     pub last_synced_at: Option<DateTime<Utc>>,
     pub last_failure: Option<LastError>,
     pub alert_active_since: Option<DateTime<Utc>>,
+    pub watch: MailboxWatch,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The mailbox's push watch (Gmail `users.watch`), as last recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxWatch {
+    /// Until when the provider announces changes; `None`: never watched.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it is renewed (or, after a failure, tried again) next; `None`:
+    /// due as soon as a topic is configured.
+    pub renew_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed; cleared by a success.
+    pub last_error: Option<LastError>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -48,12 +61,18 @@ struct MailboxRow {
     last_failure_message: Option<String>,
     last_failure_at: Option<DateTime<Utc>>,
     alert_active_since: Option<DateTime<Utc>>,
+    watch_expires_at: Option<DateTime<Utc>>,
+    watch_renew_at: Option<DateTime<Utc>>,
+    watch_error_code: Option<String>,
+    watch_error_message: Option<String>,
+    watch_error_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
 }
 
 const MAILBOX_COLUMNS: &str = "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
-     alert_active_since, updated_at";
+     alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
+     watch_error_at, updated_at";
 
 impl From<MailboxRow> for AutoDraftMailbox {
     fn from(row: MailboxRow) -> Self {
@@ -75,6 +94,18 @@ impl From<MailboxRow> for AutoDraftMailbox {
                 _ => None,
             },
             alert_active_since: row.alert_active_since,
+            watch: MailboxWatch {
+                expires_at: row.watch_expires_at,
+                renew_at: row.watch_renew_at,
+                last_error: match (
+                    row.watch_error_code,
+                    row.watch_error_message,
+                    row.watch_error_at,
+                ) {
+                    (Some(code), Some(message), Some(at)) => Some(LastError { code, message, at }),
+                    _ => None,
+                },
+            },
             updated_at: row.updated_at,
         }
     }
@@ -356,7 +387,9 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at) \
                      VALUES ($1, $2, FALSE, $3) \
-                     ON CONFLICT (integration_id) DO UPDATE SET enabled = FALSE, next_poll_at = NULL, updated_at = $3",
+                     ON CONFLICT (integration_id) DO UPDATE SET enabled = FALSE, next_poll_at = NULL, updated_at = $3, \
+                         watch_expires_at = NULL, watch_renew_at = NULL, watch_error_code = NULL, \
+                         watch_error_message = NULL, watch_error_at = NULL",
                 )
                 .bind(integration.as_uuid())
                 .bind(workspace.as_uuid())
@@ -587,6 +620,126 @@ impl Store {
             .bind(code)
             .bind(message)
             .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Enabled mailboxes of connected integrations whose watch is due for
+    /// renewal (or was never made), in every workspace, with when it was
+    /// due (the claim compares it).
+    pub async fn due_watch_renewals(
+        &self,
+        at: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(WorkspaceId, IntegrationId, Option<DateTime<Utc>>)>, StoreError> {
+        let rows: Vec<(Uuid, Uuid, Option<DateTime<Utc>>)> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT m.workspace_id, m.integration_id, m.watch_renew_at FROM autodraft_mailboxes m \
+                 JOIN integrations i ON i.id = m.integration_id \
+                 WHERE m.enabled AND (m.watch_renew_at IS NULL OR m.watch_renew_at <= $1) \
+                     AND i.status = 'connected' \
+                 ORDER BY m.watch_renew_at LIMIT $2",
+            )
+            .bind(at)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(workspace, integration, due)| {
+                (
+                    WorkspaceId::from_uuid(workspace),
+                    IntegrationId::from_uuid(integration),
+                    due,
+                )
+            })
+            .collect())
+    }
+
+    /// Move a mailbox's watch renewal from `due` to `next` and queue `job`
+    /// (which renews it), unless another process did first (compare-and-set
+    /// on `due`). Whether this one did.
+    pub async fn claim_watch_renewal(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        due: Option<DateTime<Utc>>,
+        next: DateTime<Utc>,
+        job: &NewJob,
+    ) -> Result<bool, StoreError> {
+        let claimed = in_workspace_tx!(self, workspace, conn => {
+            let moved = sqlx::query(
+                "UPDATE autodraft_mailboxes SET watch_renew_at = $1 \
+                 WHERE workspace_id = $2 AND integration_id = $3 AND enabled \
+                     AND watch_renew_at IS NOT DISTINCT FROM $4",
+            )
+            .bind(next)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(due)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if moved == 1 {
+                insert_job!(&mut *conn, JobId::new(), job);
+            }
+            moved == 1
+        });
+        if claimed {
+            self.announce_jobs(1);
+        }
+        Ok(claimed)
+    }
+
+    /// A watch was made (or renewed) until `expires_at`; renew it at
+    /// `renew_at`. Ignored when auto-draft was switched off meanwhile.
+    pub async fn record_watch(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        expires_at: DateTime<Utc>,
+        renew_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_mailboxes SET watch_expires_at = $1, watch_renew_at = $2, \
+                     watch_error_code = NULL, watch_error_message = NULL, watch_error_at = NULL \
+                 WHERE workspace_id = $3 AND integration_id = $4 AND enabled",
+            )
+            .bind(expires_at)
+            .bind(renew_at)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A watch could not be made: say why, and try again at `retry_at`.
+    pub async fn record_watch_failure(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        code: &str,
+        message: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE autodraft_mailboxes SET watch_error_code = $1, watch_error_message = $2, \
+                     watch_error_at = $3, watch_renew_at = $4 \
+                 WHERE workspace_id = $5 AND integration_id = $6 AND enabled",
+            )
+            .bind(code)
+            .bind(message)
+            .bind(now())
+            .bind(retry_at)
             .bind(workspace.as_uuid())
             .bind(integration.as_uuid())
             .execute(&mut *conn)
