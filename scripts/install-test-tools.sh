@@ -3,7 +3,8 @@
 # aiosmtpd) for the system-email tests; openapi-spec-validator,
 # openapi-python-client and schemathesis for the OpenAPI document's checks;
 # Debian's Chromium and playwright-core
-# (pinned in tests/browser/package-lock.json) for the browser tests.
+# (pinned in tests/browser/package-lock.json) for the browser tests; Debian's
+# prometheus package for promtool, which checks deploy/alerts.yaml.
 # Idempotent; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +36,22 @@ python3 -m openapi_spec_validator --version
 python3 -m openapi_python_client --version
 python3 -m schemathesis.cli --version
 
-if [ ! -x /usr/bin/chromium ]; then
+if [ ! -x /usr/bin/chromium ] || ! command -v promtool >/dev/null 2>&1; then
     as_root=()
     [ "$(id -u)" -ne 0 ] && as_root=(sudo)
     "${as_root[@]}" apt-get update -q
-    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q chromium chromium-driver >/dev/null
+    # A policy-rc.d that refuses: the package's Prometheus server is not
+    # started (only promtool is wanted).
+    own_policy=false
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${as_root[@]}" chmod +x /usr/sbin/policy-rc.d
+        own_policy=true
+    fi
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends \
+        chromium chromium-driver prometheus >/dev/null
+    if [ "$own_policy" = true ]; then "${as_root[@]}" rm -f /usr/sbin/policy-rc.d; fi
 fi
 /usr/bin/chromium --version
+promtool --version 2>&1 | head -n 1
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error

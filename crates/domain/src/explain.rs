@@ -4,6 +4,13 @@
 
 use crate::scopes::IntegrationStatus;
 
+/// Where the runbook's entry for `entry` (a problem code, a connection
+/// status, an alarm) is served, relative to the public URL. Problem `type`
+/// URIs, notices and `mailwright doctor` link there.
+pub fn runbook_path(entry: &str) -> String {
+    format!("/runbook#{entry}")
+}
+
 /// A connection's status for a person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Explanation {

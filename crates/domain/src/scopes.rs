@@ -206,6 +206,13 @@ pub enum IntegrationStatus {
 }
 
 impl IntegrationStatus {
+    pub const ALL: [IntegrationStatus; 4] = [
+        IntegrationStatus::Connected,
+        IntegrationStatus::MissingScopes,
+        IntegrationStatus::NeedsReauth,
+        IntegrationStatus::Disconnected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationStatus::Connected => "connected",

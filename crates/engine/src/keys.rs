@@ -18,6 +18,17 @@ fn check_context(key_id: &str) -> String {
 /// under a key id that is not configured, or a configured id whose key is
 /// not the one that wrote this database. New key ids get a check value.
 pub async fn verify(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
+    for key_id in check(store, keyring).await? {
+        let sealed = keyring.seal_with(&key_id, CHECK_PLAINTEXT, &check_context(&key_id))?;
+        store.save_key_check(&key_id, &sealed.bytes).await?;
+    }
+    Ok(())
+}
+
+/// [`verify`] without writing: an error when the keys cannot read this
+/// database, else the configured key ids the database has no check value
+/// for yet (new keys; the next start records them).
+pub async fn check(store: &Store, keyring: &Keyring) -> anyhow::Result<Vec<String>> {
     for key_id in store.token_key_ids().await? {
         if !keyring.has_key(&key_id) {
             anyhow::bail!(
@@ -26,6 +37,7 @@ pub async fn verify(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
             );
         }
     }
+    let mut unchecked = Vec::new();
     for key_id in keyring.key_ids().map(str::to_owned).collect::<Vec<_>>() {
         match store.key_check(&key_id).await? {
             Some(bytes) => {
@@ -39,14 +51,10 @@ pub async fn verify(store: &Store, keyring: &Keyring) -> anyhow::Result<()> {
                     );
                 }
             }
-            None => {
-                let sealed =
-                    keyring.seal_with(&key_id, CHECK_PLAINTEXT, &check_context(&key_id))?;
-                store.save_key_check(&key_id, &sealed.bytes).await?;
-            }
+            None => unchecked.push(key_id),
         }
     }
-    Ok(())
+    Ok(unchecked)
 }
 
 /// Re-encrypt every stored secret (OAuth tokens, webhook tokens) under the

@@ -120,11 +120,13 @@ impl Notifier {
         let text = format!(
             "{greeting}\n\nAuto-draft is failing often for {email}: {summary}\n\n\
              The auto-draft page shows each failure with its reason:\n{url}/autodraft/{id}\n\n\
+             What this alert means and what to check: {url}{runbook}\n\n\
              Mailwright keeps trying new mail, and will not email you about this again until \
              drafting has recovered and fails again.\n\n-- Mailwright\n",
             email = integration.email,
             url = self.public_url,
             id = integration.id,
+            runbook = domain::explain::runbook_path("autodraft_failure_rate"),
         );
         let email = NewSystemEmail {
             workspace: integration.workspace,
@@ -189,6 +191,7 @@ impl Notifier {
             what_happened,
             what_stopped,
             reconnect_url => format!("{}/api/integrations/{}/reconnect", self.public_url, integration.id),
+            runbook_url => format!("{}{}", self.public_url, domain::explain::runbook_path(status.as_str())),
         };
         let text = templates()
             .get_template("integration_broke.txt")?

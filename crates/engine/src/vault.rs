@@ -492,6 +492,33 @@ impl Vault {
         }
     }
 
+    /// Whether Google would still refresh `integration`'s token, and which
+    /// scopes the grant lacks, without writing anything: the new token is
+    /// thrown away, the status is left as it is (`mailwright doctor`).
+    pub async fn probe(&self, integration: &Integration) -> Result<Vec<String>, VaultError> {
+        if self.google.is_none() {
+            return Err(VaultError::NotConfigured);
+        }
+        let tokens = self
+            .store
+            .tokens(integration.workspace, integration.id)
+            .await?
+            .ok_or(VaultError::Disconnected)?;
+        match self.refresh_with_google(integration, &tokens).await {
+            Ok(response) => Ok(response
+                .scope
+                .as_deref()
+                .map(|scope| ScopeSet::parse(scope).missing_for(integration.integration_type))
+                .unwrap_or_default()),
+            Err(OAuthError::InvalidGrant { .. }) => Err(VaultError::NeedsReauth),
+            Err(OAuthError::Unavailable(reason)) => Err(VaultError::Unavailable {
+                reason,
+                retry_after: None,
+            }),
+            Err(OAuthError::Rejected(reason)) => Err(VaultError::Rejected(reason)),
+        }
+    }
+
     /// Check that Google still honours connection `id`: its access token
     /// is refreshed now, whatever its age, through the usual refresh (one
     /// refresh across processes, status and notice on failure). A revoked

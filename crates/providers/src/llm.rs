@@ -85,6 +85,37 @@ impl ChatDrafter {
         &self.model
     }
 
+    /// Ask the endpoint for its models (`GET .../models`): `Ok(true)` when
+    /// it lists the configured model, `Ok(false)` when its list does not
+    /// name it (some servers list nothing useful), `Err` when the call fails.
+    pub async fn check(&self) -> Result<bool, String> {
+        let mut url = self.endpoint.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop().pop().push("models");
+        }
+        let mut call = self.http.get(url).timeout(Duration::from_secs(5));
+        if let Some(key) = &self.api_key {
+            call = call.bearer_auth(key.expose_secret());
+        }
+        let response = call
+            .send()
+            .await
+            .map_err(|_| "the endpoint could not be reached".to_owned())?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Err(match status {
+                401 | 403 => "the endpoint refused the API key".to_owned(),
+                _ => format!("the endpoint answered HTTP {status}"),
+            });
+        }
+        let listed: Value = response.json().await.unwrap_or(Value::Null);
+        Ok(listed["data"].as_array().is_some_and(|models| {
+            models
+                .iter()
+                .any(|model| model["id"].as_str() == Some(self.model.as_str()))
+        }))
+    }
+
     /// One call. An answer with no usable reply is [`LlmError::Rejected`], so
     /// the caller falls back to the built-in drafter instead of retrying.
     pub async fn draft(&self, request: &DraftRequest) -> Result<GeneratedDraft, LlmError> {

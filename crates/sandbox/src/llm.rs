@@ -66,6 +66,9 @@ pub struct LlmSandbox {
 }
 
 impl LlmSandbox {
+    /// The model `GET /v1/models` lists (any model is answered).
+    pub const MODEL: &'static str = "sandbox-chat";
+
     pub const DEFAULT_REPLY: &'static str = "Sandbox reply.";
 
     pub fn new() -> Self {
@@ -91,6 +94,7 @@ impl LlmSandbox {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", get(models))
             .route("/_sandbox/llm/replies", post(push_reply))
             .route("/_sandbox/llm/requests", get(requests))
             .with_state(self.clone())
@@ -206,4 +210,12 @@ async fn push_reply(State(llm): State<LlmSandbox>, body: Bytes) -> Response {
 
 async fn requests(State(llm): State<LlmSandbox>) -> Response {
     Json(llm.requests()).into_response()
+}
+
+/// `GET /v1/models`: the emulator answers any model; it lists the one it
+/// is known by.
+async fn models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [
+        {"id": LlmSandbox::MODEL, "object": "model", "owned_by": "sandbox"}
+    ]}))
 }

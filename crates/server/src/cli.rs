@@ -1,5 +1,5 @@
 //! The command line: `mailwright serve`, `worker`, `migrate`, `admin`,
-//! `sandbox`, `demo`.
+//! `doctor`, `sandbox`, `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +45,16 @@ pub enum Command {
     /// Manage accounts and keys from the command line
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Check this deployment and say what to fix: configuration, database,
+    /// encryption key, public URL and OAuth redirect URI, Google's OAuth
+    /// client, Gmail push (topic, signing keys, each mailbox's watch), each
+    /// connection (status, scopes, token refresh), system email and the
+    /// reply writer. Changes nothing. Exits 0 only when no check failed.
+    Doctor {
+        /// Print the checks as JSON instead of one line each
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the Google sandbox alone: an in-memory emulator of Google OAuth and
     /// the Gmail API, for developing clients without Google (no database)
     Sandbox(SandboxArgs),
@@ -121,6 +131,9 @@ pub enum AdminCommand {
 /// a failure while running exits with 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Doctor { json } = cli.command {
+        return doctor(json, cli.config.as_deref());
+    }
     let (config, warnings) = match Config::from_env(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -129,7 +142,7 @@ pub fn main() -> ExitCode {
         }
     };
     let log_target = match cli.command {
-        Command::Admin(_) => telemetry::LogTarget::Stderr,
+        Command::Admin(_) | Command::Doctor { .. } => telemetry::LogTarget::Stderr,
         Command::Serve
         | Command::Worker
         | Command::Migrate
@@ -142,15 +155,8 @@ pub fn main() -> ExitCode {
     }
 
     install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,6 +166,41 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The multi-threaded Tokio runtime the commands run on; `None` (after a
+/// line on stderr) when it cannot start.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            None
+        }
+    }
+}
+
+/// `mailwright doctor`: it reads the configuration itself, so that a bad
+/// setting is one finding among the others rather than the end of the run.
+fn doctor(json: bool, config_file: Option<&std::path::Path>) -> ExitCode {
+    install_crypto_provider();
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
+    };
+    let report = runtime.block_on(crate::doctor::run(std::env::vars().collect(), config_file));
+    if json {
+        println!("{:#}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -218,7 +259,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Sandbox(_) | Command::Demo(_) => {
+        Command::Sandbox(_) | Command::Demo(_) | Command::Doctor { .. } => {
             unreachable!("handled before the database is opened")
         }
     }

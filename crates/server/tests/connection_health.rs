@@ -54,6 +54,12 @@ async fn a_grant_revoked_at_google_is_found_by_the_daily_check_with_one_notice()
     let emails = w.outbox().await;
     assert_eq!(emails.len(), 1, "{emails:?}");
     assert_eq!(emails[0]["kind"], "integration_needs_reauth");
+    let runbook = format!("{}/runbook#needs_reauth", w.app.address);
+    assert!(
+        emails[0]["text"].as_str().unwrap().contains(&runbook),
+        "the notice links to its runbook entry: {}",
+        emails[0]["text"]
+    );
 
     // Every signed-in page says so until it is fixed.
     let (cookie, _) = session(&w, w.tenant.user, w.tenant.workspace).await;

@@ -13,55 +13,29 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::google::ANN;
-use common::process::{ProcessEnv, SaveLogOnPanic};
-use sandbox::{AccountSpec, InboundMessage, PushSubscription, Sandbox, SandboxConfig};
-use serde_json::Value;
+use common::process::{ProcessEnv, SaveLogOnPanic, google_sandbox, test_client};
+use sandbox::InboundMessage;
 use store::testing::TestDatabase;
 
-const TOPIC: &str = "projects/mailwright-test/topics/gmail";
 const AUDIENCE: &str = "mailwright-push-test";
-const SERVICE_ACCOUNT: &str = "gmail-push@mailwright-test.iam.gserviceaccount.com";
 const DRAFT_DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_an_hourly_poll_a_delivered_message_is_drafted_through_the_signed_push() {
     mailwright::app::install_crypto_provider();
-    let sandbox =
-        Sandbox::new(SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann Example")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(sandbox::serve(listener, sandbox.clone()));
-
+    let (sandbox, sandbox_url) = google_sandbox().await;
     let db = TestDatabase::new().await;
     let env = ProcessEnv::new(&db)
         .with_google_sandbox(&sandbox_url)
-        .with("MAILWRIGHT_GMAIL_PUBSUB_TOPIC", TOPIC)
-        .with("MAILWRIGHT_PUSH_AUDIENCE", AUDIENCE)
-        .with("MAILWRIGHT_PUSH_SERVICE_ACCOUNT", SERVICE_ACCOUNT)
-        .with(
-            "MAILWRIGHT_GOOGLE_CERTS_URL",
-            format!("{sandbox_url}/oauth2/v3/certs"),
-        )
-        .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "3600");
-    let key = tokio::task::block_in_place(|| {
-        env.create_user("owner@push.example", "a long enough password", "Push");
-        env.create_api_key("Push")
-    });
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+        .with_gmail_push(&sandbox_url, AUDIENCE);
+    let key = env.owner_key("Push");
+    let client = test_client();
     let serve = env.serve("serve", &client).await;
     let _log = SaveLogOnPanic {
         process: &serve,
         path: std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gmail-push-binary.log"),
     };
-    sandbox.set_push_subscription(PushSubscription {
-        endpoint: serve.url("/api/push/gmail"),
-        audience: AUDIENCE.into(),
-        service_account: SERVICE_ACCOUNT.into(),
-    });
+    serve.receive_pushes_from(&sandbox, AUDIENCE);
 
     let integration = serve.connect_gmail(&sandbox, &client, &key).await;
     let switched = serve.enable_autodraft(&client, &key, &integration).await;
@@ -77,17 +51,9 @@ async fn with_an_hourly_poll_a_delivered_message_is_drafted_through_the_signed_p
             "Hi Ann,\n\nCould we meet on Tuesday to go over the proposal?\n\nThanks",
         ))
         .unwrap();
-    let drafts_url = serve.url(&format!("/api/integrations/{integration}/drafts"));
+    let drafts_path = format!("/api/integrations/{integration}/drafts");
     let drafted = loop {
-        let drafts: Value = client
-            .get(&drafts_url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let drafts = serve.get_json(&client, &key, &drafts_path).await;
         if drafts["drafts"].as_array().is_some_and(|d| d.len() == 1) {
             break delivered.elapsed();
         }

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::google::ANN;
-use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess};
-use sandbox::{AccountSpec, Chaos, ChaosReport, Delivered, InboundMessage, Sandbox, SandboxConfig};
+use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess, google_sandbox, test_client};
+use sandbox::{Chaos, ChaosReport, Delivered, InboundMessage, Sandbox};
 use serde_json::{Value, json};
 use store::testing::TestDatabase;
 
@@ -89,12 +89,7 @@ impl Harness {
         };
         eprintln!("{test}: seed {seed} (replay the kill schedule with {SEED_VAR}={seed})");
 
-        let sandbox = Sandbox::new(
-            SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann Example")),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(sandbox::serve(listener, sandbox.clone()));
+        let (sandbox, sandbox_url) = google_sandbox().await;
 
         let db = TestDatabase::new().await;
         let env = ProcessEnv::new(&db)
@@ -119,12 +114,7 @@ impl Harness {
             started: Instant::now(),
             sandbox,
             env,
-            // Redirects are read, not followed (the OAuth callback).
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            client: test_client(),
             key,
             seed,
             rng: fastrand::Rng::with_seed(seed),

@@ -85,6 +85,21 @@ pub enum OAuthError {
     Rejected(String),
 }
 
+/// What [`GoogleOAuth::check_client`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCheck {
+    /// The client, its secret and the redirect URI are accepted.
+    Accepted,
+    RedirectUriMismatch,
+    UnknownClient,
+    WrongSecret,
+    Unreachable(String),
+    Unexpected(String),
+}
+
+/// A check waits this long for Google.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Requests to Google time out after this long.
 pub const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -203,6 +218,55 @@ impl GoogleOAuth {
                 error.error
             ))),
             Err(_) => Err(OAuthError::Rejected(format!("HTTP {}", status.as_u16()))),
+        }
+    }
+
+    /// What Google says of this client and `redirect_uri` without anyone
+    /// signing in (`mailwright doctor`): the consent page refuses an
+    /// unregistered redirect URI (400 `redirect_uri_mismatch`) or client
+    /// (401 `invalid_client`), and the token endpoint answers a made-up
+    /// refresh token with `invalid_grant` once the client secret is right.
+    pub async fn check_client(&self, redirect_uri: &str) -> ClientCheck {
+        let mut consent = self.endpoints.auth_url.clone();
+        consent
+            .query_pairs_mut()
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid email");
+        let answer = match self.http.get(consent).timeout(CHECK_TIMEOUT).send().await {
+            Ok(answer) => answer,
+            Err(error) => return ClientCheck::Unreachable(transport(error).to_string()),
+        };
+        let status = answer.status().as_u16();
+        let body = answer.text().await.unwrap_or_default();
+        if body.contains("redirect_uri_mismatch") {
+            return ClientCheck::RedirectUriMismatch;
+        }
+        if body.contains("invalid_client") || status == 401 {
+            return ClientCheck::UnknownClient;
+        }
+        if status >= 400 {
+            return ClientCheck::Unexpected(format!("the consent page answered HTTP {status}"));
+        }
+        match self
+            .token_request(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", "mailwright-doctor-probe"),
+            ])
+            .await
+        {
+            Err(OAuthError::InvalidGrant { .. }) => ClientCheck::Accepted,
+            Err(OAuthError::Rejected(reason)) if reason.contains("invalid_client") => {
+                ClientCheck::WrongSecret
+            }
+            Err(OAuthError::Unavailable(reason)) => ClientCheck::Unreachable(reason),
+            Err(OAuthError::Rejected(reason)) => ClientCheck::Unexpected(format!(
+                "the token endpoint refused a test refresh ({reason})"
+            )),
+            Ok(_) => ClientCheck::Unexpected(
+                "the token endpoint accepted a made-up refresh token".into(),
+            ),
         }
     }
 

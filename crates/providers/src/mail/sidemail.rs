@@ -34,6 +34,24 @@ impl Sidemail {
         }
     }
 
+    /// Whether Sidemail accepts the API key: an authenticated read of the
+    /// contact list (`GET /v1/contacts`), which sends nothing.
+    pub async fn check_key(&self) -> Result<(), String> {
+        let response = self
+            .http
+            .get(self.url("/v1/contacts"))
+            .timeout(Duration::from_secs(5))
+            .bearer_auth(self.api_key.expose_secret())
+            .send()
+            .await
+            .map_err(|_| "Sidemail could not be reached".to_owned())?;
+        match response.status().as_u16() {
+            200..=299 => Ok(()),
+            401 | 403 => Err("Sidemail refused the API key".into()),
+            status => Err(format!("Sidemail answered HTTP {status}")),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.api_url.as_str().trim_end_matches('/'))
     }

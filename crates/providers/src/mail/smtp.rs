@@ -76,6 +76,21 @@ impl Smtp {
     }
 }
 
+impl Smtp {
+    /// Connect, greet (EHLO), start TLS and log in as configured, and say
+    /// NOOP: whether mail could leave now (`mailwright doctor`).
+    pub async fn check(&self) -> Result<(), String> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the server did not answer NOOP".into()),
+            Err(error) => Err(match error.status() {
+                Some(code) => format!("the server refused ({code})"),
+                None => "it could not be reached, or TLS or login failed".into(),
+            }),
+        }
+    }
+}
+
 impl SystemMailer for Smtp {
     fn provider(&self) -> &'static str {
         "smtp"

@@ -423,7 +423,7 @@ fn problem_schema() -> Value {
                         `detail` is written for a person.",
         "required": ["type", "title", "status", "detail", "code"],
         "properties": {
-            "type": {"type": "string", "description": "`urn:mailwright:problem:<code>`"},
+            "type": {"type": "string", "description": "`/runbook#<code>`: the runbook entry for the code on this server (a relative reference)"},
             "title": {"type": "string"},
             "status": {"type": "integer", "description": "The HTTP status"},
             "detail": {"type": "string"},

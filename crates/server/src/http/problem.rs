@@ -33,6 +33,20 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    pub const ALL: [ErrorCode; 11] = [
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::ValidationFailed,
+        ErrorCode::Conflict,
+        ErrorCode::MissingScopes,
+        ErrorCode::NeedsReauth,
+        ErrorCode::RateLimited,
+        ErrorCode::ProviderUnavailable,
+        ErrorCode::ProviderError,
+        ErrorCode::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::Unauthorized => "unauthorized",
@@ -182,7 +196,9 @@ impl IntoResponse for Problem {
         let mut body = Map::new();
         body.insert(
             "type".into(),
-            Value::String(format!("urn:mailwright:problem:{}", self.code.as_str())),
+            // A relative reference (RFC 9457 §3.1.1): the runbook entry on
+            // the server that answered, which is there offline.
+            Value::String(domain::explain::runbook_path(self.code.as_str())),
         );
         body.insert("title".into(), Value::String(self.title));
         body.insert("status".into(), Value::from(self.status.as_u16()));

@@ -31,6 +31,7 @@ mod autodraft;
 pub mod connect_confirm;
 mod demo;
 mod integrations;
+pub mod runbook;
 mod session;
 mod settings;
 mod workflow_form;
@@ -59,6 +60,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::settings_page))
         .routes(routes!(settings::create_api_key))
         .routes(routes!(settings::revoke_api_key))
+        .routes(routes!(runbook::runbook_page))
 }
 
 fn templates() -> &'static Environment<'static> {
@@ -87,6 +89,7 @@ fn templates() -> &'static Environment<'static> {
             ("workflow.html", include_str!("templates/workflow.html")),
             ("run.html", include_str!("templates/run.html")),
             ("settings.html", include_str!("templates/settings.html")),
+            ("runbook.html", include_str!("templates/runbook.html")),
             (
                 "connect_confirm.html",
                 include_str!("templates/connect_confirm.html"),

@@ -8,6 +8,7 @@ pub mod google;
 pub mod idp;
 pub mod logs;
 pub mod process;
+pub mod smtp;
 pub mod ui;
 pub mod workflows;
 

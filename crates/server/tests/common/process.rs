@@ -31,6 +31,33 @@ const IGNORED_SETTING: &str = " is not a setting this version of Mailwright read
 /// `MAILWRIGHT_JOB_LEASE_SECONDS` (it logs the setting as ignored).
 pub const DEFAULT_JOB_LEASE: Duration = Duration::from_secs(120);
 
+/// The topic and push service account of [`ProcessEnv::with_gmail_push`].
+pub const PUSH_TOPIC: &str = "projects/mailwright-test/topics/gmail";
+pub const PUSH_SERVICE_ACCOUNT: &str = "gmail-push@mailwright-test.iam.gserviceaccount.com";
+
+/// The Google sandbox with Ann's mailbox, served by this test process (so
+/// its state outlives any child), and its URL.
+pub async fn google_sandbox() -> (sandbox::Sandbox, String) {
+    let sandbox = sandbox::Sandbox::new(
+        sandbox::SandboxConfig::default()
+            .with_account(sandbox::AccountSpec::new(super::google::ANN, "Ann Example")),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(sandbox::serve(listener, sandbox.clone()));
+    (sandbox, url)
+}
+
+/// A client for the children: redirects are read, not followed (the OAuth
+/// callback), and no call waits forever.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
 /// The environment of every `mailwright` child of one test.
 #[derive(Clone)]
 pub struct ProcessEnv {
@@ -79,6 +106,33 @@ impl ProcessEnv {
                 format!("{sandbox_url}/v1/userinfo"),
             )
             .with("MAILWRIGHT_GMAIL_API_URL", sandbox_url)
+    }
+
+    /// Gmail push through the sandbox's Pub/Sub: [`PUSH_TOPIC`], OIDC push
+    /// for `audience` from [`PUSH_SERVICE_ACCOUNT`] trusting the sandbox's
+    /// certificates, and an hour between polls (the safety net only).
+    pub fn with_gmail_push(self, sandbox_url: &str, audience: &str) -> ProcessEnv {
+        self.with("MAILWRIGHT_GMAIL_PUBSUB_TOPIC", PUSH_TOPIC)
+            .with("MAILWRIGHT_PUSH_AUDIENCE", audience)
+            .with("MAILWRIGHT_PUSH_SERVICE_ACCOUNT", PUSH_SERVICE_ACCOUNT)
+            .with(
+                "MAILWRIGHT_GOOGLE_CERTS_URL",
+                format!("{sandbox_url}{}", sandbox::Sandbox::CERTS_PATH),
+            )
+            .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "3600")
+    }
+
+    /// An owner of workspace `workspace` and an API key of it, made with
+    /// `mailwright admin` (which also migrates).
+    pub fn owner_key(&self, workspace: &str) -> String {
+        tokio::task::block_in_place(|| {
+            self.create_user(
+                &format!("owner@{}.example", workspace.to_lowercase()),
+                "a long enough password",
+                workspace,
+            );
+            self.create_api_key(workspace)
+        })
     }
 
     /// `mailwright` with this environment only (and PATH).
@@ -298,6 +352,27 @@ impl ServeProcess {
             "{location}"
         );
         outcome["integration_id"].clone()
+    }
+
+    /// `GET path` with API key `key`: the JSON answer.
+    pub async fn get_json(
+        &self,
+        client: &reqwest::Client,
+        key: &str,
+        path: &str,
+    ) -> serde_json::Value {
+        let answer = client.get(self.url(path)).bearer_auth(key).send().await;
+        answer.unwrap().json().await.unwrap()
+    }
+
+    /// Have `sandbox` push watched mailboxes' changes here, signed for
+    /// `audience` as [`PUSH_SERVICE_ACCOUNT`].
+    pub fn receive_pushes_from(&self, sandbox: &sandbox::Sandbox, audience: &str) {
+        sandbox.set_push_subscription(sandbox::PushSubscription {
+            endpoint: self.url("/api/push/gmail"),
+            audience: audience.to_owned(),
+            service_account: PUSH_SERVICE_ACCOUNT.to_owned(),
+        });
     }
 
     /// Switch auto-draft on for `integration`; the AutoDraft answer.

@@ -748,6 +748,24 @@ impl Store {
         Ok(())
     }
 
+    /// Every mailbox with auto-draft on, in every workspace (for the
+    /// operator's `mailwright doctor`, which looks at their watches).
+    pub async fn enabled_autodraft_mailboxes_everywhere(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<AutoDraftMailbox>, StoreError> {
+        let sql = format!(
+            "SELECT {MAILBOX_COLUMNS} FROM autodraft_mailboxes WHERE enabled ORDER BY integration_id LIMIT $1"
+        );
+        let rows: Vec<MailboxRow> = across_workspaces!(self, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(AutoDraftMailbox::from).collect())
+    }
+
     /// How many mailboxes have auto-draft on (the metrics gauge).
     pub async fn enabled_autodraft_mailboxes(&self) -> Result<i64, StoreError> {
         let count: i64 = across_workspaces!(self, conn => {

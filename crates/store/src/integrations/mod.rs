@@ -383,6 +383,21 @@ impl Store {
         rows.into_iter().map(Integration::try_from).collect()
     }
 
+    /// The first `limit` connections of every workspace, oldest first (for
+    /// the operator's `mailwright doctor`, which serves them all).
+    pub async fn integrations_everywhere(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<Integration>, StoreError> {
+        let sql = format!(
+            "SELECT {INTEGRATION_COLUMNS} FROM integrations ORDER BY connected_at, id LIMIT $1"
+        );
+        let rows: Vec<IntegrationRow> = crate::across_workspaces!(self, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit).fetch_all(&mut *conn).await?
+        });
+        rows.into_iter().map(Integration::try_from).collect()
+    }
+
     pub async fn integration(
         &self,
         workspace: WorkspaceId,
