@@ -16,8 +16,11 @@ python3 -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
 # The OpenAPI document's clients: the reference validator and a client
 # generator (tests/openapi_clients.rs), and schemathesis, which fuzzes the API
 # from the document (scripts/schemathesis.sh). Pinned: schemathesis 3.x and
-# 4.x take different flags.
-python_tools=('openapi-spec-validator==0.9.0' 'openapi-python-client==0.29.1' 'schemathesis==4.32.5')
+# 4.x take different flags. Google's own Python client (with its bundled
+# gmail.v1 discovery document) drives the sandbox in
+# crates/sandbox/tests/python_client.rs.
+python_tools=('openapi-spec-validator==0.9.0' 'openapi-python-client==0.29.1' 'schemathesis==4.32.5'
+    'google-api-python-client==2.202.0')
 if ! python3 - "${python_tools[@]}" <<'PY'
 import sys
 from importlib.metadata import PackageNotFoundError, version

@@ -56,8 +56,12 @@
 //! * **Gmail**: `profile`, `messages` (list with `q`, `labelIds`,
 //!   `maxResults`, `pageToken`, `includeSpamTrash`; get with
 //!   `format=full|metadata|raw|minimal` and `metadataHeaders`),
-//!   `messages/send`, `drafts` (create, list, get, delete), `threads/{id}`,
-//!   `history`, `labels` (system labels only), `watch`, `stop`.
+//!   `messages/send`, `drafts` (create, list, get, delete, send),
+//!   `threads/{id}`, `history`, `labels` (system labels only), `watch`,
+//!   `stop`, `settings/sendAs` (list: the primary address), and the batch
+//!   endpoint (`/batch/gmail/v1`, `/batch`: `multipart/mixed` of
+//!   `application/http` parts). Google's own Python client
+//!   (google-api-python-client) is tested against all of them.
 //!   `drafts.list` takes `q` and `includeSpamTrash` too. Bearer
 //!   auth, per-method scope checks, `userId` = `me` or the account's email.
 //!   Threading follows Gmail's documented rule: a message joins `threadId`
@@ -71,6 +75,11 @@
 //!   `label:`, `category:`, `after:`/`before:` (yyyy/mm/dd, UTC, or epoch
 //!   seconds), `newer_than:`/`older_than:` (h, d, m, y), `from:`, `to:`,
 //!   `subject:`, `-` negation of label terms, and bare words.
+//! * **Pub/Sub push** ([`Sandbox::set_push_subscription`],
+//!   `PUT /_sandbox/pubsub/subscription`): a watched mailbox's changes on its
+//!   watched labels are posted to the subscription's endpoint in Pub/Sub's
+//!   envelope, with a Google-style ID token signed RS256 by a key published
+//!   at `/oauth2/v3/certs` (see the `pubsub` module).
 //! * **Quota** units per user with Google's per-method costs.
 //! * **Test controls**: accounts, inbound delivery, faults (429, 403,
 //!   500, 401, delay, any status) for the next N calls of a method, token
@@ -83,10 +92,11 @@
 //! # What is not emulated
 //!
 //! Media uploads (`/upload/gmail/...`), `messages.insert/import/modify/
-//! trash/delete/batch*`, `threads.list/modify`, `drafts.update/send`,
-//! label create/update, settings, attachments by `attachmentId` (bodies
-//! are always inlined as `data`), push notifications (`watch` only records
-//! the expiration), history types other than `messageAdded` and
+//! trash/delete/batch*`, `threads.list/modify`, `drafts.update`,
+//! label create/update, settings other than `sendAs.list`, attachments by
+//! `attachmentId` (bodies are always inlined as `data`), Pub/Sub beyond one
+//! push subscription (topics, pull, acknowledgements, redelivery after the
+//! sandbox's few retries), history types other than `messageAdded` and
 //! `messageDeleted`, Gmail's search beyond the operators above (quoted
 //! phrases, `OR`, `{}` groups, `has:attachment`, ...), `refresh_token`
 //! downscoping with `scope`, the device/installed-app flows, JWKS and
@@ -218,6 +228,8 @@ impl Sandbox {
             .route("/revoke", post(oauth::revoke))
             .route("/v1/userinfo", get(oauth::userinfo))
             .route(Sandbox::CERTS_PATH, get(pubsub::certs))
+            .route("/batch/gmail/v1", post(gmail::batch::batch))
+            .route("/batch", post(gmail::batch::batch))
             .merge(gmail::routes())
             .merge(control::routes())
             .merge(chaos::routes())

@@ -12,6 +12,7 @@ pub const GMAIL_COMPOSE: &str = "https://www.googleapis.com/auth/gmail.compose";
 pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
 pub const GMAIL_METADATA: &str = "https://www.googleapis.com/auth/gmail.metadata";
 pub const GMAIL_LABELS: &str = "https://www.googleapis.com/auth/gmail.labels";
+pub const GMAIL_SETTINGS_BASIC: &str = "https://www.googleapis.com/auth/gmail.settings.basic";
 pub const ADDONS_ACTION_COMPOSE: &str =
     "https://www.googleapis.com/auth/gmail.addons.current.action.compose";
 pub const ADDONS_MESSAGE_ACTION: &str =
@@ -61,15 +62,17 @@ pub enum GmailMethod {
     DraftsList,
     DraftsGet,
     DraftsDelete,
+    DraftsSend,
     ThreadsGet,
     HistoryList,
     LabelsList,
     Watch,
     Stop,
+    SendAsList,
 }
 
 impl GmailMethod {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 15] = [
         Self::GetProfile,
         Self::MessagesList,
         Self::MessagesGet,
@@ -78,11 +81,13 @@ impl GmailMethod {
         Self::DraftsList,
         Self::DraftsGet,
         Self::DraftsDelete,
+        Self::DraftsSend,
         Self::ThreadsGet,
         Self::HistoryList,
         Self::LabelsList,
         Self::Watch,
         Self::Stop,
+        Self::SendAsList,
     ];
 
     /// The method called `name` (see [`GmailMethod::name`]).
@@ -95,7 +100,12 @@ impl GmailMethod {
     pub fn is_write(self) -> bool {
         matches!(
             self,
-            Self::MessagesSend | Self::DraftsCreate | Self::DraftsDelete | Self::Watch | Self::Stop
+            Self::MessagesSend
+                | Self::DraftsCreate
+                | Self::DraftsDelete
+                | Self::DraftsSend
+                | Self::Watch
+                | Self::Stop
         )
     }
 
@@ -111,11 +121,13 @@ impl GmailMethod {
             Self::DraftsList => "drafts.list",
             Self::DraftsGet => "drafts.get",
             Self::DraftsDelete => "drafts.delete",
+            Self::DraftsSend => "drafts.send",
             Self::ThreadsGet => "threads.get",
             Self::HistoryList => "history.list",
             Self::LabelsList => "labels.list",
             Self::Watch => "watch",
             Self::Stop => "stop",
+            Self::SendAsList => "settings.sendAs.list",
         }
     }
 
@@ -124,12 +136,12 @@ impl GmailMethod {
     /// off in the copy consulted; their values are from memory of that table.
     pub fn quota_units(self) -> u64 {
         match self {
-            Self::GetProfile | Self::LabelsList => 1,
+            Self::GetProfile | Self::LabelsList | Self::SendAsList => 1,
             Self::HistoryList => 2,
             Self::MessagesList | Self::MessagesGet | Self::DraftsList | Self::DraftsGet => 5,
             Self::DraftsCreate | Self::DraftsDelete | Self::ThreadsGet => 10,
             Self::Stop => 50,
-            Self::MessagesSend | Self::Watch => 100,
+            Self::MessagesSend | Self::DraftsSend | Self::Watch => 100,
         }
     }
 
@@ -168,7 +180,7 @@ impl GmailMethod {
                 GMAIL_MODIFY,
                 GMAIL_SEND,
             ],
-            Self::DraftsCreate | Self::DraftsDelete => {
+            Self::DraftsCreate | Self::DraftsDelete | Self::DraftsSend => {
                 &[MAIL, ADDONS_ACTION_COMPOSE, GMAIL_COMPOSE, GMAIL_MODIFY]
             }
             Self::DraftsList | Self::DraftsGet => {
@@ -177,6 +189,9 @@ impl GmailMethod {
             Self::HistoryList | Self::Watch | Self::Stop => {
                 &[MAIL, GMAIL_METADATA, GMAIL_MODIFY, GMAIL_READONLY]
             }
+            // google-api-python-client 2.202.0's bundled `gmail.v1.json`
+            // (revision 20261005).
+            Self::SendAsList => &[MAIL, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_SETTINGS_BASIC],
             Self::LabelsList => &[
                 MAIL,
                 GMAIL_LABELS,

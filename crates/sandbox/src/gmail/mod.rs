@@ -1,5 +1,6 @@
 //! Gmail v1 under `/gmail/v1/users/{userId}/...`.
 
+pub(crate) mod batch;
 pub mod mailbox;
 pub mod mime;
 
@@ -36,6 +37,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
             &format!("{USER}/drafts"),
             get(drafts_list).post(drafts_create),
         )
+        .route(&format!("{USER}/drafts/send"), post(drafts_send))
         .route(
             &format!("{USER}/drafts/{{id}}"),
             get(drafts_get).delete(drafts_delete),
@@ -45,6 +47,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route(&format!("{USER}/labels"), get(labels_list))
         .route(&format!("{USER}/watch"), post(watch))
         .route(&format!("{USER}/stop"), post(stop))
+        .route(&format!("{USER}/settings/sendAs"), get(send_as_list))
         .route_layer(axum::middleware::from_fn(chaos::drop_answer_layer))
 }
 
@@ -567,6 +570,75 @@ async fn drafts_delete(
     let draft = mailbox.drafts.remove(index);
     mailbox.remove(&draft.message_id, history_id);
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `drafts.send`: the draft named by `id` (its message replaced by
+/// `message.raw` when given) is sent as `messages.send` would send it, and
+/// the draft is gone. Answers the sent Message.
+async fn drafts_send(
+    State(sandbox): State<Sandbox>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let caller = authorize(&sandbox, GmailMethod::DraftsSend, &headers, &user_id).await?;
+    let object = json_object(&body)?;
+    let Some(id) = object.get("id").and_then(Value::as_str) else {
+        return Err(ApiError::InvalidArgument("Invalid draft".into()));
+    };
+    let replacement = match object.get("message") {
+        Some(Value::Object(message)) if message.contains_key("raw") => {
+            Some(message_input(message)?)
+        }
+        _ => None,
+    };
+    let sent = {
+        let mut world = sandbox.lock();
+        let history_id = world.next_history_id();
+        let mailbox = mailbox_mut(&mut world, &caller.email)?;
+        let index = mailbox
+            .drafts
+            .iter()
+            .position(|draft| draft.id == id)
+            .ok_or(ApiError::NotFound)?;
+        let draft = mailbox.drafts.remove(index);
+        let stored = mailbox
+            .remove(&draft.message_id, history_id)
+            .ok_or(ApiError::NotFound)?;
+        let input = replacement.unwrap_or(MessageInput {
+            raw: stored.raw,
+            thread_id: Some(stored.thread_id),
+        });
+        send(&mut world, &caller.email, input)?
+    };
+    sandbox.wake_publisher();
+    Ok(Json(sent).into_response())
+}
+
+/// `settings.sendAs.list`: the account's primary address, the one send-as
+/// alias every Gmail account has.
+async fn send_as_list(
+    State(sandbox): State<Sandbox>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let caller = authorize(&sandbox, GmailMethod::SendAsList, &headers, &user_id).await?;
+    let world = sandbox.lock();
+    let name = world
+        .account(&caller.email)
+        .map(|account| account.name.clone())
+        .unwrap_or_default();
+    Ok(Json(json!({ "sendAs": [{
+        "sendAsEmail": caller.email,
+        "displayName": name,
+        "replyToAddress": "",
+        "signature": "",
+        "isPrimary": true,
+        "isDefault": true,
+        "treatAsAlias": false,
+        "verificationStatus": "accepted",
+    }]}))
+    .into_response())
 }
 
 async fn threads_get(
