@@ -205,6 +205,43 @@ pub enum IntegrationStatus {
     Disconnected,
 }
 
+/// Who holds a connection's Google grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// Mailwright, through its own OAuth client (it keeps the refresh
+    /// token and refreshes with Google).
+    Google,
+    /// Clerk, where the person signed in with Google: access tokens come
+    /// from Clerk's Backend API for this Clerk user (the JWT's `sub`).
+    Clerk { user_id: String },
+}
+
+impl TokenSource {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TokenSource::Google => "google",
+            TokenSource::Clerk { .. } => "clerk",
+        }
+    }
+
+    /// From the stored name and Clerk user id; `None` for an unknown name
+    /// or a Clerk source without its user.
+    pub fn parse(name: &str, clerk_user_id: Option<String>) -> Option<TokenSource> {
+        match (name, clerk_user_id) {
+            ("google", _) => Some(TokenSource::Google),
+            ("clerk", Some(user_id)) if !user_id.is_empty() => Some(TokenSource::Clerk { user_id }),
+            _ => None,
+        }
+    }
+
+    pub fn clerk_user_id(&self) -> Option<&str> {
+        match self {
+            TokenSource::Google => None,
+            TokenSource::Clerk { user_id } => Some(user_id),
+        }
+    }
+}
+
 impl IntegrationStatus {
     pub const ALL: [IntegrationStatus; 4] = [
         IntegrationStatus::Connected,

@@ -16,8 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::explain::explain;
-use domain::scopes::{Capability, IntegrationStatus, ScopeSet};
+use domain::scopes::{Capability, IntegrationStatus, ScopeSet, TokenSource};
 use domain::{IntegrationId, WorkspaceId};
+use providers::clerk::{Clerk, ClerkError};
 use providers::google::gmail::{Gmail, GmailError};
 use providers::google::oauth::{GoogleOAuth, OAuthError};
 use secrecy::{ExposeSecret, SecretString};
@@ -40,6 +41,10 @@ const REFRESH_ATTEMPTS: u32 = 3;
 const REFRESH_RETRY_PAUSE: Duration = Duration::from_millis(300);
 
 pub const TOKEN_REFRESHES: &str = "mailwright_token_refreshes_total";
+/// How long a token from Clerk is used when Clerk does not say when it
+/// expires (longer than [`REFRESH_MARGIN`], or it would be asked for again
+/// at every call).
+const CLERK_TOKEN_REUSE: Duration = Duration::from_secs(15 * 60);
 
 /// `last_used_at` is written at most this often per integration and process.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -184,6 +189,8 @@ pub struct Vault {
     google: Option<GoogleOAuth>,
     gmail: Gmail,
     notifier: Arc<Notifier>,
+    /// Clerk's Backend API, for connections whose Google grant Clerk holds.
+    clerk: Option<Clerk>,
     /// When this process last wrote `last_used_at` of each integration: the
     /// column is for people ("used 2 minutes ago"), not worth a write per call.
     touched: Mutex<HashMap<IntegrationId, Instant>>,
@@ -205,8 +212,27 @@ impl Vault {
             google,
             gmail,
             notifier,
+            clerk: None,
             touched: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take tokens of Clerk-held connections from `clerk`.
+    pub fn with_clerk(mut self, clerk: Option<Clerk>) -> Vault {
+        self.clerk = clerk;
+        self
+    }
+
+    pub fn clerk(&self) -> Option<&Clerk> {
+        self.clerk.as_ref()
+    }
+
+    /// Whether tokens for `integration` can be had at all on this server.
+    fn token_source_configured(&self, integration: &Integration) -> bool {
+        match integration.token_source {
+            TokenSource::Google => self.google.is_some(),
+            TokenSource::Clerk { .. } => self.clerk.is_some(),
         }
     }
 
@@ -359,7 +385,7 @@ impl Vault {
         lease: Uuid,
     ) -> Result<Option<(SecretString, i32)>, VaultError> {
         let (workspace, id) = (integration.workspace, integration.id);
-        if self.google.is_none() {
+        if !self.token_source_configured(integration) {
             self.store
                 .release_token_refresh(workspace, id, lease)
                 .await?;
@@ -409,11 +435,16 @@ impl Vault {
         Ok(Some((response.access_token, tokens.version + 1)))
     }
 
+    /// A new access token from whoever holds the grant: Google (with the
+    /// stored refresh token) or Clerk.
     async fn refresh_with_google(
         &self,
         integration: &Integration,
         tokens: &StoredTokens,
     ) -> Result<providers::google::oauth::TokenResponse, OAuthError> {
+        if let TokenSource::Clerk { user_id } = &integration.token_source {
+            return self.token_from_clerk(user_id).await;
+        }
         let google = self
             .google
             .as_ref()
@@ -438,6 +469,41 @@ impl Vault {
                     attempt += 1;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// The Google token Clerk holds for `user_id`, as a token answer: no
+    /// token at Clerk reads as a refused grant (the person re-authorises in
+    /// Clerk), a refused secret key as a refusal, an outage as one.
+    pub async fn token_from_clerk(
+        &self,
+        user_id: &str,
+    ) -> Result<providers::google::oauth::TokenResponse, OAuthError> {
+        let clerk = self
+            .clerk
+            .as_ref()
+            .ok_or_else(|| OAuthError::Rejected("Clerk is not configured".into()))?;
+        match clerk.google_token(user_id).await {
+            Ok(token) => Ok(providers::google::oauth::TokenResponse {
+                access_token: token.token,
+                refresh_token: None,
+                // Asked again when Clerk says it expires, or after a few
+                // minutes when it does not say (Clerk refreshes it).
+                expires_in: token
+                    .expires_at
+                    .and_then(|at| (at - store::now()).to_std().ok())
+                    .unwrap_or(CLERK_TOKEN_REUSE),
+                scope: Some(token.scopes.join(" ")),
+            }),
+            Err(ClerkError::NoToken) => Err(OAuthError::InvalidGrant {
+                detail: "Clerk holds no Google token for the user".into(),
+            }),
+            Err(ClerkError::Rejected(reason)) => {
+                Err(OAuthError::Rejected(format!("Clerk: {reason}")))
+            }
+            Err(ClerkError::Unavailable(reason)) => {
+                Err(OAuthError::Unavailable(format!("Clerk: {reason}")))
             }
         }
     }
@@ -496,7 +562,7 @@ impl Vault {
     /// scopes the grant lacks, without writing anything: the new token is
     /// thrown away, the status is left as it is (`mailwright doctor`).
     pub async fn probe(&self, integration: &Integration) -> Result<Vec<String>, VaultError> {
-        if self.google.is_none() {
+        if !self.token_source_configured(integration) {
             return Err(VaultError::NotConfigured);
         }
         let tokens = self

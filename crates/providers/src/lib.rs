@@ -2,6 +2,7 @@
 //! Gmail; system email through Sidemail, SMTP or the log; an OpenAI-compatible
 //! language model for auto-draft.
 
+pub mod clerk;
 pub mod google;
 pub mod llm;
 pub mod mail;

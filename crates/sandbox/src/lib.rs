@@ -80,6 +80,8 @@
 //!   watched labels are posted to the subscription's endpoint in Pub/Sub's
 //!   envelope, with a Google-style ID token signed RS256 by a key published
 //!   at `/oauth2/v3/certs` (see the `pubsub` module).
+//! * **Clerk** (under `/clerk`): the Backend API's Google tokens of a user
+//!   linked with [`Sandbox::link_clerk_user`] (see the `clerk` module).
 //! * **Quota** units per user with Google's per-method costs.
 //! * **Test controls**: accounts, inbound delivery, faults (429, 403,
 //!   500, 401, delay, any status) for the next N calls of a method, token
@@ -149,6 +151,7 @@
 //!   missing `startHistoryId`.
 
 mod chaos;
+mod clerk;
 mod config;
 mod control;
 mod gmail;
@@ -167,6 +170,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use chaos::{Chaos, ChaosError, ChaosReport};
+pub use clerk::{CLERK_CLIENT_ID, CLERK_SECRET_KEY};
 pub use config::{AccountSpec, OAuthClient, SandboxConfig};
 pub use control::{
     AccountInfo, Consent, ControlError, Delivered, DraftView, Fault, InboundMessage, MessageView,
@@ -230,6 +234,11 @@ impl Sandbox {
             .route(Sandbox::CERTS_PATH, get(pubsub::certs))
             .route("/batch/gmail/v1", post(gmail::batch::batch))
             .route("/batch", post(gmail::batch::batch))
+            .route(
+                "/clerk/v1/users/{user_id}/oauth_access_tokens/{provider}",
+                get(clerk::oauth_access_tokens),
+            )
+            .route("/clerk/v1/users", get(clerk::users))
             .merge(gmail::routes())
             .merge(control::routes())
             .merge(chaos::routes())

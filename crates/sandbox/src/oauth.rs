@@ -572,7 +572,7 @@ fn refresh(world: &mut World, client_id: &str, client_secret: &str, form: &Param
     token_success(body)
 }
 
-fn issue_access_token(
+pub(crate) fn issue_access_token(
     world: &mut World,
     client_id: &str,
     email: &str,

@@ -98,6 +98,8 @@ pub struct State {
     pub push_subscription: Option<crate::pubsub::PushSubscription>,
     pub publisher_running: bool,
     pub push_deliveries: VecDeque<crate::pubsub::PushDelivery>,
+    /// Clerk users and the sandbox account each signed in with.
+    pub clerk_users: HashMap<String, String>,
     pub id_counter: u64,
 }
 

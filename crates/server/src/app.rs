@@ -136,13 +136,17 @@ impl Services {
             store.clone(),
             config.public_url.as_str().to_owned(),
         ));
-        let vault = Arc::new(Vault::new(
-            store.clone(),
-            Arc::clone(&keyring),
-            google,
-            gmail,
-            Arc::clone(&notifier),
-        ));
+        let clerk = config.clerk_client(&http_client);
+        let vault = Arc::new(
+            Vault::new(
+                store.clone(),
+                Arc::clone(&keyring),
+                google,
+                gmail,
+                Arc::clone(&notifier),
+            )
+            .with_clerk(clerk),
+        );
         let generator = match &config.llm {
             Some(llm) => Generator::Llm(ChatDrafter::new(llm.clone(), http_client.clone())),
             None => Generator::Builtin,

@@ -47,7 +47,7 @@ pub enum Command {
     Admin(AdminCommand),
     /// Check this deployment and say what to fix: configuration, database,
     /// encryption key, public URL and OAuth redirect URI, Google's OAuth
-    /// client, Gmail push (topic, signing keys, each mailbox's watch), each
+    /// client, Clerk, Gmail push (topic, signing keys, each mailbox's watch), each
     /// connection (status, scopes, token refresh), system email and the
     /// reply writer. Changes nothing. Exits 0 only when no check failed.
     Doctor {

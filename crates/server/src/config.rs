@@ -56,6 +56,9 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_PUSH_AUDIENCE",
     "MAILWRIGHT_PUSH_SERVICE_ACCOUNT",
     "MAILWRIGHT_GOOGLE_CERTS_URL",
+    "MAILWRIGHT_CLERK_SECRET_KEY",
+    "MAILWRIGHT_CLERK_API_URL",
+    "MAILWRIGHT_CLERK_REAUTHORIZE_URL",
     "MAILWRIGHT_LLM_URL",
     "MAILWRIGHT_LLM_MODEL",
     "MAILWRIGHT_LLM_API_KEY",
@@ -103,6 +106,8 @@ pub struct Config {
     pub autodraft: AutoDraftSettings,
     /// The shared secret of `POST /api/push/gmail` (`?token=`).
     pub push_token: Option<SecretString>,
+    /// Clerk's Backend API, for Google tokens Clerk holds.
+    pub clerk: Option<ClerkSettings>,
     /// Pub/Sub's OIDC authentication of `POST /api/push/gmail`. With
     /// neither this nor `push_token`, push is refused.
     pub push_oidc: Option<PushOidc>,
@@ -159,6 +164,33 @@ pub struct PushOidc {
     /// The service account the subscription authenticates as (`email`).
     pub service_account: String,
 }
+
+/// Clerk, where people sign in with Google and which holds their Google
+/// tokens.
+#[derive(Clone)]
+pub struct ClerkSettings {
+    pub secret_key: SecretString,
+    pub api_url: Url,
+    /// Where a person re-authorises Google in the app they sign in to
+    /// through Clerk (its account page); without it, reconnecting a
+    /// Clerk-held connection says what to do in words.
+    pub reauthorize_url: Option<Url>,
+}
+
+impl std::fmt::Debug for ClerkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClerkSettings")
+            .field("api_url", &self.api_url.as_str())
+            .field(
+                "reauthorize_url",
+                &self.reauthorize_url.as_ref().map(Url::as_str),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Clerk's Backend API.
+pub const CLERK_API_URL: &str = "https://api.clerk.com";
 
 /// Google's keys for the ID tokens Pub/Sub push sends.
 pub const GOOGLE_CERTS_URL: &str = "https://www.googleapis.com/oauth2/v3/certs";
@@ -670,6 +702,49 @@ impl Config {
             }
             (None, None) => None,
         };
+        let http_url = |name: &'static str, what: &str| -> Result<Option<Url>, ConfigError> {
+            match sources.get(name) {
+                Some((value, origin)) => Url::parse(&value)
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        error(&origin, format!("`{value}` is not an http(s) URL {what}"))
+                    }),
+                None => Ok(None),
+            }
+        };
+        let clerk = match sources.get("MAILWRIGHT_CLERK_SECRET_KEY") {
+            Some((value, origin)) if !value.starts_with("sk_") => {
+                return Err(error(
+                    &origin,
+                    "is not a Clerk secret key (they start with sk_live_ or sk_test_; Clerk dashboard, API keys)",
+                ));
+            }
+            Some((value, _)) => Some(ClerkSettings {
+                secret_key: SecretString::from(value),
+                api_url: http_url("MAILWRIGHT_CLERK_API_URL", "of Clerk's Backend API")?
+                    .unwrap_or_else(|| Url::parse(CLERK_API_URL).expect("Clerk's API URL")),
+                reauthorize_url: http_url(
+                    "MAILWRIGHT_CLERK_REAUTHORIZE_URL",
+                    "of the page where people re-authorise Google",
+                )?,
+            }),
+            None => {
+                for dependent in [
+                    "MAILWRIGHT_CLERK_API_URL",
+                    "MAILWRIGHT_CLERK_REAUTHORIZE_URL",
+                ] {
+                    if let Some((_, origin)) = sources.get(dependent) {
+                        return Err(error(
+                            &origin,
+                            "is set but MAILWRIGHT_CLERK_SECRET_KEY is not; without the key Mailwright cannot ask Clerk",
+                        ));
+                    }
+                }
+                None
+            }
+        };
         if let Some((value, origin)) = sources.get("MAILWRIGHT_GMAIL_PUBSUB_TOPIC") {
             autodraft.pubsub_topic = Some(
                 domain::pubsub::PubSubTopic::parse(value.trim())
@@ -731,6 +806,7 @@ impl Config {
             autodraft,
             push_token,
             push_oidc,
+            clerk,
             llm,
             mail,
             system_from,
@@ -748,6 +824,18 @@ impl Config {
             log_filter,
         };
         Ok((config, warnings))
+    }
+
+    /// The client of Clerk's Backend API, when Clerk is configured.
+    pub fn clerk_client(&self, http: &reqwest::Client) -> Option<providers::clerk::Clerk> {
+        self.clerk.as_ref().map(|clerk| {
+            providers::clerk::Clerk::new(
+                clerk.api_url.clone(),
+                clerk.secret_key.clone(),
+                http.clone(),
+                self.google_endpoints.userinfo_url.clone(),
+            )
+        })
     }
 
     /// Where Google sends people back after the consent screen.

@@ -224,6 +224,17 @@ pub async fn run(env: Vec<(String, String)>, config_file: Option<&Path>) -> Repo
         )
     });
     google_client(&mut report, &config, google.as_ref()).await;
+    let clerk = config.clerk_client(&http);
+    if let Some(clerk) = &clerk {
+        report.add(match clerk.check_key().await {
+            Ok(()) => Check::ok("Clerk", "Clerk's Backend API accepts the secret key"),
+            Err(problem) => Check::fail(
+                "Clerk",
+                problem,
+                "copy the instance's secret key (Clerk dashboard, API keys) into MAILWRIGHT_CLERK_SECRET_KEY, and check MAILWRIGHT_CLERK_API_URL",
+            ),
+        });
+    }
     push(&mut report, &config, &http).await;
     mail(&mut report, &config, &http).await;
     llm(&mut report, &config, &http).await;
@@ -242,16 +253,19 @@ pub async fn run(env: Vec<(String, String)>, config_file: Option<&Path>) -> Repo
         };
         watches(&mut report, &config, &store, &integrations).await;
         if let Some(keyring) = keyring {
-            let vault = Arc::new(Vault::new(
-                store.clone(),
-                keyring,
-                google,
-                Gmail::new(config.gmail_api_url.clone(), http.clone()),
-                Arc::new(Notifier::new(
+            let vault = Arc::new(
+                Vault::new(
                     store.clone(),
-                    config.public_url.as_str().to_owned(),
-                )),
-            ));
+                    keyring,
+                    google,
+                    Gmail::new(config.gmail_api_url.clone(), http.clone()),
+                    Arc::new(Notifier::new(
+                        store.clone(),
+                        config.public_url.as_str().to_owned(),
+                    )),
+                )
+                .with_clerk(clerk),
+            );
             connections(&mut report, &config, &vault, integrations).await;
         }
         store.close().await;
@@ -791,8 +805,14 @@ async fn connection(vault: &Vault, integration: &Integration, reconnect: &str) -
         .runbook("provider_unavailable"),
         Err(VaultError::NotConfigured) => Check::fail(
             name,
-            "the connection exists, but Google is not configured on this server",
-            "set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET to the client it was made with",
+            format!(
+                "the connection's tokens come from {}, which is not configured on this server",
+                match integration.token_source {
+                    domain::scopes::TokenSource::Google => "Google",
+                    domain::scopes::TokenSource::Clerk { .. } => "Clerk",
+                }
+            ),
+            "set MAILWRIGHT_GOOGLE_CLIENT_ID and _SECRET (or, for Clerk, MAILWRIGHT_CLERK_SECRET_KEY) as when it was made",
         ),
         Err(error) => {
             let facing = error.user_facing(email);

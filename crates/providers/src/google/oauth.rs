@@ -291,26 +291,42 @@ impl GoogleOAuth {
     }
 
     pub async fn userinfo(&self, access_token: &SecretString) -> Result<UserInfo, OAuthError> {
-        let response = self
-            .http
-            .get(self.endpoints.userinfo_url.clone())
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
-        }
-        if !status.is_success() {
-            return Err(OAuthError::Rejected(format!(
-                "userinfo HTTP {}",
-                status.as_u16()
-            )));
-        }
-        response.json::<UserInfo>().await.map_err(|_| {
-            OAuthError::Rejected("the userinfo answer is not the expected JSON".into())
-        })
+        userinfo(&self.http, &self.endpoints.userinfo_url, access_token).await
     }
+}
+
+/// Who a Google access token belongs to (`userinfo_url`: Google's OpenID
+/// userinfo endpoint). Needs no OAuth client: a token Clerk holds is asked
+/// the same way.
+pub async fn userinfo(
+    http: &reqwest::Client,
+    userinfo_url: &Url,
+    access_token: &SecretString,
+) -> Result<UserInfo, OAuthError> {
+    let response = http
+        .get(userinfo_url.clone())
+        .timeout(TIMEOUT)
+        .bearer_auth(access_token.expose_secret())
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
+    }
+    if status.as_u16() == 401 {
+        return Err(OAuthError::InvalidGrant {
+            detail: "userinfo refused the access token".into(),
+        });
+    }
+    if !status.is_success() {
+        return Err(OAuthError::Rejected(format!(
+            "userinfo HTTP {}",
+            status.as_u16()
+        )));
+    }
+    response
+        .json::<UserInfo>()
+        .await
+        .map_err(|_| OAuthError::Rejected("the userinfo answer is not the expected JSON".into()))
 }

@@ -49,7 +49,10 @@ pub struct AuthUser {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
-    Jwt,
+    /// A bearer JWT; `subject` is its `sub` (with Clerk, the Clerk user id).
+    Jwt {
+        subject: String,
+    },
     ApiKey,
     Session,
 }
@@ -200,11 +203,12 @@ impl Authenticator {
             ),
             other => unauthorized(other.reason(), other.to_string()),
         })?;
+        let subject = identity.subject.clone();
         let (user, workspace) = self.user_and_workspace(identity).await?;
         Ok(AuthUser {
             user,
             workspace,
-            method: AuthMethod::Jwt,
+            method: AuthMethod::Jwt { subject },
         })
     }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::return_to::ReturnTo;
 use domain::scopes::{IntegrationStatus, IntegrationType};
-use engine::connections::{CallbackFailure, CallbackParams, Completed, ConnectError};
+use engine::connections::{CallbackFailure, CallbackParams, Completed, ConnectError, Reconnect};
 use engine::connections::{Integration, StartedBy};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(status))
         .routes(routes!(get_one, disconnect))
         .routes(routes!(reconnect))
+        .routes(routes!(connect_with_clerk))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -57,8 +58,14 @@ pub struct IntegrationView {
     last_used_at: Option<DateTime<Utc>>,
     last_error: Option<LastErrorView>,
     /// A path that takes a signed-in person straight to Google's consent
-    /// screen asking for what is missing; null when nothing is.
+    /// screen asking for what is missing (for a connection Clerk holds: asks
+    /// Clerk again, or sends the person to re-authorise in Clerk); null
+    /// when nothing is.
     reconnect_url: Option<String>,
+    /// Who holds the Google grant: `google` (Mailwright's OAuth client) or
+    /// `clerk` (Clerk, where the person signed in with Google).
+    #[schema(example = "google")]
+    token_source: &'static str,
 }
 
 pub fn reconnect_path(id: IntegrationId) -> String {
@@ -96,6 +103,7 @@ impl From<Integration> for IntegrationView {
                 at: error.at,
             }),
             reconnect_url,
+            token_source: integration.token_source.as_str(),
         }
     }
 }
@@ -247,7 +255,7 @@ async fn callback(
 fn started_by(caller: &AuthUser) -> StartedBy {
     match caller.method {
         AuthMethod::Session => StartedBy::Session,
-        AuthMethod::Jwt | AuthMethod::ApiKey => StartedBy::Api,
+        AuthMethod::Jwt { .. } | AuthMethod::ApiKey => StartedBy::Api,
     }
 }
 
@@ -423,7 +431,7 @@ async fn reconnect(
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let url = state
+    let repair = state
         .connections
         .reconnect_url(
             caller.workspace,
@@ -432,5 +440,71 @@ async fn reconnect(
             started_by(&caller),
         )
         .await?;
-    Ok(redirect(url.as_str()))
+    match repair {
+        Reconnect::Consent(url) => Ok(redirect(url.as_str())),
+        Reconnect::Repaired(integration) => {
+            Ok(connected_redirect(&integration, &ReturnTo::default()))
+        }
+        Reconnect::InClerk => match &state.config.clerk {
+            Some(clerk) if clerk.reauthorize_url.is_some() => Ok(redirect(
+                clerk.reauthorize_url.as_ref().map(url::Url::as_str).unwrap_or_default(),
+            )),
+            _ => Err(ApiError::Conflict(
+                "Clerk holds no Google access with the permissions Mailwright needs: sign in again with Google through Clerk, allowing Gmail access, then open this link again."
+                    .into(),
+            )),
+        },
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "gmail"}))]
+pub struct ClerkConnectRequest {
+    /// `gmail` or `calendar`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^(gmail|calendar)$")]
+    integration_type: String,
+}
+
+/// Connect the Google account whose token Clerk holds for the caller (a
+/// person signed in through Clerk: the bearer JWT's `sub` is their Clerk
+/// user). Connecting again updates the same connection (after the person
+/// re-authorised in Clerk, say). Without every scope the connection is made
+/// with status `missing_scopes`, as through Google.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/clerk",
+    operation_id = "connect_integration_with_clerk",
+    tag = "integrations",
+    security(("bearer" = [])),
+    request_body = ClerkConnectRequest,
+    responses(
+        (status = 201, description = "Connected (or updated)", body = IntegrationView),
+        (status = 403, description = "The caller is not a person signed in through Clerk (a JWT)", content_type = "application/problem+json"),
+        (status = 409, description = "Clerk holds no Google token for the caller, or Clerk is not configured", content_type = "application/problem+json"),
+        (status = 422, description = "Unknown type", content_type = "application/problem+json"),
+        (status = 502, description = "Clerk refused Mailwright's request", content_type = "application/problem+json"),
+        (status = 503, description = "Clerk or Google did not answer", content_type = "application/problem+json")
+    )
+)]
+async fn connect_with_clerk(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<ClerkConnectRequest>,
+) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
+    let AuthMethod::Jwt { subject } = &caller.method else {
+        return Err(ApiError::Forbidden(
+            "Only a person signed in through Clerk (a bearer JWT from Clerk) can connect the Google account Clerk holds."
+                .into(),
+        ));
+    };
+    let integration_type = IntegrationType::parse(&request.integration_type).ok_or_else(|| {
+        ApiError::Validation(vec![FieldError::new("type", "must be gmail or calendar")])
+    })?;
+    let integration = state
+        .connections
+        .connect_with_clerk(caller.workspace, caller.user, subject, integration_type)
+        .await?;
+    Ok((StatusCode::CREATED, Json(integration.into())))
 }

@@ -167,6 +167,7 @@ impl TestApp {
             access_token: placeholder.clone(),
             refresh_token: Some(placeholder),
             expires_at: store::now() + chrono::Duration::hours(1),
+            token_source: domain::scopes::TokenSource::Google,
         };
         self.store
             .save_connection(tenant.workspace, integration_id, &grant)

@@ -3,7 +3,7 @@
 //! already encrypted ([`Sealed`]); the store never sees a token in clear.
 
 use chrono::{DateTime, Utc};
-use domain::scopes::{IntegrationStatus, IntegrationType, ScopeSet};
+use domain::scopes::{IntegrationStatus, IntegrationType, ScopeSet, TokenSource};
 use domain::{IntegrationId, UserId, WorkspaceId};
 use uuid::Uuid;
 
@@ -49,6 +49,7 @@ pub struct Integration {
     pub connected_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    pub token_source: TokenSource,
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,11 +70,13 @@ struct IntegrationRow {
     connected_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    token_source: String,
+    clerk_user_id: Option<String>,
 }
 
 const INTEGRATION_COLUMNS: &str = "id, workspace_id, user_id, provider, integration_type, provider_account_id, email, \
      display_name, status, granted_scopes, last_error_code, last_error_message, last_error_at, connected_at, \
-     last_used_at, updated_at";
+     last_used_at, updated_at, token_source, clerk_user_id";
 
 const TOKEN_COLUMNS: &str = "access_key_id, access_token, refresh_key_id, refresh_token, \
      token_expires_at, version, refresh_lease_until";
@@ -114,6 +117,8 @@ impl TryFrom<IntegrationRow> for Integration {
                 .ok_or_else(|| corrupt("type", &row.integration_type))?,
             status: IntegrationStatus::parse(&row.status)
                 .ok_or_else(|| corrupt("status", &row.status))?,
+            token_source: TokenSource::parse(&row.token_source, row.clerk_user_id)
+                .ok_or_else(|| corrupt("token source", &row.token_source))?,
             granted_scopes: ScopeSet::parse(&row.granted_scopes),
             last_error: match (
                 row.last_error_code,
@@ -229,6 +234,7 @@ pub struct Grant {
     /// `None` when Google sent none (a re-consent): the stored one is kept.
     pub refresh_token: Option<Sealed>,
     pub expires_at: DateTime<Utc>,
+    pub token_source: TokenSource,
 }
 
 /// The encrypted tokens of an integration.
@@ -317,11 +323,13 @@ impl Store {
         let status = IntegrationStatus::for_grant(&grant.granted_scopes, grant.integration_type);
         let sql = format!(
             "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, provider_account_id, \
-                                       email, display_name, status, granted_scopes, connected_at, updated_at) \
-             VALUES ($1, $2, $3, 'google', $4, $5, $6, $7, $8, $9, $10, $10) \
+                                       email, display_name, status, granted_scopes, connected_at, updated_at, \
+                                       token_source, clerk_user_id) \
+             VALUES ($1, $2, $3, 'google', $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
              ON CONFLICT (workspace_id, provider, integration_type, provider_account_id) DO UPDATE SET \
                  user_id = excluded.user_id, email = excluded.email, display_name = excluded.display_name, \
                  status = excluded.status, granted_scopes = excluded.granted_scopes, \
+                 token_source = excluded.token_source, clerk_user_id = excluded.clerk_user_id, \
                  last_error_code = NULL, last_error_message = NULL, last_error_at = NULL, \
                  connected_at = excluded.connected_at, updated_at = excluded.updated_at \
              RETURNING {INTEGRATION_COLUMNS}"
@@ -338,6 +346,8 @@ impl Store {
                 .bind(status.as_str())
                 .bind(grant.granted_scopes.to_space_delimited())
                 .bind(at)
+                .bind(grant.token_source.as_str())
+                .bind(grant.token_source.clerk_user_id())
                 .fetch_one(&mut *conn)
                 .await?;
             if row.id != id.as_uuid() {

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::return_to::ReturnTo;
-use domain::scopes::{IntegrationStatus, IntegrationType, OPENID, ScopeSet, USERINFO_EMAIL};
+use domain::scopes::{
+    IntegrationStatus, IntegrationType, OPENID, ScopeSet, TokenSource, USERINFO_EMAIL,
+};
 use domain::{IntegrationId, UserId, WorkspaceId};
 use providers::google::oauth::{TokenResponse, UserInfo};
 use secrecy::ExposeSecret;
@@ -27,6 +29,8 @@ use store::integrations::{Grant, OAuthState, StateLookup};
 pub use store::integrations::{Integration, StartedBy};
 use store::{Store, StoreError};
 use url::Url;
+
+mod clerk;
 
 use crate::autodraft::AutoDraft;
 use crate::error::ServiceError;
@@ -267,7 +271,7 @@ impl Connections {
         }
         match self.save(&state, exchanged).await {
             Ok(integration) => Ok(Completed::Connected {
-                integration,
+                integration: Box::new(integration),
                 return_to,
             }),
             Err(error) => Err(fail(error, &return_to)),
@@ -500,6 +504,7 @@ impl Connections {
                 expires_at: store::now()
                     + chrono::Duration::from_std(tokens.expires_in)
                         .unwrap_or(chrono::Duration::hours(1)),
+                token_source: TokenSource::Google,
             };
             match self
                 .store
@@ -573,8 +578,11 @@ impl Connections {
         user: UserId,
         id: IntegrationId,
         started_by: StartedBy,
-    ) -> Result<Url, ConnectError> {
+    ) -> Result<Reconnect, ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
+        if let TokenSource::Clerk { user_id } = &integration.token_source {
+            return Ok(self.reconnect_with_clerk(&integration, user_id).await);
+        }
         let incremental = integration.status == IntegrationStatus::MissingScopes;
         self.authorization_url(
             workspace,
@@ -585,6 +593,7 @@ impl Connections {
             started_by,
         )
         .await
+        .map(Reconnect::Consent)
     }
 
     /// Stop the mailbox's push watch and revoke at Google (both best
@@ -598,9 +607,14 @@ impl Connections {
         let integration = self.store.integration(workspace, id).await?;
         // While the token still works.
         self.autodraft.stop_watch(&integration).await;
-        if let (Some(google), Some(tokens)) =
-            (self.vault.google(), self.store.tokens(workspace, id).await?)
-        {
+        // A grant Clerk holds is Clerk's (the person signs in with it):
+        // revoking it would break their sign-in, so it is only forgotten.
+        let revocable = integration.token_source == TokenSource::Google;
+        if let (true, Some(google), Some(tokens)) = (
+            revocable,
+            self.vault.google(),
+            self.store.tokens(workspace, id).await?,
+        ) {
             let keyring = self.vault.keyring();
             let token = match &tokens.refresh_token {
                 Some(sealed) => keyring.open_secret(sealed, &token_context(id, "refresh")),
@@ -626,7 +640,7 @@ impl Connections {
 #[derive(Debug)]
 pub enum Completed {
     Connected {
-        integration: Integration,
+        integration: Box<Integration>,
         return_to: ReturnTo,
     },
     /// Started by an API client and finished in a browser not signed in as
@@ -684,6 +698,18 @@ struct PendingGrant {
 fn internal(error: StoreError) -> CallbackError {
     tracing::error!(error = format!("{error:#}"), "storing a connection failed");
     CallbackError::Internal
+}
+
+/// Where repairing a connection leads.
+#[derive(Debug)]
+pub enum Reconnect {
+    /// Google's consent screen.
+    Consent(Url),
+    /// Clerk holds a usable token again: the connection is repaired.
+    Repaired(Box<Integration>),
+    /// Clerk holds no token with the scopes needed: the person re-authorises
+    /// Google in the app they sign in to through Clerk, then tries again.
+    InClerk,
 }
 
 #[derive(Debug, thiserror::Error)]
