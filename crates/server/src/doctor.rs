@@ -783,10 +783,16 @@ async fn connection(vault: &Vault, integration: &Integration, reconnect: &str) -
         }
         IntegrationStatus::Connected => {}
     }
+    let last_error = integration
+        .last_error
+        .as_ref()
+        .map(|error| format!(" (last error, {}: {})", error.at.to_rfc3339(), error.message))
+        .unwrap_or_default();
     match vault.probe(integration).await {
-        Ok(missing) if missing.is_empty() => {
-            Check::ok(name, "connected; Google refreshes its token; every scope granted")
-        }
+        Ok(missing) if missing.is_empty() => Check::ok(
+            name,
+            format!("connected; its token refreshes; every scope granted{last_error}"),
+        ),
         Ok(missing) => {
             let explanation = explain(IntegrationStatus::MissingScopes, email, &missing);
             Check::fail(name, explanation.problem, reconnect.to_owned()).runbook(explanation.code)
