@@ -114,8 +114,10 @@ impl Mailbox {
     pub async fn watch(&self, topic: &PubSubTopic) -> Result<Watch, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
+                // A refused topic is the operator's to fix, not the
+                // connection's: it is not written on the connection.
                 let grant = gmail
-                    .call(Capability::ReadMail, |g, token| async move {
+                    .call_without_recording_refusals(Capability::ReadMail, |g, token| async move {
                         g.watch(&token, topic.as_str()).await
                     })
                     .await?;
@@ -279,6 +281,21 @@ impl GmailMailbox {
     {
         self.vault
             .call(&self.session, needs, |token| call(&self.gmail, token))
+            .await
+    }
+
+    /// [`GmailMailbox::call`] whose refusal is not the connection's.
+    async fn call_without_recording_refusals<'a, T, F, Fut>(
+        &'a self,
+        needs: Capability,
+        call: F,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(&'a Gmail, secrecy::SecretString) -> Fut,
+        Fut: Future<Output = Result<T, providers::google::gmail::GmailError>>,
+    {
+        self.vault
+            .call_without_recording_refusals(&self.session, needs, |token| call(&self.gmail, token))
             .await
     }
 

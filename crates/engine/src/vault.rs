@@ -45,6 +45,11 @@ pub const TOKEN_REFRESHES: &str = "mailwright_token_refreshes_total";
 /// expires (longer than [`REFRESH_MARGIN`], or it would be asked for again
 /// at every call).
 const CLERK_TOKEN_REUSE: Duration = Duration::from_secs(15 * 60);
+/// Bounds of how long a token from Clerk is kept, whatever Clerk says: at
+/// least past [`REFRESH_MARGIN`] (or it would be asked for at every call),
+/// at most under Google's hour.
+const CLERK_TOKEN_SHORTEST: Duration = Duration::from_secs(6 * 60);
+const CLERK_TOKEN_LONGEST: Duration = Duration::from_secs(55 * 60);
 
 /// `last_used_at` is written at most this often per integration and process.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -490,10 +495,13 @@ impl Vault {
                 refresh_token: None,
                 // Asked again when Clerk says it expires, or after a few
                 // minutes when it does not say (Clerk refreshes it).
+                // Bounded: a past or far-future `expires_at` is not
+                // trusted to keep an expired token in use.
                 expires_in: token
                     .expires_at
                     .and_then(|at| (at - store::now()).to_std().ok())
-                    .unwrap_or(CLERK_TOKEN_REUSE),
+                    .unwrap_or(CLERK_TOKEN_REUSE)
+                    .clamp(CLERK_TOKEN_SHORTEST, CLERK_TOKEN_LONGEST),
                 scope: Some(token.scopes.join(" ")),
             }),
             Err(ClerkError::NoToken) => Err(OAuthError::InvalidGrant {
@@ -644,6 +652,37 @@ impl Vault {
         F: Fn(SecretString) -> Fut,
         Fut: Future<Output = Result<T, GmailError>>,
     {
+        self.call_recording(session, needs, call, true).await
+    }
+
+    /// [`Vault::call`] for a call whose refusal says nothing about the
+    /// connection (a watch refused for its Pub/Sub topic): a refusal or a
+    /// 404 is returned without being written as the connection's last error.
+    /// A token or scope problem is still the connection's.
+    pub async fn call_without_recording_refusals<T, F, Fut>(
+        &self,
+        session: &GmailSession,
+        needs: Capability,
+        call: F,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GmailError>>,
+    {
+        self.call_recording(session, needs, call, false).await
+    }
+
+    async fn call_recording<T, F, Fut>(
+        &self,
+        session: &GmailSession,
+        needs: Capability,
+        call: F,
+        record_refusals: bool,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GmailError>>,
+    {
         let (workspace, id) = (session.integration.workspace, session.integration.id);
         let (token, version) = session.token();
         let result = match call(token).await {
@@ -674,6 +713,9 @@ impl Vault {
                     self.store.touch_integration(workspace, id).await?;
                 }
                 Ok(value)
+            }
+            Err(GmailError::Rejected { status, reason }) if !record_refusals => {
+                Err(VaultError::Rejected(format!("HTTP {status} {reason}")))
             }
             Err(error) => Err(self.gmail_failed(workspace, id, needs, error).await),
         }

@@ -72,6 +72,16 @@ struct TokenBody {
     expires_at: Option<i64>,
 }
 
+/// Clerk's `expires_at`: Unix seconds in the Backend API's reference;
+/// milliseconds are accepted too (Clerk's other timestamps are in them).
+fn expiry(value: i64) -> Option<DateTime<Utc>> {
+    if value > 100_000_000_000 {
+        DateTime::from_timestamp_millis(value)
+    } else {
+        DateTime::from_timestamp(value, 0)
+    }
+}
+
 impl Clerk {
     pub fn new(
         api_url: Url,
@@ -151,9 +161,7 @@ impl Clerk {
                 Some(ClerkToken {
                     token: SecretString::from(token),
                     scopes: body.scopes.unwrap_or_default(),
-                    expires_at: body
-                        .expires_at
-                        .and_then(|seconds| DateTime::from_timestamp(seconds, 0)),
+                    expires_at: body.expires_at.and_then(expiry),
                 })
             })
             .ok_or(ClerkError::NoToken)?;
@@ -176,5 +184,17 @@ impl Clerk {
             401 | 403 => Err("Clerk refused the secret key".into()),
             status => Err(format!("Clerk answered HTTP {status}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_read_in_seconds_or_milliseconds() {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert_eq!(expiry(1_800_000_000), Some(at));
+        assert_eq!(expiry(1_800_000_000_000), Some(at));
     }
 }

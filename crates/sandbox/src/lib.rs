@@ -46,9 +46,11 @@
 //!   `prompt=consent`. Short `email`/`profile` scopes come back as the
 //!   userinfo URLs. `expires_in` is 3599.
 //! * **`id_token`** when `openid` was granted. Google signs RS256 with
-//!   rotating keys from its JWKS; the sandbox has no JWKS and signs
+//!   rotating keys from its JWKS; the sandbox signs ID tokens
 //!   **HS256 with the client secret** (`kid: "sandbox"`), which OIDC Core
 //!   §10.1 permits, so a test can verify it with what it already holds.
+//!   (Its one JWKS, `/oauth2/v3/certs`, holds the RS256 key of Pub/Sub
+//!   push tokens.)
 //! * **`/revoke`** (token in form body or query) revokes the whole grant:
 //!   every access and refresh token of that user+client.
 //! * **`/v1/userinfo`**: `sub` always, `email`/`email_verified` with the
@@ -101,8 +103,8 @@
 //! sandbox's few retries), history types other than `messageAdded` and
 //! `messageDeleted`, Gmail's search beyond the operators above (quoted
 //! phrases, `OR`, `{}` groups, `has:attachment`, ...), `refresh_token`
-//! downscoping with `scope`, the device/installed-app flows, JWKS and
-//! discovery documents, Google's real consent-screen look, and the rate
+//! downscoping with `scope`, the device/installed-app flows, discovery
+//! documents, key rotation of the push key, Google's real consent-screen look, and the rate
 //! limits themselves (quota is only counted; limits are hit by injecting
 //! faults).
 //!

@@ -155,6 +155,15 @@ impl Sandbox {
         sign(self.signer.get(), audience, service_account)
     }
 
+    /// Any claims, signed with the sandbox's push key (tests of what a
+    /// receiver refuses: another issuer, an expired token, ...).
+    pub fn sign_push_claims(&self, claims: &Value) -> String {
+        let signer = self.signer.get();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signer.key).expect("the token signs")
+    }
+
     /// The URL path (below the sandbox's mount point) of its certificates.
     pub const CERTS_PATH: &'static str = "/oauth2/v3/certs";
 }
@@ -313,7 +322,7 @@ async fn push_one(
                 at,
             });
         }
-        if status.is_some_and(|status| (200..300).contains(&status)) {
+        if status.is_some_and(|status| (200..300).contains(&status)) || attempt == PUSH_ATTEMPTS {
             return;
         }
         tokio::time::sleep(StdDuration::from_millis(200 << attempt)).await;

@@ -34,8 +34,12 @@ use crate::config::{Config, MailConfig, SETTINGS};
 
 /// How many connections and mailboxes one run looks at.
 const MOST_CONNECTIONS: i64 = 500;
-/// Connections probed at once.
+/// Connections probed at once...
 const PROBES_AT_ONCE: usize = 8;
+/// ...each for at most this long...
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// ...and all of them within this (doctor answers in seconds).
+const CONNECTIONS_DEADLINE: Duration = Duration::from_secs(30);
 /// Settings without which the other checks would look at the wrong
 /// database or key: a problem with one of them ends the run.
 const ESSENTIAL: &[&str] = &[
@@ -408,6 +412,13 @@ async fn push(report: &mut Report, config: &Config, http: &reqwest::Client) {
         ));
         return;
     };
+    if config.push_oidc.is_some() && config.push_token.is_some() {
+        report.add(Check::warn(
+            "Gmail push",
+            "both Pub/Sub OIDC and the shared ?token= are accepted; anyone who learns the token can still push",
+            "once the push subscription authenticates with OIDC, unset MAILWRIGHT_PUSH_TOKEN",
+        ));
+    }
     match (&config.push_oidc, &config.push_token) {
         (Some(oidc), _) => {
             let keys = async {
@@ -534,7 +545,7 @@ async fn database(report: &mut Report, config: &Config) -> Option<Store> {
         ));
         return None;
     }
-    let store = match Store::connect(&config.database_url).await {
+    let store = match Store::connect_read_only(&config.database_url).await {
         Ok(store) => store,
         Err(_) => {
             report.add(
@@ -549,13 +560,34 @@ async fn database(report: &mut Report, config: &Config) -> Option<Store> {
         }
     };
     match store.readiness().await {
-        Ok(Readiness::Ready) => {
-            report.add(Check::ok(
-                "database",
-                format!("{}: reachable, migrations applied", config.database_url),
-            ));
-            Some(store)
-        }
+        Ok(Readiness::Ready) => match store.integrity_problem_now().await {
+            Ok(None) => {
+                report.add(Check::ok(
+                    "database",
+                    format!("{}: reachable, migrations applied", config.database_url),
+                ));
+                Some(store)
+            }
+            Ok(Some(problem)) => {
+                report.add(
+                    Check::fail(
+                        "database",
+                        format!("the SQLite file is damaged ({problem})"),
+                        "restore the data directory from a backup",
+                    )
+                    .runbook("database_unavailable"),
+                );
+                None
+            }
+            Err(_) => {
+                report.add(Check::fail(
+                    "database",
+                    "the SQLite file's integrity check could not run",
+                    "check the file's permissions and the disk",
+                ));
+                None
+            }
+        },
         Ok(Readiness::MigrationsPending(versions)) => {
             report.add(
                 Check::warn(
@@ -708,10 +740,10 @@ async fn watches(
                 Some(error) => Check::fail(
                     name,
                     error.message.clone(),
-                    if error.code == "watch_topic_refused" {
-                        "create the topic, and give gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on it".to_owned()
-                    } else {
-                        "see the connection's check below".to_owned()
+                    match error.code.as_str() {
+                        "watch_topic_refused" => "create the topic, and give gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on it",
+                        "watch_topic_invalid" => "create the topic in the Google Cloud project of the OAuth client the mailbox was connected with, and name it in MAILWRIGHT_GMAIL_PUBSUB_TOPIC",
+                        _ => "see the connection's check below",
                     },
                 )
                 .runbook("watch_failing"),
@@ -747,18 +779,44 @@ async fn connections(
         let (vault, limit, reconnect) = (Arc::clone(vault), Arc::clone(&limit), reconnect.clone());
         probes.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (index, connection(&vault, &integration, &reconnect).await)
+            let checked =
+                tokio::time::timeout(PROBE_TIMEOUT, connection(&vault, &integration, &reconnect))
+                    .await;
+            let check = checked.unwrap_or_else(|_| {
+                Check::warn(
+                    format!("connection {}", integration.email),
+                    format!(
+                        "the token refresh did not answer within {} s",
+                        PROBE_TIMEOUT.as_secs()
+                    ),
+                    "run doctor again; if it persists, check outbound HTTPS to Google (or Clerk)",
+                )
+            });
+            (index, check)
         });
     }
     let mut found = Vec::new();
-    while let Some(done) = probes.join_next().await {
+    let deadline = tokio::time::Instant::now() + CONNECTIONS_DEADLINE;
+    while let Ok(Some(done)) = tokio::time::timeout_at(deadline, probes.join_next()).await {
         if let Ok(done) = done {
             found.push(done);
         }
     }
+    let unchecked = probes.len();
+    probes.abort_all();
     found.sort_by_key(|(index, _)| *index);
     for (_, check) in found {
         report.add(check);
+    }
+    if unchecked > 0 {
+        report.add(Check::warn(
+            "connections",
+            format!(
+                "{unchecked} connection(s) were not checked within {} s",
+                CONNECTIONS_DEADLINE.as_secs()
+            ),
+            "run doctor again; if Google is slow from here, check outbound HTTPS",
+        ));
     }
 }
 
@@ -786,7 +844,13 @@ async fn connection(vault: &Vault, integration: &Integration, reconnect: &str) -
     let last_error = integration
         .last_error
         .as_ref()
-        .map(|error| format!(" (last error, {}: {})", error.at.to_rfc3339(), error.message))
+        .map(|error| {
+            format!(
+                " (last error, {}: {})",
+                error.at.to_rfc3339(),
+                error.message
+            )
+        })
         .unwrap_or_default();
     match vault.probe(integration).await {
         Ok(missing) if missing.is_empty() => Check::ok(

@@ -35,7 +35,7 @@ fn doctor(env: &ProcessEnv, json: bool) -> (i32, String) {
 /// The line of check `name`.
 fn line<'a>(text: &'a str, name: &str) -> &'a str {
     text.lines()
-        .find(|line| line[6..].starts_with(name))
+        .find(|line| line.get(6..).is_some_and(|rest| rest.starts_with(name)))
         .unwrap_or_else(|| panic!("no check `{name}` in:\n{text}"))
 }
 
@@ -190,4 +190,20 @@ async fn doctor_passes_a_healthy_setup_and_names_each_problem_with_its_fix() {
     );
     assert!(line(&text, "database").starts_with("ok"), "{text}");
     assert!(line(&text, "system email").starts_with("ok"), "{text}");
+
+    // Pointed at a database that is not there, doctor says so and does
+    // not create it.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("mailwright.db");
+    let (_, text) = doctor(
+        &env.clone()
+            .with(
+                "MAILWRIGHT_DATABASE_URL",
+                format!("sqlite://{}", missing.display()),
+            )
+            .with("MAILWRIGHT_DATA_DIR", empty.path().display().to_string()),
+        false,
+    );
+    assert!(line(&text, "database").starts_with("warn"), "{text}");
+    assert!(!missing.exists(), "doctor created no database");
 }

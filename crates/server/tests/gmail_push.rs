@@ -205,6 +205,112 @@ async fn a_push_is_accepted_only_with_a_google_signed_token_for_our_audience_and
     assert!(metrics.contains(r#"mailwright_push_notifications_total{outcome="unknown_address"}"#));
 }
 
+#[tokio::test]
+async fn a_push_token_from_another_issuer_expired_or_unverified_is_refused_and_a_shared_token_still_counts()
+ {
+    let w = world_with(&[
+        ("MAILWRIGHT_GMAIL_PUBSUB_TOPIC", TOPIC.into()),
+        ("MAILWRIGHT_PUSH_AUDIENCE", AUDIENCE.into()),
+        ("MAILWRIGHT_PUSH_SERVICE_ACCOUNT", SERVICE_ACCOUNT.into()),
+        (
+            "MAILWRIGHT_GOOGLE_CERTS_URL",
+            "{sandbox}/oauth2/v3/certs".into(),
+        ),
+        (
+            "MAILWRIGHT_PUSH_TOKEN",
+            common::autodraft::PUSH_TOKEN.into(),
+        ),
+    ])
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |changes: Value| {
+        let mut claims = json!({"aud": AUDIENCE, "email": SERVICE_ACCOUNT, "email_verified": true,
+            "iss": "https://accounts.google.com", "sub": "1", "iat": now, "exp": now + 3600});
+        for (key, value) in changes.as_object().unwrap() {
+            claims[key] = value.clone();
+        }
+        w.sandbox.sign_push_claims(&claims)
+    };
+    // Google's other spelling of its issuer is Google's too.
+    let bare_issuer = claims(json!({"iss": "accounts.google.com"}));
+    assert_eq!(push(&w, Some(&bare_issuer), ANN).await.0, 200);
+    for (token, reason) in [
+        (
+            claims(json!({"iss": "https://evil.example"})),
+            "wrong_issuer",
+        ),
+        (
+            claims(json!({"exp": now - 3600, "iat": now - 7200})),
+            "expired",
+        ),
+        (
+            claims(json!({"email_verified": false})),
+            "email_not_verified",
+        ),
+    ] {
+        let (status, body) = push(&w, Some(&token), ANN).await;
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (401, Some(reason)),
+            "{body}"
+        );
+    }
+    // With the shared token configured too, a push carrying it is accepted
+    // even when its bearer fails; without it, the bearer's failure stands.
+    let expired = claims(json!({"exp": now - 3600, "iat": now - 7200}));
+    let with_token = w
+        .app
+        .client
+        .post(w.app.url(&format!(
+            "/api/push/gmail?token={}",
+            common::autodraft::PUSH_TOKEN
+        )))
+        .bearer_auth(&expired)
+        .json(&json!({"message": {"data": base64_json(json!({"emailAddress": ANN, "historyId": 1}))}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status(), 200);
+}
+
+#[tokio::test]
+async fn a_watch_another_workspace_still_uses_is_not_stopped() {
+    let (w, ours) = push_world().await;
+    let other = w.app.bare_tenant("other").await;
+    let theirs = w.connect_as(&other, Consent::allow_all()).await["integration_id"].clone();
+    let switch = |key: &str, id: &str, enabled: bool| {
+        w.app
+            .client
+            .put(w.app.url(&format!("/api/integrations/{id}/auto-draft")))
+            .bearer_auth(key)
+            .json(&json!({ "enabled": enabled }))
+            .send()
+    };
+    assert_eq!(
+        switch(&w.tenant.key, &ours, true).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        switch(&other.key, &theirs, true).await.unwrap().status(),
+        200
+    );
+
+    // Gmail keeps one watch per address: the first to switch off leaves it.
+    assert_eq!(
+        switch(&w.tenant.key, &ours, false).await.unwrap().status(),
+        200
+    );
+    assert_eq!(w.sandbox.call_count("stop"), 0);
+    assert!(w.sandbox.watch_expiration(ANN).is_some());
+    // The last one stops it.
+    assert_eq!(
+        switch(&other.key, &theirs, false).await.unwrap().status(),
+        200
+    );
+    assert_eq!(w.sandbox.call_count("stop"), 1);
+    assert_eq!(w.sandbox.watch_expiration(ANN), None);
+}
+
 /// The same claims and key id, signed by a key that is not Google's.
 fn forged(genuine: &str) -> String {
     let mut parts = genuine.split('.');

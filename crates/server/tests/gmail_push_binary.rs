@@ -1,6 +1,6 @@
 //! Push end to end against the real binary (issue "Gmail in production"):
 //! `mailwright serve` with a Pub/Sub topic, OIDC push trusting the
-//! sandbox's certificates and an hour between polls; the sandbox in this
+//! sandbox's certificates and a day between polls; the sandbox in this
 //! process watches Ann's inbox and pushes, signed, to the binary. A
 //! delivered message is drafted through the push, not the poll.
 //!
@@ -21,13 +21,16 @@ const AUDIENCE: &str = "mailwright-push-test";
 const DRAFT_DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_an_hourly_poll_a_delivered_message_is_drafted_through_the_signed_push() {
+async fn with_a_daily_poll_a_delivered_message_is_drafted_through_the_signed_push() {
     mailwright::app::install_crypto_provider();
     let (sandbox, sandbox_url) = google_sandbox().await;
     let db = TestDatabase::new().await;
     let env = ProcessEnv::new(&db)
         .with_google_sandbox(&sandbox_url)
-        .with_gmail_push(&sandbox_url, AUDIENCE);
+        .with_gmail_push(&sandbox_url, AUDIENCE)
+        // A day between polls: the first poll (at a random moment of the
+        // first interval) cannot be what drafts the message.
+        .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "86400");
     let key = env.owner_key("Push");
     let client = test_client();
     let serve = env.serve("serve", &client).await;

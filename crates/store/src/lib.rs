@@ -243,6 +243,41 @@ impl Store {
         }
     }
 
+    /// Open an existing database for reading only (`mailwright doctor`): a
+    /// SQLite file is neither created nor switched to WAL, and a PostgreSQL
+    /// session refuses writes (`default_transaction_read_only`).
+    pub async fn connect_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite { path } => {
+                let options = SqliteConnectOptions::new()
+                    .filename(path)
+                    .read_only(true)
+                    .create_if_missing(false)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                Ok(Store::new(Pool::Sqlite(pool)))
+            }
+            DatabaseUrl::Postgres { url: secret, .. } => {
+                let options: PgConnectOptions = secret
+                    .expose_secret()
+                    .parse()
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options.options([("default_transaction_read_only", "on")]))
+                    .await
+                    .map_err(|source| StoreError::unavailable(url, source))?;
+                Ok(Store::new(Pool::Postgres(pool)))
+            }
+        }
+    }
+
     fn new(pool: Pool) -> Store {
         Store {
             pool,

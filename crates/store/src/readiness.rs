@@ -84,16 +84,7 @@ impl Store {
             integrity.checking = true;
             let (pool, shared) = (pool.clone(), std::sync::Arc::clone(&self.integrity));
             tokio::spawn(async move {
-                let problem = match sqlx::query_scalar::<_, String>("PRAGMA quick_check(1)")
-                    .fetch_one(&pool)
-                    .await
-                {
-                    Ok(answer) if answer == "ok" => Ok(None),
-                    Ok(answer) => Ok(Some(answer)),
-                    // A file so damaged that the check cannot run is damaged.
-                    Err(sqlx::Error::Database(error)) => Ok(Some(error.message().to_owned())),
-                    Err(other) => Err(other),
-                };
+                let problem = quick_check(&pool).await;
                 let mut integrity = shared
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -108,6 +99,28 @@ impl Store {
             });
         }
         Ok(known.flatten())
+    }
+
+    /// SQLite's `quick_check`, now (it reads the whole file): what is
+    /// damaged, if anything. PostgreSQL checks its own pages: `None`.
+    pub async fn integrity_problem_now(&self) -> Result<Option<String>, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Ok(quick_check(pool).await?),
+            Pool::Postgres(_) => Ok(None),
+        }
+    }
+}
+
+async fn quick_check(pool: &sqlx::SqlitePool) -> Result<Option<String>, sqlx::Error> {
+    match sqlx::query_scalar::<_, String>("PRAGMA quick_check(1)")
+        .fetch_one(pool)
+        .await
+    {
+        Ok(answer) if answer == "ok" => Ok(None),
+        Ok(answer) => Ok(Some(answer)),
+        // A file so damaged that the check cannot run is damaged.
+        Err(sqlx::Error::Database(error)) => Ok(Some(error.message().to_owned())),
+        Err(other) => Err(other),
     }
 }
 

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// The mailbox a per-mailbox job (`autodraft.sync`, `autodraft.watch`) names.
+pub(super) fn job_mailbox(job: &ClaimedJob) -> Result<(WorkspaceId, IntegrationId), JobError> {
+    let id = job
+        .payload
+        .get("integration_id")
+        .and_then(Value::as_str)
+        .and_then(|id| IntegrationId::parse(id).ok());
+    match (job.workspace, id) {
+        (Some(workspace), Some(id)) => Ok((workspace, id)),
+        _ => Err(JobError::Permanent("the job names no mailbox".into())),
+    }
+}
+
 /// The `autodraft.sync` job.
 pub struct SyncMailbox(pub Arc<AutoDraft>);
 
@@ -12,15 +25,7 @@ impl JobHandler for SyncMailbox {
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
         recorded_by_worker(async move {
-            let (Some(workspace), Some(id)) = (
-                job.workspace,
-                job.payload
-                    .get("integration_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| IntegrationId::parse(id).ok()),
-            ) else {
-                return Err(JobError::Permanent("the job names no mailbox".into()));
-            };
+            let (workspace, id) = job_mailbox(job)?;
             self.0.sync(workspace, id).await
         })
     }

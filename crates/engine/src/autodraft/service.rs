@@ -67,7 +67,7 @@ impl AutoDraft {
         // Now rather than at the next renewal tick, so the answer shows the
         // watch; a failure is recorded on it and retried, and the poll
         // finds mail meanwhile.
-        self.watch_open_mailbox(&inbox).await?;
+        self.watch_open_mailbox(&inbox, false).await?;
         self.store
             .autodraft_mailbox(workspace, id)
             .await?

@@ -16,8 +16,11 @@ pub const WATCH_MAILBOX: &str = "autodraft.watch";
 pub const WATCHES: &str = "mailwright_gmail_watches_total";
 /// How often a watch is renewed (Google: at least every 7 days).
 pub const WATCH_RENEW_EVERY: chrono::Duration = chrono::Duration::days(1);
-/// After a failed attempt, when the next one is made.
+/// After a failed attempt, when the next one is made...
 pub const WATCH_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(15);
+/// ...and after a second failure in a row (a topic that stays wrong costs
+/// a few calls a day, not one every 15 minutes).
+pub const WATCH_RETRY_AFTER_REPEATED: chrono::Duration = chrono::Duration::hours(2);
 /// A claimed renewal whose job never ran (its process died) is claimed
 /// again after this.
 const WATCH_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(10);
@@ -70,15 +73,7 @@ impl JobHandler for WatchMailbox {
 
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
         recorded_by_worker(async move {
-            let (Some(workspace), Some(id)) = (
-                job.workspace,
-                job.payload
-                    .get("integration_id")
-                    .and_then(Value::as_str)
-                    .and_then(|id| IntegrationId::parse(id).ok()),
-            ) else {
-                return Err(JobError::Permanent("the job names no mailbox".into()));
-            };
+            let (workspace, id) = super::jobs::job_mailbox(job)?;
             self.0
                 .renew_watch(workspace, id)
                 .await
@@ -107,6 +102,7 @@ impl AutoDraft {
         loop {
             let due = self.store.due_watch_renewals(now, 500).await?;
             let batch = due.len();
+            let mut claimed = 0;
             for (workspace, integration, due_at) in due {
                 if self
                     .store
@@ -119,10 +115,13 @@ impl AutoDraft {
                     )
                     .await?
                 {
-                    queued += 1;
+                    claimed += 1;
                 }
             }
-            if batch < 500 {
+            queued += claimed;
+            // A full page that another process claimed first: stop, rather
+            // than read the same page again.
+            if batch < 500 || claimed == 0 {
                 break;
             }
         }
@@ -146,14 +145,23 @@ impl AutoDraft {
         if !mailbox.enabled || integration.status != IntegrationStatus::Connected {
             return Ok(());
         }
+        let failed_before = mailbox.watch.last_error.is_some();
         match Mailbox::open(&self.vault, workspace, id).await {
-            Ok(inbox) => self.watch_open_mailbox(&inbox).await,
-            Err(error) => self.record_watch_error(workspace, id, error).await,
+            Ok(inbox) => self.watch_open_mailbox(&inbox, failed_before).await,
+            Err(error) => {
+                self.record_watch_error(workspace, id, error, failed_before)
+                    .await
+            }
         }
     }
 
-    /// Watch `inbox` on the configured topic and record the outcome.
-    pub(super) async fn watch_open_mailbox(&self, inbox: &Mailbox) -> Result<(), StoreError> {
+    /// Watch `inbox` on the configured topic and record the outcome
+    /// (`failed_before`: the last attempt failed too).
+    pub(super) async fn watch_open_mailbox(
+        &self,
+        inbox: &Mailbox,
+        failed_before: bool,
+    ) -> Result<(), StoreError> {
         let Some(topic) = &self.settings.pubsub_topic else {
             return Ok(());
         };
@@ -169,7 +177,10 @@ impl AutoDraft {
                 tracing::info!(integration = %id, %expires_at, %renew_at, event = "gmail_watch_made", "Gmail watches the inbox");
                 Ok(())
             }
-            Err(error) => self.record_watch_error(workspace, id, error).await,
+            Err(error) => {
+                self.record_watch_error(workspace, id, error, failed_before)
+                    .await
+            }
         }
     }
 
@@ -178,6 +189,7 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
         error: VaultError,
+        failed_before: bool,
     ) -> Result<(), StoreError> {
         let topic = self
             .settings
@@ -185,9 +197,16 @@ impl AutoDraft {
             .as_ref()
             .map(PubSubTopic::as_str)
             .unwrap_or_default();
-        // Gmail answers 403 (no right to publish) or 404 (no such topic)
-        // for a topic it cannot use: that is the operator's to fix.
+        // Gmail answers 400 for a topic of another Google Cloud project
+        // than the OAuth client's, 403 (no right to publish) or 404 (no
+        // such topic): the operator's to fix.
         let (code, message) = match error {
+            VaultError::Rejected(reason) if reason.starts_with("HTTP 400") => (
+                "watch_topic_invalid",
+                format!(
+                    "Gmail does not accept the topic {topic} for this mailbox: the topic must be in the Google Cloud project of the OAuth client that connected it (for a connection Clerk holds, the project of Clerk's Google client)."
+                ),
+            ),
             VaultError::Rejected(_) | VaultError::GoneAtGoogle => (
                 "watch_topic_refused",
                 format!(
@@ -199,7 +218,12 @@ impl AutoDraft {
                 (facing.code, facing.message())
             }
         };
-        let retry_at = store::now() + WATCH_RETRY_AFTER;
+        let retry_at = store::now()
+            + if failed_before {
+                WATCH_RETRY_AFTER_REPEATED
+            } else {
+                WATCH_RETRY_AFTER
+            };
         self.store
             .record_watch_failure(workspace, id, code, &message, retry_at)
             .await?;

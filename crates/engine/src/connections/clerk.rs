@@ -17,6 +17,20 @@ impl Connections {
         clerk_user: &str,
         integration_type: IntegrationType,
     ) -> Result<Integration, ServiceError> {
+        self.save_from_clerk(workspace, user, clerk_user, integration_type, None)
+            .await
+    }
+
+    /// Connect what Clerk holds; with `expected_account`, only if it is
+    /// still that Google account (a repair never creates another connection).
+    async fn save_from_clerk(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        clerk_user: &str,
+        integration_type: IntegrationType,
+        expected_account: Option<&str>,
+    ) -> Result<Integration, ServiceError> {
         let Some(clerk) = self.vault.clerk() else {
             return Err(ServiceError::Conflict(
                 "Clerk is not configured on this server (MAILWRIGHT_CLERK_SECRET_KEY).".into(),
@@ -54,6 +68,12 @@ impl Connections {
                 ));
             }
         };
+        if expected_account.is_some_and(|expected| expected != account.sub) {
+            return Err(ServiceError::Conflict(
+                "Clerk now holds another Google account for this person; connect it as a new connection."
+                    .into(),
+            ));
+        }
         let Some(email) = account.email.clone() else {
             return Err(ServiceError::Conflict(
                 "Clerk's Google token does not show the account's email: allow the email permission when signing in with Google through Clerk."
@@ -111,11 +131,12 @@ impl Connections {
         clerk_user: &str,
     ) -> Reconnect {
         match self
-            .connect_with_clerk(
+            .save_from_clerk(
                 integration.workspace,
                 integration.user,
                 clerk_user,
                 integration.integration_type,
+                Some(&integration.provider_account_id),
             )
             .await
         {

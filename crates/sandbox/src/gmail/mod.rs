@@ -594,22 +594,27 @@ async fn drafts_send(
     };
     let sent = {
         let mut world = sandbox.lock();
-        let history_id = world.next_history_id();
         let mailbox = mailbox_mut(&mut world, &caller.email)?;
-        let index = mailbox
+        let draft = mailbox
             .drafts
             .iter()
-            .position(|draft| draft.id == id)
+            .find(|draft| draft.id == id)
+            .cloned()
             .ok_or(ApiError::NotFound)?;
-        let draft = mailbox.drafts.remove(index);
         let stored = mailbox
-            .remove(&draft.message_id, history_id)
+            .message(&draft.message_id)
             .ok_or(ApiError::NotFound)?;
         let input = replacement.unwrap_or(MessageInput {
-            raw: stored.raw,
-            thread_id: Some(stored.thread_id),
+            raw: stored.raw.clone(),
+            thread_id: Some(stored.thread_id.clone()),
         });
-        send(&mut world, &caller.email, input)?
+        // Sent first: a draft Gmail cannot send (no recipient) stays a draft.
+        let sent = send(&mut world, &caller.email, input)?;
+        let history_id = world.next_history_id();
+        let mailbox = mailbox_mut(&mut world, &caller.email)?;
+        mailbox.drafts.retain(|kept| kept.id != draft.id);
+        mailbox.remove(&draft.message_id, history_id);
+        sent
     };
     sandbox.wake_publisher();
     Ok(Json(sent).into_response())

@@ -83,11 +83,16 @@ pub async fn world() -> World {
 
 impl World {
     pub async fn authorization_url(&self, body: Value) -> String {
+        self.authorization_url_as(&self.tenant, body).await
+    }
+
+    /// `POST /api/integrations/google/connect` with `tenant`'s key.
+    pub async fn authorization_url_as(&self, tenant: &Tenant, body: Value) -> String {
         let answer = self
             .app
             .client
             .post(self.app.url("/api/integrations/google/connect"))
-            .bearer_auth(&self.tenant.key)
+            .bearer_auth(&tenant.key)
             .json(&body)
             .send()
             .await
@@ -124,7 +129,14 @@ impl World {
 
     /// Connect Gmail with `consent`; the outcome's query parameters.
     pub async fn connect(&self, consent: Consent) -> HashMap<String, String> {
-        let url = self.authorization_url(json!({"type": "gmail"})).await;
+        self.connect_as(&self.tenant, consent).await
+    }
+
+    /// [`World::connect`] in `tenant`'s workspace.
+    pub async fn connect_as(&self, tenant: &Tenant, consent: Consent) -> HashMap<String, String> {
+        let url = self
+            .authorization_url_as(tenant, json!({"type": "gmail"}))
+            .await;
         let redirect = self.sandbox.approve(&url, consent).unwrap();
         outcome(&self.callback(&redirect, None).await)
     }

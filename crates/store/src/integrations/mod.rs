@@ -360,8 +360,10 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
                  ON CONFLICT (integration_id) DO UPDATE SET \
                      access_key_id = excluded.access_key_id, access_token = excluded.access_token, \
-                     refresh_key_id = COALESCE(excluded.refresh_key_id, oauth_tokens.refresh_key_id), \
-                     refresh_token = COALESCE(excluded.refresh_token, oauth_tokens.refresh_token), \
+                     refresh_key_id = CASE WHEN $9 THEN NULL \
+                         ELSE COALESCE(excluded.refresh_key_id, oauth_tokens.refresh_key_id) END, \
+                     refresh_token = CASE WHEN $9 THEN NULL \
+                         ELSE COALESCE(excluded.refresh_token, oauth_tokens.refresh_token) END, \
                      expires_at = excluded.expires_at, version = oauth_tokens.version + 1, \
                      refresh_lease_token = NULL, refresh_lease_until = NULL, updated_at = excluded.updated_at",
             )
@@ -373,6 +375,9 @@ impl Store {
             .bind(grant.refresh_token.as_ref().map(|sealed| sealed.bytes.clone()))
             .bind(grant.expires_at)
             .bind(at)
+            // A grant Clerk holds has no refresh token of Mailwright's: one
+            // kept from an earlier Google connection of the account goes.
+            .bind(matches!(grant.token_source, TokenSource::Clerk { .. }))
             .execute(&mut *conn)
             .await?;
             row
