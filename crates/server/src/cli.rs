@@ -37,11 +37,23 @@ pub struct Cli {
 pub enum Command {
     /// Run the API, the web UI and the background workers in one process
     /// (migrations are applied first)
-    Serve,
+    Serve {
+        /// Address to listen on (MAILWRIGHT_LISTEN; default 127.0.0.1:8080)
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Run the background workers only, no HTTP (to scale out on PostgreSQL)
-    Worker,
+    Worker {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Apply pending database migrations, then exit
-    Migrate,
+    Migrate {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Manage accounts and keys from the command line
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -62,6 +74,37 @@ pub enum Command {
     /// Google sandbox in-process, a demo account signed in by a one-time link
     /// printed at start, and a sandbox inbox to send test mail to
     Demo(DemoArgs),
+}
+
+/// Where the data lives, as a flag (the same as the setting).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StorageArgs {
+    /// Folder of the SQLite database and the generated key file
+    /// (MAILWRIGHT_DATA_DIR; default ./data)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Command {
+    /// The settings the command's flags give (they win over the
+    /// environment and the file).
+    fn setting_flags(&self) -> Vec<(String, String)> {
+        let mut flags = Vec::new();
+        let storage = match self {
+            Command::Serve { listen, storage } => {
+                if let Some(listen) = listen {
+                    flags.push(("MAILWRIGHT_LISTEN".to_owned(), listen.to_string()));
+                }
+                Some(storage)
+            }
+            Command::Worker { storage } | Command::Migrate { storage } => Some(storage),
+            _ => None,
+        };
+        if let Some(dir) = storage.and_then(|storage| storage.data_dir.as_ref()) {
+            flags.push(("MAILWRIGHT_DATA_DIR".to_owned(), dir.display().to_string()));
+        }
+        flags
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,7 +177,9 @@ pub fn main() -> ExitCode {
     if let Command::Doctor { json } = cli.command {
         return doctor(json, cli.config.as_deref());
     }
-    let (config, warnings) = match Config::from_env(cli.config.as_deref()) {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.extend(cli.command.setting_flags());
+    let (config, warnings) = match Config::load(env, cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(error) => {
             eprintln!("{error}");
@@ -143,9 +188,9 @@ pub fn main() -> ExitCode {
     };
     let log_target = match cli.command {
         Command::Admin(_) | Command::Doctor { .. } => telemetry::LogTarget::Stderr,
-        Command::Serve
-        | Command::Worker
-        | Command::Migrate
+        Command::Serve { .. }
+        | Command::Worker { .. }
+        | Command::Migrate { .. }
         | Command::Sandbox(_)
         | Command::Demo(_) => telemetry::LogTarget::Stdout,
     };
@@ -214,18 +259,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     match command {
-        Command::Migrate => {
+        Command::Migrate { .. } => {
             store.migrate().await.context("cannot apply migrations")?;
             tracing::info!(database = %config.database_url, "migrations applied");
             store.close().await;
             Ok(())
         }
-        Command::Serve => {
+        Command::Serve { .. } => {
             store.migrate().await.context("cannot apply migrations")?;
+            let explicit_public_url = config
+                .public_url_explicit
+                .then(|| config.public_url.as_str().trim_end_matches('/').to_owned());
+            let google_configured = config.google.is_some();
+            let first_start = store.user_count().await? == 0;
             let application = Application::build(config, store).await?;
+            let public_url = explicit_public_url
+                .unwrap_or_else(|| format!("http://{}", application.local_addr()));
+            if first_start {
+                tracing::info!(
+                    "no account yet: open {public_url}/setup to create the owner account"
+                );
+            }
+            if !google_configured {
+                tracing::warn!(
+                    "Google is not configured (MAILWRIGHT_GOOGLE_CLIENT_ID and _SECRET): nobody can connect Gmail yet; `mailwright demo` shows everything with an emulated Google"
+                );
+            }
             application.run_until(shutdown_signal()).await
         }
-        Command::Worker => {
+        Command::Worker { .. } => {
             store.migrate().await.context("cannot apply migrations")?;
             let services = crate::app::Services::build(&config, &store).await?;
             let worker = services.worker;

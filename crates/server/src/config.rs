@@ -319,11 +319,6 @@ fn read_file(path: &Path) -> Result<BTreeMap<&'static str, (String, Origin)>, Co
 }
 
 impl Config {
-    /// Read the configuration from the process environment and an optional file.
-    pub fn from_env(config_file: Option<&Path>) -> Result<(Config, Vec<String>), ConfigError> {
-        Config::load(std::env::vars(), config_file)
-    }
-
     /// Read the configuration from `env` (name, value pairs) and an optional
     /// file. Also returns warnings worth logging (unknown variables).
     pub fn load(

@@ -46,6 +46,15 @@ fn wait_with_deadline(child: &mut Child) -> std::process::ExitStatus {
 /// The address from the JSON log line starting with "listening" (port 0
 /// became a real port), and the rest of stdout's lines as they come.
 fn listening_address(child: &mut Child) -> (String, mpsc::Receiver<String>) {
+    let (address, _, lines) = listening_address_and_before(child);
+    (address, lines)
+}
+
+/// The address of the `listening` line, the log lines before it, and the
+/// rest to come.
+fn listening_address_and_before(
+    child: &mut Child,
+) -> (String, Vec<String>, mpsc::Receiver<String>) {
     let stdout = child.stdout.take().unwrap();
     let (lines_tx, lines) = mpsc::channel::<String>();
     std::thread::spawn(move || {
@@ -56,6 +65,7 @@ fn listening_address(child: &mut Child) -> (String, mpsc::Receiver<String>) {
         }
     });
     let give_up = Instant::now() + DEADLINE;
+    let mut before = Vec::new();
     loop {
         let line = lines
             .recv_timeout(give_up.saturating_duration_since(Instant::now()))
@@ -67,8 +77,9 @@ fn listening_address(child: &mut Child) -> (String, mpsc::Receiver<String>) {
             .unwrap_or_default()
             .starts_with("listening")
         {
-            return (entry["address"].as_str().unwrap().to_owned(), lines);
+            return (entry["address"].as_str().unwrap().to_owned(), before, lines);
         }
+        before.push(line);
     }
 }
 
@@ -156,6 +167,46 @@ async fn serve_answers_then_stops_cleanly_on_sigterm() {
         rest.iter().any(|line| line.contains("shutdown complete")),
         "{rest:?}"
     );
+}
+
+#[tokio::test]
+async fn serve_takes_its_address_and_data_folder_as_flags_and_says_what_to_do_first() {
+    let db = TestDatabase::new().await;
+    let data = tempfile::tempdir().unwrap();
+    // The flags win over the environment (whose address would not parse).
+    let mut child = mailwright(&db)
+        .env("MAILWRIGHT_LISTEN", "not an address")
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .spawn()
+        .unwrap();
+    let (address, before, _lines) = listening_address_and_before(&mut child);
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = before.join("\n");
+    assert!(
+        said.contains(&format!(
+            "open http://{address}/setup to create the owner account"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("Google is not configured"), "{said}");
+
+    // `migrate --data-dir` puts the SQLite database there.
+    let folder = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mailwright"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["migrate", "--data-dir"])
+        .arg(folder.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(folder.path().join("mailwright.db").exists());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! undocumented route cannot be added by accident).
 
 pub mod autodraft;
+pub mod browser_errors;
 pub mod identity;
 pub mod integrations;
 pub mod json;
@@ -110,5 +111,8 @@ pub fn router(mut state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(middleware::from_fn(security_headers::add))
         .layer(middleware::from_fn(request_context::around_request))
+        // Outermost: it sees every problem answer, the ones made from bare
+        // framework errors included.
+        .layer(middleware::from_fn(browser_errors::pages_for_browsers))
         .with_state(state)
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 /// For HTML pages. Styles may be inline (the pages carry their own); scripts
 /// come only from this origin (`/static/...`); forms may post anywhere
 /// because "Connect Gmail" redirects to Google's consent screen.
-const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+pub const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 pub async fn add(request: Request, next: Next) -> Response {

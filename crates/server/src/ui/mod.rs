@@ -90,6 +90,7 @@ fn templates() -> &'static Environment<'static> {
             ("run.html", include_str!("templates/run.html")),
             ("settings.html", include_str!("templates/settings.html")),
             ("runbook.html", include_str!("templates/runbook.html")),
+            ("error.html", include_str!("templates/error.html")),
             (
                 "connect_confirm.html",
                 include_str!("templates/connect_confirm.html"),
@@ -109,6 +110,44 @@ fn render(status: StatusCode, name: &str, values: minijinja::Value) -> Result<Re
         .and_then(|template| template.render(values))
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("rendering {name}: {error}")))?;
     Ok((status, Html(page)).into_response())
+}
+
+/// The page a browser gets for an error answer (see
+/// `http::browser_errors`): a heading for its status, the problem's own
+/// sentence, the request id of a server error, and a way back.
+pub fn error_page(
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+    code: &str,
+    request_id: Option<&str>,
+) -> String {
+    let heading = match status.as_u16() {
+        404 => "Page not found",
+        405 => "This address is for a form",
+        401 => "Please sign in",
+        403 => "Not allowed",
+        413 => "Too large",
+        429 => "Too many attempts",
+        500..=599 => "Something went wrong",
+        _ => title,
+    };
+    let detail = match status.as_u16() {
+        405 => "This address only takes a form's submission; open the page the form is on.",
+        _ => detail,
+    };
+    templates()
+        .get_template("error.html")
+        .and_then(|template| {
+            template.render(context! {
+                heading,
+                detail,
+                code,
+                request_id,
+                status => status.as_u16(),
+            })
+        })
+        .unwrap_or_else(|_| format!("{} {heading}", status.as_u16()))
 }
 
 fn see_other(location: &'static str) -> Response {

@@ -204,10 +204,21 @@ impl ProcessEnv {
     /// Start `mailwright serve` and wait until it says where it listens and
     /// `/api/ready` answers 200.
     pub async fn serve(&self, name: &str, client: &reqwest::Client) -> ServeProcess {
+        self.serve_with(name, client, &[]).await
+    }
+
+    /// [`ProcessEnv::serve`] with `mailwright serve`'s flags `args`.
+    pub async fn serve_with(
+        &self,
+        name: &str,
+        client: &reqwest::Client,
+        args: &[&str],
+    ) -> ServeProcess {
         let started = Instant::now();
         let mut child = self
             .command()
             .arg("serve")
+            .args(args)
             .spawn()
             .expect("mailwright serve starts");
         let log = Arc::new(Mutex::new(ProcessLog::default()));
