@@ -471,12 +471,58 @@ async fn an_api_key_made_on_the_settings_page_is_shown_once_works_and_can_be_rev
         &[("csrf", &csrf), ("name", "CI <bot>")],
     )
     .await;
-    assert_eq!(created.status(), 200);
-    assert_eq!(created.headers()["cache-control"], "no-store");
-    let html = decoded(created.text().await.unwrap());
+    // Redirect-after-post: the key rides to the page in an encrypted cookie.
+    assert_eq!(created.status(), 303);
+    assert_eq!(created.headers()["location"], "/settings?created=1");
+    let new_key_cookie = created
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("mw_new_key="))
+        .expect("the new key's cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let shown = w
+        .app
+        .client
+        .get(w.app.url("/settings?created=1"))
+        .header("cookie", format!("{cookie}; {new_key_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), 200);
+    assert_eq!(shown.headers()["cache-control"], "no-store");
+    assert!(
+        shown
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|value| value.to_str().unwrap().starts_with("mw_new_key=;")),
+        "the cookie is cleared once shown"
+    );
+    let html = decoded(shown.text().await.unwrap());
     let key = between(&html, r#"id="new-api-key">"#, "<").to_owned();
     assert!(key.starts_with("mw_") && key.len() > 20, "{key}");
     assert!(html.contains("Copy it now") && html.contains("CI &lt;bot&gt;"));
+    assert!(
+        !new_key_cookie.contains(&key),
+        "the cookie does not carry the key in clear"
+    );
+    // Another user's session cannot read the cookie.
+    let other_user = w.app.bare_tenant("someone").await;
+    let (other_session, _) = session(&w, other_user.user, other_user.workspace).await;
+    let stolen = w
+        .app
+        .client
+        .get(w.app.url("/settings?created=1"))
+        .header("cookie", format!("{other_session}; {new_key_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!stolen.text().await.unwrap().contains(&key));
 
     let me = w.app.get_as("/api/me", &key).await;
     assert_eq!(me.status(), 200);

@@ -5,6 +5,9 @@ use axum::http::{HeaderMap, header};
 
 pub const SESSION: &str = "mw_session";
 pub const FORM_CSRF: &str = "mw_csrf";
+/// An API key just made on the settings page, encrypted, on its way to
+/// being shown once.
+pub const NEW_API_KEY: &str = "mw_new_key";
 pub const SESSION_DAYS: i64 = 30;
 
 /// The value of cookie `name`, if the request carries it.

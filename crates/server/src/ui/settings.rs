@@ -3,8 +3,10 @@
 //! only logged, its outbox.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::context;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -13,7 +15,7 @@ use super::autodraft::ago;
 use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::{render, see_other};
 use crate::app::AppState;
-use crate::auth::SessionUser;
+use crate::auth::{SessionUser, cookies};
 use crate::config::MailConfig;
 use crate::http::ApiError;
 use engine::error::ServiceError;
@@ -106,16 +108,60 @@ pub(super) async fn settings_page(
     State(state): State<AppState>,
     SignedIn(session): SignedIn,
     Query(query): Query<SettingsQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let notice = match query.notice.as_deref() {
         Some("revoked") => Some("The key is revoked: it no longer works."),
         _ => None,
     };
+    let new_key = cookies::get(&headers, cookies::NEW_API_KEY)
+        .and_then(|value| open_new_key(&state, &session, &value));
+    let shows_key = new_key.is_some();
     let extra = Extra {
         notice,
+        new_key,
         ..Extra::default()
     };
-    page(&state, &session, StatusCode::OK, extra).await
+    let mut response = page(&state, &session, StatusCode::OK, extra).await?;
+    if shows_key {
+        // Shown this once: gone from the browser, and from any cache.
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(clear) = HeaderValue::from_str(&cookies::clear(
+            cookies::NEW_API_KEY,
+            state.config.is_https(),
+        )) {
+            headers.append(header::SET_COOKIE, clear);
+        }
+    }
+    Ok(response)
+}
+
+/// How long the new key waits in its cookie for the page to show it.
+const NEW_KEY_SECONDS: i64 = 120;
+
+/// The key just made travels only to this user's own page.
+fn new_key_context(session: &SessionUser) -> String {
+    format!("new_api_key:{}:{}", session.user, session.workspace)
+}
+
+/// The `(name, secret)` in a new-key cookie, if it is this user's.
+fn open_new_key(state: &AppState, session: &SessionUser, value: &str) -> Option<(String, String)> {
+    let (key_id, bytes) = value.split_once('.')?;
+    let sealed = engine::keyring::Sealed {
+        key_id: key_id.to_owned(),
+        bytes: URL_SAFE_NO_PAD.decode(bytes).ok()?,
+    };
+    let plain = state
+        .vault
+        .keyring()
+        .open(&sealed, &new_key_context(session))
+        .ok()?;
+    let (name, secret) = String::from_utf8(plain)
+        .ok()?
+        .split_once('\n')
+        .map(|(n, s)| (n.to_owned(), s.to_owned()))?;
+    Some((name, secret))
 }
 
 #[derive(Deserialize)]
@@ -132,10 +178,10 @@ impl SessionForm for NewKeyForm {
     }
 }
 
-/// Create an API key acting as the signed-in user; the page shows it once
-/// (answered directly, not redirected to, since it is stored nowhere).
+/// Create an API key acting as the signed-in user, and go back to the
+/// settings page, which shows it once.
 #[utoipa::path(post, path = "/settings/api-keys", tag = "ui",
-    responses((status = 200, content_type = "text/html", description = "The page with the new key"), (status = 422, content_type = "text/html")))]
+    responses((status = 303, description = "To the settings page, which shows the new key once"), (status = 422, content_type = "text/html")))]
 pub(super) async fn create_api_key(
     State(state): State<AppState>,
     Posted(session, form): Posted<NewKeyForm>,
@@ -146,15 +192,29 @@ pub(super) async fn create_api_key(
         .await
     {
         Ok((key, secret)) => {
-            let extra = Extra {
-                new_key: Some((key.name, secret.expose_secret().to_owned())),
-                ..Extra::default()
-            };
-            let mut response = page(&state, &session, StatusCode::OK, extra).await?;
-            // The secret must not outlive this page in a cache.
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            // Redirect-after-post, so a reload makes no second key: the new
+            // key travels to the page in a short-lived cookie, encrypted for
+            // this user, read once.
+            let sealed = state.vault.keyring().seal(
+                format!("{}\n{}", key.name, secret.expose_secret()).as_bytes(),
+                &new_key_context(&session),
+            );
+            let value = format!(
+                "{}.{}",
+                sealed.key_id,
+                URL_SAFE_NO_PAD.encode(&sealed.bytes)
+            );
+            let mut response = see_other("/settings?created=1");
+            let cookie = cookies::set(
+                cookies::NEW_API_KEY,
+                &value,
+                NEW_KEY_SECONDS,
+                "Strict",
+                state.config.is_https(),
+            );
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
             Ok(response)
         }
         Err(ServiceError::Invalid(problems)) => {
