@@ -71,7 +71,7 @@ pub enum Command {
     /// the Gmail API, for developing clients without Google (no database)
     Sandbox(SandboxArgs),
     /// Try everything with no credentials: SQLite in a temporary folder, the
-    /// Google sandbox in-process, a demo account signed in by a one-time link
+    /// Google sandbox in-process, a demo account signed in by a link
     /// printed at start, and a sandbox inbox to send test mail to
     Demo(DemoArgs),
 }
@@ -401,7 +401,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let (demo, token) = Demo::new(sandbox, user, workspace);
     let application = Application::build_demo(config, store, std::sync::Arc::new(demo)).await?;
     let link = format!("{public}/demo/signin?token={token}");
-    tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works once)");
+    tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works until the demo stops)");
     println!(
         "\nMailwright demo (Google is emulated; data in {}):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\n",
         data_dir.display()

@@ -1,10 +1,9 @@
 //! `mailwright demo`: the whole product with no credentials. The Google
 //! sandbox is mounted in-process at `/sandbox/google` (OAuth consent screen
-//! and Gmail API), a demo account is signed in through a one-time link, and
+//! and Gmail API), a demo account is signed in through a link printed at
+//! start (valid while the demo runs), and
 //! `/sandbox/inbox` drops mail into the connected mailbox. Not for
 //! production: the sandbox's controls are unauthenticated.
-
-use std::sync::Mutex;
 
 use domain::{UserId, WorkspaceId};
 use sandbox::{PushSubscription, Sandbox};
@@ -76,8 +75,10 @@ pub struct Demo {
     pub sandbox: Sandbox,
     pub user: UserId,
     pub workspace: WorkspaceId,
-    /// SHA-256 of the one-time sign-in token, until it is used.
-    signin_token_hash: Mutex<Option<String>>,
+    /// SHA-256 of the sign-in token. It works for the demo's lifetime: a
+    /// demo account has no password, and a sign-out, another browser or a
+    /// reloaded tab must not lock its visitor out.
+    signin_token_hash: String,
 }
 
 impl std::fmt::Debug for Demo {
@@ -90,28 +91,24 @@ impl std::fmt::Debug for Demo {
 }
 
 impl Demo {
-    /// The demo and its one-time sign-in token (shown once, at start).
+    /// The demo and its sign-in token (printed at start).
     pub fn new(sandbox: Sandbox, user: UserId, workspace: WorkspaceId) -> (Demo, String) {
         let token = secrets::random_token(24);
         let demo = Demo {
             sandbox,
             user,
             workspace,
-            signin_token_hash: Mutex::new(Some(secrets::sha256_hex(&token))),
+            signin_token_hash: secrets::sha256_hex(&token),
         };
         (demo, token)
     }
 
-    /// Whether `token` is the sign-in token; it works once.
-    pub fn take_signin(&self, token: &str) -> bool {
-        let mut slot = self.signin_token_hash.lock().expect("demo token lock");
-        let matches = slot.as_deref().is_some_and(|expected| {
-            secrets::constant_time_eq(expected.as_bytes(), secrets::sha256_hex(token).as_bytes())
-        });
-        if matches {
-            *slot = None;
-        }
-        matches
+    /// Whether `token` is the sign-in token.
+    pub fn signin_matches(&self, token: &str) -> bool {
+        secrets::constant_time_eq(
+            self.signin_token_hash.as_bytes(),
+            secrets::sha256_hex(token).as_bytes(),
+        )
     }
 }
 
@@ -120,14 +117,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_signin_link_works_once() {
+    fn the_signin_link_works_again_and_no_other_token_does() {
         let (demo, token) = Demo::new(
             Sandbox::new(sandbox::SandboxConfig::default()),
             UserId::new(),
             WorkspaceId::new(),
         );
-        assert!(!demo.take_signin("wrong"));
-        assert!(demo.take_signin(&token));
-        assert!(!demo.take_signin(&token), "used up");
+        assert!(!demo.signin_matches("wrong"));
+        assert!(demo.signin_matches(&token));
+        assert!(demo.signin_matches(&token), "again, after a sign-out");
     }
 }

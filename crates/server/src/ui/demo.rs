@@ -1,4 +1,4 @@
-//! Pages that exist only in `mailwright demo`: the one-time sign-in link and
+//! Pages that exist only in `mailwright demo`: the sign-in link and
 //! the sandbox inbox, where a visitor drops an email into the connected
 //! mailbox and watches the draft appear. Elsewhere they answer 404.
 
@@ -48,9 +48,9 @@ pub(super) async fn demo_signin(
     Query(query): Query<SigninQuery>,
 ) -> Result<Response, ApiError> {
     let demo = demo(&state)?;
-    if !demo.take_signin(&query.token) {
+    if !demo.signin_matches(&query.token) {
         return Err(ApiError::Forbidden(
-            "This sign-in link was used already (it works once). Restart `mailwright demo` for a new one."
+            "This is not the demo's sign-in link: open the one `mailwright demo` printed when it started."
                 .into(),
         ));
     }
