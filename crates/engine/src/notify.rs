@@ -285,9 +285,12 @@ impl JobHandler for DeliverSystemEmail {
             };
             match outcome {
                 Ok(()) => {
-                    metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "sent")
+                    // The log-only mailer delivers nothing: say so, rather
+                    // than "sent".
+                    let outcome = if provider == "log" { "logged" } else { "sent" };
+                    metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => outcome)
                         .increment(1);
-                    record_outcome("sent", None).await;
+                    record_outcome(outcome, None).await;
                     Ok(())
                 }
                 Err(MailError::Transient {

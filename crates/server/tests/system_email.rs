@@ -65,7 +65,8 @@ async fn a_revoked_grant_sends_exactly_one_notice_and_a_new_episode_another() {
     );
     assert_eq!(
         (notice["status"].clone(), notice["provider"].clone()),
-        (json!("sent"), json!("log"))
+        (json!("logged"), json!("log")),
+        "recorded, not delivered, and said so"
     );
     let text = notice["text"].as_str().unwrap();
     assert!(

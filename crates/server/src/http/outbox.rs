@@ -27,7 +27,8 @@ pub struct SystemEmailView {
     text: String,
     /// `queued`, `retrying` (an attempt failed for a reason that may pass;
     /// `last_error` says which, and it is tried again until the retry
-    /// horizon), `sent`, `failed` or `undeliverable`.
+    /// horizon), `sent`, `logged` (no mail provider is configured: it was
+    /// written to the log, not delivered), `failed` or `undeliverable`.
     status: String,
     /// `sidemail`, `smtp`, or `log` (no provider configured: recorded only).
     provider: Option<String>,
