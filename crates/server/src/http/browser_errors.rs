@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::problem::PROBLEM_JSON;
 use super::security_headers::PAGE_POLICY;
 
-/// A problem document is small; anything bigger is passed on untouched.
+/// A problem document is small (a few hundred bytes); one over this would
+/// be answered with its status and an empty body.
 const MOST_PROBLEM_BYTES: usize = 64 * 1024;
 
 fn wants_a_page(request: &Request) -> bool {
