@@ -195,6 +195,14 @@ fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// What every SQLite connection has: the file, and waiting for a lock
+/// rather than failing at once.
+fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10))
+}
+
 impl Store {
     /// Open the database (creating a SQLite file and its folder if needed,
     /// readable by their owner only).
@@ -212,12 +220,10 @@ impl Store {
                     message: format!("cannot create {}", path.display()),
                     source: Box::new(source),
                 })?;
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
+                let options = sqlite_options(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
@@ -249,11 +255,9 @@ impl Store {
     pub async fn connect_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
         match url {
             DatabaseUrl::Sqlite { path } => {
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
+                let options = sqlite_options(path)
                     .read_only(true)
-                    .create_if_missing(false)
-                    .busy_timeout(Duration::from_secs(10));
+                    .create_if_missing(false);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(ACQUIRE_TIMEOUT)

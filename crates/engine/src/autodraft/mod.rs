@@ -41,7 +41,8 @@ pub use jobs::{DraftMessage, SyncMailbox};
 pub use pipeline::{PlannedReply, Verdict};
 pub use service::{Overview, WatchOverview};
 pub use watch::{
-    WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCHES, WatchMailbox, WatchStatus,
+    WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCH_TICK, WATCHES, WatchMailbox,
+    WatchStatus,
 };
 
 use crate::error::ServiceError;

@@ -35,16 +35,35 @@ impl AutoDraft {
         Ok(queued)
     }
 
-    /// Poll (and renew watches) until `shutdown` turns true.
+    /// Poll (and, every [`WATCH_TICK`], renew watches) until `shutdown`
+    /// turns true.
     pub async fn run_poller(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         let tick = self
             .settings
             .poll_interval
             .clamp(Duration::from_millis(200), Duration::from_secs(1));
+        // Renewals are daily: looking for due ones once a minute is enough,
+        // and spares a scan of every mailbox each second.
+        let last_watch_tick = std::sync::Mutex::new(None::<std::time::Instant>);
         crate::supervisor::every(tick, shutdown, "the auto-draft poller", || async {
             let now = store::now();
             let polls = self.poll_tick(now).await?;
-            Ok(polls + self.watch_tick(now).await?)
+            let watch_due = {
+                let mut last = last_watch_tick
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let due = last.is_none_or(|at| at.elapsed() >= WATCH_TICK);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            };
+            let renewals = if watch_due {
+                self.watch_tick(now).await?
+            } else {
+                0
+            };
+            Ok(polls + renewals)
         })
         .await
     }

@@ -21,6 +21,8 @@ pub const WATCH_RETRY_AFTER: chrono::Duration = chrono::Duration::minutes(15);
 /// ...and after a second failure in a row (a topic that stays wrong costs
 /// a few calls a day, not one every 15 minutes).
 pub const WATCH_RETRY_AFTER_REPEATED: chrono::Duration = chrono::Duration::hours(2);
+/// How often the poller looks for watches due for renewal.
+pub const WATCH_TICK: std::time::Duration = std::time::Duration::from_secs(60);
 /// A claimed renewal whose job never ran (its process died) is claimed
 /// again after this.
 const WATCH_CLAIM_LEASE: chrono::Duration = chrono::Duration::minutes(10);
