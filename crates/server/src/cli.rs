@@ -70,9 +70,10 @@ pub enum Command {
     /// Run the Google sandbox alone: an in-memory emulator of Google OAuth and
     /// the Gmail API, for developing clients without Google (no database)
     Sandbox(SandboxArgs),
-    /// Try everything with no credentials: SQLite in a temporary folder, the
-    /// Google sandbox in-process, a demo account signed in by a link
-    /// printed at start, and a sandbox inbox to send test mail to
+    /// Try everything with no credentials: SQLite in the demo's own folder
+    /// (kept between runs), the Google sandbox in-process, a demo account
+    /// signed in by a link printed at start, and a sandbox inbox to send test
+    /// mail to
     Demo(DemoArgs),
 }
 
@@ -109,7 +110,9 @@ impl Command {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
-    /// Keep the demo's database here (default: a new temporary folder)
+    /// Keep the demo's database here (default: $XDG_DATA_HOME/mailwright/demo,
+    /// else ~/.local/share/mailwright/demo; kept between runs, delete it to
+    /// start over)
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address to listen on
@@ -332,7 +335,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     use sandbox::{AccountSpec, OAuthClient, Sandbox, SandboxConfig};
 
     let data_dir = args.data_dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("mailwright-demo-{}", std::process::id()))
+        demo::default_data_dir(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
     });
     let mut listen = args.listen;
     if listen.port() == 0 {
@@ -403,7 +406,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let link = format!("{public}/demo/signin?token={token}");
     tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works until the demo stops)");
     println!(
-        "\nMailwright demo (Google is emulated; data in {}):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\n",
+        "\nMailwright demo (Google is emulated; data kept in {}, delete the folder to start over):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\nThe emulated Google starts empty each run: a connection from an earlier run asks to be reconnected.\n",
         data_dir.display()
     );
     application.run_until(shutdown_signal()).await

@@ -57,6 +57,28 @@ pub fn sandbox_settings(public: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The demo's folder when none is given: the user's data folder
+/// (`$XDG_DATA_HOME`, else `~/.local/share`) under `mailwright/demo`, so a
+/// second run finds the first one's account, workflows and history; with
+/// neither variable set, `./mailwright-demo`.
+pub fn default_data_dir(
+    xdg_data_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> std::path::PathBuf {
+    let absolute = |value: Option<std::ffi::OsString>| {
+        value
+            .map(std::path::PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    if let Some(data) = absolute(xdg_data_home) {
+        return data.join("mailwright").join("demo");
+    }
+    if let Some(home) = absolute(home) {
+        return home.join(".local/share/mailwright/demo");
+    }
+    std::path::PathBuf::from("mailwright-demo")
+}
+
 fn push_endpoint(public: &str) -> String {
     format!("{public}/api/push/gmail")
 }
@@ -115,6 +137,24 @@ impl Demo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_folder_follows_the_xdg_data_home_then_home() {
+        use std::path::PathBuf;
+        assert_eq!(
+            default_data_dir(Some("/data".into()), Some("/home/ada".into())),
+            PathBuf::from("/data/mailwright/demo")
+        );
+        assert_eq!(
+            default_data_dir(None, Some("/home/ada".into())),
+            PathBuf::from("/home/ada/.local/share/mailwright/demo")
+        );
+        // The XDG rule: a relative value is ignored.
+        assert_eq!(
+            default_data_dir(Some("rel".into()), None),
+            PathBuf::from("mailwright-demo")
+        );
+    }
 
     #[test]
     fn the_signin_link_works_again_and_no_other_token_does() {

@@ -219,14 +219,39 @@ async fn the_autodraft_page_explains_a_disabled_switch_then_shows_new_drafts() {
         "the recent drafts list shows it: {html}"
     );
 
+    // Redirect-after-post: the result rides to the page once, so a reload
+    // neither runs the test again nor creates a second draft.
+    w.sandbox
+        .deliver(&sandbox::InboundMessage::new(
+            "Bob Builder <bob@example.com>",
+            common::google::ANN,
+            "Friday",
+            "Are you free on Friday afternoon for a call?",
+        ))
+        .unwrap();
     let tested = post_form(
         &w,
         &cookie,
         &format!("/autodraft/{id}/test"),
-        &[("csrf", &csrf)],
+        &[("csrf", &csrf), ("create_draft", "on")],
     )
     .await;
-    assert_eq!(tested.status(), 200);
-    let html = tested.text().await.unwrap();
+    assert_eq!(tested.status(), 303);
+    assert_eq!(
+        tested.headers()["location"],
+        format!("/autodraft/{id}#test-result")
+    );
+    let result_cookie = common::ui::set_cookie(&tested, "mw_test_result");
+    let drafts_after_test = w.sandbox.drafts(common::google::ANN).unwrap().len();
+    let (status, html) = page(&w, &format!("{cookie}; {result_cookie}"), &path).await;
+    assert_eq!(status, 200);
     assert!(html.contains(r#"id="test-result""#), "{html}");
+    assert!(html.contains("Created in Gmail as a draft."), "{html}");
+    let (_, reloaded) = page(&w, &cookie, &path).await;
+    assert!(!reloaded.contains(r#"id="test-result""#), "shown once");
+    assert_eq!(
+        w.sandbox.drafts(common::google::ANN).unwrap().len(),
+        drafts_after_test,
+        "the reload made no draft"
+    );
 }

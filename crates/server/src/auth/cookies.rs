@@ -8,6 +8,9 @@ pub const FORM_CSRF: &str = "mw_csrf";
 /// An API key just made on the settings page, encrypted, on its way to
 /// being shown once.
 pub const NEW_API_KEY: &str = "mw_new_key";
+/// The result of the auto-draft test action, encrypted, on its way to the
+/// page that shows it.
+pub const AUTODRAFT_TEST: &str = "mw_test_result";
 pub const SESSION_DAYS: i64 = 30;
 
 /// The value of cookie `name`, if the request carries it.

@@ -4,18 +4,20 @@
 //! calls the same services as `/api/integrations/{id}/auto-draft`.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::scopes::IntegrationType;
 use engine::error::ServiceError;
 use minijinja::context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use super::flash::Flash;
 use super::render;
 use super::session::{Posted, SessionForm, SignedIn, attention};
 use crate::app::AppState;
+use crate::auth::{SessionUser, cookies};
 use crate::http::ApiError;
 use crate::http::autodraft::AutoDraftView;
 use crate::http::integrations::reconnect_path;
@@ -122,6 +124,7 @@ pub(super) async fn autodraft_page(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Query(query): Query<PageQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
     let notice = match query.notice.as_deref() {
@@ -129,7 +132,18 @@ pub(super) async fn autodraft_page(
         Some("off") => Some("Auto-draft is off.".to_owned()),
         _ => None,
     };
-    page(&state, &session, id, notice, None, None).await
+    let purpose = test_purpose(id);
+    let flash = test_flash(&session, &purpose);
+    let test = flash
+        .open(&state, &headers)
+        .and_then(|plain| serde_json::from_slice::<TestResult>(&plain).ok())
+        .map(|result| minijinja::Value::from_serialize(&result));
+    let shows_test = test.is_some();
+    let mut response = page(&state, &session, id, notice, None, test).await?;
+    if shows_test {
+        flash.consumed(&state, &mut response);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]
@@ -201,9 +215,76 @@ impl SessionForm for TestForm {
     }
 }
 
-/// Run the pipeline on the newest inbox message and show the result.
+/// The test's result as the page shows it; it travels to the page in a
+/// sealed cookie, so the draft text is capped to fit one.
+#[derive(Serialize, Deserialize)]
+struct TestResult {
+    subject: Option<String>,
+    label: Option<String>,
+    body: Option<String>,
+    /// The text was longer than the cookie holds.
+    shortened: bool,
+    skipped: Option<String>,
+    created_in_gmail: bool,
+    /// Why the test could not run.
+    problem: Option<String>,
+}
+
+/// Draft text carried to the page (bytes, cut at a character boundary).
+const TEST_TEXT_LIMIT: usize = 1_500;
+
+impl TestResult {
+    fn from_outcome(outcome: engine::autodraft::TestOutcome) -> TestResult {
+        let mut body = outcome.body;
+        let shortened = body.len() > TEST_TEXT_LIMIT;
+        if shortened {
+            let mut cut = TEST_TEXT_LIMIT;
+            while !body.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            body.truncate(cut);
+        }
+        TestResult {
+            subject: Some(outcome.subject),
+            label: Some(outcome.draft_type_label),
+            body: Some(body),
+            shortened,
+            skipped: outcome.skipped.map(|reason| reason.describe().to_owned()),
+            created_in_gmail: outcome.draft_id.is_some(),
+            problem: None,
+        }
+    }
+
+    fn refused(problem: String) -> TestResult {
+        TestResult {
+            subject: None,
+            label: None,
+            body: None,
+            shortened: false,
+            skipped: None,
+            created_in_gmail: false,
+            problem: Some(problem),
+        }
+    }
+}
+
+/// The test result travels only to this user's page of this connection.
+fn test_flash<'a>(session: &'a SessionUser, purpose: &'a str) -> Flash<'a> {
+    Flash {
+        cookie: cookies::AUTODRAFT_TEST,
+        session,
+        purpose,
+    }
+}
+
+fn test_purpose(id: IntegrationId) -> String {
+    format!("autodraft_test:{id}")
+}
+
+/// Run the pipeline on the newest inbox message, then show the result on
+/// the page (redirect-after-post: a reload creates no second draft).
 #[utoipa::path(post, path = "/autodraft/{id}/test", tag = "ui", params(("id" = String, Path)),
-    responses((status = 200, content_type = "text/html")))]
+    responses((status = 303, description = "To the page, which shows the result once")))]
 pub(super) async fn test(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -211,27 +292,19 @@ pub(super) async fn test(
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
     let create = form.create_draft.as_deref() == Some("on");
-    match state
+    let result = match state
         .autodraft
         .test(session.workspace, id, None, create)
         .await
     {
-        Ok(outcome) => {
-            let test = context! {
-                subject => outcome.subject,
-                body => outcome.body,
-                draft_type => outcome.draft_type,
-                label => outcome.draft_type_label,
-                skipped => outcome.skipped.map(|reason| reason.describe()),
-                draft_id => outcome.draft_id,
-            };
-            page(&state, &session, id, None, None, Some(test)).await
-        }
-        Err(error) => match refusal_words(error) {
-            Ok(problem) => page(&state, &session, id, None, Some(problem), None).await,
-            Err(error) => Err(error),
-        },
-    }
+        Ok(outcome) => TestResult::from_outcome(outcome),
+        Err(error) => TestResult::refused(refusal_words(error)?),
+    };
+    let mut response = Redirect::to(&format!("/autodraft/{id}#test-result")).into_response();
+    let plain = serde_json::to_vec(&result)
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("test result: {error}")))?;
+    test_flash(&session, &test_purpose(id)).attach(&state, &mut response, &plain);
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -30,6 +30,7 @@ use session::{Posted, SessionForm};
 mod autodraft;
 pub mod connect_confirm;
 mod demo;
+mod flash;
 mod integrations;
 pub mod runbook;
 mod session;

@@ -3,15 +3,14 @@
 //! only logged, its outbox.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use minijinja::context;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use super::autodraft::ago;
+use super::flash::Flash;
 use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::{render, see_other};
 use crate::app::AppState;
@@ -114,8 +113,15 @@ pub(super) async fn settings_page(
         Some("revoked") => Some("The key is revoked: it no longer works."),
         _ => None,
     };
-    let new_key = cookies::get(&headers, cookies::NEW_API_KEY)
-        .and_then(|value| open_new_key(&state, &session, &value));
+    let flash = new_key_flash(&session);
+    let new_key = flash
+        .open(&state, &headers)
+        .and_then(|plain| String::from_utf8(plain).ok())
+        .and_then(|plain| {
+            plain
+                .split_once('\n')
+                .map(|(name, secret)| (name.to_owned(), secret.to_owned()))
+        });
     let shows_key = new_key.is_some();
     let extra = Extra {
         notice,
@@ -124,44 +130,18 @@ pub(super) async fn settings_page(
     };
     let mut response = page(&state, &session, StatusCode::OK, extra).await?;
     if shows_key {
-        // Shown this once: gone from the browser, and from any cache.
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(clear) = HeaderValue::from_str(&cookies::clear(
-            cookies::NEW_API_KEY,
-            state.config.is_https(),
-        )) {
-            headers.append(header::SET_COOKIE, clear);
-        }
+        flash.consumed(&state, &mut response);
     }
     Ok(response)
 }
 
-/// How long the new key waits in its cookie for the page to show it.
-const NEW_KEY_SECONDS: i64 = 120;
-
 /// The key just made travels only to this user's own page.
-fn new_key_context(session: &SessionUser) -> String {
-    format!("new_api_key:{}:{}", session.user, session.workspace)
-}
-
-/// The `(name, secret)` in a new-key cookie, if it is this user's.
-fn open_new_key(state: &AppState, session: &SessionUser, value: &str) -> Option<(String, String)> {
-    let (key_id, bytes) = value.split_once('.')?;
-    let sealed = engine::keyring::Sealed {
-        key_id: key_id.to_owned(),
-        bytes: URL_SAFE_NO_PAD.decode(bytes).ok()?,
-    };
-    let plain = state
-        .vault
-        .keyring()
-        .open(&sealed, &new_key_context(session))
-        .ok()?;
-    let (name, secret) = String::from_utf8(plain)
-        .ok()?
-        .split_once('\n')
-        .map(|(n, s)| (n.to_owned(), s.to_owned()))?;
-    Some((name, secret))
+fn new_key_flash(session: &SessionUser) -> Flash<'_> {
+    Flash {
+        cookie: cookies::NEW_API_KEY,
+        session,
+        purpose: "new_api_key",
+    }
 }
 
 #[derive(Deserialize)]
@@ -195,26 +175,12 @@ pub(super) async fn create_api_key(
             // Redirect-after-post, so a reload makes no second key: the new
             // key travels to the page in a short-lived cookie, encrypted for
             // this user, read once.
-            let sealed = state.vault.keyring().seal(
-                format!("{}\n{}", key.name, secret.expose_secret()).as_bytes(),
-                &new_key_context(&session),
-            );
-            let value = format!(
-                "{}.{}",
-                sealed.key_id,
-                URL_SAFE_NO_PAD.encode(&sealed.bytes)
-            );
             let mut response = see_other("/settings?created=1");
-            let cookie = cookies::set(
-                cookies::NEW_API_KEY,
-                &value,
-                NEW_KEY_SECONDS,
-                "Strict",
-                state.config.is_https(),
+            new_key_flash(&session).attach(
+                &state,
+                &mut response,
+                format!("{}\n{}", key.name, secret.expose_secret()).as_bytes(),
             );
-            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
             Ok(response)
         }
         Err(ServiceError::Invalid(problems)) => {

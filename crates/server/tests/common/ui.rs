@@ -62,3 +62,18 @@ pub async fn post_form(
         .await
         .unwrap()
 }
+
+/// The `name=value` of cookie `name` that `response` sets.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("the response sets {name}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
