@@ -336,7 +336,7 @@ async fn pages_carry_security_headers_and_load_no_inline_script() {
     assert_eq!(api.headers()["x-content-type-options"], "nosniff");
     assert!(api.headers().get("content-security-policy").is_none());
 
-    let script = app.get("/static/confirm.js").await;
+    let script = app.get("/static/ui.js").await;
     assert_eq!(script.status(), 200);
     assert!(
         script.headers()["content-type"]
@@ -344,5 +344,8 @@ async fn pages_carry_security_headers_and_load_no_inline_script() {
             .unwrap()
             .starts_with("text/javascript")
     );
-    assert!(script.text().await.unwrap().contains("data-confirm"));
+    let script = script.text().await.unwrap();
+    for feature in ["data-confirm", "data-copy", "time[data-local]"] {
+        assert!(script.contains(feature), "{feature}");
+    }
 }

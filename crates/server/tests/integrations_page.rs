@@ -214,10 +214,35 @@ async fn the_autodraft_page_explains_a_disabled_switch_then_shows_new_drafts() {
         html.contains(r#"<strong id="last-success">just now</strong>"#),
         "{html}"
     );
+    // The recent drafts list says what each draft answers, what it says,
+    // and where to open it.
+    let recent = html
+        .split(r#"id="recent-drafts""#)
+        .nth(1)
+        .expect("the recent drafts list");
+    for shown in [
+        "<strong>Lunch</strong>",
+        "from Bob Builder &lt;bob@example.com&gt;",
+        "scheduling",
+        "built-in drafter",
+        "https://mail.google.com/mail/?authuser=ann%40example.com#all/",
+    ] {
+        assert!(recent.contains(shown), "{shown} in {recent}");
+    }
     assert!(
-        html.contains("scheduling"),
-        "the recent drafts list shows it: {html}"
+        recent.contains(r#"<p class="excerpt">"#),
+        "the reply's start: {recent}"
     );
+    let api: serde_json::Value = w
+        .app
+        .get_as(&format!("/api/integrations/{id}/drafts"), &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["drafts"][0]["subject"], "Lunch");
+    assert_eq!(api["drafts"][0]["from"], "Bob Builder <bob@example.com>");
+    assert!(api["drafts"][0]["reply_excerpt"].as_str().unwrap().len() > 10);
 
     // Redirect-after-post: the result rides to the page once, so a reload
     // neither runs the test again nor creates a second draft.

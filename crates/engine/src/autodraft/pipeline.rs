@@ -27,6 +27,26 @@ pub struct PlannedReply {
     pub in_reply_to: Option<String>,
     pub references: Vec<String>,
     pub rfc822_message_id: String,
+    /// The reply alone (the body without the quoted original).
+    pub reply_text: String,
+}
+
+/// Characters of the reply kept for the drafts list.
+const REPLY_EXCERPT_CHARS: usize = 280;
+
+impl PlannedReply {
+    /// What the drafts list shows of this reply.
+    pub(super) fn summary(&self) -> DraftSummary {
+        let mut excerpt: String = self.reply_text.chars().take(REPLY_EXCERPT_CHARS).collect();
+        if excerpt.len() < self.reply_text.len() {
+            excerpt.push('…');
+        }
+        DraftSummary {
+            source_subject: self.source.header("Subject").map(str::to_owned),
+            source_from: self.source.from.as_ref().map(|from| from.display()),
+            reply_excerpt: Some(excerpt),
+        }
+    }
 }
 
 /// The message a draft answers: its row, when a sync found it (the test
@@ -131,6 +151,7 @@ impl AutoDraft {
                     &provider_draft_id,
                     None,
                     &generated,
+                    DraftSummary::default(),
                     "adopted",
                 )
                 .await
@@ -269,6 +290,7 @@ impl AutoDraft {
             drafting::quote(&sender.display(), &date, &source.text)
         );
         Ok(Verdict::Draft(Box::new(PlannedReply {
+            reply_text: generated.body.trim().to_owned(),
             subject: drafting::reply_subject(&original_subject),
             label: generated.label,
             generator: generated.generator,
@@ -335,6 +357,7 @@ impl AutoDraft {
             &draft_id,
             plan.in_reply_to.clone(),
             &generated,
+            plan.summary(),
             "created",
         )
         .await
@@ -380,6 +403,7 @@ impl AutoDraft {
         provider_draft_id: &str,
         source_rfc822_message_id: Option<String>,
         generated: &Generated,
+        summary: DraftSummary,
         how: &'static str,
     ) -> Result<(), StoreError> {
         let record = DraftRecord {
@@ -394,6 +418,7 @@ impl AutoDraft {
             draft_type_label: generated.draft_type_label.clone(),
             generator: generated.generator.clone(),
             created_at: store::now(),
+            summary,
         };
         self.store
             .record_autodraft_draft(answered.row, &record)

@@ -200,6 +200,7 @@ impl AutoDraft {
                         &draft_id,
                         plan.in_reply_to.clone(),
                         &generated,
+                        plan.summary(),
                         "test",
                     )
                     .await?;

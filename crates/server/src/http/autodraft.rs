@@ -350,6 +350,13 @@ pub struct DraftView {
     /// `builtin` or `llm:<model>`.
     generator: String,
     created_at: DateTime<Utc>,
+    /// The answered message's subject (null for drafts made before it was
+    /// recorded, and for drafts adopted after a crash).
+    subject: Option<String>,
+    /// The answered message's sender, `Name <address>` (null as above).
+    from: Option<String>,
+    /// The start of the reply Mailwright wrote (at most 280 characters).
+    reply_excerpt: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -390,6 +397,9 @@ async fn drafts(
                 draft_type_label: draft.draft_type_label,
                 generator: draft.generator,
                 created_at: draft.created_at,
+                subject: draft.summary.source_subject,
+                from: draft.summary.source_from,
+                reply_excerpt: draft.summary.reply_excerpt,
             })
             .collect(),
     }))

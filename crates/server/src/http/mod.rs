@@ -102,8 +102,8 @@ pub fn router(mut state: AppState) -> Router {
     state.openapi_json = Arc::new(openapi.to_json().expect("the OpenAPI document serializes"));
     routes
         .route(
-            security_headers::CONFIRM_SCRIPT_PATH,
-            axum::routing::get(security_headers::confirm_script),
+            security_headers::UI_SCRIPT_PATH,
+            axum::routing::get(security_headers::ui_script),
         )
         .route_layer(middleware::from_fn(request_context::record_route))
         .fallback(|| async { ApiError::NotFound })

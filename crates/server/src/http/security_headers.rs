@@ -39,25 +39,71 @@ pub async fn add(request: Request, next: Next) -> Response {
     response
 }
 
-/// Asks before a form marked `data-confirm` is sent (a script file, since
-/// the pages allow no inline scripts).
-pub async fn confirm_script() -> Response {
+/// The pages' one script (a file, since the pages allow no inline
+/// scripts): it asks before a form marked `data-confirm` is sent, copies the
+/// text a `data-copy` button points to, and shows each `<time data-local>`
+/// in the viewer's own time zone. Every page works without it.
+pub async fn ui_script() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        CONFIRM_JS,
+        UI_JS,
     )
         .into_response()
 }
 
-pub const CONFIRM_SCRIPT_PATH: &str = "/static/confirm.js";
+pub const UI_SCRIPT_PATH: &str = "/static/ui.js";
 
-const CONFIRM_JS: &str = r#"document.addEventListener("submit", function (event) {
+const UI_JS: &str = r#""use strict";
+document.addEventListener("submit", function (event) {
   var question = event.target.getAttribute("data-confirm");
   if (question && !window.confirm(question)) {
     event.preventDefault();
   }
 });
+
+document.addEventListener("click", function (event) {
+  var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+  if (!button) return;
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  if (!source) return;
+  var text = (source.value !== undefined ? source.value : source.textContent).trim();
+  var said = button.textContent;
+  function tell(words) {
+    button.textContent = words;
+    setTimeout(function () { button.textContent = said; }, 2000);
+  }
+  function selectIt() {
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    tell("Selected: press Ctrl+C");
+  }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(function () { tell("Copied"); }, selectIt);
+  } else {
+    selectIt();
+  }
+});
+
+function showLocalTimes() {
+  var format = { weekday: "short", day: "numeric", month: "short", year: "numeric",
+                 hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
+  var times = document.querySelectorAll("time[data-local]");
+  for (var i = 0; i < times.length; i++) {
+    var at = new Date(times[i].getAttribute("datetime"));
+    if (isNaN(at.getTime())) continue;
+    times[i].title = times[i].getAttribute("datetime");
+    times[i].textContent = at.toLocaleString(undefined, format);
+  }
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", showLocalTimes);
+} else {
+  showLocalTimes();
+}
 "#;

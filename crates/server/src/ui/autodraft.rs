@@ -35,6 +35,27 @@ pub(super) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     format!("{amount} {unit}{} ago", if amount == 1 { "" } else { "s" })
 }
 
+/// Where a draft's conversation opens: Gmail, signed in as the mailbox; in
+/// the demo, the sandbox inbox at that conversation.
+pub(super) fn conversation_url(state: &AppState, email: &str, thread_id: &str) -> String {
+    if state.demo.is_some() {
+        return format!("/sandbox/inbox#thread-{thread_id}");
+    }
+    let mut url = url::Url::parse("https://mail.google.com/mail/").expect("a valid URL");
+    url.query_pairs_mut().append_pair("authuser", email);
+    url.set_fragment(Some(&format!("all/{thread_id}")));
+    url.to_string()
+}
+
+/// Who wrote a draft, in words.
+pub(super) fn generator_words(generator: &str) -> String {
+    match generator.strip_prefix("llm:") {
+        Some(model) => format!("written by {model}"),
+        None if generator == "builtin" => "built-in drafter".to_owned(),
+        None => generator.to_owned(),
+    }
+}
+
 /// Drafts the page lists.
 const RECENT_DRAFTS: i64 = 20;
 
@@ -66,13 +87,18 @@ async fn page(
         .await?
         .into_iter()
         .map(|draft| {
+            let open_url = conversation_url(state, &overview.integration.email, &draft.thread_id);
             context! {
                 draft_type => draft.draft_type,
                 label => draft.draft_type_label,
                 thread_id => draft.thread_id,
-                generator => draft.generator,
+                generator => generator_words(&draft.generator),
                 ago => ago(draft.created_at, now),
                 at => draft.created_at.to_rfc3339(),
+                subject => draft.summary.source_subject,
+                from => draft.summary.source_from,
+                excerpt => draft.summary.reply_excerpt,
+                open_url,
             }
         })
         .collect();

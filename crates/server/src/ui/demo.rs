@@ -82,7 +82,8 @@ async fn inbox_page(
                 from => m.from.clone().unwrap_or_default(),
                 subject => m.subject.clone(),
                 text => m.text.clone(),
-                at => m.internal_date.format("%H:%M:%S").to_string(),
+                at => m.internal_date.to_rfc3339(),
+                thread_id => m.thread_id.clone(),
                 draft => reply.map(|d| context! { subject => d.message.subject.clone(), text => d.message.text.clone() }),
             }
         })

@@ -101,8 +101,22 @@ fn templates() -> &'static Environment<'static> {
                 .add_template(name, source)
                 .expect("templates are valid");
         }
+        environment.add_filter("when", when);
         environment
     })
+}
+
+/// An RFC 3339 time as people read it, with the day and the zone
+/// ("Sun 6 Dec 2026, 01:45 UTC"); the page's script then shows it in the
+/// viewer's own zone. Anything else is shown as given.
+fn when(value: String) -> String {
+    chrono::DateTime::parse_from_rfc3339(&value)
+        .map(|at| {
+            at.with_timezone(&chrono::Utc)
+                .format("%a %-d %b %Y, %H:%M UTC")
+                .to_string()
+        })
+        .unwrap_or(value)
 }
 
 fn render(status: StatusCode, name: &str, values: minijinja::Value) -> Result<Response, ApiError> {
@@ -550,6 +564,19 @@ async fn signout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_show_their_day_and_zone() {
+        assert_eq!(
+            super::when("2026-12-06T01:45:12.046+00:00".into()),
+            "Sun 6 Dec 2026, 01:45 UTC"
+        );
+        assert_eq!(
+            super::when("2026-12-06T03:45:00+02:00".into()),
+            "Sun 6 Dec 2026, 01:45 UTC"
+        );
+        assert_eq!(super::when("soon".into()), "soon");
+    }
 
     #[test]
     fn every_template_parses_and_renders() {

@@ -92,8 +92,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO draft_metadata (id, workspace_id, integration_id, source_message_id, \
                      source_rfc822_message_id, thread_id, provider_draft_id, draft_type, draft_type_label, generator, \
-                     created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     created_at, source_subject, source_from, reply_excerpt) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT (integration_id, source_message_id) DO NOTHING",
             )
             .bind(draft.id)
@@ -107,6 +107,9 @@ impl Store {
             .bind(&draft.draft_type_label)
             .bind(&draft.generator)
             .bind(draft.created_at)
+            .bind(&draft.summary.source_subject)
+            .bind(&draft.summary.source_from)
+            .bind(&draft.summary.reply_excerpt)
             .execute(&mut *conn)
             .await?;
             sqlx::query(

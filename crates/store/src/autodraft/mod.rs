@@ -249,6 +249,18 @@ pub struct DraftRecord {
     pub draft_type_label: String,
     pub generator: String,
     pub created_at: DateTime<Utc>,
+    /// What the drafts list shows without a call to the provider (absent
+    /// for an adopted draft).
+    pub summary: DraftSummary,
+}
+
+/// A draft in a line: the answered message's subject and sender, and the
+/// start of the reply (never the original's text).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DraftSummary {
+    pub source_subject: Option<String>,
+    pub source_from: Option<String>,
+    pub reply_excerpt: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -264,6 +276,9 @@ struct DraftRow {
     draft_type_label: String,
     generator: String,
     created_at: DateTime<Utc>,
+    source_subject: Option<String>,
+    source_from: Option<String>,
+    reply_excerpt: Option<String>,
 }
 
 impl From<DraftRow> for DraftRecord {
@@ -280,12 +295,17 @@ impl From<DraftRow> for DraftRecord {
             draft_type_label: row.draft_type_label,
             generator: row.generator,
             created_at: row.created_at,
+            summary: DraftSummary {
+                source_subject: row.source_subject,
+                source_from: row.source_from,
+                reply_excerpt: row.reply_excerpt,
+            },
         }
     }
 }
 
 const DRAFT_COLUMNS: &str = "id, workspace_id, integration_id, source_message_id, source_rfc822_message_id, thread_id, \
-     provider_draft_id, draft_type, draft_type_label, generator, created_at";
+     provider_draft_id, draft_type, draft_type_label, generator, created_at, source_subject, source_from, reply_excerpt";
 
 /// Per-mailbox numbers for people.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
