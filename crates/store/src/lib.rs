@@ -9,6 +9,7 @@
 
 pub mod api_keys;
 pub mod autodraft;
+pub mod daily;
 mod database_url;
 mod error;
 pub mod identity;

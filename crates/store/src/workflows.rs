@@ -83,7 +83,7 @@ pub struct Run {
 
 /// A run's row.
 #[derive(sqlx::FromRow)]
-struct RunRow {
+pub(crate) struct RunRow {
     id: Uuid,
     workspace_id: Uuid,
     workflow_id: Uuid,
@@ -174,7 +174,7 @@ pub const RUN_JOB_KIND: &str = "workflow.run";
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 /// [`RUN_COLUMNS`] and the columns added since the PostgreSQL functions that
 /// return runs were written (what reads of the table select).
-const RUN_VIEW_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at, next_attempt_at";
+pub(crate) const RUN_VIEW_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at, next_attempt_at";
 
 fn existing_run_sql() -> String {
     format!(

@@ -427,3 +427,101 @@ async fn scoped_functions_leave_no_scope_behind_on_their_connection() {
         RunStatus::Succeeded
     );
 }
+
+#[tokio::test]
+async fn runs_are_counted_per_utc_day_with_their_durations_and_listed_newest_first() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let workflow = workflow_in(&store, "a").await;
+    // Noon yesterday: the three runs are on one day whenever this runs.
+    let started = (now() - chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc();
+    let ended = [
+        (RunStatus::Succeeded, Some(2)),
+        (RunStatus::Failed, Some(4)),
+        (RunStatus::Queued, None),
+    ];
+    let mut ids = Vec::new();
+    for (offset, (status, seconds)) in ended.into_iter().enumerate() {
+        let created_at = started + chrono::Duration::seconds(offset as i64 * 10);
+        let run = Run {
+            created_at,
+            ..queued_run(&workflow)
+        };
+        store.create_run(&run, None, None).await.unwrap();
+        ids.push(run.id);
+        let finished_at = seconds.map(|s| created_at + chrono::Duration::seconds(s));
+        let updated: Result<(), StoreError> = async {
+            in_workspace!(store, workflow.workspace, conn => {
+                sqlx::query("UPDATE workflow_runs SET status = $1, finished_at = $2 WHERE id = $3")
+                    .bind(status.as_str())
+                    .bind(finished_at)
+                    .bind(run.id)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+            Ok(())
+        }
+        .await;
+        updated.unwrap();
+    }
+    let days = store
+        .run_days(
+            workflow.workspace,
+            workflow.id,
+            now() - chrono::Duration::days(7),
+        )
+        .await
+        .unwrap();
+    assert_eq!(days.len(), 3, "{days:?}");
+    let of = |status: &str| days.iter().find(|day| day.status == status).unwrap();
+    assert!(
+        days.iter()
+            .all(|day| day.day == started.date_naive() && day.count == 1)
+    );
+    let close = |value: Option<f64>, expected: f64| (value.unwrap() - expected).abs() < 0.01;
+    assert!(close(of("succeeded").mean_seconds, 2.0), "{days:?}");
+    assert!(close(of("failed").max_seconds, 4.0), "{days:?}");
+    assert_eq!(of("queued").mean_seconds, None);
+
+    let recent = store.recent_runs(workflow.workspace, 2).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|run| run.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[1]]
+    );
+    assert_eq!(
+        store
+            .failed_runs_since(workflow.workspace, started - chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .failed_runs_since(workflow.workspace, started + chrono::Duration::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    let other = workflow_in(&store, "b").await;
+    assert!(
+        store
+            .recent_runs(other.workspace, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .run_days(
+                other.workspace,
+                workflow.id,
+                started - chrono::Duration::days(1)
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -24,6 +24,7 @@ use providers::llm::{ChatDrafter, LlmError};
 use serde_json::{Value, json};
 use store::autodraft::{AutoDraftMailbox, FoundMessage, Generated, InboundMessage, MessageStatus};
 pub use store::autodraft::{DraftRecord, DraftSummary};
+pub use store::daily::DayCount;
 use store::integrations::Integration;
 use store::jobs::{ClaimedJob, NewJob};
 use store::{Store, StoreError};

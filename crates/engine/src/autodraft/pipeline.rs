@@ -57,6 +57,15 @@ pub(super) struct Answered<'a> {
     pub(super) thread_id: &'a str,
 }
 
+/// The draft that answers it: the provider's id, the answered message's
+/// Message-ID, what wrote it, and its line in the drafts list.
+pub(super) struct MadeDraft<'a> {
+    pub(super) provider_draft_id: &'a str,
+    pub(super) source_rfc822_message_id: Option<String>,
+    pub(super) generated: &'a Generated,
+    pub(super) summary: DraftSummary,
+}
+
 impl<'a> From<&'a InboundMessage> for Answered<'a> {
     fn from(message: &'a InboundMessage) -> Self {
         Answered {
@@ -148,10 +157,12 @@ impl AutoDraft {
                 self.record_draft(
                     &integration,
                     Answered::from(&message),
-                    &provider_draft_id,
-                    None,
-                    &generated,
-                    DraftSummary::default(),
+                    MadeDraft {
+                        provider_draft_id: &provider_draft_id,
+                        source_rfc822_message_id: None,
+                        generated: &generated,
+                        summary: DraftSummary::default(),
+                    },
                     "adopted",
                 )
                 .await
@@ -354,10 +365,12 @@ impl AutoDraft {
         self.record_draft(
             integration,
             Answered::from(message),
-            &draft_id,
-            plan.in_reply_to.clone(),
-            &generated,
-            plan.summary(),
+            MadeDraft {
+                provider_draft_id: &draft_id,
+                source_rfc822_message_id: plan.in_reply_to.clone(),
+                generated: &generated,
+                summary: plan.summary(),
+            },
             "created",
         )
         .await
@@ -400,12 +413,15 @@ impl AutoDraft {
         &self,
         integration: &Integration,
         answered: Answered<'_>,
-        provider_draft_id: &str,
-        source_rfc822_message_id: Option<String>,
-        generated: &Generated,
-        summary: DraftSummary,
+        made: MadeDraft<'_>,
         how: &'static str,
     ) -> Result<(), StoreError> {
+        let MadeDraft {
+            provider_draft_id,
+            source_rfc822_message_id,
+            generated,
+            summary,
+        } = made;
         let record = DraftRecord {
             id: Uuid::now_v7(),
             workspace: integration.workspace,

@@ -1,6 +1,6 @@
 //! Switching auto-draft on and off, pushes, and the test action.
 
-use super::pipeline::Answered;
+use super::pipeline::{Answered, MadeDraft};
 use super::*;
 use crate::error::ServiceError;
 use domain::explain::explain;
@@ -197,10 +197,12 @@ impl AutoDraft {
                     self.record_draft(
                         &integration,
                         answered,
-                        &draft_id,
-                        plan.in_reply_to.clone(),
-                        &generated,
-                        plan.summary(),
+                        MadeDraft {
+                            provider_draft_id: &draft_id,
+                            source_rfc822_message_id: plan.in_reply_to.clone(),
+                            generated: &generated,
+                            summary: plan.summary(),
+                        },
                         "test",
                     )
                     .await?;
@@ -366,6 +368,17 @@ impl AutoDraft {
         // empty list.
         self.store.integration(workspace, id).await?;
         Ok(self.store.autodraft_drafts(workspace, id, limit).await?)
+    }
+
+    /// Mailbox `id`'s finished messages per UTC day and status
+    /// (`drafted`, `skipped`, `failed`), from `since` on.
+    pub async fn days(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<DayCount>, ServiceError> {
+        Ok(self.store.autodraft_days(workspace, id, since).await?)
     }
 }
 

@@ -577,6 +577,7 @@ impl Connections {
         workspace: WorkspaceId,
         user: UserId,
         id: IntegrationId,
+        return_to: ReturnTo,
         started_by: StartedBy,
     ) -> Result<Reconnect, ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
@@ -588,7 +589,7 @@ impl Connections {
             workspace,
             user,
             integration.integration_type,
-            ReturnTo::default(),
+            return_to,
             incremental.then_some(&integration),
             started_by,
         )

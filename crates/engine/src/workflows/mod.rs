@@ -342,6 +342,35 @@ impl Workflows {
     pub async fn run(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, ServiceError> {
         Ok(self.store.run(workspace, id).await?)
     }
+
+    /// The workspace's newest `limit` runs, of any workflow.
+    pub async fn recent_runs(
+        &self,
+        workspace: WorkspaceId,
+        limit: i64,
+    ) -> Result<Vec<Run>, ServiceError> {
+        Ok(self.store.recent_runs(workspace, limit).await?)
+    }
+
+    /// How many of the workspace's runs started since `since` have failed.
+    pub async fn failed_runs_since(
+        &self,
+        workspace: WorkspaceId,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, ServiceError> {
+        Ok(self.store.failed_runs_since(workspace, since).await?)
+    }
+
+    /// Workflow `id`'s runs per UTC day and status from `since` on, with
+    /// how long the finished ones took.
+    pub async fn run_days(
+        &self,
+        workspace: WorkspaceId,
+        id: Uuid,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<store::daily::DayCount>, ServiceError> {
+        Ok(self.store.run_days(workspace, id, since).await?)
+    }
 }
 
 fn disabled() -> ServiceError {

@@ -72,6 +72,14 @@ pub fn reconnect_path(id: IntegrationId) -> String {
     format!("/api/integrations/{id}/reconnect")
 }
 
+/// The reconnect path that comes back to `page` (a path of this service).
+pub fn reconnect_path_back_to(id: IntegrationId, page: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", page)
+        .finish();
+    format!("{}?{query}", reconnect_path(id))
+}
+
 impl From<Integration> for IntegrationView {
     fn from(integration: Integration) -> Self {
         let missing_scopes = match integration.status {
@@ -415,36 +423,55 @@ async fn disconnect(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Deserialize)]
+struct ReconnectQuery {
+    return_to: Option<String>,
+}
+
 /// Open in a browser: straight to Google's consent screen, asking for what
-/// the integration lacks (or everything, to repair a broken connection).
+/// the integration lacks (or everything, to repair a broken connection),
+/// then back to `return_to`.
 #[utoipa::path(
     get,
     path = "/api/integrations/{id}/reconnect",
     operation_id = "reconnect_integration",
     tag = "integrations",
     security(("bearer" = []), ("session" = [])),
-    params(("id" = String, Path, description = "Integration id")),
-    responses((status = 302, description = "To Google's consent screen"), (status = 404, content_type = "application/problem+json"))
+    params(
+        ("id" = String, Path, description = "Integration id"),
+        ("return_to" = Option<String>, Query, description = "A path on this service to come back to afterwards (default /integrations)"),
+    ),
+    responses(
+        (status = 302, description = "To Google's consent screen"),
+        (status = 404, content_type = "application/problem+json"),
+        (status = 422, description = "Bad return_to", content_type = "application/problem+json"),
+    )
 )]
 async fn reconnect(
     State(state): State<AppState>,
     caller: AuthUser,
     Path(id): Path<String>,
+    Query(query): Query<ReconnectQuery>,
 ) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    let return_to = match query.return_to.as_deref() {
+        None => ReturnTo::default(),
+        Some(text) => ReturnTo::parse(text)
+            .map_err(|problem| ApiError::Validation(vec![FieldError::new("return_to", problem)]))?,
+    };
     let repair = state
         .connections
         .reconnect_url(
             caller.workspace,
             caller.user,
-            integration_id(&id)?,
+            id,
+            return_to.clone(),
             started_by(&caller),
         )
         .await?;
     match repair {
         Reconnect::Consent(url) => Ok(redirect(url.as_str())),
-        Reconnect::Repaired(integration) => {
-            Ok(connected_redirect(&integration, &ReturnTo::default()))
-        }
+        Reconnect::Repaired(integration) => Ok(connected_redirect(&integration, &return_to)),
         Reconnect::InClerk => match &state.config.clerk {
             Some(clerk) if clerk.reauthorize_url.is_some() => Ok(redirect(
                 clerk.reauthorize_url.as_ref().map(url::Url::as_str).unwrap_or_default(),

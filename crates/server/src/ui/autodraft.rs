@@ -13,6 +13,7 @@ use engine::error::ServiceError;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
+use super::charts;
 use super::flash::Flash;
 use super::render;
 use super::session::{Posted, SessionForm, SignedIn, attention};
@@ -20,7 +21,7 @@ use crate::app::AppState;
 use crate::auth::{SessionUser, cookies};
 use crate::http::ApiError;
 use crate::http::autodraft::AutoDraftView;
-use crate::http::integrations::reconnect_path;
+use crate::http::integrations::reconnect_path_back_to;
 
 /// "just now", "3 minutes ago", "2 hours ago", "5 days ago".
 pub(super) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -62,6 +63,9 @@ const RECENT_DRAFTS: i64 = 20;
 #[derive(Deserialize)]
 pub(super) struct PageQuery {
     notice: Option<String>,
+    /// Back from a reconnect: `connected=<type>`, or `error=<code>`.
+    connected: Option<String>,
+    error: Option<String>,
 }
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
@@ -102,6 +106,12 @@ async fn page(
             }
         })
         .collect();
+    let days = charts::last_days(now.date_naive(), charts::CHART_DAYS);
+    let day_counts = state
+        .autodraft
+        .days(session.workspace, id, charts::since(&days))
+        .await?;
+    let chart = charts::autodraft_chart(&days, &day_counts).map(minijinja::Value::from_safe_string);
     let last_success = overview.stats.last_success_at.map(|at| ago(at, now));
     let last_failure_ago = overview
         .last_failure
@@ -129,12 +139,14 @@ async fn page(
             id => id.to_string(),
             email,
             blocked,
-            reconnect_url => reconnect_path(id),
+            reconnect_url => reconnect_path_back_to(id, &format!("/autodraft/{id}")),
             autodraft => minijinja::Value::from_serialize(&autodraft),
             last_success,
             last_failure_ago,
             next_retry_in,
             drafts,
+            chart,
+            demo => state.demo.is_some(),
             notice,
             problem,
             test,
@@ -153,11 +165,16 @@ pub(super) async fn autodraft_page(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
-    let notice = match query.notice.as_deref() {
-        Some("on") => Some("Auto-draft is on: new mail gets a reply draft.".to_owned()),
-        Some("off") => Some("Auto-draft is off.".to_owned()),
+    let notice = match (query.notice.as_deref(), &query.connected) {
+        (Some("on"), _) => Some("Auto-draft is on: new mail gets a reply draft.".to_owned()),
+        (Some("off"), _) => Some("Auto-draft is off.".to_owned()),
+        (_, Some(_)) => Some("Reconnected: auto-draft can use this connection again.".to_owned()),
         _ => None,
     };
+    let problem = query
+        .error
+        .as_deref()
+        .map(|code| super::integrations::explain_connect_error(code).to_owned());
     let purpose = test_purpose(id);
     let flash = test_flash(&session, &purpose);
     let test = flash
@@ -165,7 +182,7 @@ pub(super) async fn autodraft_page(
         .and_then(|plain| serde_json::from_slice::<TestResult>(&plain).ok())
         .map(|result| minijinja::Value::from_serialize(&result));
     let shows_test = test.is_some();
-    let mut response = page(&state, &session, id, notice, None, test).await?;
+    let mut response = page(&state, &session, id, notice, problem, test).await?;
     if shows_test {
         flash.consumed(&state, &mut response);
     }

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::http::ApiError;
 
 /// What a callback's `?error=` means, for people.
-fn explain_connect_error(code: &str) -> &'static str {
+pub(super) fn explain_connect_error(code: &str) -> &'static str {
     match code {
         "access_denied" => "You cancelled on Google's screen, so nothing was connected.",
         "state_expired" => {
@@ -133,6 +133,10 @@ pub(super) struct ConnectForm {
     integration_type: String,
     #[serde(default)]
     csrf: String,
+    /// The page to come back to (a path of this service; default the
+    /// connections page).
+    #[serde(default)]
+    return_to: Option<String>,
 }
 
 impl SessionForm for ConnectForm {
@@ -153,13 +157,19 @@ pub(super) async fn connect(
             "must be gmail or calendar",
         )])
     })?;
+    let return_to = match form.return_to.as_deref() {
+        None | Some("") => ReturnTo::default(),
+        Some(text) => ReturnTo::parse(text).map_err(|problem| {
+            ApiError::Validation(vec![crate::http::FieldError::new("return_to", problem)])
+        })?,
+    };
     let url = state
         .connections
         .authorization_url(
             session.workspace,
             session.user,
             integration_type,
-            ReturnTo::default(),
+            return_to,
             None,
             StartedBy::Session,
         )

@@ -28,9 +28,11 @@ use crate::http::{ApiError, ErrorCode, Problem};
 use session::{Posted, SessionForm};
 
 mod autodraft;
+mod charts;
 pub mod connect_confirm;
 mod demo;
 mod flash;
+mod home;
 mod integrations;
 pub mod runbook;
 mod session;
@@ -40,7 +42,7 @@ mod workflows;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(home))
+        .routes(routes!(home::home))
         .routes(routes!(signin_page, signin))
         .routes(routes!(setup_page, setup))
         .routes(routes!(signout))
@@ -305,31 +307,6 @@ pub(super) async fn signed_in(
         }
     }
     Ok(response)
-}
-
-/// The home page when signed in; otherwise sign-in (or setup on first run).
-#[utoipa::path(get, path = "/", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]
-async fn home(
-    State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
-) -> Result<Response, ApiError> {
-    let Some(session) = session else {
-        return Ok(if !state.accounts.has_users().await? {
-            see_other("/setup")
-        } else {
-            see_other("/signin")
-        });
-    };
-    let (user, workspace) = state
-        .accounts
-        .member(session.workspace, session.user)
-        .await?;
-    let attention = session::attention(&state, session.workspace).await?;
-    render(
-        StatusCode::OK,
-        "home.html",
-        context! { signed_in => true, attention, csrf => session.csrf_token, email => user.email, workspace => workspace.name },
-    )
 }
 
 #[utoipa::path(get, path = "/signin", tag = "ui", responses((status = 200, content_type = "text/html"), (status = 303)))]

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::autodraft::ago;
+use super::charts;
 use super::render;
 use super::session::{Posted, SessionForm, SignedIn, attention};
 use super::workflow_form::{
@@ -220,6 +221,18 @@ async fn workflow_page(
             }
         })
         .collect();
+    let days = charts::last_days(now.date_naive(), charts::CHART_DAYS);
+    let day_counts = state
+        .workflows
+        .run_days(session.workspace, workflow.id, charts::since(&days))
+        .await?;
+    let (runs_chart, duration_chart) = match charts::run_charts(&days, &day_counts) {
+        Some((runs, durations)) => (
+            Some(minijinja::Value::from_safe_string(runs)),
+            Some(minijinja::Value::from_safe_string(durations)),
+        ),
+        None => (None, None),
+    };
     let steps: Vec<String> = serde_json::from_value::<Vec<Step>>(workflow.steps.clone())
         .map(|steps| steps.iter().map(step_words).collect())
         .unwrap_or_default();
@@ -262,6 +275,8 @@ async fn workflow_page(
                 next_run_at => workflow.next_run_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()),
             },
             runs,
+            runs_chart,
+            duration_chart,
             connection_problems,
             run_input,
             run_error,

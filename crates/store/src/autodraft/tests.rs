@@ -164,3 +164,68 @@ async fn a_push_finds_its_mailboxes_through_the_address_index() {
     assert!(plan.contains("integrations_by_address"), "{plan}");
     assert!(!plan.contains("SCAN m"), "{plan}"); // SQLite's full scan
 }
+
+#[tokio::test]
+async fn outcomes_are_counted_per_utc_day_and_status_in_this_workspace_only() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let (workspace, integration) = enabled_mailbox(&store).await;
+    let today = now();
+    let yesterday = today - chrono::Duration::days(1);
+    let long_ago = today - chrono::Duration::days(30);
+    let rows = [
+        ("drafted", yesterday),
+        ("drafted", yesterday),
+        ("skipped", yesterday),
+        ("failed", today),
+        ("drafted", today),
+        ("drafted", long_ago),
+    ];
+    for (index, (status, finished_at)) in rows.into_iter().enumerate() {
+        let inserted: Result<(), StoreError> = async {
+            in_workspace!(store, workspace, conn => {
+                sqlx::query(
+                    "INSERT INTO autodraft_messages (id, workspace_id, integration_id, gmail_message_id, thread_id, \
+                         status, discovered_at, finished_at) VALUES ($1, $2, $3, $4, 't', $5, $6, $6)",
+                )
+                .bind(Uuid::now_v7())
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(format!("m{index}"))
+                .bind(status)
+                .bind(finished_at)
+                .execute(&mut *conn)
+                .await?;
+            });
+            Ok(())
+        }
+        .await;
+        inserted.unwrap();
+    }
+    let days = store
+        .autodraft_days(workspace, integration, today - chrono::Duration::days(7))
+        .await
+        .unwrap();
+    let counted: Vec<(chrono::NaiveDate, &str, i64)> = days
+        .iter()
+        .map(|day| (day.day, day.status.as_str(), day.count))
+        .collect();
+    let mut expected = vec![
+        (yesterday.date_naive(), "drafted", 2),
+        (yesterday.date_naive(), "skipped", 1),
+        (today.date_naive(), "drafted", 1),
+        (today.date_naive(), "failed", 1),
+    ];
+    let mut counted = counted;
+    counted.sort();
+    expected.sort();
+    assert_eq!(counted, expected);
+
+    let stranger = store.create_workspace("stranger").await.unwrap().id;
+    assert!(
+        store
+            .autodraft_days(stranger, integration, long_ago)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

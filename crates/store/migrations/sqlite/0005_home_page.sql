@@ -5,3 +5,6 @@
 ALTER TABLE draft_metadata ADD COLUMN source_subject TEXT;
 ALTER TABLE draft_metadata ADD COLUMN source_from TEXT;
 ALTER TABLE draft_metadata ADD COLUMN reply_excerpt TEXT;
+
+-- The home page's latest runs of the whole workspace, newest first.
+CREATE INDEX workflow_runs_recent ON workflow_runs (workspace_id, created_at);
