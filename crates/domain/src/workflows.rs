@@ -135,6 +135,50 @@ impl Invalid {
     }
 }
 
+impl Invalid {
+    /// The problem in the words of the workflow form: "Step 1's To is
+    /// empty: ...", not "steps[0].to[0] ...".
+    pub fn in_words(&self) -> String {
+        format!("{} {}", field_words(&self.field), self.message)
+    }
+}
+
+/// A step field's path (`steps[0].to[1]`) as the form names it ("Step 1's
+/// To, address 2"); anything else as given.
+pub fn field_words(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("steps[") else {
+        return path.to_owned();
+    };
+    let Some((index, field)) = rest.split_once("].") else {
+        return match rest.strip_suffix(']').map(str::parse::<usize>) {
+            Some(Ok(index)) => format!("Step {}", index + 1),
+            _ => path.to_owned(),
+        };
+    };
+    let Ok(index) = index.parse::<usize>() else {
+        return path.to_owned();
+    };
+    let (name, position) = match field.split_once('[') {
+        Some((name, position)) => (name, position.trim_end_matches(']').parse::<usize>().ok()),
+        None => (field, None),
+    };
+    let name = match name {
+        "to" => "To",
+        "cc" => "Cc",
+        "bcc" => "Bcc",
+        "subject" => "subject",
+        "body" => "message",
+        "integration_id" => "Gmail connection",
+        "action" => "action",
+        other => other,
+    };
+    let step = index + 1;
+    match position {
+        Some(position) if position > 0 => format!("Step {step}'s {name}, address {}", position + 1),
+        _ => format!("Step {step}'s {name}"),
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> Invalid {
     Invalid::new(field, message)
 }
@@ -239,6 +283,12 @@ impl Step {
                 .map(|(position, template)| {
                     let field = at(&format!("{name}[{position}]"));
                     let value = render(field.clone(), template)?;
+                    if value.trim().is_empty() {
+                        return Err(invalid(
+                            field,
+                            format!("is empty: the input gives `{template}` no value"),
+                        ));
+                    }
                     valid_address(value.trim()).map_err(|problem| invalid(field, problem))?;
                     Ok(value.trim().to_owned())
                 })
@@ -328,6 +378,23 @@ mod tests {
             subject: subject.into(),
             body: body.into(),
         }
+    }
+
+    #[test]
+    fn problems_read_in_the_forms_words() {
+        assert_eq!(field_words("steps[0].to[0]"), "Step 1's To");
+        assert_eq!(field_words("steps[2].cc[1]"), "Step 3's Cc, address 2");
+        assert_eq!(field_words("steps[0].body"), "Step 1's message");
+        assert_eq!(field_words("name"), "name");
+        assert_eq!(field_words("steps[1]"), "Step 2");
+        assert_eq!(field_words("steps[x].to"), "steps[x].to");
+        let empty = send("{{ input.email }}", "Hi", "Hi")
+            .render(0, &json!({"email": ""}))
+            .unwrap_err();
+        assert_eq!(
+            empty.in_words(),
+            "Step 1's To is empty: the input gives `{{ input.email }}` no value"
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
     assert_eq!(bad.status(), 422);
     let bad = bad.text().await.unwrap();
     assert!(
-        bad.contains("must be an address") && bad.contains("must not be empty"),
+        bad.contains("From must be an address") && bad.contains("Message is required"),
         "field-level errors: {bad}"
     );
 

@@ -44,7 +44,7 @@ async fn failed_on_body(w: &World, id: &str) -> String {
     assert_eq!(run["steps"][0]["status"], "failed", "{run}");
     assert_eq!(run["steps"][0]["error"], run["error"], "{run}");
     let message = run["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.starts_with("steps[0].body "), "{message}");
+    assert!(message.starts_with("Step 1's message "), "{message}");
     message
 }
 

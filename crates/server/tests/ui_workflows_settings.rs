@@ -155,6 +155,33 @@ async fn a_workflow_made_with_the_form_runs_and_its_email_arrives() {
         "{html}"
     );
 
+    // The form's own pre-fill (empty values) is refused before any run, in
+    // the form's words.
+    let prefilled = post_form(
+        &w,
+        &cookie,
+        &format!("/workflows/{id}/run"),
+        &[
+            ("csrf", &csrf),
+            ("input", r#"{"email": "", "name": "", "order": ""}"#),
+        ],
+    )
+    .await;
+    assert_eq!(prefilled.status(), 422);
+    let html = decoded(prefilled.text().await.unwrap());
+    let said = between(&html, r#"id="run-input""#, r#"id="run-button""#);
+    assert!(
+        said.contains("Step 1&#x27;s To is not an address")
+            || said.contains("Step 1's To is not an address"),
+        "{said}"
+    );
+    assert!(
+        said.contains("Fill in the input and run it again."),
+        "{said}"
+    );
+    assert!(!said.contains("steps[0]"), "{said}");
+    assert!(html.contains("No runs yet."), "no run was made");
+
     // Queued (no waiting): the run page shows it until the worker ran it.
     let ran = post_form(
         &w,

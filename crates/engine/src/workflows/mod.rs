@@ -343,6 +343,26 @@ impl Workflows {
         Ok(self.store.run(workspace, id).await?)
     }
 
+    /// What a run of `workflow` with `input` would fail on at once (a
+    /// template that does not render, an address that is empty or not an
+    /// address), in the form's words; said before the run starts, so the
+    /// UI's run form can ask for a better input instead of making a failed
+    /// run.
+    pub async fn check_input(&self, workflow: &Workflow, input: &Value) -> Result<(), String> {
+        let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone())
+            .map_err(|_| "The workflow's steps cannot be read; edit and save it.".to_owned())?;
+        for (index, step) in steps.iter().enumerate() {
+            if let Err(
+                runner::StepFailure::Final { message, .. }
+                | runner::StepFailure::Retry { message, .. },
+            ) = runner::render_step(step, index, input).await
+            {
+                return Err(message);
+            }
+        }
+        Ok(())
+    }
+
     /// The workspace's newest `limit` runs, of any workflow.
     pub async fn recent_runs(
         &self,

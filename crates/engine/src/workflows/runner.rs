@@ -44,7 +44,7 @@ pub struct RunWorkflow {
 }
 
 /// How a step ended when it did not succeed.
-enum StepFailure {
+pub(super) enum StepFailure {
     /// The run fails now, with this code and message.
     Final { code: &'static str, message: String },
     /// Try again later (the job retries).
@@ -373,14 +373,14 @@ const RENDER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// render budget ([`domain::workflows::TEMPLATE_FUEL`] and the limits after
 /// it). A template that exceeds it fails the run at once (`validation_failed`,
 /// naming the field and the limit): rendering it again would exceed it again.
-async fn render_step(
+pub(super) async fn render_step(
     step: &Step,
     index: usize,
     input: &Value,
 ) -> Result<RenderedStep, StepFailure> {
     let invalid = |invalid: domain::workflows::Invalid| StepFailure::Final {
         code: "validation_failed",
-        message: format!("{} {}", invalid.field, invalid.message),
+        message: invalid.in_words(),
     };
     // The permit goes with the thread: it is free again only when the render
     // has really stopped, even after this gave up waiting for it.

@@ -171,11 +171,13 @@ pub(super) async fn deliver(
     if EmailAddress::parse(address).is_err() || form.from.contains(['\r', '\n']) {
         errors.push(("from", "must be an address such as Alex <alex@example.com>"));
     }
-    if form.subject.trim().is_empty() || form.subject.contains(['\r', '\n']) {
-        errors.push(("subject", "must be one line of text"));
+    if form.subject.trim().is_empty() {
+        errors.push(("subject", "is required"));
+    } else if form.subject.contains(['\r', '\n']) {
+        errors.push(("subject", "must be one line"));
     }
     if form.text.trim().is_empty() {
-        errors.push(("text", "must not be empty"));
+        errors.push(("text", "is required"));
     }
     if !errors.is_empty() {
         let errors: std::collections::BTreeMap<&str, &str> = errors.into_iter().collect();

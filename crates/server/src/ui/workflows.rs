@@ -419,6 +419,13 @@ pub(super) async fn run(
             }
         }
     };
+    if let Err(problem) = state.workflows.check_input(&workflow, &input).await {
+        let page = refused(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{problem}. Fill in the input and run it again."),
+        );
+        return workflow_page(&state, &session, workflow, page).await;
+    }
     match state
         .workflows
         .start(session.workspace, workflow.id, input, None)
