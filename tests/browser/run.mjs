@@ -4,11 +4,14 @@
 //   node tests/browser/run.mjs path/to/mailwright --screenshots docs/screenshots
 //
 // One scenario, step by step, as a newcomer would go: sign in, connect Gmail
-// with the compose permission unticked, see why auto-draft cannot be switched
-// on, reconnect, switch it on, drop an email in the sandbox inbox and see the
-// draft appear, create and run a send-email workflow, create an API key.
-// A failing step saves a screenshot under target/browser/; any console error
-// in the browser fails the run.
+// from Home with the compose permission unticked, see why auto-draft cannot
+// be switched on, reconnect (and come back to the same page), switch it on,
+// drop an email in the sandbox inbox and see the draft appear, test
+// auto-draft, create and run a send-email workflow, create an API key, read
+// the home page and the charts, meet the error pages, sign out and back in,
+// and see every page at phone width. A failing step saves a screenshot under
+// target/browser/; any console error and any page answered as JSON fail the
+// run; the demo must exit promptly after SIGTERM.
 
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -89,6 +92,24 @@ page.on("console", (message) => {
   if (message.type() === "error") consoleErrors.push(`${page.url()}: ${message.text()}`);
 });
 page.on("pageerror", (error) => consoleErrors.push(`${page.url()}: ${error.message}`));
+// No page the browser navigates to may be raw JSON: errors get HTML pages.
+const jsonPages = [];
+page.on("response", (response) => {
+  const request = response.request();
+  if (!request.isNavigationRequest() || request.frame() !== page.mainFrame()) return;
+  const type = response.headers()["content-type"] || "";
+  if (type.includes("json")) jsonPages.push(`${response.status()} ${response.url()} (${type})`);
+});
+/** Run `body`, dropping the console's "failed to load" lines for the
+ * statuses it expects (a refused form, an error page asked for on purpose). */
+async function expectingStatuses(statuses, body) {
+  const before = consoleErrors.length;
+  await body();
+  const unexpected = consoleErrors
+    .splice(before)
+    .filter((line) => !statuses.some((status) => line.includes(`status of ${status}`)));
+  consoleErrors.push(...unexpected);
+}
 
 let failed = false;
 let autodraftUrl = null;
@@ -132,8 +153,9 @@ async function eventually(url, probe, what) {
   }
 }
 
-/** The sandbox's consent screen: untick `untick`, then Allow. */
-async function consent(untick = []) {
+/** The sandbox's consent screen: untick `untick`, then Allow; lands on
+ * `back` (where the connection was started). */
+async function consent(untick = [], back = /\/integrations\?/) {
   await page.waitForURL(/\/sandbox\/google\/o\/oauth2\/v2\/auth/);
   check((await bodyText()).includes("Sandbox"), "the consent screen says it is the sandbox");
   await shoot(untick.length ? "consent-unticked" : "consent");
@@ -141,22 +163,27 @@ async function consent(untick = []) {
     await page.locator(`input[name=granted_scope][value$="${scope}"]`).uncheck();
   }
   await page.locator("button[value=allow]").click();
-  await page.waitForURL(/\/integrations\?/);
+  await page.waitForURL(back);
 }
+
+let workflowUrl = null;
 
 await step("sign-in", async () => {
   await page.goto(demo.link);
   await page.waitForURL(`${demo.base}/`);
-  check((await bodyText()).includes("Signed in"), "the home page greets the demo user");
-  await shoot("home");
+  const text = await bodyText();
+  check(text.includes("Welcome"), "the home page greets a newcomer");
+  check(await page.locator("#home-connect").isVisible(), "Home offers to connect Gmail");
+  check(await page.locator("#home-sandbox-inbox").isVisible(), "Home links the demo's sandbox inbox");
+  await shoot("home-new");
 });
 
-await step("connect-without-compose", async () => {
+await step("connect-from-home-without-compose", async () => {
+  await page.locator("#home-connect").click();
+  await consent(["gmail.compose"], new RegExp(`^${demo.base}/\\?connected=gmail`));
+  check((await bodyText()).includes("Gmail connected."), "back home, the connection is confirmed");
   await page.goto(`${demo.base}/integrations`);
-  await page.getByRole("button", { name: "Connect Gmail" }).click();
-  await consent(["gmail.compose"]);
   const text = await bodyText();
-  check(text.includes("Gmail connected."), "the connection is confirmed");
   check(text.includes("Mailwright cannot yet"), "what is missing is explained");
   check(text.includes("create drafts (gmail.compose)"), "the missing permission is named in words");
   await shoot("connections-missing-permission");
@@ -171,89 +198,177 @@ await step("autodraft-switch-disabled", async () => {
   await shoot("autodraft-blocked");
 });
 
-await step("reconnect-and-enable", async () => {
+await step("reconnect-returns-and-enable", async () => {
   await page.locator("#autodraft-blocked a").click();
-  await consent();
-  await page.goto(autodraftUrl);
+  await consent([], /\/autodraft\/[0-9a-f-]{36}\?connected=gmail/);
+  check((await bodyText()).includes("Reconnected"), "back on the auto-draft page, reconnected");
   await page.locator("#autodraft-toggle").click();
   await page.waitForURL(/notice=on/);
   check((await page.locator("#autodraft-state").innerText()) === "on", "auto-draft is on");
 });
 
 await step("draft-appears", async () => {
-  await page.goto(`${demo.base}/sandbox/inbox`);
+  await page.locator("#autodraft-sandbox-inbox").click();
+  await page.waitForURL(`${demo.base}/sandbox/inbox`);
   await page.locator("#from").fill("Alex Sender <alex@example.com>");
   await page.locator("#subject").fill("Meeting next week");
   await page.locator("#text").fill("Hi, could we meet on Tuesday at 10 to go through the plan?\nAlex");
   await page.locator("#deliver").click();
   await page.waitForURL(/delivered=1/);
   await eventually(`${demo.base}/sandbox/inbox`, async () => (await page.locator(".reply-draft").count()) > 0, "the reply draft in the sandbox inbox");
+  const time = page.locator(".message time[data-local]").first();
+  check((await time.getAttribute("title")) !== null, "times are shown in the viewer's zone");
+  check(/\d{4}/.test(await time.innerText()), `a time with its date: ${await time.innerText()}`);
   await shoot("sandbox-inbox");
   await page.goto(autodraftUrl);
-  const recent = await page.locator("#recent-drafts li").count();
-  check(recent === 1, `the recent drafts list shows the draft (${recent})`);
+  const recent = page.locator("#recent-drafts li");
+  check((await recent.count()) === 1, `the recent drafts list shows the draft (${await recent.count()})`);
+  const line = await recent.first().innerText();
+  check(line.includes("Meeting next week") && line.includes("Alex Sender"), `the draft's subject and sender: ${line}`);
   check((await page.locator("#last-success").innerText()) === "just now", "the last success is just now");
+  check((await page.locator("#autodraft-chart svg.chart rect").count()) > 0, "the chart shows the day's draft");
   await shoot("autodraft");
+  await recent.first().locator("a.open-draft").click();
+  await page.waitForURL(/\/sandbox\/inbox#thread-/);
 });
 
-await step("test-button", async () => {
+await step("test-button-redirects", async () => {
   await page.goto(autodraftUrl);
   await page.locator("#autodraft-test").click();
+  await page.waitForURL(/#test-result$/);
   await page.locator("#test-result").waitFor();
+  check((await page.locator("#test-result").count()) === 1, "the result is shown in one place");
+  await page.reload();
+  check((await page.locator("#test-result").count()) === 0, "a reload shows the page, not the test again");
 });
 
 await step("workflow-runs", async () => {
   await page.goto(`${demo.base}/workflows`);
   await page.locator("#workflow-name").fill("Welcome email");
   await page.locator("select[name=action]").selectOption("gmail.send_email");
-  await page.locator("input[name=to]").fill(MAILBOX);
+  await page.locator("input[name=to]").fill("{{ input.email }}");
   await page.locator("input[name=subject]").fill("Welcome, {{ input.name }}");
   await page.locator("textarea[name=body]").fill("Hello {{ input.name }}, welcome aboard.");
   await page.locator("#workflow-save").click();
   await page.waitForURL(/\/workflows\/[0-9a-f-]{36}/);
+  workflowUrl = page.url().split("?")[0];
   await shoot("workflow");
-  await page.locator("#run-input").fill('{"name": "Ada"}');
+  // The form's own pre-fill has empty values: refused in the form's words.
+  await expectingStatuses([422], async () => {
+    await page.locator("#run-button").click();
+    await page.waitForLoadState();
+  });
+  const said = await page.locator(".field-error[data-field=input]").innerText();
+  check(said.includes("Step 1's To is empty") && !said.includes("steps["), `the input's problem in words: ${said}`);
+  await page.locator("#run-input").fill(`{"name": "Ada", "email": "${MAILBOX}"}`);
   await page.locator("#run-button").click();
   await page.waitForURL(/\/runs\/[0-9a-f-]{36}/);
   const runUrl = page.url();
   await eventually(runUrl, async () => (await page.locator("#run-status").innerText()).trim() === "succeeded", "the run to succeed");
   await shoot("run");
+  await page.goto(workflowUrl);
+  check((await page.locator("#runs-chart svg.chart rect").count()) > 0, "the runs chart shows the run");
+  await shoot("workflow-charts");
 });
 
 await step("workflow-form-errors", async () => {
-  const before = consoleErrors.length;
   await page.goto(`${demo.base}/workflows`);
   await page.locator("#workflow-name").fill("Broken");
   await page.locator("select[name=action]").selectOption("gmail.send_email");
   await page.locator("input[name=to]").fill("not an address");
   await page.locator("input[name=subject]").fill("Hi");
   await page.locator("textarea[name=body]").fill("Hi");
-  await page.locator("#workflow-save").click();
-  check((await page.locator(".field-error").count()) > 0, "the form shows the field's error");
   // The refused form comes back as a 422 page, which Chromium reports as a
-  // failed resource load: expected here, and only here.
-  const rejected = consoleErrors.splice(before).filter((line) => !line.includes("status of 422"));
-  consoleErrors.push(...rejected);
+  // failed resource load: expected here.
+  await expectingStatuses([422], async () => {
+    await page.locator("#workflow-save").click();
+    await page.waitForLoadState();
+  });
+  check((await page.locator(".field-error").count()) > 0, "the form shows the field's error");
 });
 
-await step("api-key", async () => {
+await step("api-key-once", async () => {
   await page.goto(`${demo.base}/settings`);
   await page.locator("#api-key-name").fill("browser test");
   await page.locator("#api-key-create").click();
+  await page.waitForURL(/\/settings\?created=1/);
   const key = (await page.locator("#new-api-key").innerText()).trim();
   check(key.length > 20, "the new key is shown once");
+  check(await page.locator("#copy-api-key").isVisible(), "with a copy button");
   await shoot("settings");
+  const keys = await page.locator("#api-keys li").count();
+  check(keys === 1, `one key listed (${keys})`);
+  await page.reload();
+  check((await page.locator("#new-api-key").count()) === 0, "a reload does not show the key again");
+  check((await page.locator("#api-keys li").count()) === keys, "a reload made no second key");
+});
+
+await step("home-dashboard", async () => {
+  await page.goto(`${demo.base}/`);
+  check((await page.locator("#mailboxes").innerText()).includes(MAILBOX), "the mailbox is listed");
+  check((await page.locator("#totals").innerText()).includes("drafted today"), "today's numbers");
+  check((await page.locator("#latest-drafts").innerText()).includes("Meeting next week"), "the latest draft");
+  check((await page.locator("#latest-runs").innerText()).includes("succeeded"), "the latest run");
+  check((await page.locator("#all-well").count()) === 1, "everything is all right");
+  await shoot("home");
+});
+
+await step("error-pages-are-pages", async () => {
+  const id = new URL(autodraftUrl).pathname.split("/").pop();
+  const workflowPath = new URL(workflowUrl).pathname;
+  await expectingStatuses([404, 405], async () => {
+    for (const [path, status] of [
+      ["/no/such/page", 404],
+      [`/autodraft/${"0".repeat(8)}-0000-0000-0000-000000000000`, 404],
+      ["/settings/api-keys", 405],
+      [`/autodraft/${id}/test`, 405],
+      [`${workflowPath}/run`, 405],
+    ]) {
+      const response = await page.goto(`${demo.base}${path}`);
+      check(response.status() === status, `${path} answers ${status} (${response.status()})`);
+      check((response.headers()["content-type"] || "").startsWith("text/html"), `${path} is a page`);
+      check(await page.getByRole("link", { name: /Home|back/i }).first().isVisible(), `${path} has a way back`);
+    }
+  });
+  await shoot("error-page");
+});
+
+await step("sign-out-and-back-in", async () => {
+  await page.goto(`${demo.base}/`);
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.waitForURL(/\/signin/);
+  await page.goto(demo.link);
+  await page.waitForURL(`${demo.base}/`);
+  check((await page.locator("#mailboxes").count()) === 1, "signed in again with the link, nothing lost");
+  const other = await browser.newContext({ viewport: { width: 1000, height: 800 } });
+  const elsewhere = await other.newPage();
+  await elsewhere.goto(demo.link);
+  await elsewhere.waitForURL(`${demo.base}/`);
+  check((await elsewhere.locator("#mailboxes").count()) === 1, "another browser signs in with the same link");
+  await other.close();
 });
 
 await step("phone-width", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const path of ["/integrations", new URL(autodraftUrl).pathname, "/sandbox/inbox", "/workflows", "/settings"]) {
-    await page.goto(`${demo.base}${path}`);
+  for (const path of ["/", "/integrations", new URL(autodraftUrl).pathname, "/sandbox/inbox", "/workflows", new URL(workflowUrl).pathname, "/settings", "/no/such/page"]) {
+    await expectingStatuses([404], () => page.goto(`${demo.base}${path}`));
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     check(width <= 390, `${path} fits a phone screen (${width}px wide)`);
   }
+  // The sandbox's consent screen too (left without answering).
+  await page.goto(`${demo.base}/integrations`);
+  await page.getByRole("button", { name: "Connect Gmail" }).click();
+  await page.waitForURL(/\/sandbox\/google\/o\/oauth2\/v2\/auth/);
+  const consentWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+  check(consentWidth <= 390, `the consent screen fits a phone screen (${consentWidth}px wide)`);
   await page.goto(autodraftUrl);
   await shoot("phone-autodraft");
+  await page.goto(`${demo.base}/`);
+  await shoot("phone-home");
+});
+
+await step("no-json-pages", async () => {
+  check(jsonPages.length === 0, `pages answered as JSON:\n${jsonPages.join("\n")}`);
 });
 
 await step("no-console-errors", async () => {
@@ -261,7 +376,19 @@ await step("no-console-errors", async () => {
 });
 
 await browser.close();
+// SIGTERM: the demo finishes what is in flight and exits, promptly.
+const stopping = Date.now();
+const exited = new Promise((done) => demo.child.once("exit", done));
 demo.child.kill("SIGTERM");
+const stopped = await Promise.race([exited.then(() => true), new Promise((done) => setTimeout(() => done(false), 10_000))]);
+const exitMs = Date.now() - stopping;
+if (!stopped) {
+  failed = true;
+  console.log("FAIL exit: the demo did not exit within 10 s of SIGTERM");
+  demo.child.kill("SIGKILL");
+} else {
+  console.log(`ok   exit (${exitMs} ms after SIGTERM)`);
+}
 rmSync(demo.dataDir, { recursive: true, force: true });
 if (failed) {
   console.log("browser tests FAILED");

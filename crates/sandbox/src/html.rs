@@ -18,9 +18,15 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+// Readable on a phone: long scope URLs and redirect URIs wrap, and the
+// form never grows wider than the screen.
 const STYLE: &str = "body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}\
 .badge{background:#b00;color:#fff;padding:.2em .6em;border-radius:.3em;font-size:.8em}\
-fieldset{margin:1em 0}button{margin-right:1em;padding:.4em 1.2em}";
+p,li,code,label{overflow-wrap:anywhere}ul{padding-left:1.2em}\
+input[type=email]{max-width:100%;box-sizing:border-box}\
+fieldset{margin:1em 0;min-width:0}button{margin:0 1em .5em 0;padding:.4em 1.2em;font:inherit}";
+
+const HEAD: &str = "<meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">";
 
 pub struct ConsentPage<'a> {
     pub client_id: &'a str,
@@ -47,7 +53,7 @@ pub fn consent_page(page: &ConsentPage<'_>) -> String {
         let _ = writeln!(accounts, "<option value=\"{}\">", escape(account));
     }
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head>{HEAD}\
 <title>Sandbox: Sign in with Google (emulated)</title><style>{STYLE}</style></head><body>\n\
 <p><span class=\"badge\">Sandbox</span> This is Mailwright's Google emulator, not Google.</p>\n\
 <h1>Sandbox consent</h1>\n\
@@ -70,7 +76,7 @@ pub fn consent_page(page: &ConsentPage<'_>) -> String {
 
 pub fn error_page(error: &str, description: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\">\
+        "<!DOCTYPE html>\n<html lang=\"en\"><head>{HEAD}\
 <title>Sandbox: Error 400: {error}</title><style>{STYLE}</style></head><body>\n\
 <p><span class=\"badge\">Sandbox</span> This is Mailwright's Google emulator, not Google.</p>\n\
 <h1>Access blocked: authorization error</h1>\n\

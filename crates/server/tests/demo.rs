@@ -243,6 +243,27 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
         pushes.iter().any(|push| push.status == Some(200)),
         "found through the signed push: {pushes:?}"
     );
+
+    // The sandbox's requests are counted under their own routes.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"route="/sandbox/google/token""#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics
+            .lines()
+            .any(|line| line.contains(r#"route="unmatched""#) && line.contains(r#"status="200""#)),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -439,7 +439,7 @@ impl AutoDraft {
         self.store
             .record_autodraft_draft(answered.row, &record)
             .await?;
-        tracing::info!(integration = %integration.id, message = %answered.gmail_message_id, draft_type = %generated.draft_type, how, "auto-draft created a reply draft");
+        tracing::info!(integration = %integration.id, gmail_message = %answered.gmail_message_id, draft_type = %generated.draft_type, how, "auto-draft created a reply draft");
         Ok(())
     }
 
@@ -459,7 +459,7 @@ impl AutoDraft {
             .await
             .map_err(job_transient)?;
         metrics::counter!(MESSAGES, "outcome" => "skipped", "reason" => reason.code()).increment(1);
-        tracing::debug!(integration = %message.integration_id, message = %message.gmail_message_id, reason = reason.code(), "auto-draft skipped a message");
+        tracing::debug!(integration = %message.integration_id, gmail_message = %message.gmail_message_id, reason = reason.code(), "auto-draft skipped a message");
         Ok(())
     }
 
@@ -481,7 +481,7 @@ impl AutoDraft {
             .await
             .map_err(job_transient)?;
         metrics::counter!(MESSAGES, "outcome" => "failed", "reason" => code).increment(1);
-        tracing::warn!(integration = %integration.id, message = %message.gmail_message_id, code, "auto-draft could not draft a reply: {detail}");
+        tracing::warn!(integration = %integration.id, gmail_message = %message.gmail_message_id, code, "auto-draft could not draft a reply: {detail}");
         self.check_alert(integration, true).await;
         Ok(())
     }

@@ -96,7 +96,13 @@ pub fn router(mut state: AppState) -> Router {
     let mut openapi = openapi::for_clients(openapi);
     if let Some(demo) = &state.demo {
         // Relative to its mount: OAuth at .../o/oauth2/v2/auth, Gmail at .../gmail/v1.
-        routes = routes.nest_service(crate::demo::SANDBOX_PATH, demo.sandbox.router());
+        // Its requests are logged and counted under its own route templates
+        // (a nested service is not reached by the route layer below).
+        let sandbox = demo
+            .sandbox
+            .router()
+            .route_layer(middleware::from_fn(request_context::record_route));
+        routes = routes.nest_service(crate::demo::SANDBOX_PATH, sandbox);
     }
     openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
     state.openapi_json = Arc::new(openapi.to_json().expect("the OpenAPI document serializes"));

@@ -24,6 +24,8 @@ pub(super) struct DailyChart<'a> {
     pub series: Vec<Series>,
     /// How a value reads ("3", "1.2 s").
     pub format: fn(f64) -> String,
+    /// Counts: the axis marks only whole numbers.
+    pub whole_numbers: bool,
 }
 
 const WIDTH: f64 = 360.0;
@@ -96,7 +98,10 @@ impl DailyChart<'_> {
                     .sum()
             })
             .collect();
-        let top = round_up(totals.iter().copied().fold(0.0, f64::max));
+        let mut top = round_up(totals.iter().copied().fold(0.0, f64::max));
+        if self.whole_numbers {
+            top = top.max(2.0);
+        }
         let plot_width = WIDTH - LEFT - RIGHT;
         let plot_height = HEIGHT - TOP - BOTTOM;
         let slot = plot_width / days as f64;
@@ -109,8 +114,15 @@ impl DailyChart<'_> {
             svg,
             r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}" xmlns="http://www.w3.org/2000/svg"><title>{title}</title>"#
         );
-        // Grid lines and their values: zero, half and the top.
-        for value in [0.0, top / 2.0, top] {
+        // Grid lines and their values: zero, half (when it reads as a
+        // count) and the top.
+        let half = top / 2.0;
+        let marks = if self.whole_numbers && half.fract() != 0.0 {
+            vec![0.0, top]
+        } else {
+            vec![0.0, half, top]
+        };
+        for value in marks {
             let at = y(value);
             let _ = write!(
                 svg,
@@ -228,6 +240,7 @@ pub(super) fn autodraft_chart(
             },
         ],
         format: count,
+        whole_numbers: true,
     };
     (!chart.is_empty()).then(|| chart.render())
 }
@@ -260,6 +273,7 @@ pub(super) fn run_charts(
             },
         ],
         format: count,
+        whole_numbers: true,
     };
     if runs.is_empty() {
         return None;
@@ -290,6 +304,7 @@ pub(super) fn run_charts(
             values: mean,
         }],
         format: seconds,
+        whole_numbers: false,
     };
     Some((runs.render(), durations.render()))
 }
@@ -325,6 +340,7 @@ mod tests {
                 },
             ],
             format: count,
+            whole_numbers: true,
         }
         .render()
     }
@@ -337,8 +353,18 @@ mod tests {
         assert_eq!(svg.matches("<rect").count(), 3, "no bar for a zero");
         assert!(svg.contains("drafted: 5</li>") && svg.contains("failed: 1</li>"));
         assert!(svg.contains("Drafts &lt;per&gt; day"), "labels are escaped");
-        // The axis tops out at the next round number above the tallest day (4).
+        // The axis tops out at the next round number above the tallest day
+        // (4), and marks no half count.
         assert!(svg.contains(">5</text>"), "{svg}");
+        assert!(
+            !svg.contains(">3</text>") && !svg.contains(">2</text>"),
+            "{svg}"
+        );
+        let single = chart(vec![1.0, 0.0, 0.0]);
+        assert!(
+            single.contains(">1</text>") && single.contains(">2</text>"),
+            "{single}"
+        );
     }
 
     #[test]
