@@ -26,16 +26,7 @@ async fn home_shows_mailboxes_numbers_latest_drafts_and_runs_and_what_is_failing
     assert!(html.contains(r#"name="return_to" value="/""#), "{html}");
 
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
-    let enabled = w
-        .app
-        .client
-        .put(w.app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(enabled.status(), 200);
+    assert_eq!(common::autodraft::put_switch(&w, &id, true).await.0, 200);
     w.sandbox
         .deliver(&sandbox::InboundMessage::new(
             "Bob Builder <bob@example.com>",

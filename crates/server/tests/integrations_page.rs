@@ -233,16 +233,10 @@ async fn the_autodraft_page_explains_a_disabled_switch_then_shows_new_drafts() {
         recent.contains(r#"<p class="excerpt">"#),
         "the reply's start: {recent}"
     );
-    let api: serde_json::Value = w
-        .app
-        .get_as(&format!("/api/integrations/{id}/drafts"), &w.tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(api["drafts"][0]["subject"], "Lunch");
-    assert_eq!(api["drafts"][0]["from"], "Bob Builder <bob@example.com>");
-    assert!(api["drafts"][0]["reply_excerpt"].as_str().unwrap().len() > 10);
+    let api = common::autodraft::drafts(&w, &id).await;
+    assert_eq!(api[0]["subject"], "Lunch");
+    assert_eq!(api[0]["from"], "Bob Builder <bob@example.com>");
+    assert!(api[0]["reply_excerpt"].as_str().unwrap().len() > 10);
 
     // Redirect-after-post: the result rides to the page once, so a reload
     // neither runs the test again nor creates a second draft.
