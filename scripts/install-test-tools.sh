@@ -18,9 +18,10 @@ python3 -c 'import aiosmtpd; print("aiosmtpd", aiosmtpd.__version__)'
 # from the document (scripts/schemathesis.sh). Pinned: schemathesis 3.x and
 # 4.x take different flags. Google's own Python client (with its bundled
 # gmail.v1 discovery document) drives the sandbox in
-# crates/sandbox/tests/python_client.rs.
+# crates/sandbox/tests/python_client.rs. The Standard Webhooks reference
+# library verifies Mailwright's webhook signatures (tests/webhook_receiver.py).
 python_tools=('openapi-spec-validator==0.9.0' 'openapi-python-client==0.29.1' 'schemathesis==4.32.5'
-    'google-api-python-client==2.202.0')
+    'google-api-python-client==2.202.0' 'standardwebhooks==1.1.0')
 if ! python3 - "${python_tools[@]}" <<'PY'
 import sys
 from importlib.metadata import PackageNotFoundError, version

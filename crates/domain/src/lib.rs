@@ -14,6 +14,7 @@ pub mod retry;
 pub mod return_to;
 pub mod runs;
 pub mod scopes;
+pub mod webhooks;
 pub mod workflows;
 
 pub use email::EmailAddress;

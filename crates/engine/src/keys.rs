@@ -57,9 +57,10 @@ pub async fn check(store: &Store, keyring: &Keyring) -> anyhow::Result<Vec<Strin
     Ok(unchecked)
 }
 
-/// Re-encrypt every stored secret (OAuth tokens, webhook tokens) under the
-/// first configured key. Returns how many rows were rewritten. Rows changed
-/// meanwhile (a refresh) are skipped: that write already used the first key.
+/// Re-encrypt every stored secret (OAuth tokens, workflow webhook tokens,
+/// webhook endpoint secrets) under the first configured key. Returns how many
+/// rows were rewritten. Rows changed meanwhile (a refresh) are skipped: that
+/// write already used the first key.
 pub async fn rotate(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
     let primary = keyring.primary_key_id().to_owned();
     let mut rewritten = 0;
@@ -101,5 +102,6 @@ pub async fn rotate(store: &Store, keyring: &Keyring) -> anyhow::Result<usize> {
             rewritten += 1;
         }
     }
+    rewritten += crate::webhooks::reencrypt_secrets(store, keyring).await?;
     Ok(rewritten)
 }

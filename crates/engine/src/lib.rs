@@ -18,5 +18,6 @@ pub mod notify;
 pub mod secrets;
 pub mod supervisor;
 pub mod vault;
+pub mod webhooks;
 pub mod worker;
 pub mod workflows;

@@ -106,6 +106,53 @@ impl Notifier {
         }
     }
 
+    /// A webhook endpoint was switched off after a day of failed
+    /// deliveries: tell the workspace's owner, once per switch-off.
+    pub async fn webhook_endpoint_disabled(
+        &self,
+        endpoint: &store::webhooks::WebhookEndpoint,
+        reason: &str,
+    ) {
+        if let Err(error) = self.queue_webhook_notice(endpoint, reason).await {
+            tracing::error!(endpoint = %endpoint.id, error = format!("{error:#}"), "cannot queue the webhook notice");
+        }
+    }
+
+    async fn queue_webhook_notice(
+        &self,
+        endpoint: &store::webhooks::WebhookEndpoint,
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let Some(owner) = self.store.first_owner(endpoint.workspace).await? else {
+            return Ok(());
+        };
+        let owner = self.store.user(owner).await?;
+        let text = format!(
+            "Hello,\n\nMailwright stopped sending events to the webhook endpoint {url}.\n\n{reason}\n\n\
+             Its deliveries, with each answer, are in Settings:\n{public}/settings\n\n\
+             Events that happen while it is off are not queued for it.\n\n-- Mailwright\n",
+            url = endpoint.url,
+            public = self.public_url,
+        );
+        let email = NewSystemEmail {
+            workspace: endpoint.workspace,
+            kind: "webhook_endpoint_disabled".to_owned(),
+            dedupe_key: Some(format!(
+                "webhook-disabled:{}:{}",
+                endpoint.id,
+                endpoint.updated_at.timestamp_micros()
+            )),
+            to: owner.email,
+            subject: "A webhook endpoint was switched off".to_owned(),
+            text,
+            html: None,
+        };
+        self.store
+            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
+            .await?;
+        Ok(())
+    }
+
     async fn queue_autodraft_notice(
         &self,
         integration: &Integration,
@@ -228,12 +275,35 @@ impl Notifier {
 /// Delivers one outbox email through the configured provider.
 pub struct DeliverSystemEmail {
     store: Store,
+    events: crate::webhooks::Events,
     mailer: Arc<dyn SystemMailer>,
 }
 
 impl DeliverSystemEmail {
     pub fn new(store: Store, mailer: Arc<dyn SystemMailer>) -> DeliverSystemEmail {
-        DeliverSystemEmail { store, mailer }
+        DeliverSystemEmail {
+            events: crate::webhooks::Events::new(store.clone()),
+            store,
+            mailer,
+        }
+    }
+
+    /// Announce that `record` could not be delivered, for good.
+    async fn delivery_failed(&self, record: &SystemEmailRecord) {
+        let Some(workspace) = record.workspace_id else {
+            return;
+        };
+        self.events
+            .emit(
+                WorkspaceId::from_uuid(workspace),
+                domain::webhooks::EventType::SystemEmailDeliveryFailed,
+                serde_json::json!({
+                    "email_id": record.id.to_string(),
+                    "kind": record.kind,
+                    "provider": self.mailer.provider(),
+                }),
+            )
+            .await;
     }
 }
 
@@ -267,6 +337,7 @@ impl JobHandler for DeliverSystemEmail {
                 return Ok(());
             };
             let provider = self.mailer.provider();
+            let failed_record = record.clone();
             let email = SystemEmail {
                 to,
                 subject: record.subject,
@@ -309,6 +380,7 @@ impl JobHandler for DeliverSystemEmail {
                     metrics::counter!(SYSTEM_EMAILS, "provider" => provider, "outcome" => "failed")
                         .increment(1);
                     record_outcome("failed", Some(reason.clone())).await;
+                    self.delivery_failed(&failed_record).await;
                     Err(JobError::Permanent(reason))
                 }
             }
@@ -335,7 +407,9 @@ impl JobHandler for DeliverSystemEmail {
             };
             self.store
                 .record_system_email_delivery(id, "failed", self.mailer.provider(), Some(&error))
-                .await
+                .await?;
+            self.delivery_failed(&record).await;
+            Ok(())
         })
     }
 }

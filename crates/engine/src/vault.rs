@@ -190,6 +190,7 @@ pub fn token_context(id: IntegrationId, field: &str) -> String {
 
 pub struct Vault {
     store: Store,
+    events: crate::webhooks::Events,
     keyring: Arc<Keyring>,
     google: Option<GoogleOAuth>,
     gmail: Gmail,
@@ -212,6 +213,7 @@ impl Vault {
         notifier: Arc<Notifier>,
     ) -> Vault {
         Vault {
+            events: crate::webhooks::Events::new(store.clone()),
             store,
             keyring,
             google,
@@ -810,6 +812,13 @@ impl Vault {
                 tracing::warn!(integration = %id, event = %format!("integration_{code}"), "{message}");
                 match self.store.integration(workspace, id).await {
                     Ok(integration) => {
+                        self.events
+                            .emit(
+                                workspace,
+                                domain::webhooks::EventType::IntegrationStatusChanged,
+                                crate::webhooks::integration_status_data(&integration, Some(code)),
+                            )
+                            .await;
                         self.notifier
                             .integration_broke(&integration, status, at)
                             .await

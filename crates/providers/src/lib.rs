@@ -6,3 +6,4 @@ pub mod clerk;
 pub mod google;
 pub mod llm;
 pub mod mail;
+pub mod outbound;

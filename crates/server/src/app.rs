@@ -19,6 +19,7 @@ use engine::keyring::Keyring;
 use engine::notify::{DeliverSystemEmail, Notifier};
 use engine::supervisor::Supervisor;
 use engine::vault::Vault;
+use engine::webhooks::{DELIVERY_TIMEOUT, DeliverWebhook, Webhooks};
 use engine::worker::JobHandler;
 use engine::worker::Worker;
 use engine::workflows::{RunWorkflow, Scheduler, Workflows};
@@ -28,6 +29,7 @@ use providers::llm::ChatDrafter;
 use providers::mail::sidemail::Sidemail;
 use providers::mail::smtp::Smtp;
 use providers::mail::{LogOnly, SystemMailer};
+use providers::outbound::OutboundClient;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
@@ -52,6 +54,7 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
     pub notifier: Arc<Notifier>,
+    pub webhooks: Arc<Webhooks>,
     pub accounts: Arc<Accounts>,
     /// Set by `mailwright demo` only: the in-process Google sandbox.
     pub demo: Option<Arc<Demo>>,
@@ -77,6 +80,7 @@ pub struct Services {
     pub connections: Arc<Connections>,
     pub autodraft: Arc<AutoDraft>,
     pub notifier: Arc<Notifier>,
+    pub webhooks: Arc<Webhooks>,
     pub worker: Worker,
     pub push_verifier: Option<Arc<PushVerifier>>,
 }
@@ -172,6 +176,20 @@ impl Services {
             config.public_url.as_str().to_owned(),
             config.retry,
         )));
+        let outbound = OutboundClient::new(config.outbound_allow_private, DELIVERY_TIMEOUT)
+            .context("cannot build the webhook HTTP client")?;
+        handlers.push(Arc::new(DeliverWebhook::new(
+            store.clone(),
+            Arc::clone(&keyring),
+            outbound,
+            Arc::clone(&notifier),
+            config.retry,
+        )));
+        let webhooks = Arc::new(Webhooks::new(
+            store.clone(),
+            Arc::clone(&keyring),
+            config.outbound_allow_private,
+        ));
         let workflows = Arc::new(Workflows::new(store.clone(), Arc::clone(&keyring)));
         let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
         let health = Arc::new(ConnectionHealth::new(store.clone(), Arc::clone(&vault)));
@@ -204,6 +222,7 @@ impl Services {
             connections,
             autodraft,
             notifier,
+            webhooks,
             worker,
         })
     }
@@ -272,6 +291,7 @@ impl Application {
             connections,
             autodraft,
             notifier,
+            webhooks,
             worker,
             push_verifier,
         } = Services::build(&config, &store).await?;
@@ -289,6 +309,7 @@ impl Application {
             connections,
             autodraft: Arc::clone(&autodraft),
             notifier,
+            webhooks,
             accounts: Arc::new(Accounts::new(store.clone())),
             demo,
             openapi_json: Arc::default(),

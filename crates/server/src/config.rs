@@ -69,6 +69,7 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_SIGNIN_LOCKOUT_MINUTES",
     "MAILWRIGHT_SIGNIN_ATTEMPTS_PER_MINUTE",
     "MAILWRIGHT_TRUSTED_PROXIES",
+    "MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
 ];
 
 /// Environment variables that belong to other tools (the test suite, the
@@ -122,6 +123,9 @@ pub struct Config {
     pub signin: SigninLimits,
     /// Proxies whose `X-Forwarded-For` names the client (none by default).
     pub trusted_proxies: TrustedProxies,
+    /// Whether webhooks may reach private, loopback and link-local
+    /// addresses (tests, the demo, a private network on purpose).
+    pub outbound_allow_private: bool,
 }
 
 /// The system email provider.
@@ -642,6 +646,15 @@ impl Config {
             }
             None => TrustedProxies::default(),
         };
+        let outbound_allow_private = match sources.get("MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS")
+        {
+            Some((value, origin)) => match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" | "" => false,
+                _ => return Err(error(&origin, "must be true or false")),
+            },
+            None => false,
+        };
         let push_token = match sources.get("MAILWRIGHT_PUSH_TOKEN") {
             Some((value, origin)) if value.len() < 16 => {
                 return Err(error(
@@ -794,6 +807,7 @@ impl Config {
         }
         autodraft.retry = retry;
         let config = Config {
+            outbound_allow_private,
             retry,
             job_lease,
             signin,

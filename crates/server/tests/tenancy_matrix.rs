@@ -45,10 +45,65 @@ async fn operations(app: &TestApp) -> Vec<Operation> {
     found
 }
 
+/// Workspace A's things that its tenant does not carry.
+#[derive(Default)]
+struct MoreOfA {
+    webhook_endpoint: String,
+    webhook_delivery: String,
+}
+
+/// Give A a webhook endpoint with one delivery.
+async fn more_of_a(app: &TestApp, a: &Tenant) -> MoreOfA {
+    let endpoint: Value = app
+        .client
+        .post(app.url("/api/webhook-endpoints"))
+        .bearer_auth(&a.key)
+        .json(&serde_json::json!({"url": "https://hooks.example.com/alpha", "events": ["workflow.run_succeeded"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let webhook_endpoint = endpoint["id"].as_str().expect("an endpoint").to_owned();
+    app.store
+        .queue_webhook_event(
+            a.workspace,
+            "workflow.run_succeeded",
+            "msg_alpha",
+            "{}",
+            "webhook.deliver",
+        )
+        .await
+        .unwrap();
+    let deliveries: Value = app
+        .get_as(
+            &format!("/api/webhook-endpoints/{webhook_endpoint}/deliveries"),
+            &a.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    MoreOfA {
+        webhook_endpoint,
+        webhook_delivery: deliveries["deliveries"][0]["id"]
+            .as_str()
+            .expect("a delivery")
+            .to_owned(),
+    }
+}
+
 /// Workspace A's id for each kind of path parameter. A new route with a
 /// parameter this does not know fails the test until it is added here.
-fn id_of_a(path: &str, parameter: &str, a: &Tenant) -> String {
+fn id_of_a(path: &str, parameter: &str, a: &Tenant, more: &MoreOfA) -> String {
     match (path, parameter) {
+        (path, "id") if path.starts_with("/api/webhook-endpoints/") => {
+            more.webhook_endpoint.clone()
+        }
+        (path, "delivery_id") if path.starts_with("/api/webhook-endpoints/") => {
+            more.webhook_delivery.clone()
+        }
         (path, "id") if path.starts_with("/api/api-keys/") => a.key_id.clone(),
         (path, "id") if path.starts_with("/api/integrations/") => a.integration_id.clone(),
         (path, "id") if path.starts_with("/api/workflows/") => a.workflow_id.clone(),
@@ -89,6 +144,7 @@ async fn workspace_b_never_sees_or_touches_workspace_a() {
     let app = spawn_app().await;
     let a = app.tenant("alpha").await;
     let b = app.tenant("bravo").await;
+    let more = more_of_a(&app, &a).await;
     let a_markers = [
         a.workspace.to_string(),
         a.user.to_string(),
@@ -122,7 +178,7 @@ async fn workspace_b_never_sees_or_touches_workspace_a() {
         let (status, _) = call(
             &app,
             method,
-            &fill(path, |parameter| id_of_a(path, parameter, &a)),
+            &fill(path, |parameter| id_of_a(path, parameter, &a, &more)),
             None,
         )
         .await;
@@ -131,7 +187,7 @@ async fn workspace_b_never_sees_or_touches_workspace_a() {
         let (status, body) = call(
             &app,
             method,
-            &fill(path, |parameter| id_of_a(path, parameter, &a)),
+            &fill(path, |parameter| id_of_a(path, parameter, &a, &more)),
             Some(&b.key),
         )
         .await;
@@ -191,7 +247,12 @@ fn the_matrix_refuses_routes_it_cannot_fill() {
     };
     let unknown = std::panic::catch_unwind(|| {
         fill("/api/widgets/{widget_id}", |parameter| {
-            id_of_a("/api/widgets/{widget_id}", parameter, &tenant)
+            id_of_a(
+                "/api/widgets/{widget_id}",
+                parameter,
+                &tenant,
+                &MoreOfA::default(),
+            )
         })
     });
     assert!(
@@ -202,7 +263,8 @@ fn the_matrix_refuses_routes_it_cannot_fill() {
         fill("/api/api-keys/{id}", |parameter| id_of_a(
             "/api/api-keys/{id}",
             parameter,
-            &tenant
+            &tenant,
+            &MoreOfA::default()
         )),
         "/api/api-keys/k"
     );

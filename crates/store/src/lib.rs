@@ -21,6 +21,7 @@ pub mod system_emails;
 pub mod tenancy;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod webhooks;
 pub mod workflows;
 
 use std::sync::Arc;

@@ -298,3 +298,32 @@ pub async fn age_watches(store: &Store, by: chrono::Duration) {
     .await;
     result.expect("the watches can be aged");
 }
+
+/// Move every webhook endpoint's run of failures `by` into the past (the
+/// switch-off after a day of failures, without waiting a day).
+pub async fn age_webhook_failures(store: &Store, by: chrono::Duration) {
+    let result: Result<(), crate::StoreError> = async {
+        let endpoints = {
+            crate::across_workspaces!(store, conn => {
+                sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, Option<chrono::DateTime<chrono::Utc>>)>(
+                    "SELECT workspace_id, id, failing_since FROM webhook_endpoints",
+                )
+                .fetch_all(&mut *conn)
+                .await?
+            })
+        };
+        for (workspace, id, since) in endpoints {
+            let workspace = domain::WorkspaceId::from_uuid(workspace);
+            crate::in_workspace!(store, workspace, conn => {
+                sqlx::query("UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2")
+                    .bind(since.map(|at| at - by))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+    .await;
+    result.expect("the webhook failures can be aged");
+}

@@ -140,6 +140,7 @@ pub struct TestOutcome {
 
 pub struct AutoDraft {
     store: Store,
+    events: crate::webhooks::Events,
     vault: Arc<Vault>,
     notifier: Arc<Notifier>,
     generator: Generator,
@@ -202,6 +203,7 @@ impl AutoDraft {
         settings: AutoDraftSettings,
     ) -> AutoDraft {
         AutoDraft {
+            events: crate::webhooks::Events::new(store.clone()),
             store,
             vault,
             notifier,

@@ -439,6 +439,20 @@ impl AutoDraft {
         self.store
             .record_autodraft_draft(answered.row, &record)
             .await?;
+        self.events
+            .emit(
+                integration.workspace,
+                domain::webhooks::EventType::AutodraftDraftCreated,
+                json!({
+                    "integration_id": integration.id.to_string(),
+                    "message_id": record.source_message_id,
+                    "thread_id": record.thread_id,
+                    "draft_id": record.provider_draft_id,
+                    "draft_type": record.draft_type,
+                    "generator": record.generator,
+                }),
+            )
+            .await;
         tracing::info!(integration = %integration.id, gmail_message = %answered.gmail_message_id, draft_type = %generated.draft_type, how, "auto-draft created a reply draft");
         Ok(())
     }
@@ -482,8 +496,25 @@ impl AutoDraft {
             .map_err(job_transient)?;
         metrics::counter!(MESSAGES, "outcome" => "failed", "reason" => code).increment(1);
         tracing::warn!(integration = %integration.id, gmail_message = %message.gmail_message_id, code, "auto-draft could not draft a reply: {detail}");
+        self.message_failed(message, code).await;
         self.check_alert(integration, true).await;
         Ok(())
+    }
+
+    /// Announce that `message` ended failed, with its code.
+    pub(super) async fn message_failed(&self, message: &InboundMessage, code: &str) {
+        self.events
+            .emit(
+                message.workspace,
+                domain::webhooks::EventType::AutodraftMessageFailed,
+                json!({
+                    "integration_id": message.integration_id.to_string(),
+                    "message_id": message.gmail_message_id,
+                    "thread_id": message.thread_id,
+                    "error_code": code,
+                }),
+            )
+            .await;
     }
 
     /// A message whose retries ran out of time: failed, with the reason.

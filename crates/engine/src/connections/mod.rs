@@ -112,6 +112,7 @@ impl std::fmt::Debug for CallbackParams {
 
 pub struct Connections {
     store: Store,
+    events: crate::webhooks::Events,
     vault: Arc<Vault>,
     /// Disconnecting stops the mailbox's push watch.
     autodraft: Arc<AutoDraft>,
@@ -126,6 +127,7 @@ impl Connections {
         redirect_uri: String,
     ) -> Connections {
         Connections {
+            events: crate::webhooks::Events::new(store.clone()),
             store,
             vault,
             autodraft,
@@ -445,7 +447,25 @@ impl Connections {
     }
 
     /// Store the integration and its encrypted tokens.
+    /// Store the grant ([`Connections::store_grant`]) and announce the
+    /// connection's status.
     async fn save(
+        &self,
+        state: &OAuthState,
+        exchanged: Exchanged,
+    ) -> Result<Integration, CallbackError> {
+        let integration = self.store_grant(state, exchanged).await?;
+        self.events
+            .emit(
+                integration.workspace,
+                domain::webhooks::EventType::IntegrationStatusChanged,
+                crate::webhooks::integration_status_data(&integration, None),
+            )
+            .await;
+        Ok(integration)
+    }
+
+    async fn store_grant(
         &self,
         state: &OAuthState,
         exchanged: Exchanged,
@@ -633,6 +653,15 @@ impl Connections {
             }
         }
         self.store.disconnect_integration(workspace, id).await?;
+        if let Ok(integration) = self.store.integration(workspace, id).await {
+            self.events
+                .emit(
+                    workspace,
+                    domain::webhooks::EventType::IntegrationStatusChanged,
+                    crate::webhooks::integration_status_data(&integration, None),
+                )
+                .await;
+        }
         Ok(())
     }
 }

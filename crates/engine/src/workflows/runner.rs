@@ -36,6 +36,7 @@ use super::{RUN_WORKFLOW, RUNS, STEP_SECONDS};
 /// Executes one run.
 pub struct RunWorkflow {
     store: Store,
+    events: crate::webhooks::Events,
     vault: Arc<Vault>,
     /// For links in error messages.
     public_url: String,
@@ -62,6 +63,7 @@ impl RunWorkflow {
         retry: RetryPolicy,
     ) -> RunWorkflow {
         RunWorkflow {
+            events: crate::webhooks::Events::new(store.clone()),
             store,
             vault,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -165,6 +167,25 @@ impl RunWorkflow {
                 retry_after: None,
             })?;
         metrics::counter!(RUNS, "outcome" => status.as_str()).increment(1);
+        if lease_held {
+            let event = if status == RunStatus::Succeeded {
+                domain::webhooks::EventType::WorkflowRunSucceeded
+            } else {
+                domain::webhooks::EventType::WorkflowRunFailed
+            };
+            self.events
+                .emit(
+                    run.workspace,
+                    event,
+                    serde_json::json!({
+                        "run_id": run.id.to_string(),
+                        "workflow_id": run.workflow_id.to_string(),
+                        "status": status.as_str(),
+                        "error_code": run.error.as_ref().map(|error| error.code.clone()),
+                    }),
+                )
+                .await;
+        }
         Ok(Success::Recorded { lease_held })
     }
 

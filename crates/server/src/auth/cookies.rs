@@ -11,6 +11,9 @@ pub const NEW_API_KEY: &str = "mw_new_key";
 /// The result of the auto-draft test action, encrypted, on its way to the
 /// page that shows it.
 pub const AUTODRAFT_TEST: &str = "mw_test_result";
+/// A webhook endpoint's new signing secret, encrypted, on its way to being
+/// shown once.
+pub const WEBHOOK_SECRET: &str = "mw_webhook_secret";
 pub const SESSION_DAYS: i64 = 30;
 
 /// The value of cookie `name`, if the request carries it.

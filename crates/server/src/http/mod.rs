@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod problem;
 pub mod request_context;
 pub mod security_headers;
+pub mod webhooks;
 pub mod workflows;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(autodraft::router())
         .merge(outbox::router())
         .merge(workflows::router())
+        .merge(webhooks::router())
         .merge(crate::ui::router())
 }
 

@@ -37,6 +37,7 @@ mod integrations;
 pub mod runbook;
 mod session;
 mod settings;
+mod webhooks;
 mod workflow_form;
 mod workflows;
 
@@ -63,6 +64,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::settings_page))
         .routes(routes!(settings::create_api_key))
         .routes(routes!(settings::revoke_api_key))
+        .routes(routes!(webhooks::create))
+        .routes(routes!(webhooks::endpoint_page))
+        .routes(routes!(webhooks::redeliver))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::switch))
+        .routes(routes!(webhooks::delete))
         .routes(routes!(runbook::runbook_page))
 }
 
@@ -94,6 +101,7 @@ fn templates() -> &'static Environment<'static> {
             ("settings.html", include_str!("templates/settings.html")),
             ("runbook.html", include_str!("templates/runbook.html")),
             ("error.html", include_str!("templates/error.html")),
+            ("webhook.html", include_str!("templates/webhook.html")),
             (
                 "connect_confirm.html",
                 include_str!("templates/connect_confirm.html"),
@@ -168,6 +176,11 @@ pub fn error_page(
 }
 
 fn see_other(location: &'static str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// [`see_other`] to a path made at run time.
+fn see_other_to(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
@@ -568,6 +581,7 @@ mod tests {
             "workflow.html",
             "run.html",
             "settings.html",
+            "webhook.html",
         ] {
             let page = templates()
                 .get_template(name)
@@ -585,6 +599,14 @@ mod tests {
                             draft => context! { subject => "<x>", text => "<x>" } }],
                         form => context! { from => "<x>", name => "<x>", enabled => true, trigger => "schedule", cron => "<x>",
                             action => "gmail.send_email", integration_id => "<x>", to => "<x>", subject => "<x>", body => "<x>", json => "<x>" },
+                        webhooks => vec![context! { id => "<x>", url => "<x>", description => "<x>", events => 2, enabled => false, disabled_reason => "<x>", failing => true }],
+                        webhook_form => context! { url => "<x>", description => "<x>", errors => context! { url => "<x>", form => "<x>" },
+                            events => vec![context! { name => "<x>", words => "<x>", checked => true }] },
+                        endpoint => context! { id => "<x>", url => "<x>", description => "<x>", events => vec!["<x>"], enabled => false,
+                            disabled_reason => "<x>", failing_since => "2026-12-06T01:45:00Z" },
+                        secret => "<x>",
+                        deliveries => vec![context! { id => "<x>", event_id => "<x>", event_type => "<x>", status => "pending", attempts => 2,
+                            response_status => 500, last_error => "<x>", next_attempt_at => "2026-12-06T01:45:00Z", ago => "<x>", at => "<x>" }],
                         field_errors => context! { name => vec!["<x>"], to => vec!["<x>"], json => vec!["<x>"], form => vec!["<x>"] },
                         gmail_integrations => vec![context! { id => "<x>", label => "<x>" }], simple => true, advanced_open => true,
                         form_action => "/workflows", save_label => "Save", notice => "<x>",

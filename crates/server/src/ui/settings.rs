@@ -26,6 +26,8 @@ const OUTBOX_SIZE: i64 = 20;
 #[derive(Default)]
 struct Extra {
     notice: Option<&'static str>,
+    /// A refused webhook form: its values and errors.
+    webhook_form: Option<minijinja::Value>,
     /// The key just created: `(name, secret)`, shown this once.
     new_key: Option<(String, String)>,
     /// A refused name and why.
@@ -75,6 +77,26 @@ async fn page(
     } else {
         Vec::new()
     };
+    let webhooks: Vec<minijinja::Value> = state
+        .webhooks
+        .list(session.workspace)
+        .await?
+        .into_iter()
+        .map(|endpoint| {
+            context! {
+                id => endpoint.id.to_string(),
+                url => endpoint.url,
+                description => endpoint.description,
+                events => endpoint.events.len(),
+                enabled => endpoint.enabled,
+                disabled_reason => endpoint.disabled_reason,
+                failing => endpoint.failing_since.is_some(),
+            }
+        })
+        .collect();
+    let webhook_form = extra.webhook_form.unwrap_or_else(|| {
+        context! { url => "", description => "", events => super::webhooks::event_choices(None), errors => context! {} }
+    });
     let (key_name, key_error) = extra.refused.unzip();
     let attention = attention(state, session.workspace).await?;
     render(
@@ -91,6 +113,9 @@ async fn page(
             key_error,
             log_mailer,
             outbox,
+            webhooks,
+            webhook_form,
+            allows_private => state.webhooks.allows_private_networks(),
         },
     )
 }
@@ -111,6 +136,7 @@ pub(super) async fn settings_page(
 ) -> Result<Response, ApiError> {
     let notice = match query.notice.as_deref() {
         Some("revoked") => Some("The key is revoked: it no longer works."),
+        Some("webhook_deleted") => Some("The webhook endpoint is deleted: it gets no more events."),
         _ => None,
     };
     let flash = new_key_flash(&session);
@@ -133,6 +159,20 @@ pub(super) async fn settings_page(
         flash.consumed(&state, &mut response);
     }
     Ok(response)
+}
+
+/// The settings page with a refused webhook endpoint form.
+pub(super) async fn page_with_webhook_form(
+    state: &AppState,
+    session: &SessionUser,
+    status: StatusCode,
+    form: minijinja::Value,
+) -> Result<Response, ApiError> {
+    let extra = Extra {
+        webhook_form: Some(form),
+        ..Extra::default()
+    };
+    page(state, session, status, extra).await
 }
 
 /// The key just made travels only to this user's own page.
