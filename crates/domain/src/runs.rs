@@ -144,6 +144,10 @@ impl RunSteps {
         self.0.is_empty()
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = &StepRecord> {
+        self.0.iter()
+    }
+
     pub fn get(&self, index: usize) -> Option<&StepRecord> {
         self.0.get(index)
     }

@@ -539,3 +539,124 @@ async fn a_schedule_missed_while_down_runs_once_not_once_per_missed_tick() {
     .await;
     assert_eq!(problem["errors"][0]["field"], "trigger.cron");
 }
+
+/// A run that failed at step 2 of 3 re-runs from step 2: step 1's email is
+/// not sent again, steps 2 and 3 run as the workflow now defines them.
+#[tokio::test]
+async fn a_failed_run_reruns_from_its_failed_step_without_sending_step_one_again() {
+    let (w, integration) = connected().await;
+    let steps = |first: &str, second: &str| {
+        json!([
+            send_step(&integration, BOB, first),
+            send_step(&integration, second, "Two"),
+            send_step(&integration, BOB, "Three"),
+        ])
+    };
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Three steps", "trigger": {"type": "manual"}, "steps": steps("One", "{{ input.second }}")}),
+    )
+    .await;
+    let workflow_id = workflow["id"].as_str().unwrap().to_owned();
+    let replace = |steps: Value| {
+        let w = &w;
+        let workflow_id = workflow_id.clone();
+        async move {
+            let answer = w
+                .app
+                .client
+                .put(w.app.url(&format!("/api/workflows/{workflow_id}")))
+                .bearer_auth(&w.tenant.key)
+                .json(
+                    &json!({"name": "Three steps", "trigger": {"type": "manual"}, "steps": steps}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    };
+    let rerun = |id: String| {
+        let w = &w;
+        async move {
+            let answer = w
+                .app
+                .client
+                .post(w.app.url(&format!("/api/runs/{id}/rerun")))
+                .bearer_auth(&w.tenant.key)
+                .send()
+                .await
+                .unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap())
+        }
+    };
+    // Two runs fail at step 2 (the input has no `second`).
+    let mut failed = Vec::new();
+    for order in ["A-1", "A-2"] {
+        let (_, started) = execute(
+            &w,
+            &workflow_id,
+            json!({"name": "Bob", "order": order}),
+            false,
+            None,
+        )
+        .await;
+        let id = started["run"]["id"].as_str().unwrap().to_owned();
+        let run = finish(&w, &id).await;
+        assert_eq!(run["status"], "failed", "{run}");
+        assert_eq!(run["steps"][0]["status"], "succeeded");
+        assert_eq!(run["steps"][1]["status"], "failed");
+        failed.push(id);
+    }
+    let subjects = |w: &common::google::World| -> Vec<String> {
+        let mut sent: Vec<String> = inbox(w)
+            .into_iter()
+            .map(|message| message.subject)
+            .collect();
+        sent.sort();
+        sent
+    };
+    assert_eq!(subjects(&w), vec!["One", "One"]);
+
+    // Fixed at step 2 (step 1 unchanged), the first re-runs from step 2.
+    replace(steps("One", BOB)).await;
+    let (status, answer) = rerun(failed[0].clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["run"]["rerun_of"], failed[0].as_str());
+    assert_eq!(
+        answer["run"]["steps"][0]["status"], "succeeded",
+        "step 1 is kept"
+    );
+    let rerun_id = answer["run"]["id"].as_str().unwrap().to_owned();
+    let (_, again) = rerun(failed[0].clone()).await;
+    assert_eq!(
+        again["run"]["id"],
+        rerun_id.as_str(),
+        "asked twice: the same re-run"
+    );
+    let done = finish(&w, &rerun_id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["rerun_of"], failed[0].as_str());
+    assert_eq!(
+        subjects(&w),
+        vec!["One", "One", "Three", "Two"],
+        "step 1's email was not sent again"
+    );
+
+    // A run that did not fail is refused; so is one whose done step changed.
+    let (status, refused) = rerun(rerun_id.clone()).await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(refused["code"], "conflict");
+    replace(steps("Uno", BOB)).await;
+    let (status, refused) = rerun(failed[1].clone()).await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Step 1 changed"),
+        "{refused}"
+    );
+    assert_eq!(subjects(&w).len(), 4, "nothing more was sent");
+}

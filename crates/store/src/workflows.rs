@@ -79,6 +79,8 @@ pub struct Run {
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A re-run: the failed run it re-runs.
+    pub rerun_of: Option<Uuid>,
 }
 
 /// A run's row.
@@ -98,6 +100,9 @@ pub(crate) struct RunRow {
     next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    /// Absent from the rows of the PostgreSQL functions (which predate it).
+    #[sqlx(default)]
+    rerun_of: Option<Uuid>,
 }
 
 impl TryFrom<RunRow> for Run {
@@ -127,6 +132,7 @@ impl TryFrom<RunRow> for Run {
                 .filter(|_| status == RunStatus::Retrying),
             created_at: row.created_at,
             finished_at: row.finished_at,
+            rerun_of: row.rerun_of,
         })
     }
 }
@@ -174,7 +180,7 @@ pub const RUN_JOB_KIND: &str = "workflow.run";
 const RUN_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at";
 /// [`RUN_COLUMNS`] and the columns added since the PostgreSQL functions that
 /// return runs were written (what reads of the table select).
-pub(crate) const RUN_VIEW_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at, next_attempt_at";
+pub(crate) const RUN_VIEW_COLUMNS: &str = "id, workspace_id, workflow_id, status, trigger_kind, input, steps, error_code, error_message, created_at, finished_at, next_attempt_at, rerun_of";
 
 fn existing_run_sql() -> String {
     format!(
@@ -557,6 +563,24 @@ impl Store {
                 .await?
         });
         rows.into_iter().map(Run::try_from).collect()
+    }
+
+    /// Link a re-run to the run it re-runs.
+    pub async fn set_rerun_of(
+        &self,
+        workspace: WorkspaceId,
+        run: Uuid,
+        rerun_of: Uuid,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query("UPDATE workflow_runs SET rerun_of = $1 WHERE workspace_id = $2 AND id = $3")
+                .bind(rerun_of)
+                .bind(workspace.as_uuid())
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+        });
+        Ok(())
     }
 
     /// Record a run's progress: status, per-step results, (when it ended)

@@ -36,6 +36,7 @@ fn queued_run(workflow: &Workflow) -> Run {
         next_attempt_at: None,
         created_at: now(),
         finished_at: None,
+        rerun_of: None,
     }
 }
 

@@ -363,6 +363,66 @@ impl Workflows {
         Ok(())
     }
 
+    /// Re-run failed run `id` from its first failed step: a new run, linked
+    /// to it, with the same input, that keeps the steps it already did (so
+    /// nothing they sent is sent again) and runs the rest as the workflow
+    /// now defines them. Asked twice, it answers the same re-run.
+    pub async fn rerun(&self, workspace: WorkspaceId, id: Uuid) -> Result<Run, ServiceError> {
+        let failed = self.store.run(workspace, id).await?;
+        if failed.status != RunStatus::Failed {
+            return Err(ServiceError::Conflict(format!(
+                "Only a failed run can be re-run; this one is {}.",
+                failed.status.as_str()
+            )));
+        }
+        let workflow = match self.store.workflow(workspace, failed.workflow_id).await {
+            Ok(workflow) => workflow,
+            Err(StoreError::NotFound) => {
+                return Err(ServiceError::Conflict(
+                    "This run's workflow was deleted, so it cannot be re-run.".into(),
+                ));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if !workflow.enabled {
+            return Err(disabled());
+        }
+        let (mut run, job) = new_run(&workflow, failed.input.clone(), "rerun")?;
+        let done = failed
+            .steps
+            .iter()
+            .take_while(|record| record.status == domain::runs::StepStatus::Succeeded)
+            .count();
+        for index in 0..done {
+            let (Some(kept), Some(now)) = (failed.steps.get(index), run.steps.get(index)) else {
+                return Err(ServiceError::Conflict(format!(
+                    "The workflow has fewer steps than this run had done ({done}); run it anew instead."
+                )));
+            };
+            if kept.definition != now.definition {
+                return Err(ServiceError::Conflict(format!(
+                    "Step {} changed since this run did it, so its result cannot be kept; run the workflow anew instead.",
+                    index + 1
+                )));
+            }
+            if let Some(record) = run.steps.get_mut(index) {
+                *record = kept.clone();
+            }
+        }
+        run.rerun_of = Some(failed.id);
+        let key = format!("rerun:{}", failed.id);
+        let (run, _) = self.store.create_run(&run, Some(&key), Some(&job)).await?;
+        // A second step: the hot path's insert does not take the link. A
+        // repeated request finds the run by its key and links it again.
+        self.store
+            .set_rerun_of(workspace, run.id, failed.id)
+            .await?;
+        Ok(Run {
+            rerun_of: Some(failed.id),
+            ..run
+        })
+    }
+
     /// The workspace's newest `limit` runs, of any workflow.
     pub async fn recent_runs(
         &self,
@@ -450,6 +510,7 @@ fn new_run(workflow: &Workflow, input: Value, trigger: &str) -> Result<(Run, New
         next_attempt_at: None,
         created_at: store::now(),
         finished_at: None,
+        rerun_of: None,
     };
     let job = NewJob::new(RUN_WORKFLOW, json!({ "run_id": run.id }))
         .in_workspace(run.workspace)

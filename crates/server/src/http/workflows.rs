@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(execute))
         .routes(routes!(runs))
         .routes(routes!(get_run))
+        .routes(routes!(rerun))
         .routes(routes!(webhook))
 }
 
@@ -224,6 +225,9 @@ pub struct RunView {
     next_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    /// A re-run: the id of the failed run it re-runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rerun_of: Option<String>,
 }
 
 pub(crate) fn run_view(run: Run) -> RunView {
@@ -238,6 +242,7 @@ pub(crate) fn run_view(run: Run) -> RunView {
         next_attempt_at: run.next_attempt_at,
         created_at: run.created_at,
         finished_at: run.finished_at,
+        rerun_of: run.rerun_of.map(|id| id.to_string()),
     }
 }
 
@@ -357,6 +362,33 @@ async fn get_run(
         .run(caller.workspace, parse_id(&id)?)
         .await?;
     Ok(Json(run_view(run)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RerunAnswer {
+    run: RunView,
+}
+
+/// Re-run a failed run from its first failed step: a new run (`rerun_of`
+/// names this one) with the same input, keeping the steps already done, so
+/// nothing they sent is sent again. Asked again, it answers the same re-run.
+#[utoipa::path(post, path = "/api/runs/{id}/rerun", operation_id = "rerun", tag = "workflows", security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, body = RerunAnswer), (status = 404, content_type = "application/problem+json"),
+        (status = 409, description = "Not failed, its workflow disabled or deleted, or a step it did has changed", content_type = "application/problem+json")))]
+async fn rerun(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RerunAnswer>), ApiError> {
+    let run = state
+        .workflows
+        .rerun(caller.workspace, parse_id(&id)?)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RerunAnswer { run: run_view(run) }),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -61,6 +61,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(workflows::delete))
         .routes(routes!(workflows::run))
         .routes(routes!(workflows::run_page))
+        .routes(routes!(workflows::rerun))
         .routes(routes!(settings::settings_page))
         .routes(routes!(settings::create_api_key))
         .routes(routes!(settings::revoke_api_key))

@@ -482,6 +482,35 @@ pub(super) async fn run_page(
         .workflows
         .run(session.workspace, parse_id(&id)?)
         .await?;
+    show_run(&state, &session, run, StatusCode::OK, None).await
+}
+
+/// Re-run a failed run from its first failed step, then show the new run.
+#[utoipa::path(post, path = "/runs/{id}/rerun", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "To the new run's page"), (status = 409, content_type = "text/html"), (status = 404)))]
+pub(super) async fn rerun(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(session, _): Posted<super::SignOutForm>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    match state.workflows.rerun(session.workspace, id).await {
+        Ok(run) => Ok(Redirect::to(&format!("/runs/{}", run.id)).into_response()),
+        Err(ServiceError::Conflict(problem)) => {
+            let run = state.workflows.run(session.workspace, id).await?;
+            show_run(&state, &session, run, StatusCode::CONFLICT, Some(problem)).await
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn show_run(
+    state: &AppState,
+    session: &SessionUser,
+    run: engine::workflows::Run,
+    status: StatusCode,
+    rerun_problem: Option<String>,
+) -> Result<Response, ApiError> {
     let workflow = match state
         .workflows
         .get(session.workspace, run.workflow_id)
@@ -506,9 +535,9 @@ pub(super) async fn run_page(
             }
         })
         .collect();
-    let attention = attention(&state, session.workspace).await?;
+    let attention = attention(state, session.workspace).await?;
     render(
-        StatusCode::OK,
+        status,
         "run.html",
         context! {
             signed_in => true,
@@ -527,7 +556,10 @@ pub(super) async fn run_page(
                 input => definition_json(&run.input),
                 error => error_view(run.error.as_ref()),
                 steps,
+                rerun_of => run.rerun_of.map(|id| id.to_string()),
+                first_failed => run.steps.iter().position(|step| step.status == domain::runs::StepStatus::Failed).map(|index| index + 1),
             },
+            rerun_problem,
             workflow_name => workflow.as_ref().map(|workflow| workflow.name.clone()),
             workflow_url => workflow.map(|workflow| format!("/workflows/{}", workflow.id)),
             refresh => !run.status.is_ended(),

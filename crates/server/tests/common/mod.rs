@@ -198,6 +198,7 @@ impl TestApp {
             next_attempt_at: None,
             created_at: store::now(),
             finished_at: Some(store::now()),
+            rerun_of: None,
         };
         self.store.create_run(&run, None, None).await.unwrap();
         Tenant {
