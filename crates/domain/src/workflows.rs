@@ -323,6 +323,8 @@ pub struct Definition {
     pub enabled: bool,
     pub trigger: Trigger,
     pub steps: Vec<Step>,
+    /// Email the workspace's owner when a run fails for good.
+    pub notify_on_failure: bool,
 }
 
 impl Definition {

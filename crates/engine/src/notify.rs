@@ -106,6 +106,57 @@ impl Notifier {
         }
     }
 
+    /// A run of `workflow` failed for good, and the workflow asks for an
+    /// email then: tell the workspace's owner, once for this run.
+    pub async fn run_failed(
+        &self,
+        workflow: &store::workflows::Workflow,
+        run: &store::workflows::Run,
+    ) {
+        if let Err(error) = self.queue_run_failed_notice(workflow, run).await {
+            tracing::error!(run = %run.id, error = format!("{error:#}"), "cannot queue the failed-run notice");
+        }
+    }
+
+    async fn queue_run_failed_notice(
+        &self,
+        workflow: &store::workflows::Workflow,
+        run: &store::workflows::Run,
+    ) -> anyhow::Result<()> {
+        let Some(owner) = self.store.first_owner(workflow.workspace).await? else {
+            return Ok(());
+        };
+        let owner = self.store.user(owner).await?;
+        let why = run.error.as_ref().map_or_else(
+            || "no reason was recorded".to_owned(),
+            |error| error.message.clone(),
+        );
+        let text = format!(
+            "Hello,\n\nA run of the workflow \"{name}\" failed for good: {why}\n\n\
+             The run, step by step:\n{url}/runs/{run}\n\n\
+             Once the cause is fixed, \"Re-run\" on that page starts again from the step \
+             that failed; the steps before it are not done again.\n\n\
+             You get this email because the workflow asks for it (\"Email me when a run fails \
+             for good\" on its page).\n\n-- Mailwright\n",
+            name = workflow.name,
+            url = self.public_url,
+            run = run.id,
+        );
+        let email = NewSystemEmail {
+            workspace: workflow.workspace,
+            kind: "workflow_run_failed".to_owned(),
+            dedupe_key: Some(format!("run-failed:{}", run.id)),
+            to: owner.email,
+            subject: format!("A run of \"{}\" failed", workflow.name),
+            text,
+            html: None,
+        };
+        self.store
+            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
+            .await?;
+        Ok(())
+    }
+
     /// A webhook endpoint was switched off after a day of failed
     /// deliveries: tell the workspace's owner, once per switch-off.
     pub async fn webhook_endpoint_disabled(

@@ -192,6 +192,7 @@ async fn a_huge_repetition_fails_its_run_fast_and_writes_nothing() {
         trigger: json!({"type": "manual"}),
         steps: report("{{ 'x' * 10000000 }}")["steps"].clone(),
         webhook_secret: None,
+        notify_on_failure: false,
         next_run_at: None,
         created_at: store::now(),
         updated_at: store::now(),

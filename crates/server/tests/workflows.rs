@@ -660,3 +660,44 @@ async fn a_failed_run_reruns_from_its_failed_step_without_sending_step_one_again
     );
     assert_eq!(subjects(&w).len(), 4, "nothing more was sent");
 }
+
+/// Opt-in per workflow: one email to the owner when a run fails for good.
+#[tokio::test]
+async fn a_workflow_that_asks_emails_its_owner_once_per_run_that_fails_for_good() {
+    let (w, integration) = connected().await;
+    let failing = |notify: bool| {
+        json!({"name": if notify { "Told" } else { "Quiet" }, "trigger": {"type": "manual"}, "notify_on_failure": notify,
+               "steps": [send_step(&integration, "{{ input.missing }}", "Hi")]})
+    };
+    let told = create_ok(&w, failing(true)).await;
+    assert_eq!(told["notify_on_failure"], true);
+    let quiet = create_ok(&w, failing(false)).await;
+    for workflow in [&told, &quiet, &told] {
+        let (_, started) =
+            execute(&w, workflow["id"].as_str().unwrap(), json!({}), false, None).await;
+        let run = finish(&w, started["run"]["id"].as_str().unwrap()).await;
+        assert_eq!(run["status"], "failed", "{run}");
+    }
+    w.app.worker.drain().await.unwrap();
+    let notices: Vec<Value> = w
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|email| email["kind"] == "workflow_run_failed")
+        .collect();
+    assert_eq!(
+        notices.len(),
+        2,
+        "one per failed run of the workflow that asks: {notices:?}"
+    );
+    assert!(
+        notices
+            .iter()
+            .all(|email| email["subject"] == "A run of \"Told\" failed"),
+        "{notices:?}"
+    );
+    assert!(
+        notices[0]["text"].as_str().unwrap().contains("/runs/"),
+        "it links the run: {notices:?}"
+    );
+}

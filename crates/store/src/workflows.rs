@@ -22,6 +22,8 @@ pub struct Workflow {
     pub webhook_secret: Option<Sealed>,
     /// Scheduled workflows: when the next run is due.
     pub next_run_at: Option<DateTime<Utc>>,
+    /// Email the workspace's owner when a run fails for good.
+    pub notify_on_failure: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -37,6 +39,7 @@ struct WorkflowRow {
     webhook_key_id: Option<String>,
     webhook_secret: Option<Vec<u8>>,
     next_run_at: Option<DateTime<Utc>>,
+    notify_on_failure: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -55,6 +58,7 @@ impl From<WorkflowRow> for Workflow {
                 _ => None,
             },
             next_run_at: row.next_run_at,
+            notify_on_failure: row.notify_on_failure,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }
@@ -62,7 +66,7 @@ impl From<WorkflowRow> for Workflow {
 }
 
 const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, \
-     next_run_at, created_at, updated_at";
+     next_run_at, notify_on_failure, created_at, updated_at";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
@@ -237,8 +241,8 @@ impl Store {
         in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "INSERT INTO workflows (id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, \
-                                        webhook_secret, created_at, updated_at, next_run_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                        webhook_secret, created_at, updated_at, next_run_at, notify_on_failure) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(workflow.id)
             .bind(workflow.workspace.as_uuid())
@@ -251,6 +255,7 @@ impl Store {
             .bind(workflow.created_at)
             .bind(workflow.updated_at)
             .bind(workflow.next_run_at)
+            .bind(workflow.notify_on_failure)
             .execute(&mut *conn)
             .await?;
         });
@@ -262,7 +267,7 @@ impl Store {
         let updated = in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "UPDATE workflows SET name = $1, enabled = $2, trigger_spec = $3, steps = $4, webhook_key_id = $5, \
-                     webhook_secret = $6, updated_at = $7, next_run_at = $10 \
+                     webhook_secret = $6, updated_at = $7, next_run_at = $10, notify_on_failure = $11 \
                  WHERE workspace_id = $8 AND id = $9",
             )
             .bind(&workflow.name)
@@ -275,6 +280,7 @@ impl Store {
             .bind(workflow.workspace.as_uuid())
             .bind(workflow.id)
             .bind(workflow.next_run_at)
+            .bind(workflow.notify_on_failure)
             .execute(&mut *conn)
             .await?
             .rows_affected()

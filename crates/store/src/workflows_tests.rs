@@ -15,6 +15,7 @@ async fn workflow_in(store: &Store, name: &str) -> Workflow {
         trigger: json!({"type": "manual"}),
         steps: json!([{"action": "email.send_system"}]),
         webhook_secret: None,
+        notify_on_failure: false,
         next_run_at: None,
         created_at: now(),
         updated_at: now(),

@@ -187,6 +187,7 @@ impl Workflows {
             steps: serde_json::to_value(&definition.steps).unwrap_or(Value::Null),
             webhook_secret,
             next_run_at,
+            notify_on_failure: definition.notify_on_failure,
             created_at: previous.map_or(now, |workflow| workflow.created_at),
             updated_at: now,
         }

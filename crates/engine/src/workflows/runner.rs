@@ -37,6 +37,8 @@ use super::{RUN_WORKFLOW, RUNS, STEP_SECONDS};
 pub struct RunWorkflow {
     store: Store,
     events: crate::webhooks::Events,
+    /// For the opt-in email when a run fails for good.
+    notifier: crate::notify::Notifier,
     vault: Arc<Vault>,
     /// For links in error messages.
     public_url: String,
@@ -64,6 +66,7 @@ impl RunWorkflow {
     ) -> RunWorkflow {
         RunWorkflow {
             events: crate::webhooks::Events::new(store.clone()),
+            notifier: crate::notify::Notifier::new(store.clone(), public_url.clone()),
             store,
             vault,
             public_url: public_url.trim_end_matches('/').to_owned(),
@@ -185,8 +188,25 @@ impl RunWorkflow {
                     }),
                 )
                 .await;
+            if status == RunStatus::Failed {
+                self.tell_owner_if_asked(run).await;
+            }
         }
         Ok(Success::Recorded { lease_held })
+    }
+
+    /// A run failed for good: email the workspace's owner when its
+    /// workflow asks for it (once per run).
+    async fn tell_owner_if_asked(&self, run: &Run) {
+        match self.store.workflow(run.workspace, run.workflow_id).await {
+            Ok(workflow) if workflow.notify_on_failure => {
+                self.notifier.run_failed(&workflow, run).await;
+            }
+            Ok(_) | Err(store::StoreError::NotFound) => {}
+            Err(error) => {
+                tracing::error!(run = %run.id, error = format!("{error:#}"), "cannot read the workflow to tell its owner")
+            }
+        }
     }
 
     /// Record progress: `Running` after a step, or `Retrying` until `next_attempt_at`.

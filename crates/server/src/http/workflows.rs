@@ -58,6 +58,9 @@ pub struct WorkflowInput {
     /// Each `{"action", "integration_id"?, "to", "cc"?, "bcc"?, "subject", "body"}`.
     #[schema(value_type = Vec<Object>)]
     steps: Vec<Step>,
+    /// Email the workspace's owner when a run fails for good (default false).
+    #[serde(default)]
+    notify_on_failure: bool,
 }
 
 fn enabled_by_default() -> bool {
@@ -79,6 +82,8 @@ pub struct WorkflowView {
     /// For schedule triggers: when it runs next (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     next_run_at: Option<DateTime<Utc>>,
+    /// Email the workspace's owner when a run fails for good.
+    notify_on_failure: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -90,6 +95,7 @@ impl WorkflowInput {
             enabled: self.enabled,
             trigger: self.trigger,
             steps: self.steps,
+            notify_on_failure: self.notify_on_failure,
         }
     }
 }
@@ -110,6 +116,7 @@ fn view(state: &AppState, workflow: Workflow) -> WorkflowView {
         steps: workflow.steps,
         webhook_url,
         next_run_at: workflow.next_run_at,
+        notify_on_failure: workflow.notify_on_failure,
         created_at: workflow.created_at,
         updated_at: workflow.updated_at,
     }

@@ -31,6 +31,8 @@ pub(super) struct WorkflowForm {
     #[serde(default)]
     enabled: Option<String>,
     #[serde(default)]
+    notify_on_failure: Option<String>,
+    #[serde(default)]
     pub(super) trigger: String,
     #[serde(default)]
     cron: String,
@@ -63,6 +65,7 @@ impl WorkflowForm {
         context! {
             name => self.name,
             enabled => self.enabled.is_some(),
+            notify_on_failure => self.notify_on_failure.is_some(),
             trigger => self.trigger,
             cron => self.cron,
             action => self.action,
@@ -139,6 +142,7 @@ pub(super) fn form_definition(form: &WorkflowForm) -> Result<Definition, ApiErro
     Ok(Definition {
         name: form.name.clone(),
         enabled: form.enabled.is_some(),
+        notify_on_failure: form.notify_on_failure.is_some(),
         trigger,
         steps: vec![Step {
             action,
@@ -309,9 +313,11 @@ pub(super) fn stored_form(workflow: &Workflow) -> (WorkflowForm, bool) {
     let mut form = WorkflowForm {
         name: workflow.name.clone(),
         enabled: workflow.enabled.then(|| "on".into()),
+        notify_on_failure: workflow.notify_on_failure.then(|| "on".into()),
         json: definition_json(&json!({
             "name": workflow.name,
             "enabled": workflow.enabled,
+            "notify_on_failure": workflow.notify_on_failure,
             "trigger": workflow.trigger,
             "steps": workflow.steps,
         })),

@@ -12,6 +12,7 @@ fn the_run_form_starts_with_the_inputs_the_templates_use() {
         steps: json!([{"action": "email.send_system", "to": ["{{ input.email }}"],
             "subject": "{{input.order}} for {{ input.name }}", "body": "{{ input.name }}"}]),
         webhook_secret: None,
+        notify_on_failure: false,
         next_run_at: None,
         created_at: chrono::Utc::now(),
         updated_at: chrono::Utc::now(),

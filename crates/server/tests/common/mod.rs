@@ -181,6 +181,7 @@ impl TestApp {
             trigger: serde_json::json!({"type": "manual"}),
             steps: serde_json::json!([{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]),
             webhook_secret: None,
+            notify_on_failure: false,
             next_run_at: None,
             created_at: store::now(),
             updated_at: store::now(),
