@@ -63,6 +63,16 @@ pub enum StepStatus {
     Running,
     Succeeded,
     Failed,
+    /// Its condition was false: it did nothing.
+    Skipped,
+}
+
+impl StepStatus {
+    /// Done for good, successfully: succeeded, or skipped by its condition
+    /// (a re-run keeps such steps).
+    pub fn is_done(self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::Skipped)
+    }
 }
 
 /// Why a run or a step failed, in words for the person who reads the run.
@@ -209,6 +219,7 @@ mod tests {
             bcc: vec![],
             subject: "s".into(),
             body: "b".into(),
+            condition: None,
         }
     }
 

@@ -117,7 +117,15 @@ pub struct Step {
     pub bcc: Vec<String>,
     pub subject: String,
     pub body: String,
+    /// A template expression over `input` and `steps` (e.g.
+    /// `steps[0].message_id and input.vip`): the step runs only when it is
+    /// true, and is `skipped` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
+
+/// Longest condition.
+pub const MAX_CONDITION_CHARS: usize = 500;
 
 /// A field that is wrong, and why (for `validation_failed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +260,47 @@ impl Step {
                 problems.push(invalid(at(name), problem));
             }
         }
+        if let Some(condition) = &self.condition {
+            let field = at("condition");
+            if condition.trim().is_empty() {
+                problems.push(invalid(
+                    field,
+                    "must be an expression, such as `input.vip`, or left out",
+                ));
+            } else if condition.chars().count() > MAX_CONDITION_CHARS {
+                problems.push(invalid(field, "must be at most 500 characters"));
+            } else if ["{{", "}}", "{%", "%}", "{#", "#}"]
+                .iter()
+                .any(|marker| condition.contains(marker))
+            {
+                problems.push(invalid(
+                    field,
+                    "is an expression without {{ }} or {% %}, such as `steps[0].message_id`",
+                ));
+            } else if let Err(problem) = guard::check(&condition_template(condition), &mut spent) {
+                problems.push(invalid(field, problem));
+            }
+        }
         problems
+    }
+
+    /// Whether the step runs: its condition over `input` and the earlier
+    /// steps' `outputs` (no condition: it runs).
+    pub fn condition_holds(
+        &self,
+        index: usize,
+        input: &Value,
+        outputs: &[Value],
+        deadline: Instant,
+    ) -> Result<bool, Invalid> {
+        let Some(condition) = &self.condition else {
+            return Ok(true);
+        };
+        let budget = guard::Budget::new(deadline);
+        let context = run_context(input, outputs);
+        guard::render(&budget, &condition_template(condition), &context)
+            .map(|rendered| rendered == "yes")
+            .map_err(|problem| invalid(format!("steps[{index}].condition"), problem))
     }
 
     /// The step with its templates filled from `input`, checked again: a
@@ -271,9 +319,21 @@ impl Step {
         input: &Value,
         deadline: Instant,
     ) -> Result<RenderedStep, Invalid> {
+        self.render_after(index, input, &[], deadline)
+    }
+
+    /// [`Step::render_until`] with the earlier steps' `outputs`, which the
+    /// templates see as `steps[0]`, `steps[1]`, ... (null for a skipped step).
+    pub fn render_after(
+        &self,
+        index: usize,
+        input: &Value,
+        outputs: &[Value],
+        deadline: Instant,
+    ) -> Result<RenderedStep, Invalid> {
         let at = |field: &str| format!("steps[{index}].{field}");
         let budget = guard::Budget::new(deadline);
-        let context = minijinja::context! { input => minijinja::Value::from_serialize(input) };
+        let context = run_context(input, outputs);
         let render = |field: String, text: &str| {
             guard::render(&budget, text, &context).map_err(|problem| invalid(field, problem))
         };
@@ -308,6 +368,20 @@ impl Step {
             body: render(at("body"), &self.body)?,
         })
     }
+}
+
+/// What a step's templates see: the run's `input` and the earlier steps'
+/// outputs as `steps`.
+fn run_context(input: &Value, outputs: &[Value]) -> minijinja::Value {
+    minijinja::context! {
+        input => minijinja::Value::from_serialize(input),
+        steps => minijinja::Value::from_serialize(outputs),
+    }
+}
+
+/// A condition as the template that decides it.
+fn condition_template(condition: &str) -> String {
+    format!("{{% if ({condition}) %}}yes{{% endif %}}")
 }
 
 /// Most steps one workflow may hold.
@@ -379,6 +453,7 @@ mod tests {
             bcc: vec![],
             subject: subject.into(),
             body: body.into(),
+            condition: None,
         }
     }
 

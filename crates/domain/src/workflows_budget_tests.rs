@@ -27,6 +27,7 @@ fn check(template: &str) -> Result<(), String> {
         bcc: vec![],
         subject: "s".into(),
         body: template.into(),
+        condition: None,
     };
     match step.validate(0).into_iter().next() {
         None => Ok(()),
@@ -173,6 +174,7 @@ fn the_fuel_is_shared_by_a_steps_fields() {
         bcc: vec![],
         subject: loops.into(),
         body: loops.into(),
+        condition: None,
     };
     // One field alone fits (about 3 instructions an iteration), both do not.
     assert!(render(loops, json!({"n": 20000})).is_ok());

@@ -701,3 +701,78 @@ async fn a_workflow_that_asks_emails_its_owner_once_per_run_that_fails_for_good(
         "it links the run: {notices:?}"
     );
 }
+
+/// Steps use each other: a later step's templates read an earlier step's
+/// output (`steps[0].message_id`), and a step whose `condition` is false is
+/// skipped, shown as such, and sends nothing.
+#[tokio::test]
+async fn later_steps_read_earlier_outputs_and_a_false_condition_skips_a_step() {
+    let (w, integration) = connected().await;
+    let mut second = send_step(&integration, BOB, "Follow-up to {{ steps[0].message_id }}");
+    second["condition"] = json!("steps[0].message_id and input.vip");
+    let mut third = send_step(&integration, BOB, "Always");
+    third["condition"] = json!("not input.vip");
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Chained", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "First"), second, third]}),
+    )
+    .await;
+    let id = workflow["id"].as_str().unwrap().to_owned();
+
+    let (_, vip) = execute(
+        &w,
+        &id,
+        json!({"name": "Bob", "order": "1", "vip": true}),
+        false,
+        None,
+    )
+    .await;
+    let vip = finish(&w, vip["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(vip["status"], "succeeded", "{vip}");
+    let first_id = vip["steps"][0]["output"]["message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(vip["steps"][1]["status"], "succeeded");
+    assert_eq!(vip["steps"][2]["status"], "skipped", "{vip}");
+    assert!(vip["steps"][2]["output"].is_null());
+    let subjects: Vec<String> = inbox(&w)
+        .into_iter()
+        .map(|message| message.subject)
+        .collect();
+    assert!(
+        subjects.contains(&format!("Follow-up to {first_id}")),
+        "step 2 read step 1's output: {subjects:?}"
+    );
+    assert!(!subjects.contains(&"Always".to_owned()), "{subjects:?}");
+
+    let (_, plain) = execute(
+        &w,
+        &id,
+        json!({"name": "Bob", "order": "2", "vip": false}),
+        false,
+        None,
+    )
+    .await;
+    let plain = finish(&w, plain["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(plain["status"], "succeeded", "{plain}");
+    assert_eq!(plain["steps"][1]["status"], "skipped");
+    assert_eq!(plain["steps"][2]["status"], "succeeded");
+    assert_eq!(inbox(&w).len(), 4, "First, Follow-up, First, Always");
+
+    // A condition is an expression, checked when the workflow is saved.
+    let mut broken = send_step(&integration, BOB, "x");
+    broken["condition"] = json!("{{ input.vip }}");
+    let answer = create(
+        &w,
+        &w.tenant,
+        json!({"name": "n", "trigger": {"type": "manual"}, "steps": [broken]}),
+    )
+    .await;
+    let problem = assert_problem(answer, 422, "validation_failed").await;
+    assert_eq!(
+        problem["errors"][0]["field"], "steps[0].condition",
+        "{problem}"
+    );
+}

@@ -95,12 +95,48 @@ impl RunWorkflow {
             let Some(record) = run.steps.get(index) else {
                 break;
             };
-            if record.status == StepStatus::Succeeded {
+            if record.status.is_done() {
                 continue;
             }
             let may_have_reached_provider = record.status == StepStatus::Running;
+            // The earlier steps' outputs, which this step's condition and
+            // templates see as `steps`.
+            let outputs: Vec<Value> = run
+                .steps
+                .iter()
+                .take(index)
+                .map(|record| record.output.clone())
+                .collect();
+            let last = index + 1 == definition.len();
+            match decide(step, index, &run.input, &outputs).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Some(record) = run.steps.get_mut(index) {
+                        record.status = StepStatus::Skipped;
+                        record.output = Value::Null;
+                        record.error = None;
+                    }
+                    if last {
+                        return self.finish(job, run, RunStatus::Succeeded, None).await;
+                    }
+                    self.save(run, RunStatus::Running, None).await?;
+                    continue;
+                }
+                Err(failure) => {
+                    let (code, message) = match failure {
+                        StepFailure::Final { code, message } => (code, message),
+                        StepFailure::Retry { message, .. } => ("internal", message),
+                    };
+                    let error = RunError::new(code, message);
+                    if let Some(record) = run.steps.get_mut(index) {
+                        record.status = StepStatus::Failed;
+                        record.error = Some(error.clone());
+                    }
+                    return self.finish(job, run, RunStatus::Failed, Some(error)).await;
+                }
+            }
             let started = std::time::Instant::now();
-            let outcome = match render_step(step, index, &run.input).await {
+            let outcome = match render_step(step, index, &run.input, &outputs).await {
                 Err(failure) => Err(failure),
                 Ok(rendered) => {
                     let earlier = earlier_starts + u32::from(may_have_reached_provider);
@@ -109,7 +145,6 @@ impl RunWorkflow {
             };
             metrics::histogram!(STEP_SECONDS, "action" => step.action.as_str())
                 .record(started.elapsed().as_secs_f64());
-            let last = index + 1 == definition.len();
             let Some(record) = run.steps.get_mut(index) else {
                 break;
             };
@@ -410,15 +445,47 @@ static RENDERING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyL
 /// wait before failing the run without it.
 const RENDER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Fill a step's templates from the input off the async runtime, within the
-/// render budget ([`domain::workflows::TEMPLATE_FUEL`] and the limits after
-/// it). A template that exceeds it fails the run at once (`validation_failed`,
-/// naming the field and the limit): rendering it again would exceed it again.
+/// Fill a step's templates from the input (and the earlier steps'
+/// `outputs`) off the async runtime, within the render budget
+/// ([`domain::workflows::TEMPLATE_FUEL`] and the limits after it). A template
+/// that exceeds it fails the run at once (`validation_failed`, naming the
+/// field and the limit): rendering it again would exceed it again.
 pub(super) async fn render_step(
     step: &Step,
     index: usize,
     input: &Value,
+    outputs: &[Value],
 ) -> Result<RenderedStep, StepFailure> {
+    let (step, input, outputs) = (step.clone(), input.clone(), outputs.to_vec());
+    off_runtime(index, move |deadline| {
+        step.render_after(index, &input, &outputs, deadline)
+    })
+    .await
+}
+
+/// Whether step `index` runs: its condition, judged like its templates.
+async fn decide(
+    step: &Step,
+    index: usize,
+    input: &Value,
+    outputs: &[Value],
+) -> Result<bool, StepFailure> {
+    if step.condition.is_none() {
+        return Ok(true);
+    }
+    let (step, input, outputs) = (step.clone(), input.clone(), outputs.to_vec());
+    off_runtime(index, move |deadline| {
+        step.condition_holds(index, &input, &outputs, deadline)
+    })
+    .await
+}
+
+/// Run template work on a blocking thread (at most as many at once as the
+/// render semaphore allows), with the render time limit.
+async fn off_runtime<T: Send + 'static>(
+    index: usize,
+    work: impl FnOnce(std::time::Instant) -> Result<T, domain::workflows::Invalid> + Send + 'static,
+) -> Result<T, StepFailure> {
     let invalid = |invalid: domain::workflows::Invalid| StepFailure::Final {
         code: "validation_failed",
         message: invalid.in_words(),
@@ -429,12 +496,11 @@ pub(super) async fn render_step(
         .acquire()
         .await
         .expect("the render semaphore is never closed");
-    let (step, input) = (step.clone(), input.clone());
+    let limit = domain::workflows::RENDER_TIME_LIMIT;
     let rendering = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        step.render(index, &input)
+        work(std::time::Instant::now() + limit)
     });
-    let limit = domain::workflows::RENDER_TIME_LIMIT;
     match tokio::time::timeout(limit + RENDER_GRACE, rendering).await {
         Ok(Ok(rendered)) => rendered.map_err(invalid),
         Ok(Err(panicked)) => {

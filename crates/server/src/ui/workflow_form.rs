@@ -153,6 +153,7 @@ pub(super) fn form_definition(form: &WorkflowForm) -> Result<Definition, ApiErro
             subject: form.subject.trim().to_owned(),
             // Browsers send CRLF; the email is written with LF.
             body: form.body.replace("\r\n", "\n"),
+            condition: None,
         }],
     })
 }
