@@ -303,6 +303,28 @@ await step("api-key-once", async () => {
   check((await page.locator("#api-keys li").count()) === keys, "a reload made no second key");
 });
 
+let webhookUrl = null;
+
+await step("webhook-endpoint", async () => {
+  await page.goto(`${demo.base}/settings`);
+  await page.locator("#webhook-url").fill("ftp://hooks.example.com/in");
+  await expectingStatuses([422], async () => {
+    await page.locator("#webhook-create").click();
+    await page.waitForLoadState();
+  });
+  const said = await page.locator(".field-error[data-field=url]").innerText();
+  check(said.includes("http:// or https://"), `the URL's problem in words: ${said}`);
+  await page.locator("#webhook-url").fill("https://hooks.example.com/mailwright");
+  await page.locator("#webhook-create").click();
+  await page.waitForURL(/\/settings\/webhooks\/[0-9a-f-]{36}$/);
+  webhookUrl = page.url();
+  check((await page.locator("#webhook-secret").innerText()).startsWith("whsec_"), "the secret is shown once");
+  check(await page.locator("#copy-webhook-secret").isVisible(), "with a copy button");
+  await shoot("webhook");
+  await page.reload();
+  check((await page.locator("#webhook-secret").count()) === 0, "a reload does not show the secret again");
+});
+
 await step("home-dashboard", async () => {
   await page.goto(`${demo.base}/`);
   check((await page.locator("#mailboxes").innerText()).includes(MAILBOX), "the mailbox is listed");
@@ -350,7 +372,7 @@ await step("sign-out-and-back-in", async () => {
 
 await step("phone-width", async () => {
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const path of ["/", "/integrations", new URL(autodraftUrl).pathname, "/sandbox/inbox", "/workflows", new URL(workflowUrl).pathname, "/settings", "/no/such/page"]) {
+  for (const path of ["/", "/integrations", new URL(autodraftUrl).pathname, "/sandbox/inbox", "/workflows", new URL(workflowUrl).pathname, "/settings", new URL(webhookUrl).pathname, "/no/such/page"]) {
     await expectingStatuses([404], () => page.goto(`${demo.base}${path}`));
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     check(width <= 390, `${path} fits a phone screen (${width}px wide)`);

@@ -356,6 +356,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         ("MAILWRIGHT_PUBLIC_URL", public.clone()),
         // Push finds new mail; the poll is the safety net.
         ("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "300".to_owned()),
+        // Webhooks may go to a receiver on this machine (a tryout's).
+        (
+            "MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+            "true".to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))

@@ -654,3 +654,61 @@ async fn the_outbox_lists_system_email_while_it_is_only_logged() {
         "{outbox}"
     );
 }
+
+#[tokio::test]
+async fn a_failed_runs_page_offers_a_rerun_that_links_back() {
+    let w = world().await;
+    let (cookie, csrf) = session(&w, w.tenant.user, w.tenant.workspace).await;
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let workflow = common::workflows::create_ok(
+        &w,
+        serde_json::json!({"name": "Needs email", "trigger": {"type": "manual"},
+            "steps": [common::workflows::send_step(&id, "{{ input.email }}", "Hi")]}),
+    )
+    .await;
+    let (_, started) = common::workflows::execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        serde_json::json!({"name": "B", "order": "1"}),
+        false,
+        None,
+    )
+    .await;
+    let failed = started["run"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        common::workflows::finish(&w, &failed).await["status"],
+        "failed"
+    );
+
+    let (_, html) = page(&w, &cookie, &format!("/runs/{failed}")).await;
+    assert!(
+        html.contains(r#"id="rerun-button">Re-run from step 1<"#),
+        "{html}"
+    );
+    let forged = post_form(
+        &w,
+        &cookie,
+        &format!("/runs/{failed}/rerun"),
+        &[("csrf", "forged")],
+    )
+    .await;
+    assert_eq!(forged.status(), 403);
+    let rerun = post_form(
+        &w,
+        &cookie,
+        &format!("/runs/{failed}/rerun"),
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(rerun.status(), 303);
+    let new_page = location(&rerun);
+    assert!(
+        new_page.starts_with("/runs/") && !new_page.contains(&failed),
+        "{new_page}"
+    );
+    let (_, html) = page(&w, &cookie, &new_page).await;
+    assert!(
+        html.contains(&format!(r#"<a href="/runs/{failed}">a failed run</a>"#)),
+        "{html}"
+    );
+}
