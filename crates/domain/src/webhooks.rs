@@ -1,5 +1,5 @@
 //! Outbound webhooks: the events Mailwright sends, and the URLs it may send
-//! them (and `http.post` steps) to. An address that reaches the server's own
+//! them to. An address that reaches the server's own
 //! network (loopback, private, link-local, ...) is refused unless the
 //! operator allows it, so a tenant cannot make Mailwright probe its
 //! neighbours.
@@ -156,7 +156,27 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    let embedded = |high: u16, low: u16| {
+        Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8)
+    };
+    // IPv4 inside IPv6: NAT64 (64:ff9b::/96), 6to4 (2002::/16) and the
+    // deprecated IPv4-compatible form (::/96) reach the IPv4 address.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0, 0] {
+        return !ip.is_unspecified()
+            && !ip.is_loopback()
+            && is_public_v4(embedded(segments[6], segments[7]));
+    }
+    if first == 0x2002 {
+        return is_public_v4(embedded(segments[1], segments[2]));
+    }
+    // Local-use NAT64 (64:ff9b:1::/48) and discard-only (100::/64).
+    if (first == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
+        || (first == 0x100 && segments[1..4] == [0, 0, 0])
+    {
+        return false;
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -190,6 +210,10 @@ mod tests {
             "http://[::1]:8080/",
             "http://[fd00::1]/",
             "http://[::ffff:10.0.0.1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[2002:a00:1::]/",
+            "http://[::10.0.0.1]/",
+            "http://[100::1]/",
             "http://100.64.0.1/",
             "http://0.0.0.0/",
             "http://localhost:8080/",
@@ -203,6 +227,8 @@ mod tests {
         }
         assert!(OutboundUrl::parse("https://hooks.example.com/in?x=1", false).is_ok());
         assert!(OutboundUrl::parse("http://8.8.8.8/", false).is_ok());
+        assert!(OutboundUrl::parse("http://[64:ff9b::808:808]/", false).is_ok());
+        assert!(OutboundUrl::parse("http://[2001:4860:4860::8888]/", false).is_ok());
     }
 
     #[test]

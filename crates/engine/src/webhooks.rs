@@ -551,19 +551,32 @@ impl JobHandler for DeliverWebhook {
                 Some(last) => format!("{last} ({reason})"),
                 None => reason.to_owned(),
             };
-            self.store
+            let failing_since = self
+                .store
                 .record_webhook_attempt(
                     delivery.workspace,
                     &delivery,
                     &DeliveryAttempt {
                         status: "failed",
                         response_status: delivery.response_status,
-                        last_error: Some(error),
+                        last_error: Some(error.clone()),
                         next_attempt_at: None,
                     },
                 )
-                .await
-                .map(|_| ())
+                .await?;
+            // The endpoint has failed every delivery since this one's first
+            // attempt, and this one for its whole horizon: switched off.
+            if let (Some(since), Some(first), Ok(endpoint)) = (
+                failing_since,
+                delivery.first_attempt_at,
+                self.store
+                    .webhook_endpoint(delivery.workspace, delivery.endpoint_id)
+                    .await,
+            ) && since <= first
+            {
+                self.switch_off(&endpoint, &error).await;
+            }
+            Ok(())
         })
     }
 }

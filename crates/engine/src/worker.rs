@@ -206,6 +206,22 @@ impl Worker {
         self.handlers.iter().map(|handler| handler.kind()).collect()
     }
 
+    /// This worker with only the handlers `keep` accepts: a lane of the
+    /// queue. Work that waits on tenants' servers (webhook deliveries) runs
+    /// in its own lane, so it can never take every worker from the rest.
+    pub fn lane(&self, keep: impl Fn(&str) -> bool) -> Worker {
+        Worker {
+            handlers: Arc::new(
+                self.handlers
+                    .iter()
+                    .filter(|handler| keep(handler.kind()))
+                    .cloned()
+                    .collect(),
+            ),
+            ..self.clone()
+        }
+    }
+
     /// Claim and run one due job. `None` when nothing is due.
     pub async fn run_next(&self) -> Result<Option<JobReport>, StoreError> {
         let kinds = self.kinds();
@@ -530,6 +546,44 @@ mod tests {
                 Ok(())
             })
         }
+    }
+
+    /// A lane claims only its own kinds: a job of another kind waits for
+    /// the worker that has it.
+    #[tokio::test]
+    async fn a_lane_runs_only_its_kinds() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let (reports, mut reported) = mpsc::unbounded_channel();
+        let (given_up, _) = mpsc::unbounded_channel();
+        let worker = Worker::new(
+            store.clone(),
+            vec![
+                Arc::new(Report(reports)),
+                Arc::new(PanicsOnce {
+                    attempts: Default::default(),
+                    given_up,
+                }),
+            ],
+        );
+        let panics_lane = worker.lane(|kind| kind == "test.panics");
+        assert_eq!(panics_lane.kinds(), vec!["test.panics"]);
+        store
+            .enqueue_job(&NewJob::new(KIND, json!({"n": 1})))
+            .await
+            .unwrap();
+        assert!(
+            panics_lane.run_next().await.unwrap().is_none(),
+            "not its kind"
+        );
+        assert!(
+            worker
+                .lane(|kind| kind == KIND)
+                .run_next()
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(ran(&mut reported).await, json!({"n": 1}));
     }
 
     /// A worker of [`PanicsOnce`], and what it reports of the jobs it gave up.

@@ -106,6 +106,9 @@ impl OutboundClient {
         let client = reqwest::Client::builder()
             .user_agent(concat!("mailwright-webhooks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the tenant's host itself, past the
+            // guarded resolver: outbound calls go direct.
+            .no_proxy()
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .timeout(timeout)
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))

@@ -425,6 +425,9 @@ impl Application {
 /// How often scheduled workflows are checked.
 pub const SCHEDULER_INTERVAL: Duration = Duration::from_secs(15);
 
+/// Workers that deliver webhooks, beside the other job workers.
+const WEBHOOK_WORKERS: usize = 2;
+
 /// What runs on a timer beside the job workers.
 pub struct Periodic {
     pub scheduler: Arc<Scheduler>,
@@ -432,7 +435,8 @@ pub struct Periodic {
     pub health: Arc<ConnectionHealth>,
 }
 
-/// `workers` job workers and (with at least one) the scheduler, the
+/// `workers` job workers, (with at least one) two webhook delivery workers,
+/// the scheduler, the
 /// auto-draft poller and housekeeping, each restarted by `supervisor` if it
 /// panics.
 pub fn spawn_background_loops(
@@ -448,12 +452,22 @@ pub fn spawn_background_loops(
         autodraft,
         health,
     } = periodic;
+    // Webhook deliveries wait on tenants' servers (up to 10 s each): they
+    // have their own workers, so slow endpoints delay only other
+    // deliveries, never drafts, runs or system email.
+    let is_delivery = |kind: &str| kind == engine::webhooks::DELIVER_WEBHOOK;
+    let core = worker.lane(|kind| !is_delivery(kind));
+    let deliveries = worker.lane(is_delivery);
+    let delivery_workers = if workers > 0 { WEBHOOK_WORKERS } else { 0 };
     let mut loops: Vec<_> = (0..workers)
-        .map(|index| {
-            let (worker, stop) = (worker.clone(), stop.clone());
-            supervisor.spawn(format!("worker-{index}"), stop.clone(), move || {
-                worker.clone().run(stop.clone())
-            })
+        .map(|index| (format!("worker-{index}"), core.clone()))
+        .chain(
+            (0..delivery_workers)
+                .map(|index| (format!("webhook-worker-{index}"), deliveries.clone())),
+        )
+        .map(|(name, worker)| {
+            let stop = stop.clone();
+            supervisor.spawn(name, stop.clone(), move || worker.clone().run(stop.clone()))
         })
         .collect();
     if workers > 0 {

@@ -172,7 +172,7 @@ async fn a_run_that_keeps_failing_retries_until_its_horizon_then_fails_saying_so
     let integration = w.connect(Consent::allow_all()).await["integration_id"].clone();
     let workflow = create_ok(
         &w,
-        json!({"name": "Outage", "trigger": {"type": "manual"},
+        json!({"name": "Outage", "trigger": {"type": "manual"}, "notify_on_failure": true,
                "steps": [send_step(&integration, BOB, "During an outage")]}),
     )
     .await;
@@ -213,6 +213,14 @@ async fn a_run_that_keeps_failing_retries_until_its_horizon_then_fails_saying_so
     );
     assert_eq!(ended["steps"][0]["status"], "failed");
     assert!(inbox(&w).is_empty());
+    // Failed for good at the horizon: the workflow asked to be told.
+    let notices: Vec<serde_json::Value> = w
+        .outbox()
+        .await
+        .into_iter()
+        .filter(|email| email["kind"] == "workflow_run_failed")
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
 }
 
 /// Edited and deleted while their runs are in the middle of a send (Gmail

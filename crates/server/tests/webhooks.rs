@@ -535,3 +535,86 @@ async fn the_settings_page_adds_an_endpoint_and_shows_its_secret_once() {
         "{settings}"
     );
 }
+
+/// With a short retry horizon, a delivery that fails until it gives up
+/// switches off an endpoint that has failed ever since it was queued.
+#[tokio::test]
+async fn a_delivery_that_fails_for_its_whole_horizon_switches_the_endpoint_off() {
+    let w = world_with(&[
+        ("MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS", "true".into()),
+        ("MAILWRIGHT_RETRY_HORIZON_HOURS", "0.0005".into()),
+        ("MAILWRIGHT_RETRY_BASE_MILLIS", "10".into()),
+    ])
+    .await;
+    let receiver = Receiver::start();
+    let created: Value = w
+        .app
+        .client
+        .post(w.app.url("/api/webhook-endpoints"))
+        .bearer_auth(&w.tenant.key)
+        .json(
+            &json!({"url": format!("{}/hook", receiver.url), "events": ["workflow.run_succeeded"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = created["id"].as_str().unwrap().to_owned();
+    receiver
+        .control(
+            json!({"secret": created["secret"], "fail_first": {"workflow.run_succeeded": 100000}}),
+        )
+        .await;
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let workflow = create_ok(
+        &w,
+        json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&id, BOB, "Hi")]}),
+    )
+    .await;
+    let (_, run) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "B", "order": "1"}),
+        false,
+        None,
+    )
+    .await;
+    finish(&w, run["run"]["id"].as_str().unwrap()).await;
+    let give_up = Instant::now() + DEADLINE;
+    let off = loop {
+        store::testing::make_jobs_due(&w.app.store).await;
+        w.app.worker.drain().await.unwrap();
+        let endpoint: Value = w
+            .app
+            .get_as(&format!("/api/webhook-endpoints/{endpoint}"), &w.tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if endpoint["enabled"] == false {
+            break endpoint;
+        }
+        assert!(Instant::now() < give_up, "still on: {endpoint}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        off["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("Every delivery failed"),
+        "{off}"
+    );
+    let log: Value = w
+        .app
+        .get_as(
+            &format!("/api/webhook-endpoints/{endpoint}/deliveries"),
+            &w.tenant.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["deliveries"][0]["status"], "failed", "{log}");
+}

@@ -85,6 +85,8 @@ pub struct WebhookDelivery {
     pub response_status: Option<i32>,
     pub last_error: Option<String>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When its first attempt ended.
+    pub first_attempt_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -102,6 +104,7 @@ struct DeliveryRow {
     response_status: Option<i32>,
     last_error: Option<String>,
     next_attempt_at: Option<DateTime<Utc>>,
+    first_attempt_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
 }
@@ -120,6 +123,7 @@ impl From<DeliveryRow> for WebhookDelivery {
             response_status: row.response_status,
             last_error: row.last_error,
             next_attempt_at: row.next_attempt_at,
+            first_attempt_at: row.first_attempt_at,
             created_at: row.created_at,
             finished_at: row.finished_at,
         }
@@ -127,7 +131,7 @@ impl From<DeliveryRow> for WebhookDelivery {
 }
 
 const DELIVERY_COLUMNS: &str = "id, workspace_id, endpoint_id, event_id, event_type, payload, status, attempts, \
-     response_status, last_error, next_attempt_at, created_at, finished_at";
+     response_status, last_error, next_attempt_at, first_attempt_at, created_at, finished_at";
 
 /// How one attempt at a delivery ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +205,8 @@ impl Store {
     }
 
     /// Replace an endpoint's URL, description, events and switch; switching
-    /// it on clears why Mailwright had switched it off.
+    /// it on (from off) clears why Mailwright had switched it off and its
+    /// run of failures. Other edits keep the run of failures counting.
     pub async fn update_webhook_endpoint(
         &self,
         endpoint: &WebhookEndpoint,
@@ -209,8 +214,8 @@ impl Store {
         let updated = in_workspace!(self, endpoint.workspace, conn => {
             sqlx::query(
                 "UPDATE webhook_endpoints SET url = $1, description = $2, events = $3, enabled = $4, \
-                     disabled_reason = CASE WHEN $4 THEN NULL ELSE disabled_reason END, \
-                     failing_since = CASE WHEN $4 THEN NULL ELSE failing_since END, updated_at = $5 \
+                     disabled_reason = CASE WHEN $4 AND NOT enabled THEN NULL ELSE disabled_reason END, \
+                     failing_since = CASE WHEN $4 AND NOT enabled THEN NULL ELSE failing_since END, updated_at = $5 \
                  WHERE workspace_id = $6 AND id = $7",
             )
             .bind(&endpoint.url)
@@ -308,6 +313,20 @@ impl Store {
         payload: &str,
         delivery_job: &str,
     ) -> Result<usize, StoreError> {
+        // Most workspaces have no endpoint for most events: find out without
+        // taking SQLite's write lock.
+        let wanted: Vec<Json<Vec<String>>> = in_workspace!(self, workspace, conn => {
+            sqlx::query_scalar("SELECT events FROM webhook_endpoints WHERE workspace_id = $1 AND enabled")
+                .bind(workspace.as_uuid())
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        if !wanted
+            .iter()
+            .any(|events| events.0.iter().any(|name| name == event_type))
+        {
+            return Ok(0);
+        }
         let at = now();
         let queued = in_workspace_tx!(self, workspace, conn => {
             let endpoints: Vec<(Uuid, Json<Vec<String>>)> = sqlx::query_as(
@@ -406,7 +425,8 @@ impl Store {
         let failing_since = in_workspace_tx!(self, workspace, conn => {
             sqlx::query(
                 "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, response_status = $2, \
-                     last_error = $3, next_attempt_at = $4, finished_at = $5 \
+                     last_error = $3, next_attempt_at = $4, finished_at = $5, \
+                     first_attempt_at = COALESCE(first_attempt_at, $8) \
                  WHERE workspace_id = $6 AND id = $7",
             )
             .bind(attempt.status)
@@ -416,6 +436,7 @@ impl Store {
             .bind((attempt.status != "pending").then_some(at))
             .bind(workspace.as_uuid())
             .bind(delivery.id)
+            .bind(at)
             .execute(&mut *conn)
             .await?;
             let delivered = attempt.status == "delivered";

@@ -416,8 +416,21 @@ impl Workflows {
                 *record = kept.clone();
             }
         }
+        // The step that failed may have reached Gmail before it failed (an
+        // answer lost, then a refusal): the re-run looks its message up
+        // under the Message-ID the failed run used before sending again.
+        if let (Some(record), Some(before)) = (run.steps.get_mut(done), failed.steps.get(done))
+            && record.action.uses_gmail()
+        {
+            let seed = before
+                .output
+                .get(runner::MESSAGE_ID_SEED)
+                .cloned()
+                .unwrap_or_else(|| json!(failed.id));
+            record.output = json!({ runner::MESSAGE_ID_SEED: seed });
+        }
         run.rerun_of = Some(failed.id);
-        let key = format!("rerun:{}", failed.id);
+        let key = format!("mailwright:rerun:{}", failed.id);
         let (run, _) = self.store.create_run(&run, Some(&key), Some(&job)).await?;
         // A second step: the hot path's insert does not take the link. A
         // repeated request finds the run by its key and links it again.

@@ -47,6 +47,11 @@ pub struct RunWorkflow {
 }
 
 /// How a step ended when it did not succeed.
+/// In a re-run's step output before it runs: the id of the run whose
+/// Message-ID the step's message has (the failed run's), so a message that
+/// run sent is found instead of sent again.
+pub(super) const MESSAGE_ID_SEED: &str = "message_id_seed";
+
 pub(super) enum StepFailure {
     /// The run fails now, with this code and message.
     Final { code: &'static str, message: String },
@@ -98,7 +103,8 @@ impl RunWorkflow {
             if record.status.is_done() {
                 continue;
             }
-            let may_have_reached_provider = record.status == StepStatus::Running;
+            let may_have_reached_provider = record.status == StepStatus::Running
+                || record.output.get(MESSAGE_ID_SEED).is_some();
             // The earlier steps' outputs, which this step's condition and
             // templates see as `steps`.
             let outputs: Vec<Value> = run
@@ -206,28 +212,35 @@ impl RunWorkflow {
             })?;
         metrics::counter!(RUNS, "outcome" => status.as_str()).increment(1);
         if lease_held {
-            let event = if status == RunStatus::Succeeded {
-                domain::webhooks::EventType::WorkflowRunSucceeded
-            } else {
-                domain::webhooks::EventType::WorkflowRunFailed
-            };
-            self.events
-                .emit(
-                    run.workspace,
-                    event,
-                    serde_json::json!({
-                        "run_id": run.id.to_string(),
-                        "workflow_id": run.workflow_id.to_string(),
-                        "status": status.as_str(),
-                        "error_code": run.error.as_ref().map(|error| error.code.clone()),
-                    }),
-                )
-                .await;
-            if status == RunStatus::Failed {
-                self.tell_owner_if_asked(run).await;
-            }
+            self.announce_end(run).await;
         }
         Ok(Success::Recorded { lease_held })
+    }
+
+    /// The run ended (`run.status`): the webhook event, and for a failure
+    /// the owner's email when the workflow asks. Every end goes through
+    /// here: a step's, and the retry horizon's (`give_up`).
+    async fn announce_end(&self, run: &Run) {
+        let event = if run.status == RunStatus::Succeeded {
+            domain::webhooks::EventType::WorkflowRunSucceeded
+        } else {
+            domain::webhooks::EventType::WorkflowRunFailed
+        };
+        self.events
+            .emit(
+                run.workspace,
+                event,
+                serde_json::json!({
+                    "run_id": run.id.to_string(),
+                    "workflow_id": run.workflow_id.to_string(),
+                    "status": run.status.as_str(),
+                    "error_code": run.error.as_ref().map(|error| error.code.clone()),
+                }),
+            )
+            .await;
+        if run.status == RunStatus::Failed {
+            self.tell_owner_if_asked(run).await;
+        }
     }
 
     /// A run failed for good: email the workspace's owner when its
@@ -343,7 +356,14 @@ impl RunWorkflow {
             }
         };
         let integration = inbox.integration();
-        let rfc822_id = format!("<run-{}.{index}@mailwright>", run.id);
+        let seed = run
+            .steps
+            .get(index)
+            .and_then(|record| record.output.get(MESSAGE_ID_SEED))
+            .and_then(Value::as_str)
+            .and_then(|seed| Uuid::parse_str(seed).ok())
+            .unwrap_or(run.id);
+        let rfc822_id = format!("<run-{seed}.{index}@mailwright>");
         let is_draft = step.action == Action::GmailCreateDraft;
 
         // A previous attempt may have sent it: ask the mailbox before sending
@@ -615,6 +635,9 @@ impl JobHandler for RunWorkflow {
                 )
                 .await?;
             metrics::counter!(RUNS, "outcome" => "failed").increment(1);
+            run.status = RunStatus::Failed;
+            run.error = Some(error);
+            self.announce_end(&run).await;
             Ok(())
         })
     }

@@ -30,9 +30,13 @@ impl Flash<'_> {
         )
     }
 
-    /// Seal `plain` into the cookie on `response`.
+    /// Seal `plain` into the cookie on `response`, with its expiry inside
+    /// (the cookie's Max-Age is only the browser's promise).
     pub fn attach(&self, state: &AppState, response: &mut Response, plain: &[u8]) {
-        let sealed = state.vault.keyring().seal(plain, &self.context());
+        let expires = chrono::Utc::now().timestamp() + SECONDS;
+        let mut sealed_plain = expires.to_be_bytes().to_vec();
+        sealed_plain.extend_from_slice(plain);
+        let sealed = state.vault.keyring().seal(&sealed_plain, &self.context());
         let value = format!(
             "{}.{}",
             sealed.key_id,
@@ -58,7 +62,10 @@ impl Flash<'_> {
             key_id: key_id.to_owned(),
             bytes: URL_SAFE_NO_PAD.decode(bytes).ok()?,
         };
-        state.vault.keyring().open(&sealed, &self.context()).ok()
+        let opened = state.vault.keyring().open(&sealed, &self.context()).ok()?;
+        let (expires, plain) = opened.split_at_checked(8)?;
+        let expires = i64::from_be_bytes(expires.try_into().ok()?);
+        (chrono::Utc::now().timestamp() <= expires).then(|| plain.to_vec())
     }
 
     /// Shown once: delete the cookie, and keep the page out of any cache.

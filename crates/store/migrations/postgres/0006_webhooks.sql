@@ -37,6 +37,9 @@ CREATE TABLE webhook_deliveries (
     response_status INTEGER,
     last_error TEXT,
     next_attempt_at TIMESTAMPTZ,
+    -- When the first attempt ended: an endpoint failing since then has
+    -- failed every attempt of this delivery.
+    first_attempt_at TIMESTAMPTZ,
     created_at TIMESTAMPTZ NOT NULL,
     finished_at TIMESTAMPTZ
 );

@@ -37,6 +37,9 @@ CREATE TABLE webhook_deliveries (
     response_status INTEGER,
     last_error TEXT,
     next_attempt_at TEXT,
+    -- When the first attempt ended: an endpoint failing since then has
+    -- failed every attempt of this delivery.
+    first_attempt_at TEXT,
     created_at TEXT NOT NULL,
     finished_at TEXT
 );
