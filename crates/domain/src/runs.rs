@@ -220,6 +220,7 @@ mod tests {
             subject: "s".into(),
             body: "b".into(),
             condition: None,
+            url: None,
         }
     }
 

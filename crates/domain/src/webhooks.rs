@@ -1,5 +1,5 @@
 //! Outbound webhooks: the events Mailwright sends, and the URLs it may send
-//! them to. An address that reaches the server's own
+//! them (and `http.post` steps) to. An address that reaches the server's own
 //! network (loopback, private, link-local, ...) is refused unless the
 //! operator allows it, so a tenant cannot make Mailwright probe its
 //! neighbours.

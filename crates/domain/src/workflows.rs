@@ -79,6 +79,8 @@ pub enum Action {
     GmailCreateDraft,
     #[serde(rename = "email.send_system")]
     EmailSendSystem,
+    #[serde(rename = "http.post")]
+    HttpPost,
 }
 
 impl Action {
@@ -87,6 +89,7 @@ impl Action {
             Action::GmailSendEmail => "gmail.send_email",
             Action::GmailCreateDraft => "gmail.create_draft",
             Action::EmailSendSystem => "email.send_system",
+            Action::HttpPost => "http.post",
         }
     }
 
@@ -95,12 +98,18 @@ impl Action {
             "gmail.send_email" => Some(Action::GmailSendEmail),
             "gmail.create_draft" => Some(Action::GmailCreateDraft),
             "email.send_system" => Some(Action::EmailSendSystem),
+            "http.post" => Some(Action::HttpPost),
             _ => None,
         }
     }
 
     pub fn uses_gmail(self) -> bool {
         matches!(self, Action::GmailSendEmail | Action::GmailCreateDraft)
+    }
+
+    /// Whether the step writes an email (recipients and a subject).
+    pub fn is_email(self) -> bool {
+        !matches!(self, Action::HttpPost)
     }
 }
 
@@ -110,12 +119,18 @@ pub struct Step {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
+    /// `http.post`: where to POST the body (a template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cc: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bcc: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
+    /// The email's text; for `http.post`, the JSON body.
     pub body: String,
     /// A template expression over `input` and `steps` (e.g.
     /// `steps[0].message_id and input.vip`): the step runs only when it is
@@ -231,8 +246,33 @@ impl Step {
             }
             _ => {}
         }
-        if self.to.is_empty() {
-            problems.push(invalid(at("to"), "needs at least one address"));
+        if self.action.is_email() {
+            if self.to.is_empty() {
+                problems.push(invalid(at("to"), "needs at least one address"));
+            }
+            if self.url.is_some() {
+                problems.push(invalid(at("url"), "is only for http.post"));
+            }
+        } else {
+            for (name, used) in [
+                ("to", !self.to.is_empty()),
+                ("cc", !self.cc.is_empty()),
+                ("bcc", !self.bcc.is_empty()),
+                ("subject", !self.subject.is_empty()),
+            ] {
+                if used {
+                    problems.push(invalid(at(name), "is only for email actions"));
+                }
+            }
+            match &self.url {
+                None => problems.push(invalid(at("url"), "is required for http.post")),
+                Some(url) if has_template(url) => {}
+                Some(url) => {
+                    if let Err(problem) = crate::webhooks::OutboundUrl::parse(url, true) {
+                        problems.push(invalid(at("url"), problem));
+                    }
+                }
+            }
         }
         // What the templates certainly cost, summed over the step's fields.
         let mut spent = guard::Cost::default();
@@ -252,10 +292,15 @@ impl Step {
         }
         if self.subject.contains(['\r', '\n']) {
             problems.push(invalid(at("subject"), "must not contain a line break"));
-        } else if self.subject.trim().is_empty() {
+        } else if self.action.is_email() && self.subject.trim().is_empty() {
             problems.push(invalid(at("subject"), "is required"));
         }
-        for (name, text) in [("subject", &self.subject), ("body", &self.body)] {
+        let url = self.url.clone().unwrap_or_default();
+        for (name, text) in [
+            ("subject", &self.subject),
+            ("body", &self.body),
+            ("url", &url),
+        ] {
             if let Err(problem) = guard::check(text, &mut spent) {
                 problems.push(invalid(at(name), problem));
             }
@@ -358,14 +403,33 @@ impl Step {
         if subject.contains(['\r', '\n']) {
             return Err(invalid(at("subject"), "must not contain a line break"));
         }
+        let url = match &self.url {
+            Some(template) => {
+                let url = render(at("url"), template)?.trim().to_owned();
+                // Private addresses are judged when it is called, by the
+                // operator's setting.
+                crate::webhooks::OutboundUrl::parse(&url, true)
+                    .map_err(|problem| invalid(at("url"), format!("{problem} (it was `{url}`)")))?;
+                Some(url)
+            }
+            None => None,
+        };
+        let body = render(at("body"), &self.body)?;
+        if self.action == Action::HttpPost && serde_json::from_str::<Value>(&body).is_err() {
+            return Err(invalid(
+                at("body"),
+                "is not JSON once filled in (write it as JSON, with values such as \"{{ input.name }}\" in quotes)",
+            ));
+        }
         Ok(RenderedStep {
             action: self.action,
+            url,
             integration_id: self.integration_id.clone(),
             to: addresses("to", &self.to)?,
             cc: addresses("cc", &self.cc)?,
             bcc: addresses("bcc", &self.bcc)?,
             subject,
-            body: render(at("body"), &self.body)?,
+            body,
         })
     }
 }
@@ -429,6 +493,7 @@ impl Definition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedStep {
     pub action: Action,
+    pub url: Option<String>,
     pub integration_id: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
@@ -454,7 +519,43 @@ mod tests {
             subject: subject.into(),
             body: body.into(),
             condition: None,
+            url: None,
         }
+    }
+
+    #[test]
+    fn an_http_post_renders_its_url_and_a_json_body_or_says_why_not() {
+        let post = Step {
+            action: Action::HttpPost,
+            integration_id: None,
+            url: Some("https://hooks.example.com/{{ input.path }}".into()),
+            to: vec![],
+            subject: String::new(),
+            body: r#"{"name": "{{ input.name }}"}"#.into(),
+            ..send("x@example.com", "", "")
+        };
+        assert!(post.validate(0).is_empty(), "{:?}", post.validate(0));
+        let rendered = post
+            .render(0, &json!({"path": "in", "name": "Ada"}))
+            .unwrap();
+        assert_eq!(
+            rendered.url.as_deref(),
+            Some("https://hooks.example.com/in")
+        );
+        assert_eq!(rendered.body, r#"{"name": "Ada"}"#);
+        let broken = post
+            .render(0, &json!({"path": "in", "name": "A\"da"}))
+            .unwrap_err();
+        assert_eq!(broken.field, "steps[0].body");
+        assert!(broken.message.contains("is not JSON"), "{}", broken.message);
+        let nowhere = Step {
+            url: Some("{{ input.path }}".into()),
+            ..post.clone()
+        };
+        let refused = nowhere
+            .render(0, &json!({"path": "ftp://x", "name": "A"}))
+            .unwrap_err();
+        assert_eq!(refused.field, "steps[0].url");
     }
 
     #[test]

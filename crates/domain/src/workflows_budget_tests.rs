@@ -28,6 +28,7 @@ fn check(template: &str) -> Result<(), String> {
         subject: "s".into(),
         body: template.into(),
         condition: None,
+        url: None,
     };
     match step.validate(0).into_iter().next() {
         None => Ok(()),
@@ -175,6 +176,7 @@ fn the_fuel_is_shared_by_a_steps_fields() {
         subject: loops.into(),
         body: loops.into(),
         condition: None,
+        url: None,
     };
     // One field alone fits (about 3 instructions an iteration), both do not.
     assert!(render(loops, json!({"n": 20000})).is_ok());

@@ -170,14 +170,17 @@ impl Services {
             matches!(config.mail, MailConfig::Sidemail { .. }),
         ));
         handlers.push(Arc::new(DeliverSystemEmail::new(store.clone(), mailer)));
-        handlers.push(Arc::new(RunWorkflow::new(
-            store.clone(),
-            Arc::clone(&vault),
-            config.public_url.as_str().to_owned(),
-            config.retry,
-        )));
         let outbound = OutboundClient::new(config.outbound_allow_private, DELIVERY_TIMEOUT)
-            .context("cannot build the webhook HTTP client")?;
+            .context("cannot build the outbound HTTP client")?;
+        handlers.push(Arc::new(
+            RunWorkflow::new(
+                store.clone(),
+                Arc::clone(&vault),
+                config.public_url.as_str().to_owned(),
+                config.retry,
+            )
+            .with_outbound(outbound.clone()),
+        ));
         handlers.push(Arc::new(DeliverWebhook::new(
             store.clone(),
             Arc::clone(&keyring),

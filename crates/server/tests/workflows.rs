@@ -785,3 +785,121 @@ async fn later_steps_read_earlier_outputs_and_a_false_condition_skips_a_step() {
         "{problem}"
     );
 }
+
+/// A receiver for `http.post` steps: answers 500 to the first POST, then
+/// 200; records each body and `Idempotency-Key`.
+async fn flaky_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let recorded = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/in",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let recorded = Arc::clone(&recorded);
+            async move {
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut seen = recorded.lock().unwrap();
+                seen.push((key, serde_json::from_str(&body).unwrap_or(Value::Null)));
+                if seen.len() == 1 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/in", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// `http.post` sends a JSON body built from the input and earlier steps,
+/// retries a 500 with the same Idempotency-Key, and is refused on a private
+/// address unless the operator allows it.
+#[tokio::test]
+async fn an_http_post_step_posts_json_and_retries_with_the_same_key() {
+    let w = common::google::world_with(&[(
+        "MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+        "true".into(),
+    )])
+    .await;
+    w.sandbox.create_account(BOB, "Bob Builder");
+    let integration = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let (url, seen) = flaky_receiver().await;
+    let post = json!({"action": "http.post", "url": url,
+        "body": "{\"sent\": \"{{ steps[0].message_id }}\", \"name\": \"{{ input.name }}\"}"});
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Tell the shop", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "Shipped"), post]}),
+    )
+    .await;
+    let (_, started) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "Bob", "order": "1"}),
+        false,
+        None,
+    )
+    .await;
+    let run = finish(&w, started["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["steps"][1]["output"]["status"], 200, "{run}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "a 500, then the retry: {seen:?}");
+    assert_eq!(seen[0].0, seen[1].0, "the same Idempotency-Key");
+    assert!(!seen[0].0.is_empty());
+    assert_eq!(seen[1].1["name"], "Bob");
+    assert_eq!(seen[1].1["sent"], run["steps"][0]["output"]["message_id"]);
+
+    // Refused at save: email fields on an http.post, a missing URL.
+    let answer = create(
+        &w,
+        &w.tenant,
+        json!({"name": "n", "trigger": {"type": "manual"},
+        "steps": [{"action": "http.post", "to": [BOB], "body": "{}"}]}),
+    )
+    .await;
+    let problem = assert_problem(answer, 422, "validation_failed").await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"steps[0].to") && fields.contains(&"steps[0].url"),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn an_http_post_to_a_private_address_fails_without_the_operators_setting() {
+    let (w, integration) = connected().await;
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Internal", "trigger": {"type": "manual"},
+               "steps": [send_step(&integration, BOB, "Hi"),
+                         {"action": "http.post", "url": "http://127.0.0.1:9/in", "body": "{}"}]}),
+    )
+    .await;
+    let (_, started) = execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "B", "order": "1"}),
+        false,
+        None,
+    )
+    .await;
+    let run = finish(&w, started["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"]["code"], "http_refused", "{run}");
+}

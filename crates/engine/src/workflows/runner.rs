@@ -19,6 +19,7 @@ use domain::runs::{RunError, RunStatus, StepStatus};
 use domain::scopes::IntegrationType;
 use domain::workflows::{Action, RenderedStep, Step};
 use providers::google::message::{Outgoing, rfc822};
+use providers::outbound::OutboundError;
 use serde_json::{Value, json};
 use store::jobs::ClaimedJob;
 use store::system_emails::NewSystemEmail;
@@ -36,6 +37,8 @@ use super::{RUN_WORKFLOW, RUNS, STEP_SECONDS};
 /// Executes one run.
 pub struct RunWorkflow {
     store: Store,
+    /// For `http.post` steps (none: they fail saying so).
+    outbound: Option<providers::outbound::OutboundClient>,
     events: crate::webhooks::Events,
     /// For the opt-in email when a run fails for good.
     notifier: crate::notify::Notifier,
@@ -70,6 +73,7 @@ impl RunWorkflow {
         retry: RetryPolicy,
     ) -> RunWorkflow {
         RunWorkflow {
+            outbound: None,
             events: crate::webhooks::Events::new(store.clone()),
             notifier: crate::notify::Notifier::new(store.clone(), public_url.clone()),
             store,
@@ -77,6 +81,13 @@ impl RunWorkflow {
             public_url: public_url.trim_end_matches('/').to_owned(),
             retry,
         }
+    }
+
+    /// Make `http.post` steps with this client (the operator's outbound
+    /// rules).
+    pub fn with_outbound(mut self, client: providers::outbound::OutboundClient) -> RunWorkflow {
+        self.outbound = Some(client);
+        self
     }
 
     /// `earlier_starts`: how often this run was started before (see the
@@ -316,6 +327,57 @@ impl RunWorkflow {
             Action::GmailSendEmail | Action::GmailCreateDraft => {
                 self.gmail_step(run, index, step, earlier_starts).await
             }
+            Action::HttpPost => self.http_post(run, index, step).await,
+        }
+    }
+
+    /// POST the step's JSON body to its URL, with an `Idempotency-Key`
+    /// that is the same on every attempt (the receiver dedupes with it: a
+    /// POST whose answer was lost is sent again).
+    async fn http_post(
+        &self,
+        run: &Run,
+        index: usize,
+        step: &RenderedStep,
+    ) -> Result<Value, StepFailure> {
+        let (Some(client), Some(url)) = (&self.outbound, &step.url) else {
+            return Err(StepFailure::Final {
+                code: "internal",
+                message: "this server makes no outbound calls (http.post)".into(),
+            });
+        };
+        let key = format!("run-{}.{index}", run.id);
+        match client
+            .post_json(url, &[("idempotency-key", key)], step.body.clone())
+            .await
+        {
+            Ok(answer) if answer.is_success() => Ok(json!({ "status": answer.status })),
+            Ok(answer) if answer.status == 408 || answer.status == 429 || answer.status >= 500 => {
+                Err(StepFailure::Retry {
+                    message: format!("{url} answered {}; trying again", answer.status),
+                    retry_after: None,
+                })
+            }
+            Ok(answer) => Err(StepFailure::Final {
+                code: "http_error",
+                message: format!(
+                    "{url} answered {}{}",
+                    answer.status,
+                    if answer.excerpt.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", answer.excerpt)
+                    }
+                ),
+            }),
+            Err(OutboundError::Refused(reason)) => Err(StepFailure::Final {
+                code: "http_refused",
+                message: reason,
+            }),
+            Err(OutboundError::NoAnswer(reason)) => Err(StepFailure::Retry {
+                message: format!("{url}: {reason}; trying again"),
+                retry_after: None,
+            }),
         }
     }
 

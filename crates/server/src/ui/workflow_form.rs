@@ -154,6 +154,7 @@ pub(super) fn form_definition(form: &WorkflowForm) -> Result<Definition, ApiErro
             // Browsers send CRLF; the email is written with LF.
             body: form.body.replace("\r\n", "\n"),
             condition: None,
+            url: None,
         }],
     })
 }
@@ -334,7 +335,14 @@ pub(super) fn stored_form(workflow: &Workflow) -> (WorkflowForm, bool) {
     }
     let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).unwrap_or_default();
     match steps.as_slice() {
-        [step] if step.cc.is_empty() && step.bcc.is_empty() => {
+        // The one-step form shows an email step without cc, bcc or a
+        // condition; anything else is edited as JSON.
+        [step]
+            if step.cc.is_empty()
+                && step.bcc.is_empty()
+                && step.condition.is_none()
+                && step.action.is_email() =>
+        {
             form.action = step.action.as_str().into();
             form.integration_id = step.integration_id.clone().unwrap_or_default();
             form.to = step.to.join(", ");

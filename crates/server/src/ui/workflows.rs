@@ -46,8 +46,20 @@ fn step_words(step: &Step) -> String {
         Action::GmailSendEmail => "Send with Gmail",
         Action::GmailCreateDraft => "Create a Gmail draft",
         Action::EmailSendSystem => "Send a system email",
+        Action::HttpPost => {
+            return format!("POST JSON to {}", step.url.as_deref().unwrap_or_default());
+        }
     };
-    format!("{what} to {}: {}", step.to.join(", "), step.subject)
+    let condition = step
+        .condition
+        .as_deref()
+        .map(|condition| format!(" (only when {condition})"))
+        .unwrap_or_default();
+    format!(
+        "{what} to {}: {}{condition}",
+        step.to.join(", "),
+        step.subject
+    )
 }
 
 /// A starting input for the run form: every `input.*` name the workflow's
@@ -457,6 +469,8 @@ fn error_words(code: &str) -> &'static str {
         "not_found" => "Something this step uses no longer exists",
         "provider_error" => "Gmail refused",
         "provider_unavailable" => "Gmail did not answer",
+        "http_error" => "The URL refused the request",
+        "http_refused" => "This server does not call that address",
         _ => "The step failed",
     }
 }
