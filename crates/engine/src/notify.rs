@@ -106,6 +106,39 @@ impl Notifier {
         }
     }
 
+    /// Queue a plain-text notice (once per `dedupe_key`).
+    async fn queue_notice(
+        &self,
+        workspace: WorkspaceId,
+        to: Option<String>,
+        kind: &str,
+        dedupe_key: String,
+        subject: String,
+        text: String,
+    ) -> anyhow::Result<()> {
+        let email = NewSystemEmail {
+            workspace,
+            kind: kind.to_owned(),
+            dedupe_key: Some(dedupe_key),
+            to,
+            subject,
+            text,
+            html: None,
+        };
+        self.store
+            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
+            .await?;
+        Ok(())
+    }
+
+    /// The email address of the workspace's first owner, if it has one.
+    async fn owner_address(&self, workspace: WorkspaceId) -> anyhow::Result<Option<String>> {
+        let Some(owner) = self.store.first_owner(workspace).await? else {
+            return Ok(None);
+        };
+        Ok(self.store.user(owner).await?.email)
+    }
+
     /// A run of `workflow` failed for good, and the workflow asks for an
     /// email then: tell the workspace's owner, once for this run.
     pub async fn run_failed(
@@ -123,10 +156,7 @@ impl Notifier {
         workflow: &store::workflows::Workflow,
         run: &store::workflows::Run,
     ) -> anyhow::Result<()> {
-        let Some(owner) = self.store.first_owner(workflow.workspace).await? else {
-            return Ok(());
-        };
-        let owner = self.store.user(owner).await?;
+        let to = self.owner_address(workflow.workspace).await?;
         let why = run.error.as_ref().map_or_else(
             || "no reason was recorded".to_owned(),
             |error| error.message.clone(),
@@ -142,19 +172,15 @@ impl Notifier {
             url = self.public_url,
             run = run.id,
         );
-        let email = NewSystemEmail {
-            workspace: workflow.workspace,
-            kind: "workflow_run_failed".to_owned(),
-            dedupe_key: Some(format!("run-failed:{}", run.id)),
-            to: owner.email,
-            subject: format!("A run of \"{}\" failed", workflow.name),
+        self.queue_notice(
+            workflow.workspace,
+            to,
+            "workflow_run_failed",
+            format!("run-failed:{}", run.id),
+            format!("A run of \"{}\" failed", workflow.name),
             text,
-            html: None,
-        };
-        self.store
-            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
-            .await?;
-        Ok(())
+        )
+        .await
     }
 
     /// A webhook endpoint was switched off after a day of failed
@@ -174,10 +200,7 @@ impl Notifier {
         endpoint: &store::webhooks::WebhookEndpoint,
         reason: &str,
     ) -> anyhow::Result<()> {
-        let Some(owner) = self.store.first_owner(endpoint.workspace).await? else {
-            return Ok(());
-        };
-        let owner = self.store.user(owner).await?;
+        let to = self.owner_address(endpoint.workspace).await?;
         let text = format!(
             "Hello,\n\nMailwright stopped sending events to the webhook endpoint {url}.\n\n{reason}\n\n\
              Its deliveries, with each answer, are in Settings:\n{public}/settings\n\n\
@@ -185,23 +208,19 @@ impl Notifier {
             url = endpoint.url,
             public = self.public_url,
         );
-        let email = NewSystemEmail {
-            workspace: endpoint.workspace,
-            kind: "webhook_endpoint_disabled".to_owned(),
-            dedupe_key: Some(format!(
+        self.queue_notice(
+            endpoint.workspace,
+            to,
+            "webhook_endpoint_disabled",
+            format!(
                 "webhook-disabled:{}:{}",
                 endpoint.id,
                 endpoint.updated_at.timestamp_micros()
-            )),
-            to: owner.email,
-            subject: "A webhook endpoint was switched off".to_owned(),
+            ),
+            "A webhook endpoint was switched off".to_owned(),
             text,
-            html: None,
-        };
-        self.store
-            .queue_system_email(&email, DELIVER_SYSTEM_EMAIL)
-            .await?;
-        Ok(())
+        )
+        .await
     }
 
     async fn queue_autodraft_notice(

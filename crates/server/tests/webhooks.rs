@@ -109,6 +109,56 @@ async fn drain(w: &common::google::World) {
     }
 }
 
+/// An endpoint at the receiver for `events`, its secret given to the
+/// receiver, which answers 500 to the first `fail_first` deliveries of
+/// each event type named; the endpoint's id.
+async fn endpoint_at(
+    w: &common::google::World,
+    receiver: &Receiver,
+    events: Value,
+    fail_first: Value,
+) -> String {
+    let created: Value = w
+        .app
+        .client
+        .post(w.app.url("/api/webhook-endpoints"))
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({"url": format!("{}/hook", receiver.url), "events": events}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        created["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{created}"
+    );
+    receiver
+        .control(json!({"secret": created["secret"], "fail_first": fail_first}))
+        .await;
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// Connect Ann's Gmail and run a one-step send workflow to its end.
+async fn one_successful_run(w: &common::google::World) {
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let workflow = create_ok(
+        w,
+        json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&id, BOB, "Hi")]}),
+    )
+    .await;
+    let (_, run) = execute(
+        w,
+        workflow["id"].as_str().unwrap(),
+        json!({"name": "B", "order": "1"}),
+        false,
+        None,
+    )
+    .await;
+    finish(w, run["run"]["id"].as_str().unwrap()).await;
+}
+
 #[tokio::test]
 async fn every_event_type_arrives_once_signed_and_a_500_is_delivered_again() {
     let sidemail = refusing_sidemail().await;
@@ -369,41 +419,14 @@ async fn private_addresses_are_refused_without_the_operators_setting() {
 async fn an_endpoint_failing_for_a_day_is_switched_off_once_and_its_owner_told() {
     let w = world_with(&[("MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS", "true".into())]).await;
     let receiver = Receiver::start();
-    let created: Value = w
-        .app
-        .client
-        .post(w.app.url("/api/webhook-endpoints"))
-        .bearer_auth(&w.tenant.key)
-        .json(
-            &json!({"url": format!("{}/hook", receiver.url), "events": ["workflow.run_succeeded"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let endpoint = created["id"].as_str().unwrap().to_owned();
-    receiver
-        .control(
-            json!({"secret": created["secret"], "fail_first": {"workflow.run_succeeded": 1000}}),
-        )
-        .await;
-    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
-    let workflow = create_ok(
+    let endpoint = endpoint_at(
         &w,
-        json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&id, BOB, "Hi")]}),
+        &receiver,
+        json!(["workflow.run_succeeded"]),
+        json!({"workflow.run_succeeded": 1000}),
     )
     .await;
-    let (_, run) = execute(
-        &w,
-        workflow["id"].as_str().unwrap(),
-        json!({"name": "B", "order": "1"}),
-        false,
-        None,
-    )
-    .await;
-    finish(&w, run["run"]["id"].as_str().unwrap()).await;
+    one_successful_run(&w).await;
     w.app.worker.drain().await.unwrap();
     let read = || async {
         w.app
@@ -547,41 +570,14 @@ async fn a_delivery_that_fails_for_its_whole_horizon_switches_the_endpoint_off()
     ])
     .await;
     let receiver = Receiver::start();
-    let created: Value = w
-        .app
-        .client
-        .post(w.app.url("/api/webhook-endpoints"))
-        .bearer_auth(&w.tenant.key)
-        .json(
-            &json!({"url": format!("{}/hook", receiver.url), "events": ["workflow.run_succeeded"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let endpoint = created["id"].as_str().unwrap().to_owned();
-    receiver
-        .control(
-            json!({"secret": created["secret"], "fail_first": {"workflow.run_succeeded": 100000}}),
-        )
-        .await;
-    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
-    let workflow = create_ok(
+    let endpoint = endpoint_at(
         &w,
-        json!({"name": "n", "trigger": {"type": "manual"}, "steps": [send_step(&id, BOB, "Hi")]}),
+        &receiver,
+        json!(["workflow.run_succeeded"]),
+        json!({"workflow.run_succeeded": 100000}),
     )
     .await;
-    let (_, run) = execute(
-        &w,
-        workflow["id"].as_str().unwrap(),
-        json!({"name": "B", "order": "1"}),
-        false,
-        None,
-    )
-    .await;
-    finish(&w, run["run"]["id"].as_str().unwrap()).await;
+    one_successful_run(&w).await;
     let give_up = Instant::now() + DEADLINE;
     let off = loop {
         store::testing::make_jobs_due(&w.app.store).await;
