@@ -131,6 +131,22 @@ async fn home_shows_mailboxes_numbers_latest_drafts_and_runs_and_what_is_failing
         "{failing}"
     );
     assert!(!html.contains(r#"id="all-well""#));
+
+    // Disconnected on purpose: listed with a reconnect, but not failing.
+    let disconnected = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/integrations/{id}")))
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disconnected.status(), 204);
+    let (_, html) = page(&w, &cookie, "/").await;
+    let failing = html.split(r#"id="failing""#).nth(1).unwrap_or_default();
+    assert!(!failing.contains(&format!("{ANN}: ")), "{failing}");
+    let mailboxes = html.split(r#"id="mailboxes""#).nth(1).unwrap();
+    assert!(mailboxes.contains("Disconnected"), "{mailboxes}");
 }
 
 #[tokio::test]

@@ -95,7 +95,13 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
         let reconnect_url = explanation
             .needs_reconnect()
             .then(|| reconnect_path_back_to(integration.id, "/"));
-        if let Some(url) = &reconnect_url {
+        // Broken, not chosen: a connection someone disconnected is listed
+        // with its reconnect button, but nothing is failing.
+        let broken = matches!(
+            integration.status,
+            IntegrationStatus::NeedsReauth | IntegrationStatus::MissingScopes
+        );
+        if let (true, Some(url)) = (broken, &reconnect_url) {
             failing.push(context! {
                 text => format!("{}: {}", integration.email, explanation.label),
                 url => url,
