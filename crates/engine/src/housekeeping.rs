@@ -1,5 +1,6 @@
 //! Deleting what no longer serves anyone: expired sign-in sessions and
-//! consent states, so neither table grows for as long as the service runs.
+//! consent states, and webhook deliveries that ended long ago, so no table
+//! grows for as long as the service runs.
 
 use std::time::Duration;
 
@@ -12,18 +13,24 @@ pub const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Consent states are kept this long after they expire, so a late callback
 /// is still told "expired" rather than "unknown".
 const STATE_GRACE: chrono::Duration = chrono::Duration::days(1);
+/// How long an endpoint's delivery log keeps a delivery after it ended.
+pub const DELIVERY_RETENTION: chrono::Duration = chrono::Duration::days(30);
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Purged {
     pub sessions: u64,
     pub oauth_states: u64,
+    pub webhook_deliveries: u64,
 }
 
 pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> Result<Purged, StoreError> {
     Ok(Purged {
         sessions: store.purge_expired_sessions(now).await?,
         oauth_states: store.purge_expired_oauth_states(now - STATE_GRACE).await?,
+        webhook_deliveries: store
+            .purge_finished_webhook_deliveries(now - DELIVERY_RETENTION)
+            .await?,
     })
 }
 
@@ -31,17 +38,18 @@ pub async fn purge_expired(store: &Store, now: DateTime<Utc>) -> Result<Purged, 
 pub async fn run(store: Store, every: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         match purge_expired(&store, store::now()).await {
-            Ok(purged) if purged.sessions + purged.oauth_states > 0 => {
+            Ok(purged) if purged.sessions + purged.oauth_states + purged.webhook_deliveries > 0 => {
                 tracing::info!(
                     sessions = purged.sessions,
                     oauth_states = purged.oauth_states,
-                    "deleted expired sessions and consent states"
+                    webhook_deliveries = purged.webhook_deliveries,
+                    "deleted expired sessions and consent states, and old webhook deliveries"
                 );
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(
                 error = format!("{error:#}"),
-                "cannot delete expired sessions and consent states; trying again later"
+                "cannot delete expired sessions, consent states or old webhook deliveries; trying again later"
             ),
         }
         tokio::select! {
@@ -108,7 +116,8 @@ mod tests {
             purged,
             Purged {
                 sessions: 1,
-                oauth_states: 1
+                oauth_states: 1,
+                webhook_deliveries: 0
             }
         );
         assert!(store.session("expired").await.unwrap().is_none());
@@ -125,9 +134,83 @@ mod tests {
             purge_expired(&store, now).await.unwrap(),
             Purged {
                 sessions: 0,
-                oauth_states: 0
+                oauth_states: 0,
+                webhook_deliveries: 0
             },
             "nothing left to purge"
         );
+    }
+
+    /// A delivery that ended goes after the retention; a pending one stays.
+    #[tokio::test]
+    async fn webhook_deliveries_are_kept_for_their_retention_once_ended() {
+        let (_db, store) = TestDatabase::migrated().await;
+        let workspace = store.create_workspace("acme").await.unwrap().id;
+        let now = store::now();
+        store
+            .create_webhook_endpoint(&store::webhooks::WebhookEndpoint {
+                id: uuid::Uuid::now_v7(),
+                workspace,
+                url: "https://hooks.example.com/in".into(),
+                description: String::new(),
+                events: vec!["workflow.run_failed".into()],
+                secret: store::integrations::Sealed {
+                    key_id: "k".into(),
+                    bytes: vec![0; 48],
+                },
+                enabled: true,
+                disabled_reason: None,
+                failing_since: None,
+                created_at: now,
+                updated_at: now,
+            })
+            .await
+            .unwrap();
+        for id in ["msg_ended", "msg_pending"] {
+            store
+                .queue_webhook_event(workspace, "workflow.run_failed", id, "{}", "test.deliver")
+                .await
+                .unwrap();
+        }
+        let endpoint = store.webhook_endpoints(workspace).await.unwrap()[0].id;
+        let deliveries = store
+            .webhook_deliveries(workspace, endpoint, 10)
+            .await
+            .unwrap();
+        let ended = deliveries
+            .iter()
+            .find(|d| d.event_id == "msg_ended")
+            .unwrap();
+        store
+            .record_webhook_attempt(
+                workspace,
+                ended,
+                &store::webhooks::DeliveryAttempt {
+                    status: "delivered",
+                    response_status: Some(204),
+                    last_error: None,
+                    next_attempt_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            purge_expired(&store, now).await.unwrap().webhook_deliveries,
+            0
+        );
+        let later = now + DELIVERY_RETENTION + chrono::Duration::hours(1);
+        assert_eq!(
+            purge_expired(&store, later)
+                .await
+                .unwrap()
+                .webhook_deliveries,
+            1
+        );
+        let left = store
+            .webhook_deliveries(workspace, endpoint, 10)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].event_id, "msg_pending");
     }
 }

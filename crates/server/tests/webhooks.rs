@@ -463,6 +463,26 @@ async fn an_endpoint_failing_for_a_day_is_switched_off_once_and_its_owner_told()
             .contains("answered 500"),
         "{delivery}"
     );
+    // "Send again" while it waits out its backoff: it goes now.
+    let again = w
+        .app
+        .client
+        .post(w.app.url(&format!(
+            "/api/webhook-endpoints/{endpoint}/deliveries/{}/redeliver",
+            delivery["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202);
+    let attempts_before = receiver.received().await.len();
+    w.app.worker.drain().await.unwrap();
+    assert_eq!(
+        receiver.received().await.len(),
+        attempts_before + 1,
+        "sent again at once, not after the backoff"
+    );
 
     // A day of failures later, the next failure switches it off, once.
     store::testing::age_webhook_failures(&w.app.store, chrono::Duration::hours(25)).await;

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::integrations::Sealed;
-use crate::jobs::{NewJob, insert_job};
+use crate::jobs::{HASTEN_JOB_SQL, NewJob, insert_job};
 use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
 
 /// Where a workspace wants its events.
@@ -487,6 +487,22 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Delete deliveries that ended before `before`, in every workspace
+    /// (housekeeping: the log keeps recent history, not all of it).
+    pub async fn purge_finished_webhook_deliveries(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let deleted = across_workspaces!(self, conn => {
+            sqlx::query("DELETE FROM webhook_deliveries WHERE finished_at IS NOT NULL AND finished_at < $1")
+                .bind(before)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
+
     /// Queue a delivery again ("send again"): pending, with a new job.
     pub async fn redeliver_webhook(
         &self,
@@ -511,6 +527,12 @@ impl Store {
             .rows_affected();
             if updated == 1 {
                 insert_job!(&mut *conn, JobId::new(), &job);
+                // A job for it already waiting out a backoff: now, not then.
+                sqlx::query(HASTEN_JOB_SQL)
+                    .bind(now())
+                    .bind(format!("webhook:{id}"))
+                    .execute(&mut *conn)
+                    .await?;
             }
             updated
         });
