@@ -140,6 +140,35 @@ async fn endpoint_at(
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// The endpoint's delivery log, as the API shows it.
+async fn delivery_log(w: &common::google::World, endpoint: &str) -> Value {
+    w.app
+        .get_as(
+            &format!("/api/webhook-endpoints/{endpoint}/deliveries"),
+            &w.tenant.key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// "Send again" on one delivery of the log.
+async fn send_again(w: &common::google::World, endpoint: &str, delivery: &Value) {
+    let again = w
+        .app
+        .client
+        .post(w.app.url(&format!(
+            "/api/webhook-endpoints/{endpoint}/deliveries/{}/redeliver",
+            delivery["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 202);
+}
+
 /// Connect Ann's Gmail and run a one-step send workflow to its end.
 async fn one_successful_run(w: &common::google::World) {
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
@@ -325,16 +354,7 @@ async fn every_event_type_arrives_once_signed_and_a_500_is_delivered_again() {
     }
 
     // The delivery log shows the retry.
-    let log: Value = w
-        .app
-        .get_as(
-            &format!("/api/webhook-endpoints/{endpoint_id}/deliveries"),
-            &w.tenant.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log = delivery_log(&w, &endpoint_id).await;
     let run_delivery = log["deliveries"]
         .as_array()
         .unwrap()
@@ -347,18 +367,7 @@ async fn every_event_type_arrives_once_signed_and_a_500_is_delivered_again() {
     assert_eq!(run_delivery["response_status"], 204, "{run_delivery}");
 
     // "Send again" delivers it once more, with the same id.
-    let again = w
-        .app
-        .client
-        .post(w.app.url(&format!(
-            "/api/webhook-endpoints/{endpoint_id}/deliveries/{}/redeliver",
-            run_delivery["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&w.tenant.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 202);
+    send_again(&w, &endpoint_id, &run_delivery).await;
     drain(&w).await;
     let after = receiver.received().await;
     assert_eq!(after.len(), received.len() + 1);
@@ -439,16 +448,7 @@ async fn an_endpoint_failing_for_a_day_is_switched_off_once_and_its_owner_told()
     let failing = read().await;
     assert_eq!(failing["enabled"], true, "{failing}");
     assert!(failing["failing_since"].is_string(), "{failing}");
-    let log: Value = w
-        .app
-        .get_as(
-            &format!("/api/webhook-endpoints/{endpoint}/deliveries"),
-            &w.tenant.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log = delivery_log(&w, &endpoint).await;
     let delivery = &log["deliveries"][0];
     assert_eq!(delivery["status"], "pending", "{delivery}");
     assert_eq!(delivery["response_status"], 500, "{delivery}");
@@ -464,18 +464,7 @@ async fn an_endpoint_failing_for_a_day_is_switched_off_once_and_its_owner_told()
         "{delivery}"
     );
     // "Send again" while it waits out its backoff: it goes now.
-    let again = w
-        .app
-        .client
-        .post(w.app.url(&format!(
-            "/api/webhook-endpoints/{endpoint}/deliveries/{}/redeliver",
-            delivery["id"].as_str().unwrap()
-        )))
-        .bearer_auth(&w.tenant.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 202);
+    send_again(&w, &endpoint, delivery).await;
     let attempts_before = receiver.received().await.len();
     w.app.worker.drain().await.unwrap();
     assert_eq!(
@@ -622,15 +611,6 @@ async fn a_delivery_that_fails_for_its_whole_horizon_switches_the_endpoint_off()
             .contains("Every delivery failed"),
         "{off}"
     );
-    let log: Value = w
-        .app
-        .get_as(
-            &format!("/api/webhook-endpoints/{endpoint}/deliveries"),
-            &w.tenant.key,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let log = delivery_log(&w, &endpoint).await;
     assert_eq!(log["deliveries"][0]["status"], "failed", "{log}");
 }

@@ -358,17 +358,11 @@ impl RunWorkflow {
                     retry_after: None,
                 })
             }
+            // The status only: the answer's body is the receiver's, not
+            // something to show in a run.
             Ok(answer) => Err(StepFailure::Final {
                 code: "http_error",
-                message: format!(
-                    "{url} answered {}{}",
-                    answer.status,
-                    if answer.excerpt.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", answer.excerpt)
-                    }
-                ),
+                message: format!("{url} answered {}", answer.status),
             }),
             Err(OutboundError::Refused(reason)) => Err(StepFailure::Final {
                 code: "http_refused",

@@ -29,7 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn endpoint_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
+    Ok(engine::workflows::parse_id(text)?)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::charts;
 use super::flash::Flash;
 use super::render;
-use super::session::{Posted, SessionForm, SignedIn, attention};
+use super::session::{Posted, SessionForm, SignedIn, SwitchForm, attention};
 use crate::app::AppState;
 use crate::auth::{SessionUser, cookies};
 use crate::http::ApiError;
@@ -189,20 +189,6 @@ pub(super) async fn autodraft_page(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-pub(super) struct SwitchForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    enabled: String,
-}
-
-impl SessionForm for SwitchForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
 /// Turn auto-draft on or off from the page.
 #[utoipa::path(post, path = "/autodraft/{id}/switch", tag = "ui", params(("id" = String, Path)),
     responses((status = 303, description = "Back to the page"), (status = 200, content_type = "text/html", description = "The page with the reason it could not be switched on")))]
@@ -212,7 +198,7 @@ pub(super) async fn switch(
     Posted(session, form): Posted<SwitchForm>,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
-    let on = form.enabled == "on";
+    let on = form.is_on();
     let result = if on {
         state.autodraft.enable(session.workspace, id).await
     } else {

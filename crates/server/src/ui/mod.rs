@@ -176,12 +176,7 @@ pub fn error_page(
         .unwrap_or_else(|_| format!("{} {heading}", status.as_u16()))
 }
 
-fn see_other(location: &'static str) -> Response {
-    Redirect::to(location).into_response()
-}
-
-/// [`see_other`] to a path made at run time.
-fn see_other_to(location: &str) -> Response {
+fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 

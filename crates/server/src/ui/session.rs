@@ -95,3 +95,24 @@ pub(crate) async fn attention(
         )),
     })
 }
+
+/// A form with an on/off switch (`enabled=on` or `off`).
+#[derive(serde::Deserialize)]
+pub(super) struct SwitchForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    enabled: String,
+}
+
+impl SwitchForm {
+    pub(super) fn is_on(&self) -> bool {
+        self.enabled == "on"
+    }
+}
+
+impl SessionForm for SwitchForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}

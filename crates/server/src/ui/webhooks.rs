@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::autodraft::ago;
 use super::flash::Flash;
-use super::session::{Posted, SessionForm, SignedIn, attention};
-use super::{SignOutForm, render, see_other_to};
+use super::session::{Posted, SessionForm, SignedIn, SwitchForm, attention};
+use super::{SignOutForm, render, see_other};
 use crate::app::AppState;
 use crate::auth::{SessionUser, cookies};
 use crate::http::ApiError;
@@ -50,7 +50,7 @@ fn secret_purpose(id: Uuid) -> String {
 }
 
 fn endpoint_id(text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError::NotFound)
+    Ok(engine::workflows::parse_id(text)?)
 }
 
 #[derive(Deserialize)]
@@ -101,7 +101,7 @@ pub(super) async fn create(
     };
     match state.webhooks.create(session.workspace, &input).await {
         Ok((endpoint, secret)) => {
-            let mut response = see_other_to(&format!("/settings/webhooks/{}", endpoint.id));
+            let mut response = see_other(&format!("/settings/webhooks/{}", endpoint.id));
             let purpose = secret_purpose(endpoint.id);
             secret_flash(&session, &purpose).attach(&state, &mut response, secret.as_bytes());
             Ok(response)
@@ -216,7 +216,7 @@ pub(super) async fn redeliver(
         .webhooks
         .redeliver(session.workspace, id, endpoint_id(&delivery)?)
         .await?;
-    Ok(see_other_to(&format!("/settings/webhooks/{id}")))
+    Ok(see_other(&format!("/settings/webhooks/{id}")))
 }
 
 /// A new secret, shown once on the endpoint's page.
@@ -229,24 +229,10 @@ pub(super) async fn rotate_secret(
 ) -> Result<Response, ApiError> {
     let id = endpoint_id(&id)?;
     let secret = state.webhooks.rotate_secret(session.workspace, id).await?;
-    let mut response = see_other_to(&format!("/settings/webhooks/{id}"));
+    let mut response = see_other(&format!("/settings/webhooks/{id}"));
     let purpose = secret_purpose(id);
     secret_flash(&session, &purpose).attach(&state, &mut response, secret.as_bytes());
     Ok(response)
-}
-
-#[derive(Deserialize)]
-pub(super) struct SwitchForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    enabled: String,
-}
-
-impl SessionForm for SwitchForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
 }
 
 /// Switch the endpoint on (clearing why it was switched off) or off.
@@ -263,10 +249,10 @@ pub(super) async fn switch(
         url: endpoint.url,
         events: endpoint.events,
         description: Some(endpoint.description),
-        enabled: Some(form.enabled == "on"),
+        enabled: Some(form.is_on()),
     };
     state.webhooks.update(session.workspace, id, &input).await?;
-    Ok(see_other_to(&format!("/settings/webhooks/{id}")))
+    Ok(see_other(&format!("/settings/webhooks/{id}")))
 }
 
 #[utoipa::path(post, path = "/settings/webhooks/{id}/delete", tag = "ui", params(("id" = String, Path)),
@@ -280,5 +266,5 @@ pub(super) async fn delete(
         .webhooks
         .delete(session.workspace, endpoint_id(&id)?)
         .await?;
-    Ok(see_other_to("/settings?notice=webhook_deleted"))
+    Ok(see_other("/settings?notice=webhook_deleted"))
 }
