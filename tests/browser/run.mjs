@@ -245,10 +245,11 @@ await step("test-button-redirects", async () => {
 await step("workflow-runs", async () => {
   await page.goto(`${demo.base}/workflows`);
   await page.locator("#workflow-name").fill("Welcome email");
-  await page.locator("select[name=action]").selectOption("gmail.send_email");
-  await page.locator("input[name=to]").fill("{{ input.email }}");
-  await page.locator("input[name=subject]").fill("Welcome, {{ input.name }}");
-  await page.locator("textarea[name=body]").fill("Hello {{ input.name }}, welcome aboard.");
+  await page.locator("#step-0-action").selectOption("gmail.send_email");
+  check(await page.locator("#step-0-url").isHidden(), "a send step hides the URL field");
+  await page.locator("#step-0-to").fill("{{ input.email }}");
+  await page.locator("#step-0-subject").fill("Welcome, {{ input.name }}");
+  await page.locator("#step-0-body").fill("Hello {{ input.name }}, welcome aboard.");
   await page.locator("#workflow-save").click();
   await page.waitForURL(/\/workflows\/[0-9a-f-]{36}/);
   workflowUrl = page.url().split("?")[0];
@@ -274,10 +275,16 @@ await step("workflow-runs", async () => {
 await step("workflow-form-errors", async () => {
   await page.goto(`${demo.base}/workflows`);
   await page.locator("#workflow-name").fill("Broken");
-  await page.locator("select[name=action]").selectOption("gmail.send_email");
-  await page.locator("input[name=to]").fill("not an address");
-  await page.locator("input[name=subject]").fill("Hi");
-  await page.locator("textarea[name=body]").fill("Hi");
+  await page.locator("#step-0-action").selectOption("gmail.send_email");
+  // A second step, added by the form's own button, then moved up.
+  await page.locator("#workflow-add-step").click();
+  await page.waitForLoadState();
+  await page.locator("#step-1-action").selectOption("http.post");
+  check(await page.locator("#step-1-url").isVisible(), "a POST step shows its URL field");
+  check(await page.locator("#step-1-to").isHidden(), "and hides the address fields");
+  await page.locator("#step-0-to").fill("not an address");
+  await page.locator("#step-0-subject").fill("Hi");
+  await page.locator("#step-0-body").fill("Hi");
   // The refused form comes back as a 422 page, which Chromium reports as a
   // failed resource load: expected here.
   await expectingStatuses([422], async () => {

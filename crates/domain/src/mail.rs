@@ -50,6 +50,11 @@ pub struct Message {
     pub headers: Vec<(String, String)>,
     /// The plain-text body (empty when only the headers were read).
     pub text: String,
+    /// The provider's labels (Gmail label ids: `INBOX`, `Label_12`).
+    pub label_ids: Vec<String>,
+    /// Whether a part is a named attachment (known only when the whole
+    /// message was read).
+    pub has_attachment: bool,
 }
 
 impl Message {

@@ -221,6 +221,9 @@ mod tests {
             body: "b".into(),
             condition: None,
             url: None,
+            thread_id: None,
+            label: None,
+            message_id: None,
         }
     }
 

@@ -89,10 +89,13 @@ pub enum Capability {
     Draft,
     Send,
     Calendar,
+    /// Adding and removing labels: optional, asked for only when a workflow
+    /// has a label step (`gmail.modify` is broader than the rest needs).
+    Labels,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 7] = [
+    pub const ALL: [Capability; 8] = [
         Capability::Identity,
         Capability::Email,
         Capability::Profile,
@@ -100,6 +103,7 @@ impl Capability {
         Capability::Draft,
         Capability::Send,
         Capability::Calendar,
+        Capability::Labels,
     ];
 
     /// A scope in plain language: what it allows and its short name
@@ -126,6 +130,7 @@ impl Capability {
             Capability::Draft => &[GMAIL_COMPOSE, GMAIL_MODIFY, MAIL_GOOGLE_COM],
             Capability::Send => &[GMAIL_SEND, GMAIL_COMPOSE, GMAIL_MODIFY, MAIL_GOOGLE_COM],
             Capability::Calendar => &[CALENDAR_EVENTS],
+            Capability::Labels => &[GMAIL_MODIFY, MAIL_GOOGLE_COM],
         }
     }
 
@@ -143,6 +148,7 @@ impl Capability {
             Capability::Draft => "create drafts",
             Capability::Send => "send mail as you",
             Capability::Calendar => "manage your calendar events",
+            Capability::Labels => "add and remove labels",
         }
     }
 }

@@ -37,7 +37,15 @@ pub const MAX_BUILT_NESTING: usize = 64;
 pub enum Trigger {
     Manual,
     Webhook,
-    Schedule { cron: String },
+    Schedule {
+        cron: String,
+    },
+    /// Mail arriving in a connected mailbox that matches `filter`.
+    NewMail {
+        integration_id: String,
+        #[serde(default)]
+        filter: MailFilter,
+    },
 }
 
 /// A parsed cron expression (5 fields, or 6 with seconds; UTC).
@@ -66,9 +74,21 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Webhook => "webhook",
             Trigger::Schedule { .. } => "schedule",
+            Trigger::NewMail { .. } => "new_mail",
+        }
+    }
+
+    /// The mailbox a new-mail trigger watches.
+    pub fn watched_integration(&self) -> Option<&str> {
+        match self {
+            Trigger::NewMail { integration_id, .. } => Some(integration_id),
+            _ => None,
         }
     }
 }
+
+pub use filter::{MailFacts, MailFilter};
+mod filter;
 
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +101,12 @@ pub enum Action {
     EmailSendSystem,
     #[serde(rename = "http.post")]
     HttpPost,
+    #[serde(rename = "gmail.reply")]
+    GmailReply,
+    #[serde(rename = "gmail.add_label")]
+    GmailAddLabel,
+    #[serde(rename = "gmail.remove_label")]
+    GmailRemoveLabel,
 }
 
 impl Action {
@@ -90,6 +116,9 @@ impl Action {
             Action::GmailCreateDraft => "gmail.create_draft",
             Action::EmailSendSystem => "email.send_system",
             Action::HttpPost => "http.post",
+            Action::GmailReply => "gmail.reply",
+            Action::GmailAddLabel => "gmail.add_label",
+            Action::GmailRemoveLabel => "gmail.remove_label",
         }
     }
 
@@ -99,17 +128,59 @@ impl Action {
             "gmail.create_draft" => Some(Action::GmailCreateDraft),
             "email.send_system" => Some(Action::EmailSendSystem),
             "http.post" => Some(Action::HttpPost),
+            "gmail.reply" => Some(Action::GmailReply),
+            "gmail.add_label" => Some(Action::GmailAddLabel),
+            "gmail.remove_label" => Some(Action::GmailRemoveLabel),
             _ => None,
         }
     }
 
+    /// Every action, in the order the workflow form offers them.
+    pub const ALL: [Action; 7] = [
+        Action::GmailSendEmail,
+        Action::GmailCreateDraft,
+        Action::GmailReply,
+        Action::GmailAddLabel,
+        Action::GmailRemoveLabel,
+        Action::EmailSendSystem,
+        Action::HttpPost,
+    ];
+
     pub fn uses_gmail(self) -> bool {
-        matches!(self, Action::GmailSendEmail | Action::GmailCreateDraft)
+        !matches!(self, Action::EmailSendSystem | Action::HttpPost)
     }
 
-    /// Whether the step writes an email (recipients and a subject).
+    /// Whether the step writes a new email (recipients and a subject are
+    /// required).
     pub fn is_email(self) -> bool {
-        !matches!(self, Action::HttpPost)
+        matches!(
+            self,
+            Action::GmailSendEmail | Action::GmailCreateDraft | Action::EmailSendSystem
+        )
+    }
+
+    /// Whether the step may carry recipients and a subject (a reply's are
+    /// optional: it answers the sender, with `Re:` and the original subject).
+    pub fn takes_addresses(self) -> bool {
+        self.is_email() || self == Action::GmailReply
+    }
+
+    /// Whether the step changes a message's labels (needs `gmail.modify`).
+    pub fn is_label(self) -> bool {
+        matches!(self, Action::GmailAddLabel | Action::GmailRemoveLabel)
+    }
+
+    /// The step's action in words, for the workflow pages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::GmailSendEmail => "Send an email from Gmail",
+            Action::GmailCreateDraft => "Create a Gmail draft",
+            Action::GmailReply => "Reply in the thread (Gmail)",
+            Action::GmailAddLabel => "Add a Gmail label",
+            Action::GmailRemoveLabel => "Remove a Gmail label",
+            Action::EmailSendSystem => "Send a system email",
+            Action::HttpPost => "POST JSON to a URL",
+        }
     }
 }
 
@@ -130,8 +201,22 @@ pub struct Step {
     pub bcc: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subject: String,
-    /// The email's text; for `http.post`, the JSON body.
+    /// The email's text; for `http.post`, the JSON body (label steps have
+    /// none).
+    #[serde(default)]
     pub body: String,
+    /// `gmail.reply`: the thread to answer (a template); without it, the
+    /// message that started the run (`input.message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// Label steps: the label's name (a template; `add_label` creates it
+    /// when the mailbox has none of that name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Label steps: the message to label (a template); without it, the
+    /// message that started the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// A template expression over `input` and `steps` (e.g.
     /// `steps[0].message_id and input.vip`): the step runs only when it is
     /// true, and is `skipped` otherwise.
@@ -192,6 +277,9 @@ pub fn field_words(path: &str) -> String {
         "subject" => "subject",
         "body" => "message",
         "integration_id" => "Gmail connection",
+        "thread_id" => "thread id",
+        "message_id" => "message id",
+        "label" => "label",
         "action" => "action",
         other => other,
     };
@@ -236,7 +324,8 @@ impl Step {
     pub fn validate(&self, index: usize) -> Vec<Invalid> {
         let at = |field: &str| format!("steps[{index}].{field}");
         let mut problems = Vec::new();
-        match (self.action.uses_gmail(), &self.integration_id) {
+        let action = self.action;
+        match (action.uses_gmail(), &self.integration_id) {
             (true, None) => problems.push(invalid(
                 at("integration_id"),
                 "is required for Gmail actions",
@@ -246,14 +335,10 @@ impl Step {
             }
             _ => {}
         }
-        if self.action.is_email() {
-            if self.to.is_empty() {
-                problems.push(invalid(at("to"), "needs at least one address"));
-            }
-            if self.url.is_some() {
-                problems.push(invalid(at("url"), "is only for http.post"));
-            }
-        } else {
+        if action.is_email() && self.to.is_empty() {
+            problems.push(invalid(at("to"), "needs at least one address"));
+        }
+        if !action.takes_addresses() {
             for (name, used) in [
                 ("to", !self.to.is_empty()),
                 ("cc", !self.cc.is_empty()),
@@ -264,6 +349,41 @@ impl Step {
                     problems.push(invalid(at(name), "is only for email actions"));
                 }
             }
+        }
+        if action.is_label() && !self.body.is_empty() {
+            problems.push(invalid(at("body"), "is not used by label actions"));
+        }
+        for (name, used, allowed, only) in [
+            (
+                "url",
+                self.url.is_some(),
+                action == Action::HttpPost,
+                "is only for http.post",
+            ),
+            (
+                "thread_id",
+                self.thread_id.is_some(),
+                action == Action::GmailReply,
+                "is only for gmail.reply",
+            ),
+            (
+                "label",
+                self.label.is_some(),
+                action.is_label(),
+                "is only for gmail.add_label and gmail.remove_label",
+            ),
+            (
+                "message_id",
+                self.message_id.is_some(),
+                action.is_label(),
+                "is only for gmail.add_label and gmail.remove_label",
+            ),
+        ] {
+            if used && !allowed {
+                problems.push(invalid(at(name), only));
+            }
+        }
+        if action == Action::HttpPost {
             match &self.url {
                 None => problems.push(invalid(at("url"), "is required for http.post")),
                 Some(url) if has_template(url) => {}
@@ -272,6 +392,31 @@ impl Step {
                         problems.push(invalid(at("url"), problem));
                     }
                 }
+            }
+        }
+        if action.is_label() {
+            match &self.label {
+                Some(label) if has_template(label) => {}
+                Some(label) => {
+                    if let Err(problem) = check_label(label) {
+                        problems.push(invalid(at("label"), problem));
+                    }
+                }
+                None => problems.push(invalid(
+                    at("label"),
+                    "is required for gmail.add_label and gmail.remove_label",
+                )),
+            }
+        }
+        for (name, id) in [
+            ("thread_id", &self.thread_id),
+            ("message_id", &self.message_id),
+        ] {
+            if let Some(id) = id
+                && !has_template(id)
+                && let Err(problem) = check_provider_id(id)
+            {
+                problems.push(invalid(at(name), problem));
             }
         }
         // What the templates certainly cost, summed over the step's fields.
@@ -295,11 +440,21 @@ impl Step {
         } else if self.action.is_email() && self.subject.trim().is_empty() {
             problems.push(invalid(at("subject"), "is required"));
         }
-        let url = self.url.clone().unwrap_or_default();
+        let (url, label) = (
+            self.url.clone().unwrap_or_default(),
+            self.label.clone().unwrap_or_default(),
+        );
+        let (thread_id, message_id) = (
+            self.thread_id.clone().unwrap_or_default(),
+            self.message_id.clone().unwrap_or_default(),
+        );
         for (name, text) in [
             ("subject", &self.subject),
             ("body", &self.body),
             ("url", &url),
+            ("label", &label),
+            ("thread_id", &thread_id),
+            ("message_id", &message_id),
         ] {
             if let Err(problem) = guard::check(text, &mut spent) {
                 problems.push(invalid(at(name), problem));
@@ -414,6 +569,28 @@ impl Step {
             }
             None => None,
         };
+        let label = match &self.label {
+            Some(template) => {
+                let label = render(at("label"), template)?.trim().to_owned();
+                check_label(&label).map_err(|problem| {
+                    invalid(at("label"), format!("{problem} (it was `{label}`)"))
+                })?;
+                Some(label)
+            }
+            None => None,
+        };
+        let provider_id =
+            |name: &str, template: &Option<String>| -> Result<Option<String>, Invalid> {
+                let Some(template) = template else {
+                    return Ok(None);
+                };
+                let id = render(at(name), template)?.trim().to_owned();
+                check_provider_id(&id)
+                    .map_err(|problem| invalid(at(name), format!("{problem} (it was `{id}`)")))?;
+                Ok(Some(id))
+            };
+        let thread_id = provider_id("thread_id", &self.thread_id)?;
+        let message_id = provider_id("message_id", &self.message_id)?;
         let body = render(at("body"), &self.body)?;
         if self.action == Action::HttpPost && serde_json::from_str::<Value>(&body).is_err() {
             return Err(invalid(
@@ -430,7 +607,40 @@ impl Step {
             bcc: addresses("bcc", &self.bcc)?,
             subject,
             body,
+            thread_id,
+            label,
+            message_id,
         })
+    }
+}
+
+/// Longest label name Gmail takes.
+pub const MAX_LABEL_CHARS: usize = 225;
+
+/// A label name: not empty, one line, at most [`MAX_LABEL_CHARS`].
+pub fn check_label(label: &str) -> Result<(), &'static str> {
+    if label.trim().is_empty() {
+        Err("must name a label, such as `Invoices`")
+    } else if label.contains(['\r', '\n']) {
+        Err("must not contain a line break")
+    } else if label.chars().count() > MAX_LABEL_CHARS {
+        Err("must be at most 225 characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// A Gmail message or thread id: letters, digits, `-` and `_`, at most 64.
+pub fn check_provider_id(id: &str) -> Result<(), &'static str> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(())
+    } else {
+        Err("is not a Gmail id (letters, digits, - and _)")
     }
 }
 
@@ -474,10 +684,14 @@ impl Definition {
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             problems.push(invalid("name", "must be 1 to 100 characters"));
         }
-        if let Trigger::Schedule { cron } = &self.trigger
-            && let Err(problem) = Schedule::parse(cron)
-        {
-            problems.push(invalid("trigger.cron", problem));
+        match &self.trigger {
+            Trigger::Schedule { cron } => {
+                if let Err(problem) = Schedule::parse(cron) {
+                    problems.push(invalid("trigger.cron", problem));
+                }
+            }
+            Trigger::NewMail { filter, .. } => problems.extend(filter.validate()),
+            Trigger::Manual | Trigger::Webhook => {}
         }
         if self.steps.is_empty() || self.steps.len() > MAX_STEPS {
             problems.push(invalid("steps", "must hold 1 to 20 steps"));
@@ -500,6 +714,12 @@ pub struct RenderedStep {
     pub bcc: Vec<String>,
     pub subject: String,
     pub body: String,
+    /// `gmail.reply`: the thread named (none: the triggering message's).
+    pub thread_id: Option<String>,
+    /// Label steps: the label's name.
+    pub label: Option<String>,
+    /// Label steps: the message named (none: the triggering message).
+    pub message_id: Option<String>,
 }
 
 mod guard;
@@ -520,6 +740,9 @@ mod tests {
             body: body.into(),
             condition: None,
             url: None,
+            thread_id: None,
+            label: None,
+            message_id: None,
         }
     }
 

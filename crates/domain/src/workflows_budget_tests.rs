@@ -29,6 +29,9 @@ fn check(template: &str) -> Result<(), String> {
         body: template.into(),
         condition: None,
         url: None,
+        thread_id: None,
+        label: None,
+        message_id: None,
     };
     match step.validate(0).into_iter().next() {
         None => Ok(()),
@@ -177,6 +180,9 @@ fn the_fuel_is_shared_by_a_steps_fields() {
         body: loops.into(),
         condition: None,
         url: None,
+        thread_id: None,
+        label: None,
+        message_id: None,
     };
     // One field alone fits (about 3 instructions an iteration), both do not.
     assert!(render(loops, json!({"n": 20000})).is_ok());

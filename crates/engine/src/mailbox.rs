@@ -239,6 +239,90 @@ impl Mailbox {
         }
     }
 
+    /// Send the RFC 5322 reply `raw` in thread `thread_id`.
+    pub async fn send_reply(&self, raw: &[u8], thread_id: &str) -> Result<MessageRef, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let sent = gmail
+                    .call(Capability::Send, |g, token| async move {
+                        g.send_in_thread(&token, raw, thread_id).await
+                    })
+                    .await?;
+                Ok(sent.into_mail())
+            }
+        }
+    }
+
+    /// The mailbox's labels as `(id, name)`: the provider's own (`INBOX`,
+    /// `IMPORTANT`, whose name is their id) and the person's.
+    pub async fn labels(&self) -> Result<Vec<(String, String)>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let labels = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.labels(&token).await
+                    })
+                    .await?;
+                Ok(labels
+                    .into_iter()
+                    .map(|label| (label.id, label.name))
+                    .collect())
+            }
+        }
+    }
+
+    /// The id of the label named `name` (case-insensitive; a system label
+    /// by its id too), created first when `create` and the mailbox has
+    /// none; `None` when it has none and `create` is false.
+    pub async fn label_id(&self, name: &str, create: bool) -> Result<Option<String>, VaultError> {
+        let find = |labels: &[(String, String)]| {
+            labels
+                .iter()
+                .find(|(id, label)| {
+                    label.eq_ignore_ascii_case(name) || id.eq_ignore_ascii_case(name)
+                })
+                .map(|(id, _)| id.clone())
+        };
+        if let Some(id) = find(&self.labels().await?) {
+            return Ok(Some(id));
+        }
+        if !create {
+            return Ok(None);
+        }
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let created = gmail
+                    .call_without_recording_refusals(Capability::Labels, |g, token| async move {
+                        g.create_label(&token, name).await
+                    })
+                    .await;
+                match created {
+                    Ok(label) => Ok(Some(label.id)),
+                    // Made meanwhile (another run, the person): it exists now.
+                    Err(VaultError::Rejected(_)) => Ok(find(&self.labels().await?)),
+                    Err(error) => Err(error),
+                }
+            }
+        }
+    }
+
+    /// Add and remove label ids on message `id`.
+    pub async fn change_labels(
+        &self,
+        id: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) -> Result<(), VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => gmail
+                .call(Capability::Labels, |g, token| async move {
+                    g.modify_labels(&token, id, add, remove).await
+                })
+                .await
+                .map(drop),
+        }
+    }
+
     /// The message whose `Message-ID` is `rfc822_message_id`, if the
     /// mailbox has one (spam and trash included).
     pub async fn find_message(

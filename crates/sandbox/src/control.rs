@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::config::OAuthClient;
-use crate::gmail::mailbox::{self, Mailbox, NewMessage, StoredMessage, Threading};
+use crate::gmail::mailbox::{self, Mailbox, NewMessage, StoredMessage, Threading, UserLabel};
 use crate::google_error;
 use crate::{Sandbox, state};
 
@@ -120,9 +120,18 @@ pub struct InboundMessage {
     /// Extra headers, e.g. `("List-Unsubscribe", "<mailto:u@x>")`,
     /// `("In-Reply-To", "<id>")`, `("References", "<id>")`.
     pub headers: Vec<(String, String)>,
-    /// Labels to apply; default `INBOX` and `UNREAD`.
+    /// Labels to apply; default `INBOX` and `UNREAD`. User label ids
+    /// (`Label_1`, from `labels.create` or [`Sandbox::create_label`]) are
+    /// taken as given.
     pub labels: Vec<String>,
-    /// A complete RFC 822 message to deliver instead of building one.
+    /// Files attached to the built message: with any, it becomes
+    /// `multipart/mixed` (the text or text+HTML body first, then one
+    /// base64 part per attachment with `Content-Disposition: attachment;
+    /// filename="..."`), and `messages.get?format=full` shows each as a
+    /// part with that `filename`. Ignored with `raw`.
+    pub attachments: Vec<Attachment>,
+    /// A complete RFC 822 message to deliver instead of building one
+    /// (any MIME structure, attachments included).
     pub raw: Option<String>,
     /// Default: the sandbox clock's now.
     pub internal_date: Option<DateTime<Utc>>,
@@ -154,6 +163,36 @@ impl InboundMessage {
         self
     }
 
+    pub fn attachment(mut self, attachment: Attachment) -> Self {
+        self.attachments.push(attachment);
+        self
+    }
+
+    fn boundary() -> String {
+        format!("sbx-{}", state::random_token(16).replace(['-', '_'], "0"))
+    }
+
+    /// The body as one MIME entity: its header lines and its content.
+    fn body_entity(&self) -> (String, String) {
+        match &self.html {
+            None => (
+                "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+                    .to_owned(),
+                self.text.clone(),
+            ),
+            Some(html) => {
+                let boundary = Self::boundary();
+                (
+                    format!("Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n"),
+                    format!(
+                        "--{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n--{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n--{boundary}--\r\n",
+                        self.text
+                    ),
+                )
+            }
+        }
+    }
+
     fn to_rfc822(&self, message_id: &str, date: DateTime<Utc>) -> String {
         let mut out = String::new();
         let mut push = |name: &str, value: &str| {
@@ -173,26 +212,66 @@ impl InboundMessage {
             push(name, value);
         }
         push("MIME-Version", "1.0");
-        match &self.html {
-            None => {
-                push("Content-Type", "text/plain; charset=UTF-8");
-                push("Content-Transfer-Encoding", "8bit");
-                out.push_str("\r\n");
-                out.push_str(&self.text);
-            }
-            Some(html) => {
-                let boundary = format!("sbx-{}", state::random_token(16).replace(['-', '_'], "0"));
-                push(
-                    "Content-Type",
-                    &format!("multipart/alternative; boundary=\"{boundary}\""),
-                );
-                out.push_str(&format!(
-                    "\r\n--{boundary}\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n--{boundary}\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n--{boundary}--\r\n",
-                    self.text
-                ));
-            }
+        let (headers, content) = self.body_entity();
+        if self.attachments.is_empty() {
+            out.push_str(&headers);
+            out.push_str("\r\n");
+            out.push_str(&content);
+            return out;
         }
+        let boundary = Self::boundary();
+        out.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n--{boundary}\r\n{headers}\r\n{content}\r\n"
+        ));
+        for attachment in &self.attachments {
+            out.push_str(&format!("--{boundary}\r\n{}", attachment.to_part()));
+        }
+        out.push_str(&format!("--{boundary}--\r\n"));
         out
+    }
+}
+
+/// A file attached to an [`InboundMessage`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Attachment {
+    pub filename: String,
+    /// Default `application/octet-stream`.
+    pub content_type: String,
+    /// The file's content (sent base64-encoded).
+    pub text: String,
+}
+
+impl Attachment {
+    pub fn new(
+        filename: impl Into<String>,
+        content_type: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Self {
+        Self {
+            filename: filename.into(),
+            content_type: content_type.into(),
+            text: text.into(),
+        }
+    }
+
+    fn to_part(&self) -> String {
+        use base64::Engine;
+        // A quoted-string parameter: no quotes, backslashes or line breaks.
+        let filename = self.filename.replace(['"', '\\', '\r', '\n'], "_");
+        let content_type = match self.content_type.trim() {
+            "" => "application/octet-stream".to_owned(),
+            ct => ct.replace(['\r', '\n', ';'], " "),
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(self.text.as_bytes());
+        let mut lines = String::new();
+        for chunk in encoded.as_bytes().chunks(76) {
+            lines.push_str(&String::from_utf8_lossy(chunk));
+            lines.push_str("\r\n");
+        }
+        format!(
+            "Content-Type: {content_type}; name=\"{filename}\"\r\nContent-Disposition: attachment; filename=\"{filename}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{lines}"
+        )
     }
 }
 
@@ -210,6 +289,9 @@ pub struct MessageView {
     pub id: String,
     pub thread_id: String,
     pub label_ids: Vec<String>,
+    /// `label_ids`' names, in the same order: a user label's name, a
+    /// system label's id.
+    pub label_names: Vec<String>,
     pub from: Option<String>,
     pub to: Vec<String>,
     pub cc: Vec<String>,
@@ -223,12 +305,17 @@ pub struct MessageView {
     pub internal_date: DateTime<Utc>,
 }
 
-impl From<&StoredMessage> for MessageView {
-    fn from(m: &StoredMessage) -> Self {
+impl MessageView {
+    fn of(mailbox: &Mailbox, m: &StoredMessage) -> Self {
         Self {
             id: m.id.clone(),
             thread_id: m.thread_id.clone(),
             label_ids: m.label_ids.clone(),
+            label_names: m
+                .label_ids
+                .iter()
+                .map(|id| mailbox.label_name(id).to_owned())
+                .collect(),
             from: m.parsed.from.clone(),
             to: m.parsed.to.clone(),
             cc: m.parsed.cc.clone(),
@@ -247,6 +334,23 @@ impl From<&StoredMessage> for MessageView {
 pub struct DraftView {
     pub draft_id: String,
     pub message: MessageView,
+}
+
+/// A user label of a mailbox (`labels.create`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelView {
+    /// `Label_1`, `Label_2`, ...
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&UserLabel> for LabelView {
+    fn from(label: &UserLabel) -> Self {
+        Self {
+            id: label.id.clone(),
+            name: label.name.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +375,8 @@ pub enum ControlError {
     UnknownAccount(String),
     /// None of the message's recipients is a sandbox account.
     NoSandboxRecipient,
+    /// A label name that is empty or a system label's.
+    InvalidLabelName(String),
 }
 
 impl std::fmt::Display for ControlError {
@@ -278,6 +384,9 @@ impl std::fmt::Display for ControlError {
         match self {
             Self::UnknownAccount(email) => write!(f, "no sandbox account {email}"),
             Self::NoSandboxRecipient => write!(f, "no recipient is a sandbox account"),
+            Self::InvalidLabelName(name) => {
+                write!(f, "not a name a user label can take: {name:?}")
+            }
         }
     }
 }
@@ -368,9 +477,10 @@ impl Sandbox {
         queue.extend(std::iter::repeat_n(fault, times as usize));
     }
 
-    /// The next `times` calls of `method` (`messages.send`, `drafts.create`)
-    /// take effect at once but answer only after `stall`: a client that dies
-    /// meanwhile never learns that Gmail accepted its request.
+    /// The next `times` calls of `method` (`messages.send`, `drafts.create`,
+    /// `messages.modify`, `labels.create`) take effect at once but answer
+    /// only after `stall`: a client that dies meanwhile never learns that
+    /// Gmail accepted its request.
     pub fn stall_answer_after_commit(&self, method: &str, stall: StdDuration, times: u32) {
         let mut world = self.lock();
         let queue = world.stalled_answers.entry(method.to_owned()).or_default();
@@ -458,7 +568,7 @@ impl Sandbox {
                 .messages
                 .iter()
                 .filter(|m| label.is_none_or(|l| m.has_label(l)))
-                .map(MessageView::from)
+                .map(|m| MessageView::of(mailbox, m))
                 .collect()
         })
     }
@@ -494,11 +604,43 @@ impl Sandbox {
                 .filter_map(|d| {
                     Some(DraftView {
                         draft_id: d.id.clone(),
-                        message: MessageView::from(mailbox.message(&d.message_id)?),
+                        message: MessageView::of(mailbox, mailbox.message(&d.message_id)?),
                     })
                 })
                 .collect()
         })
+    }
+
+    /// The mailbox's user labels, in creation order (system labels are
+    /// not listed: their names are their ids).
+    pub fn labels(&self, email: &str) -> Result<Vec<LabelView>, ControlError> {
+        self.read_mailbox(email, |mailbox| {
+            mailbox.user_labels.iter().map(LabelView::from).collect()
+        })
+    }
+
+    /// Creates a user label as `labels.create` would, without a token or
+    /// a counted call; a label already named so (case-insensitively) is
+    /// returned as it is.
+    pub fn create_label(&self, email: &str, name: &str) -> Result<LabelView, ControlError> {
+        if name.trim().is_empty()
+            || name.chars().any(char::is_control)
+            || mailbox::is_reserved_label_name(name)
+        {
+            return Err(ControlError::InvalidLabelName(name.to_owned()));
+        }
+        let mut world = self.lock();
+        let mailbox = world
+            .mailbox_mut(email)
+            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
+        if let Some(existing) = mailbox.user_label_named(name) {
+            return Ok(LabelView::from(existing));
+        }
+        Ok(LabelView::from(mailbox.create_label(
+            name,
+            "labelShow",
+            "show",
+        )))
     }
 
     /// Current `historyId` of a mailbox.
@@ -536,6 +678,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route("/_sandbox/accounts/{email}/messages", get(account_messages))
         .route("/_sandbox/accounts/{email}/sent", get(account_sent))
         .route("/_sandbox/accounts/{email}/drafts", get(account_drafts))
+        .route(
+            "/_sandbox/accounts/{email}/labels",
+            get(account_labels).post(account_create_label),
+        )
         .route(
             "/_sandbox/accounts/{email}/history/expire",
             post(account_expire_history),
@@ -622,6 +768,33 @@ async fn account_drafts(State(sandbox): State<Sandbox>, Path(email): Path<String
     from_result(sandbox.drafts(&email))
 }
 
+async fn account_labels(State(sandbox): State<Sandbox>, Path(email): Path<String>) -> Response {
+    from_result(sandbox.labels(&email))
+}
+
+#[derive(Deserialize)]
+struct NewLabel {
+    name: String,
+}
+
+async fn account_create_label(
+    State(sandbox): State<Sandbox>,
+    Path(email): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    let new: NewLabel = match body(&bytes) {
+        Ok(new) => new,
+        Err(bad) => return bad.into_response(),
+    };
+    match sandbox.create_label(&email, &new.name) {
+        Ok(label) => Json(label).into_response(),
+        Err(e @ ControlError::InvalidLabelName(_)) => {
+            control_error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(e) => control_error(StatusCode::NOT_FOUND, &e.to_string()),
+    }
+}
+
 async fn account_expire_history(
     State(sandbox): State<Sandbox>,
     Path(email): Path<String>,
@@ -639,6 +812,11 @@ async fn register_client(State(sandbox): State<Sandbox>, bytes: Bytes) -> Respon
     }
 }
 
+/// `POST /_sandbox/deliver`: an [`InboundMessage`] as JSON, e.g.
+/// `{"from", "to": [..], "subject", "text", "html"?, "labels"?: [..],
+/// "attachments"?: [{"filename", "content_type", "text"}], "raw"?}` →
+/// `[{"email", "id", "thread_id"}]`, one per sandbox recipient; 422 when
+/// no recipient is a sandbox account.
 async fn deliver(State(sandbox): State<Sandbox>, bytes: Bytes) -> Response {
     let message: InboundMessage = match body(&bytes) {
         Ok(message) => message,

@@ -129,6 +129,19 @@ pub fn not_found() -> Response {
     )
 }
 
+/// 409 for a name already taken, e.g. `labels.create`'s "Label name
+/// exists or conflicts" (the message and 409 from public reports of Gmail
+/// answers; `reason` `duplicate` from memory of Google's 409 bodies).
+pub fn already_exists(message: &str) -> Response {
+    api(
+        StatusCode::CONFLICT,
+        message,
+        "global",
+        "duplicate",
+        "ALREADY_EXISTS",
+    )
+}
+
 pub fn invalid_argument(message: &str) -> Response {
     api(
         StatusCode::BAD_REQUEST,
@@ -212,6 +225,7 @@ pub enum ApiError {
     InsufficientScopes,
     Forbidden(String),
     NotFound,
+    AlreadyExists(String),
     InvalidArgument(String),
     BadRequest {
         message: String,
@@ -230,6 +244,7 @@ impl IntoResponse for ApiError {
             Self::InsufficientScopes => insufficient_scopes(),
             Self::Forbidden(message) => forbidden(&message),
             Self::NotFound => not_found(),
+            Self::AlreadyExists(message) => already_exists(&message),
             Self::InvalidArgument(message) => invalid_argument(&message),
             Self::BadRequest { message, reason } => bad_request(&message, reason),
             Self::ParseError(detail) => parse_error(&detail),

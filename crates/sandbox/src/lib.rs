@@ -59,11 +59,16 @@
 //!   `maxResults`, `pageToken`, `includeSpamTrash`; get with
 //!   `format=full|metadata|raw|minimal` and `metadataHeaders`),
 //!   `messages/send`, `drafts` (create, list, get, delete, send),
-//!   `threads/{id}`, `history`, `labels` (system labels only), `watch`,
+//!   `messages/{id}/modify` (`addLabelIds`/`removeLabelIds`: system labels
+//!   but `SENT`/`DRAFT`, and the mailbox's user labels; `labelsAdded`/
+//!   `labelsRemoved` history), `threads/{id}`, `history`, `labels` (list:
+//!   system then user labels; create: `Label_N` ids, 409 for a taken or
+//!   system name), `watch`,
 //!   `stop`, `settings/sendAs` (list: the primary address), and the batch
 //!   endpoint (`/batch/gmail/v1`, `/batch`: `multipart/mixed` of
 //!   `application/http` parts). Google's own Python client
-//!   (google-api-python-client) is tested against all of them.
+//!   (google-api-python-client) is tested against all of them but
+//!   `messages.modify` and `labels.create`.
 //!   `drafts.list` takes `q` and `includeSpamTrash` too. Bearer
 //!   auth, per-method scope checks, `userId` = `me` or the account's email.
 //!   Threading follows Gmail's documented rule: a message joins `threadId`
@@ -85,7 +90,8 @@
 //! * **Clerk** (under `/clerk`): the Backend API's Google tokens of a user
 //!   linked with [`Sandbox::link_clerk_user`] (see the `clerk` module).
 //! * **Quota** units per user with Google's per-method costs.
-//! * **Test controls**: accounts, inbound delivery, faults (429, 403,
+//! * **Test controls**: accounts, inbound delivery (optionally with
+//!   attachments), user labels, faults (429, 403,
 //!   500, 401, delay, any status) for the next N calls of a method, token
 //!   expiry, grant revocation, call counters, sent/drafted mail, quota,
 //!   history expiry and a movable clock ([`Sandbox::advance_clock`]).
@@ -95,13 +101,14 @@
 //!
 //! # What is not emulated
 //!
-//! Media uploads (`/upload/gmail/...`), `messages.insert/import/modify/
+//! Media uploads (`/upload/gmail/...`), `messages.insert/import/
 //! trash/delete/batch*`, `threads.list/modify`, `drafts.update`,
-//! label create/update, settings other than `sendAs.list`, attachments by
+//! labels get/update/patch/delete, label colors and counts, Gmail's other
+//! reserved label names (e.g. `Muted`, answered 400), settings other than
+//! `sendAs.list`, attachments by
 //! `attachmentId` (bodies are always inlined as `data`), Pub/Sub beyond one
 //! push subscription (topics, pull, acknowledgements, redelivery after the
-//! sandbox's few retries), history types other than `messageAdded` and
-//! `messageDeleted`, Gmail's search beyond the operators above (quoted
+//! sandbox's few retries), Gmail's search beyond the operators above (quoted
 //! phrases, `OR`, `{}` groups, `has:attachment`, ...), `refresh_token`
 //! downscoping with `scope`, the device/installed-app flows, discovery
 //! documents, key rotation of the push key, Google's real consent-screen look, and the rate
@@ -120,7 +127,17 @@
 //!   matching Subject) and "history IDs are not contiguous": the same
 //!   discovery document's schema descriptions.
 //! * Quota units: developers.google.com/gmail/api/reference/quota
-//!   (threads.get, watch, stop values from memory: 10, 100, 50).
+//!   (threads.get, watch, stop values from memory: 10, 100, 50;
+//!   messages.modify and labels.create 5 each).
+//! * Labels: `SENT` and `DRAFT` cannot be applied or removed, and no user
+//!   label may take a system label's name (Gmail's "Manage labels"
+//!   guide); 400 "Invalid label: SENT" for one (GitHub
+//!   googleapis/google-api-php-client#1254); 400 "No label add or removes
+//!   specified" (googleapis/google-api-nodejs-client#312); 409 "Label name
+//!   exists or conflicts" (gauteh/lieer#29, GAM-team/got-your-back#105).
+//!   Its `reason` `duplicate`, the `Label_N` numbering from 1, the
+//!   default visibilities and what a label both added and removed does
+//!   (removed) are from memory or guessed.
 //! * `invalid_client` 401 body `{"error":"invalid_client",
 //!   "error_description":"Unauthorized"}`: GitHub SocialiteProviders/Providers#564.
 //! * 401 "Request had invalid authentication credentials. …" and
@@ -175,7 +192,8 @@ pub use chaos::{Chaos, ChaosError, ChaosReport};
 pub use clerk::{CLERK_CLIENT_ID, CLERK_SECRET_KEY};
 pub use config::{AccountSpec, OAuthClient, SandboxConfig};
 pub use control::{
-    AccountInfo, Consent, ControlError, Delivered, DraftView, Fault, InboundMessage, MessageView,
+    AccountInfo, Attachment, Consent, ControlError, Delivered, DraftView, Fault, InboundMessage,
+    LabelView, MessageView,
 };
 pub use llm::{LlmReply, LlmSandbox};
 pub use oauth::{ACCESS_TOKEN_SECONDS, AuthorizationError, CODE_LIFETIME_MINUTES, ISSUER};

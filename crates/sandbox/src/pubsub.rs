@@ -31,7 +31,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::Sandbox;
-use crate::gmail::mailbox::HistoryChange;
 
 /// The issuer Google's ID tokens carry.
 pub const PUSH_ISSUER: &str = "https://accounts.google.com";
@@ -217,15 +216,10 @@ fn due_notifications(sandbox: &Sandbox) -> Option<(PushSubscription, Vec<Notific
         let labels = &mailbox.watch_labels;
         let relevant = mailbox.history.iter().any(|record| {
             record.id > since
-                && match &record.change {
-                    HistoryChange::MessageAdded { label_ids, .. } => {
-                        labels.is_empty()
-                            || label_ids
-                                .iter()
-                                .any(|label| labels.iter().any(|w| w.eq_ignore_ascii_case(label)))
-                    }
-                    HistoryChange::MessageDeleted { .. } => labels.is_empty(),
-                }
+                && (labels.is_empty()
+                    || labels
+                        .iter()
+                        .any(|watched| record.change.concerns_label(watched)))
         });
         mailbox.watch_published = mailbox.history_id;
         if relevant {
@@ -326,5 +320,69 @@ async fn push_one(
             return;
         }
         tokio::time::sleep(StdDuration::from_millis(200 << attempt)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::InboundMessage;
+    use crate::{AccountSpec, SandboxConfig};
+
+    const ANN: &str = "ann@example.com";
+
+    /// Whether a publication is due for Ann, after `change` ran on a
+    /// mailbox watching `watched` with one inbound message in it.
+    fn due_after(watched: &[&str], change: impl FnOnce(&Sandbox, &str)) -> bool {
+        let sandbox =
+            Sandbox::new(SandboxConfig::default().with_account(AccountSpec::new(ANN, "Ann")));
+        let id = sandbox
+            .deliver(&InboundMessage::new("x@outside.test", ANN, "Hi", "x"))
+            .unwrap()[0]
+            .id
+            .clone();
+        sandbox.create_label(ANN, "Receipts").unwrap();
+        {
+            let mut world = sandbox.lock();
+            world.push_subscription = Some(PushSubscription {
+                endpoint: "http://127.0.0.1:9/push".into(),
+                audience: "aud".into(),
+                service_account: "sa@example.com".into(),
+            });
+            let expiration = world.now() + chrono::Duration::days(1);
+            let mailbox = world.mailbox_mut(ANN).unwrap();
+            mailbox.watch_expiration = Some(expiration);
+            mailbox.watch_labels = watched.iter().map(|l| (*l).to_owned()).collect();
+            mailbox.watch_published = mailbox.history_id;
+        }
+        change(&sandbox, &id);
+        due_notifications(&sandbox).is_some_and(|(_, due)| !due.is_empty())
+    }
+
+    fn modify(add: &[&str], remove: &[&str]) -> impl FnOnce(&Sandbox, &str) {
+        let add: Vec<String> = add.iter().map(|l| (*l).to_owned()).collect();
+        let remove: Vec<String> = remove.iter().map(|l| (*l).to_owned()).collect();
+        move |sandbox, id| {
+            let mut world = sandbox.lock();
+            let ids = [world.next_history_id(), world.next_history_id()];
+            world
+                .mailbox_mut(ANN)
+                .unwrap()
+                .modify_labels(id, &add, &remove, ids)
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn label_changes_are_published_when_they_concern_a_watched_label() {
+        assert!(!due_after(&["INBOX"], |_, _| {}), "nothing changed");
+        // The message is in INBOX: a new label on it concerns INBOX watchers.
+        assert!(due_after(&["INBOX"], modify(&["Label_1"], &[])));
+        // Archiving removes INBOX: still about INBOX.
+        assert!(due_after(&["INBOX"], modify(&[], &["INBOX"])));
+        assert!(due_after(&["Label_1"], modify(&["Label_1"], &[])));
+        assert!(!due_after(&["SPAM"], modify(&["STARRED"], &[])));
+        assert!(due_after(&[], modify(&["STARRED"], &[])));
     }
 }

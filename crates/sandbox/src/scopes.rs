@@ -58,6 +58,7 @@ pub enum GmailMethod {
     MessagesList,
     MessagesGet,
     MessagesSend,
+    MessagesModify,
     DraftsCreate,
     DraftsList,
     DraftsGet,
@@ -66,17 +67,19 @@ pub enum GmailMethod {
     ThreadsGet,
     HistoryList,
     LabelsList,
+    LabelsCreate,
     Watch,
     Stop,
     SendAsList,
 }
 
 impl GmailMethod {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::GetProfile,
         Self::MessagesList,
         Self::MessagesGet,
         Self::MessagesSend,
+        Self::MessagesModify,
         Self::DraftsCreate,
         Self::DraftsList,
         Self::DraftsGet,
@@ -85,6 +88,7 @@ impl GmailMethod {
         Self::ThreadsGet,
         Self::HistoryList,
         Self::LabelsList,
+        Self::LabelsCreate,
         Self::Watch,
         Self::Stop,
         Self::SendAsList,
@@ -101,9 +105,11 @@ impl GmailMethod {
         matches!(
             self,
             Self::MessagesSend
+                | Self::MessagesModify
                 | Self::DraftsCreate
                 | Self::DraftsDelete
                 | Self::DraftsSend
+                | Self::LabelsCreate
                 | Self::Watch
                 | Self::Stop
         )
@@ -117,6 +123,7 @@ impl GmailMethod {
             Self::MessagesList => "messages.list",
             Self::MessagesGet => "messages.get",
             Self::MessagesSend => "messages.send",
+            Self::MessagesModify => "messages.modify",
             Self::DraftsCreate => "drafts.create",
             Self::DraftsList => "drafts.list",
             Self::DraftsGet => "drafts.get",
@@ -125,6 +132,7 @@ impl GmailMethod {
             Self::ThreadsGet => "threads.get",
             Self::HistoryList => "history.list",
             Self::LabelsList => "labels.list",
+            Self::LabelsCreate => "labels.create",
             Self::Watch => "watch",
             Self::Stop => "stop",
             Self::SendAsList => "settings.sendAs.list",
@@ -138,7 +146,12 @@ impl GmailMethod {
         match self {
             Self::GetProfile | Self::LabelsList | Self::SendAsList => 1,
             Self::HistoryList => 2,
-            Self::MessagesList | Self::MessagesGet | Self::DraftsList | Self::DraftsGet => 5,
+            Self::MessagesList
+            | Self::MessagesGet
+            | Self::MessagesModify
+            | Self::DraftsList
+            | Self::DraftsGet
+            | Self::LabelsCreate => 5,
             Self::DraftsCreate | Self::DraftsDelete | Self::ThreadsGet => 10,
             Self::Stop => 50,
             Self::MessagesSend | Self::DraftsSend | Self::Watch => 100,
@@ -199,6 +212,12 @@ impl GmailMethod {
                 GMAIL_MODIFY,
                 GMAIL_READONLY,
             ],
+            // The revision 20260907 copy (`users.messages.modify`) and
+            // google-api-go-client's `gmail/v1/gmail-api.json` agree.
+            Self::MessagesModify => &[MAIL, GMAIL_MODIFY],
+            // google-api-go-client's `gmail/v1/gmail-api.json`
+            // (`gmail.users.labels.create`).
+            Self::LabelsCreate => &[MAIL, GMAIL_LABELS, GMAIL_MODIFY],
         }
     }
 
@@ -245,5 +264,17 @@ mod tests {
         assert!(GmailMethod::DraftsCreate.is_authorized_by(&granted));
         let send_only: BTreeSet<String> = [GMAIL_SEND.to_owned()].into();
         assert!(!GmailMethod::DraftsCreate.is_authorized_by(&send_only));
+    }
+
+    #[test]
+    fn labels_scope_creates_labels_but_cannot_relabel_messages() {
+        let labels: BTreeSet<String> = [GMAIL_LABELS.to_owned()].into();
+        assert!(GmailMethod::LabelsCreate.is_authorized_by(&labels));
+        assert!(!GmailMethod::MessagesModify.is_authorized_by(&labels));
+        let read_and_send: BTreeSet<String> =
+            [GMAIL_READONLY.to_owned(), GMAIL_SEND.to_owned()].into();
+        assert!(!GmailMethod::LabelsCreate.is_authorized_by(&read_and_send));
+        assert!(!GmailMethod::MessagesModify.is_authorized_by(&read_and_send));
+        assert!(GmailMethod::MessagesModify.is_write() && GmailMethod::LabelsCreate.is_write());
     }
 }

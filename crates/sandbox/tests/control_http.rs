@@ -281,3 +281,70 @@ async fn router_works_under_a_prefix() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+#[tokio::test]
+async fn labels_and_attachments_over_http() {
+    let h = start().await;
+    let (status, label) = post_json(
+        &h,
+        &format!("/_sandbox/accounts/{ANN}/labels"),
+        &json!({ "name": "Invoices" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{label}");
+    assert_eq!(label, json!({ "id": "Label_1", "name": "Invoices" }));
+    let (_, again) = post_json(
+        &h,
+        &format!("/_sandbox/accounts/{ANN}/labels"),
+        &json!({ "name": "invoices" }),
+    )
+    .await;
+    assert_eq!(again, label, "idempotent on the name");
+    let (status, _) = post_json(
+        &h,
+        &format!("/_sandbox/accounts/{ANN}/labels"),
+        &json!({ "name": "Inbox" }),
+    )
+    .await;
+    assert_eq!(status, 400, "system labels' names are reserved");
+    let (status, _) = post_json(
+        &h,
+        "/_sandbox/accounts/nobody@example.com/labels",
+        &json!({ "name": "X" }),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, labels) = get_json(&h, &format!("/_sandbox/accounts/{ANN}/labels")).await;
+    assert_eq!(status, 200);
+    assert_eq!(labels, json!([{ "id": "Label_1", "name": "Invoices" }]));
+
+    let (status, delivered) = post_json(
+        &h,
+        "/_sandbox/deliver",
+        &json!({
+            "from": "billing@vendor.test",
+            "to": [ANN],
+            "subject": "Invoice",
+            "text": "Attached.",
+            "labels": ["INBOX", "Label_1"],
+            "attachments": [{ "filename": "invoice.pdf", "content_type": "application/pdf", "text": "%PDF-1.4" }]
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{delivered}");
+    let (_, messages) = get_json(&h, &format!("/_sandbox/accounts/{ANN}/messages")).await;
+    assert_eq!(messages[0]["label_ids"], json!(["INBOX", "Label_1"]));
+    assert_eq!(messages[0]["label_names"], json!(["INBOX", "Invoices"]));
+    assert!(
+        messages[0]["raw"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Disposition: attachment; filename=\"invoice.pdf\"")
+    );
+
+    let token = h.access_token(ANN, GMAIL_READONLY).await;
+    let id = delivered[0]["id"].as_str().unwrap();
+    let (_, full) = h.gmail_get(&token, &format!("messages/{id}")).await;
+    assert_eq!(full["payload"]["parts"][1]["filename"], "invoice.pdf");
+    assert_eq!(full["labelIds"], json!(["INBOX", "Label_1"]));
+}

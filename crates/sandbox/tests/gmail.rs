@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use mailwright_sandbox::{Fault, InboundMessage};
+use mailwright_sandbox::{Attachment, Fault, InboundMessage};
 use serde_json::{Value, json};
 
 fn raw_message(from: &str, to: &str, subject: &str, extra: &str, body: &str) -> String {
@@ -909,4 +909,462 @@ async fn labels_list_has_system_labels() {
         assert!(ids.contains(&label), "{label}");
     }
     assert_eq!(body["labels"][0]["type"], "system");
+}
+
+const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
+const GMAIL_LABELS: &str = "https://www.googleapis.com/auth/gmail.labels";
+
+fn label_ids(message: &Value) -> Vec<&str> {
+    message["labelIds"]
+        .as_array()
+        .map(|ids| ids.iter().map(|id| id.as_str().unwrap()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn labels_create_then_list_and_name_conflicts() {
+    let h = start().await;
+    let token = h.access_token(ANN, GMAIL_MODIFY).await;
+    let (status, label) = h
+        .gmail_post(&token, "labels", &json!({ "name": "Invoices" }))
+        .await;
+    assert_eq!(status, 200, "{label}");
+    assert_eq!(
+        label,
+        json!({ "id": "Label_1", "name": "Invoices", "type": "user", "labelListVisibility": "labelShow", "messageListVisibility": "show" })
+    );
+    let (status, second) = h
+        .gmail_post(
+            &token,
+            "labels",
+            &json!({ "name": "Hidden", "labelListVisibility": "labelHide", "messageListVisibility": "hide" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["id"], "Label_2");
+    assert_eq!(second["labelListVisibility"], "labelHide");
+
+    let (status, list) = h.gmail_get(&token, "labels").await;
+    assert_eq!(status, 200);
+    let labels = list["labels"].as_array().unwrap();
+    assert!(
+        labels
+            .iter()
+            .any(|l| l["id"] == "INBOX" && l["type"] == "system")
+    );
+    let user: Vec<&Value> = labels.iter().filter(|l| l["type"] == "user").collect();
+    assert_eq!(user, [&label, &second]);
+
+    // Taken names, whatever their case, and system labels' names: 409.
+    for name in ["Invoices", "invoices", "INBOX", "Unread", "category_social"] {
+        let (status, body) = h
+            .gmail_post(&token, "labels", &json!({ "name": name }))
+            .await;
+        assert_eq!(status, 409, "{name}: {body}");
+        assert_eq!(
+            body,
+            json!({ "error": { "code": 409, "message": "Label name exists or conflicts", "errors": [{ "message": "Label name exists or conflicts", "domain": "global", "reason": "duplicate" }], "status": "ALREADY_EXISTS" } })
+        );
+    }
+    for body in [json!({}), json!({ "name": "" }), json!({ "name": "  " })] {
+        let (status, answer) = h.gmail_post(&token, "labels", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["errors"][0]["reason"], "invalidArgument");
+        assert_eq!(answer["error"]["status"], "INVALID_ARGUMENT");
+    }
+    let (status, _) = h
+        .gmail_post(
+            &token,
+            "labels",
+            &json!({ "name": "X", "labelListVisibility": "sometimes" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        h.sandbox.labels(ANN).unwrap().len(),
+        2,
+        "failed creates add nothing"
+    );
+    assert_eq!(h.sandbox.call_count("labels.create"), 11);
+    // Labels are per mailbox: Bob's first label is Label_1 too.
+    assert_eq!(
+        h.sandbox.create_label(BOB, "Invoices").unwrap().id,
+        "Label_1"
+    );
+    // Quota: 2 successful creates, 1 list; failures after auth are charged.
+    assert_eq!(h.sandbox.quota_used(ANN), 11 * 5 + 1);
+}
+
+#[tokio::test]
+async fn messages_modify_adds_and_removes_user_and_system_labels() {
+    let h = start().await;
+    let token = h.access_token(ANN, GMAIL_MODIFY).await;
+    let delivered = h
+        .sandbox
+        .deliver(&InboundMessage::new(
+            "a@outside.test",
+            ANN,
+            "Invoice 7",
+            "due",
+        ))
+        .unwrap();
+    let id = delivered[0].id.clone();
+    let (_, label) = h
+        .gmail_post(&token, "labels", &json!({ "name": "Invoices" }))
+        .await;
+    let label_id = label["id"].as_str().unwrap().to_owned();
+    let before = h.sandbox.history_id(ANN).unwrap();
+
+    let (status, modified) = h
+        .gmail_post(
+            &token,
+            &format!("messages/{id}/modify"),
+            &json!({ "addLabelIds": [label_id, "STARRED", label_id], "removeLabelIds": ["UNREAD"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{modified}");
+    assert_eq!(
+        modified,
+        json!({ "id": id, "threadId": delivered[0].thread_id, "labelIds": ["INBOX", label_id, "STARRED"] })
+    );
+    let after = h.sandbox.history_id(ANN).unwrap();
+    assert!(after > before, "a change bumps the history id");
+    let (_, full) = h.gmail_get(&token, &format!("messages/{id}")).await;
+    assert_eq!(label_ids(&full), ["INBOX", label_id.as_str(), "STARRED"]);
+    assert_eq!(full["historyId"], after.to_string());
+    let (_, listed) = h
+        .gmail_get(&token, &format!("messages?labelIds={label_id}"))
+        .await;
+    assert_eq!(listed["resultSizeEstimate"], 1);
+    let (_, unread) = h.gmail_get(&token, "messages?q=is%3Aunread").await;
+    assert_eq!(unread["resultSizeEstimate"], 0);
+
+    // Tests see ids and names through the controls.
+    let view = &h.sandbox.messages(ANN).unwrap()[0];
+    assert_eq!(view.label_ids, ["INBOX", label_id.as_str(), "STARRED"]);
+    assert_eq!(view.label_names, ["INBOX", "Invoices", "STARRED"]);
+    let labels = h.sandbox.labels(ANN).unwrap();
+    assert_eq!(
+        (labels[0].id.as_str(), labels[0].name.as_str()),
+        (label_id.as_str(), "Invoices")
+    );
+
+    // Removing: the user label and INBOX (archiving).
+    let (status, modified) = h
+        .gmail_post(
+            &token,
+            &format!("messages/{id}/modify"),
+            &json!({ "removeLabelIds": [label_id, "INBOX"] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{modified}");
+    assert_eq!(label_ids(&modified), ["STARRED"]);
+    // Nothing to change: 200, same labels, history id unchanged.
+    let unchanged = h.sandbox.history_id(ANN).unwrap();
+    let (status, same) = h
+        .gmail_post(
+            &token,
+            &format!("messages/{id}/modify"),
+            &json!({ "addLabelIds": ["STARRED"] }),
+        )
+        .await;
+    assert_eq!((status, label_ids(&same)), (200, vec!["STARRED"]));
+    assert_eq!(h.sandbox.history_id(ANN).unwrap(), unchanged);
+
+    // History: labelAdded/labelRemoved records, which a messageAdded
+    // query (how Mailwright syncs) does not see.
+    let (_, history) = h
+        .gmail_get(&token, &format!("history?startHistoryId={before}"))
+        .await;
+    let records = history["history"].as_array().unwrap();
+    assert_eq!(records.len(), 3, "{history}");
+    assert_eq!(
+        records[0]["labelsAdded"],
+        json!([{ "message": { "id": id, "threadId": id, "labelIds": ["INBOX", label_id, "STARRED"] }, "labelIds": [label_id, "STARRED"] }])
+    );
+    assert_eq!(
+        records[1]["labelsRemoved"][0]["labelIds"],
+        json!(["UNREAD"])
+    );
+    assert_eq!(
+        records[2]["labelsRemoved"][0]["labelIds"],
+        json!([label_id, "INBOX"])
+    );
+    assert!(records[0]["id"].as_str().unwrap() < records[1]["id"].as_str().unwrap());
+    let (_, added_only) = h
+        .gmail_get(
+            &token,
+            &format!("history?startHistoryId={before}&historyTypes=messageAdded&labelId=INBOX"),
+        )
+        .await;
+    assert_eq!(added_only, json!({ "historyId": unchanged.to_string() }));
+    let (_, label_added) = h
+        .gmail_get(
+            &token,
+            &format!("history?startHistoryId={before}&historyTypes=labelAdded&labelId={label_id}"),
+        )
+        .await;
+    assert_eq!(label_added["history"].as_array().unwrap().len(), 1);
+
+    assert_eq!(h.sandbox.call_count("messages.modify"), 3);
+    // labels.create, 3 × messages.modify, messages.get, 2 × messages.list
+    // and 3 × history.list.
+    assert_eq!(h.sandbox.quota_used(ANN), 5 + 3 * 5 + 5 + 2 * 5 + 3 * 2);
+}
+
+#[tokio::test]
+async fn messages_modify_rejects_unknown_labels_messages_and_empty_requests() {
+    let h = start().await;
+    let token = h.access_token(ANN, GMAIL_MODIFY).await;
+    let delivered = h
+        .sandbox
+        .deliver(&InboundMessage::new("a@outside.test", ANN, "Hi", "x"))
+        .unwrap();
+    let id = delivered[0].id.clone();
+    let path = format!("messages/{id}/modify");
+
+    let (status, body) = h
+        .gmail_post(
+            &token,
+            &path,
+            &json!({ "addLabelIds": ["STARRED", "Label_9"] }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        json!({ "error": { "code": 400, "message": "Invalid label: Label_9", "errors": [{ "message": "Invalid label: Label_9", "domain": "global", "reason": "invalidArgument" }], "status": "INVALID_ARGUMENT" } })
+    );
+    // Nothing changed, STARRED included.
+    assert_eq!(
+        h.sandbox.messages(ANN).unwrap()[0].label_ids,
+        ["INBOX", "UNREAD"]
+    );
+    // A label Gmail alone applies, and a label *name* instead of its id.
+    let (_, label) = h
+        .gmail_post(&token, "labels", &json!({ "name": "Receipts" }))
+        .await;
+    assert_eq!(label["id"], "Label_1");
+    for (request, bad) in [
+        (json!({ "removeLabelIds": ["SENT"] }), "SENT"),
+        (json!({ "addLabelIds": ["DRAFT"] }), "DRAFT"),
+        (json!({ "addLabelIds": ["Receipts"] }), "Receipts"),
+    ] {
+        let (status, body) = h.gmail_post(&token, &path, &request).await;
+        assert_eq!(status, 400, "{request}");
+        assert_eq!(body["error"]["message"], format!("Invalid label: {bad}"));
+    }
+
+    for request in [
+        json!({}),
+        json!({ "addLabelIds": [], "removeLabelIds": [] }),
+    ] {
+        let (status, body) = h.gmail_post(&token, &path, &request).await;
+        assert_eq!(status, 400, "{request}");
+        assert_eq!(
+            body["error"]["message"],
+            "No label add or removes specified"
+        );
+        assert_eq!(body["error"]["errors"][0]["reason"], "invalidArgument");
+    }
+    let (status, body) = h
+        .gmail_post(&token, &path, &json!({ "addLabelIds": "STARRED" }))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(400)));
+
+    let (status, body) = h
+        .gmail_post(
+            &token,
+            "messages/ffffffffffffffff/modify",
+            &json!({ "addLabelIds": ["STARRED"] }),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({ "error": { "code": 404, "message": "Requested entity was not found.", "errors": [{ "message": "Requested entity was not found.", "domain": "global", "reason": "notFound" }], "status": "NOT_FOUND" } })
+    );
+    // Another account's message is not found either.
+    let bob = h.access_token(BOB, GMAIL_MODIFY).await;
+    let (status, _) = h
+        .gmail_post(&bob, &path, &json!({ "addLabelIds": ["STARRED"] }))
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        h.sandbox.messages(ANN).unwrap()[0].label_ids,
+        ["INBOX", "UNREAD"]
+    );
+}
+
+#[tokio::test]
+async fn labels_and_modify_need_their_scopes() {
+    let h = start().await;
+    let delivered = h
+        .sandbox
+        .deliver(&InboundMessage::new("a@outside.test", ANN, "Hi", "x"))
+        .unwrap();
+    let path = format!("messages/{}/modify", delivered[0].id);
+    let read_and_send = h
+        .access_token(ANN, &format!("{GMAIL_READONLY} {GMAIL_SEND}"))
+        .await;
+    let (status, body) = h
+        .gmail_post(
+            &read_and_send,
+            &path,
+            &json!({ "addLabelIds": ["STARRED"] }),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body,
+        json!({ "error": { "code": 403, "message": "Request had insufficient authentication scopes.", "errors": [{ "message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions" }], "status": "PERMISSION_DENIED" } })
+    );
+    let (status, body) = h
+        .gmail_post(&read_and_send, "labels", &json!({ "name": "X" }))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        body["error"]["errors"][0]["reason"],
+        "insufficientPermissions"
+    );
+    let (status, _) = h.gmail_get(&read_and_send, "labels").await;
+    assert_eq!(status, 200, "readonly still lists labels");
+
+    // gmail.labels creates labels but cannot label messages.
+    let labels_only = h.access_token(ANN, GMAIL_LABELS).await;
+    let (status, _) = h
+        .gmail_post(&labels_only, "labels", &json!({ "name": "X" }))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = h
+        .gmail_post(&labels_only, &path, &json!({ "addLabelIds": ["Label_1"] }))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(h.sandbox.labels(ANN).unwrap().len(), 1);
+    assert_eq!(
+        h.sandbox.messages(ANN).unwrap()[0].label_ids,
+        ["INBOX", "UNREAD"]
+    );
+    // https://mail.google.com/ covers both.
+    let full = h.access_token(ANN, "https://mail.google.com/").await;
+    let (status, _) = h
+        .gmail_post(&full, &path, &json!({ "addLabelIds": ["Label_1"] }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(h.sandbox.call_count("messages.modify"), 3);
+    assert_eq!(h.sandbox.call_count("labels.create"), 2);
+}
+
+#[tokio::test]
+async fn injected_faults_hit_modify_and_labels_create() {
+    let h = start().await;
+    let token = h.access_token(ANN, GMAIL_MODIFY).await;
+    let delivered = h
+        .sandbox
+        .deliver(&InboundMessage::new("a@outside.test", ANN, "Hi", "x"))
+        .unwrap();
+    let path = format!("messages/{}/modify", delivered[0].id);
+    h.sandbox
+        .inject_fault("messages.modify", Fault::BackendError, 1);
+    h.sandbox
+        .inject_fault("labels.create", Fault::RateLimited, 1);
+    let (status, _) = h
+        .gmail_post(&token, &path, &json!({ "addLabelIds": ["STARRED"] }))
+        .await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        h.sandbox.messages(ANN).unwrap()[0].label_ids,
+        ["INBOX", "UNREAD"],
+        "a failed call changes nothing"
+    );
+    let (status, _) = h
+        .gmail_post(&token, "labels", &json!({ "name": "X" }))
+        .await;
+    assert_eq!(status, 429);
+    assert!(h.sandbox.labels(ANN).unwrap().is_empty());
+    let (status, _) = h
+        .gmail_post(&token, &path, &json!({ "addLabelIds": ["STARRED"] }))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = h
+        .gmail_post(&token, "labels", &json!({ "name": "X" }))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        h.sandbox.quota_used(ANN),
+        5 + 5,
+        "failed calls are not charged"
+    );
+
+    // An answer held back after the change: a client that gives up
+    // retries into a 409, as against Gmail.
+    h.sandbox
+        .stall_answer_after_commit("labels.create", Duration::from_secs(5), 1);
+    let err = h
+        .http
+        .post(h.url("/gmail/v1/users/me/labels"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Y" }))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(h.sandbox.labels(ANN).unwrap().len(), 2);
+    let (status, _) = h
+        .gmail_post(&token, "labels", &json!({ "name": "Y" }))
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn attachment_filename_shows_in_format_full() {
+    let h = start().await;
+    let token = h.access_token(ANN, GMAIL_READONLY).await;
+    let raw = "From: billing@vendor.test\r\nTo: ann@example.com\r\nSubject: Your invoice\r\nMessage-ID: <inv-1@vendor.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n--mix\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\nInvoice attached.\r\n--mix\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--mix--\r\n";
+    let from_raw = h
+        .sandbox
+        .deliver(&InboundMessage {
+            raw: Some(raw.into()),
+            ..InboundMessage::default()
+        })
+        .unwrap();
+    let built = h
+        .sandbox
+        .deliver(
+            &InboundMessage::new(
+                "billing@vendor.test",
+                ANN,
+                "Another invoice",
+                "See attached.",
+            )
+            .attachment(Attachment::new(
+                "invoice-8.pdf",
+                "application/pdf",
+                "%PDF-1.4\n",
+            )),
+        )
+        .unwrap();
+    for (delivered, filename) in [(&from_raw, "invoice.pdf"), (&built, "invoice-8.pdf")] {
+        let (status, full) = h
+            .gmail_get(&token, &format!("messages/{}?format=full", delivered[0].id))
+            .await;
+        assert_eq!(status, 200);
+        let payload = &full["payload"];
+        assert_eq!(payload["mimeType"], "multipart/mixed");
+        assert_eq!(payload["filename"], "");
+        let parts = payload["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 2, "{payload}");
+        assert_eq!(parts[0]["mimeType"], "text/plain");
+        assert_eq!(parts[0]["filename"], "");
+        assert_eq!(parts[1]["partId"], "1");
+        assert_eq!(parts[1]["mimeType"], "application/pdf");
+        assert_eq!(parts[1]["filename"], filename);
+        assert_eq!(
+            b64url_decode(parts[1]["body"]["data"].as_str().unwrap()),
+            b"%PDF-1.4\n"
+        );
+    }
+    let view = &h.sandbox.messages(ANN).unwrap()[1];
+    assert_eq!(view.text.trim(), "See attached.");
 }

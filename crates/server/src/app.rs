@@ -22,7 +22,7 @@ use engine::vault::Vault;
 use engine::webhooks::{DELIVERY_TIMEOUT, DeliverWebhook, Webhooks};
 use engine::worker::JobHandler;
 use engine::worker::Worker;
-use engine::workflows::{RunWorkflow, Scheduler, Workflows};
+use engine::workflows::{RunWorkflow, Scheduler, StartNewMailRuns, Workflows};
 use providers::google::gmail::Gmail;
 use providers::google::oauth::GoogleOAuth;
 use providers::llm::ChatDrafter;
@@ -193,7 +193,14 @@ impl Services {
             Arc::clone(&keyring),
             config.outbound_allow_private,
         ));
-        let workflows = Arc::new(Workflows::new(store.clone(), Arc::clone(&keyring)));
+        handlers.push(Arc::new(StartNewMailRuns::new(
+            store.clone(),
+            Arc::clone(&vault),
+        )));
+        let workflows = Arc::new(
+            Workflows::new(store.clone(), Arc::clone(&keyring))
+                .with_mailboxes(Arc::clone(&autodraft)),
+        );
         let scheduler = Arc::new(Scheduler::new(store.clone(), Arc::clone(&workflows)));
         let health = Arc::new(ConnectionHealth::new(store.clone(), Arc::clone(&vault)));
         let worker = Worker::new(store.clone(), handlers)

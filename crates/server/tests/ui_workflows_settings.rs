@@ -78,11 +78,14 @@ async fn a_workflow_made_with_the_form_runs_and_its_email_arrives() {
         ("enabled", "on"),
         ("trigger", "manual"),
         ("cron", ""),
-        ("action", "gmail.send_email"),
-        ("integration_id", &integration),
-        ("to", "Bob Builder <{{ input.email }}>"),
-        ("subject", "Order {{ input.order }} shipped"),
-        ("body", "Hello {{ input.name }},\r\nit is on its way."),
+        ("steps[0].action", "gmail.send_email"),
+        ("steps[0].integration_id", &integration),
+        ("steps[0].to", "Bob Builder <{{ input.email }}>"),
+        ("steps[0].subject", "Order {{ input.order }} shipped"),
+        (
+            "steps[0].body",
+            "Hello {{ input.name }},\r\nit is on its way.",
+        ),
     ];
     let mut forged = form;
     forged[0].1 = "forged";
@@ -331,25 +334,22 @@ async fn a_refused_form_shows_each_problem_next_to_its_field() {
         ("enabled", "on"),
         ("trigger", "manual"),
         ("cron", ""),
-        ("action", "gmail.send_email"),
-        ("integration_id", integration.as_str()),
-        ("to", "ok@example.com, bob"),
-        ("subject", "Hi"),
-        ("body", "Hello"),
+        ("steps[0].action", "gmail.send_email"),
+        ("steps[0].integration_id", integration.as_str()),
+        ("steps[0].to", "ok@example.com, bob"),
+        ("steps[0].subject", "Hi"),
+        ("steps[0].body", "Hello"),
     ];
 
     let refused = post_form(&w, &cookie, "/workflows", &base).await;
     assert_eq!(refused.status(), 422);
     let html = decoded(refused.text().await.unwrap());
-    let to_field = between(
-        &html,
-        r#"id="workflow-to""#,
-        r#"<label for="workflow-subject">"#,
-    );
+    let to_field = between(&html, r#"id="step-0-to""#, r#"<label for="step-0-cc">"#);
     assert!(
         to_field.contains(r#"aria-invalid="true""#)
-            && to_field
-                .contains(r#"<p class="field-error" data-field="to">To: bob is not an address"#),
+            && to_field.contains(
+                r#"<p class="field-error" data-field="steps[0].to">To: bob is not an address"#
+            ),
         "the error sits under the To field: {to_field}"
     );
     assert!(
@@ -362,7 +362,7 @@ async fn a_refused_form_shows_each_problem_next_to_its_field() {
     several[1] = ("name", "  ");
     several[3] = ("trigger", "schedule");
     several[4] = ("cron", "every day");
-    several[7] = ("to", "");
+    several[7] = ("steps[0].to", "");
     let html = decoded(
         post_form(&w, &cookie, "/workflows", &several)
             .await
@@ -378,14 +378,10 @@ async fn a_refused_form_shows_each_problem_next_to_its_field() {
         ),
         (
             "workflow-cron",
-            "workflow-action",
+            "workflow-mailbox",
             "Cron is not a cron expression",
         ),
-        (
-            "workflow-to",
-            "workflow-subject",
-            "To needs at least one address",
-        ),
+        ("step-0-to", "step-0-cc", "To needs at least one address"),
     ] {
         let around = between(
             &html,
@@ -446,10 +442,17 @@ async fn a_refused_form_shows_each_problem_next_to_its_field() {
         html.contains(r#"id="webhook-url""#) && html.contains("/api/hooks/"),
         "the webhook URL is shown: {html}"
     );
-    assert!(
-        !html.contains(r#"id="workflow-save""#) && html.contains("edit its JSON below"),
-        "two steps are edited as JSON only"
-    );
+    for (field, value) in [
+        ("steps[0].subject", "s"),
+        ("steps[1].subject", "t"),
+        ("steps[1].cc", "a@example.com"),
+    ] {
+        assert!(
+            html.contains(&format!(r#"name="{field}" value="{value}""#)),
+            "two steps, each in its own fields: {field}"
+        );
+    }
+    assert!(html.contains(r#"id="workflow-save""#));
 }
 
 #[tokio::test]
@@ -623,12 +626,12 @@ async fn the_outbox_lists_system_email_while_it_is_only_logged() {
             ("name", "Ops"),
             ("enabled", "on"),
             ("trigger", "manual"),
-            ("action", "email.send_system"),
+            ("steps[0].action", "email.send_system"),
             // Ignored for a system email: the select only counts for Gmail.
-            ("integration_id", ""),
-            ("to", "ops@example.com"),
-            ("subject", "Order {{ input.order }}"),
-            ("body", "b"),
+            ("steps[0].integration_id", "x"),
+            ("steps[0].to", "ops@example.com"),
+            ("steps[0].subject", "Order {{ input.order }}"),
+            ("steps[0].body", "b"),
         ],
     )
     .await;

@@ -149,13 +149,14 @@ pub async fn expire_job_leases(store: &Store) {
     });
 }
 
-/// Make every enabled auto-draft mailbox's poll due now.
+/// Make every polled mailbox's poll due now (auto-draft's and new-mail
+/// workflows').
 pub async fn make_polls_due(store: &Store) {
     let due = crate::now() - chrono::Duration::seconds(1);
     let result: Result<(), crate::StoreError> = async {
         // Across workspaces: the table has row-level security on PostgreSQL.
         crate::across_workspaces!(store, conn => {
-            sqlx::query("UPDATE autodraft_mailboxes SET next_poll_at = $1 WHERE enabled")
+            sqlx::query("UPDATE autodraft_mailboxes SET next_poll_at = $1 WHERE next_poll_at IS NOT NULL")
                 .bind(due)
                 .execute(&mut *conn)
                 .await?;

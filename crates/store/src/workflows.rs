@@ -65,6 +65,19 @@ impl From<WorkflowRow> for Workflow {
     }
 }
 
+/// The mailbox a new-mail trigger watches (its `integration_id`), kept in
+/// its own column so mailbox syncs can ask "is any enabled workflow
+/// watching?" with an index.
+fn watched_integration(trigger: &Value) -> Option<Uuid> {
+    if trigger.get("type").and_then(Value::as_str) != Some("new_mail") {
+        return None;
+    }
+    trigger
+        .get("integration_id")
+        .and_then(Value::as_str)
+        .and_then(|id| Uuid::parse_str(id).ok())
+}
+
 const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, \
      next_run_at, notify_on_failure, created_at, updated_at";
 
@@ -241,8 +254,9 @@ impl Store {
         in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "INSERT INTO workflows (id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, \
-                                        webhook_secret, created_at, updated_at, next_run_at, notify_on_failure) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                        webhook_secret, created_at, updated_at, next_run_at, notify_on_failure, \
+                                        watched_integration_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(workflow.id)
             .bind(workflow.workspace.as_uuid())
@@ -256,6 +270,7 @@ impl Store {
             .bind(workflow.updated_at)
             .bind(workflow.next_run_at)
             .bind(workflow.notify_on_failure)
+            .bind(watched_integration(&workflow.trigger))
             .execute(&mut *conn)
             .await?;
         });
@@ -267,7 +282,8 @@ impl Store {
         let updated = in_workspace!(self, workflow.workspace, conn => {
             sqlx::query(
                 "UPDATE workflows SET name = $1, enabled = $2, trigger_spec = $3, steps = $4, webhook_key_id = $5, \
-                     webhook_secret = $6, updated_at = $7, next_run_at = $10, notify_on_failure = $11 \
+                     webhook_secret = $6, updated_at = $7, next_run_at = $10, notify_on_failure = $11, \
+                     watched_integration_id = $12 \
                  WHERE workspace_id = $8 AND id = $9",
             )
             .bind(&workflow.name)
@@ -281,6 +297,7 @@ impl Store {
             .bind(workflow.id)
             .bind(workflow.next_run_at)
             .bind(workflow.notify_on_failure)
+            .bind(watched_integration(&workflow.trigger))
             .execute(&mut *conn)
             .await?
             .rows_affected()
@@ -419,6 +436,26 @@ impl Store {
             .rows_affected()
         });
         Ok(written == 1)
+    }
+
+    /// The enabled workflows that start when mail arrives in `integration`.
+    pub async fn new_mail_workflows(
+        &self,
+        workspace: WorkspaceId,
+        integration: domain::IntegrationId,
+    ) -> Result<Vec<Workflow>, StoreError> {
+        let sql = format!(
+            "SELECT {WORKFLOW_COLUMNS} FROM workflows \
+             WHERE workspace_id = $1 AND watched_integration_id = $2 AND enabled ORDER BY id"
+        );
+        let rows: Vec<WorkflowRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(Workflow::from).collect())
     }
 
     pub async fn delete_workflow(

@@ -40,7 +40,7 @@ mod watch;
 pub use domain::mail::{SkipReason, skip_reason_for};
 pub use jobs::{DraftMessage, SyncMailbox};
 pub use pipeline::{PlannedReply, Verdict};
-pub use service::{Overview, WatchOverview};
+pub use service::{Overview, WatchOverview, WorkflowSync};
 pub use watch::{
     WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCH_TICK, WATCHES, WatchMailbox,
     WatchStatus,

@@ -40,11 +40,18 @@ impl AutoDraft {
         let from_vault =
             |error| ServiceError::from_vault(error, integration.id, &integration.email);
         // Already on: keep the cursor, or mail not yet synced would be lost.
+        // Synced for a workflow: switch drafting on from its cursor.
         if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
-            && mailbox.enabled
+            && mailbox.synced()
             && mailbox.history_id.is_some()
         {
-            return Ok(mailbox);
+            if mailbox.enabled {
+                return Ok(mailbox);
+            }
+            return Ok(self
+                .store
+                .set_autodraft(workspace, id, true, None, store::now())
+                .await?);
         }
         let inbox = Mailbox::open(&self.vault, workspace, id)
             .await
@@ -80,13 +87,80 @@ impl AutoDraft {
         id: IntegrationId,
     ) -> Result<AutoDraftMailbox, ServiceError> {
         let integration = self.gmail_integration(workspace, id).await?;
-        self.stop_watch(&integration).await;
+        // A workflow waiting for this mailbox's mail keeps its watch.
+        let for_workflows = self
+            .store
+            .autodraft_mailbox(workspace, id)
+            .await?
+            .is_some_and(|mailbox| mailbox.for_workflows);
+        if !for_workflows {
+            self.stop_watch(&integration).await;
+        }
         let mailbox = self
             .store
             .set_autodraft(workspace, id, false, None, store::now())
             .await?;
         tracing::info!(integration = %id, event = "autodraft_disabled", "auto-draft switched off");
         Ok(mailbox)
+    }
+
+    /// Before a workflow that starts on mail arriving in `id` is saved:
+    /// check that the connection is a mailbox Mailwright may read, and, when
+    /// nothing syncs it yet, where it is now (mail after that starts runs).
+    /// Call [`AutoDraft::start_workflow_sync`] once the workflow is saved.
+    pub async fn prepare_workflow_sync(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Option<WorkflowSync>, ServiceError> {
+        let integration = self.gmail_integration(workspace, id).await?;
+        let broken = |status, missing| {
+            ServiceError::connection(integration.id, &integration.email, status, missing)
+        };
+        match integration.status {
+            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+            status => return Err(broken(status, Vec::new())),
+        }
+        if !integration.granted_scopes.allows(Capability::ReadMail) {
+            return Err(broken(
+                IntegrationStatus::MissingScopes,
+                vec![Capability::ReadMail.preferred_scope().to_owned()],
+            ));
+        }
+        if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
+            && mailbox.synced()
+            && mailbox.history_id.is_some()
+        {
+            return Ok(None);
+        }
+        let from_vault =
+            |error| ServiceError::from_vault(error, integration.id, &integration.email);
+        let inbox = Mailbox::open(&self.vault, workspace, id)
+            .await
+            .map_err(from_vault)?;
+        let history_id = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
+            ServiceError::ProviderError("Gmail gave no history id; try again.".into())
+        })?;
+        Ok(Some(WorkflowSync { inbox, history_id }))
+    }
+
+    /// The workflow is saved: sync (and watch) its mailbox from the cursor
+    /// [`AutoDraft::prepare_workflow_sync`] read.
+    pub async fn start_workflow_sync(&self, sync: WorkflowSync) -> Result<(), ServiceError> {
+        let integration = sync.inbox.integration();
+        let (workspace, id) = (integration.workspace, integration.id);
+        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
+        let first_poll = store::now()
+            + chrono::Duration::milliseconds(rand::Rng::gen_range(
+                &mut rand::thread_rng(),
+                0..interval,
+            ) as i64);
+        self.store
+            .start_mailbox_sync(workspace, id, sync.history_id, first_poll)
+            .await?;
+        tracing::info!(integration = %id, history_id = sync.history_id, event = "workflow_mailbox_synced", "a workflow waits for this mailbox's mail");
+        self.watch_open_mailbox(&sync.inbox, false).await?;
+        Ok(())
     }
 
     /// A Gmail push for `email`: queue a sync of each enabled mailbox with
@@ -403,4 +477,10 @@ fn blocked_reason(integration: &Integration) -> Option<String> {
             .missing_for(integration.integration_type),
     );
     explanation.needs_reconnect().then(|| explanation.message())
+}
+
+/// A mailbox a workflow is about to wait on, and where it is now.
+pub struct WorkflowSync {
+    inbox: Mailbox,
+    history_id: i64,
 }

@@ -82,7 +82,7 @@ impl AutoDraft {
             else {
                 return Ok(());
             };
-            let Some(cursor) = mailbox.history_id.filter(|_| mailbox.enabled) else {
+            let Some(cursor) = mailbox.history_id.filter(|_| mailbox.synced()) else {
                 return Ok(());
             };
             // Read every round, before anything reaches Google: a paused
@@ -121,9 +121,14 @@ impl AutoDraft {
             };
             let recorded = self
                 .store
-                .record_autodraft_sync(workspace, id, cursor, to, &found, |message| {
-                    self.draft_job(workspace, message)
-                })
+                .record_autodraft_sync(
+                    workspace,
+                    id,
+                    (cursor, to),
+                    &found,
+                    |message| self.draft_job(workspace, message),
+                    |message| crate::workflows::new_mail_job(workspace, id, message),
+                )
                 .await
                 .map_err(job_transient)?;
             match recorded {

@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::return_to::ReturnTo;
 use domain::scopes::{
-    IntegrationStatus, IntegrationType, OPENID, ScopeSet, TokenSource, USERINFO_EMAIL,
+    Capability, IntegrationStatus, IntegrationType, OPENID, ScopeSet, TokenSource, USERINFO_EMAIL,
 };
 use domain::{IntegrationId, UserId, WorkspaceId};
 use providers::google::oauth::{TokenResponse, UserInfo};
@@ -139,6 +139,19 @@ impl Connections {
         &self.redirect_uri
     }
 
+    /// Whether a workflow of the connection's workspace adds or removes
+    /// labels through it.
+    async fn has_label_steps(&self, integration: &Integration) -> Result<bool, StoreError> {
+        let workflows = self.store.workflows(integration.workspace).await?;
+        let id = integration.id.to_string();
+        Ok(workflows.iter().any(|workflow| {
+            serde_json::from_value::<Vec<domain::workflows::Step>>(workflow.steps.clone())
+                .unwrap_or_default()
+                .iter()
+                .any(|step| step.action.is_label() && step.integration_id.as_deref() == Some(&id))
+        }))
+    }
+
     /// The Google consent URL for a new connection, or (with `reconnect`) one
     /// asking again for what an existing connection lacks.
     pub async fn authorization_url(
@@ -158,6 +171,13 @@ impl Connections {
                 let mut scopes = existing
                     .granted_scopes
                     .missing_for(existing.integration_type);
+                // Label steps need more than a mailbox connection asks for
+                // by default: ask for it when a workflow has one.
+                if !existing.granted_scopes.allows(Capability::Labels)
+                    && self.has_label_steps(existing).await?
+                {
+                    scopes.push(Capability::Labels.preferred_scope().to_owned());
+                }
                 for identity in [OPENID, USERINFO_EMAIL] {
                     if !scopes.iter().any(|scope| scope == identity) {
                         scopes.insert(0, identity.to_owned());
@@ -604,7 +624,11 @@ impl Connections {
         if let TokenSource::Clerk { user_id } = &integration.token_source {
             return Ok(self.reconnect_with_clerk(&integration, user_id).await);
         }
-        let incremental = integration.status == IntegrationStatus::MissingScopes;
+        // Connected, but a label step needs more than was granted: ask for
+        // it on top of the grant.
+        let needs_labels = !integration.granted_scopes.allows(Capability::Labels)
+            && self.has_label_steps(&integration).await?;
+        let incremental = integration.status == IntegrationStatus::MissingScopes || needs_labels;
         self.authorization_url(
             workspace,
             user,

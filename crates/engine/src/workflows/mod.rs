@@ -3,6 +3,7 @@
 //! for), the runner that executes a run ([`runner`]) and the scheduler that
 //! starts scheduled runs ([`scheduler`]).
 
+mod new_mail;
 mod runner;
 mod scheduler;
 
@@ -20,6 +21,7 @@ use store::jobs::NewJob;
 use store::{Store, StoreError};
 use uuid::Uuid;
 
+pub use new_mail::{NEW_MAIL, StartNewMailRuns, new_mail_job};
 pub use runner::RunWorkflow;
 pub use scheduler::Scheduler;
 pub use store::workflows::{Run, Workflow};
@@ -53,11 +55,25 @@ pub fn parse_id(text: &str) -> Result<Uuid, ServiceError> {
 pub struct Workflows {
     store: Store,
     keyring: Arc<Keyring>,
+    /// Syncs the mailboxes new-mail triggers wait on (none: such
+    /// workflows cannot be saved).
+    mailboxes: Option<Arc<crate::autodraft::AutoDraft>>,
 }
 
 impl Workflows {
     pub fn new(store: Store, keyring: Arc<Keyring>) -> Workflows {
-        Workflows { store, keyring }
+        Workflows {
+            store,
+            keyring,
+            mailboxes: None,
+        }
+    }
+
+    /// Let new-mail triggers sync their mailboxes through auto-draft's sync
+    /// (one sync per mailbox feeds both).
+    pub fn with_mailboxes(mut self, mailboxes: Arc<crate::autodraft::AutoDraft>) -> Workflows {
+        self.mailboxes = Some(mailboxes);
+        self
     }
 
     pub async fn list(&self, workspace: WorkspaceId) -> Result<Vec<Workflow>, ServiceError> {
@@ -75,9 +91,44 @@ impl Workflows {
         definition: Definition,
     ) -> Result<Workflow, ServiceError> {
         self.validate(workspace, &definition).await?;
+        let sync = self.prepare_sync(workspace, &definition).await?;
         let workflow = self.assemble(workspace, Uuid::now_v7(), definition, None);
         self.store.create_workflow(&workflow).await?;
+        self.start_sync(sync).await?;
         Ok(workflow)
+    }
+
+    /// For an enabled new-mail trigger: check its mailbox can be read and,
+    /// when nothing syncs it yet, read where it is (before the workflow is
+    /// saved, so a mailbox that cannot be read saves nothing).
+    async fn prepare_sync(
+        &self,
+        workspace: WorkspaceId,
+        definition: &Definition,
+    ) -> Result<Option<crate::autodraft::WorkflowSync>, ServiceError> {
+        let Some(id) = definition.trigger.watched_integration() else {
+            return Ok(None);
+        };
+        let Some(mailboxes) = &self.mailboxes else {
+            return Err(ServiceError::Conflict(
+                "This server reads no mailboxes, so a workflow cannot start on new mail.".into(),
+            ));
+        };
+        if !definition.enabled {
+            return Ok(None);
+        }
+        let id = IntegrationId::parse(id).map_err(|_| ServiceError::NotFound)?;
+        mailboxes.prepare_workflow_sync(workspace, id).await
+    }
+
+    async fn start_sync(
+        &self,
+        sync: Option<crate::autodraft::WorkflowSync>,
+    ) -> Result<(), ServiceError> {
+        match (sync, &self.mailboxes) {
+            (Some(sync), Some(mailboxes)) => mailboxes.start_workflow_sync(sync).await,
+            _ => Ok(()),
+        }
     }
 
     /// Check `definition` and make it the definition of `previous` (its
@@ -88,8 +139,10 @@ impl Workflows {
         definition: Definition,
     ) -> Result<Workflow, ServiceError> {
         self.validate(previous.workspace, &definition).await?;
+        let sync = self.prepare_sync(previous.workspace, &definition).await?;
         let workflow = self.assemble(previous.workspace, previous.id, definition, Some(previous));
         self.store.update_workflow(&workflow).await?;
+        self.start_sync(sync).await?;
         Ok(workflow)
     }
 
@@ -124,11 +177,22 @@ impl Workflows {
         definition: &Definition,
     ) -> Result<(), ServiceError> {
         let mut problems = definition.validate();
-        for (index, step) in definition.steps.iter().enumerate() {
-            let (true, Some(id)) = (step.action.uses_gmail(), &step.integration_id) else {
-                continue;
-            };
-            let field = format!("steps[{index}].integration_id");
+        let trigger = definition
+            .trigger
+            .watched_integration()
+            .map(|id| ("trigger.integration_id".to_owned(), id));
+        let steps = definition
+            .steps
+            .iter()
+            .enumerate()
+            .filter_map(|(index, step)| {
+                let id = step
+                    .integration_id
+                    .as_deref()
+                    .filter(|_| step.action.uses_gmail())?;
+                Some((format!("steps[{index}].integration_id"), id))
+            });
+        for (field, id) in trigger.into_iter().chain(steps) {
             let problem = match IntegrationId::parse(id) {
                 Err(_) => Some("is not an integration id"),
                 Ok(id) => match self.store.integration(workspace, id).await {
@@ -309,11 +373,22 @@ impl Workflows {
             };
             let problem = match self.store.integration(workflow.workspace, id).await {
                 Ok(integration) => {
-                    let missing = integration
+                    let mut missing = integration
                         .granted_scopes
                         .missing_for(integration.integration_type);
-                    let explanation =
-                        explain(integration.status, Some(&integration.email), &missing);
+                    // Label steps need a permission connections do not ask
+                    // for by default.
+                    let labels = domain::scopes::Capability::Labels;
+                    if step.action.is_label() && !integration.granted_scopes.allows(labels) {
+                        missing.push(labels.preferred_scope().to_owned());
+                    }
+                    let status = match integration.status {
+                        domain::scopes::IntegrationStatus::Connected if !missing.is_empty() => {
+                            domain::scopes::IntegrationStatus::MissingScopes
+                        }
+                        status => status,
+                    };
+                    let explanation = explain(status, Some(&integration.email), &missing);
                     if !explanation.needs_reconnect() {
                         continue;
                     }

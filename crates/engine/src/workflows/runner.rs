@@ -16,7 +16,7 @@ use std::sync::Arc;
 use domain::IntegrationId;
 use domain::retry::RetryPolicy;
 use domain::runs::{RunError, RunStatus, StepStatus};
-use domain::scopes::IntegrationType;
+use domain::scopes::{Capability, IntegrationType};
 use domain::workflows::{Action, RenderedStep, Step};
 use providers::google::message::{Outgoing, rfc822};
 use providers::outbound::OutboundError;
@@ -324,9 +324,11 @@ impl RunWorkflow {
                     ),
                 }
             }
-            Action::GmailSendEmail | Action::GmailCreateDraft => {
-                self.gmail_step(run, index, step, earlier_starts).await
-            }
+            Action::GmailSendEmail
+            | Action::GmailCreateDraft
+            | Action::GmailReply
+            | Action::GmailAddLabel
+            | Action::GmailRemoveLabel => self.gmail_step(run, index, step, earlier_starts).await,
             Action::HttpPost => self.http_post(run, index, step).await,
         }
     }
@@ -412,6 +414,16 @@ impl RunWorkflow {
             }
         };
         let integration = inbox.integration();
+        if step.action.is_label() {
+            return self.label_step(run, &inbox, step).await;
+        }
+        // A reply answers a message: the one that started the run, or the
+        // newest one of the thread the step names.
+        let answered = if step.action == Action::GmailReply {
+            Some(self.message_to_answer(run, &inbox, step).await?)
+        } else {
+            None
+        };
         let seed = run
             .steps
             .get(index)
@@ -448,35 +460,154 @@ impl RunWorkflow {
                 Err(error) => return Err(self.gmail_failure(integration, error)),
             }
         }
+        let reply = match &answered {
+            Some(source) => Some(ReplyTo::of(source, step)?),
+            None => None,
+        };
         let raw = rfc822(&Outgoing {
             from: &integration.email,
-            to: &step.to,
+            to: reply.as_ref().map_or(&step.to, |reply| &reply.to),
             cc: &step.cc,
             bcc: &step.bcc,
-            subject: &step.subject,
+            subject: reply
+                .as_ref()
+                .map_or(step.subject.as_str(), |reply| reply.subject.as_str()),
             body: &step.body,
             message_id: &rfc822_id,
+            in_reply_to: reply
+                .as_ref()
+                .and_then(|reply| reply.headers.in_reply_to.as_deref()),
+            references: reply
+                .as_ref()
+                .map_or(&[][..], |reply| reply.headers.references.as_slice()),
         })
         .map_err(|problem| StepFailure::Final {
             code: "validation_failed",
             message: problem,
         })?;
-        let result = if is_draft {
-            inbox
+        let sent = |message: domain::mail::MessageRef| json!({"message_id": message.id, "thread_id": message.thread_id});
+        let result = match (&answered, is_draft) {
+            (Some(source), _) => inbox.send_reply(&raw, &source.thread_id).await.map(sent),
+            (None, true) => inbox
                 .create_draft(&raw, None)
                 .await
-                .map(|id| json!({"draft_id": id}))
-        } else {
-            inbox
-                .send(&raw)
-                .await
-                .map(|message| json!({"message_id": message.id, "thread_id": message.thread_id}))
+                .map(|id| json!({"draft_id": id})),
+            (None, false) => inbox.send(&raw).await.map(sent),
         };
         match result {
             Ok(mut output) => {
                 output["rfc822_message_id"] = json!(rfc822_id);
                 Ok(output)
             }
+            Err(error) => Err(self.gmail_failure(integration, error)),
+        }
+    }
+
+    /// The message a `gmail.reply` step answers, read whole (its
+    /// Message-ID, References, Reply-To and subject thread the reply).
+    async fn message_to_answer(
+        &self,
+        run: &Run,
+        inbox: &Mailbox,
+        step: &RenderedStep,
+    ) -> Result<domain::mail::Message, StepFailure> {
+        let integration = inbox.integration();
+        let gone = |what: &str| StepFailure::Final {
+            code: "not_found",
+            message: format!("{what} no longer exists in {}", integration.email),
+        };
+        let id = match &step.thread_id {
+            Some(thread_id) => {
+                let thread = match inbox.thread(thread_id).await {
+                    Ok(thread) => thread,
+                    Err(VaultError::GoneAtGoogle) => {
+                        return Err(gone(&format!("Thread {thread_id}")));
+                    }
+                    Err(error) => return Err(self.gmail_failure(integration, error)),
+                };
+                // The newest message someone else wrote; else the newest.
+                let received = thread.messages.iter().filter(|m| !m.placement.draft);
+                let theirs = received
+                    .clone()
+                    .filter(|m| !m.is_from(&integration.email))
+                    .max_by_key(|m| m.received_at_millis);
+                let newest = theirs.or_else(|| received.max_by_key(|m| m.received_at_millis));
+                match newest {
+                    Some(message) => message.id.clone(),
+                    None => return Err(gone(&format!("Thread {thread_id}"))),
+                }
+            }
+            None => triggering_message(&run.input).ok_or_else(|| StepFailure::Final {
+                code: "validation_failed",
+                message: "gmail.reply answers the message that started the run, and this run has none (no input.message.id); give the step a thread_id".into(),
+            })?,
+        };
+        match inbox.message(&id).await {
+            Ok(message) => Ok(message),
+            Err(VaultError::GoneAtGoogle) => Err(gone(&format!("Message {id}"))),
+            Err(error) => Err(self.gmail_failure(integration, error)),
+        }
+    }
+
+    /// Add or remove a label (`gmail.add_label` creates a label the mailbox
+    /// lacks). Repeating it changes nothing more, so a retry needs no lookup.
+    async fn label_step(
+        &self,
+        run: &Run,
+        inbox: &Mailbox,
+        step: &RenderedStep,
+    ) -> Result<Value, StepFailure> {
+        let integration = inbox.integration();
+        // Asked before any call: a refusal from Google would mark the whole
+        // connection as missing a scope, pausing its auto-draft too.
+        if !integration.granted_scopes.allows(Capability::Labels) {
+            let scope = Capability::Labels.preferred_scope().to_owned();
+            return Err(self.gmail_failure(integration, VaultError::MissingScopes(vec![scope])));
+        }
+        let name = step.label.clone().unwrap_or_default();
+        let message_id = match &step.message_id {
+            Some(id) => id.clone(),
+            None => triggering_message(&run.input).ok_or_else(|| StepFailure::Final {
+                code: "validation_failed",
+                message: format!(
+                    "{} labels the message that started the run, and this run has none (no input.message.id); give the step a message_id",
+                    step.action.as_str()
+                ),
+            })?,
+        };
+        let adding = step.action == Action::GmailAddLabel;
+        let label_id = match inbox.label_id(&name, adding).await {
+            Ok(Some(id)) => id,
+            Ok(None) if !adding => {
+                return Ok(json!({"message_id": message_id, "label": name, "changed": false}));
+            }
+            Ok(None) => {
+                return Err(StepFailure::Final {
+                    code: "provider_error",
+                    message: format!("Gmail would not create the label “{name}”"),
+                });
+            }
+            Err(error) => return Err(self.gmail_failure(integration, error)),
+        };
+        let (add, remove): (&[&str], &[&str]) = if adding {
+            (&[label_id.as_str()], &[])
+        } else {
+            (&[], &[label_id.as_str()])
+        };
+        match inbox.change_labels(&message_id, add, remove).await {
+            Ok(()) => Ok(json!({
+                "message_id": message_id,
+                "label": name,
+                "label_id": label_id,
+                "changed": true,
+            })),
+            Err(VaultError::GoneAtGoogle) => Err(StepFailure::Final {
+                code: "not_found",
+                message: format!(
+                    "Message {message_id} no longer exists in {}",
+                    integration.email
+                ),
+            }),
             Err(error) => Err(self.gmail_failure(integration, error)),
         }
     }
@@ -507,6 +638,48 @@ impl RunWorkflow {
             code: facing.code,
             message,
         }
+    }
+}
+
+/// The Gmail id of the message that started the run (`input.message.id`
+/// of a new-mail trigger), if there is one.
+fn triggering_message(input: &Value) -> Option<String> {
+    let id = input.get("message")?.get("id")?.as_str()?;
+    domain::workflows::check_provider_id(id).ok()?;
+    Some(id.to_owned())
+}
+
+/// How a `gmail.reply` is addressed: to the step's recipients or else the
+/// original's Reply-To/From; the step's subject or else `Re:` the original's.
+struct ReplyTo {
+    to: Vec<String>,
+    subject: String,
+    headers: providers::google::message::ReplyHeaders,
+}
+
+impl ReplyTo {
+    fn of(source: &domain::mail::Message, step: &RenderedStep) -> Result<ReplyTo, StepFailure> {
+        let Some(headers) = providers::google::message::reply_headers(source) else {
+            return Err(StepFailure::Final {
+                code: "no_reply_address",
+                message: format!("Message {} has no address to reply to", source.id),
+            });
+        };
+        let to = if step.to.is_empty() {
+            vec![headers.to_header.clone()]
+        } else {
+            step.to.clone()
+        };
+        let subject = if step.subject.trim().is_empty() {
+            domain::drafting::reply_subject(source.header("Subject").unwrap_or_default())
+        } else {
+            step.subject.clone()
+        };
+        Ok(ReplyTo {
+            to,
+            subject,
+            headers,
+        })
     }
 }
 

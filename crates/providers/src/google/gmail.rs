@@ -239,6 +239,7 @@ impl GmailMessage {
         };
         let (from, reply_to) = (address("From"), address("Reply-To"));
         let text = self.text_body();
+        let has_attachment = self.payload.as_ref().is_some_and(has_attachment);
         let received_at_millis = self.internal_date_millis();
         let headers = self
             .payload
@@ -263,6 +264,8 @@ impl GmailMessage {
             reply_to,
             headers,
             text,
+            label_ids: self.label_ids,
+            has_attachment,
         }
     }
 
@@ -301,6 +304,12 @@ impl GmailMessage {
             .map(|html| crate::google::message::text_of_html(&html))
             .unwrap_or_default()
     }
+}
+
+/// Whether any part is a named file (Gmail sets `filename` on attachments
+/// and inline files).
+fn has_attachment(part: &MessagePart) -> bool {
+    !part.filename.is_empty() || part.parts.iter().any(has_attachment)
 }
 
 fn find_part(part: &MessagePart, mime_type: &str) -> Option<String> {
@@ -342,6 +351,22 @@ fn path_segment(id: &str) -> Result<&str, GmailError> {
             reason: "malformed id".into(),
         })
     }
+}
+
+/// A label of `users.labels.list`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Label {
+    pub id: String,
+    pub name: String,
+    /// `system` or `user`.
+    #[serde(default, rename = "type")]
+    pub label_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LabelList {
+    #[serde(default)]
+    labels: Vec<Label>,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +427,63 @@ impl Gmail {
             access_token,
             "messages/send",
             &serde_json::json!({ "raw": base64url(rfc822) }),
+        )
+        .await
+    }
+
+    /// `users.messages.send` of a reply, in `thread_id` (Gmail threads it
+    /// there when its `In-Reply-To`/`References` and subject qualify).
+    pub async fn send_in_thread(
+        &self,
+        access_token: &SecretString,
+        rfc822: &[u8],
+        thread_id: &str,
+    ) -> Result<MessageRef, GmailError> {
+        self.post_json(
+            access_token,
+            "messages/send",
+            &serde_json::json!({ "raw": base64url(rfc822), "threadId": thread_id }),
+        )
+        .await
+    }
+
+    /// `users.labels.list`: system and user labels.
+    pub async fn labels(&self, access_token: &SecretString) -> Result<Vec<Label>, GmailError> {
+        let list: LabelList = self.get_json(access_token, "labels", &[]).await?;
+        Ok(list.labels)
+    }
+
+    /// `users.labels.create` (needs `gmail.modify` or `gmail.labels`).
+    pub async fn create_label(
+        &self,
+        access_token: &SecretString,
+        name: &str,
+    ) -> Result<Label, GmailError> {
+        self.post_json(
+            access_token,
+            "labels",
+            &serde_json::json!({
+                "name": name,
+                "labelListVisibility": "labelShow",
+                "messageListVisibility": "show",
+            }),
+        )
+        .await
+    }
+
+    /// `users.messages.modify`: add and remove label ids (needs
+    /// `gmail.modify`). Repeating it changes nothing more.
+    pub async fn modify_labels(
+        &self,
+        access_token: &SecretString,
+        message_id: &str,
+        add: &[&str],
+        remove: &[&str],
+    ) -> Result<GmailMessage, GmailError> {
+        self.post_json(
+            access_token,
+            &format!("messages/{}/modify", path_segment(message_id)?),
+            &serde_json::json!({ "addLabelIds": add, "removeLabelIds": remove }),
         )
         .await
     }

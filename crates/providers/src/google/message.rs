@@ -14,6 +14,10 @@ pub struct Outgoing<'a> {
     pub body: &'a str,
     /// `<...@...>`, chosen by Mailwright so a retry can find it again.
     pub message_id: &'a str,
+    /// A reply: the original's Message-ID.
+    pub in_reply_to: Option<&'a str>,
+    /// A reply: the original's References, then its Message-ID.
+    pub references: &'a [String],
 }
 
 fn mailbox(text: &str) -> Result<Mailbox, String> {
@@ -51,6 +55,12 @@ pub fn rfc822(message: &Outgoing<'_>) -> Result<Vec<u8>, String> {
         .from(mailbox(message.from)?)
         .subject(message.subject)
         .message_id(Some(message.message_id.to_owned()));
+    if let Some(original) = message.in_reply_to {
+        builder = builder.in_reply_to(original.to_owned());
+    }
+    if !message.references.is_empty() {
+        builder = builder.references(message.references.join(" "));
+    }
     for to in message.to {
         builder = builder.to(mailbox(to)?);
     }
@@ -161,6 +171,23 @@ pub fn parse_mailbox(value: &str) -> Option<(Option<String>, String)> {
     let parsed: lettre::Address = address.parse().ok()?;
     let name = before.trim().trim_matches('"').trim().to_owned();
     Some(((!name.is_empty()).then_some(name), parsed.to_string()))
+}
+
+/// The bare addresses of an address-list header (`To`, `Cc`); what does
+/// not parse is left out.
+pub fn address_list(value: &str) -> Vec<String> {
+    if let Ok(mailboxes) = value.parse::<lettre::message::Mailboxes>() {
+        return mailboxes
+            .into_iter()
+            .map(|mailbox| mailbox.email.to_string())
+            .collect();
+    }
+    // A name lettre will not parse: each comma-separated part on its own.
+    value
+        .split(',')
+        .filter_map(parse_mailbox)
+        .map(|(_, address)| address)
+        .collect()
 }
 
 /// How a reply to a message is addressed and threaded.
@@ -296,6 +323,8 @@ mod tests {
             subject: "Grüße aus Köln",
             body: "Hallo",
             message_id: "<run-1.0@mailwright>",
+            in_reply_to: None,
+            references: &[],
         })
         .unwrap();
         let text = String::from_utf8(raw).unwrap();
@@ -322,6 +351,8 @@ mod tests {
             subject: "Hi",
             body: "<p>Hello <strong>Zoë</strong></p>",
             message_id: "<x@mailwright>",
+            in_reply_to: None,
+            references: &[],
         })
         .unwrap();
         let text = String::from_utf8(raw).unwrap();

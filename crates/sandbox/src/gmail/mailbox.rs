@@ -49,6 +49,26 @@ impl StoredMessage {
     }
 }
 
+/// A label the user (or an app) created: `labels.create`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserLabel {
+    /// `Label_1`, `Label_2`, ... as Gmail numbers them.
+    pub id: String,
+    pub name: String,
+    /// `labelShow`, `labelShowIfUnread` or `labelHide`.
+    pub label_list_visibility: String,
+    /// `show` or `hide`.
+    pub message_list_visibility: String,
+}
+
+/// System labels no call may apply or remove: Gmail sets them itself
+/// (the labels guide's "Can be manually applied: no").
+pub const AUTOMATIC_LABELS: &[&str] = &[SENT, DRAFT];
+
+/// Why `messages.modify` refused a label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidLabel(pub String);
+
 #[derive(Clone, Debug)]
 pub struct StoredDraft {
     pub id: String,
@@ -66,6 +86,41 @@ pub enum HistoryChange {
         message_id: String,
         thread_id: String,
     },
+    /// `messages.modify` added `changed`; `label_ids` are the message's
+    /// labels afterwards.
+    LabelsAdded {
+        message_id: String,
+        thread_id: String,
+        label_ids: Vec<String>,
+        changed: Vec<String>,
+    },
+    /// `messages.modify` removed `changed`; `label_ids` are the message's
+    /// labels afterwards.
+    LabelsRemoved {
+        message_id: String,
+        thread_id: String,
+        label_ids: Vec<String>,
+        changed: Vec<String>,
+    },
+}
+
+impl HistoryChange {
+    /// Whether the change concerns `label`: the message has it (after the
+    /// change), or the change added or removed it. `messageDeleted` records
+    /// concern no label.
+    pub fn concerns_label(&self, label: &str) -> bool {
+        let eq = |l: &String| l.eq_ignore_ascii_case(label);
+        match self {
+            Self::MessageAdded { label_ids, .. } => label_ids.iter().any(eq),
+            Self::MessageDeleted { .. } => false,
+            Self::LabelsAdded {
+                label_ids, changed, ..
+            }
+            | Self::LabelsRemoved {
+                label_ids, changed, ..
+            } => label_ids.iter().chain(changed).any(eq),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -87,6 +142,10 @@ pub struct Mailbox {
     pub watch_labels: Vec<String>,
     /// The history id up to which changes were published.
     pub watch_published: u64,
+    /// In creation order.
+    pub user_labels: Vec<UserLabel>,
+    /// The number in the last `Label_N` id handed out.
+    pub last_label_number: u64,
 }
 
 /// How a new message picks its thread.
@@ -116,7 +175,135 @@ impl Mailbox {
             watch_expiration: None,
             watch_labels: Vec::new(),
             watch_published: history_id,
+            user_labels: Vec::new(),
+            last_label_number: 0,
         }
+    }
+
+    pub fn user_label(&self, id: &str) -> Option<&UserLabel> {
+        self.user_labels.iter().find(|l| l.id == id)
+    }
+
+    /// The name shown for a label id: a user label's name, else the id
+    /// itself (system labels are named by their ids).
+    pub fn label_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.user_label(id).map_or(id, |l| l.name.as_str())
+    }
+
+    /// Whether `name` is taken: by a user label (case-insensitively).
+    pub fn user_label_named(&self, name: &str) -> Option<&UserLabel> {
+        self.user_labels
+            .iter()
+            .find(|l| l.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Adds a user label with the next `Label_N` id. The caller checks the
+    /// name first (see [`is_reserved_label_name`]).
+    pub fn create_label(
+        &mut self,
+        name: &str,
+        label_list_visibility: &str,
+        message_list_visibility: &str,
+    ) -> &UserLabel {
+        self.last_label_number += 1;
+        self.user_labels.push(UserLabel {
+            id: format!("Label_{}", self.last_label_number),
+            name: name.to_owned(),
+            label_list_visibility: label_list_visibility.to_owned(),
+            message_list_visibility: message_list_visibility.to_owned(),
+        });
+        &self.user_labels[self.user_labels.len() - 1]
+    }
+
+    /// The id `messages.modify` stores for a requested label id: a system
+    /// label's canonical (upper-case) id, or a user label's exact id.
+    fn resolve_label(&self, id: &str) -> Result<String, InvalidLabel> {
+        if let Some(system) = SYSTEM_LABELS.iter().find(|l| l.eq_ignore_ascii_case(id)) {
+            if AUTOMATIC_LABELS.contains(system) {
+                return Err(InvalidLabel(id.to_owned()));
+            }
+            return Ok((*system).to_owned());
+        }
+        match self.user_label(id) {
+            Some(label) => Ok(label.id.clone()),
+            None => Err(InvalidLabel(id.to_owned())),
+        }
+    }
+
+    /// `messages.modify`: checks every label first (nothing changes when
+    /// one is invalid), then adds and removes them (a label in both lists
+    /// ends up removed), recording `labelsAdded` under `history_ids[0]` and
+    /// `labelsRemoved` under `history_ids[1]` for what actually changed.
+    /// `Ok(None)` when there is no such message.
+    pub fn modify_labels(
+        &mut self,
+        message_id: &str,
+        add: &[String],
+        remove: &[String],
+        history_ids: [u64; 2],
+    ) -> Result<Option<&StoredMessage>, InvalidLabel> {
+        let add: Vec<String> = add
+            .iter()
+            .map(|l| self.resolve_label(l))
+            .collect::<Result<_, _>>()?;
+        let remove: Vec<String> = remove
+            .iter()
+            .map(|l| self.resolve_label(l))
+            .collect::<Result<_, _>>()?;
+        let Some(index) = self.messages.iter().position(|m| m.id == message_id) else {
+            return Ok(None);
+        };
+        let message = &mut self.messages[index];
+        let mut added: Vec<String> = Vec::new();
+        for label in add {
+            if !remove.contains(&label)
+                && !message.label_ids.contains(&label)
+                && !added.contains(&label)
+            {
+                added.push(label);
+            }
+        }
+        let mut removed: Vec<String> = Vec::new();
+        for label in remove {
+            if message.label_ids.contains(&label) && !removed.contains(&label) {
+                removed.push(label);
+            }
+        }
+        message.label_ids.extend(added.iter().cloned());
+        message.label_ids.retain(|l| !removed.contains(l));
+        let label_ids = message.label_ids.clone();
+        let (id, thread_id) = (message.id.clone(), message.thread_id.clone());
+        let mut record = |history_id: u64, change: HistoryChange| {
+            self.messages[index].history_id = history_id;
+            self.history.push(HistoryRecord {
+                id: history_id,
+                change,
+            });
+            self.history_id = history_id;
+        };
+        if !added.is_empty() {
+            record(
+                history_ids[0],
+                HistoryChange::LabelsAdded {
+                    message_id: id.clone(),
+                    thread_id: thread_id.clone(),
+                    label_ids: label_ids.clone(),
+                    changed: added,
+                },
+            );
+        }
+        if !removed.is_empty() {
+            record(
+                history_ids[1],
+                HistoryChange::LabelsRemoved {
+                    message_id: id,
+                    thread_id,
+                    label_ids,
+                    changed: removed,
+                },
+            );
+        }
+        Ok(Some(&self.messages[index]))
     }
 
     pub fn message(&self, id: &str) -> Option<&StoredMessage> {
@@ -243,6 +430,12 @@ impl Mailbox {
         });
         found
     }
+}
+
+/// Names no user label may take: the system labels' (their names are
+/// their ids), case-insensitively.
+pub fn is_reserved_label_name(name: &str) -> bool {
+    SYSTEM_LABELS.iter().any(|l| l.eq_ignore_ascii_case(name))
 }
 
 /// One term of Gmail's search language (`q`), the subset the sandbox knows.
@@ -432,5 +625,88 @@ mod tests {
             ]
         );
         assert_eq!(parse_date("1700000000").unwrap().timestamp(), 1_700_000_000);
+    }
+
+    fn mailbox_with_one_message() -> Mailbox {
+        let mut mailbox = Mailbox::new(10);
+        mailbox.add(
+            NewMessage {
+                id: "m1".into(),
+                raw: b"From: a@x\r\nTo: b@x\r\nSubject: s\r\n\r\nbody".to_vec(),
+                label_ids: vec![INBOX.into(), UNREAD.into()],
+                internal_date: Utc::now(),
+            },
+            Threading::Inbound,
+            11,
+        );
+        mailbox
+    }
+
+    fn strings(labels: &[&str]) -> Vec<String> {
+        labels.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn label_ids_count_from_one_per_mailbox_and_names_resolve() {
+        let mut mailbox = mailbox_with_one_message();
+        assert_eq!(mailbox.create_label("A", "labelShow", "show").id, "Label_1");
+        assert_eq!(mailbox.create_label("B", "labelShow", "show").id, "Label_2");
+        assert_eq!(mailbox.label_name("Label_2"), "B");
+        assert_eq!(mailbox.label_name(INBOX), INBOX);
+        assert_eq!(mailbox.user_label_named("a").unwrap().id, "Label_1");
+        assert!(is_reserved_label_name("Category_Updates"));
+        assert!(!is_reserved_label_name("Updates"));
+    }
+
+    #[test]
+    fn modify_is_all_or_nothing_and_records_only_real_changes() {
+        let mut mailbox = mailbox_with_one_message();
+        mailbox.create_label("A", "labelShow", "show");
+        let invalid = mailbox
+            .modify_labels("m1", &strings(&["starred", "Label_7"]), &[], [20, 21])
+            .unwrap_err();
+        assert_eq!(invalid, InvalidLabel("Label_7".into()));
+        assert_eq!(mailbox.messages[0].label_ids, [INBOX, UNREAD]);
+        assert_eq!(mailbox.history_id, 11);
+
+        // System ids are taken in any case and stored canonically; a label
+        // both added and removed ends up removed.
+        let message = mailbox
+            .modify_labels(
+                "m1",
+                &strings(&["starred", "Label_1", "IMPORTANT"]),
+                &strings(&["unread", "IMPORTANT", "TRASH"]),
+                [20, 21],
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(message.label_ids, [INBOX, "STARRED", "Label_1"]);
+        assert_eq!(message.history_id, 21);
+        assert_eq!(mailbox.history_id, 21);
+        assert_eq!(mailbox.history.len(), 3);
+        assert!(matches!(
+            &mailbox.history[1].change,
+            HistoryChange::LabelsAdded { changed, .. } if *changed == strings(&["STARRED", "Label_1"])
+        ));
+        assert!(matches!(
+            &mailbox.history[2].change,
+            HistoryChange::LabelsRemoved { changed, .. } if *changed == strings(&[UNREAD])
+        ));
+        assert!(mailbox.history[2].change.concerns_label("unread"));
+        assert!(mailbox.history[2].change.concerns_label("label_1"));
+        assert!(!mailbox.history[2].change.concerns_label(SPAM));
+
+        let unchanged = mailbox
+            .modify_labels("m1", &strings(&[INBOX]), &strings(&[SPAM]), [30, 31])
+            .unwrap()
+            .unwrap();
+        assert_eq!(unchanged.history_id, 21);
+        assert_eq!(mailbox.history.len(), 3);
+        assert!(
+            mailbox
+                .modify_labels("nope", &strings(&[INBOX]), &[], [40, 41])
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -34,6 +34,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         .route(&format!("{USER}/messages/send"), post(messages_send))
         .route(&format!("{USER}/messages/{{id}}"), get(messages_get))
         .route(
+            &format!("{USER}/messages/{{id}}/modify"),
+            post(messages_modify),
+        )
+        .route(
             &format!("{USER}/drafts"),
             get(drafts_list).post(drafts_create),
         )
@@ -44,7 +48,10 @@ pub(crate) fn routes() -> Router<Sandbox> {
         )
         .route(&format!("{USER}/threads/{{id}}"), get(threads_get))
         .route(&format!("{USER}/history"), get(history_list))
-        .route(&format!("{USER}/labels"), get(labels_list))
+        .route(
+            &format!("{USER}/labels"),
+            get(labels_list).post(labels_create),
+        )
         .route(&format!("{USER}/watch"), post(watch))
         .route(&format!("{USER}/stop"), post(stop))
         .route(&format!("{USER}/settings/sendAs"), get(send_as_list))
@@ -703,6 +710,32 @@ fn history_record_json(id: u64, change: &HistoryChange) -> Value {
             "messages": [{ "id": message_id, "threadId": thread_id }],
             "messagesDeleted": [{ "message": { "id": message_id, "threadId": thread_id } }],
         }),
+        HistoryChange::LabelsAdded {
+            message_id,
+            thread_id,
+            label_ids,
+            changed,
+        } => json!({
+            "id": id.to_string(),
+            "messages": [{ "id": message_id, "threadId": thread_id }],
+            "labelsAdded": [{
+                "message": { "id": message_id, "threadId": thread_id, "labelIds": label_ids },
+                "labelIds": changed,
+            }],
+        }),
+        HistoryChange::LabelsRemoved {
+            message_id,
+            thread_id,
+            label_ids,
+            changed,
+        } => json!({
+            "id": id.to_string(),
+            "messages": [{ "id": message_id, "threadId": thread_id }],
+            "labelsRemoved": [{
+                "message": { "id": message_id, "threadId": thread_id, "labelIds": label_ids },
+                "labelIds": changed,
+            }],
+        }),
     }
 }
 
@@ -743,12 +776,14 @@ async fn history_list(
         .history
         .iter()
         .filter(|r| r.id > start)
-        .filter(|record| match &record.change {
-            HistoryChange::MessageAdded { label_ids, .. } => {
-                wants("messageAdded")
-                    && label.is_none_or(|l| label_ids.iter().any(|x| x.eq_ignore_ascii_case(l)))
-            }
-            HistoryChange::MessageDeleted { .. } => wants("messageDeleted") && label.is_none(),
+        .filter(|record| {
+            let kind = match &record.change {
+                HistoryChange::MessageAdded { .. } => "messageAdded",
+                HistoryChange::MessageDeleted { .. } => "messageDeleted",
+                HistoryChange::LabelsAdded { .. } => "labelAdded",
+                HistoryChange::LabelsRemoved { .. } => "labelRemoved",
+            };
+            wants(kind) && label.is_none_or(|l| record.change.concerns_label(l))
         })
         .map(|record| history_record_json(record.id, &record.change))
         .collect();
@@ -758,17 +793,176 @@ async fn history_list(
     Ok(Json(body).into_response())
 }
 
+fn user_label_json(label: &mailbox::UserLabel) -> Value {
+    json!({
+        "id": label.id,
+        "name": label.name,
+        "type": "user",
+        "labelListVisibility": label.label_list_visibility,
+        "messageListVisibility": label.message_list_visibility,
+    })
+}
+
+/// `labels.list`: the system labels, then the user's labels in creation
+/// order.
 async fn labels_list(
     State(sandbox): State<Sandbox>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
-    authorize(&sandbox, GmailMethod::LabelsList, &headers, &user_id).await?;
+    let caller = authorize(&sandbox, GmailMethod::LabelsList, &headers, &user_id).await?;
+    let world = sandbox.lock();
+    let mailbox = mailbox(&world, &caller.email)?;
     let labels: Vec<Value> = mailbox::SYSTEM_LABELS
         .iter()
         .map(|l| json!({ "id": l, "name": l, "type": "system" }))
+        .chain(mailbox.user_labels.iter().map(user_label_json))
         .collect();
     Ok(Json(json!({ "labels": labels })).into_response())
+}
+
+/// An optional enum field of a request body: absent or null gives
+/// `default`; anything but one of `allowed` is 400.
+fn enum_field(
+    object: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    allowed: &[&str],
+    default: &str,
+) -> Result<String, ApiError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(default.to_owned()),
+        Some(Value::String(value)) if allowed.contains(&value.as_str()) => Ok(value.clone()),
+        Some(other) => Err(ApiError::InvalidArgument(format!(
+            "Invalid value at '{field}' ({other})"
+        ))),
+    }
+}
+
+/// `labels.create`: `{"name", "labelListVisibility"?,
+/// "messageListVisibility"?}` → the new Label. A name taken by a user
+/// label or a system label (case-insensitively) is 409 "Label name exists
+/// or conflicts"; an empty name, or one with control characters, is 400.
+async fn labels_create(
+    State(sandbox): State<Sandbox>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let method = GmailMethod::LabelsCreate;
+    let caller = authorize(&sandbox, method, &headers, &user_id).await?;
+    let object = json_object(&body)?;
+    let name = match object.get("name") {
+        Some(Value::String(name)) => name.as_str(),
+        None | Some(Value::Null) => "",
+        Some(other) => {
+            return Err(ApiError::InvalidArgument(format!(
+                "Invalid value at 'label.name' (TYPE_STRING), {other}"
+            )));
+        }
+    };
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(ApiError::InvalidArgument("Invalid label name".into()));
+    }
+    let label_list_visibility = enum_field(
+        &object,
+        "labelListVisibility",
+        "label.label_list_visibility",
+        &["labelShow", "labelShowIfUnread", "labelHide"],
+        "labelShow",
+    )?;
+    let message_list_visibility = enum_field(
+        &object,
+        "messageListVisibility",
+        "label.message_list_visibility",
+        &["show", "hide"],
+        "show",
+    )?;
+    let (label, stall) = {
+        let mut world = sandbox.lock();
+        let mailbox = mailbox_mut(&mut world, &caller.email)?;
+        if mailbox::is_reserved_label_name(name) || mailbox.user_label_named(name).is_some() {
+            return Err(ApiError::AlreadyExists(
+                "Label name exists or conflicts".into(),
+            ));
+        }
+        let label = user_label_json(mailbox.create_label(
+            name,
+            &label_list_visibility,
+            &message_list_visibility,
+        ));
+        (label, world.take_stalled_answer(method.name()))
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Ok(Json(label).into_response())
+}
+
+/// A repeated string field of a request body (absent or null: empty).
+fn string_list(object: &Map<String, Value>, key: &str) -> Result<Vec<String>, ApiError> {
+    let invalid = |value: &Value| {
+        ApiError::InvalidArgument(format!("Invalid value at '{key}' (TYPE_STRING), {value}"))
+    };
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(item))
+            })
+            .collect(),
+        Some(other) => Err(invalid(other)),
+    }
+}
+
+/// `messages.modify`: `{"addLabelIds", "removeLabelIds"}` → `{"id",
+/// "threadId", "labelIds"}`. Label ids are system labels (not `SENT` or
+/// `DRAFT`, which only Gmail applies) or the mailbox's user labels; any
+/// other is 400 "Invalid label: <id>" and nothing changes.
+async fn messages_modify(
+    State(sandbox): State<Sandbox>,
+    Path((user_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let method = GmailMethod::MessagesModify;
+    let caller = authorize(&sandbox, method, &headers, &user_id).await?;
+    if !is_gmail_id(&id) {
+        return Err(ApiError::InvalidArgument("Invalid id value".into()));
+    }
+    let object = json_object(&body)?;
+    let add = string_list(&object, "addLabelIds")?;
+    let remove = string_list(&object, "removeLabelIds")?;
+    if add.is_empty() && remove.is_empty() {
+        return Err(ApiError::InvalidArgument(
+            "No label add or removes specified".into(),
+        ));
+    }
+    let (response, stall) = {
+        let mut world = sandbox.lock();
+        let history_ids = [world.next_history_id(), world.next_history_id()];
+        let mailbox = mailbox_mut(&mut world, &caller.email)?;
+        if mailbox.message(&id).is_none() {
+            return Err(ApiError::NotFound);
+        }
+        let message = mailbox
+            .modify_labels(&id, &add, &remove, history_ids)
+            .map_err(|invalid| ApiError::InvalidArgument(format!("Invalid label: {}", invalid.0)))?
+            .ok_or(ApiError::NotFound)?;
+        let mut response = json!({ "id": message.id, "threadId": message.thread_id });
+        if !message.label_ids.is_empty() {
+            response["labelIds"] = json!(message.label_ids);
+        }
+        (response, world.take_stalled_answer(method.name()))
+    };
+    sandbox.wake_publisher();
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Ok(Json(response).into_response())
 }
 
 async fn watch(

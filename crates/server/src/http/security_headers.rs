@@ -41,8 +41,9 @@ pub async fn add(request: Request, next: Next) -> Response {
 
 /// The pages' one script (a file, since the pages allow no inline
 /// scripts): it asks before a form marked `data-confirm` is sent, copies the
-/// text a `data-copy` button points to, and shows each `<time data-local>`
-/// in the viewer's own time zone. Every page works without it.
+/// text a `data-copy` button points to, shows each `<time data-local>` in
+/// the viewer's own time zone, and shows the workflow form's fields for the
+/// chosen trigger and actions. Every page works without it.
 pub async fn ui_script() -> Response {
     (
         [
@@ -90,6 +91,25 @@ document.addEventListener("click", function (event) {
   }
 });
 
+// The workflow form: show only the fields the chosen trigger or action
+// uses (without this script every field shows, and the server ignores the
+// ones the action does not take).
+function showFieldsFor(select) {
+  var kind = select.getAttribute("data-shows");
+  var scope = kind === "action" ? select.closest("fieldset") : select.form;
+  if (!scope) return;
+  var parts = scope.querySelectorAll("[data-for-" + kind + "]");
+  for (var i = 0; i < parts.length; i++) {
+    var wanted = parts[i].getAttribute("data-for-" + kind).split(" ");
+    parts[i].hidden = wanted.indexOf(select.value) < 0;
+  }
+}
+document.addEventListener("change", function (event) {
+  if (event.target.hasAttribute && event.target.hasAttribute("data-shows")) {
+    showFieldsFor(event.target);
+  }
+});
+
 function showLocalTimes() {
   var format = { weekday: "short", day: "numeric", month: "short", year: "numeric",
                  hour: "2-digit", minute: "2-digit", timeZoneName: "short" };
@@ -101,9 +121,14 @@ function showLocalTimes() {
     times[i].textContent = at.toLocaleString(undefined, format);
   }
 }
-if (document.readyState === "loading") {
-  document.addEventListener("DOMContentLoaded", showLocalTimes);
-} else {
+function ready() {
   showLocalTimes();
+  var selects = document.querySelectorAll("select[data-shows]");
+  for (var i = 0; i < selects.length; i++) showFieldsFor(selects[i]);
+}
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", ready);
+} else {
+  ready();
 }
 "#;

@@ -37,29 +37,36 @@ fn trigger_words(trigger: &Value) -> String {
         Ok(Trigger::Manual) => "Manual".into(),
         Ok(Trigger::Webhook) => "Webhook".into(),
         Ok(Trigger::Schedule { cron }) => format!("Schedule: {cron} (UTC)"),
+        Ok(Trigger::NewMail { filter, .. }) => format!("New mail: {}", filter.describe()),
         Err(_) => "Unknown".into(),
     }
 }
 
 fn step_words(step: &Step) -> String {
     let what = match step.action {
-        Action::GmailSendEmail => "Send with Gmail",
-        Action::GmailCreateDraft => "Create a Gmail draft",
-        Action::EmailSendSystem => "Send a system email",
-        Action::HttpPost => {
-            return format!("POST JSON to {}", step.url.as_deref().unwrap_or_default());
-        }
+        Action::GmailSendEmail | Action::GmailCreateDraft | Action::EmailSendSystem => format!(
+            "{} to {}: {}",
+            step.action.describe(),
+            step.to.join(", "),
+            step.subject
+        ),
+        Action::GmailReply => match &step.thread_id {
+            Some(thread) => format!("Reply in thread {thread}"),
+            None => "Reply to the message that arrived".into(),
+        },
+        Action::GmailAddLabel | Action::GmailRemoveLabel => format!(
+            "{} “{}”",
+            step.action.describe(),
+            step.label.as_deref().unwrap_or_default()
+        ),
+        Action::HttpPost => format!("POST JSON to {}", step.url.as_deref().unwrap_or_default()),
     };
     let condition = step
         .condition
         .as_deref()
         .map(|condition| format!(" (only when {condition})"))
         .unwrap_or_default();
-    format!(
-        "{what} to {}: {}{condition}",
-        step.to.join(", "),
-        step.subject
-    )
+    format!("{what}{condition}")
 }
 
 /// A starting input for the run form: every `input.*` name the workflow's
@@ -157,8 +164,13 @@ pub(super) async fn workflows_page(
     responses((status = 303, description = "To the new workflow"), (status = 422, content_type = "text/html")))]
 pub(super) async fn create(
     State(state): State<AppState>,
-    Posted(session, form): Posted<WorkflowForm>,
+    Posted(session, mut form): Posted<WorkflowForm>,
 ) -> Result<Response, ApiError> {
+    // Add, remove or move a step: the form again, nothing saved.
+    if form.apply_op() {
+        let edited = Some((form, FieldMessages::new()));
+        return list_page(&state, &session, StatusCode::OK, None, edited).await;
+    }
     let created = match form_definition(&form) {
         Ok(definition) => state
             .workflows
@@ -327,10 +339,17 @@ pub(super) async fn workflow(
 pub(super) async fn replace(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted(session, form): Posted<WorkflowForm>,
+    Posted(session, mut form): Posted<WorkflowForm>,
 ) -> Result<Response, ApiError> {
     // Found first: another workspace's id answers 404 whatever the form.
     let previous = find(&state, &session, &id).await?;
+    if form.apply_op() {
+        let page = WorkflowPage {
+            refused: Some((form, FieldMessages::new())),
+            ..WorkflowPage::ok(None)
+        };
+        return workflow_page(&state, &session, previous, page).await;
+    }
     let replaced = match form_definition(&form) {
         Ok(definition) => state
             .workflows

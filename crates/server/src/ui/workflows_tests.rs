@@ -22,7 +22,7 @@ fn the_run_form_starts_with_the_inputs_the_templates_use() {
     let (form, simple) = stored_form(&workflow);
     assert!(simple);
     assert_eq!(
-        (form.trigger.as_str(), form.to.as_str()),
+        (form.trigger.as_str(), form.steps[0].to.as_str()),
         ("manual", "{{ input.email }}")
     );
 }

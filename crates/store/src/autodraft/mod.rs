@@ -33,6 +33,17 @@ pub struct AutoDraftMailbox {
     pub alert_active_since: Option<DateTime<Utc>>,
     pub watch: MailboxWatch,
     pub updated_at: DateTime<Utc>,
+    /// An enabled workflow starts when mail arrives here: the mailbox is
+    /// synced (and watched) even with auto-draft off.
+    pub for_workflows: bool,
+}
+
+impl AutoDraftMailbox {
+    /// Whether syncs read this mailbox: auto-draft is on, or a workflow
+    /// waits for its mail.
+    pub fn synced(&self) -> bool {
+        self.enabled || self.for_workflows
+    }
 }
 
 /// The mailbox's push watch (Gmail `users.watch`), as last recorded.
@@ -67,12 +78,38 @@ struct MailboxRow {
     watch_error_message: Option<String>,
     watch_error_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
+    for_workflows: bool,
 }
 
-const MAILBOX_COLUMNS: &str = "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
+/// Whether an enabled workflow starts when mail arrives in the mailbox of
+/// table `$t`.
+macro_rules! watched_by_workflows {
+    ($t:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM workflows w WHERE w.watched_integration_id = ",
+            $t,
+            ".integration_id AND w.enabled)"
+        )
+    };
+}
+
+/// Whether the mailbox of table `$t` is synced: auto-draft is on for it, or
+/// a workflow waits for its mail. One rule, written once for every query
+/// that asks.
+macro_rules! synced {
+    ($t:literal) => {
+        concat!("(", $t, ".enabled OR ", watched_by_workflows!($t), ")")
+    };
+}
+
+const MAILBOX_COLUMNS: &str = concat!(
+    "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
-     watch_error_at, updated_at";
+     watch_error_at, updated_at, ",
+    watched_by_workflows!("autodraft_mailboxes"),
+    " AS for_workflows"
+);
 
 impl From<MailboxRow> for AutoDraftMailbox {
     fn from(row: MailboxRow) -> Self {
@@ -107,6 +144,7 @@ impl From<MailboxRow> for AutoDraftMailbox {
                 },
             },
             updated_at: row.updated_at,
+            for_workflows: row.for_workflows,
         }
     }
 }
@@ -352,9 +390,12 @@ pub struct AutoDraftEvent {
 
 /// Enabled mailboxes by their account's address (`$1`), across workspaces:
 /// `email_key` is the lowered address, indexed by `integrations_by_address`.
-const MAILBOXES_FOR_ADDRESS_SQL: &str = "SELECT m.workspace_id, m.integration_id \
+const MAILBOXES_FOR_ADDRESS_SQL: &str = concat!(
+    "SELECT m.workspace_id, m.integration_id \
      FROM integrations i JOIN autodraft_mailboxes m ON m.integration_id = i.id \
-     WHERE i.email_key = LOWER($1) AND m.enabled";
+     WHERE i.email_key = LOWER($1) AND ",
+    synced!("m")
+);
 
 impl Store {
     pub async fn autodraft_mailbox(
@@ -388,12 +429,16 @@ impl Store {
         let at = now();
         in_workspace_tx!(self, workspace, conn => {
             if enabled {
+                // No `history_id`: a workflow's sync already reads the
+                // mailbox; its cursor and poll stand.
                 sqlx::query(
                     "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, enabled_at, \
                                                       next_poll_at, updated_at) \
                      VALUES ($1, $2, TRUE, $3, $4, $5, $4) \
-                     ON CONFLICT (integration_id) DO UPDATE SET enabled = TRUE, history_id = $3, enabled_at = $4, \
-                         next_poll_at = $5, updated_at = $4, last_failure_code = NULL, last_failure_message = NULL, \
+                     ON CONFLICT (integration_id) DO UPDATE SET enabled = TRUE, \
+                         history_id = COALESCE($3, autodraft_mailboxes.history_id), enabled_at = $4, \
+                         next_poll_at = CASE WHEN $3 IS NULL THEN autodraft_mailboxes.next_poll_at ELSE $5 END, \
+                         updated_at = $4, last_failure_code = NULL, last_failure_message = NULL, \
                          last_failure_at = NULL",
                 )
                 .bind(integration.as_uuid())
@@ -407,13 +452,24 @@ impl Store {
                 sqlx::query(
                     "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at) \
                      VALUES ($1, $2, FALSE, $3) \
-                     ON CONFLICT (integration_id) DO UPDATE SET enabled = FALSE, next_poll_at = NULL, updated_at = $3, \
-                         watch_expires_at = NULL, watch_renew_at = NULL, watch_error_code = NULL, \
-                         watch_error_message = NULL, watch_error_at = NULL",
+                     ON CONFLICT (integration_id) DO UPDATE SET enabled = FALSE, updated_at = $3",
                 )
                 .bind(integration.as_uuid())
                 .bind(workspace.as_uuid())
                 .bind(at)
+                .execute(&mut *conn)
+                .await?;
+                // Unless a workflow still waits for its mail, the mailbox is
+                // no longer polled nor watched.
+                sqlx::query(concat!(
+                    "UPDATE autodraft_mailboxes SET next_poll_at = NULL, watch_expires_at = NULL, \
+                         watch_renew_at = NULL, watch_error_code = NULL, watch_error_message = NULL, \
+                         watch_error_at = NULL \
+                     WHERE integration_id = $1 AND workspace_id = $2 AND NOT ",
+                    synced!("autodraft_mailboxes")
+                ))
+                .bind(integration.as_uuid())
+                .bind(workspace.as_uuid())
                 .execute(&mut *conn)
                 .await?;
             }
@@ -434,10 +490,11 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let at = now();
         let requested = in_workspace_tx!(self, workspace, conn => {
-            let updated = sqlx::query(
+            let updated = sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET sync_requested_at = $1 \
-                 WHERE workspace_id = $2 AND integration_id = $3 AND enabled",
-            )
+                 WHERE workspace_id = $2 AND integration_id = $3 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(at)
             .bind(workspace.as_uuid())
             .bind(integration.as_uuid())
@@ -463,12 +520,13 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(WorkspaceId, IntegrationId, DateTime<Utc>)>, StoreError> {
         let rows: Vec<(Uuid, Uuid, DateTime<Utc>)> = across_workspaces!(self, conn => {
-            sqlx::query_as(
+            sqlx::query_as(concat!(
                 "SELECT m.workspace_id, m.integration_id, m.next_poll_at FROM autodraft_mailboxes m \
                  JOIN integrations i ON i.id = m.integration_id \
-                 WHERE m.enabled AND m.next_poll_at IS NOT NULL AND m.next_poll_at <= $1 AND i.status = 'connected' \
-                 ORDER BY m.next_poll_at LIMIT $2",
-            )
+                 WHERE m.next_poll_at IS NOT NULL AND m.next_poll_at <= $1 AND i.status = 'connected' AND ",
+                synced!("m"),
+                " ORDER BY m.next_poll_at LIMIT $2"
+            ))
             .bind(at)
             .bind(limit)
             .fetch_all(&mut *conn)
@@ -497,10 +555,11 @@ impl Store {
         job: &NewJob,
     ) -> Result<bool, StoreError> {
         let claimed = in_workspace_tx!(self, workspace, conn => {
-            let moved = sqlx::query(
+            let moved = sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET next_poll_at = $1, sync_requested_at = $2 \
-                 WHERE workspace_id = $3 AND integration_id = $4 AND next_poll_at = $5 AND enabled",
-            )
+                 WHERE workspace_id = $3 AND integration_id = $4 AND next_poll_at = $5 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(next)
             .bind(now())
             .bind(workspace.as_uuid())
@@ -544,26 +603,29 @@ impl Store {
     }
 
     /// Record what a sync found: move the cursor from `from` to `to` (only
-    /// if it is still `from`, auto-draft is on, and `to` is not behind), add
-    /// a row per new message, and queue `job_for(row id)` for each, all in
-    /// one transaction. `None` when the cursor had moved (nothing written);
-    /// otherwise how many messages were new.
+    /// if it is still `from`, the mailbox is synced, and `to` is not
+    /// behind) and, all in one transaction: with auto-draft on, add a row
+    /// per new message and queue `draft_job(row id)` for each; with a
+    /// workflow waiting for mail, queue `new_mail_job(message)` for each.
+    /// `None` when the cursor had moved (nothing written); otherwise how many
+    /// messages were new to auto-draft.
     pub async fn record_autodraft_sync(
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
         found: &[FoundMessage],
-        job_for: impl Fn(Uuid) -> NewJob,
+        draft_job: impl Fn(Uuid) -> NewJob,
+        new_mail_job: impl Fn(&FoundMessage) -> NewJob,
     ) -> Result<Option<usize>, StoreError> {
         let at = now();
-        let inserted = in_workspace_tx!(self, workspace, conn => {
-            let moved = sqlx::query(
+        let (inserted, queued) = in_workspace_tx!(self, workspace, conn => {
+            let moved = sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET history_id = $1, last_synced_at = $2, last_failure_code = NULL, \
                      last_failure_message = NULL, last_failure_at = NULL \
-                 WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND $1 >= $5 AND enabled",
-            )
+                 WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND $1 >= $5 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(to)
             .bind(at)
             .bind(workspace.as_uuid())
@@ -573,36 +635,87 @@ impl Store {
             .await?
             .rows_affected();
             if moved == 0 {
-                None
+                (None, 0)
             } else {
+                // Read in the transaction that moved the cursor: what this
+                // sync found goes to whoever reads the mailbox now.
+                let (drafting, for_workflows): (bool, bool) = sqlx::query_as(concat!(
+                    "SELECT enabled, ",
+                    watched_by_workflows!("autodraft_mailboxes"),
+                    " FROM autodraft_mailboxes WHERE workspace_id = $1 AND integration_id = $2"
+                ))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .fetch_one(&mut *conn)
+                .await?;
                 let mut inserted = 0;
+                let mut queued = 0;
                 for message in found {
-                    let id = Uuid::now_v7();
-                    let added = sqlx::query(
-                        "INSERT INTO autodraft_messages (id, workspace_id, integration_id, gmail_message_id, thread_id, \
-                                                         status, discovered_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
-                         ON CONFLICT (integration_id, gmail_message_id) DO NOTHING",
-                    )
-                    .bind(id)
-                    .bind(workspace.as_uuid())
-                    .bind(integration.as_uuid())
-                    .bind(&message.gmail_message_id)
-                    .bind(&message.thread_id)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if added == 1 {
-                        insert_job!(&mut *conn, JobId::new(), &job_for(id));
-                        inserted += 1;
+                    if drafting {
+                        let id = Uuid::now_v7();
+                        let added = sqlx::query(
+                            "INSERT INTO autodraft_messages (id, workspace_id, integration_id, gmail_message_id, \
+                                                             thread_id, status, discovered_at) \
+                             VALUES ($1, $2, $3, $4, $5, 'pending', $6) \
+                             ON CONFLICT (integration_id, gmail_message_id) DO NOTHING",
+                        )
+                        .bind(id)
+                        .bind(workspace.as_uuid())
+                        .bind(integration.as_uuid())
+                        .bind(&message.gmail_message_id)
+                        .bind(&message.thread_id)
+                        .bind(at)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                        if added == 1 {
+                            insert_job!(&mut *conn, JobId::new(), &draft_job(id));
+                            inserted += 1;
+                            queued += 1;
+                        }
+                    }
+                    if for_workflows {
+                        // Found twice (a catch-up overlapping a sync): the
+                        // run's idempotency key starts it once.
+                        queued += insert_job!(&mut *conn, JobId::new(), &new_mail_job(message)) as usize;
                     }
                 }
-                Some(inserted)
+                (Some(inserted), queued)
             }
         });
-        self.announce_jobs(inserted.unwrap_or(0));
+        self.announce_jobs(queued);
         Ok(inserted)
+    }
+
+    /// Start syncing a mailbox for workflows from `history_id` (mail after
+    /// it starts them), polling first at `first_poll`, unless it is synced
+    /// already (auto-draft on, or another workflow): then its cursor stands.
+    pub async fn start_mailbox_sync(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        history_id: i64,
+        first_poll: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, next_poll_at, \
+                                                  updated_at) \
+                 VALUES ($1, $2, FALSE, $3, $4, $5) \
+                 ON CONFLICT (integration_id) DO UPDATE SET history_id = $3, next_poll_at = $4, updated_at = $5, \
+                     last_failure_code = NULL, last_failure_message = NULL, last_failure_at = NULL \
+                 WHERE NOT autodraft_mailboxes.enabled OR autodraft_mailboxes.history_id IS NULL",
+            )
+            .bind(integration.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(history_id)
+            .bind(first_poll)
+            .bind(at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Whether a sync was requested after `started` (then it runs again).
@@ -657,13 +770,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(WorkspaceId, IntegrationId, Option<DateTime<Utc>>)>, StoreError> {
         let rows: Vec<(Uuid, Uuid, Option<DateTime<Utc>>)> = across_workspaces!(self, conn => {
-            sqlx::query_as(
+            sqlx::query_as(concat!(
                 "SELECT m.workspace_id, m.integration_id, m.watch_renew_at FROM autodraft_mailboxes m \
                  JOIN integrations i ON i.id = m.integration_id \
-                 WHERE m.enabled AND (m.watch_renew_at IS NULL OR m.watch_renew_at <= $1) \
-                     AND i.status = 'connected' \
-                 ORDER BY m.watch_renew_at LIMIT $2",
-            )
+                 WHERE (m.watch_renew_at IS NULL OR m.watch_renew_at <= $1) \
+                     AND i.status = 'connected' AND ",
+                synced!("m"),
+                " ORDER BY m.watch_renew_at LIMIT $2"
+            ))
             .bind(at)
             .bind(limit)
             .fetch_all(&mut *conn)
@@ -693,11 +807,12 @@ impl Store {
         job: &NewJob,
     ) -> Result<bool, StoreError> {
         let claimed = in_workspace_tx!(self, workspace, conn => {
-            let moved = sqlx::query(
+            let moved = sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET watch_renew_at = $1 \
-                 WHERE workspace_id = $2 AND integration_id = $3 AND enabled \
-                     AND watch_renew_at IS NOT DISTINCT FROM $4",
-            )
+                 WHERE workspace_id = $2 AND integration_id = $3 \
+                     AND watch_renew_at IS NOT DISTINCT FROM $4 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(next)
             .bind(workspace.as_uuid())
             .bind(integration.as_uuid())
@@ -726,11 +841,12 @@ impl Store {
         renew_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         in_workspace!(self, workspace, conn => {
-            sqlx::query(
+            sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET watch_expires_at = $1, watch_renew_at = $2, \
                      watch_error_code = NULL, watch_error_message = NULL, watch_error_at = NULL \
-                 WHERE workspace_id = $3 AND integration_id = $4 AND enabled",
-            )
+                 WHERE workspace_id = $3 AND integration_id = $4 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(expires_at)
             .bind(renew_at)
             .bind(workspace.as_uuid())
@@ -751,11 +867,12 @@ impl Store {
         retry_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         in_workspace!(self, workspace, conn => {
-            sqlx::query(
+            sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET watch_error_code = $1, watch_error_message = $2, \
                      watch_error_at = $3, watch_renew_at = $4 \
-                 WHERE workspace_id = $5 AND integration_id = $6 AND enabled",
-            )
+                 WHERE workspace_id = $5 AND integration_id = $6 AND ",
+                synced!("autodraft_mailboxes")
+            ))
             .bind(code)
             .bind(message)
             .bind(now())

@@ -82,14 +82,18 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
         thread_id: id.into(),
     };
     let draft = |id: Uuid| NewJob::new("test.draft", serde_json::json!({"message": id}));
+    let new_mail = |message: &FoundMessage| {
+        NewJob::new("test.new_mail", serde_json::json!({}))
+            .dedupe_key(format!("new_mail:{}", message.gmail_message_id))
+    };
     let recorded = store
         .record_autodraft_sync(
             workspace,
             integration,
-            1,
-            2,
+            (1, 2),
             &[found("a"), found("b")],
             draft,
+            new_mail,
         )
         .await
         .unwrap();
@@ -98,13 +102,133 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
     // the second had no second worker to wake.
     assert!(take_job_announcement(&store).await, "the drafts");
     let recorded = store
-        .record_autodraft_sync(workspace, integration, 2, 3, &[found("a")], draft)
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (2, 3),
+            &[found("a")],
+            draft,
+            new_mail,
+        )
         .await
         .unwrap();
     assert_eq!(recorded, Some(0), "already known");
     assert!(
         !take_job_announcement(&store).await,
         "no new message, no wake-up"
+    );
+    assert_eq!(
+        jobs_of_kind(&store, "test.new_mail").await,
+        0,
+        "no workflow waits"
+    );
+}
+
+async fn jobs_of_kind(store: &Store, kind: &str) -> i64 {
+    let count: Result<i64, StoreError> = async {
+        Ok(across_workspaces!(store, conn => {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE kind = $1")
+                .bind(kind)
+                .fetch_one(&mut *conn)
+                .await?
+        }))
+    }
+    .await;
+    count.unwrap()
+}
+
+/// A mailbox with auto-draft off is still synced while an enabled
+/// new-mail workflow watches it: its messages queue the workflows' job and
+/// no draft rows; switching auto-draft off keeps its poll; once the
+/// workflow is disabled, nothing syncs it.
+#[tokio::test]
+async fn a_mailbox_a_workflow_waits_on_is_synced_with_auto_draft_off() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let (workspace, integration) = enabled_mailbox(&store).await;
+    let mut workflow = crate::workflows::Workflow {
+        id: Uuid::now_v7(),
+        workspace,
+        name: "On mail".into(),
+        enabled: true,
+        trigger: serde_json::json!({"type": "new_mail", "integration_id": integration.to_string()}),
+        steps: serde_json::json!([]),
+        webhook_secret: None,
+        next_run_at: None,
+        notify_on_failure: false,
+        created_at: now(),
+        updated_at: now(),
+    };
+    store.create_workflow(&workflow).await.unwrap();
+    let off = store
+        .set_autodraft(workspace, integration, false, None, now())
+        .await
+        .unwrap();
+    assert!(!off.enabled && off.for_workflows && off.synced());
+    assert!(off.next_poll_at.is_some(), "still polled for the workflow");
+    assert_eq!(
+        store
+            .new_mail_workflows(workspace, integration)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let found = |id: &str| FoundMessage {
+        gmail_message_id: id.into(),
+        thread_id: id.into(),
+    };
+    let draft = |id: Uuid| NewJob::new("test.draft", serde_json::json!({"message": id}));
+    let new_mail = |message: &FoundMessage| {
+        NewJob::new("test.new_mail", serde_json::json!({}))
+            .dedupe_key(format!("new_mail:{}", message.gmail_message_id))
+    };
+    let recorded = store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (1, 2),
+            &[found("a"), found("b")],
+            draft,
+            new_mail,
+        )
+        .await
+        .unwrap();
+    assert_eq!(recorded, Some(0), "no draft rows with auto-draft off");
+    assert_eq!(jobs_of_kind(&store, "test.new_mail").await, 2);
+    assert_eq!(jobs_of_kind(&store, "test.draft").await, 0);
+    assert!(take_job_announcement(&store).await);
+
+    workflow.enabled = false;
+    store.update_workflow(&workflow).await.unwrap();
+    let mailbox = store
+        .autodraft_mailbox(workspace, integration)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!mailbox.synced());
+    assert!(
+        store
+            .due_autodraft_polls(now() + chrono::Duration::days(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing polls it"
+    );
+    let recorded = store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (2, 3),
+            &[found("c")],
+            draft,
+            new_mail,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded, None,
+        "a sync that raced the switch-off records nothing"
     );
 }
 

@@ -310,6 +310,9 @@ pub(crate) fn builtin_filters() -> Vec<(&'static str, Value)> {
         ("groupby", Value::from_function(f::groupby)),
         ("unique", Value::from_function(f::unique)),
         ("chain", Value::from_function(f::chain)),
+        // A value as JSON: how an `http.post` body quotes what the input
+        // holds (a subject with a `"` in it stays valid JSON).
+        ("tojson", Value::from_function(f::tojson)),
         ("zip", Value::from_function(f::zip)),
         ("pprint", Value::from_function(f::pprint)),
         ("format", Value::from_function(f::format)),
@@ -438,7 +441,7 @@ pub(crate) fn environment(budget: &Arc<Budget>, fuel: u64) -> Environment<'stati
         environment.add_filter(name, guarded_filter(name, filter, Arc::clone(budget)));
     }
     // Filters some minijinja features add: not guarded, so not offered.
-    for name in ["tojson", "urlencode"] {
+    for name in ["urlencode"] {
         environment.remove_filter(name);
     }
     for name in ["dict", "namespace", "debug"] {
