@@ -771,6 +771,18 @@ mod tests {
             .unwrap_err();
         assert_eq!(broken.field, "steps[0].body");
         assert!(broken.message.contains("is not JSON"), "{}", broken.message);
+        // `tojson` quotes what the input holds.
+        let quoted = Step {
+            body: r#"{"name": {{ input.name | tojson }}}"#.into(),
+            ..post.clone()
+        };
+        let rendered = quoted
+            .render(0, &json!({"path": "in", "name": "A\"da"}))
+            .unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&rendered.body).unwrap(),
+            json!({"name": "A\"da"})
+        );
         let nowhere = Step {
             url: Some("{{ input.path }}".into()),
             ..post.clone()
