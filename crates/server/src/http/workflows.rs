@@ -52,10 +52,12 @@ pub struct WorkflowInput {
     name: String,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
-    /// `{"type": "manual"}`, `{"type": "webhook"}` or `{"type": "schedule", "cron": "..."}`.
+    /// `{"type": "manual"}`, `{"type": "webhook"}`, `{"type": "schedule", "cron": "..."}` or
+    /// `{"type": "new_mail", "integration_id": "...", "filter": {"from"?, "to"?, "subject_contains"?, "has_attachment"?, "label"?}}`.
     #[schema(value_type = Object)]
     trigger: Trigger,
-    /// Each `{"action", "integration_id"?, "to", "cc"?, "bcc"?, "subject", "body"}`.
+    /// Each `{"action", "integration_id"?, "to"?, "cc"?, "bcc"?, "subject"?, "body"?, "url"?,
+    /// "thread_id"?, "label"?, "message_id"?, "condition"?}` (which fields an action takes: README).
     #[schema(value_type = Vec<Object>)]
     steps: Vec<Step>,
     /// Email the workspace's owner when a run fails for good (default false).
