@@ -917,3 +917,33 @@ mod tests {
 #[cfg(test)]
 #[path = "workflows_budget_tests.rs"]
 mod budget_tests;
+
+#[cfg(test)]
+mod step_outputs {
+    use super::*;
+    use serde_json::json;
+
+    /// `steps.0.message_id` (how the API document writes it) and
+    /// `steps[0].message_id` read the same output.
+    #[test]
+    fn a_later_step_reads_an_earlier_ones_output_either_way() {
+        let step = Step {
+            action: Action::EmailSendSystem,
+            integration_id: None,
+            url: None,
+            to: vec!["a@example.com".into()],
+            cc: vec![],
+            bcc: vec![],
+            subject: "{{ steps.0.message_id }} {{ steps[0].message_id }}".into(),
+            body: "b".into(),
+            condition: None,
+            thread_id: None,
+            label: None,
+            message_id: None,
+        };
+        let outputs = [json!({"message_id": "m1"})];
+        let deadline = Instant::now() + RENDER_TIME_LIMIT;
+        let rendered = step.render_after(1, &json!({}), &outputs, deadline);
+        assert_eq!(rendered.unwrap().subject, "m1 m1");
+    }
+}

@@ -260,6 +260,100 @@ async fn matching_mail_is_labelled_answered_in_its_thread_and_posted_once_while_
     assert_eq!(handled, 4, "{state}");
 }
 
+/// Let `id` change labels: its reconnect asks for `gmail.modify` while a
+/// workflow has a label step.
+async fn allow_labels(w: &World, id: &str) {
+    let consent = reconnect_url(w, id).await;
+    assert!(consent.contains("gmail.modify"), "{consent}");
+    let redirect = w.sandbox.approve(&consent, Consent::allow_all()).unwrap();
+    w.callback(&redirect, None).await;
+}
+
+/// A reply into a named thread, and labels on a named message (archiving
+/// it by removing INBOX), from a manual run; a new-mail job done again (a
+/// restart, a second replica) starts nothing new.
+#[tokio::test]
+async fn a_reply_to_a_named_thread_and_label_changes_on_a_named_message() {
+    let w = world_with(&[]).await;
+    w.sandbox.create_account(BOB, "Bob Builder");
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let delivered = deliver(&w, from("Bob Builder <bob@example.com>", "Quote"));
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Archive and answer", "trigger": {"type": "manual"},
+               "steps": [
+                   {"action": "gmail.reply", "integration_id": id, "thread_id": "{{ input.thread }}",
+                    "cc": ["ops@example.com"], "body": "Here is our quote."},
+                   {"action": "gmail.add_label", "integration_id": id, "label": "Quoted", "message_id": "{{ input.message }}"},
+                   {"action": "gmail.remove_label", "integration_id": id, "label": "inbox", "message_id": "{{ input.message }}"},
+                   {"action": "gmail.remove_label", "integration_id": id, "label": "Never made", "message_id": "{{ input.message }}"}
+               ]}),
+    )
+    .await;
+    allow_labels(&w, &id).await;
+    let (status, started) = common::workflows::execute(
+        &w,
+        workflow["id"].as_str().unwrap(),
+        json!({"thread": delivered.thread_id, "message": delivered.id}),
+        false,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let run = common::workflows::finish(&w, started["run"]["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(
+        run["steps"][0]["output"]["thread_id"],
+        delivered.thread_id.as_str()
+    );
+    assert_eq!(
+        run["steps"][3]["output"]["changed"], false,
+        "nothing to remove"
+    );
+
+    let messages = w.sandbox.messages(ANN).unwrap();
+    let original = messages.iter().find(|m| m.id == delivered.id).unwrap();
+    assert!(original.label_names.iter().any(|name| name == "Quoted"));
+    assert!(
+        !original.label_ids.iter().any(|id| id == "INBOX"),
+        "archived"
+    );
+    let reply = messages
+        .iter()
+        .find(|m| m.id == run["steps"][0]["output"]["message_id"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(reply.thread_id, delivered.thread_id);
+    assert_eq!(reply.to, [BOB]);
+    assert_eq!(reply.cc, ["ops@example.com"]);
+    assert_eq!(reply.subject, "Re: Quote");
+
+    // The same message's new-mail job, done again: one run per workflow
+    // and message, whatever runs the job.
+    let watching = create_ok(
+        &w,
+        json!({"name": "Watch", "trigger": {"type": "new_mail", "integration_id": id},
+               "steps": [{"action": "gmail.add_label", "integration_id": id, "label": "Seen"}]}),
+    )
+    .await;
+    let later = deliver(&w, from("Bob Builder <bob@example.com>", "Again"));
+    poll(&w).await;
+    let job = engine::workflows::new_mail_job(
+        w.tenant.workspace,
+        domain::IntegrationId::parse(&id).unwrap(),
+        &store::autodraft::FoundMessage {
+            gmail_message_id: later.id.clone(),
+            thread_id: later.thread_id.clone(),
+        },
+    );
+    for _ in 0..2 {
+        w.app.store.enqueue_job(&job).await.unwrap();
+        drain(&w).await;
+    }
+    let listed = runs(&w, watching["id"].as_str().unwrap()).await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["status"], "succeeded", "{:#}", listed[0]);
+}
+
 /// With auto-draft off, the trigger's mailbox is still synced; a filter on
 /// attachments and a label picks its mail; switching the workflow off stops
 /// the sync.
