@@ -130,6 +130,20 @@ async fn matching_mail_is_labelled_answered_in_its_thread_and_posted_once_while_
         "auto-draft keeps its connection"
     );
 
+    // The workflow's page says so before anyone looks at a run, with the
+    // reconnect that comes back to it.
+    let (cookie, _) = common::ui::session(&w, w.tenant.user, w.tenant.workspace).await;
+    let (_, html) = common::ui::page(&w, &cookie, &format!("/workflows/{workflow_id}")).await;
+    let html = html.replace("&#x2f;", "/");
+    assert!(
+        html.contains("Step 1 cannot run:")
+            && html.contains("(https://www.googleapis.com/auth/gmail.modify)")
+            && html.contains(&format!(
+                "/api/integrations/{id}/reconnect?return_to=%2Fworkflows%2F{workflow_id}"
+            )),
+        "{html}"
+    );
+
     // The reconnect asks for the one more permission, on top of the grant.
     let consent = reconnect_url(&w, &id).await;
     assert!(consent.contains("gmail.modify"), "{consent}");

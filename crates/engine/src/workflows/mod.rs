@@ -354,21 +354,30 @@ impl Workflows {
         }
     }
 
-    /// The steps of `workflow` whose connection cannot be used now, by step
-    /// number (from 1), each with what is wrong and what fixes it: shown
-    /// before anyone runs the workflow, not learnt when it sends.
+    /// The parts of `workflow` (its new-mail trigger, its steps) whose
+    /// connection cannot be used now, each with what is wrong and what fixes
+    /// it: shown before anyone runs the workflow, not learnt when it sends.
     pub async fn connection_problems(
         &self,
         workflow: &Workflow,
-    ) -> Result<Vec<(usize, String)>, ServiceError> {
+    ) -> Result<Vec<ConnectionProblem>, ServiceError> {
         let steps: Vec<Step> = serde_json::from_value(workflow.steps.clone()).unwrap_or_default();
+        let trigger: Option<Trigger> = serde_json::from_value(workflow.trigger.clone()).ok();
+        let watched = trigger
+            .as_ref()
+            .and_then(Trigger::watched_integration)
+            .map(|id| ("The trigger cannot read new mail".to_owned(), id, false));
+        let used = steps.iter().enumerate().filter_map(|(index, step)| {
+            let id = step.integration_id.as_deref()?;
+            Some((
+                format!("Step {} cannot run", index + 1),
+                id,
+                step.action.is_label(),
+            ))
+        });
         let mut problems = Vec::new();
-        for (index, step) in steps.iter().enumerate() {
-            let Some(id) = step
-                .integration_id
-                .as_deref()
-                .and_then(|id| IntegrationId::parse(id).ok())
-            else {
+        for (part, id, labels) in watched.into_iter().chain(used) {
+            let Ok(id) = IntegrationId::parse(id) else {
                 continue;
             };
             let problem = match self.store.integration(workflow.workspace, id).await {
@@ -378,9 +387,9 @@ impl Workflows {
                         .missing_for(integration.integration_type);
                     // Label steps need a permission connections do not ask
                     // for by default.
-                    let labels = domain::scopes::Capability::Labels;
-                    if step.action.is_label() && !integration.granted_scopes.allows(labels) {
-                        missing.push(labels.preferred_scope().to_owned());
+                    let capability = domain::scopes::Capability::Labels;
+                    if labels && !integration.granted_scopes.allows(capability) {
+                        missing.push(capability.preferred_scope().to_owned());
                     }
                     let status = match integration.status {
                         domain::scopes::IntegrationStatus::Connected if !missing.is_empty() => {
@@ -392,14 +401,20 @@ impl Workflows {
                     if !explanation.needs_reconnect() {
                         continue;
                     }
-                    explanation.message()
+                    ConnectionProblem {
+                        part,
+                        message: explanation.message(),
+                        reconnect: Some(id),
+                    }
                 }
-                Err(StoreError::NotFound) => {
-                    "The connection it uses no longer exists; edit the workflow.".to_owned()
-                }
+                Err(StoreError::NotFound) => ConnectionProblem {
+                    part,
+                    message: "The connection it uses no longer exists; edit the workflow.".into(),
+                    reconnect: None,
+                },
                 Err(other) => return Err(other.into()),
             };
-            problems.push((index + 1, problem));
+            problems.push(problem);
         }
         Ok(problems)
     }
@@ -546,6 +561,17 @@ impl Workflows {
     ) -> Result<Vec<store::daily::DayCount>, ServiceError> {
         Ok(self.store.run_days(workspace, id, since).await?)
     }
+}
+
+/// A part of a workflow whose connection cannot be used now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionProblem {
+    /// "Step 2 cannot run", "The trigger cannot read new mail".
+    pub part: String,
+    /// What is wrong and what fixes it.
+    pub message: String,
+    /// The connection whose reconnect fixes it (none: it is gone).
+    pub reconnect: Option<IntegrationId>,
 }
 
 fn disabled() -> ServiceError {

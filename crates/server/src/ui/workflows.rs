@@ -274,12 +274,21 @@ async fn workflow_page(
         Some(RefusedRun { input, error }) => (input, Some(error)),
         None => (sample_input(&workflow), None),
     };
+    let back_here = format!("/workflows/{}", workflow.id);
     let connection_problems: Vec<minijinja::Value> = state
         .workflows
         .connection_problems(&workflow)
         .await?
         .into_iter()
-        .map(|(step, message)| context! { step, message })
+        .map(|problem| {
+            context! {
+                part => problem.part,
+                message => problem.message,
+                reconnect => problem.reconnect.map(|id| {
+                    crate::http::integrations::reconnect_path_back_to(id, &back_here)
+                }),
+            }
+        })
         .collect();
     let attention = attention(state, session.workspace).await?;
     render(
