@@ -266,6 +266,61 @@ pub struct DraftRequest {
     /// with a closing line only.
     pub owner_name: Option<String>,
     pub owner_address: String,
+    /// The conversation before this message, oldest first (each text
+    /// trimmed of quoted history: [`without_quoted_history`]).
+    pub earlier: Vec<EarlierMessage>,
+    /// The person's mail signature (plain text), which ends every draft as
+    /// Gmail would add it.
+    pub signature: Option<String>,
+    /// What the person asks of every draft ("sign as Dr. Lee", "never
+    /// promise a date"), for the model.
+    pub instructions: Option<String>,
+}
+
+/// A message earlier in the conversation, as the model reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EarlierMessage {
+    /// `Name <address>` or the address.
+    pub from: String,
+    pub date: String,
+    /// The text without its quoted history, at most [`EARLIER_TEXT_LIMIT`].
+    pub text: String,
+}
+
+/// How many earlier messages of a thread the model reads (the newest).
+pub const EARLIER_MESSAGES: usize = 5;
+/// Characters of each earlier message's text the model reads.
+pub const EARLIER_TEXT_LIMIT: usize = 1500;
+
+/// `text` without the history mail clients quote below a reply (`> `
+/// lines, and everything from an `On ... wrote:` line on), at most
+/// [`EARLIER_TEXT_LIMIT`] characters.
+pub fn without_quoted_history(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let mut kept = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        let attribution = trimmed.ends_with("wrote:")
+            || trimmed.ends_with("schrieb:")
+            || trimmed.ends_with("a écrit :")
+            || trimmed.ends_with("a écrit:")
+            || trimmed.ends_with("escribió:")
+            || trimmed.ends_with("escreveu:")
+            || trimmed.starts_with("-----Original Message-----");
+        if attribution {
+            break;
+        }
+        if trimmed.starts_with('>') {
+            continue;
+        }
+        kept.push(line.trim_end());
+    }
+    let joined = kept.join("\n");
+    let text = joined.trim();
+    match text.char_indices().nth(EARLIER_TEXT_LIMIT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// A generated reply: the body only (subject, quoting and headers are the
@@ -279,9 +334,14 @@ pub struct GeneratedDraft {
 }
 
 mod builtin;
+pub mod language;
+mod localized;
 mod phrases;
+pub mod rules;
 
-pub use builtin::{builtin_classify, builtin_draft, greeting_name};
+pub use builtin::{
+    builtin_classify, builtin_draft, builtin_draft_in, greeting_name, with_signature,
+};
 use builtin::{capitalise_first, one_line, strip_prefixes};
 
 #[cfg(test)]

@@ -10,7 +10,81 @@ fn request(subject: &str, text: &str) -> DraftRequest {
         text: text.into(),
         owner_name: Some("Ann Example".into()),
         owner_address: "ann@example.com".into(),
+        earlier: Vec::new(),
+        signature: None,
+        instructions: None,
     }
+}
+
+#[test]
+fn a_german_message_is_answered_in_german_and_other_languages_in_theirs() {
+    let german = builtin_draft(&request(
+        "Termin nächste Woche",
+        "Hallo Ann, können wir uns nächste Woche zu einem Termin treffen? Viele Grüße, Zoë",
+    ));
+    assert_eq!(german.label.draft_type(), "scheduling");
+    assert!(
+        german
+            .body
+            .starts_with("Hallo Zoë,\n\nvielen Dank für Ihre Nachricht zu „Termin nächste Woche“."),
+        "{}",
+        german.body
+    );
+    assert!(
+        german.body.ends_with("Viele Grüße\nAnn Example"),
+        "{}",
+        german.body
+    );
+    for (text, greeting) in [
+        (
+            "Bonjour Ann, pouvez-vous m'envoyer la facture ? Merci, cordialement",
+            "Bonjour Zoë,",
+        ),
+        (
+            "Hola Ann, ¿me puedes enviar la factura? Muchas gracias y saludos",
+            "Hola Zoë:",
+        ),
+        (
+            "Olá Ann, você pode me enviar a fatura? Muito obrigado, atenciosamente",
+            "Olá Zoë,",
+        ),
+    ] {
+        let draft = builtin_draft(&request("", text));
+        assert!(draft.body.starts_with(greeting), "{}", draft.body);
+        assert_eq!(draft.label.draft_type(), "document_request", "{text}");
+    }
+}
+
+#[test]
+fn a_signature_ends_the_draft_instead_of_the_name() {
+    let mut signed = request("Hello", "Could you call me tomorrow?");
+    signed.signature = Some("Ann Example\nHead of Sales, Example Ltd".into());
+    let draft = builtin_draft(&signed);
+    assert!(
+        draft
+            .body
+            .ends_with("Best regards,\n\nAnn Example\nHead of Sales, Example Ltd"),
+        "{}",
+        draft.body
+    );
+    assert_eq!(draft.body.matches("Ann Example").count(), 1);
+}
+
+#[test]
+fn quoted_history_is_left_out_of_earlier_messages() {
+    let text =
+        "Sounds good, Tuesday works.\n\nOn Mon, 2 Nov 2026 Ann wrote:\n> Shall we meet?\n> Ann";
+    assert_eq!(without_quoted_history(text), "Sounds good, Tuesday works.");
+    assert_eq!(
+        without_quoted_history("> only quoted\nNew line"),
+        "New line"
+    );
+    assert_eq!(
+        without_quoted_history(&"x".repeat(EARLIER_TEXT_LIMIT + 10))
+            .chars()
+            .count(),
+        EARLIER_TEXT_LIMIT + 1
+    );
 }
 
 fn kind(subject: &str, text: &str) -> DraftType {

@@ -107,6 +107,11 @@ pub enum SkipReason {
     Deleted,
     AutoDraftOff,
     NoReplyAddress,
+    /// The sender is on the mailbox's never-draft list.
+    SenderExcluded,
+    /// Written in a language the built-in drafter does not write, with no
+    /// model configured.
+    UnsupportedLanguage,
 }
 
 impl SkipReason {
@@ -125,6 +130,8 @@ impl SkipReason {
             SkipReason::Deleted => "deleted",
             SkipReason::AutoDraftOff => "auto_draft_off",
             SkipReason::NoReplyAddress => "no_reply_address",
+            SkipReason::SenderExcluded => "sender_excluded",
+            SkipReason::UnsupportedLanguage => "unsupported_language",
         }
     }
 
@@ -151,7 +158,27 @@ impl SkipReason {
                 "Auto-draft was switched off before the message was handled."
             }
             SkipReason::NoReplyAddress => "The message has no address to reply to.",
+            SkipReason::SenderExcluded => "The sender is on this mailbox's never-draft list.",
+            SkipReason::UnsupportedLanguage => {
+                "The message is in a language the built-in drafter does not write (it writes English, German, French, Spanish and Portuguese), and no language model is configured."
+            }
         }
+    }
+}
+
+impl SkipReason {
+    /// Whether a sender on the mailbox's always-draft list overrides it:
+    /// the bulk-mail rules do; what is not the sender's mail to answer
+    /// (one's own, spam, gone from the inbox) does not.
+    pub fn yields_to_always(self) -> bool {
+        matches!(
+            self,
+            SkipReason::NoReplySender
+                | SkipReason::MailingList
+                | SkipReason::Bulk
+                | SkipReason::AutoSubmitted
+                | SkipReason::Promotions
+        )
     }
 }
 

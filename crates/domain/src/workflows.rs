@@ -31,9 +31,10 @@ pub const RENDER_TIME_LIMIT: Duration = Duration::from_secs(2);
 /// recurses).
 pub const MAX_BUILT_NESTING: usize = 64;
 
-/// How a run starts.
+/// How a run starts. A field it does not know is refused (a mistyped
+/// `filter` must not turn into "any new mail").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Trigger {
     Manual,
     Webhook,
@@ -87,7 +88,7 @@ impl Trigger {
     }
 }
 
-pub use filter::{MailFacts, MailFilter};
+pub use filter::{MailFacts, MailFilter, wildcard_match};
 mod filter;
 
 /// What a step does.
@@ -184,8 +185,10 @@ impl Action {
     }
 }
 
-/// One step, as stored: every string a template.
+/// One step, as stored: every string a template. A field it does not know
+/// is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     pub action: Action,
     #[serde(default, skip_serializing_if = "Option::is_none")]

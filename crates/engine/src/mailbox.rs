@@ -17,7 +17,6 @@ use domain::pubsub::PubSubTopic;
 use domain::scopes::{Capability, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::gmail::Gmail;
-use providers::google::message::SOURCE_HEADER;
 use store::integrations::Integration;
 
 use crate::vault::{GmailSession, Vault, VaultError};
@@ -186,15 +185,15 @@ impl Mailbox {
         }
     }
 
-    /// Thread `id`: its messages with the headers that say who wrote them
-    /// and which drafts Mailwright made (`X-Mailwright-Source`), no bodies.
+    /// Thread `id`: its messages with their headers (who wrote them, which
+    /// drafts Mailwright made: `X-Mailwright-Source`) and texts, which
+    /// the drafter reads as the conversation so far.
     pub async fn thread(&self, id: &str) -> Result<Thread, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
                 let thread = gmail
                     .call(Capability::ReadMail, |g, token| async move {
-                        g.thread_metadata(&token, id, &["From", SOURCE_HEADER])
-                            .await
+                        g.thread(&token, id).await
                     })
                     .await?;
                 let mut thread = thread.into_mail();
@@ -235,6 +234,22 @@ impl Mailbox {
                     })
                     .await?;
                 Ok(sent.into_mail())
+            }
+        }
+    }
+
+    /// The person's signature as plain text (`None`: they have none).
+    pub async fn signature(&self) -> Result<Option<String>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let html = gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.signature(&token).await
+                    })
+                    .await?;
+                Ok(html
+                    .map(|html| providers::google::message::signature_text(&html))
+                    .filter(|text| !text.is_empty()))
             }
         }
     }

@@ -644,6 +644,17 @@ impl Sandbox {
     }
 
     /// Current `historyId` of a mailbox.
+    /// Set the account's Gmail signature (HTML, as Gmail's settings keep
+    /// it; `settings.sendAs.list` answers it for the default address).
+    pub fn set_signature(&self, email: &str, html: &str) -> Result<(), ControlError> {
+        let mut world = self.lock();
+        let mailbox = world
+            .mailbox_mut(email)
+            .ok_or_else(|| ControlError::UnknownAccount(email.to_owned()))?;
+        mailbox.signature = html.to_owned();
+        Ok(())
+    }
+
     pub fn history_id(&self, email: &str) -> Result<u64, ControlError> {
         self.read_mailbox(email, |mailbox| mailbox.history_id)
     }

@@ -163,10 +163,12 @@ async fn a_push_drafts_at_once_and_spends_only_the_quota_floor() {
     drain(&w).await; // no poll: the push queued the sync
     assert_eq!(w.sandbox.drafts(ANN).unwrap().len(), 1);
     assert_eq!(drafts(&w, &id).await[0]["draft_type"], "scheduling");
-    // history.list 2 + messages.get 5 + drafts.create 10: no thread read for
-    // a fresh message that starts its own thread.
+    // history.list 2 + messages.get 5 + drafts.create 10, and the signature
+    // (settings.sendAs.list 1, read once an hour per mailbox): no thread
+    // read for a fresh message that starts its own thread.
     assert_eq!(w.sandbox.call_count("threads.get"), 0);
-    assert_eq!(w.sandbox.quota_used(ANN) - quota_before, 17);
+    assert_eq!(w.sandbox.call_count("settings.sendAs.list"), 1);
+    assert_eq!(w.sandbox.quota_used(ANN) - quota_before, 18);
 }
 
 #[tokio::test]

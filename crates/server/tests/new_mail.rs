@@ -228,6 +228,11 @@ async fn matching_mail_is_labelled_answered_in_its_thread_and_posted_once_while_
             reply.raw
         );
         assert!(reply.raw.contains("In-Reply-To:"), "{}", reply.raw);
+        assert!(
+            reply.raw.contains("Auto-Submitted: auto-replied"),
+            "{}",
+            reply.raw
+        );
         assert!(reply.text.contains(&original.subject), "{}", reply.text);
     }
     for untouched in [&elsewhere, &other_subject] {
@@ -479,12 +484,124 @@ async fn triggers_and_steps_are_refused_by_field() {
         ],
         "{problem}"
     );
-    let unknown = create(
+    for trigger in [
+        json!({"type": "new_mail", "integration_id": id, "filter": {"sender": "x"}}),
+        // A misspelt `filter` must not mean "any new mail".
+        json!({"type": "new_mail", "integration_id": id, "filters": {"from": "*@example.com"}}),
+    ] {
+        let unknown = create(
+            &w,
+            &w.tenant,
+            json!({"name": "n", "trigger": trigger,
+                   "steps": [{"action": "gmail.reply", "integration_id": id, "body": "b"}]}),
+        )
+        .await;
+        assert_eq!(unknown.status(), 422, "refused: {trigger}");
+    }
+    let workflow = create_ok(
         &w,
-        &w.tenant,
-        json!({"name": "n", "trigger": {"type": "new_mail", "integration_id": id, "filter": {"sender": "x"}},
-               "steps": [{"action": "gmail.reply", "integration_id": id, "body": "b"}]}),
+        json!({"name": "n", "trigger": {"type": "manual"},
+               "steps": [{"action": "email.send_system", "to": ["ops@example.com"], "subject": "s", "body": "b"}]}),
     )
     .await;
-    assert_eq!(unknown.status(), 422, "an unknown filter part is refused");
+    let answer = w
+        .app
+        .client
+        .post(w.app.url(&format!(
+            "/api/workflows/{}/execute",
+            workflow["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&w.tenant.key)
+        .header("Idempotency-Key", "mailwright:new_mail:abc")
+        .json(&json!({"input": {}}))
+        .send()
+        .await
+        .unwrap();
+    let problem = assert_problem(answer, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+}
+
+/// Automatic mail gets no automatic reply (the step is skipped, saying
+/// why), so two programs never answer each other for ever.
+#[tokio::test]
+async fn an_auto_reply_is_not_answered() {
+    let w = world_with(&[]).await;
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Answer", "trigger": {"type": "new_mail", "integration_id": id},
+               "steps": [{"action": "gmail.reply", "integration_id": id, "body": "Thanks!"}]}),
+    )
+    .await;
+    deliver(
+        &w,
+        from("Robot <robot@example.com>", "Out of office").header("Auto-Submitted", "auto-replied"),
+    );
+    poll(&w).await;
+    let listed = runs(&w, workflow["id"].as_str().unwrap()).await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["status"], "succeeded", "{:#}", listed[0]);
+    assert_eq!(
+        listed[0]["steps"][0]["status"], "skipped",
+        "{:#}",
+        listed[0]
+    );
+    assert_eq!(listed[0]["steps"][0]["error"]["code"], "auto_submitted");
+    assert_eq!(w.sandbox.sent_count(ANN).unwrap(), 0, "nothing sent");
+}
+
+/// Disconnecting stops the sync and drops its position: mail that arrives
+/// meanwhile starts nothing; reconnecting starts it again from then, and
+/// auto-draft switched on again polls.
+#[tokio::test]
+async fn reconnecting_resumes_the_sync_a_workflow_waits_on() {
+    let w = world_with(&[]).await;
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let (status, _) = put_switch(&w, &id, true).await;
+    assert_eq!(status, 200);
+    let workflow = create_ok(
+        &w,
+        json!({"name": "Tell ops", "trigger": {"type": "new_mail", "integration_id": id},
+               "steps": [{"action": "email.send_system", "to": ["ops@example.com"],
+                          "subject": "{{ input.message.subject }}", "body": "b"}]}),
+    )
+    .await;
+    let workflow_id = workflow["id"].as_str().unwrap().to_owned();
+    let gone = w
+        .app
+        .client
+        .delete(w.app.url(&format!("/api/integrations/{id}")))
+        .bearer_auth(&w.tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    deliver(&w, from("Bob <bob@example.com>", "While away"));
+    poll(&w).await;
+    let again = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    assert_eq!(again, id, "the same connection, made again");
+    poll(&w).await;
+    assert!(
+        runs(&w, &workflow_id).await.is_empty(),
+        "nothing from while it was disconnected"
+    );
+
+    let back = deliver(&w, from("Bob <bob@example.com>", "Back again"));
+    poll(&w).await;
+    let listed = runs(&w, &workflow_id).await;
+    assert_eq!(listed.len(), 1, "{listed:#?}");
+    assert_eq!(listed[0]["input"]["message"]["id"], back.id.as_str());
+
+    // Auto-draft, off since the disconnect, switched on again: it polls.
+    let (status, body) = put_switch(&w, &id, true).await;
+    assert_eq!(status, 200, "{body}");
+    let drafted = deliver(&w, from("Bob <bob@example.com>", "Can you send the file?"));
+    poll(&w).await;
+    let drafts = common::autodraft::drafts(&w, &id).await;
+    assert!(
+        drafts
+            .iter()
+            .any(|draft| draft["source_message_id"] == drafted.id.as_str()),
+        "{drafts:#?}"
+    );
 }

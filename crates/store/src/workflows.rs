@@ -69,13 +69,8 @@ impl From<WorkflowRow> for Workflow {
 /// its own column so mailbox syncs can ask "is any enabled workflow
 /// watching?" with an index.
 fn watched_integration(trigger: &Value) -> Option<Uuid> {
-    if trigger.get("type").and_then(Value::as_str) != Some("new_mail") {
-        return None;
-    }
-    trigger
-        .get("integration_id")
-        .and_then(Value::as_str)
-        .and_then(|id| Uuid::parse_str(id).ok())
+    let trigger: domain::workflows::Trigger = serde_json::from_value(trigger.clone()).ok()?;
+    Uuid::parse_str(trigger.watched_integration()?).ok()
 }
 
 const WORKFLOW_COLUMNS: &str = "id, workspace_id, name, enabled, trigger_spec, steps, webhook_key_id, webhook_secret, \

@@ -3,15 +3,47 @@
 
 use super::phrases::*;
 use super::*;
+use crate::drafting::language::Language;
 
 /// The built-in drafter: deterministic rules give a type, then that type's
 /// template.
 pub fn builtin_draft(request: &DraftRequest) -> GeneratedDraft {
-    let classification = classify(&request.subject, &request.text);
+    let language = super::language::detect_or_english(&request.subject, &request.text)
+        .unwrap_or(Language::English);
+    builtin_draft_in(request, language)
+}
+
+/// [`builtin_draft`] in `language` (the one the message is written in),
+/// ending with the person's signature when they have one.
+pub fn builtin_draft_in(request: &DraftRequest, language: Language) -> GeneratedDraft {
+    let (kind, body) = match language {
+        Language::English => {
+            let classification = classify(&request.subject, &request.text);
+            (classification.kind, render(&classification, request))
+        }
+        other => {
+            let kind = super::localized::classify(other, &request.subject, &request.text);
+            (kind, super::localized::render(other, kind, request))
+        }
+    };
     GeneratedDraft {
-        label: DraftLabel::known(classification.kind),
-        body: render(&classification, request),
+        label: DraftLabel::known(kind),
+        body: with_signature(body, request.signature.as_deref()),
         generator: BUILTIN_GENERATOR.to_owned(),
+    }
+}
+
+/// `body`, then the person's signature as Gmail would add it (after a blank
+/// line), unless the body already ends with it.
+pub fn with_signature(body: String, signature: Option<&str>) -> String {
+    match signature
+        .map(str::trim)
+        .filter(|signature| !signature.is_empty())
+    {
+        Some(signature) if !body.trim_end().ends_with(signature) => {
+            format!("{}\n\n{signature}", body.trim_end())
+        }
+        _ => body,
     }
 }
 
@@ -177,7 +209,7 @@ pub(super) const TOPIC_MAX_CHARS: usize = 80;
 
 /// The subject as a template names it: one line, without reply/forward
 /// prefixes, shortened; `None` when there is nothing left.
-fn topic(subject: &str) -> Option<String> {
+pub(super) fn topic(subject: &str) -> Option<String> {
     let flat = one_line(subject);
     let rest = strip_prefixes(&flat, true);
     (!rest.is_empty()).then(|| shorten(rest, TOPIC_MAX_CHARS))
@@ -630,9 +662,20 @@ pub(super) fn render(classification: &Classification, request: &DraftRequest) ->
             "Thank you for your email{about} and for the introduction. I'm glad to be connected and will follow up to find a time to talk."
         ),
     };
-    let closing = match request.owner_name.as_deref().map(one_line) {
-        Some(name) if !name.is_empty() => format!("Best regards,\n{name}"),
-        _ => "Best regards,".to_owned(),
-    };
-    format!("{greeting}\n\n{paragraph}\n\n{closing}")
+    format!(
+        "{greeting}\n\n{paragraph}\n\n{}",
+        closing("Best regards,", request)
+    )
+}
+
+/// The closing line, then the person's name unless their signature says it.
+pub(super) fn closing(words: &str, request: &DraftRequest) -> String {
+    let signed = request
+        .signature
+        .as_deref()
+        .is_some_and(|signature| !signature.trim().is_empty());
+    match request.owner_name.as_deref().map(one_line) {
+        Some(name) if !name.is_empty() && !signed => format!("{words}\n{name}"),
+        _ => words.to_owned(),
+    }
 }

@@ -158,7 +158,7 @@ fn check_pattern(pattern: &str) -> Result<(), &'static str> {
 }
 
 /// `*` matches any run of characters; case-insensitive; the whole address.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.trim().to_lowercase().chars().collect();
     let text: Vec<char> = text.trim().to_lowercase().chars().collect();
     // Greedy match with backtracking to the last star: linear in practice,

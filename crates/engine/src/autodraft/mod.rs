@@ -145,7 +145,17 @@ pub struct AutoDraft {
     notifier: Arc<Notifier>,
     generator: Generator,
     settings: AutoDraftSettings,
+    /// Each mailbox's signature as last read, and when (read again after
+    /// [`SIGNATURE_TTL`]): one Gmail call per mailbox and hour, not per draft.
+    signatures: std::sync::Mutex<
+        std::collections::HashMap<IntegrationId, (std::time::Instant, Option<String>)>,
+    >,
 }
+
+/// How long a mailbox's signature is reused before it is read again.
+const SIGNATURE_TTL: Duration = Duration::from_secs(3600);
+/// Most signatures kept (one per mailbox drafting now; the oldest go).
+const SIGNATURES_KEPT: usize = 10_000;
 
 /// The Message-ID of the reply to `source` in `integration`: the same on
 /// every attempt, so a retry can find the draft by it.
@@ -209,7 +219,39 @@ impl AutoDraft {
             notifier,
             generator,
             settings,
+            signatures: std::sync::Mutex::default(),
         }
+    }
+
+    /// The mailbox owner's signature (plain text), read at most hourly.
+    async fn signature(&self, inbox: &Mailbox) -> Result<Option<String>, PipelineError> {
+        let id = inbox.integration().id;
+        let cached = {
+            let signatures = self
+                .signatures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            signatures
+                .get(&id)
+                .filter(|(at, _)| at.elapsed() < SIGNATURE_TTL)
+                .map(|(_, signature)| signature.clone())
+        };
+        if let Some(signature) = cached {
+            return Ok(signature);
+        }
+        let signature = inbox.signature().await.map_err(vault_to_pipeline)?;
+        let mut signatures = self
+            .signatures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if signatures.len() >= SIGNATURES_KEPT {
+            signatures.retain(|_, (at, _)| at.elapsed() < SIGNATURE_TTL);
+            if signatures.len() >= SIGNATURES_KEPT {
+                signatures.clear();
+            }
+        }
+        signatures.insert(id, (std::time::Instant::now(), signature.clone()));
+        Ok(signature)
     }
 
     pub fn settings(&self) -> &AutoDraftSettings {

@@ -2,6 +2,7 @@
 //! exactly once, record the outcome.
 
 use super::*;
+use domain::drafting::rules::RuleVerdict;
 
 /// What the pipeline decided for one message.
 #[derive(Debug, Clone)]
@@ -226,9 +227,30 @@ impl AutoDraft {
             Err(error) => return Err(vault_to_pipeline(error)),
         };
         let rfc822_message_id = reply_message_id(integration.id, &source.id);
-        if let Some(reason) = skip_reason_for(&source, &integration.email) {
+        let preferences = self
+            .store
+            .autodraft_mailbox(integration.workspace, integration.id)
+            .await
+            .map_err(store_transient)?
+            .map(|mailbox| (mailbox.instructions, mailbox.rules))
+            .unwrap_or_default();
+        let (instructions, rules) = preferences;
+        let sender_address = source
+            .from
+            .as_ref()
+            .map(|from| from.address.as_str())
+            .unwrap_or_default();
+        let listed = rules.verdict(sender_address);
+        match skip_reason_for(&source, &integration.email) {
             // Our own draft is a draft; only a retry could meet it here.
-            return Ok(Verdict::Skip(reason));
+            Some(reason) if !reason.yields_to_always() => return Ok(Verdict::Skip(reason)),
+            _ if listed == Some(RuleVerdict::Never) => {
+                return Ok(Verdict::Skip(SkipReason::SenderExcluded));
+            }
+            Some(reason) if listed != Some(RuleVerdict::Always) => {
+                return Ok(Verdict::Skip(reason));
+            }
+            _ => {}
         }
         // Gmail's thread id is the id of its first message: a message that
         // starts its thread and arrived moments ago has no earlier messages,
@@ -237,6 +259,7 @@ impl AutoDraft {
         // a poll) are checked: their owner may have replied meanwhile.
         let fresh = store::now().timestamp_millis() - source.received_at_millis
             < FRESH_MESSAGE.as_millis() as i64;
+        let mut earlier = Vec::new();
         if check_for_ours || source.thread_id != source.id || !fresh {
             let thread = inbox
                 .thread(&source.thread_id)
@@ -279,12 +302,23 @@ impl AutoDraft {
             {
                 return Ok(Verdict::Skip(SkipReason::ThreadLatestFromOwner));
             }
+            earlier = earlier_messages(&thread.messages, &source);
+        }
+        if matches!(self.generator, Generator::Builtin)
+            && drafting::language::detect_or_english(
+                source.header("Subject").unwrap_or_default(),
+                &source.text,
+            )
+            .is_none()
+        {
+            return Ok(Verdict::Skip(SkipReason::UnsupportedLanguage));
         }
         let Some(reply) = reply_headers(&source) else {
             return Ok(Verdict::Skip(SkipReason::NoReplyAddress));
         };
         let sender = source.from.clone().unwrap_or_else(|| reply.to.clone());
         let original_subject = source.header("Subject").unwrap_or_default().to_owned();
+        let signature = self.signature(inbox).await?;
         let request = DraftRequest {
             sender_name: sender.name.clone(),
             sender_address: sender.address.clone(),
@@ -292,8 +326,13 @@ impl AutoDraft {
             text: source.text.clone(),
             owner_name: integration.display_name.clone(),
             owner_address: integration.email.clone(),
+            earlier,
+            signature,
+            instructions,
         };
-        let generated = self.generate(&request, last_attempt).await?;
+        let mut generated = self.generate(&request, last_attempt).await?;
+        // As Gmail would add it, whoever wrote the reply.
+        generated.body = drafting::with_signature(generated.body, request.signature.as_deref());
         let date = source.header("Date").unwrap_or_default().to_owned();
         let body = format!(
             "{}\n\n{}",
@@ -543,6 +582,35 @@ impl AutoDraft {
             .await
             .map_err(|error| StoreError::Other(error.to_string().into()))
     }
+}
+
+/// The conversation before `source` as the drafter reads it: the newest
+/// [`drafting::EARLIER_MESSAGES`] messages received before it (drafts left
+/// out), each without its quoted history.
+fn earlier_messages(thread: &[Message], source: &Message) -> Vec<drafting::EarlierMessage> {
+    let mut before: Vec<&Message> = thread
+        .iter()
+        .filter(|message| {
+            !message.placement.draft
+                && message.id != source.id
+                && message.received_at_millis <= source.received_at_millis
+        })
+        .collect();
+    before.sort_by_key(|message| message.received_at_millis);
+    let skip = before.len().saturating_sub(drafting::EARLIER_MESSAGES);
+    before
+        .into_iter()
+        .skip(skip)
+        .map(|message| drafting::EarlierMessage {
+            from: message
+                .from
+                .as_ref()
+                .map(|from| from.display())
+                .unwrap_or_default(),
+            date: message.header("Date").unwrap_or_default().to_owned(),
+            text: drafting::without_quoted_history(&message.text),
+        })
+        .collect()
 }
 
 /// A message the pipeline drafted (`created`) or found drafted by an

@@ -42,8 +42,7 @@ impl AutoDraft {
         // Already on: keep the cursor, or mail not yet synced would be lost.
         // Synced for a workflow: switch drafting on from its cursor.
         if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
-            && mailbox.synced()
-            && mailbox.history_id.is_some()
+            && mailbox.reading()
         {
             if mailbox.enabled {
                 return Ok(mailbox);
@@ -128,8 +127,7 @@ impl AutoDraft {
             ));
         }
         if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
-            && mailbox.synced()
-            && mailbox.history_id.is_some()
+            && mailbox.reading()
         {
             return Ok(None);
         }
@@ -144,9 +142,41 @@ impl AutoDraft {
         Ok(Some(WorkflowSync { inbox, history_id }))
     }
 
-    /// The workflow is saved: sync (and watch) its mailbox from the cursor
+    /// A connection was made again: a workflow that waits on its mailbox
+    /// (whose sync a disconnect stopped) gets it synced again from now.
+    /// Best effort: a failure is logged, and saving the workflow again
+    /// starts it too.
+    pub async fn resume_workflow_sync(&self, integration: &Integration) {
+        let (workspace, id) = (integration.workspace, integration.id);
+        let waiting = match self.store.autodraft_mailbox(workspace, id).await {
+            Ok(Some(mailbox)) => mailbox.for_workflows && !mailbox.reading(),
+            Ok(None) => false,
+            Err(error) => {
+                tracing::error!(integration = %id, error = format!("{error:#}"), "cannot read the mailbox to resume its workflows' sync");
+                return;
+            }
+        };
+        if !waiting {
+            return;
+        }
+        let resumed = match self.prepare_workflow_sync(workspace, id).await {
+            Ok(Some(sync)) => self.start_workflow_sync(sync, None).await,
+            Ok(None) => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = resumed {
+            tracing::warn!(integration = %id, error = %error, "cannot resume the sync new-mail workflows wait on; saving one of them again retries");
+        }
+    }
+
+    /// The workflow (`workflow`, when it has an id already) is saved: sync
+    /// (and watch) its mailbox from the cursor
     /// [`AutoDraft::prepare_workflow_sync`] read.
-    pub async fn start_workflow_sync(&self, sync: WorkflowSync) -> Result<(), ServiceError> {
+    pub async fn start_workflow_sync(
+        &self,
+        sync: WorkflowSync,
+        workflow: Option<uuid::Uuid>,
+    ) -> Result<(), ServiceError> {
         let integration = sync.inbox.integration();
         let (workspace, id) = (integration.workspace, integration.id);
         let interval = self.settings.poll_interval.as_millis().max(1) as u64;
@@ -156,7 +186,7 @@ impl AutoDraft {
                 0..interval,
             ) as i64);
         self.store
-            .start_mailbox_sync(workspace, id, sync.history_id, first_poll)
+            .start_mailbox_sync(workspace, id, sync.history_id, first_poll, workflow)
             .await?;
         tracing::info!(integration = %id, history_id = sync.history_id, event = "workflow_mailbox_synced", "a workflow waits for this mailbox's mail");
         self.watch_open_mailbox(&sync.inbox, false).await?;

@@ -163,12 +163,15 @@ impl AutoDraft {
         let (workspace, id) = (inbox.integration().workspace, inbox.integration().id);
         // Without a position from the mailbox, the stored one stands.
         let now_cursor = inbox.cursor().await?.unwrap_or(cursor).max(cursor);
-        let enabled_at = mailbox.enabled_at.unwrap_or_else(store::now);
-        let since = mailbox
-            .last_synced_at
-            .map(|at| at - CATCH_UP_MARGIN)
-            .unwrap_or(enabled_at)
-            .max(enabled_at);
+        // Never before auto-draft was switched on (for its drafts); a
+        // workflow-only mailbox's sync started at its `last_synced_at`.
+        let floor = mailbox.enabled.then_some(mailbox.enabled_at).flatten();
+        let since = match (mailbox.last_synced_at.map(|at| at - CATCH_UP_MARGIN), floor) {
+            (Some(last), Some(floor)) => last.max(floor),
+            (Some(last), None) => last,
+            (None, Some(floor)) => floor,
+            (None, None) => store::now(),
+        };
         let found = found_messages(inbox.inbox_since(since).await?);
         let message = format!(
             "The mailbox no longer had its history from position {cursor}; Mailwright looked at the {} inbox message(s) since {} instead.",

@@ -112,6 +112,9 @@ impl Connections {
             match self.store.save_connection(workspace, id, &grant).await {
                 Ok(integration) => {
                     tracing::info!(integration = %integration.id, status = integration.status.as_str(), "connected a Google account Clerk holds");
+                    if integration.status == IntegrationStatus::Connected {
+                        self.autodraft.resume_workflow_sync(&integration).await;
+                    }
                     return Ok(integration);
                 }
                 Err(StoreError::Conflict(_)) => continue,

@@ -466,15 +466,17 @@ impl Connections {
         })
     }
 
-    /// Store the integration and its encrypted tokens.
-    /// Store the grant ([`Connections::store_grant`]) and announce the
-    /// connection's status.
+    /// Store the grant ([`Connections::store_grant`]), announce the
+    /// connection's status, and resume the sync its workflows wait on.
     async fn save(
         &self,
         state: &OAuthState,
         exchanged: Exchanged,
     ) -> Result<Integration, CallbackError> {
         let integration = self.store_grant(state, exchanged).await?;
+        if integration.status == IntegrationStatus::Connected {
+            self.autodraft.resume_workflow_sync(&integration).await;
+        }
         self.events
             .emit(
                 integration.workspace,

@@ -94,7 +94,7 @@ impl Workflows {
         let sync = self.prepare_sync(workspace, &definition).await?;
         let workflow = self.assemble(workspace, Uuid::now_v7(), definition, None);
         self.store.create_workflow(&workflow).await?;
-        self.start_sync(sync).await?;
+        self.start_sync(sync, workflow.id).await?;
         Ok(workflow)
     }
 
@@ -124,9 +124,12 @@ impl Workflows {
     async fn start_sync(
         &self,
         sync: Option<crate::autodraft::WorkflowSync>,
+        workflow: Uuid,
     ) -> Result<(), ServiceError> {
         match (sync, &self.mailboxes) {
-            (Some(sync), Some(mailboxes)) => mailboxes.start_workflow_sync(sync).await,
+            (Some(sync), Some(mailboxes)) => {
+                mailboxes.start_workflow_sync(sync, Some(workflow)).await
+            }
             _ => Ok(()),
         }
     }
@@ -142,7 +145,7 @@ impl Workflows {
         let sync = self.prepare_sync(previous.workspace, &definition).await?;
         let workflow = self.assemble(previous.workspace, previous.id, definition, Some(previous));
         self.store.update_workflow(&workflow).await?;
-        self.start_sync(sync).await?;
+        self.start_sync(sync, workflow.id).await?;
         Ok(workflow)
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use domain::IntegrationId;
 use domain::WorkspaceId;
-use domain::mail::Message;
+use domain::mail::{Message, SkipReason, skip_reason_for};
 use domain::workflows::{MailFacts, Trigger};
 use serde_json::{Value, json};
 use store::Store;
@@ -93,10 +93,12 @@ impl StartNewMailRuns {
         };
         let owner = inbox.integration().email.clone();
         // What this mailbox sent or drafts itself is not new mail (a reply
-        // step answering into the inbox would start its own workflow again).
-        let placement = message.placement;
-        if placement.draft || placement.spam_or_trash || message.is_from(&owner) {
-            tracing::debug!(integration = %integration, gmail_message = %message_id, "new mail from the mailbox itself, a draft or spam: no run");
+        // step answering into the inbox would start its own workflow
+        // again), nor is spam or trash: auto-draft's rules say which.
+        if let Some(reason @ (SkipReason::OwnMessage | SkipReason::SpamOrTrash)) =
+            skip_reason_for(&message, &owner)
+        {
+            tracing::debug!(integration = %integration, gmail_message = %message_id, reason = reason.code(), "not new mail: no run");
             return Ok(());
         }
         let mut facts = facts_of(&message);
@@ -116,7 +118,12 @@ impl StartNewMailRuns {
             let Some(Trigger::NewMail { filter, .. }) = trigger_of(workflow) else {
                 continue;
             };
-            if !filter.matches(&facts) {
+            // Mail received before the workflow existed never starts it
+            // (a job queued earlier, or retried for hours, may reach it).
+            let created = workflow.created_at.timestamp_millis();
+            if !filter.matches(&facts)
+                || (message.received_at_millis > 0 && message.received_at_millis < created)
+            {
                 continue;
             }
             let (run, job) = new_run(workflow, input.clone(), "new_mail").map_err(transient)?;
@@ -183,8 +190,9 @@ fn facts_of(message: &Message) -> MailFacts {
 /// The run's `input.message`: ids and headers, and the start of the text.
 fn message_input(message: &Message) -> Value {
     let words: Vec<&str> = message.text.split_whitespace().collect();
-    let mut snippet: String = words.join(" ").chars().take(SNIPPET_CHARS).collect();
-    if snippet.chars().count() == SNIPPET_CHARS {
+    let text = words.join(" ");
+    let mut snippet: String = text.chars().take(SNIPPET_CHARS).collect();
+    if snippet.len() < text.len() {
         snippet.push('…');
     }
     let date = chrono::DateTime::from_timestamp_millis(message.received_at_millis)

@@ -58,6 +58,9 @@ pub(super) const MESSAGE_ID_SEED: &str = "message_id_seed";
 pub(super) enum StepFailure {
     /// The run fails now, with this code and message.
     Final { code: &'static str, message: String },
+    /// The step does nothing and the run goes on: it is `skipped` (output
+    /// null), its `error` saying why.
+    Skip { code: &'static str, message: String },
     /// Try again later (the job retries).
     Retry {
         message: String,
@@ -141,7 +144,8 @@ impl RunWorkflow {
                 }
                 Err(failure) => {
                     let (code, message) = match failure {
-                        StepFailure::Final { code, message } => (code, message),
+                        StepFailure::Final { code, message }
+                        | StepFailure::Skip { code, message } => (code, message),
                         StepFailure::Retry { message, .. } => ("internal", message),
                     };
                     let error = RunError::new(code, message);
@@ -165,18 +169,32 @@ impl RunWorkflow {
             let Some(record) = run.steps.get_mut(index) else {
                 break;
             };
-            match outcome {
-                Ok(output) => {
-                    record.status = StepStatus::Succeeded;
+            // A skipped step's output is null, as for a false condition;
+            // why it was skipped is its `error` (the run still succeeds).
+            let done = match outcome {
+                Err(StepFailure::Skip { code, message }) => {
+                    tracing::info!(run = %run.id, step = index, code, "a step was skipped: {message}");
+                    Ok((
+                        StepStatus::Skipped,
+                        Value::Null,
+                        Some(RunError::new(code, message)),
+                    ))
+                }
+                Ok(output) => Ok((StepStatus::Succeeded, output, None)),
+                Err(failure) => Err(failure),
+            };
+            match done {
+                Ok((status, output, note)) => {
+                    record.status = status;
                     record.output = output;
-                    record.error = None;
+                    record.error = note;
                     // The last step's result, the run's end and the job's: one write.
                     if last {
                         return self.finish(job, run, RunStatus::Succeeded, None).await;
                     }
                     self.save(run, RunStatus::Running, None).await?;
                 }
-                Err(StepFailure::Final { code, message }) => {
+                Err(StepFailure::Final { code, message } | StepFailure::Skip { code, message }) => {
                     let error = RunError::new(code, message);
                     record.status = StepStatus::Failed;
                     record.error = Some(error.clone());
@@ -417,13 +435,6 @@ impl RunWorkflow {
         if step.action.is_label() {
             return self.label_step(run, &inbox, step).await;
         }
-        // A reply answers a message: the one that started the run, or the
-        // newest one of the thread the step names.
-        let answered = if step.action == Action::GmailReply {
-            Some(self.message_to_answer(run, &inbox, step).await?)
-        } else {
-            None
-        };
         let seed = run
             .steps
             .get(index)
@@ -460,9 +471,16 @@ impl RunWorkflow {
                 Err(error) => return Err(self.gmail_failure(integration, error)),
             }
         }
-        let reply = match &answered {
-            Some(source) => Some(ReplyTo::of(source, step)?),
-            None => None,
+        // A reply answers a message: the one that started the run, or the
+        // newest one of the thread the step names (read after the lookup
+        // above: a reply that went out is found even if its original is
+        // gone since).
+        let (answered, reply) = if step.action == Action::GmailReply {
+            let source = self.message_to_answer(run, &inbox, step).await?;
+            let reply = ReplyTo::of(&source, step, &integration.email)?;
+            (Some(source), Some(reply))
+        } else {
+            (None, None)
         };
         let raw = rfc822(&Outgoing {
             from: &integration.email,
@@ -476,10 +494,11 @@ impl RunWorkflow {
             message_id: &rfc822_id,
             in_reply_to: reply
                 .as_ref()
-                .and_then(|reply| reply.headers.in_reply_to.as_deref()),
+                .and_then(|reply| reply.in_reply_to.as_deref()),
             references: reply
                 .as_ref()
-                .map_or(&[][..], |reply| reply.headers.references.as_slice()),
+                .map_or(&[][..], |reply| reply.references.as_slice()),
+            auto_replied: reply.is_some(),
         })
         .map_err(|problem| StepFailure::Final {
             code: "validation_failed",
@@ -525,13 +544,27 @@ impl RunWorkflow {
                     }
                     Err(error) => return Err(self.gmail_failure(integration, error)),
                 };
-                // The newest message someone else wrote; else the newest.
+                // The newest message someone else wrote; with the step's own
+                // `to`, else the newest (answering only one's own messages
+                // would reply to oneself).
                 let received = thread.messages.iter().filter(|m| !m.placement.draft);
                 let theirs = received
                     .clone()
                     .filter(|m| !m.is_from(&integration.email))
                     .max_by_key(|m| m.received_at_millis);
-                let newest = theirs.or_else(|| received.max_by_key(|m| m.received_at_millis));
+                let newest = match theirs {
+                    Some(message) => Some(message),
+                    None if step.to.is_empty() => {
+                        return Err(StepFailure::Final {
+                            code: "no_reply_address",
+                            message: format!(
+                                "Thread {thread_id} holds only messages from {}; give the step a `to`",
+                                integration.email
+                            ),
+                        });
+                    }
+                    None => received.max_by_key(|m| m.received_at_millis),
+                };
                 match newest {
                     Some(message) => message.id.clone(),
                     None => return Err(gone(&format!("Thread {thread_id}"))),
@@ -654,31 +687,64 @@ fn triggering_message(input: &Value) -> Option<String> {
 struct ReplyTo {
     to: Vec<String>,
     subject: String,
-    headers: providers::google::message::ReplyHeaders,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
 }
 
 impl ReplyTo {
-    fn of(source: &domain::mail::Message, step: &RenderedStep) -> Result<ReplyTo, StepFailure> {
-        let Some(headers) = providers::google::message::reply_headers(source) else {
-            return Err(StepFailure::Final {
-                code: "no_reply_address",
-                message: format!("Message {} has no address to reply to", source.id),
-            });
-        };
-        let to = if step.to.is_empty() {
-            vec![headers.to_header.clone()]
-        } else {
-            step.to.clone()
-        };
+    /// A reply to the sender of automatic mail (an auto-reply, a list, bulk
+    /// mail, a no-reply address) or of the mailbox's own message is not
+    /// sent: the step is skipped, saying why, so two programs never answer
+    /// each other for ever. With its own `to`, the step replies anyway.
+    fn of(
+        source: &domain::mail::Message,
+        step: &RenderedStep,
+        owner: &str,
+    ) -> Result<ReplyTo, StepFailure> {
+        let (in_reply_to, references) = providers::google::message::threading(source);
         let subject = if step.subject.trim().is_empty() {
             domain::drafting::reply_subject(source.header("Subject").unwrap_or_default())
         } else {
             step.subject.clone()
         };
+        let to = if step.to.is_empty() {
+            use domain::mail::SkipReason;
+            if let Some(reason) = domain::mail::skip_reason_for(source, owner).filter(|reason| {
+                matches!(
+                    reason,
+                    SkipReason::OwnMessage
+                        | SkipReason::AutoSubmitted
+                        | SkipReason::MailingList
+                        | SkipReason::Bulk
+                        | SkipReason::NoReplySender
+                )
+            }) {
+                return Err(StepFailure::Skip {
+                    code: reason.code(),
+                    message: format!(
+                        "Not answered: {} (give the step a `to` to reply anyway)",
+                        reason.describe().trim_end_matches('.')
+                    ),
+                });
+            }
+            let Some(headers) = providers::google::message::reply_headers(source) else {
+                return Err(StepFailure::Final {
+                    code: "no_reply_address",
+                    message: format!(
+                        "Message {} has no address to reply to; give the step a `to`",
+                        source.id
+                    ),
+                });
+            };
+            vec![headers.to_header]
+        } else {
+            step.to.clone()
+        };
         Ok(ReplyTo {
             to,
             subject,
-            headers,
+            in_reply_to,
+            references,
         })
     }
 }

@@ -353,6 +353,24 @@ fn path_segment(id: &str) -> Result<&str, GmailError> {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendAsList {
+    #[serde(default)]
+    send_as: Vec<SendAs>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendAs {
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    is_default: bool,
+    #[serde(default)]
+    is_primary: bool,
+}
+
 /// A label of `users.labels.list`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Label {
@@ -445,6 +463,24 @@ impl Gmail {
             &serde_json::json!({ "raw": base64url(rfc822), "threadId": thread_id }),
         )
         .await
+    }
+
+    /// The default send-as address's signature (HTML, as Gmail keeps it;
+    /// `None` when it has none), from `users.settings.sendAs.list` (any
+    /// read scope).
+    pub async fn signature(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<Option<String>, GmailError> {
+        let list: SendAsList = self.get_json(access_token, "settings/sendAs", &[]).await?;
+        let default = list
+            .send_as
+            .iter()
+            .find(|entry| entry.is_default)
+            .or_else(|| list.send_as.iter().find(|entry| entry.is_primary));
+        Ok(default
+            .map(|entry| entry.signature.trim().to_owned())
+            .filter(|signature| !signature.is_empty()))
     }
 
     /// `users.labels.list`: system and user labels.
@@ -595,19 +631,17 @@ impl Gmail {
         .await
     }
 
-    /// `users.threads.get` with `format=metadata` and only these headers.
-    pub async fn thread_metadata(
+    /// `users.threads.get` with `format=full`: every message's headers,
+    /// labels and body parts.
+    pub async fn thread(
         &self,
         access_token: &SecretString,
         thread_id: &str,
-        headers: &[&str],
     ) -> Result<GmailThread, GmailError> {
-        let mut query = vec![("format", "metadata")];
-        query.extend(headers.iter().map(|header| ("metadataHeaders", *header)));
         self.get_json(
             access_token,
             &format!("threads/{}", path_segment(thread_id)?),
-            &query,
+            &[("format", "full")],
         )
         .await
     }

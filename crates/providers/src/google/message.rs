@@ -18,6 +18,27 @@ pub struct Outgoing<'a> {
     pub in_reply_to: Option<&'a str>,
     /// A reply: the original's References, then its Message-ID.
     pub references: &'a [String],
+    /// Written by a program in answer to a message: marked
+    /// `Auto-Submitted: auto-replied` (RFC 3834), so auto-responders do not
+    /// answer it and mail loops end.
+    pub auto_replied: bool,
+}
+
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(AutoSubmitted)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-replied".to_owned())
+    }
 }
 
 fn mailbox(text: &str) -> Result<Mailbox, String> {
@@ -50,6 +71,28 @@ pub fn text_of_html(html: &str) -> String {
     text
 }
 
+/// A Gmail signature (HTML) as the plain text a draft ends with: line
+/// breaks kept, tags dropped, the common entities decoded, at most 2,000
+/// characters.
+pub fn signature_text(html: &str) -> String {
+    let mut marked = html.to_owned();
+    for tag in [
+        "<br>", "<br/>", "<br />", "</div>", "</p>", "<BR>", "</DIV>", "</P>",
+    ] {
+        marked = marked.replace(tag, &format!("{tag}\n"));
+    }
+    let text = text_of_html(&marked)
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    let joined = lines.join("\n");
+    joined.trim().chars().take(2000).collect()
+}
+
 pub fn rfc822(message: &Outgoing<'_>) -> Result<Vec<u8>, String> {
     let mut builder = Message::builder()
         .from(mailbox(message.from)?)
@@ -60,6 +103,9 @@ pub fn rfc822(message: &Outgoing<'_>) -> Result<Vec<u8>, String> {
     }
     if !message.references.is_empty() {
         builder = builder.references(message.references.join(" "));
+    }
+    if message.auto_replied {
+        builder = builder.header(AutoSubmitted);
     }
     for to in message.to {
         builder = builder.to(mailbox(to)?);
@@ -203,14 +249,9 @@ pub struct ReplyHeaders {
     pub references: Vec<String>,
 }
 
-/// The addressing of a reply to `source`; `None` when it has no address to
-/// reply to.
-pub fn reply_headers(source: &domain::mail::Message) -> Option<ReplyHeaders> {
-    let to = source.reply_to.clone().or_else(|| source.from.clone())?;
-    let to_header = match &to.name {
-        Some(name) => format!("{} <{}>", quote_display_name(name), to.address),
-        None => to.address.clone(),
-    };
+/// How a reply to `source` is threaded: its Message-ID (`In-Reply-To`),
+/// and its References followed by that Message-ID.
+pub fn threading(source: &domain::mail::Message) -> (Option<String>, Vec<String>) {
     let in_reply_to = source
         .header("Message-ID")
         .map(message_ids)
@@ -224,6 +265,18 @@ pub fn reply_headers(source: &domain::mail::Message) -> Option<ReplyHeaders> {
     {
         references.push(original.clone());
     }
+    (in_reply_to, references)
+}
+
+/// The addressing of a reply to `source`; `None` when it has no address to
+/// reply to.
+pub fn reply_headers(source: &domain::mail::Message) -> Option<ReplyHeaders> {
+    let to = source.reply_to.clone().or_else(|| source.from.clone())?;
+    let to_header = match &to.name {
+        Some(name) => format!("{} <{}>", quote_display_name(name), to.address),
+        None => to.address.clone(),
+    };
+    let (in_reply_to, references) = threading(source);
     Some(ReplyHeaders {
         to,
         to_header,
@@ -283,6 +336,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_signature_keeps_its_lines_and_loses_its_tags() {
+        assert_eq!(
+            signature_text(
+                "<div dir=\"ltr\"><b>Ann Example</b><br>Head of Sales &amp; Ops<br/><a href=\"https://x\">example.com</a></div>"
+            ),
+            "Ann Example\nHead of Sales & Ops\nexample.com"
+        );
+        assert_eq!(signature_text("  "), "");
+    }
+
+    #[test]
     fn display_names_with_specials_are_quoted() {
         assert_eq!(quote_display_name("Zoë Martin"), "Zoë Martin");
         assert_eq!(quote_display_name("Martin, Zoë"), "\"Martin, Zoë\"");
@@ -325,6 +389,7 @@ mod tests {
             message_id: "<run-1.0@mailwright>",
             in_reply_to: None,
             references: &[],
+            auto_replied: false,
         })
         .unwrap();
         let text = String::from_utf8(raw).unwrap();
@@ -353,6 +418,7 @@ mod tests {
             message_id: "<x@mailwright>",
             in_reply_to: None,
             references: &[],
+            auto_replied: false,
         })
         .unwrap();
         let text = String::from_utf8(raw).unwrap();

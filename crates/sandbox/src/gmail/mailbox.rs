@@ -146,6 +146,8 @@ pub struct Mailbox {
     pub user_labels: Vec<UserLabel>,
     /// The number in the last `Label_N` id handed out.
     pub last_label_number: u64,
+    /// The default send-as address's signature (HTML, as Gmail keeps it).
+    pub signature: String,
 }
 
 /// How a new message picks its thread.
@@ -177,6 +179,7 @@ impl Mailbox {
             watch_published: history_id,
             user_labels: Vec::new(),
             last_label_number: 0,
+            signature: String::new(),
         }
     }
 

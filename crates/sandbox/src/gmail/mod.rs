@@ -640,11 +640,15 @@ async fn send_as_list(
         .account(&caller.email)
         .map(|account| account.name.clone())
         .unwrap_or_default();
+    let signature = world
+        .mailbox(&caller.email)
+        .map(|mailbox| mailbox.signature.clone())
+        .unwrap_or_default();
     Ok(Json(json!({ "sendAs": [{
         "sendAsEmail": caller.email,
         "displayName": name,
         "replyToAddress": "",
-        "signature": "",
+        "signature": signature,
         "isPrimary": true,
         "isDefault": true,
         "treatAsAlias": false,

@@ -276,21 +276,29 @@ fn empty_object() -> Value {
     json!({})
 }
 
+/// Keys Mailwright gives its own runs (re-runs, new mail) start with this:
+/// a client's key cannot take one's place.
+const RESERVED_KEY_PREFIX: &str = "mailwright:";
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let refused =
+        |message: &str| ApiError::Validation(vec![FieldError::new("Idempotency-Key", message)]);
     match headers.get("idempotency-key") {
         None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|key| !key.is_empty() && key.len() <= 255)
-            .map(|key| Some(key.to_owned()))
-            .ok_or_else(|| {
-                ApiError::Validation(vec![FieldError::new(
-                    "Idempotency-Key",
-                    "must be 1 to 255 visible characters",
-                )])
-            }),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|key| !key.is_empty() && key.len() <= 255)
+                .ok_or_else(|| refused("must be 1 to 255 visible characters"))?;
+            if key.starts_with(RESERVED_KEY_PREFIX) {
+                return Err(refused(
+                    "must not start with `mailwright:`, which Mailwright's own runs use",
+                ));
+            }
+            Ok(Some(key.to_owned()))
+        }
     }
 }
 

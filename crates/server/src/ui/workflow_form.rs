@@ -390,7 +390,7 @@ pub(super) fn form_field(path: &str) -> (String, &'static str) {
     match path {
         "name" => named("name", "Name"),
         "trigger.cron" => named("cron", "Cron"),
-        "trigger.integration_id" => named("trigger_integration_id", "Mailbox"),
+        "trigger.integration_id" => named("trigger_integration_id", "Mailbox:"),
         "trigger.filter.from" => named("filter_from", "From"),
         "trigger.filter.to" => named("filter_to", "To"),
         "trigger.filter.subject_contains" => named("filter_subject_contains", "Subject contains"),
@@ -433,6 +433,15 @@ pub(super) fn form_messages(
     let errors = match error {
         ApiError::Validation(errors) => errors,
         ApiError::MalformedBody(detail) => vec![FieldError::new("body", detail)],
+        // The trigger's mailbox could not be read when the workflow was
+        // saved: said next to the mailbox, with everything typed kept.
+        ApiError::Conflict(detail)
+        | ApiError::MissingScopes { detail, .. }
+        | ApiError::NeedsReauth { detail, .. }
+        | ApiError::ProviderError(detail)
+        | ApiError::ProviderUnavailable(detail) => {
+            vec![FieldError::new("trigger.integration_id", detail)]
+        }
         other => return Err(other),
     };
     let mut messages = FieldMessages::new();

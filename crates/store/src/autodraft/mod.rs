@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use domain::drafting::rules::DraftRules;
 use domain::{IntegrationId, JobId, WorkspaceId};
 use uuid::Uuid;
 
@@ -36,6 +37,10 @@ pub struct AutoDraftMailbox {
     /// An enabled workflow starts when mail arrives here: the mailbox is
     /// synced (and watched) even with auto-draft off.
     pub for_workflows: bool,
+    /// What the owner asks of every draft (for the model).
+    pub instructions: Option<String>,
+    /// Senders and domains to always or never draft for.
+    pub rules: DraftRules,
 }
 
 impl AutoDraftMailbox {
@@ -43,6 +48,12 @@ impl AutoDraftMailbox {
     /// waits for its mail.
     pub fn synced(&self) -> bool {
         self.enabled || self.for_workflows
+    }
+
+    /// Whether its sync is under way: synced, with a cursor and a poll (a
+    /// disconnect clears both; a new reader then starts it afresh).
+    pub fn reading(&self) -> bool {
+        self.synced() && self.history_id.is_some() && self.next_poll_at.is_some()
     }
 }
 
@@ -79,6 +90,8 @@ struct MailboxRow {
     watch_error_at: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
     for_workflows: bool,
+    instructions: Option<String>,
+    rules: Option<String>,
 }
 
 /// Whether an enabled workflow starts when mail arrives in the mailbox of
@@ -88,7 +101,9 @@ macro_rules! watched_by_workflows {
         concat!(
             "EXISTS (SELECT 1 FROM workflows w WHERE w.watched_integration_id = ",
             $t,
-            ".integration_id AND w.enabled)"
+            ".integration_id AND w.workspace_id = ",
+            $t,
+            ".workspace_id AND w.enabled)"
         )
     };
 }
@@ -106,7 +121,7 @@ const MAILBOX_COLUMNS: &str = concat!(
     "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
-     watch_error_at, updated_at, ",
+     watch_error_at, updated_at, instructions, rules, ",
     watched_by_workflows!("autodraft_mailboxes"),
     " AS for_workflows"
 );
@@ -145,6 +160,14 @@ impl From<MailboxRow> for AutoDraftMailbox {
             },
             updated_at: row.updated_at,
             for_workflows: row.for_workflows,
+            instructions: row.instructions,
+            // Written by this application only; a row it cannot read has
+            // no rules rather than no mailbox.
+            rules: row
+                .rules
+                .as_deref()
+                .and_then(|rules| serde_json::from_str(rules).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -437,7 +460,8 @@ impl Store {
                      VALUES ($1, $2, TRUE, $3, $4, $5, $4) \
                      ON CONFLICT (integration_id) DO UPDATE SET enabled = TRUE, \
                          history_id = COALESCE($3, autodraft_mailboxes.history_id), enabled_at = $4, \
-                         next_poll_at = CASE WHEN $3 IS NULL THEN autodraft_mailboxes.next_poll_at ELSE $5 END, \
+                         next_poll_at = CASE WHEN $3 IS NULL THEN COALESCE(autodraft_mailboxes.next_poll_at, $5) \
+                             ELSE $5 END, \
                          updated_at = $4, last_failure_code = NULL, last_failure_message = NULL, \
                          last_failure_at = NULL",
                 )
@@ -477,6 +501,35 @@ impl Store {
         self.autodraft_mailbox(workspace, integration)
             .await?
             .ok_or(StoreError::NotFound)
+    }
+
+    /// Keep what the owner asks of the mailbox's drafts (a mailbox row is
+    /// made when there is none: preferences may come before the switch).
+    pub async fn set_drafting_preferences(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        instructions: Option<&str>,
+        rules: &DraftRules,
+    ) -> Result<(), StoreError> {
+        let rules = serde_json::to_string(rules)
+            .map_err(|error| StoreError::Other(error.to_string().into()))?;
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at, instructions, rules) \
+                 VALUES ($1, $2, FALSE, $3, $4, $5) \
+                 ON CONFLICT (integration_id) DO UPDATE SET instructions = $4, rules = $5, updated_at = $3",
+            )
+            .bind(integration.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(at)
+            .bind(instructions)
+            .bind(&rules)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Ask for a sync of this mailbox now: note the request (so a sync
@@ -688,30 +741,38 @@ impl Store {
     }
 
     /// Start syncing a mailbox for workflows from `history_id` (mail after
-    /// it starts them), polling first at `first_poll`, unless it is synced
-    /// already (auto-draft on, or another workflow): then its cursor stands.
+    /// it starts them), polling first at `first_poll`, unless its sync is
+    /// already under way for auto-draft or for another workflow than
+    /// `workflow` (then its cursor stands, so no one's mail is skipped).
     pub async fn start_mailbox_sync(
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
         history_id: i64,
         first_poll: DateTime<Utc>,
+        workflow: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let at = now();
         in_workspace!(self, workspace, conn => {
             sqlx::query(
                 "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, next_poll_at, \
-                                                  updated_at) \
-                 VALUES ($1, $2, FALSE, $3, $4, $5) \
-                 ON CONFLICT (integration_id) DO UPDATE SET history_id = $3, next_poll_at = $4, updated_at = $5, \
+                                                  last_synced_at, updated_at) \
+                 VALUES ($1, $2, FALSE, $3, $4, $5, $5) \
+                 ON CONFLICT (integration_id) DO UPDATE SET history_id = $3, next_poll_at = $4, \
+                     last_synced_at = $5, updated_at = $5, \
                      last_failure_code = NULL, last_failure_message = NULL, last_failure_at = NULL \
-                 WHERE NOT autodraft_mailboxes.enabled OR autodraft_mailboxes.history_id IS NULL",
+                 WHERE NOT (autodraft_mailboxes.history_id IS NOT NULL AND autodraft_mailboxes.next_poll_at IS NOT NULL \
+                     AND (autodraft_mailboxes.enabled OR EXISTS (SELECT 1 FROM workflows w \
+                         WHERE w.watched_integration_id = autodraft_mailboxes.integration_id \
+                             AND w.workspace_id = autodraft_mailboxes.workspace_id AND w.enabled \
+                             AND w.id IS DISTINCT FROM $6)))",
             )
             .bind(integration.as_uuid())
             .bind(workspace.as_uuid())
             .bind(history_id)
             .bind(first_poll)
             .bind(at)
+            .bind(workflow)
             .execute(&mut *conn)
             .await?;
         });
