@@ -221,20 +221,36 @@ pub fn reply_subject(original: &str) -> String {
 /// `On {date}, {sender} wrote:` then every line prefixed with `> ` (empty
 /// lines with `>`). An empty `date` gives `{sender} wrote:`.
 pub fn quote(sender: &str, date: &str, text: &str) -> String {
+    quote_in(language::Language::English, sender, date, text)
+}
+
+/// [`quote`] with the attribution line in `language` (`Am {date} schrieb
+/// {sender}:`), as a mail client set to it would write it.
+pub fn quote_in(language: language::Language, sender: &str, date: &str, text: &str) -> String {
+    use language::Language;
     let sender = one_line(sender);
     let date = one_line(date);
-    let who = if sender.is_empty() {
-        "the sender"
-    } else {
-        sender.as_str()
+    let who = match (sender.is_empty(), language) {
+        (false, _) => sender.as_str(),
+        (true, Language::English) => "the sender",
+        (true, Language::German) => "der Absender",
+        (true, Language::French) => "l'expéditeur",
+        (true, Language::Spanish) => "el remitente",
+        (true, Language::Portuguese) => "o remetente",
     };
-    let mut out = if date.is_empty() {
-        let mut header = format!("{who} wrote:");
-        capitalise_first(&mut header);
-        header
-    } else {
-        format!("On {date}, {who} wrote:")
+    let mut out = match (date.is_empty(), language) {
+        (true, Language::English) => format!("{who} wrote:"),
+        (true, Language::German) => format!("{who} schrieb:"),
+        (true, Language::French) => format!("{who} a écrit :"),
+        (true, Language::Spanish) => format!("{who} escribió:"),
+        (true, Language::Portuguese) => format!("{who} escreveu:"),
+        (false, Language::English) => format!("On {date}, {who} wrote:"),
+        (false, Language::German) => format!("Am {date} schrieb {who}:"),
+        (false, Language::French) => format!("Le {date}, {who} a écrit :"),
+        (false, Language::Spanish) => format!("El {date}, {who} escribió:"),
+        (false, Language::Portuguese) => format!("Em {date}, {who} escreveu:"),
     };
+    capitalise_first(&mut out);
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let lines: Vec<&str> = text.split('\n').map(str::trim_end).collect();
     let first = lines.iter().position(|line| !line.is_empty());

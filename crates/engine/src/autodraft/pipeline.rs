@@ -304,15 +304,16 @@ impl AutoDraft {
             }
             earlier = earlier_messages(&thread.messages, &source);
         }
-        if matches!(self.generator, Generator::Builtin)
-            && drafting::language::detect_or_english(
-                source.header("Subject").unwrap_or_default(),
-                &source.text,
-            )
-            .is_none()
-        {
+        let detected = drafting::language::detect_or_english(
+            source.header("Subject").unwrap_or_default(),
+            &source.text,
+        );
+        if matches!(self.generator, Generator::Builtin) && detected.is_none() {
             return Ok(Verdict::Skip(SkipReason::UnsupportedLanguage));
         }
+        // The quote's attribution line in the message's language (a model
+        // answers other languages too: their quote says it in English).
+        let language = detected.unwrap_or(drafting::language::Language::English);
         let Some(reply) = reply_headers(&source) else {
             return Ok(Verdict::Skip(SkipReason::NoReplyAddress));
         };
@@ -337,7 +338,7 @@ impl AutoDraft {
         let body = format!(
             "{}\n\n{}",
             generated.body.trim_end(),
-            drafting::quote(&sender.display(), &date, &source.text)
+            drafting::quote_in(language, &sender.display(), &date, &source.text)
         );
         Ok(Verdict::Draft(Box::new(PlannedReply {
             reply_text: generated.body.trim().to_owned(),

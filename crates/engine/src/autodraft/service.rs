@@ -3,6 +3,7 @@
 use super::pipeline::{Answered, MadeDraft};
 use super::*;
 use crate::error::ServiceError;
+use domain::drafting::rules::{DraftRules, check_instructions};
 use domain::explain::explain;
 use store::autodraft::{AutoDraftEvent, AutoDraftStats};
 use store::integrations::LastError;
@@ -140,6 +141,49 @@ impl AutoDraft {
             ServiceError::ProviderError("Gmail gave no history id; try again.".into())
         })?;
         Ok(Some(WorkflowSync { inbox, history_id }))
+    }
+
+    /// Keep what the owner asks of the mailbox's drafts: `instructions`
+    /// (empty clears them) and `rules`; `None` leaves one as it is. Checked
+    /// here: a problem is a 422 naming the field.
+    pub async fn set_preferences(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        instructions: Option<&str>,
+        rules: Option<DraftRules>,
+    ) -> Result<(), ServiceError> {
+        self.gmail_integration(workspace, id).await?;
+        let mut problems = Vec::new();
+        let instructions = match instructions.map(check_instructions) {
+            Some(Ok(instructions)) => Some(instructions),
+            Some(Err(problem)) => {
+                problems.push(domain::workflows::Invalid::new("instructions", problem));
+                None
+            }
+            None => None,
+        };
+        if let Some(rules) = &rules {
+            problems.extend(
+                rules
+                    .validate()
+                    .into_iter()
+                    .map(|(field, problem)| domain::workflows::Invalid::new(field, problem)),
+            );
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::Invalid(problems));
+        }
+        let current = self.store.autodraft_mailbox(workspace, id).await?;
+        let (kept_instructions, kept_rules) = current
+            .map(|mailbox| (mailbox.instructions, mailbox.rules))
+            .unwrap_or_default();
+        let instructions = instructions.unwrap_or(kept_instructions);
+        let rules = rules.unwrap_or(kept_rules);
+        self.store
+            .set_drafting_preferences(workspace, id, instructions.as_deref(), &rules)
+            .await?;
+        Ok(())
     }
 
     /// A connection was made again: a workflow that waits on its mailbox
@@ -377,6 +421,9 @@ pub struct Overview {
     /// Notable events, newest first.
     pub events: Vec<AutoDraftEvent>,
     pub watch: WatchOverview,
+    /// What the owner asks of every draft.
+    pub instructions: Option<String>,
+    pub rules: DraftRules,
 }
 
 /// The mailbox's push watch, as the object and page show it.
@@ -446,9 +493,15 @@ impl AutoDraft {
                 .filter(|_| enabled && self.settings.pubsub_topic.is_some()),
             last_error: watch.last_error.filter(|_| status == WatchStatus::Failing),
         };
+        let (instructions, rules) = mailbox
+            .as_ref()
+            .map(|mailbox| (mailbox.instructions.clone(), mailbox.rules.clone()))
+            .unwrap_or_default();
         Ok(Overview {
             watch,
             enabled,
+            instructions,
+            rules,
             updated_at: mailbox
                 .as_ref()
                 .map_or(integration.updated_at, |mailbox| mailbox.updated_at),

@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use domain::drafting::rules::DraftRules;
 use domain::{IntegrationId, WorkspaceId};
 use engine::autodraft::{Overview, TestOutcome};
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,12 @@ pub struct AutoDraftView {
     events: Vec<EventView>,
     poll_interval_seconds: u64,
     watch: WatchView,
+    /// What the owner asks of every draft (given to the language model).
+    instructions: Option<String>,
+    /// Senders and domains to always draft for (even lists and automatic
+    /// mail) or never: `{"always": [...], "never": [...]}`.
+    #[schema(value_type = Object)]
+    rules: DraftRules,
 }
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
@@ -157,6 +164,8 @@ impl AutoDraftView {
                 })
                 .collect(),
             poll_interval_seconds: poll_interval.as_secs(),
+            instructions: overview.instructions,
+            rules: overview.rules,
             watch: WatchView {
                 status: overview.watch.status.as_str(),
                 expires_at: overview.watch.expires_at,
@@ -202,13 +211,25 @@ async fn get_autodraft(
     Ok(Json(view(&state, caller.workspace, id).await?))
 }
 
+/// What `PUT .../auto-draft` changes: the switch, and what the owner asks
+/// of the drafts; a field left out stays as it is.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AutoDraftSwitch {
-    enabled: bool,
+pub struct AutoDraftSettingsInput {
+    #[serde(default)]
+    enabled: Option<bool>,
+    /// At most 2,000 characters; empty clears them.
+    #[serde(default)]
+    instructions: Option<String>,
+    /// `{"always": [...], "never": [...]}`: addresses, `*@example.com`
+    /// patterns or domains, at most 200 each.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    rules: Option<DraftRules>,
 }
 
-/// Switch auto-draft on or off. On: the connection must be healthy and allow
+/// Switch auto-draft on or off, and set what the owner asks of its drafts
+/// (`instructions`, `rules`). On: the connection must be healthy and allow
 /// reading mail and creating drafts (else 409 naming what is missing); only
 /// mail arriving from now on gets drafts.
 #[utoipa::path(
@@ -217,7 +238,7 @@ pub struct AutoDraftSwitch {
     tag = "auto-draft",
     security(("bearer" = []), ("session" = [])),
     params(("id" = String, Path, description = "Integration id")),
-    request_body = AutoDraftSwitch,
+    request_body = AutoDraftSettingsInput,
     responses(
         (status = 200, body = AutoDraftView),
         (status = 409, description = "missing_scopes (with missing_scopes and reconnect_url) or needs_reauth", content_type = "application/problem+json"),
@@ -233,11 +254,26 @@ async fn put_autodraft(
     let id = integration_id(&id)?;
     // A foreign or missing id is a 404 whatever the body says.
     state.connections.get(caller.workspace, id).await?;
-    let switch: AutoDraftSwitch = super::json::parse(&body)?;
-    if switch.enabled {
-        state.autodraft.enable(caller.workspace, id).await?;
-    } else {
-        state.autodraft.disable(caller.workspace, id).await?;
+    let input: AutoDraftSettingsInput = super::json::parse(&body)?;
+    if input.instructions.is_some() || input.rules.is_some() {
+        state
+            .autodraft
+            .set_preferences(
+                caller.workspace,
+                id,
+                input.instructions.as_deref(),
+                input.rules,
+            )
+            .await?;
+    }
+    match input.enabled {
+        Some(true) => {
+            state.autodraft.enable(caller.workspace, id).await?;
+        }
+        Some(false) => {
+            state.autodraft.disable(caller.workspace, id).await?;
+        }
+        None => {}
     }
     Ok(Json(view(&state, caller.workspace, id).await?))
 }

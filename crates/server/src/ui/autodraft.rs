@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use domain::IntegrationId;
+use domain::drafting::rules::DraftRules;
 use domain::scopes::IntegrationType;
 use engine::error::ServiceError;
 use minijinja::context;
@@ -168,6 +169,7 @@ pub(super) async fn autodraft_page(
     let notice = match (query.notice.as_deref(), &query.connected) {
         (Some("on"), _) => Some("Auto-draft is on: new mail gets a reply draft.".to_owned()),
         (Some("off"), _) => Some("Auto-draft is off.".to_owned()),
+        (Some("preferences"), _) => Some("Saved: new drafts follow them.".to_owned()),
         (_, Some(_)) => Some("Reconnected: auto-draft can use this connection again.".to_owned()),
         _ => None,
     };
@@ -214,6 +216,61 @@ pub(super) async fn switch(
             Ok(problem) => page(&state, &session, id, None, Some(problem), None).await,
             Err(error) => Err(error),
         },
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct PreferencesForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    instructions: String,
+    /// One address, `*@example.com` pattern or domain per line.
+    #[serde(default)]
+    always: String,
+    #[serde(default)]
+    never: String,
+}
+
+impl SessionForm for PreferencesForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The lines of a list field, trimmed, empty ones dropped.
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Keep the instructions and the always/never lists from the page.
+#[utoipa::path(post, path = "/autodraft/{id}/preferences", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Back to the page"), (status = 200, content_type = "text/html", description = "The page saying what to fix")))]
+pub(super) async fn preferences(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted<PreferencesForm>,
+) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    let rules = DraftRules {
+        always: lines(&form.always),
+        never: lines(&form.never),
+    };
+    let saved = state
+        .autodraft
+        .set_preferences(session.workspace, id, Some(&form.instructions), Some(rules))
+        .await;
+    match saved {
+        Ok(()) => Ok(Redirect::to(&format!("/autodraft/{id}?notice=preferences")).into_response()),
+        Err(ServiceError::Invalid(problems)) => {
+            let words: Vec<String> = problems.iter().map(|problem| problem.in_words()).collect();
+            page(&state, &session, id, None, Some(words.join(" ")), None).await
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

@@ -54,6 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(autodraft::autodraft_page))
         .routes(routes!(autodraft::switch))
         .routes(routes!(autodraft::test))
+        .routes(routes!(autodraft::preferences))
         .routes(routes!(demo::demo_signin))
         .routes(routes!(demo::sandbox_inbox, demo::deliver))
         .routes(routes!(workflows::workflows_page, workflows::create))
