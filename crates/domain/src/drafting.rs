@@ -312,6 +312,17 @@ pub const EARLIER_TEXT_LIMIT: usize = 1500;
 /// lines, and everything from an `On ... wrote:` line on), at most
 /// [`EARLIER_TEXT_LIMIT`] characters.
 pub fn without_quoted_history(text: &str) -> String {
+    let text = strip_quoted_history(text);
+    match text.char_indices().nth(EARLIER_TEXT_LIMIT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// `text` without the history mail clients quote below a reply (`> `
+/// lines, and everything from an `On ... wrote:` line on, in the five
+/// languages the built-in drafter writes), whole.
+pub fn strip_quoted_history(text: &str) -> String {
     let text = text.replace("\r\n", "\n");
     let mut kept = Vec::new();
     for line in text.lines() {
@@ -331,12 +342,7 @@ pub fn without_quoted_history(text: &str) -> String {
         }
         kept.push(line.trim_end());
     }
-    let joined = kept.join("\n");
-    let text = joined.trim();
-    match text.char_indices().nth(EARLIER_TEXT_LIMIT) {
-        Some((end, _)) => format!("{}…", &text[..end]),
-        None => text.to_owned(),
-    }
+    kept.join("\n").trim().to_owned()
 }
 
 /// A generated reply: the body only (subject, quoting and headers are the
@@ -350,8 +356,10 @@ pub struct GeneratedDraft {
 }
 
 mod builtin;
+pub mod eval;
 pub mod language;
 mod localized;
+pub mod outcome;
 mod phrases;
 pub mod rules;
 

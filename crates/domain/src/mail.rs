@@ -223,8 +223,12 @@ pub fn skip_reason_for(message: &Message, owner: &str) -> Option<SkipReason> {
 
 /// `noreply@`, `no-reply@`, `donotreply@`, `mailer-daemon@`, ...
 fn is_no_reply(address: &str) -> bool {
+    // `bounce+7f3a2@...`: the tag after `+` says nothing of who it is.
     let local = address
         .split('@')
+        .next()
+        .unwrap_or_default()
+        .split('+')
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();

@@ -238,6 +238,34 @@ impl Mailbox {
         }
     }
 
+    /// Draft `id`'s message as it is now; `None` when the draft is gone
+    /// (sent or deleted).
+    pub async fn draft(&self, id: &str) -> Result<Option<Message>, VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                let draft = gmail
+                    .call(Capability::Draft, |g, token| async move {
+                        g.draft(&token, id).await
+                    })
+                    .await?;
+                Ok(draft.map(|message| message.into_mail()))
+            }
+        }
+    }
+
+    /// Delete draft `id` (one already gone counts as deleted).
+    pub async fn delete_draft(&self, id: &str) -> Result<(), VaultError> {
+        match self {
+            Mailbox::Gmail(gmail) => {
+                gmail
+                    .call(Capability::Draft, |g, token| async move {
+                        g.delete_draft(&token, id).await
+                    })
+                    .await
+            }
+        }
+    }
+
     /// The person's signature as plain text (`None`: they have none).
     pub async fn signature(&self) -> Result<Option<String>, VaultError> {
         match self {

@@ -373,6 +373,8 @@ impl From<&state::Account> for AccountInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlError {
     UnknownAccount(String),
+    /// No draft with this id in the account's mailbox.
+    UnknownDraft(String),
     /// None of the message's recipients is a sandbox account.
     NoSandboxRecipient,
     /// A label name that is empty or a system label's.
@@ -383,6 +385,7 @@ impl std::fmt::Display for ControlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnknownAccount(email) => write!(f, "no sandbox account {email}"),
+            Self::UnknownDraft(draft) => write!(f, "no draft {draft}"),
             Self::NoSandboxRecipient => write!(f, "no recipient is a sandbox account"),
             Self::InvalidLabelName(name) => {
                 write!(f, "not a name a user label can take: {name:?}")
@@ -644,6 +647,30 @@ impl Sandbox {
     }
 
     /// Current `historyId` of a mailbox.
+    /// The person edits draft `draft_id` in Gmail: its text becomes `text`
+    /// (Gmail replaces the draft's message: a new message id, the same
+    /// draft id, thread and headers).
+    pub fn edit_draft(&self, email: &str, draft_id: &str, text: &str) -> Result<(), ControlError> {
+        crate::gmail::edit_draft(&mut self.lock(), email, draft_id, text)
+            .map_err(|_| ControlError::UnknownDraft(format!("{draft_id} of {email}")))
+    }
+
+    /// The person sends draft `draft_id` from Gmail: the draft is gone and
+    /// a message labelled SENT, with the draft's headers, is in its thread.
+    /// The sent message's id.
+    pub fn send_draft(&self, email: &str, draft_id: &str) -> Result<String, ControlError> {
+        let sent = crate::gmail::send_draft_as_is(&mut self.lock(), email, draft_id)
+            .map_err(|_| ControlError::UnknownDraft(format!("{draft_id} of {email}")))?;
+        self.wake_publisher();
+        Ok(sent["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The person deletes draft `draft_id` in Gmail.
+    pub fn delete_draft(&self, email: &str, draft_id: &str) -> Result<(), ControlError> {
+        crate::gmail::delete_draft(&mut self.lock(), email, draft_id)
+            .map_err(|_| ControlError::UnknownDraft(format!("{draft_id} of {email}")))
+    }
+
     /// Set the account's Gmail signature (HTML, as Gmail's settings keep
     /// it; `settings.sendAs.list` answers it for the default address).
     pub fn set_signature(&self, email: &str, html: &str) -> Result<(), ControlError> {

@@ -11,7 +11,9 @@ use axum::Router;
 use store::Store;
 use tokio::net::TcpListener;
 
-use engine::autodraft::{AutoDraft, DraftMessage, Generator, SyncMailbox, WatchMailbox};
+use engine::autodraft::{
+    AutoDraft, CheckOutcomes, DraftMessage, Generator, SyncMailbox, WatchMailbox,
+};
 use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
 use engine::health::ConnectionHealth;
@@ -165,6 +167,7 @@ impl Services {
         handlers.push(Arc::new(SyncMailbox(Arc::clone(&autodraft))));
         handlers.push(Arc::new(DraftMessage(Arc::clone(&autodraft))));
         handlers.push(Arc::new(WatchMailbox(Arc::clone(&autodraft))));
+        handlers.push(Arc::new(CheckOutcomes(Arc::clone(&autodraft))));
         let contacts = Arc::new(Contacts::new(
             store.clone(),
             matches!(config.mail, MailConfig::Sidemail { .. }),

@@ -328,3 +328,33 @@ pub async fn age_webhook_failures(store: &Store, by: chrono::Duration) {
     .await;
     result.expect("the webhook failures can be aged");
 }
+
+/// Move the recorded creation of the draft with this Gmail id `by` into the
+/// past (a stale draft, without waiting days).
+pub async fn age_draft(store: &Store, provider_draft_id: &str, by: chrono::Duration) {
+    let result: Result<(), crate::StoreError> = async {
+        let found = {
+            crate::across_workspaces!(store, conn => {
+                sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, chrono::DateTime<chrono::Utc>)>(
+                    "SELECT workspace_id, id, created_at FROM draft_metadata WHERE provider_draft_id = $1",
+                )
+                .bind(provider_draft_id)
+                .fetch_all(&mut *conn)
+                .await?
+            })
+        };
+        for (workspace, id, created_at) in found {
+            let workspace = domain::WorkspaceId::from_uuid(workspace);
+            crate::in_workspace!(store, workspace, conn => {
+                sqlx::query("UPDATE draft_metadata SET created_at = $1 WHERE id = $2")
+                    .bind(created_at - by)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+    .await;
+    result.expect("the draft can be aged");
+}

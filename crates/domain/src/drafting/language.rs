@@ -130,6 +130,92 @@ impl Language {
     }
 }
 
+/// Frequent words of languages the drafter does not write (Italian, Dutch,
+/// Polish, Swedish), which compete with the five.
+const OTHER_LANGUAGES: &[&[&str]] = &[
+    &[
+        "il",
+        "che",
+        "di",
+        "per",
+        "sono",
+        "ciao",
+        "grazie",
+        "non",
+        "gli",
+        "della",
+        "questo",
+        "hai",
+        "ho",
+        "come",
+        "stai",
+        "buongiorno",
+        "cordiali",
+        "saluti",
+        "abbraccio",
+        "anche",
+    ],
+    &[
+        "het",
+        "een",
+        "ik",
+        "je",
+        "jij",
+        "niet",
+        "van",
+        "voor",
+        "met",
+        "bedankt",
+        "groeten",
+        "hoi",
+        "graag",
+        "kun",
+        "wij",
+        "ons",
+        "dank",
+        "alvast",
+        "vriendelijke",
+    ],
+    &[
+        "jest",
+        "nie",
+        "się",
+        "na",
+        "dla",
+        "proszę",
+        "dziękuję",
+        "dzień",
+        "dobry",
+        "pozdrawiam",
+        "mi",
+        "czy",
+        "że",
+        "mnie",
+        "poważaniem",
+        "tym",
+        "w",
+        "z",
+    ],
+    &[
+        "och",
+        "att",
+        "det",
+        "jag",
+        "inte",
+        "för",
+        "med",
+        "tack",
+        "hej",
+        "hälsningar",
+        "vänliga",
+        "är",
+        "kan",
+        "du",
+        "mig",
+        "vi",
+    ],
+];
+
 /// The language of `subject` and `text`: the one whose marker words occur
 /// most, if it clearly leads. `None`: another language, or too little text
 /// to tell (then the caller decides; see [`detect_or_english`]).
@@ -150,6 +236,17 @@ pub fn detect(subject: &str, text: &str) -> Option<Language> {
     scores.sort_by_key(|score| std::cmp::Reverse(score.1));
     let (best, hits) = scores[0];
     let runner_up = scores[1].1;
+    // A language the drafter does not write that reads better than the
+    // five (Italian shares words with Spanish, Polish and Dutch with
+    // Portuguese and French): none of the five.
+    let other = OTHER_LANGUAGES
+        .iter()
+        .map(|markers| words.iter().filter(|word| markers.contains(word)).count())
+        .max()
+        .unwrap_or(0);
+    if other >= 2 && other >= hits {
+        return None;
+    }
     // At least two marker words, and more than the next language: short
     // words shared between Spanish and Portuguese (`que`, `para`) must not
     // decide alone. Letters no other of the five uses settle a tie.

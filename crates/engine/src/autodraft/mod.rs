@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 mod alert;
 mod jobs;
+mod outcomes;
 mod pipeline;
 mod service;
 mod sync;
@@ -39,6 +40,10 @@ mod watch;
 
 pub use domain::mail::{SkipReason, skip_reason_for};
 pub use jobs::{DraftMessage, SyncMailbox};
+pub use outcomes::{
+    CHECK_OUTCOMES, CheckOutcomes, CleanupItem, DEFAULT_CLEANUP_DAYS, DRAFT_OUTCOMES,
+    OUTCOME_CHECK_EVERY,
+};
 pub use pipeline::{PlannedReply, Verdict};
 pub use service::{Overview, WatchOverview, WorkflowSync};
 pub use watch::{

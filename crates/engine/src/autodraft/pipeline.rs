@@ -65,6 +65,8 @@ pub(super) struct MadeDraft<'a> {
     pub(super) source_rfc822_message_id: Option<String>,
     pub(super) generated: &'a Generated,
     pub(super) summary: DraftSummary,
+    /// The reply as written (none for a draft adopted after a crash).
+    pub(super) reply_text: Option<String>,
 }
 
 impl<'a> From<&'a InboundMessage> for Answered<'a> {
@@ -163,6 +165,7 @@ impl AutoDraft {
                         source_rfc822_message_id: None,
                         generated: &generated,
                         summary: DraftSummary::default(),
+                        reply_text: None,
                     },
                     "adopted",
                 )
@@ -410,6 +413,7 @@ impl AutoDraft {
                 source_rfc822_message_id: plan.in_reply_to.clone(),
                 generated: &generated,
                 summary: plan.summary(),
+                reply_text: Some(plan.reply_text.clone()),
             },
             "created",
         )
@@ -461,6 +465,7 @@ impl AutoDraft {
             source_rfc822_message_id,
             generated,
             summary,
+            reply_text,
         } = made;
         let record = DraftRecord {
             id: Uuid::now_v7(),
@@ -475,6 +480,12 @@ impl AutoDraft {
             generator: generated.generator.clone(),
             created_at: store::now(),
             summary,
+            reply_text,
+            outcome: domain::drafting::outcome::DraftOutcome::Pending
+                .as_str()
+                .to_owned(),
+            outcome_at: None,
+            changed_percent: None,
         };
         self.store
             .record_autodraft_draft(answered.row, &record)

@@ -186,6 +186,20 @@ impl AutoDraft {
         Ok(())
     }
 
+    /// Switch the opt-in clean-up on (after `days` of quiet) or off.
+    pub async fn set_cleanup(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        days: Option<i32>,
+    ) -> Result<(), ServiceError> {
+        self.gmail_integration(workspace, id).await?;
+        Ok(self
+            .store
+            .set_autodraft_cleanup(workspace, id, days)
+            .await?)
+    }
+
     /// A connection was made again: a workflow that waits on its mailbox
     /// (whose sync a disconnect stopped) gets it synced again from now.
     /// Best effort: a failure is logged, and saving the workflow again
@@ -350,6 +364,7 @@ impl AutoDraft {
                             source_rfc822_message_id: plan.in_reply_to.clone(),
                             generated: &generated,
                             summary: plan.summary(),
+                            reply_text: Some(plan.reply_text.clone()),
                         },
                         "test",
                     )
@@ -424,6 +439,10 @@ pub struct Overview {
     /// What the owner asks of every draft.
     pub instructions: Option<String>,
     pub rules: DraftRules,
+    /// The clean-up's days of quiet (`None`: off).
+    pub cleanup_after_days: Option<i32>,
+    /// `(draft_type, generator, outcome, count)` of the mailbox's drafts.
+    pub outcome_counts: Vec<(String, String, String, i64)>,
 }
 
 /// The mailbox's push watch, as the object and page show it.
@@ -497,11 +516,17 @@ impl AutoDraft {
             .as_ref()
             .map(|mailbox| (mailbox.instructions.clone(), mailbox.rules.clone()))
             .unwrap_or_default();
+        let cleanup_after_days = mailbox
+            .as_ref()
+            .and_then(|mailbox| mailbox.cleanup_after_days);
+        let outcome_counts = self.store.autodraft_outcome_counts(workspace, id).await?;
         Ok(Overview {
             watch,
             enabled,
             instructions,
             rules,
+            cleanup_after_days,
+            outcome_counts,
             updated_at: mailbox
                 .as_ref()
                 .map_or(integration.updated_at, |mailbox| mailbox.updated_at),

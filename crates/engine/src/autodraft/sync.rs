@@ -131,6 +131,7 @@ impl AutoDraft {
                 )
                 .await
                 .map_err(job_transient)?;
+            self.outcome_check_if_due(workspace, id).await;
             match recorded {
                 Some(new) if new > 0 => {
                     tracing::debug!(integration = %id, new, "auto-draft sync found messages")

@@ -354,6 +354,12 @@ fn path_segment(id: &str) -> Result<&str, GmailError> {
 }
 
 #[derive(Deserialize)]
+struct FullDraft {
+    #[serde(default)]
+    message: GmailMessage,
+}
+
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendAsList {
     #[serde(default)]
@@ -481,6 +487,49 @@ impl Gmail {
         Ok(default
             .map(|entry| entry.signature.trim().to_owned())
             .filter(|signature| !signature.is_empty()))
+    }
+
+    /// `users.drafts.get` with `format=full`: the draft's message as it is
+    /// now (a person's edit replaces it); `None` when the draft is gone
+    /// (sent or deleted).
+    pub async fn draft(
+        &self,
+        access_token: &SecretString,
+        draft_id: &str,
+    ) -> Result<Option<GmailMessage>, GmailError> {
+        let found: Result<FullDraft, GmailError> = self
+            .get_json(
+                access_token,
+                &format!("drafts/{}", path_segment(draft_id)?),
+                &[("format", "full")],
+            )
+            .await;
+        match found {
+            Ok(draft) => Ok(Some(draft.message)),
+            Err(GmailError::NotFound) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `users.drafts.delete`: the draft is gone for good (a draft already
+    /// gone counts as deleted).
+    pub async fn delete_draft(
+        &self,
+        access_token: &SecretString,
+        draft_id: &str,
+    ) -> Result<(), GmailError> {
+        let response = self
+            .http
+            .delete(self.url(&format!("drafts/{}", path_segment(draft_id)?)))
+            .timeout(TIMEOUT)
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match check(response).await {
+            Ok(_) | Err(GmailError::NotFound) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     /// `users.labels.list`: system and user labels.

@@ -566,9 +566,14 @@ async fn drafts_delete(
     headers: HeaderMap,
 ) -> ApiResult {
     let caller = authorize(&sandbox, GmailMethod::DraftsDelete, &headers, &user_id).await?;
-    let mut world = sandbox.lock();
+    delete_draft(&mut sandbox.lock(), &caller.email, &id)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Delete draft `id` of `email` and its message.
+pub(crate) fn delete_draft(world: &mut World, email: &str, id: &str) -> Result<(), ApiError> {
     let history_id = world.next_history_id();
-    let mailbox = mailbox_mut(&mut world, &caller.email)?;
+    let mailbox = mailbox_mut(world, email)?;
     let index = mailbox
         .drafts
         .iter()
@@ -576,7 +581,72 @@ async fn drafts_delete(
         .ok_or(ApiError::NotFound)?;
     let draft = mailbox.drafts.remove(index);
     mailbox.remove(&draft.message_id, history_id);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(())
+}
+
+/// A person editing draft `id` in Gmail: its message is replaced by one with
+/// the same headers and `text` as its body (a new message id, the same
+/// draft id and thread), as Gmail does on every save.
+pub(crate) fn edit_draft(
+    world: &mut World,
+    email: &str,
+    id: &str,
+    text: &str,
+) -> Result<(), ApiError> {
+    let now = world.now();
+    let new_id = world.new_message_id();
+    let history_id = world.next_history_id();
+    let mailbox = mailbox_mut(world, email)?;
+    let draft = mailbox
+        .drafts
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
+    let stored = mailbox
+        .message(&draft.message_id)
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
+    let raw = String::from_utf8_lossy(&stored.raw).replace("\r\n", "\n");
+    let head = raw.split("\n\n").next().unwrap_or_default();
+    // Whole header lines (with their folded continuations), minus how the
+    // old body was encoded.
+    let mut headers: Vec<String> = Vec::new();
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = headers.last_mut() {
+                last.push_str("\r\n");
+                last.push_str(line);
+            }
+        } else {
+            headers.push(line.to_owned());
+        }
+    }
+    headers.retain(|header| {
+        let name = header.split(':').next().unwrap_or_default().trim();
+        !name.eq_ignore_ascii_case("Content-Transfer-Encoding")
+            && !name.eq_ignore_ascii_case("Content-Type")
+    });
+    headers.push("Content-Type: text/plain; charset=utf-8".into());
+    headers.push("Content-Transfer-Encoding: 8bit".into());
+    let body = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let new_raw = format!("{}\r\n\r\n{body}", headers.join("\r\n"));
+    mailbox.remove(&draft.message_id, history_id);
+    let replaced = mailbox.add(
+        NewMessage {
+            id: new_id,
+            raw: new_raw.into_bytes(),
+            label_ids: vec![mailbox::DRAFT.to_owned()],
+            internal_date: now,
+        },
+        Threading::Requested(Some(&stored.thread_id)),
+        history_id,
+    );
+    let new_message_id = replaced.id.clone();
+    if let Some(kept) = mailbox.drafts.iter_mut().find(|d| d.id == id) {
+        kept.message_id = new_message_id;
+    }
+    Ok(())
 }
 
 /// `drafts.send`: the draft named by `id` (its message replaced by
@@ -599,32 +669,49 @@ async fn drafts_send(
         }
         _ => None,
     };
-    let sent = {
-        let mut world = sandbox.lock();
-        let mailbox = mailbox_mut(&mut world, &caller.email)?;
-        let draft = mailbox
-            .drafts
-            .iter()
-            .find(|draft| draft.id == id)
-            .cloned()
-            .ok_or(ApiError::NotFound)?;
-        let stored = mailbox
-            .message(&draft.message_id)
-            .ok_or(ApiError::NotFound)?;
-        let input = replacement.unwrap_or(MessageInput {
-            raw: stored.raw.clone(),
-            thread_id: Some(stored.thread_id.clone()),
-        });
-        // Sent first: a draft Gmail cannot send (no recipient) stays a draft.
-        let sent = send(&mut world, &caller.email, input)?;
-        let history_id = world.next_history_id();
-        let mailbox = mailbox_mut(&mut world, &caller.email)?;
-        mailbox.drafts.retain(|kept| kept.id != draft.id);
-        mailbox.remove(&draft.message_id, history_id);
-        sent
-    };
+    let sent = send_draft(&mut sandbox.lock(), &caller.email, id, replacement)?;
     sandbox.wake_publisher();
     Ok(Json(sent).into_response())
+}
+
+/// Send draft `id` of `email` (its message replaced by `replacement` when
+/// given) as `messages.send` would, in its thread; the draft is gone.
+fn send_draft(
+    world: &mut World,
+    email: &str,
+    id: &str,
+    replacement: Option<MessageInput>,
+) -> Result<Value, ApiError> {
+    let mailbox = mailbox_mut(world, email)?;
+    let draft = mailbox
+        .drafts
+        .iter()
+        .find(|draft| draft.id == id)
+        .cloned()
+        .ok_or(ApiError::NotFound)?;
+    let stored = mailbox
+        .message(&draft.message_id)
+        .ok_or(ApiError::NotFound)?;
+    let input = replacement.unwrap_or(MessageInput {
+        raw: stored.raw.clone(),
+        thread_id: Some(stored.thread_id.clone()),
+    });
+    // Sent first: a draft Gmail cannot send (no recipient) stays a draft.
+    let sent = send(world, email, input)?;
+    let history_id = world.next_history_id();
+    let mailbox = mailbox_mut(world, email)?;
+    mailbox.drafts.retain(|kept| kept.id != draft.id);
+    mailbox.remove(&draft.message_id, history_id);
+    Ok(sent)
+}
+
+/// A person sending draft `id` from Gmail, as it is.
+pub(crate) fn send_draft_as_is(
+    world: &mut World,
+    email: &str,
+    id: &str,
+) -> Result<Value, ApiError> {
+    send_draft(world, email, id, None)
 }
 
 /// `settings.sendAs.list`: the account's primary address, the one send-as

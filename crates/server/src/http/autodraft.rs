@@ -7,8 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use domain::drafting::outcome::DraftOutcome;
 use domain::drafting::rules::DraftRules;
 use domain::{IntegrationId, WorkspaceId};
+use engine::autodraft::DEFAULT_CLEANUP_DAYS;
 use engine::autodraft::{Overview, TestOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_autodraft, put_autodraft))
         .routes(routes!(test_autodraft))
         .routes(routes!(drafts))
+        .routes(routes!(cleanup))
         .routes(routes!(push_gmail))
 }
 
@@ -55,6 +58,39 @@ pub struct AutoDraftStatsView {
     next_retry: Option<NextRetryView>,
     last_success_at: Option<DateTime<Utc>>,
     last_failure: Option<LastErrorView>,
+    /// What became of the drafts: `pending`, `sent_unchanged`,
+    /// `sent_edited`, `deleted`, `cleaned_up` (each present, 0 when none).
+    outcomes: BTreeMap<String, i64>,
+    /// The same per draft type and generator: what an operator compares to
+    /// judge whether a generator's drafts are used.
+    outcomes_by_type: Vec<OutcomesByType>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutcomesByType {
+    draft_type: String,
+    generator: String,
+    outcomes: BTreeMap<String, i64>,
+}
+
+/// The opt-in clean-up of stale untouched drafts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupView {
+    enabled: bool,
+    /// Days of quiet after which an untouched draft is deleted.
+    after_days: i32,
+}
+
+/// Every outcome with its count (0 when none).
+fn outcome_counts<'a>(rows: impl Iterator<Item = (&'a str, i64)>) -> BTreeMap<String, i64> {
+    let mut counts: BTreeMap<String, i64> = DraftOutcome::ALL
+        .iter()
+        .map(|outcome| (outcome.as_str().to_owned(), 0))
+        .collect();
+    for (outcome, count) in rows {
+        *counts.entry(outcome.to_owned()).or_default() += count;
+    }
+    counts
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -113,6 +149,7 @@ pub struct AutoDraftView {
     /// mail) or never: `{"always": [...], "never": [...]}`.
     #[schema(value_type = Object)]
     rules: DraftRules,
+    cleanup: CleanupView,
 }
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
@@ -153,6 +190,29 @@ impl AutoDraftView {
                     message: error.message,
                     at: error.at,
                 }),
+                outcomes: outcome_counts(
+                    overview
+                        .outcome_counts
+                        .iter()
+                        .map(|(_, _, outcome, count)| (outcome.as_str(), *count)),
+                ),
+                outcomes_by_type: {
+                    let mut by_type: BTreeMap<(String, String), Vec<(&str, i64)>> = BTreeMap::new();
+                    for (draft_type, generator, outcome, count) in &overview.outcome_counts {
+                        by_type
+                            .entry((draft_type.clone(), generator.clone()))
+                            .or_default()
+                            .push((outcome.as_str(), *count));
+                    }
+                    by_type
+                        .into_iter()
+                        .map(|((draft_type, generator), rows)| OutcomesByType {
+                            draft_type,
+                            generator,
+                            outcomes: outcome_counts(rows.into_iter()),
+                        })
+                        .collect()
+                },
             },
             events: overview
                 .events
@@ -166,6 +226,10 @@ impl AutoDraftView {
             poll_interval_seconds: poll_interval.as_secs(),
             instructions: overview.instructions,
             rules: overview.rules,
+            cleanup: CleanupView {
+                enabled: overview.cleanup_after_days.is_some(),
+                after_days: overview.cleanup_after_days.unwrap_or(DEFAULT_CLEANUP_DAYS),
+            },
             watch: WatchView {
                 status: overview.watch.status.as_str(),
                 expires_at: overview.watch.expires_at,
@@ -226,6 +290,31 @@ pub struct AutoDraftSettingsInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     rules: Option<DraftRules>,
+    /// `{"enabled", "after_days"?}`: delete drafts nobody touched once
+    /// their thread moved on or was quiet for `after_days` (1 to 365;
+    /// default 14).
+    #[serde(default)]
+    cleanup: Option<CleanupInput>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupInput {
+    enabled: bool,
+    #[serde(default)]
+    after_days: Option<i32>,
+}
+
+/// Days of quiet as given, checked (1 to 365); `field` names it.
+fn cleanup_days(days: Option<i32>, field: &str) -> Result<i32, ApiError> {
+    match days {
+        None => Ok(DEFAULT_CLEANUP_DAYS),
+        Some(days) if (1..=365).contains(&days) => Ok(days),
+        Some(_) => Err(ApiError::Validation(vec![FieldError::new(
+            field,
+            "must be 1 to 365 days",
+        )])),
+    }
 }
 
 /// Switch auto-draft on or off, and set what the owner asks of its drafts
@@ -255,6 +344,13 @@ async fn put_autodraft(
     // A foreign or missing id is a 404 whatever the body says.
     state.connections.get(caller.workspace, id).await?;
     let input: AutoDraftSettingsInput = super::json::parse(&body)?;
+    if let Some(cleanup) = &input.cleanup {
+        let days = cleanup_days(cleanup.after_days, "cleanup.after_days")?;
+        state
+            .autodraft
+            .set_cleanup(caller.workspace, id, cleanup.enabled.then_some(days))
+            .await?;
+    }
     if input.instructions.is_some() || input.rules.is_some() {
         state
             .autodraft
@@ -393,6 +489,12 @@ pub struct DraftView {
     from: Option<String>,
     /// The start of the reply Mailwright wrote (at most 280 characters).
     reply_excerpt: Option<String>,
+    /// `pending`, `sent_unchanged`, `sent_edited`, `deleted` or
+    /// `cleaned_up`, as last found in the mailbox.
+    outcome: String,
+    /// For `sent_edited`: how much of the reply the person changed, in
+    /// percent of its words (null when not known).
+    changed_percent: Option<i32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -436,6 +538,93 @@ async fn drafts(
                 subject: draft.summary.source_subject,
                 from: draft.summary.source_from,
                 reply_excerpt: draft.summary.reply_excerpt,
+                outcome: draft.outcome,
+                changed_percent: draft.changed_percent,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRequest {
+    /// List what would be deleted without deleting (default true).
+    #[serde(default = "dry_run_by_default")]
+    dry_run: bool,
+    /// Days of quiet (default: the mailbox's setting, else 14).
+    #[serde(default)]
+    after_days: Option<i32>,
+}
+
+fn dry_run_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupAnswer {
+    dry_run: bool,
+    after_days: i32,
+    /// The drafts deleted (or, in a dry run, that would be), and why.
+    drafts: Vec<CleanupItemView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CleanupItemView {
+    id: String,
+    provider_draft_id: String,
+    thread_id: String,
+    subject: Option<String>,
+    why: String,
+}
+
+/// Clean up stale untouched drafts now, or (the default) list what would
+/// go: only drafts Mailwright created whose text nobody changed, whose
+/// thread was answered another way or has been quiet for `after_days`.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/{id}/auto-draft/cleanup",
+    operation_id = "cleanup_drafts",
+    tag = "auto-draft",
+    security(("bearer" = []), ("session" = [])),
+    params(("id" = String, Path, description = "Integration id")),
+    request_body = CleanupRequest,
+    responses(
+        (status = 200, body = CleanupAnswer),
+        (status = 404, content_type = "application/problem+json"),
+        (status = 409, content_type = "application/problem+json"),
+        (status = 422, content_type = "application/problem+json")
+    )
+)]
+async fn cleanup(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<CleanupAnswer>, ApiError> {
+    let id = integration_id(&id)?;
+    state.connections.get(caller.workspace, id).await?;
+    let request: CleanupRequest = super::json::parse(&body)?;
+    let configured = state
+        .autodraft
+        .overview(caller.workspace, id)
+        .await?
+        .cleanup_after_days;
+    let days = cleanup_days(request.after_days.or(configured), "after_days")?;
+    let items = state
+        .autodraft
+        .cleanup(caller.workspace, id, days, request.dry_run)
+        .await?;
+    Ok(Json(CleanupAnswer {
+        dry_run: request.dry_run,
+        after_days: days,
+        drafts: items
+            .into_iter()
+            .map(|item| CleanupItemView {
+                id: item.draft.id.to_string(),
+                provider_draft_id: item.draft.provider_draft_id,
+                thread_id: item.draft.thread_id,
+                subject: item.draft.summary.source_subject,
+                why: item.why,
             })
             .collect(),
     }))

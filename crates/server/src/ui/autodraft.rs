@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use domain::IntegrationId;
+use domain::drafting::outcome::DraftOutcome;
 use domain::drafting::rules::DraftRules;
 use domain::scopes::IntegrationType;
 use engine::error::ServiceError;
@@ -103,6 +104,8 @@ async fn page(
                 subject => draft.summary.source_subject,
                 from => draft.summary.source_from,
                 excerpt => draft.summary.reply_excerpt,
+                outcome_words => outcome_words(&draft.outcome, draft.changed_percent),
+                outcome => draft.outcome,
                 open_url,
             }
         })
@@ -217,6 +220,35 @@ pub(super) async fn switch(
             Err(error) => Err(error),
         },
     }
+}
+
+/// A draft's outcome in words ("sent after edits (40% changed)").
+fn outcome_words(outcome: &str, changed_percent: Option<i32>) -> String {
+    let words = DraftOutcome::parse(outcome)
+        .map_or_else(|| outcome.to_owned(), |known| known.describe().to_owned());
+    match changed_percent {
+        Some(percent) => format!("{words} ({percent}% changed)"),
+        None => words.to_owned(),
+    }
+}
+
+/// Switch the clean-up on (with its default days) or off from the page.
+#[utoipa::path(post, path = "/autodraft/{id}/cleanup", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Back to the page")))]
+pub(super) async fn cleanup_switch(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted<SwitchForm>,
+) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    let days = form
+        .is_on()
+        .then_some(engine::autodraft::DEFAULT_CLEANUP_DAYS);
+    state
+        .autodraft
+        .set_cleanup(session.workspace, id, days)
+        .await?;
+    Ok(Redirect::to(&format!("/autodraft/{id}?notice=preferences")).into_response())
 }
 
 #[derive(Deserialize)]

@@ -55,6 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(autodraft::switch))
         .routes(routes!(autodraft::test))
         .routes(routes!(autodraft::preferences))
+        .routes(routes!(autodraft::cleanup_switch))
         .routes(routes!(demo::demo_signin))
         .routes(routes!(demo::sandbox_inbox, demo::deliver))
         .routes(routes!(workflows::workflows_page, workflows::create))
@@ -588,9 +589,13 @@ mod tests {
                             status_words => "s", missing => vec!["<x>"], allowed => vec!["openid"], last_error => "<x>", reconnect_url => "/r" }],
                         signed_in => true, google_configured => true, id => "i", blocked => "<x>", reconnect_url => "/r",
                         autodraft => context! { enabled => false, stats => context! { drafts_created => 0, skipped => 0, failed => 0,
-                            skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" } },
-                            events => vec![context! { message => "<x>" }] },
-                        drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t" }],
+                            skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" },
+                            outcomes => context! { pending => 1, sent_unchanged => 0, sent_edited => 0, deleted => 0, cleaned_up => 0 } },
+                            events => vec![context! { message => "<x>" }], instructions => "<x>",
+                            rules => context! { always => vec!["<x>"], never => Vec::<String>::new() },
+                            cleanup => context! { enabled => true, after_days => 14 } },
+                        drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t",
+                            outcome => "sent_edited", outcome_words => "<x>" }],
                         test => context! { subject => "<x>", body => "<x>", label => "<x>" },
                         mailbox => "<x>", messages => vec![context! { from => "<x>", subject => "<x>", text => "<x>", at => "t",
                             draft => context! { subject => "<x>", text => "<x>" } }],

@@ -92,8 +92,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO draft_metadata (id, workspace_id, integration_id, source_message_id, \
                      source_rfc822_message_id, thread_id, provider_draft_id, draft_type, draft_type_label, generator, \
-                     created_at, source_subject, source_from, reply_excerpt) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                     created_at, source_subject, source_from, reply_excerpt, reply_text) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (integration_id, source_message_id) DO NOTHING",
             )
             .bind(draft.id)
@@ -110,6 +110,7 @@ impl Store {
             .bind(&draft.summary.source_subject)
             .bind(&draft.summary.source_from)
             .bind(&draft.summary.reply_excerpt)
+            .bind(&draft.reply_text)
             .execute(&mut *conn)
             .await?;
             sqlx::query(
@@ -282,6 +283,145 @@ impl Store {
                 .await?
         });
         Ok(rows.into_iter().map(DraftRecord::from).collect())
+    }
+
+    /// The mailbox's drafts still `pending` and not looked at since
+    /// `checked_before`, oldest look first, at most `limit`.
+    pub async fn drafts_to_check(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        checked_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DraftRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {DRAFT_COLUMNS} FROM draft_metadata WHERE workspace_id = $1 AND integration_id = $2 \
+                 AND outcome = 'pending' AND (outcome_checked_at IS NULL OR outcome_checked_at < $3) \
+             ORDER BY outcome_checked_at IS NOT NULL, outcome_checked_at, created_at LIMIT $4"
+        );
+        let rows: Vec<DraftRow> = in_workspace!(self, workspace, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(checked_before)
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        Ok(rows.into_iter().map(DraftRecord::from).collect())
+    }
+
+    /// A pending draft was looked at: its `outcome` now (`pending` keeps it
+    /// waiting), with `changed_percent` for an edited send. `false` when it
+    /// was no longer pending (another check got there first).
+    pub async fn record_draft_outcome(
+        &self,
+        workspace: WorkspaceId,
+        draft: Uuid,
+        outcome: &str,
+        changed_percent: Option<i32>,
+    ) -> Result<bool, StoreError> {
+        let at = now();
+        let updated = in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE draft_metadata SET outcome = $1, changed_percent = $2, outcome_checked_at = $3, \
+                     outcome_at = CASE WHEN $1 = 'pending' THEN NULL ELSE $3 END \
+                 WHERE workspace_id = $4 AND id = $5 AND outcome = 'pending'",
+            )
+            .bind(outcome)
+            .bind(changed_percent)
+            .bind(at)
+            .bind(workspace.as_uuid())
+            .bind(draft)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(updated == 1)
+    }
+
+    /// Drafts by type, generator and outcome: `(draft_type, generator,
+    /// outcome, count)`.
+    pub async fn autodraft_outcome_counts(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        Ok(in_workspace!(self, workspace, conn => {
+            sqlx::query_as(
+                "SELECT draft_type, generator, outcome, COUNT(*) FROM draft_metadata \
+                 WHERE workspace_id = $1 AND integration_id = $2 GROUP BY draft_type, generator, outcome \
+                 ORDER BY draft_type, generator, outcome",
+            )
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .fetch_all(&mut *conn)
+            .await?
+        }))
+    }
+
+    /// Take the mailbox's outcome check if it is due (last one before
+    /// `due_before`): whether this caller did (compare-and-set). A mailbox
+    /// never checked starts its clock now: its drafts are only minutes old.
+    pub async fn claim_outcome_check(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        due_before: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = in_workspace!(self, workspace, conn => {
+            let started = sqlx::query(
+                "UPDATE autodraft_mailboxes SET outcomes_checked_at = $1 \
+                 WHERE workspace_id = $2 AND integration_id = $3 AND outcomes_checked_at IS NULL",
+            )
+            .bind(now())
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if started == 1 {
+                0
+            } else {
+                sqlx::query(
+                    "UPDATE autodraft_mailboxes SET outcomes_checked_at = $1 \
+                     WHERE workspace_id = $2 AND integration_id = $3 \
+                         AND (outcomes_checked_at IS NULL OR outcomes_checked_at < $4)",
+                )
+                .bind(now())
+                .bind(workspace.as_uuid())
+                .bind(integration.as_uuid())
+                .bind(due_before)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+            }
+        });
+        Ok(updated == 1)
+    }
+
+    /// Switch the mailbox's clean-up on (after `days` of quiet) or off.
+    pub async fn set_autodraft_cleanup(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        days: Option<i32>,
+    ) -> Result<(), StoreError> {
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at, cleanup_after_days) \
+                 VALUES ($1, $2, FALSE, $3, $4) \
+                 ON CONFLICT (integration_id) DO UPDATE SET cleanup_after_days = $4, updated_at = $3",
+            )
+            .bind(integration.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(at)
+            .bind(days)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// The draft recorded for this source message, if any.

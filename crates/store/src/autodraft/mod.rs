@@ -41,6 +41,9 @@ pub struct AutoDraftMailbox {
     pub instructions: Option<String>,
     /// Senders and domains to always or never draft for.
     pub rules: DraftRules,
+    /// The opt-in clean-up: untouched drafts in threads quiet for this many
+    /// days are deleted (`None`: off).
+    pub cleanup_after_days: Option<i32>,
 }
 
 impl AutoDraftMailbox {
@@ -92,6 +95,7 @@ struct MailboxRow {
     for_workflows: bool,
     instructions: Option<String>,
     rules: Option<String>,
+    cleanup_after_days: Option<i32>,
 }
 
 /// Whether an enabled workflow starts when mail arrives in the mailbox of
@@ -121,7 +125,7 @@ const MAILBOX_COLUMNS: &str = concat!(
     "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
-     watch_error_at, updated_at, instructions, rules, ",
+     watch_error_at, updated_at, instructions, rules, cleanup_after_days, ",
     watched_by_workflows!("autodraft_mailboxes"),
     " AS for_workflows"
 );
@@ -168,6 +172,7 @@ impl From<MailboxRow> for AutoDraftMailbox {
                 .as_deref()
                 .and_then(|rules| serde_json::from_str(rules).ok())
                 .unwrap_or_default(),
+            cleanup_after_days: row.cleanup_after_days,
         }
     }
 }
@@ -313,6 +318,14 @@ pub struct DraftRecord {
     /// What the drafts list shows without a call to the provider (absent
     /// for an adopted draft).
     pub summary: DraftSummary,
+    /// The reply Mailwright wrote (absent for adopted and older drafts):
+    /// what a sent or current text is compared with.
+    pub reply_text: Option<String>,
+    /// `pending`, `sent_unchanged`, `sent_edited`, `deleted`, `cleaned_up`.
+    pub outcome: String,
+    pub outcome_at: Option<DateTime<Utc>>,
+    /// For `sent_edited`: how much of the reply changed, in percent.
+    pub changed_percent: Option<i32>,
 }
 
 /// A draft in a line: the answered message's subject and sender, and the
@@ -340,6 +353,10 @@ struct DraftRow {
     source_subject: Option<String>,
     source_from: Option<String>,
     reply_excerpt: Option<String>,
+    reply_text: Option<String>,
+    outcome: String,
+    outcome_at: Option<DateTime<Utc>>,
+    changed_percent: Option<i32>,
 }
 
 impl From<DraftRow> for DraftRecord {
@@ -361,12 +378,17 @@ impl From<DraftRow> for DraftRecord {
                 source_from: row.source_from,
                 reply_excerpt: row.reply_excerpt,
             },
+            reply_text: row.reply_text,
+            outcome: row.outcome,
+            outcome_at: row.outcome_at,
+            changed_percent: row.changed_percent,
         }
     }
 }
 
 const DRAFT_COLUMNS: &str = "id, workspace_id, integration_id, source_message_id, source_rfc822_message_id, thread_id, \
-     provider_draft_id, draft_type, draft_type_label, generator, created_at, source_subject, source_from, reply_excerpt";
+     provider_draft_id, draft_type, draft_type_label, generator, created_at, source_subject, source_from, reply_excerpt, \
+     reply_text, outcome, outcome_at, changed_percent";
 
 /// Per-mailbox numbers for people.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
