@@ -353,6 +353,8 @@ pub struct GeneratedDraft {
     pub body: String,
     /// `builtin` or `llm:<model>`.
     pub generator: String,
+    /// The model's tokens for it (prompt and answer), as the model said.
+    pub tokens: Option<u64>,
 }
 
 mod builtin;

@@ -150,6 +150,7 @@ impl ChatDrafter {
             return Err(classify_status(status.as_u16(), retry_after));
         }
         let bytes = response.bytes().await.map_err(transport_error)?;
+        let tokens = answer_tokens(&bytes);
         let content = answer_content(&bytes).ok_or_else(|| LlmError::Unavailable {
             reason: "unexpected answer".into(),
             retry_after: None,
@@ -169,6 +170,7 @@ impl ChatDrafter {
             label: DraftLabel::parse(&label),
             body,
             generator: format!("llm:{}", self.model),
+            tokens,
         })
     }
 }
@@ -289,6 +291,13 @@ fn answer_content(bytes: &[u8]) -> Option<String> {
             .collect(),
         _ => String::new(),
     })
+}
+
+/// `usage.total_tokens` of a chat-completions answer (servers that do not
+/// count give none).
+fn answer_tokens(bytes: &[u8]) -> Option<u64> {
+    let answer: Value = serde_json::from_slice(bytes).ok()?;
+    answer.get("usage")?.get("total_tokens")?.as_u64()
 }
 
 /// What an HTTP error status means for retrying.

@@ -62,6 +62,7 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_LLM_URL",
     "MAILWRIGHT_LLM_MODEL",
     "MAILWRIGHT_LLM_API_KEY",
+    "MAILWRIGHT_LLM_DAILY_TOKENS",
     "MAILWRIGHT_RETRY_HORIZON_HOURS",
     "MAILWRIGHT_RETRY_BASE_MILLIS",
     "MAILWRIGHT_JOB_LEASE_SECONDS",
@@ -564,6 +565,15 @@ impl Config {
                 ));
             }
             autodraft.poll_interval = Duration::from_secs(seconds as u64);
+        }
+        if let Some((tokens, origin)) = number("MAILWRIGHT_LLM_DAILY_TOKENS")? {
+            if !(0.0..=1e12).contains(&tokens) || tokens.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of tokens per mailbox and day, e.g. 200000 (0: never the model)",
+                ));
+            }
+            autodraft.llm_daily_tokens = tokens as u64;
         }
         if let Some((rate, origin)) = number("MAILWRIGHT_AUTODRAFT_ALERT_FAILURE_RATE")? {
             if !(rate > 0.0 && rate <= 1.0) {

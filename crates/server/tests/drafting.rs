@@ -244,3 +244,56 @@ async fn senders_on_the_lists_are_always_or_never_drafted_for() {
     assert_eq!(kept["rules"]["always"], json!(["partner.example"]));
     assert_eq!(kept["instructions"], "Be brief.");
 }
+
+/// Over its daily token budget, a mailbox's drafts come from the built-in
+/// drafter, and the API and page say why.
+#[tokio::test]
+async fn over_the_daily_model_budget_the_builtin_drafter_writes() {
+    let llm = LlmSandbox::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let router = llm.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (w, id) = common::autodraft::enabled_world(&[
+        ("MAILWRIGHT_LLM_URL", llm_url),
+        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
+        ("MAILWRIGHT_LLM_DAILY_TOKENS", "20".to_owned()),
+    ])
+    .await;
+    llm.push_reply(LlmReply::content(
+        r#"{"draft_type": "reply", "body": "Hi Bob,\n\nThanks, noted.\n\nAnn"}"#,
+    ));
+    deliver(&w, from_bob("First", "Could you confirm the date?"));
+    poll(&w).await;
+    deliver(&w, from_bob("Second", "Could you send me the slides?"));
+    poll(&w).await;
+
+    assert_eq!(
+        llm.requests().len(),
+        1,
+        "the second draft did not ask the model"
+    );
+    let listed = drafts(&w, &id).await;
+    let mut generators: Vec<&str> = listed
+        .iter()
+        .map(|draft| draft["generator"].as_str().unwrap())
+        .collect();
+    generators.sort();
+    assert_eq!(generators, ["builtin", "llm:test-model"]);
+    let state = autodraft(&w, &id).await;
+    let usage = &state["llm_usage"];
+    assert_eq!(usage["model_configured"], true);
+    assert_eq!(usage["daily_limit"], 20);
+    assert_eq!(usage["over_budget"], true, "{usage}");
+    assert!(usage["today"].as_i64().unwrap() >= 20, "{usage}");
+    assert_eq!(usage["days"][0]["model"], "test-model");
+    assert_eq!(usage["days"][0]["calls"], 1);
+    assert!(
+        state["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["kind"] == "llm_budget"),
+        "{state:#}"
+    );
+}

@@ -67,6 +67,13 @@ pub const MESSAGES: &str = "mailwright_autodraft_messages_total";
 pub const ENABLED_MAILBOXES: &str = "mailwright_autodraft_enabled_mailboxes";
 pub const ALERTS: &str = "mailwright_autodraft_alerts_total";
 pub const CATCH_UPS: &str = "mailwright_autodraft_catch_ups_total";
+/// `model`: the language model's tokens (prompt and answer).
+pub const LLM_TOKENS: &str = "mailwright_llm_tokens_total";
+/// Drafts the built-in drafter wrote because a mailbox's model budget for
+/// the day was used up.
+pub const LLM_OVER_BUDGET: &str = "mailwright_llm_over_budget_total";
+/// Tokens a mailbox's drafts may use per UTC day by default.
+pub const DEFAULT_LLM_DAILY_TOKENS: u64 = 200_000;
 
 /// How far before the last sync a catch-up looks (clock skew, delivery lag).
 const CATCH_UP_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
@@ -94,6 +101,9 @@ pub struct AutoDraftSettings {
     /// Where Gmail publishes watched mailboxes' changes; `None`: no watch,
     /// polling only.
     pub pubsub_topic: Option<domain::pubsub::PubSubTopic>,
+    /// Tokens one mailbox's drafts may use per UTC day; over it, the
+    /// built-in drafter writes them.
+    pub llm_daily_tokens: u64,
 }
 
 impl Default for AutoDraftSettings {
@@ -105,6 +115,7 @@ impl Default for AutoDraftSettings {
             alert_min_messages: 5,
             retry: RetryPolicy::DEFAULT,
             pubsub_topic: None,
+            llm_daily_tokens: DEFAULT_LLM_DAILY_TOKENS,
         }
     }
 }

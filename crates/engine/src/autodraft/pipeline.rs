@@ -334,7 +334,7 @@ impl AutoDraft {
             signature,
             instructions,
         };
-        let mut generated = self.generate(&request, last_attempt).await?;
+        let mut generated = self.generate(integration, &request, last_attempt).await?;
         // As Gmail would add it, whoever wrote the reply.
         generated.body = drafting::with_signature(generated.body, request.signature.as_deref());
         let date = source.header("Date").unwrap_or_default().to_owned();
@@ -362,14 +362,36 @@ impl AutoDraft {
     /// model is still down on the message's last attempt (a draft beats none).
     pub(super) async fn generate(
         &self,
+        integration: &Integration,
         request: &DraftRequest,
         last_attempt: bool,
     ) -> Result<GeneratedDraft, PipelineError> {
         let Generator::Llm(llm) = &self.generator else {
             return Ok(drafting::builtin_draft(request));
         };
+        let (workspace, id) = (integration.workspace, integration.id);
+        let today = store::now().date_naive();
+        let spent: i64 = self
+            .store
+            .llm_usage(workspace, id, today)
+            .await
+            .map_err(store_transient)?
+            .iter()
+            .map(|usage| usage.tokens)
+            .sum();
+        let limit = i64::try_from(self.settings.llm_daily_tokens).unwrap_or(i64::MAX);
+        if spent >= limit {
+            // The page and the API show the day's use against the limit.
+            tracing::info!(integration = %id, spent, limit, "the model's daily budget for this mailbox is used up; the built-in drafter writes the draft");
+            metrics::counter!(LLM_OVER_BUDGET).increment(1);
+            return Ok(drafting::builtin_draft(request));
+        }
         match llm.draft(request).await {
-            Ok(generated) => Ok(generated),
+            Ok(generated) => {
+                self.record_llm_usage(integration, llm.model(), &generated, spent, limit)
+                    .await;
+                Ok(generated)
+            }
             Err(LlmError::Rejected { reason }) => {
                 tracing::warn!(reason = %reason, "the language model refused; using the built-in drafter");
                 Ok(drafting::builtin_draft(request))
@@ -385,6 +407,48 @@ impl AutoDraft {
                 message: format!("the language model is unavailable ({reason})"),
                 retry_after,
             }),
+        }
+    }
+
+    /// Count a model call's tokens for its mailbox and model; the call that
+    /// uses up the day's budget says so in the mailbox's events.
+    async fn record_llm_usage(
+        &self,
+        integration: &Integration,
+        model: &str,
+        generated: &GeneratedDraft,
+        spent_before: i64,
+        limit: i64,
+    ) {
+        let tokens = generated
+            .tokens
+            .and_then(|tokens| i64::try_from(tokens).ok())
+            .unwrap_or(0);
+        metrics::counter!(LLM_TOKENS, "model" => model.to_owned())
+            .increment(u64::try_from(tokens).unwrap_or(0));
+        let (workspace, id) = (integration.workspace, integration.id);
+        let today = store::now().date_naive();
+        match self
+            .store
+            .add_llm_usage(workspace, id, today, model, tokens)
+            .await
+        {
+            Ok(spent) if spent >= limit && spent_before < limit => {
+                let message = format!(
+                    "The language model's budget for this mailbox today ({limit} tokens) is used up: the built-in drafter writes its drafts until midnight UTC."
+                );
+                if let Err(error) = self
+                    .store
+                    .record_autodraft_event(workspace, id, "llm_budget", &message)
+                    .await
+                {
+                    tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record the budget event");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record the model's token use");
+            }
         }
     }
 

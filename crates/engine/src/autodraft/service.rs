@@ -443,6 +443,10 @@ pub struct Overview {
     pub cleanup_after_days: Option<i32>,
     /// `(draft_type, generator, outcome, count)` of the mailbox's drafts.
     pub outcome_counts: Vec<(String, String, String, i64)>,
+    /// The model's daily token budget per mailbox (`None`: no model).
+    pub llm_daily_tokens: Option<u64>,
+    /// The mailbox's model use over the last 7 days, newest first.
+    pub llm_usage: Vec<store::autodraft::LlmUsage>,
 }
 
 /// The mailbox's push watch, as the object and page show it.
@@ -520,6 +524,10 @@ impl AutoDraft {
             .as_ref()
             .and_then(|mailbox| mailbox.cleanup_after_days);
         let outcome_counts = self.store.autodraft_outcome_counts(workspace, id).await?;
+        let week_ago = (store::now() - chrono::Duration::days(6)).date_naive();
+        let llm_usage = self.store.llm_usage(workspace, id, week_ago).await?;
+        let llm_daily_tokens =
+            matches!(self.generator, Generator::Llm(_)).then_some(self.settings.llm_daily_tokens);
         Ok(Overview {
             watch,
             enabled,
@@ -527,6 +535,8 @@ impl AutoDraft {
             rules,
             cleanup_after_days,
             outcome_counts,
+            llm_daily_tokens,
+            llm_usage,
             updated_at: mailbox
                 .as_ref()
                 .map_or(integration.updated_at, |mailbox| mailbox.updated_at),

@@ -150,6 +150,31 @@ pub struct AutoDraftView {
     #[schema(value_type = Object)]
     rules: DraftRules,
     cleanup: CleanupView,
+    llm_usage: LlmUsageView,
+}
+
+/// The language model's use by this mailbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LlmUsageView {
+    /// Whether a model writes the drafts (else the built-in drafter).
+    model_configured: bool,
+    /// Tokens the mailbox's drafts may use per UTC day; over it, the
+    /// built-in drafter writes them (`MAILWRIGHT_LLM_DAILY_TOKENS`).
+    daily_limit: Option<u64>,
+    /// Tokens used today (UTC).
+    today: i64,
+    /// Whether today's budget is used up.
+    over_budget: bool,
+    /// The last 7 days, per day and model, newest first.
+    days: Vec<LlmDayView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LlmDayView {
+    day: chrono::NaiveDate,
+    model: String,
+    tokens: i64,
+    calls: i64,
 }
 
 fn integration_id(text: &str) -> Result<IntegrationId, ApiError> {
@@ -229,6 +254,33 @@ impl AutoDraftView {
             cleanup: CleanupView {
                 enabled: overview.cleanup_after_days.is_some(),
                 after_days: overview.cleanup_after_days.unwrap_or(DEFAULT_CLEANUP_DAYS),
+            },
+            llm_usage: {
+                let today_date = Utc::now().date_naive();
+                let today: i64 = overview
+                    .llm_usage
+                    .iter()
+                    .filter(|usage| usage.day == today_date)
+                    .map(|usage| usage.tokens)
+                    .sum();
+                LlmUsageView {
+                    model_configured: overview.llm_daily_tokens.is_some(),
+                    daily_limit: overview.llm_daily_tokens,
+                    today,
+                    over_budget: overview
+                        .llm_daily_tokens
+                        .is_some_and(|limit| today >= i64::try_from(limit).unwrap_or(i64::MAX)),
+                    days: overview
+                        .llm_usage
+                        .into_iter()
+                        .map(|usage| LlmDayView {
+                            day: usage.day,
+                            model: usage.model,
+                            tokens: usage.tokens,
+                            calls: usage.calls,
+                        })
+                        .collect(),
+                }
             },
             watch: WatchView {
                 status: overview.watch.status.as_str(),

@@ -17,6 +17,9 @@ use crate::jobs::{NewJob, insert_job, insert_or_hasten_job};
 use crate::{Store, StoreError, across_workspaces, in_workspace, in_workspace_tx, now};
 
 mod messages;
+mod usage;
+
+pub use usage::LlmUsage;
 
 /// One mailbox's auto-draft settings and sync state.
 #[derive(Debug, Clone, PartialEq, Eq)]
