@@ -291,6 +291,8 @@ pub struct DraftRequest {
     /// What the person asks of every draft ("sign as Dr. Lee", "never
     /// promise a date"), for the model.
     pub instructions: Option<String>,
+    /// How the person writes (learnt from their sent mail, or set by them).
+    pub style: Option<style::StyleProfile>,
 }
 
 /// A message earlier in the conversation, as the model reads it.
@@ -364,6 +366,7 @@ mod localized;
 pub mod outcome;
 mod phrases;
 pub mod rules;
+pub mod style;
 
 pub use builtin::{
     builtin_classify, builtin_draft, builtin_draft_in, greeting_name, with_signature,

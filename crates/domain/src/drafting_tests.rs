@@ -13,6 +13,7 @@ fn request(subject: &str, text: &str) -> DraftRequest {
         earlier: Vec::new(),
         signature: None,
         instructions: None,
+        style: None,
     }
 }
 

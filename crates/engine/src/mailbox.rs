@@ -170,6 +170,31 @@ impl Mailbox {
         }
     }
 
+    /// The texts of the newest `max` messages the person sent (a message
+    /// gone meanwhile is left out).
+    pub async fn sent_texts(&self, max: usize) -> Result<Vec<String>, VaultError> {
+        let refs = match self {
+            Mailbox::Gmail(gmail) => {
+                let max = u32::try_from(max).unwrap_or(u32::MAX);
+                gmail
+                    .call(Capability::ReadMail, |g, token| async move {
+                        g.sent_messages(&token, max).await
+                    })
+                    .await?
+                    .messages
+            }
+        };
+        let mut texts = Vec::new();
+        for reference in refs.into_iter().take(max) {
+            match self.message(&reference.id).await {
+                Ok(message) => texts.push(message.text),
+                Err(VaultError::GoneAtGoogle) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(texts)
+    }
+
     /// Message `id`, with its headers and text. A message the provider no
     /// longer has is [`VaultError::GoneAtGoogle`].
     pub async fn message(&self, id: &str) -> Result<Message, VaultError> {

@@ -230,6 +230,9 @@ fn instructions(request: &DraftRequest) -> String {
             "\n\n{owner} asks this of every draft (follow it unless it conflicts with the rules above):\n{wanted}"
         ));
     }
+    if let Some(style) = &request.style {
+        prompt.push_str(&format!("\n\n{}", style.describe()));
+    }
     if signed {
         let signature = request.signature.as_deref().unwrap_or_default().trim();
         prompt.push_str(&format!(
@@ -634,6 +637,7 @@ mod tests {
             earlier: Vec::new(),
             signature: None,
             instructions: None,
+            style: None,
         }
     }
 

@@ -12,7 +12,7 @@ use store::Store;
 use tokio::net::TcpListener;
 
 use engine::autodraft::{
-    AutoDraft, CheckOutcomes, DraftMessage, Generator, SyncMailbox, WatchMailbox,
+    AutoDraft, CheckOutcomes, DraftMessage, Generator, LearnStyle, SyncMailbox, WatchMailbox,
 };
 use engine::connections::Connections;
 use engine::contacts::{Contacts, SyncContact};
@@ -168,6 +168,7 @@ impl Services {
         handlers.push(Arc::new(DraftMessage(Arc::clone(&autodraft))));
         handlers.push(Arc::new(WatchMailbox(Arc::clone(&autodraft))));
         handlers.push(Arc::new(CheckOutcomes(Arc::clone(&autodraft))));
+        handlers.push(Arc::new(LearnStyle(Arc::clone(&autodraft))));
         let contacts = Arc::new(Contacts::new(
             store.clone(),
             matches!(config.mail, MailConfig::Sidemail { .. }),

@@ -65,6 +65,22 @@ async fn a_reply_to_the_third_message_reads_the_thread_and_instructions_and_ends
     answer.internal_date = Some(minutes_ago(20));
     w.sandbox.deliver(&answer).unwrap();
 
+    // Ann's sent mail, which her style is learnt from.
+    for (to, text) in [
+        (
+            "carol@example.com",
+            "Hey Carol,\n\nThat works, see you at noon.\n\nCheers,\nAnn",
+        ),
+        (
+            "dan@example.com",
+            "Hey Dan,\n\nGreat news, thanks for letting me know about the move. I will update the address in our records tomorrow.\n\nCheers,\nAnn",
+        ),
+    ] {
+        let mut sent = InboundMessage::new(ANN, to, "Hello", text).labels(["SENT"]);
+        sent.to = vec![ANN.into()];
+        sent.internal_date = Some(minutes_ago(60));
+        w.sandbox.deliver(&sent).unwrap();
+    }
     let settings = put_settings(
         &w,
         &id,
@@ -81,6 +97,14 @@ async fn a_reply_to_the_third_message_reads_the_thread_and_instructions_and_ends
     llm.push_reply(LlmReply::content(
         r#"{"draft_type": "follow_up", "body": "Hi Bob,\n\nThe review is done; I will check the plan and come back to you.\n\nBest regards,"}"#,
     ));
+    common::autodraft::drain(&w).await;
+    let style = &autodraft(&w, &id).await["style"];
+    assert_eq!(style["greeting"], "Hey", "{style}");
+    assert_eq!(style["sign_off"], "Cheers,", "{style}");
+    assert_eq!(
+        style["learned_from"], 3,
+        "the two and the earlier answer: {style}"
+    );
     let third = deliver(
         &w,
         from_bob(
@@ -103,6 +127,10 @@ async fn a_reply_to_the_third_message_reads_the_thread_and_instructions_and_ends
     assert!(
         system.contains("Ann Example\nHead of Sales & Ops"),
         "{system}"
+    );
+    assert!(
+        system.contains("they close with \"Cheers,\"") && system.contains("Replies they wrote:"),
+        "the style profile: {system}"
     );
     let earlier_at = user.find("The conversation so far").expect(user);
     let bob_asked = user
@@ -295,5 +323,58 @@ async fn over_the_daily_model_budget_the_builtin_drafter_writes() {
             .iter()
             .any(|event| event["kind"] == "llm_budget"),
         "{state:#}"
+    );
+}
+
+/// The built-in drafter greets and signs off as the person does; a style
+/// set by hand is kept, and a reset learns it again.
+#[tokio::test]
+async fn the_builtin_drafter_uses_the_persons_greeting_and_sign_off() {
+    let w = world_with(&[]).await;
+    let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
+    let mut sent = InboundMessage::new(
+        ANN,
+        "carol@example.com",
+        "Hello",
+        "Hey Carol,\n\nThat works for me, see you at noon on Friday.\n\nCheers,\nAnn",
+    )
+    .labels(["SENT"]);
+    sent.to = vec![ANN.into()];
+    w.sandbox.deliver(&sent).unwrap();
+    let (status, _) = put_switch(&w, &id, true).await;
+    assert_eq!(status, 200);
+    common::autodraft::drain(&w).await;
+    deliver(
+        &w,
+        from_bob("Slides", "Could you send me the slides from today?"),
+    );
+    poll(&w).await;
+    let text = w.sandbox.drafts(ANN).unwrap()[0]
+        .message
+        .text
+        .replace("\r\n", "\n");
+    assert!(text.starts_with("Hey Bob,\n\n"), "{text}");
+    assert!(text.contains("\n\nCheers,\nAnn"), "{text}");
+
+    let set = put_settings(
+        &w,
+        &id,
+        json!({"style": {"greeting": "Dear", "sign_off": "Kind regards,", "formality": "formal"}}),
+    )
+    .await;
+    assert_eq!(set.status(), 200);
+    let set: Value = set.json().await.unwrap();
+    assert_eq!(set["style"]["greeting"], "Dear");
+    assert_eq!(set["style"]["learned_from"], 0, "set by hand");
+    let refused = put_settings(&w, &id, json!({"style": {"formality": "shouty"}})).await;
+    let problem = assert_problem(refused, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "style.formality");
+    let reset = put_settings(&w, &id, json!({"style": null})).await;
+    assert_eq!(reset.status(), 200);
+    common::autodraft::drain(&w).await;
+    assert_eq!(
+        autodraft(&w, &id).await["style"]["greeting"],
+        "Hey",
+        "learnt again"
     );
 }

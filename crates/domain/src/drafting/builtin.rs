@@ -16,6 +16,14 @@ pub fn builtin_draft(request: &DraftRequest) -> GeneratedDraft {
 /// [`builtin_draft`] in `language` (the one the message is written in),
 /// ending with the person's signature when they have one.
 pub fn builtin_draft_in(request: &DraftRequest, language: Language) -> GeneratedDraft {
+    // The person's own greeting and sign-off, when they write in this
+    // language.
+    let own = request.style.as_ref().filter(|style| {
+        style
+            .languages
+            .first()
+            .is_none_or(|code| code == language.code())
+    });
     let (kind, body) = match language {
         Language::English => {
             let classification = classify(&request.subject, &request.text);
@@ -26,12 +34,36 @@ pub fn builtin_draft_in(request: &DraftRequest, language: Language) -> Generated
             (kind, super::localized::render(other, kind, request))
         }
     };
+    let body = match own {
+        Some(style) => in_own_words(&body, style, greeting_name(request).as_deref()),
+        None => body,
+    };
     GeneratedDraft {
         label: DraftLabel::known(kind),
         body: with_signature(body, request.signature.as_deref()),
         generator: BUILTIN_GENERATOR.to_owned(),
         tokens: None,
     }
+}
+
+/// A built-in reply with the person's greeting ("Hey Bob,") and closing
+/// line ("Cheers,") in place of the template's.
+fn in_own_words(body: &str, style: &super::style::StyleProfile, name: Option<&str>) -> String {
+    let mut paragraphs: Vec<String> = body.split("\n\n").map(str::to_owned).collect();
+    if let (Some(greeting), Some(first)) = (&style.greeting, paragraphs.first_mut()) {
+        *first = match name {
+            Some(name) => format!("{} {name},", greeting.trim()),
+            None => format!("{},", greeting.trim()),
+        };
+    }
+    if let (Some(sign_off), Some(last)) = (&style.sign_off, paragraphs.last_mut()) {
+        let mut lines: Vec<String> = last.lines().map(str::to_owned).collect();
+        if let Some(closing) = lines.first_mut() {
+            *closing = sign_off.trim().to_owned();
+        }
+        *last = lines.join("\n");
+    }
+    paragraphs.join("\n\n")
 }
 
 /// `body`, then the person's signature as Gmail would add it (after a blank

@@ -132,6 +132,7 @@ pub fn decide(case: &Case) -> Decision {
         earlier: Vec::new(),
         signature: None,
         instructions: None,
+        style: None,
     });
     Decision::Draft(draft.label.draft_type().to_owned())
 }

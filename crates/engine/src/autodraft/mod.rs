@@ -35,6 +35,7 @@ mod jobs;
 mod outcomes;
 mod pipeline;
 mod service;
+mod style;
 mod sync;
 mod watch;
 
@@ -46,6 +47,7 @@ pub use outcomes::{
 };
 pub use pipeline::{PlannedReply, Verdict};
 pub use service::{Overview, WatchOverview, WorkflowSync};
+pub use style::{LEARN_STYLE, LearnStyle, STYLE_REFRESH};
 pub use watch::{
     WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCH_TICK, WATCHES, WatchMailbox,
     WatchStatus,

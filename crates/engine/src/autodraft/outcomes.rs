@@ -115,12 +115,15 @@ impl AutoDraft {
                 count_outcome(outcome, &draft);
             }
         }
-        let cleanup_days = self
+        let mailbox = self
             .store
             .autodraft_mailbox(workspace, id)
             .await
-            .map_err(job_transient)?
-            .and_then(|mailbox| mailbox.cleanup_after_days);
+            .map_err(job_transient)?;
+        if let Some(mailbox) = mailbox.as_ref().filter(|mailbox| mailbox.enabled) {
+            self.learn_style_if_due(mailbox).await;
+        }
+        let cleanup_days = mailbox.and_then(|mailbox| mailbox.cleanup_after_days);
         if let Some(days) = cleanup_days {
             self.clean_up(&inbox, days, false)
                 .await
@@ -319,7 +322,7 @@ fn count_outcome(outcome: DraftOutcome, draft: &DraftRecord) {
 
 /// A mailbox that could not be read, for the job: outages retry; a
 /// connection that broke ends it (its status says why).
-fn vault_job_error(error: VaultError) -> JobError {
+pub(super) fn vault_job_error(error: VaultError) -> JobError {
     match vault_to_pipeline(error) {
         PipelineError::Transient {
             message,

@@ -235,9 +235,9 @@ impl AutoDraft {
             .autodraft_mailbox(integration.workspace, integration.id)
             .await
             .map_err(store_transient)?
-            .map(|mailbox| (mailbox.instructions, mailbox.rules))
+            .map(|mailbox| (mailbox.instructions, mailbox.rules, mailbox.style))
             .unwrap_or_default();
-        let (instructions, rules) = preferences;
+        let (instructions, rules, style) = preferences;
         let sender_address = source
             .from
             .as_ref()
@@ -333,6 +333,7 @@ impl AutoDraft {
             earlier,
             signature,
             instructions,
+            style,
         };
         let mut generated = self.generate(integration, &request, last_attempt).await?;
         // As Gmail would add it, whoever wrote the reply.

@@ -4,6 +4,7 @@ use super::pipeline::{Answered, MadeDraft};
 use super::*;
 use crate::error::ServiceError;
 use domain::drafting::rules::{DraftRules, check_instructions};
+use domain::drafting::style::StyleProfile;
 use domain::explain::explain;
 use store::autodraft::{AutoDraftEvent, AutoDraftStats};
 use store::integrations::LastError;
@@ -71,6 +72,9 @@ impl AutoDraft {
             .set_autodraft(workspace, id, true, Some(history_id), first_poll)
             .await?;
         tracing::info!(integration = %id, history_id, event = "autodraft_enabled", "auto-draft switched on");
+        if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await? {
+            self.learn_style_if_due(&mailbox).await;
+        }
         // Now rather than at the next renewal tick, so the answer shows the
         // watch; a failure is recorded on it and retried, and the poll
         // finds mail meanwhile.
@@ -183,6 +187,43 @@ impl AutoDraft {
         self.store
             .set_drafting_preferences(workspace, id, instructions.as_deref(), &rules)
             .await?;
+        Ok(())
+    }
+
+    /// Set the owner's writing style by hand (`Some`: kept until they reset
+    /// it) or reset it (`None`: learnt again from their sent mail now).
+    pub async fn set_style(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        style: Option<StyleProfile>,
+    ) -> Result<(), ServiceError> {
+        self.gmail_integration(workspace, id).await?;
+        match style {
+            Some(mut style) => {
+                let problems = style.validate();
+                if !problems.is_empty() {
+                    return Err(ServiceError::Invalid(
+                        problems
+                            .into_iter()
+                            .map(|(field, problem)| domain::workflows::Invalid::new(field, problem))
+                            .collect(),
+                    ));
+                }
+                style.learned_from = 0;
+                self.store
+                    .set_autodraft_style(workspace, id, Some(&style), None)
+                    .await?;
+            }
+            None => {
+                self.store
+                    .set_autodraft_style(workspace, id, None, None)
+                    .await?;
+                self.store
+                    .enqueue_job(&Self::style_job(workspace, id))
+                    .await?;
+            }
+        }
         Ok(())
     }
 
@@ -443,6 +484,8 @@ pub struct Overview {
     pub cleanup_after_days: Option<i32>,
     /// `(draft_type, generator, outcome, count)` of the mailbox's drafts.
     pub outcome_counts: Vec<(String, String, String, i64)>,
+    /// How the owner writes (`None`: not learnt yet).
+    pub style: Option<StyleProfile>,
     /// The model's daily token budget per mailbox (`None`: no model).
     pub llm_daily_tokens: Option<u64>,
     /// The mailbox's model use over the last 7 days, newest first.
@@ -537,6 +580,7 @@ impl AutoDraft {
             outcome_counts,
             llm_daily_tokens,
             llm_usage,
+            style: mailbox.as_ref().and_then(|mailbox| mailbox.style.clone()),
             updated_at: mailbox
                 .as_ref()
                 .map_or(integration.updated_at, |mailbox| mailbox.updated_at),

@@ -666,6 +666,21 @@ impl Gmail {
         self.get_json(access_token, "messages", &query).await
     }
 
+    /// The newest `max_results` sent messages (`labelIds=SENT`), ids only.
+    pub async fn sent_messages(
+        &self,
+        access_token: &SecretString,
+        max_results: u32,
+    ) -> Result<MessagePage, GmailError> {
+        let max = max_results.to_string();
+        self.get_json(
+            access_token,
+            "messages",
+            &[("labelIds", "SENT"), ("maxResults", max.as_str())],
+        )
+        .await
+    }
+
     /// `users.messages.get` with `format=full`: headers, labels and body parts.
     pub async fn message(
         &self,

@@ -9,6 +9,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::drafting::outcome::DraftOutcome;
 use domain::drafting::rules::DraftRules;
+use domain::drafting::style::StyleProfile;
 use domain::{IntegrationId, WorkspaceId};
 use engine::autodraft::DEFAULT_CLEANUP_DAYS;
 use engine::autodraft::{Overview, TestOutcome};
@@ -151,6 +152,11 @@ pub struct AutoDraftView {
     rules: DraftRules,
     cleanup: CleanupView,
     llm_usage: LlmUsageView,
+    /// How the owner writes, learnt from their sent mail (`learned_from`
+    /// messages; 0 when set by hand), or null before it is learnt:
+    /// `{"greeting","sign_off","typical_words","formality","languages","examples","learned_from"}`.
+    #[schema(value_type = Option<Object>)]
+    style: Option<StyleProfile>,
 }
 
 /// The language model's use by this mailbox.
@@ -255,6 +261,7 @@ impl AutoDraftView {
                 enabled: overview.cleanup_after_days.is_some(),
                 after_days: overview.cleanup_after_days.unwrap_or(DEFAULT_CLEANUP_DAYS),
             },
+            style: overview.style.clone(),
             llm_usage: {
                 let today_date = Utc::now().date_naive();
                 let today: i64 = overview
@@ -347,6 +354,20 @@ pub struct AutoDraftSettingsInput {
     /// default 14).
     #[serde(default)]
     cleanup: Option<CleanupInput>,
+    /// A style set by hand (kept until reset), or `null` to forget it and
+    /// learn it again from the sent mail.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    style: Option<Option<StyleProfile>>,
+}
+
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -401,6 +422,12 @@ async fn put_autodraft(
         state
             .autodraft
             .set_cleanup(caller.workspace, id, cleanup.enabled.then_some(days))
+            .await?;
+    }
+    if let Some(style) = input.style {
+        state
+            .autodraft
+            .set_style(caller.workspace, id, style)
             .await?;
     }
     if input.instructions.is_some() || input.rules.is_some() {

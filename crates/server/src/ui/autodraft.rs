@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::drafting::outcome::DraftOutcome;
 use domain::drafting::rules::DraftRules;
+use domain::drafting::style::StyleProfile;
 use domain::scopes::IntegrationType;
 use engine::error::ServiceError;
 use minijinja::context;
@@ -249,6 +250,62 @@ pub(super) async fn cleanup_switch(
         .set_cleanup(session.workspace, id, days)
         .await?;
     Ok(Redirect::to(&format!("/autodraft/{id}?notice=preferences")).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct StyleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    greeting: String,
+    #[serde(default)]
+    sign_off: String,
+}
+
+impl SessionForm for StyleForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Keep the greeting and sign-off the person set, or forget the style and
+/// learn it again.
+#[utoipa::path(post, path = "/autodraft/{id}/style", tag = "ui", params(("id" = String, Path)),
+    responses((status = 303, description = "Back to the page"), (status = 200, content_type = "text/html", description = "The page saying what to fix")))]
+pub(super) async fn style(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted<StyleForm>,
+) -> Result<Response, ApiError> {
+    let id = integration_id(&id)?;
+    let style = if form.action == "reset" {
+        None
+    } else {
+        let current = state.autodraft.overview(session.workspace, id).await?.style;
+        let given = |text: &str| Some(text.trim().to_owned()).filter(|text| !text.is_empty());
+        Some(StyleProfile {
+            greeting: given(&form.greeting),
+            sign_off: given(&form.sign_off),
+            ..current.unwrap_or_else(|| StyleProfile {
+                formality: "neutral".into(),
+                ..StyleProfile::default()
+            })
+        })
+    };
+    match state
+        .autodraft
+        .set_style(session.workspace, id, style)
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(&format!("/autodraft/{id}?notice=preferences")).into_response()),
+        Err(ServiceError::Invalid(problems)) => {
+            let words: Vec<String> = problems.iter().map(|problem| problem.in_words()).collect();
+            page(&state, &session, id, None, Some(words.join(" ")), None).await
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Deserialize)]

@@ -56,6 +56,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(autodraft::test))
         .routes(routes!(autodraft::preferences))
         .routes(routes!(autodraft::cleanup_switch))
+        .routes(routes!(autodraft::style))
         .routes(routes!(demo::demo_signin))
         .routes(routes!(demo::sandbox_inbox, demo::deliver))
         .routes(routes!(workflows::workflows_page, workflows::create))
@@ -594,7 +595,8 @@ mod tests {
                             events => vec![context! { message => "<x>" }], instructions => "<x>",
                             rules => context! { always => vec!["<x>"], never => Vec::<String>::new() },
                             cleanup => context! { enabled => true, after_days => 14 },
-                            llm_usage => context! { model_configured => true, today => 5, daily_limit => 10, over_budget => true } },
+                            llm_usage => context! { model_configured => true, today => 5, daily_limit => 10, over_budget => true },
+                            style => context! { greeting => "<x>", sign_off => "<x>", typical_words => 40, formality => "casual", languages => vec!["en"], learned_from => 3 } },
                         drafts => vec![context! { draft_type => "other", label => "<x>", generator => "builtin", ago => "just now", at => "t",
                             outcome => "sent_edited", outcome_words => "<x>" }],
                         test => context! { subject => "<x>", body => "<x>", label => "<x>" },

@@ -400,6 +400,37 @@ impl Store {
         Ok(updated == 1)
     }
 
+    /// Keep the owner's writing style (`None`: forget it, to learn it
+    /// again), learnt at `learned_at` (`None`: set by hand).
+    pub async fn set_autodraft_style(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        style: Option<&domain::drafting::style::StyleProfile>,
+        learned_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let style = style
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| StoreError::Other(error.to_string().into()))?;
+        let at = now();
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, updated_at, style, style_learned_at) \
+                 VALUES ($1, $2, FALSE, $3, $4, $5) \
+                 ON CONFLICT (integration_id) DO UPDATE SET style = $4, style_learned_at = $5, updated_at = $3",
+            )
+            .bind(integration.as_uuid())
+            .bind(workspace.as_uuid())
+            .bind(at)
+            .bind(style)
+            .bind(learned_at)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Switch the mailbox's clean-up on (after `days` of quiet) or off.
     pub async fn set_autodraft_cleanup(
         &self,

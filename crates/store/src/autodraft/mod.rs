@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use domain::drafting::rules::DraftRules;
+use domain::drafting::style::StyleProfile;
 use domain::{IntegrationId, JobId, WorkspaceId};
 use uuid::Uuid;
 
@@ -47,6 +48,10 @@ pub struct AutoDraftMailbox {
     /// The opt-in clean-up: untouched drafts in threads quiet for this many
     /// days are deleted (`None`: off).
     pub cleanup_after_days: Option<i32>,
+    /// How the owner writes (`None`: not learnt yet).
+    pub style: Option<StyleProfile>,
+    /// When the style was learnt from sent mail.
+    pub style_learned_at: Option<DateTime<Utc>>,
 }
 
 impl AutoDraftMailbox {
@@ -99,6 +104,8 @@ struct MailboxRow {
     instructions: Option<String>,
     rules: Option<String>,
     cleanup_after_days: Option<i32>,
+    style: Option<String>,
+    style_learned_at: Option<DateTime<Utc>>,
 }
 
 /// Whether an enabled workflow starts when mail arrives in the mailbox of
@@ -128,7 +135,7 @@ const MAILBOX_COLUMNS: &str = concat!(
     "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
-     watch_error_at, updated_at, instructions, rules, cleanup_after_days, ",
+     watch_error_at, updated_at, instructions, rules, cleanup_after_days, style, style_learned_at, ",
     watched_by_workflows!("autodraft_mailboxes"),
     " AS for_workflows"
 );
@@ -176,6 +183,11 @@ impl From<MailboxRow> for AutoDraftMailbox {
                 .and_then(|rules| serde_json::from_str(rules).ok())
                 .unwrap_or_default(),
             cleanup_after_days: row.cleanup_after_days,
+            style: row
+                .style
+                .as_deref()
+                .and_then(|style| serde_json::from_str(style).ok()),
+            style_learned_at: row.style_learned_at,
         }
     }
 }
