@@ -357,6 +357,9 @@ pub struct GeneratedDraft {
     pub generator: String,
     /// The model's tokens for it (prompt and answer), as the model said.
     pub tokens: Option<u64>,
+    /// How sure the model said it is that the reply is wanted and right,
+    /// in percent (the built-in drafter says nothing).
+    pub confidence: Option<u8>,
 }
 
 mod builtin;

@@ -112,6 +112,10 @@ pub enum SkipReason {
     /// Written in a language the built-in drafter does not write, with no
     /// model configured.
     UnsupportedLanguage,
+    /// First-contact sales mail, on a mailbox that skips it.
+    ColdOutreach,
+    /// The model was less sure of its reply than the mailbox asks.
+    LowConfidence,
 }
 
 impl SkipReason {
@@ -132,6 +136,8 @@ impl SkipReason {
             SkipReason::NoReplyAddress => "no_reply_address",
             SkipReason::SenderExcluded => "sender_excluded",
             SkipReason::UnsupportedLanguage => "unsupported_language",
+            SkipReason::ColdOutreach => "cold_outreach",
+            SkipReason::LowConfidence => "low_confidence",
         }
     }
 
@@ -161,6 +167,12 @@ impl SkipReason {
             SkipReason::SenderExcluded => "The sender is on this mailbox's never-draft list.",
             SkipReason::UnsupportedLanguage => {
                 "The message is in a language the built-in drafter does not write (it writes English, German, French, Spanish and Portuguese), and no language model is configured."
+            }
+            SkipReason::ColdOutreach => {
+                "The message reads as cold outreach or a sales pitch, which this mailbox skips."
+            }
+            SkipReason::LowConfidence => {
+                "The language model was less sure of its reply than this mailbox asks."
             }
         }
     }

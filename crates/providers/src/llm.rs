@@ -171,6 +171,7 @@ impl ChatDrafter {
             body,
             generator: format!("llm:{}", self.model),
             tokens,
+            confidence: answer_confidence(&content),
         })
     }
 }
@@ -209,8 +210,9 @@ fn instructions(request: &DraftRequest) -> String {
     let mut prompt = format!(
         "You draft email replies for {owner}. The draft is saved for them to review and send; it is never sent on its own.\n\
          \n\
-         Answer with only a JSON object and nothing else, of the form {{\"draft_type\": \"...\", \"body\": \"...\"}}.\n\
+         Answer with only a JSON object and nothing else, of the form {{\"draft_type\": \"...\", \"body\": \"...\", \"confidence\": 0.0}}.\n\
          - draft_type: the kind of reply, one of: {types}. If none fits, another short snake_case label.\n\
+         - confidence: from 0 to 1, how sure you are that {owner} wants to answer this message and that your body says the right thing.\n\
          - body: the reply text only, in the language of the message: a greeting, the reply, and {signature}. No subject line, no quoted original, no placeholders in brackets.\n\
          \n\
          Keep it short and plain. Do not promise dates, prices or anything else the message does not support; say what will be checked instead.\n\
@@ -294,6 +296,18 @@ fn answer_content(bytes: &[u8]) -> Option<String> {
             .collect(),
         _ => String::new(),
     })
+}
+
+/// The `confidence` a model's JSON answer carries, in percent: a share
+/// (0 to 1) or a percentage (above 1, up to 100).
+fn answer_confidence(content: &str) -> Option<u8> {
+    json_objects(content.trim())
+        .take(MAX_JSON_CANDIDATES)
+        .filter_map(|span| serde_json::from_str::<Value>(span).ok())
+        .find_map(|object| object.get("confidence")?.as_f64())
+        .filter(|value| value.is_finite() && *value >= 0.0)
+        .map(|value| if value <= 1.0 { value * 100.0 } else { value })
+        .map(|percent| percent.round().min(100.0) as u8)
 }
 
 /// `usage.total_tokens` of a chat-completions answer (servers that do not

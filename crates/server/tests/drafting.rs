@@ -378,3 +378,57 @@ async fn the_builtin_drafter_uses_the_persons_greeting_and_sign_off() {
         "learnt again"
     );
 }
+
+/// Cold outreach is skipped where the mailbox asks, and a model answer
+/// less sure than the mailbox's threshold is not drafted.
+#[tokio::test]
+async fn cold_outreach_and_unsure_answers_are_skipped_with_their_reasons() {
+    let llm = LlmSandbox::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let router = llm.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (w, id) = common::autodraft::enabled_world(&[
+        ("MAILWRIGHT_LLM_URL", llm_url),
+        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
+    ])
+    .await;
+    let saved = put_settings(
+        &w,
+        &id,
+        json!({"rules": {"skip_cold_outreach": true, "min_confidence": 60}}),
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    let refused = put_settings(&w, &id, json!({"rules": {"min_confidence": 101}})).await;
+    let problem = assert_problem(refused, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "rules.min_confidence");
+
+    deliver(
+        &w,
+        InboundMessage::new(
+            "Sam Seller <sam@growth.example>",
+            ANN,
+            "Quick question",
+            "Hi Ann, I came across your company and wanted to ask: would you be open to a quick call to see how our platform can boost your sales?",
+        ),
+    );
+    llm.push_reply(LlmReply::content(
+        r#"{"draft_type": "reply", "body": "Hi Bob,\n\nMaybe.\n\nAnn", "confidence": 0.3}"#,
+    ));
+    deliver(
+        &w,
+        from_bob("Thoughts?", "What do you think about the new logo?"),
+    );
+    llm.push_reply(LlmReply::content(
+        r#"{"draft_type": "question", "body": "Hi Bob,\n\nI will send it today.\n\nAnn", "confidence": 0.9}"#,
+    ));
+    deliver(&w, from_bob("Report", "Could you send me the report?"));
+    poll(&w).await;
+
+    let stats = &autodraft(&w, &id).await["stats"];
+    assert_eq!(stats["skipped_by_reason"]["cold_outreach"], 1, "{stats}");
+    assert_eq!(stats["skipped_by_reason"]["low_confidence"], 1, "{stats}");
+    assert_eq!(stats["drafts_created"], 1, "{stats}");
+    assert_eq!(llm.requests().len(), 2, "the pitch never reached the model");
+}

@@ -43,6 +43,7 @@ pub fn builtin_draft_in(request: &DraftRequest, language: Language) -> Generated
         body: with_signature(body, request.signature.as_deref()),
         generator: BUILTIN_GENERATOR.to_owned(),
         tokens: None,
+        confidence: None,
     }
 }
 

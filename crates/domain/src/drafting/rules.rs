@@ -19,6 +19,14 @@ pub struct DraftRules {
     pub always: Vec<String>,
     #[serde(default)]
     pub never: Vec<String>,
+    /// Skip first-contact sales pitches and cold outreach
+    /// (`cold_outreach`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_cold_outreach: bool,
+    /// A model's answer less sure than this (0 to 100, in percent) is
+    /// skipped as `low_confidence` instead of drafted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<u8>,
 }
 
 /// What the rules say of a sender.
@@ -47,6 +55,12 @@ impl DraftRules {
                     problems.push((format!("rules.{name}[{index}]"), problem.to_owned()));
                 }
             }
+        }
+        if self.min_confidence.is_some_and(|min| min > 100) {
+            problems.push((
+                "rules.min_confidence".to_owned(),
+                "must be a percentage from 0 to 100".to_owned(),
+            ));
         }
         problems
     }
@@ -107,15 +121,66 @@ fn entry_matches(entry: &str, sender: &str) -> bool {
     domain == entry || domain.ends_with(&format!(".{entry}"))
 }
 
+/// Phrases of first-contact sales mail; two or more make a message cold
+/// outreach.
+const PITCH_PHRASES: &[&str] = &[
+    "quick call",
+    "15 minutes",
+    "15-minute",
+    "book a demo",
+    "schedule a demo",
+    "i came across",
+    "i noticed that your",
+    "partnership opportunity",
+    "would you be open to",
+    "are you the right person",
+    "our platform",
+    "our solution",
+    "increase your",
+    "boost your",
+    "lead generation",
+    "grow your",
+    "reaching out",
+    "i'd love to show you",
+    "free trial",
+    "case study",
+    "decision maker",
+    "not interested",
+];
+
+/// Whether a message that starts its conversation reads as cold outreach
+/// or a sales pitch.
+pub fn looks_like_cold_outreach(subject: &str, text: &str) -> bool {
+    let haystack = format!("{subject}\n{}", super::text_excerpt(text)).to_lowercase();
+    PITCH_PHRASES
+        .iter()
+        .filter(|phrase| haystack.contains(*phrase))
+        .count()
+        >= 2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pitches_are_told_from_questions() {
+        assert!(looks_like_cold_outreach(
+            "Quick question",
+            "Hi Ann, I came across your company and would you be open to a quick call next week?"
+        ));
+        assert!(!looks_like_cold_outreach(
+            "Lunch",
+            "Hi Ann, would you be open to lunch on Friday?"
+        ));
+    }
 
     #[test]
     fn never_wins_and_domains_cover_subdomains() {
         let rules = DraftRules {
             always: vec!["example.com".into(), "boss@corp.test".into()],
             never: vec!["*@news.example.com".into()],
+            ..DraftRules::default()
         };
         assert_eq!(rules.verdict("ada@example.com"), Some(RuleVerdict::Always));
         assert_eq!(
@@ -131,6 +196,7 @@ mod tests {
         let bad = DraftRules {
             always: vec!["".into(), "a b@c.d".into()],
             never: vec!["localhost".into()],
+            ..DraftRules::default()
         };
         let fields: Vec<String> = bad.validate().into_iter().map(|(field, _)| field).collect();
         assert_eq!(

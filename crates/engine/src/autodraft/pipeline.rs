@@ -307,6 +307,16 @@ impl AutoDraft {
             }
             earlier = earlier_messages(&thread.messages, &source);
         }
+        if rules.skip_cold_outreach
+            && earlier.is_empty()
+            && source.thread_id == source.id
+            && drafting::rules::looks_like_cold_outreach(
+                source.header("Subject").unwrap_or_default(),
+                &source.text,
+            )
+        {
+            return Ok(Verdict::Skip(SkipReason::ColdOutreach));
+        }
         let detected = drafting::language::detect_or_english(
             source.header("Subject").unwrap_or_default(),
             &source.text,
@@ -336,6 +346,11 @@ impl AutoDraft {
             style,
         };
         let mut generated = self.generate(integration, &request, last_attempt).await?;
+        if let (Some(minimum), Some(confidence)) = (rules.min_confidence, generated.confidence)
+            && confidence < minimum
+        {
+            return Ok(Verdict::Skip(SkipReason::LowConfidence));
+        }
         // As Gmail would add it, whoever wrote the reply.
         generated.body = drafting::with_signature(generated.body, request.signature.as_deref());
         let date = source.header("Date").unwrap_or_default().to_owned();

@@ -319,6 +319,11 @@ pub(super) struct PreferencesForm {
     always: String,
     #[serde(default)]
     never: String,
+    #[serde(default)]
+    skip_cold_outreach: Option<String>,
+    /// 0 to 100; empty: no threshold.
+    #[serde(default)]
+    min_confidence: String,
 }
 
 impl SessionForm for PreferencesForm {
@@ -345,9 +350,21 @@ pub(super) async fn preferences(
     Posted(session, form): Posted<PreferencesForm>,
 ) -> Result<Response, ApiError> {
     let id = integration_id(&id)?;
+    let min_confidence = match form.min_confidence.trim() {
+        "" => None,
+        text => match text.parse::<u8>() {
+            Ok(percent) => Some(percent),
+            Err(_) => {
+                let problem = "Minimum confidence must be a percentage from 0 to 100.".to_owned();
+                return page(&state, &session, id, None, Some(problem), None).await;
+            }
+        },
+    };
     let rules = DraftRules {
         always: lines(&form.always),
         never: lines(&form.never),
+        skip_cold_outreach: form.skip_cold_outreach.is_some(),
+        min_confidence,
     };
     let saved = state
         .autodraft
