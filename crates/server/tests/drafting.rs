@@ -237,6 +237,11 @@ async fn senders_on_the_lists_are_always_or_never_drafted_for() {
     let saved: Value = saved.json().await.unwrap();
     assert_eq!(saved["rules"]["never"], json!(["*@pushy.example"]));
     assert_eq!(saved["enabled"], true);
+    common::autodraft::drain(&w).await;
+    assert!(
+        autodraft(&w, &id).await["style"].is_null(),
+        "nothing sent: nothing learnt, not a style \"set by hand\""
+    );
 
     let list = |from: &str| {
         InboundMessage::new(

@@ -66,8 +66,11 @@ impl AutoDraft {
             .await
             .map_err(super::outcomes::vault_job_error)?;
         let style = StyleProfile::learn(&sent);
+        // Nothing sent yet: no profile (one learnt from nothing would read
+        // as set by hand); tried again in a week.
+        let kept = (style.learned_from > 0).then_some(&style);
         self.store
-            .set_autodraft_style(workspace, id, Some(&style), Some(store::now()))
+            .set_autodraft_style(workspace, id, kept, Some(store::now()))
             .await
             .map_err(job_transient)?;
         tracing::info!(integration = %id, learned_from = style.learned_from, "learnt the mailbox owner's writing style");
