@@ -17,6 +17,7 @@ use domain::pubsub::PubSubTopic;
 use domain::scopes::{Capability, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::gmail::Gmail;
+use providers::google::message::SOURCE_HEADER;
 use store::integrations::Integration;
 
 use crate::vault::{GmailSession, Vault, VaultError};
@@ -41,6 +42,34 @@ pub enum Changes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Watch {
     pub expires_at: DateTime<Utc>,
+}
+
+/// Whether a sent message is the person's own writing: not automatic mail
+/// (RFC 3834), not a message Mailwright wrote, not a forward (someone
+/// else's text).
+fn written_by_the_person(message: &Message) -> bool {
+    let automatic = message
+        .header("Auto-Submitted")
+        .is_some_and(|value| !value.trim().eq_ignore_ascii_case("no"));
+    let ours = message
+        .header("Message-ID")
+        .is_some_and(|id| id.contains("@mailwright>"))
+        || message.header(SOURCE_HEADER).is_some();
+    let subject = message
+        .header("Subject")
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
+    let forward = subject.starts_with("fwd:") || subject.starts_with("fw:");
+    !automatic && !ours && !forward
+}
+
+/// A draft just made: its id, and the id of the message it holds (which
+/// every edit replaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedDraft {
+    pub id: String,
+    pub message_id: Option<String>,
 }
 
 /// An open mailbox.
@@ -187,8 +216,8 @@ impl Mailbox {
         let mut texts = Vec::new();
         for reference in refs.into_iter().take(max) {
             match self.message(&reference.id).await {
-                Ok(message) => texts.push(message.text),
-                Err(VaultError::GoneAtGoogle) => {}
+                Ok(message) if written_by_the_person(&message) => texts.push(message.text),
+                Ok(_) | Err(VaultError::GoneAtGoogle) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -236,7 +265,7 @@ impl Mailbox {
         &self,
         raw: &[u8],
         thread_id: Option<&str>,
-    ) -> Result<String, VaultError> {
+    ) -> Result<CreatedDraft, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
                 let draft = gmail
@@ -244,7 +273,10 @@ impl Mailbox {
                         g.create_draft(&token, raw, thread_id).await
                     })
                     .await?;
-                Ok(draft.id)
+                Ok(CreatedDraft {
+                    message_id: draft.message.map(|message| message.id),
+                    id: draft.id,
+                })
             }
         }
     }

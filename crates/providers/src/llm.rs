@@ -257,6 +257,14 @@ fn message(request: &DraftRequest) -> String {
         .replace("\r\n", "\n")
         .replace('\r', "\n");
     let mut turn = String::new();
+    if let Some(examples) = request
+        .style
+        .as_ref()
+        .and_then(|style| style.examples_block())
+    {
+        turn.push_str(&examples);
+        turn.push('\n');
+    }
     if !request.earlier.is_empty() {
         turn.push_str("The conversation so far, oldest first:\n");
         for earlier in &request.earlier {

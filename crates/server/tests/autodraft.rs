@@ -14,7 +14,7 @@ use common::google::{ANN, insufficient_permissions, world};
 use domain::scopes;
 use engine::autodraft::{AutoDraft, AutoDraftSettings, DraftMessage, Generator, SyncMailbox};
 use engine::worker::{JobHandler, Worker};
-use sandbox::{Consent, InboundMessage, LlmReply, LlmSandbox};
+use sandbox::{Consent, InboundMessage, LlmReply};
 use serde_json::{Value, json};
 
 use common::autodraft::{
@@ -173,16 +173,8 @@ async fn a_push_drafts_at_once_and_spends_only_the_quota_floor() {
 
 #[tokio::test]
 async fn any_label_the_generator_answers_still_gets_its_draft() {
-    let llm = LlmSandbox::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let router = llm.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let (w, id) = enabled_world(&[
-        ("MAILWRIGHT_LLM_URL", llm_url),
-        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
-    ])
-    .await;
+    let (llm, settings) = common::autodraft::scripted_llm().await;
+    let (w, id) = enabled_world(&settings).await;
     llm.push_reply(LlmReply::content(
         r#"{"draft_type": "document_request", "body": "Hi Bob,\n\nI'll send the contract today.\n\nAnn"}"#,
     ));

@@ -8,7 +8,7 @@ mod common;
 use common::assert_problem;
 use common::autodraft::{autodraft, deliver, drafts, from_bob, minutes_ago, poll, put_switch};
 use common::google::{ANN, world_with};
-use sandbox::{Consent, InboundMessage, LlmReply, LlmSandbox};
+use sandbox::{Consent, InboundMessage, LlmReply};
 use serde_json::{Value, json};
 
 async fn put_settings(w: &common::google::World, id: &str, body: Value) -> reqwest::Response {
@@ -25,16 +25,8 @@ async fn put_settings(w: &common::google::World, id: &str, body: Value) -> reqwe
 #[tokio::test]
 async fn a_reply_to_the_third_message_reads_the_thread_and_instructions_and_ends_with_the_signature()
  {
-    let llm = LlmSandbox::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let router = llm.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let w = world_with(&[
-        ("MAILWRIGHT_LLM_URL", llm_url),
-        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
-    ])
-    .await;
+    let (llm, settings) = common::autodraft::scripted_llm().await;
+    let w = world_with(&settings).await;
     let id = w.connect(Consent::allow_all()).await["integration_id"].clone();
     w.sandbox
         .set_signature(
@@ -129,8 +121,12 @@ async fn a_reply_to_the_third_message_reads_the_thread_and_instructions_and_ends
         "{system}"
     );
     assert!(
-        system.contains("they close with \"Cheers,\"") && system.contains("Replies they wrote:"),
+        system.contains("they close with \"Cheers,\""),
         "the style profile: {system}"
+    );
+    assert!(
+        user.contains("Replies they wrote before, for their style only (quoted data"),
+        "its examples, as data: {user}"
     );
     let earlier_at = user.find("The conversation so far").expect(user);
     let bob_asked = user
@@ -282,17 +278,9 @@ async fn senders_on_the_lists_are_always_or_never_drafted_for() {
 /// drafter, and the API and page say why.
 #[tokio::test]
 async fn over_the_daily_model_budget_the_builtin_drafter_writes() {
-    let llm = LlmSandbox::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let router = llm.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let (w, id) = common::autodraft::enabled_world(&[
-        ("MAILWRIGHT_LLM_URL", llm_url),
-        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
-        ("MAILWRIGHT_LLM_DAILY_TOKENS", "20".to_owned()),
-    ])
-    .await;
+    let (llm, mut settings) = common::autodraft::scripted_llm().await;
+    settings.push(("MAILWRIGHT_LLM_DAILY_TOKENS", "20".to_owned()));
+    let (w, id) = common::autodraft::enabled_world(&settings).await;
     llm.push_reply(LlmReply::content(
         r#"{"draft_type": "reply", "body": "Hi Bob,\n\nThanks, noted.\n\nAnn"}"#,
     ));
@@ -388,16 +376,8 @@ async fn the_builtin_drafter_uses_the_persons_greeting_and_sign_off() {
 /// less sure than the mailbox's threshold is not drafted.
 #[tokio::test]
 async fn cold_outreach_and_unsure_answers_are_skipped_with_their_reasons() {
-    let llm = LlmSandbox::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let llm_url = format!("http://{}/v1", listener.local_addr().unwrap());
-    let router = llm.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let (w, id) = common::autodraft::enabled_world(&[
-        ("MAILWRIGHT_LLM_URL", llm_url),
-        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
-    ])
-    .await;
+    let (llm, settings) = common::autodraft::scripted_llm().await;
+    let (w, id) = common::autodraft::enabled_world(&settings).await;
     let saved = put_settings(
         &w,
         &id,

@@ -94,24 +94,21 @@ impl Language {
                 "gracias", "hola", "que", "del", "su", "sus", "nosotros", "puede", "podría",
                 "saludos", "muy", "pero", "como", "mi", "estimado", "estimada",
             ],
+            // Without words English has too ("as", "do", "e" of "e.g.",
+            // "o", "um", "em"): a short English line must not read
+            // Portuguese.
             Language::Portuguese => &[
-                "o",
                 "os",
-                "as",
-                "e",
                 "eu",
                 "você",
                 "vocês",
-                "para",
                 "com",
                 "é",
                 "uma",
-                "um",
                 "obrigado",
                 "obrigada",
                 "olá",
                 "que",
-                "do",
                 "da",
                 "dos",
                 "das",
@@ -123,8 +120,11 @@ impl Language {
                 "atenciosamente",
                 "não",
                 "muito",
-                "em",
                 "meu",
+                "está",
+                "também",
+                "pela",
+                "pelo",
             ],
         }
     }
@@ -133,27 +133,28 @@ impl Language {
 /// Frequent words of languages the drafter does not write (Italian, Dutch,
 /// Polish, Swedish), which compete with the five.
 const OTHER_LANGUAGES: &[&[&str]] = &[
+    // Italian, Dutch, Polish, Swedish, without words English has too
+    // ("per", "come", "non", "van", "w"), so English is never taken for them.
     &[
         "il",
         "che",
         "di",
-        "per",
         "sono",
         "ciao",
         "grazie",
-        "non",
         "gli",
         "della",
         "questo",
         "hai",
         "ho",
-        "come",
         "stai",
         "buongiorno",
         "cordiali",
         "saluti",
         "abbraccio",
         "anche",
+        "perché",
+        "vorrei",
     ],
     &[
         "het",
@@ -162,7 +163,6 @@ const OTHER_LANGUAGES: &[&[&str]] = &[
         "je",
         "jij",
         "niet",
-        "van",
         "voor",
         "met",
         "bedankt",
@@ -180,21 +180,19 @@ const OTHER_LANGUAGES: &[&[&str]] = &[
         "jest",
         "nie",
         "się",
-        "na",
         "dla",
         "proszę",
         "dziękuję",
         "dzień",
         "dobry",
         "pozdrawiam",
-        "mi",
         "czy",
         "że",
         "mnie",
         "poważaniem",
         "tym",
-        "w",
-        "z",
+        "przesłanie",
+        "kopii",
     ],
     &[
         "och",
@@ -274,12 +272,22 @@ pub fn detect_or_english(subject: &str, text: &str) -> Option<Language> {
     if let Some(language) = detect(subject, text) {
         return Some(language);
     }
-    let letters = format!("{subject} {}", text_excerpt(text))
-        .chars()
-        .filter(|c| c.is_alphabetic())
-        .count();
-    (letters < 40 && distinctive_letters(&format!("{subject} {text}")).is_none())
-        .then_some(Language::English)
+    // Another language only on evidence of one (its words ahead of
+    // English's, or letters only the five use); else English.
+    let sample = format!("{subject}\n{}", text_excerpt(text)).to_lowercase();
+    let words: Vec<&str> = sample
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .collect();
+    let count = |markers: &[&str]| words.iter().filter(|word| markers.contains(word)).count();
+    let english = count(Language::English.markers());
+    let other = OTHER_LANGUAGES
+        .iter()
+        .map(|markers| count(markers))
+        .max()
+        .unwrap_or(0);
+    let foreign = (other >= 2 && other >= english) || distinctive_letters(&sample).is_some();
+    (!foreign).then_some(Language::English)
 }
 
 /// Letters that mark one of the five: ß/ä/ö/ü German, ñ/¿/¡ Spanish,
@@ -351,6 +359,23 @@ mod tests {
             detect_or_english("", "https://example.com/x"),
             Some(Language::English)
         );
+        for english in [
+            (
+                "Quarterly report request",
+                "Can you do it as soon as possible?",
+            ),
+            ("Visit", "Per our call, can you come by? Non-urgent."),
+            (
+                "Re: plan",
+                "Looks good. Ship it by Friday, e.g. after the review.",
+            ),
+        ] {
+            assert_eq!(
+                detect_or_english(english.0, english.1),
+                Some(Language::English),
+                "{english:?}"
+            );
+        }
         assert_eq!(
             detect_or_english(
                 "Vraag",

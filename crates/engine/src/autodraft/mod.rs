@@ -305,6 +305,33 @@ impl AutoDraft {
         }
     }
 
+    /// The mailbox a background job works on, opened; `None` when there is
+    /// nothing to do now (deleted, or broken: its status says why and its
+    /// owner was told). Outages are the job's to retry.
+    pub(super) async fn mailbox_for_job(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+    ) -> Result<Option<Mailbox>, JobError> {
+        let Some(integration) = self
+            .existing_integration(workspace, id)
+            .await
+            .map_err(job_transient)?
+        else {
+            return Ok(None);
+        };
+        if integration.status != IntegrationStatus::Connected {
+            return Ok(None);
+        }
+        match Mailbox::open(&self.vault, workspace, id).await {
+            Ok(inbox) => Ok(Some(inbox)),
+            Err(VaultError::NotFound | VaultError::NeedsReauth | VaultError::Disconnected) => {
+                Ok(None)
+            }
+            Err(error) => Err(outcomes::vault_job_error(error)),
+        }
+    }
+
     /// The Gmail integration, or why auto-draft cannot use it.
     pub(super) async fn gmail_integration(
         &self,

@@ -14,7 +14,7 @@
 //! reply part, normalized), never a label.
 
 use super::*;
-use domain::drafting::outcome::{DraftOutcome, changed_percent, fingerprint, normalize};
+use domain::drafting::outcome::{DraftOutcome, changed_percent, fingerprint};
 
 pub const CHECK_OUTCOMES: &str = "autodraft.outcomes";
 /// `outcome`, `draft_type`, `generator`: each draft's fate as it is found.
@@ -75,22 +75,8 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<usize, JobError> {
-        let Some(integration) = self
-            .existing_integration(workspace, id)
-            .await
-            .map_err(job_transient)?
-        else {
+        let Some(inbox) = self.mailbox_for_job(workspace, id).await? else {
             return Ok(0);
-        };
-        if integration.status != IntegrationStatus::Connected {
-            return Ok(0);
-        }
-        let inbox = match Mailbox::open(&self.vault, workspace, id).await {
-            Ok(inbox) => inbox,
-            Err(VaultError::NotFound | VaultError::NeedsReauth | VaultError::Disconnected) => {
-                return Ok(0);
-            }
-            Err(error) => return Err(vault_job_error(error)),
         };
         let drafts = self
             .store
@@ -99,10 +85,16 @@ impl AutoDraft {
             .map_err(job_transient)?;
         let mut decided = 0;
         for draft in drafts {
-            let (outcome, changed) = self
-                .outcome_of(&inbox, &draft)
-                .await
-                .map_err(vault_job_error)?;
+            let (outcome, changed) = match self.outcome_of(&inbox, &draft).await {
+                Ok(found) => found,
+                // An outage: the whole check is tried again later.
+                Err(error @ VaultError::Unavailable { .. }) => return Err(vault_job_error(error)),
+                // This draft alone: looked at again next time, the others now.
+                Err(error) => {
+                    tracing::warn!(integration = %id, draft = %draft.provider_draft_id, error = %error, "cannot find out what became of a draft");
+                    (DraftOutcome::Pending, None)
+                }
+            };
             let changed = changed.map(i32::from);
             if self
                 .store
@@ -146,7 +138,7 @@ impl AutoDraft {
         };
         let theirs = drafting::strip_quoted_history(&sent.text);
         Ok(match &draft.reply_text {
-            Some(ours) if normalize(ours) == normalize(&theirs) => {
+            Some(ours) if same_words(&drafting::strip_quoted_history(ours), &theirs) => {
                 (DraftOutcome::SentUnchanged, None)
             }
             Some(ours) => (
@@ -180,13 +172,6 @@ impl AutoDraft {
             Err(error) => return Err(error),
         };
         let made = draft.created_at.timestamp_millis();
-        let answers_source = |message: &Message| match &draft.source_rfc822_message_id {
-            Some(source) => ["In-Reply-To", "References"]
-                .iter()
-                .filter_map(|name| message.header(name))
-                .any(|value| value.contains(source.as_str())),
-            None => true,
-        };
         Ok(thread
             .messages
             .into_iter()
@@ -194,7 +179,7 @@ impl AutoDraft {
                 message.placement.sent
                     && !message.placement.draft
                     && message.received_at_millis >= made
-                    && answers_source(message)
+                    && is_persons_reply(message, draft)
             })
             .min_by_key(|message| message.received_at_millis))
     }
@@ -219,10 +204,14 @@ impl AutoDraft {
             .map_err(from_vault)
     }
 
-    /// Only drafts Mailwright recorded, still pending, whose text is
-    /// unchanged (by fingerprint) and whose thread moved on (the person
-    /// sent something in it since) or has been quiet for `days`: a person's
-    /// own draft, an edited one and one in a thread still in motion stay.
+    /// Only drafts Mailwright recorded, still pending, still holding the
+    /// very message it made (Gmail replaces it on every edit: to the text,
+    /// inline below the quote, the recipients, an attachment) with the text
+    /// it wrote, and whose conversation the person answered another way or
+    /// which has been quiet for `days`: a person's own draft, an edited one
+    /// and one in a conversation still moving stay. Each is marked before it
+    /// is deleted (and marked pending again when the delete fails), so a
+    /// deletion is never mistaken for the person's.
     async fn clean_up(
         &self,
         inbox: &Mailbox,
@@ -231,51 +220,29 @@ impl AutoDraft {
     ) -> Result<Vec<CleanupItem>, VaultError> {
         let integration = inbox.integration();
         let (workspace, id) = (integration.workspace, integration.id);
+        let internal = |error: StoreError| VaultError::Internal(error.into());
         let pending = self
             .store
-            .drafts_to_check(workspace, id, store::now() + chrono::Duration::days(1), 500)
+            .drafts_to_check(
+                workspace,
+                id,
+                store::now() + chrono::Duration::days(1),
+                CLEANUP_BATCH,
+            )
             .await
-            .map_err(|error| VaultError::Internal(error.into()))?;
+            .map_err(internal)?;
         let quiet_since = store::now() - chrono::Duration::days(i64::from(days.max(1)));
         let mut stale = Vec::new();
         for draft in pending {
-            let Some(ours) = draft.reply_text.as_deref() else {
+            let Some(why) = self.why_stale(inbox, &draft, quiet_since, days).await? else {
                 continue;
             };
-            let Some(current) = inbox.draft(&draft.provider_draft_id).await? else {
-                continue;
-            };
-            if fingerprint(&drafting::strip_quoted_history(&current.text)) != fingerprint(ours) {
+            let item = CleanupItem { draft, why };
+            if dry_run {
+                stale.push(item);
                 continue;
             }
-            let thread = match inbox.thread(&draft.thread_id).await {
-                Ok(thread) => thread,
-                Err(VaultError::GoneAtGoogle) => continue,
-                Err(error) => return Err(error),
-            };
-            let made = draft.created_at.timestamp_millis();
-            let received = thread.messages.iter().filter(|m| !m.placement.draft);
-            let answered_otherwise = received
-                .clone()
-                .any(|m| m.is_from(&integration.email) && m.received_at_millis > made);
-            let newest = received.map(|m| m.received_at_millis).max().unwrap_or(made);
-            let quiet =
-                draft.created_at < quiet_since && newest.max(made) < quiet_since.timestamp_millis();
-            let why = if answered_otherwise {
-                "the thread moved on: it was answered without this draft".to_owned()
-            } else if quiet {
-                format!("untouched, in a thread quiet for more than {days} days")
-            } else {
-                continue;
-            };
-            stale.push(CleanupItem { draft, why });
-        }
-        if dry_run {
-            return Ok(stale);
-        }
-        for item in &stale {
-            inbox.delete_draft(&item.draft.provider_draft_id).await?;
-            let recorded = self
+            let claimed = self
                 .store
                 .record_draft_outcome(
                     workspace,
@@ -284,30 +251,122 @@ impl AutoDraft {
                     None,
                 )
                 .await
-                .map_err(|error| VaultError::Internal(error.into()))?;
-            if recorded {
-                count_outcome(DraftOutcome::CleanedUp, &item.draft);
-                let message = format!(
-                    "Deleted the untouched draft answering “{}” ({}).",
-                    item.draft
-                        .summary
-                        .source_subject
-                        .as_deref()
-                        .unwrap_or("a message"),
-                    item.why
-                );
-                if let Err(error) = self
-                    .store
-                    .record_autodraft_event(workspace, id, "cleanup", &message)
-                    .await
-                {
-                    tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record a clean-up");
-                }
-                tracing::info!(integration = %id, draft = %item.draft.provider_draft_id, event = "autodraft_cleanup", "{message}");
+                .map_err(internal)?;
+            if !claimed {
+                continue;
             }
+            if let Err(error) = inbox.delete_draft(&item.draft.provider_draft_id).await {
+                self.store
+                    .reopen_cleaned_draft(workspace, item.draft.id)
+                    .await
+                    .map_err(internal)?;
+                return Err(error);
+            }
+            count_outcome(DraftOutcome::CleanedUp, &item.draft);
+            let message = format!(
+                "Deleted the untouched draft answering “{}” ({}).",
+                item.draft
+                    .summary
+                    .source_subject
+                    .as_deref()
+                    .unwrap_or("a message"),
+                item.why
+            );
+            if let Err(error) = self
+                .store
+                .record_autodraft_event(workspace, id, "cleanup", &message)
+                .await
+            {
+                tracing::error!(integration = %id, error = format!("{error:#}"), "cannot record a clean-up");
+            }
+            tracing::info!(integration = %id, draft = %item.draft.provider_draft_id, event = "autodraft_cleanup", "deleted an untouched stale draft");
+            stale.push(item);
         }
         Ok(stale)
     }
+
+    /// Why `draft` is stale and untouched, or `None` when it must stay.
+    async fn why_stale(
+        &self,
+        inbox: &Mailbox,
+        draft: &DraftRecord,
+        quiet_since: DateTime<Utc>,
+        days: i32,
+    ) -> Result<Option<String>, VaultError> {
+        let integration = inbox.integration();
+        let (Some(ours), Some(made_message)) =
+            (draft.reply_text.as_deref(), &draft.draft_message_id)
+        else {
+            // Adopted or older drafts: not provably untouched.
+            return Ok(None);
+        };
+        let Some(current) = inbox.draft(&draft.provider_draft_id).await? else {
+            return Ok(None);
+        };
+        if &current.id != made_message
+            || fingerprint(&drafting::strip_quoted_history(&current.text)) != fingerprint(ours)
+        {
+            return Ok(None);
+        }
+        let thread = match inbox.thread(&draft.thread_id).await {
+            Ok(thread) => thread,
+            Err(VaultError::GoneAtGoogle) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        let made = draft.created_at.timestamp_millis();
+        let received = thread
+            .messages
+            .iter()
+            .filter(|m| !m.placement.draft && !m.placement.spam_or_trash);
+        let answered_otherwise = received.clone().any(|message| {
+            message.is_from(&integration.email)
+                && message.received_at_millis > made
+                && is_persons_reply(message, draft)
+        });
+        let newest = received.map(|m| m.received_at_millis).max().unwrap_or(made);
+        let quiet =
+            draft.created_at < quiet_since && newest.max(made) < quiet_since.timestamp_millis();
+        Ok(if answered_otherwise {
+            Some("the conversation moved on: it was answered without this draft".to_owned())
+        } else if quiet {
+            Some(format!(
+                "untouched, in a conversation quiet for more than {days} days"
+            ))
+        } else {
+            None
+        })
+    }
+}
+
+/// Drafts the clean-up looks at per run.
+const CLEANUP_BATCH: i64 = 100;
+
+/// Whether `message` (sent from the mailbox) is the person's own answer to
+/// the message `draft` answers: it replies to that message, and no program
+/// wrote it (an automatic reply, or a Mailwright message).
+fn is_persons_reply(message: &Message, draft: &DraftRecord) -> bool {
+    let automatic = message
+        .header("Auto-Submitted")
+        .is_some_and(|value| !value.trim().eq_ignore_ascii_case("no"))
+        || message
+            .header("Message-ID")
+            .is_some_and(|id| id.contains("@mailwright>"))
+        || message
+            .header(providers::google::message::SOURCE_HEADER)
+            .is_some();
+    let answers = match &draft.source_rfc822_message_id {
+        Some(source) => message
+            .header("In-Reply-To")
+            .is_some_and(|value| value.trim() == source.as_str()),
+        None => true,
+    };
+    !automatic && answers
+}
+
+/// The same words in the same order (spacing, line breaks and
+/// non-breaking spaces aside): how "unchanged" and `changed_percent` agree.
+fn same_words(ours: &str, theirs: &str) -> bool {
+    ours.split_whitespace().eq(theirs.split_whitespace())
 }
 
 fn count_outcome(outcome: DraftOutcome, draft: &DraftRecord) {

@@ -67,6 +67,8 @@ pub(super) struct MadeDraft<'a> {
     pub(super) summary: DraftSummary,
     /// The reply as written (none for a draft adopted after a crash).
     pub(super) reply_text: Option<String>,
+    /// The message the draft held when made (none when adopted).
+    pub(super) draft_message_id: Option<String>,
 }
 
 impl<'a> From<&'a InboundMessage> for Answered<'a> {
@@ -166,6 +168,7 @@ impl AutoDraft {
                         generated: &generated,
                         summary: DraftSummary::default(),
                         reply_text: None,
+                        draft_message_id: None,
                     },
                     "adopted",
                 )
@@ -332,7 +335,16 @@ impl AutoDraft {
         };
         let sender = source.from.clone().unwrap_or_else(|| reply.to.clone());
         let original_subject = source.header("Subject").unwrap_or_default().to_owned();
-        let signature = self.signature(inbox).await?;
+        // A signature that cannot be read now is left out rather than
+        // holding the draft back (it is read again within the hour).
+        let signature = match self.signature(inbox).await {
+            Ok(signature) => signature,
+            Err(PipelineError::Transient { message, .. }) => {
+                tracing::warn!(integration = %integration.id, "the signature could not be read ({message}); drafting without it");
+                None
+            }
+            Err(error) => return Err(error),
+        };
         let request = DraftRequest {
             sender_name: sender.name.clone(),
             sender_address: sender.address.clone(),
@@ -484,16 +496,17 @@ impl AutoDraft {
             .mark_autodraft_creating(message.workspace, message.id, &generated)
             .await
             .map_err(store_transient)?;
-        let draft_id = self.create_draft(inbox, plan).await?;
+        let draft = self.create_draft(inbox, plan).await?;
         self.record_draft(
             integration,
             Answered::from(message),
             MadeDraft {
-                provider_draft_id: &draft_id,
+                provider_draft_id: &draft.id,
                 source_rfc822_message_id: plan.in_reply_to.clone(),
                 generated: &generated,
                 summary: plan.summary(),
                 reply_text: Some(plan.reply_text.clone()),
+                draft_message_id: draft.message_id.clone(),
             },
             "created",
         )
@@ -508,7 +521,7 @@ impl AutoDraft {
         &self,
         inbox: &Mailbox,
         plan: &PlannedReply,
-    ) -> Result<String, PipelineError> {
+    ) -> Result<crate::mailbox::CreatedDraft, PipelineError> {
         let integration = inbox.integration();
         let raw = reply_rfc822(&Reply {
             from_name: integration.display_name.as_deref(),
@@ -546,6 +559,7 @@ impl AutoDraft {
             generated,
             summary,
             reply_text,
+            draft_message_id,
         } = made;
         let record = DraftRecord {
             id: Uuid::now_v7(),
@@ -561,6 +575,7 @@ impl AutoDraft {
             created_at: store::now(),
             summary,
             reply_text,
+            draft_message_id,
             outcome: domain::drafting::outcome::DraftOutcome::Pending
                 .as_str()
                 .to_owned(),

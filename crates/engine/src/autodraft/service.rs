@@ -17,27 +17,19 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<AutoDraftMailbox, ServiceError> {
-        let integration = self.gmail_integration(workspace, id).await?;
-        let broken = |status, missing| {
-            ServiceError::connection(integration.id, &integration.email, status, missing)
-        };
-        match integration.status {
-            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
-            status => return Err(broken(status, Vec::new())),
-        }
-        let missing: Vec<String> = [Capability::ReadMail, Capability::Draft]
-            .into_iter()
-            .filter(|capability| !integration.granted_scopes.allows(*capability))
-            .map(|capability| capability.preferred_scope().to_owned())
-            .collect();
-        if !missing.is_empty() {
-            return Err(broken(IntegrationStatus::MissingScopes, missing));
-        }
+        let integration = self
+            .usable_mailbox(workspace, id, &[Capability::ReadMail, Capability::Draft])
+            .await?;
         if integration.status == IntegrationStatus::MissingScopes {
             let missing = integration
                 .granted_scopes
                 .missing_for(IntegrationType::Gmail);
-            return Err(broken(IntegrationStatus::MissingScopes, missing));
+            return Err(ServiceError::connection(
+                integration.id,
+                &integration.email,
+                IntegrationStatus::MissingScopes,
+                missing,
+            ));
         }
         let from_vault =
             |error| ServiceError::from_vault(error, integration.id, &integration.email);
@@ -60,14 +52,7 @@ impl AutoDraft {
         let history_id = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
             ServiceError::ProviderError("Gmail gave no history id; try again.".into())
         })?;
-        // Somewhere within the first interval: mailboxes switched on together
-        // (an import, a restart of many) do not all poll in the same second.
-        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
-        let first_poll = store::now()
-            + chrono::Duration::milliseconds(rand::Rng::gen_range(
-                &mut rand::thread_rng(),
-                0..interval,
-            ) as i64);
+        let first_poll = self.first_poll_at();
         self.store
             .set_autodraft(workspace, id, true, Some(history_id), first_poll)
             .await?;
@@ -83,6 +68,45 @@ impl AutoDraft {
             .autodraft_mailbox(workspace, id)
             .await?
             .ok_or(ServiceError::NotFound)
+    }
+
+    /// When a mailbox whose sync starts now polls first: somewhere within
+    /// the first interval, so mailboxes switched on together (an import, a
+    /// restart of many) do not all poll in the same second.
+    fn first_poll_at(&self) -> DateTime<Utc> {
+        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
+        store::now()
+            + chrono::Duration::milliseconds(rand::Rng::gen_range(
+                &mut rand::thread_rng(),
+                0..interval,
+            ) as i64)
+    }
+
+    /// The Gmail connection `id`, if it works and allows `needs`; else why
+    /// not (its status, or the scopes it lacks), with its reconnect.
+    async fn usable_mailbox(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        needs: &[Capability],
+    ) -> Result<Integration, ServiceError> {
+        let integration = self.gmail_integration(workspace, id).await?;
+        let broken = |status, missing| {
+            ServiceError::connection(integration.id, &integration.email, status, missing)
+        };
+        match integration.status {
+            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
+            status => return Err(broken(status, Vec::new())),
+        }
+        let missing: Vec<String> = needs
+            .iter()
+            .filter(|capability| !integration.granted_scopes.allows(**capability))
+            .map(|capability| capability.preferred_scope().to_owned())
+            .collect();
+        if !missing.is_empty() {
+            return Err(broken(IntegrationStatus::MissingScopes, missing));
+        }
+        Ok(integration)
     }
 
     pub async fn disable(
@@ -117,20 +141,9 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<Option<WorkflowSync>, ServiceError> {
-        let integration = self.gmail_integration(workspace, id).await?;
-        let broken = |status, missing| {
-            ServiceError::connection(integration.id, &integration.email, status, missing)
-        };
-        match integration.status {
-            IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
-            status => return Err(broken(status, Vec::new())),
-        }
-        if !integration.granted_scopes.allows(Capability::ReadMail) {
-            return Err(broken(
-                IntegrationStatus::MissingScopes,
-                vec![Capability::ReadMail.preferred_scope().to_owned()],
-            ));
-        }
+        let integration = self
+            .usable_mailbox(workspace, id, &[Capability::ReadMail])
+            .await?;
         if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await?
             && mailbox.reading()
         {
@@ -278,12 +291,7 @@ impl AutoDraft {
     ) -> Result<(), ServiceError> {
         let integration = sync.inbox.integration();
         let (workspace, id) = (integration.workspace, integration.id);
-        let interval = self.settings.poll_interval.as_millis().max(1) as u64;
-        let first_poll = store::now()
-            + chrono::Duration::milliseconds(rand::Rng::gen_range(
-                &mut rand::thread_rng(),
-                0..interval,
-            ) as i64);
+        let first_poll = self.first_poll_at();
         self.store
             .start_mailbox_sync(workspace, id, sync.history_id, first_poll, workflow)
             .await?;
@@ -377,7 +385,7 @@ impl AutoDraft {
             }),
             Verdict::Draft(plan) => {
                 let draft_id = if create_draft {
-                    let draft_id = self
+                    let draft = self
                         .create_draft(&inbox, &plan)
                         .await
                         .map_err(|error| pipeline_error(&integration, error))?;
@@ -401,16 +409,17 @@ impl AutoDraft {
                         &integration,
                         answered,
                         MadeDraft {
-                            provider_draft_id: &draft_id,
+                            provider_draft_id: &draft.id,
                             source_rfc822_message_id: plan.in_reply_to.clone(),
                             generated: &generated,
                             summary: plan.summary(),
                             reply_text: Some(plan.reply_text.clone()),
+                            draft_message_id: draft.message_id.clone(),
                         },
                         "test",
                     )
                     .await?;
-                    Some(draft_id)
+                    Some(draft.id)
                 } else {
                     None
                 };

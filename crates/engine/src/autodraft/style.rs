@@ -44,22 +44,8 @@ impl AutoDraft {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<(), JobError> {
-        let Some(integration) = self
-            .existing_integration(workspace, id)
-            .await
-            .map_err(job_transient)?
-        else {
+        let Some(inbox) = self.mailbox_for_job(workspace, id).await? else {
             return Ok(());
-        };
-        if integration.status != IntegrationStatus::Connected {
-            return Ok(());
-        }
-        let inbox = match Mailbox::open(&self.vault, workspace, id).await {
-            Ok(inbox) => inbox,
-            Err(VaultError::NotFound | VaultError::NeedsReauth | VaultError::Disconnected) => {
-                return Ok(());
-            }
-            Err(error) => return Err(super::outcomes::vault_job_error(error)),
         };
         let sent = inbox
             .sent_texts(STYLE_SAMPLE)

@@ -510,7 +510,7 @@ impl RunWorkflow {
             (None, true) => inbox
                 .create_draft(&raw, None)
                 .await
-                .map(|id| json!({"draft_id": id})),
+                .map(|draft| json!({"draft_id": draft.id})),
             (None, false) => inbox.send(&raw).await.map(sent),
         };
         match result {

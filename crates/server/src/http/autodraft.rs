@@ -417,11 +417,46 @@ async fn put_autodraft(
     // A foreign or missing id is a 404 whatever the body says.
     state.connections.get(caller.workspace, id).await?;
     let input: AutoDraftSettingsInput = super::json::parse(&body)?;
-    if let Some(cleanup) = &input.cleanup {
-        let days = cleanup_days(cleanup.after_days, "cleanup.after_days")?;
+    // Every part checked before any is applied: a refusal changes nothing.
+    let mut problems: Vec<FieldError> = Vec::new();
+    let cleanup = match &input.cleanup {
+        Some(cleanup) => match cleanup_days(cleanup.after_days, "cleanup.after_days") {
+            Ok(days) => Some(cleanup.enabled.then_some(days)),
+            Err(ApiError::Validation(mut errors)) => {
+                problems.append(&mut errors);
+                None
+            }
+            Err(other) => return Err(other),
+        },
+        None => None,
+    };
+    let mut check = |found: Vec<(String, String)>| {
+        problems.extend(
+            found
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message)),
+        );
+    };
+    if let Some(Err(problem)) = input
+        .instructions
+        .as_deref()
+        .map(domain::drafting::rules::check_instructions)
+    {
+        check(vec![("instructions".into(), problem)]);
+    }
+    if let Some(Some(style)) = &input.style {
+        check(style.validate());
+    }
+    if let Some(rules) = &input.rules {
+        check(rules.validate());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
+    if let Some(days) = cleanup {
         state
             .autodraft
-            .set_cleanup(caller.workspace, id, cleanup.enabled.then_some(days))
+            .set_cleanup(caller.workspace, id, days)
             .await?;
     }
     if let Some(style) = input.style {
@@ -682,7 +717,12 @@ async fn cleanup(
 ) -> Result<Json<CleanupAnswer>, ApiError> {
     let id = integration_id(&id)?;
     state.connections.get(caller.workspace, id).await?;
-    let request: CleanupRequest = super::json::parse(&body)?;
+    // No body: the defaults (a dry run with the mailbox's days).
+    let request: CleanupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        super::json::parse(b"{}")?
+    } else {
+        super::json::parse(&body)?
+    };
     let configured = state
         .autodraft
         .overview(caller.workspace, id)

@@ -96,3 +96,18 @@ pub fn base64_json(value: Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(value.to_string())
 }
+
+/// A scripted language model on a port of its own, and the settings that
+/// point Mailwright at it (model `test-model`).
+pub async fn scripted_llm() -> (sandbox::LlmSandbox, Vec<(&'static str, String)>) {
+    let llm = sandbox::LlmSandbox::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let router = llm.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let settings = vec![
+        ("MAILWRIGHT_LLM_URL", url),
+        ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
+    ];
+    (llm, settings)
+}

@@ -92,8 +92,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO draft_metadata (id, workspace_id, integration_id, source_message_id, \
                      source_rfc822_message_id, thread_id, provider_draft_id, draft_type, draft_type_label, generator, \
-                     created_at, source_subject, source_from, reply_excerpt, reply_text) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     created_at, source_subject, source_from, reply_excerpt, reply_text, draft_message_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (integration_id, source_message_id) DO NOTHING",
             )
             .bind(draft.id)
@@ -111,6 +111,7 @@ impl Store {
             .bind(&draft.summary.source_from)
             .bind(&draft.summary.reply_excerpt)
             .bind(&draft.reply_text)
+            .bind(&draft.draft_message_id)
             .execute(&mut *conn)
             .await?;
             sqlx::query(
@@ -338,6 +339,25 @@ impl Store {
             .rows_affected()
         });
         Ok(updated == 1)
+    }
+
+    /// A clean-up that could not delete the draft: it is pending again.
+    pub async fn reopen_cleaned_draft(
+        &self,
+        workspace: WorkspaceId,
+        draft: Uuid,
+    ) -> Result<(), StoreError> {
+        in_workspace!(self, workspace, conn => {
+            sqlx::query(
+                "UPDATE draft_metadata SET outcome = 'pending', outcome_at = NULL \
+                 WHERE workspace_id = $1 AND id = $2 AND outcome = 'cleaned_up'",
+            )
+            .bind(workspace.as_uuid())
+            .bind(draft)
+            .execute(&mut *conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Drafts by type, generator and outcome: `(draft_type, generator,

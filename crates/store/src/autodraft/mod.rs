@@ -336,6 +336,8 @@ pub struct DraftRecord {
     /// The reply Mailwright wrote (absent for adopted and older drafts):
     /// what a sent or current text is compared with.
     pub reply_text: Option<String>,
+    /// The message the draft held when made (every edit replaces it).
+    pub draft_message_id: Option<String>,
     /// `pending`, `sent_unchanged`, `sent_edited`, `deleted`, `cleaned_up`.
     pub outcome: String,
     pub outcome_at: Option<DateTime<Utc>>,
@@ -369,6 +371,7 @@ struct DraftRow {
     source_from: Option<String>,
     reply_excerpt: Option<String>,
     reply_text: Option<String>,
+    draft_message_id: Option<String>,
     outcome: String,
     outcome_at: Option<DateTime<Utc>>,
     changed_percent: Option<i32>,
@@ -394,6 +397,7 @@ impl From<DraftRow> for DraftRecord {
                 reply_excerpt: row.reply_excerpt,
             },
             reply_text: row.reply_text,
+            draft_message_id: row.draft_message_id,
             outcome: row.outcome,
             outcome_at: row.outcome_at,
             changed_percent: row.changed_percent,
@@ -403,7 +407,7 @@ impl From<DraftRow> for DraftRecord {
 
 const DRAFT_COLUMNS: &str = "id, workspace_id, integration_id, source_message_id, source_rfc822_message_id, thread_id, \
      provider_draft_id, draft_type, draft_type_label, generator, created_at, source_subject, source_from, reply_excerpt, \
-     reply_text, outcome, outcome_at, changed_percent";
+     reply_text, draft_message_id, outcome, outcome_at, changed_percent";
 
 /// Per-mailbox numbers for people.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -585,13 +585,15 @@ impl Store {
                 return Err(StoreError::NotFound);
             }
             // A disconnected mailbox gets no drafts; reconnecting does not
-            // switch them back on by itself. Its cursor and watch go too:
+            // switch them back on by itself. Its cursor and watch go too,
+            // and the style learnt from its sent mail (the person's text):
             // mail that arrives while it is disconnected is not processed
             // later, and a workflow's sync starts afresh on reconnecting.
             sqlx::query(
                 "UPDATE autodraft_mailboxes SET enabled = FALSE, next_poll_at = NULL, history_id = NULL, \
                      watch_expires_at = NULL, watch_renew_at = NULL, watch_error_code = NULL, \
-                     watch_error_message = NULL, watch_error_at = NULL, updated_at = $1 \
+                     watch_error_message = NULL, watch_error_at = NULL, style = NULL, \
+                     style_learned_at = NULL, updated_at = $1 \
                  WHERE workspace_id = $2 AND integration_id = $3",
             )
             .bind(at)
