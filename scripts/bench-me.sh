@@ -3,13 +3,15 @@
 # (RS256, verified against a local JWKS), on SQLite and on PostgreSQL:
 # requests per second and latency percentiles from wrk on this machine.
 #   scripts/bench-me.sh [SECONDS] [CONNECTIONS]
+# BENCH_SERVER=path runs that build of bench_server instead of building one
+# (to compare two commits' binaries in the same minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 connections="${2:-32}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --quiet -p mailwright --example bench_server
-server=target/release/examples/bench_server
+server="${BENCH_SERVER:-target/release/examples/bench_server}"
+[ -n "${BENCH_SERVER:-}" ] || cargo build --release --quiet -p mailwright --example bench_server
 pg_url="${MAILWRIGHT_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 
 run() { # backend

@@ -117,6 +117,52 @@ async fn expiry_and_not_before_are_checked_with_sixty_seconds_of_leeway() {
     assert_eq!(me(&app, &almost).await.status(), 200, "within the leeway");
 }
 
+/// The count of accepted tokens whose signature was checked (`signature`)
+/// or remembered from an earlier check (`remembered`).
+async fn accepted(app: &TestApp, check: &str) -> u64 {
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let series = format!("mailwright_jwt_accepted_total{{check=\"{check}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_until_its_expiry_and_only_a_verified_one() {
+    let idp = TestIdp::start().await;
+    let app = app_trusting(&idp).await;
+    // Counted from here: the recorder is per process (nextest runs each
+    // test in its own).
+    let (signature, remembered) = (
+        accepted(&app, "signature").await,
+        accepted(&app, "remembered").await,
+    );
+    let token = idp.rs256(&TestIdp::claims("u", json!({"exp": now() + 600})));
+    for _ in 0..3 {
+        assert_eq!(me(&app, &token).await.status(), 200);
+    }
+    assert_eq!(accepted(&app, "signature").await, signature + 1);
+    assert_eq!(accepted(&app, "remembered").await, remembered + 2);
+
+    // A token inside the expiry leeway is accepted, but checked every time.
+    let just_expired = idp.rs256(&TestIdp::claims("u", json!({"exp": now() - 20})));
+    for _ in 0..2 {
+        assert_eq!(me(&app, &just_expired).await.status(), 200);
+    }
+    assert_eq!(accepted(&app, "signature").await, signature + 3);
+    assert_eq!(accepted(&app, "remembered").await, remembered + 2);
+
+    // A forged copy of the remembered token (same claims, other signature)
+    // is a different text: it is checked, and refused.
+    let mut parts: Vec<&str> = token.split('.').collect();
+    let forged_signature = URL_SAFE_NO_PAD.encode([7u8; 256]);
+    parts[2] = &forged_signature;
+    assert_refused(&app, &parts.join("."), "bad_signature").await;
+    assert_eq!(me(&app, &token).await.status(), 200);
+    assert_eq!(accepted(&app, "remembered").await, remembered + 3);
+}
+
 #[tokio::test]
 async fn issuer_and_audience_must_match() {
     let idp = TestIdp::start().await;

@@ -197,6 +197,42 @@ fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// A PostgreSQL connection idle at least this long is pinged before it is
+/// handed out (see [`postgres_pool_options`]).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// SQLite pools. sqlx would ping every connection on every acquire (a
+/// round trip to the connection's thread and back, two context switches);
+/// the "server" is a file in this process and cannot hang up, so the check
+/// buys nothing.
+fn sqlite_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+}
+
+/// PostgreSQL pools. sqlx would ping every connection on every acquire, one
+/// extra network round trip per query (most of the store's functions are
+/// one query); a busy pool's connections were in use a moment ago. Only a
+/// connection idle for [`PING_AFTER_IDLE`] is checked first (a server that
+/// restarted, a dropped idle connection), as HikariCP skips its check for a
+/// connection used within the last 500 ms. A connection that dies under
+/// load fails its query like any network error (a job retries; a request
+/// answers 503) and is then closed.
+fn postgres_pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// What every SQLite connection has: the file, and waiting for a lock
 /// rather than failing at once.
 fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
@@ -227,9 +263,8 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true);
-                let pool = SqlitePoolOptions::new()
+                let pool = sqlite_pool_options()
                     .max_connections(8)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
@@ -240,9 +275,8 @@ impl Store {
                     .expose_secret()
                     .parse()
                     .map_err(|source| StoreError::unavailable(url, source))?;
-                let pool = PgPoolOptions::new()
+                let pool = postgres_pool_options()
                     .max_connections(16)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
@@ -260,9 +294,8 @@ impl Store {
                 let options = sqlite_options(path)
                     .read_only(true)
                     .create_if_missing(false);
-                let pool = SqlitePoolOptions::new()
+                let pool = sqlite_pool_options()
                     .max_connections(4)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
@@ -273,9 +306,8 @@ impl Store {
                     .expose_secret()
                     .parse()
                     .map_err(|source| StoreError::unavailable(url, source))?;
-                let pool = PgPoolOptions::new()
+                let pool = postgres_pool_options()
                     .max_connections(4)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options.options([("default_transaction_read_only", "on")]))
                     .await
                     .map_err(|source| StoreError::unavailable(url, source))?;
@@ -386,4 +418,50 @@ impl Store {
 /// PostgreSQL), so a value written and read back compares equal.
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use crate::testing::TestDatabase;
+
+    /// Connections are pinged only after [`PING_AFTER_IDLE`]: one the server
+    /// dropped while it sat idle (a restart, an idle timeout) is noticed and
+    /// replaced before a query uses it, so the first query after a quiet
+    /// spell succeeds.
+    #[tokio::test]
+    async fn a_connection_the_server_dropped_while_idle_is_replaced_before_a_query_uses_it() {
+        let (db, store) = TestDatabase::migrated().await;
+        let Pool::Postgres(pool) = &store.pool else {
+            return; // SQLite's connections are threads of this process: nothing to drop.
+        };
+        store.create_workspace("before").await.unwrap();
+        assert!(pool.num_idle() >= 1, "a connection waits in the pool");
+
+        // Another session of the same role ends every other backend of this
+        // database, as a server restart would.
+        let killer = db.connect().await;
+        let Pool::Postgres(killer_pool) = &killer.pool else {
+            unreachable!("same backend");
+        };
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND usename = current_user",
+        )
+        .fetch_all(killer_pool)
+        .await
+        .unwrap();
+        assert!(
+            ended.iter().any(|ended| *ended),
+            "the pool's connection was ended"
+        );
+
+        // Waiting out the idle threshold is the condition under test.
+        tokio::time::sleep(PING_AFTER_IDLE + Duration::from_millis(300)).await;
+        store
+            .create_workspace("after")
+            .await
+            .expect("the dead connection was replaced, not handed out");
+    }
 }

@@ -8,15 +8,23 @@
 //! cache (the provider may have rotated keys), but at most once per
 //! [`MIN_REFRESH_INTERVAL`], so a flood of made-up kids cannot hammer the
 //! provider.
+//!
+//! A token that verified is remembered by the SHA-256 of its text until its
+//! `exp`, and never longer than the key cache keeps a key
+//! ([`MAX_KEY_AGE`]), so repeated requests with one token skip the signature
+//! check: a rotated-out key stops being accepted as soon as it would without
+//! the memory. The memory holds at most [`VERIFIED_TOKENS_CAPACITY`] tokens.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::sync::Mutex as BlockingMutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 
 use url::Url;
@@ -30,6 +38,12 @@ const MAX_KEY_AGE: Duration = Duration::from_secs(10 * 60);
 /// The JWKS URL is fetched at most this often because of unknown kids.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Verified tokens remembered at most; a full memory first drops expired
+/// entries, then starts over (a flood of distinct valid tokens costs
+/// signature checks, never memory).
+pub const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
+/// Accepted tokens, by whether the signature was checked or remembered.
+const VERIFICATIONS: &str = "mailwright_jwt_accepted_total";
 
 /// Who a verified token says the caller is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +119,7 @@ struct KeyCache {
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: KeySet,
+    verified: BlockingMutex<HashMap<[u8; 32], (JwtIdentity, Instant)>>,
 }
 
 impl JwtVerifier {
@@ -112,6 +127,7 @@ impl JwtVerifier {
         JwtVerifier {
             keys: KeySet::new(config.jwks_url.clone(), http),
             config,
+            verified: BlockingMutex::new(HashMap::new()),
         }
     }
 
@@ -122,6 +138,36 @@ impl JwtVerifier {
     /// Verify signature, algorithm, `exp`/`nbf` (with leeway), `iss` and
     /// `aud` when configured, and read the identity claims.
     pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((identity, until)) = self.verified.lock().expect("verified tokens").get(&digest)
+            && Instant::now() < *until
+        {
+            metrics::counter!(VERIFICATIONS, "check" => "remembered").increment(1);
+            return Ok(identity.clone());
+        }
+        let (identity, remaining) = self.verify_signed(token).await?;
+        metrics::counter!(VERIFICATIONS, "check" => "signature").increment(1);
+        if let Some(remaining) = remaining.filter(|remaining| !remaining.is_zero()) {
+            let until = Instant::now() + remaining.min(MAX_KEY_AGE);
+            let mut verified = self.verified.lock().expect("verified tokens");
+            if verified.len() >= VERIFIED_TOKENS_CAPACITY {
+                let now = Instant::now();
+                verified.retain(|_, (_, until)| now < *until);
+                if verified.len() >= VERIFIED_TOKENS_CAPACITY {
+                    verified.clear();
+                }
+            }
+            verified.insert(digest, (identity.clone(), until));
+        }
+        Ok(identity)
+    }
+
+    /// The full check, and how long the token has left before its `exp`
+    /// (`None` when it is already inside the leeway).
+    async fn verify_signed(
+        &self,
+        token: &str,
+    ) -> Result<(JwtIdentity, Option<Duration>), JwtError> {
         let issuers: Vec<&str> = self.config.issuer.iter().map(String::as_str).collect();
         let claims = self
             .keys
@@ -136,12 +182,23 @@ impl JwtVerifier {
             Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
             Some(_) => return Err(JwtError::MissingClaim(self.config.workspace_claim.clone())),
         };
-        Ok(JwtIdentity {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let remaining = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|exp| exp - now)
+            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
+            .map(Duration::from_secs_f64);
+        let identity = JwtIdentity {
             issuer: text_claim("iss").unwrap_or_default(),
             subject,
             workspace,
             email: text_claim("email"),
-        })
+        };
+        Ok((identity, remaining))
     }
 }
 
