@@ -180,6 +180,13 @@ struct JobRow {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// The head of a job insert; the values follow, in this order.
+pub(crate) const INSERT_JOB_COLUMNS: &str = "INSERT INTO jobs (id, workspace_id, kind, payload, status, attempts, \
+     max_attempts, run_at, dedupe_key, created_at, updated_at)";
+/// A job insert's tail: an unfinished job with the same dedupe key wins.
+pub(crate) const ON_UNFINISHED_DEDUPE_KEY: &str = "ON CONFLICT (dedupe_key) \
+     WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING";
+
 /// Insert `$job` (a `&NewJob`) with id `$id` through `$executor` (a pool or
 /// a transaction, so a job can be written atomically with the row it works
 /// on); evaluates to the rows inserted (0 when the dedupe key is taken).
@@ -187,13 +194,11 @@ macro_rules! insert_job {
     ($executor:expr, $id:expr, $job:expr) => {{
         let job: &$crate::jobs::NewJob = $job;
         let created_at = $crate::now();
-        sqlx::query(
-            "INSERT INTO jobs (id, workspace_id, kind, payload, status, attempts, max_attempts, run_at, \
-                               dedupe_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) \
-             ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') \
-             DO NOTHING",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} VALUES ($1, $2, $3, $4, 'queued', 0, $5, $6, $7, $8, $8) {}",
+            $crate::jobs::INSERT_JOB_COLUMNS,
+            $crate::jobs::ON_UNFINISHED_DEDUPE_KEY,
+        )))
         .bind($id.as_uuid())
         .bind(job.workspace.map(|workspace| workspace.as_uuid()))
         .bind(&job.kind)

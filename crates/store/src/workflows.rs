@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::integrations::Sealed;
-use crate::jobs::{COMPLETE_WORKSPACE_JOB_SQL, ClaimedJob, NewJob, insert_job};
+use crate::jobs::{COMPLETE_WORKSPACE_JOB_SQL, ClaimedJob, NewJob};
 use crate::{Backend, Pool, Store, StoreError, across_workspaces, in_workspace, now, on_pool};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,48 +200,29 @@ fn existing_run_sql() -> String {
     )
 }
 
-/// Inside a SQLite transaction (`$conn`): insert `$run` (a `&Run`) and, if
-/// it is new, `$job`; with its idempotency key already used on the workflow,
-/// read that run instead (`$existing_sql`: [`existing_run_sql`]). Evaluates
-/// to `(run, is_new)`. (PostgreSQL's `mailwright_create_run` does the same.)
-macro_rules! insert_run_or_find {
-    ($conn:ident, $run:expr, $idempotency_key:expr, $job:expr, $existing_sql:expr) => {{
-        let run: &Run = $run;
-        let idempotency_key: Option<&str> = $idempotency_key;
-        let job: Option<&NewJob> = $job;
-        let inserted = sqlx::query(
-            "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
-                                        idempotency_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+/// SQLite's run insert for [`Store::create_run`]: the run (only while its
+/// workflow exists; nothing when its idempotency key was used before),
+/// returning a row when inserted; with `with_job`, then its job when the
+/// run was inserted (`changes()` is the run insert's count). One trip to
+/// the connection's thread for both, since the write lock is held from
+/// `BEGIN IMMEDIATE` to `COMMIT` and every other writer waits meanwhile.
+/// Binds: the run's nine columns, then the job's eight (as `insert_job!`).
+fn insert_run_sql(with_job: bool) -> String {
+    let run = "INSERT INTO workflow_runs (id, workspace_id, workflow_id, status, trigger_kind, input, steps, \
+                                       idempotency_key, created_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         WHERE EXISTS (SELECT 1 FROM workflows WHERE workspace_id = $2 AND id = $3) \
+         ON CONFLICT (workflow_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING 1";
+    if with_job {
+        format!(
+            "{run}; {} SELECT $10, $11, $12, $13, 'queued', 0, $14, $15, $16, $17, $17 WHERE changes() = 1 {}",
+            crate::jobs::INSERT_JOB_COLUMNS,
+            crate::jobs::ON_UNFINISHED_DEDUPE_KEY,
         )
-        .bind(run.id)
-        .bind(run.workspace.as_uuid())
-        .bind(run.workflow_id)
-        .bind(run.status.as_str())
-        .bind(&run.trigger)
-        .bind(Json(&run.input))
-        .bind(Json(&run.steps))
-        .bind(idempotency_key)
-        .bind(run.created_at)
-        .execute(&mut *$conn)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
-            if let Some(job) = job {
-                insert_job!(&mut *$conn, JobId::new(), job);
-            }
-            (run.clone(), true)
-        } else {
-            let existing: RunRow = sqlx::query_as(sqlx::AssertSqlSafe($existing_sql.as_str()))
-                .bind(run.workspace.as_uuid())
-                .bind(run.workflow_id)
-                .bind(idempotency_key)
-                .fetch_one(&mut *$conn)
-                .await?;
-            (Run::try_from(existing)?, false)
-        }
-    }};
+    } else {
+        run.to_owned()
+    }
 }
 
 impl Store {
@@ -497,20 +478,47 @@ impl Store {
                 Ok((Run::try_from(row.run)?, row.is_new))
             }
             Pool::Sqlite(pool) => {
-                let existing_sql = existing_run_sql();
                 let mut conn = pool.begin_with("BEGIN IMMEDIATE").await?;
-                // Inside the write lock: no deletion can come between.
-                let workflow_exists: Option<i32> = sqlx::query_scalar(
-                    "SELECT 1 FROM workflows WHERE workspace_id = $1 AND id = $2",
-                )
+                let mut insert = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(insert_run_sql(
+                    job.is_some(),
+                )))
+                .bind(run.id)
                 .bind(run.workspace.as_uuid())
                 .bind(run.workflow_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if workflow_exists.is_none() {
-                    return Err(StoreError::NotFound);
+                .bind(run.status.as_str())
+                .bind(&run.trigger)
+                .bind(Json(&run.input))
+                .bind(Json(&run.steps))
+                .bind(idempotency_key)
+                .bind(run.created_at);
+                if let Some(job) = job {
+                    let created_at = now();
+                    insert = insert
+                        .bind(JobId::new().as_uuid())
+                        .bind(job.workspace.map(|workspace| workspace.as_uuid()))
+                        .bind(&job.kind)
+                        .bind(Json(&job.payload))
+                        .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                        .bind(job.run_at.unwrap_or(created_at))
+                        .bind(&job.dedupe_key)
+                        .bind(created_at);
                 }
-                let created = insert_run_or_find!(conn, run, idempotency_key, job, existing_sql);
+                let inserted = !insert.fetch_all(&mut *conn).await?.is_empty();
+                let created = if inserted {
+                    (run.clone(), true)
+                } else {
+                    // The key was used before, or the workflow is gone (its
+                    // runs went with it): no run then.
+                    let existing: RunRow =
+                        sqlx::query_as(sqlx::AssertSqlSafe(existing_run_sql().as_str()))
+                            .bind(run.workspace.as_uuid())
+                            .bind(run.workflow_id)
+                            .bind(idempotency_key)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                    (Run::try_from(existing)?, false)
+                };
                 conn.commit().await?;
                 if created.1 && job.is_some() {
                     self.announce_jobs(1);
