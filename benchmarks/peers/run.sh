@@ -287,7 +287,7 @@ measure() {
     watcher=""
     local foreign foreign_ms
     foreign="$(cat "$work/watch.out" 2>/dev/null || echo "foreign_cpu_ms=0 foreign=unknown")"
-    foreign_ms="${foreign#foreign_cpu_ms=}"; foreign_ms="${foreign_ms%% *}"
+    foreign_ms="${foreign#foreign_cpu_ms=}"; foreign_ms="${foreign_ms%% *}"; foreign_ms="${foreign_ms:-0}"
     compiling && other=1
     # Marked when others used more than 300 ms or 5% of the measured CPU.
     if ((foreign_ms > 300 && foreign_ms * 20 > (after - before) * 1000 / clk_tck)); then other=1; fi

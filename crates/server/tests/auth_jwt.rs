@@ -153,6 +153,18 @@ async fn a_verified_token_is_remembered_until_its_expiry_and_only_a_verified_one
     assert_eq!(accepted(&app, "signature").await, signature + 3);
     assert_eq!(accepted(&app, "remembered").await, remembered + 2);
 
+    // A token longer than 8 KiB is checked every time (the memory's bytes
+    // stay bounded).
+    let long = idp.rs256(&TestIdp::claims(
+        "u",
+        json!({"exp": now() + 600, "note": "x".repeat(9 * 1024)}),
+    ));
+    for _ in 0..2 {
+        assert_eq!(me(&app, &long).await.status(), 200);
+    }
+    assert_eq!(accepted(&app, "signature").await, signature + 5);
+    assert_eq!(accepted(&app, "remembered").await, remembered + 2);
+
     // A forged copy of the remembered token (same claims, other signature)
     // is a different text: it is checked, and refused.
     let mut parts: Vec<&str> = token.split('.').collect();

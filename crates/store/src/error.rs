@@ -60,6 +60,19 @@ impl From<sqlx::Error> for StoreError {
                 message: "the database did not answer".into(),
                 source: Box::new(error),
             },
+            // PostgreSQL ending the session (class 08: connection
+            // exceptions; 57P01-57P03: shutdown, crash, cannot connect now),
+            // as on a restart: the database is away, not the query wrong.
+            sqlx::Error::Database(db)
+                if db.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                }) =>
+            {
+                StoreError::Unavailable {
+                    message: "the database ended the connection".into(),
+                    source: Box::new(error),
+                }
+            }
             _ => StoreError::Other(Box::new(error)),
         }
     }

@@ -201,18 +201,19 @@ fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
 /// handed out (see [`postgres_pool_options`]).
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
-/// SQLite pools. sqlx would ping every connection on every acquire (a
+/// SQLite pools. sqlx would ping every connection as it hands it out (a
 /// round trip to the connection's thread and back, two context switches);
 /// the "server" is a file in this process and cannot hang up, so the check
-/// buys nothing.
+/// buys nothing. (sqlx still pings when a connection comes back, in a task
+/// of its own.)
 fn sqlite_pool_options() -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(false)
 }
 
-/// PostgreSQL pools. sqlx would ping every connection on every acquire, one
-/// extra network round trip per query (most of the store's functions are
+/// PostgreSQL pools. sqlx would ping every connection as it hands it out,
+/// one extra network round trip per query in the caller's path (most of the store's functions are
 /// one query); a busy pool's connections were in use a moment ago. Only a
 /// connection idle for [`PING_AFTER_IDLE`] is checked first (a server that
 /// restarted, a dropped idle connection), as HikariCP skips its check for a
@@ -425,9 +426,10 @@ mod pool_tests {
     use super::*;
     use crate::testing::TestDatabase;
 
-    /// Connections are pinged only after [`PING_AFTER_IDLE`]: one the server
-    /// dropped while it sat idle (a restart, an idle timeout) is noticed and
-    /// replaced before a query uses it, so the first query after a quiet
+    /// Connections are pinged only after [`PING_AFTER_IDLE`]: a query on a
+    /// connection the server ended fails as "unavailable"; one dropped while
+    /// it sat idle (a restart, an idle timeout) is noticed
+    /// and replaced before a query uses it, so the first query after a quiet
     /// spell succeeds.
     #[tokio::test]
     async fn a_connection_the_server_dropped_while_idle_is_replaced_before_a_query_uses_it() {
@@ -436,7 +438,8 @@ mod pool_tests {
             return; // SQLite's connections are threads of this process: nothing to drop.
         };
         store.create_workspace("before").await.unwrap();
-        assert!(pool.num_idle() >= 1, "a connection waits in the pool");
+        let mut in_use = pool.acquire().await.unwrap();
+        sqlx::query("SELECT 1").execute(&mut *in_use).await.unwrap();
 
         // Another session of the same role ends every other backend of this
         // database, as a server restart would.
@@ -456,6 +459,18 @@ mod pool_tests {
             ended.iter().any(|ended| *ended),
             "the pool's connection was ended"
         );
+
+        // A connection in use when its session ends fails its query as the
+        // database being away (a 503, a job's retry), never as a bug.
+        let failure = sqlx::query("SELECT 1")
+            .execute(&mut *in_use)
+            .await
+            .expect_err("the session was ended");
+        assert!(
+            matches!(StoreError::from(failure), StoreError::Unavailable { .. }),
+            "a connection ended by the server reads as the database being unavailable"
+        );
+        drop(in_use);
 
         // Waiting out the idle threshold is the condition under test.
         tokio::time::sleep(PING_AFTER_IDLE + Duration::from_millis(300)).await;

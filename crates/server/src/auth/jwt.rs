@@ -9,14 +9,18 @@
 //! [`MIN_REFRESH_INTERVAL`], so a flood of made-up kids cannot hammer the
 //! provider.
 //!
-//! A token that verified is remembered by the SHA-256 of its text until its
-//! `exp`, and never longer than the key cache keeps a key
-//! ([`MAX_KEY_AGE`]), so repeated requests with one token skip the signature
-//! check: a rotated-out key stops being accepted as soon as it would without
-//! the memory. The memory holds at most [`VERIFIED_TOKENS_CAPACITY`] tokens.
+//! A token that verified is remembered by the SHA-256 of its text, so
+//! repeated requests with one token skip the signature check. It is
+//! remembered only while the keys that verified it are the ones in use: no
+//! longer than its `exp` (wall clock), no longer than those keys stay fresh
+//! ([`MAX_KEY_AGE`] after they were fetched), and not past the next refresh
+//! of the key set, which may have dropped a key. At most
+//! [`VERIFIED_TOKENS_CAPACITY`] tokens of at most [`REMEMBERED_TOKEN_BYTES`]
+//! are remembered.
 
 use std::collections::HashMap;
 use std::sync::Mutex as BlockingMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -42,6 +46,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// entries, then starts over (a flood of distinct valid tokens costs
 /// signature checks, never memory).
 pub const VERIFIED_TOKENS_CAPACITY: usize = 10_000;
+/// Longer tokens are checked every time (the memory's size stays bounded).
+pub const REMEMBERED_TOKEN_BYTES: usize = 8 * 1024;
 /// Accepted tokens, by whether the signature was checked or remembered.
 const VERIFICATIONS: &str = "mailwright_jwt_accepted_total";
 
@@ -107,6 +113,8 @@ impl JwtError {
 struct CachedKey {
     key: DecodingKey,
     algorithm: Algorithm,
+    /// The key set's generation this key was fetched in.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -119,7 +127,25 @@ struct KeyCache {
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: KeySet,
-    verified: BlockingMutex<HashMap<[u8; 32], (JwtIdentity, Instant)>>,
+    verified: BlockingMutex<HashMap<[u8; 32], Remembered>>,
+}
+
+/// A verified token, and until when it may be taken as verified.
+struct Remembered {
+    identity: JwtIdentity,
+    /// Its `exp`, in seconds since the epoch.
+    expires_at: f64,
+    /// The key set's generation that verified it.
+    keys_generation: u64,
+    /// When those keys stop being fresh.
+    keys_fresh_until: Instant,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 impl JwtVerifier {
@@ -139,39 +165,60 @@ impl JwtVerifier {
     /// `aud` when configured, and read the identity claims.
     pub async fn verify(&self, token: &str) -> Result<JwtIdentity, JwtError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((identity, until)) = self.verified.lock().expect("verified tokens").get(&digest)
-            && Instant::now() < *until
+        let generation = self.keys.generation();
+        if let Some(remembered) = self.verified.lock().expect("verified tokens").get(&digest)
+            && remembered.keys_generation == generation
+            && Instant::now() < remembered.keys_fresh_until
+            && unix_now() < remembered.expires_at
         {
             metrics::counter!(VERIFICATIONS, "check" => "remembered").increment(1);
-            return Ok(identity.clone());
+            return Ok(remembered.identity.clone());
         }
-        let (identity, remaining) = self.verify_signed(token).await?;
+        let (identity, expires_at, verified_by) = self.verify_signed(token).await?;
         metrics::counter!(VERIFICATIONS, "check" => "signature").increment(1);
-        if let Some(remaining) = remaining.filter(|remaining| !remaining.is_zero()) {
-            let until = Instant::now() + remaining.min(MAX_KEY_AGE);
+        let keys = self.keys.freshness().await;
+        // Within the expiry leeway, too long to keep, or the keys were
+        // fetched again while it was checked: checked every time.
+        if let (Some(expires_at), Some((keys_generation, keys_fresh_until))) = (expires_at, keys)
+            && keys_generation == verified_by
+            && unix_now() < expires_at
+            && token.len() <= REMEMBERED_TOKEN_BYTES
+        {
             let mut verified = self.verified.lock().expect("verified tokens");
             if verified.len() >= VERIFIED_TOKENS_CAPACITY {
-                let now = Instant::now();
-                verified.retain(|_, (_, until)| now < *until);
+                let (now, unix) = (Instant::now(), unix_now());
+                verified.retain(|_, kept| {
+                    kept.keys_generation == keys_generation
+                        && now < kept.keys_fresh_until
+                        && unix < kept.expires_at
+                });
                 if verified.len() >= VERIFIED_TOKENS_CAPACITY {
                     verified.clear();
                 }
             }
-            verified.insert(digest, (identity.clone(), until));
+            verified.insert(
+                digest,
+                Remembered {
+                    identity: identity.clone(),
+                    expires_at,
+                    keys_generation,
+                    keys_fresh_until,
+                },
+            );
         }
         Ok(identity)
     }
 
-    /// The full check, and how long the token has left before its `exp`
-    /// (`None` when it is already inside the leeway).
+    /// The full check, the token's `exp` (seconds since the epoch) and the
+    /// generation of the keys that verified it.
     async fn verify_signed(
         &self,
         token: &str,
-    ) -> Result<(JwtIdentity, Option<Duration>), JwtError> {
+    ) -> Result<(JwtIdentity, Option<f64>, u64), JwtError> {
         let issuers: Vec<&str> = self.config.issuer.iter().map(String::as_str).collect();
-        let claims = self
+        let (claims, generation) = self
             .keys
-            .decode(token, &issuers, self.config.audience.as_deref())
+            .decode_with_generation(token, &issuers, self.config.audience.as_deref())
             .await?;
         let text_claim = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
         let subject = text_claim("sub")
@@ -182,23 +229,17 @@ impl JwtVerifier {
             Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
             Some(_) => return Err(JwtError::MissingClaim(self.config.workspace_claim.clone())),
         };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let remaining = claims
+        let expires_at = claims
             .get("exp")
             .and_then(Value::as_f64)
-            .map(|exp| exp - now)
-            .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-            .map(Duration::from_secs_f64);
+            .filter(|exp| exp.is_finite());
         let identity = JwtIdentity {
             issuer: text_claim("iss").unwrap_or_default(),
             subject,
             workspace,
             email: text_claim("email"),
         };
-        Ok((identity, remaining))
+        Ok((identity, expires_at, generation))
     }
 }
 
@@ -209,6 +250,9 @@ pub struct KeySet {
     cache: RwLock<KeyCache>,
     /// One fetch at a time; others wait for its result.
     refreshing: Mutex<()>,
+    /// Counts successful fetches: what was verified with an earlier
+    /// generation's keys may rest on a key that is gone now.
+    generation: AtomicU64,
 }
 
 impl KeySet {
@@ -218,7 +262,20 @@ impl KeySet {
             http,
             cache: RwLock::default(),
             refreshing: Mutex::new(()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current keys' generation and when they stop being fresh; `None`
+    /// before the first fetch.
+    pub async fn freshness(&self) -> Option<(u64, Instant)> {
+        let cache = self.cache.read().await;
+        let fetched_at = cache.fetched_at?;
+        Some((self.generation(), fetched_at + MAX_KEY_AGE))
     }
 
     /// The claims of `token` once its signature, algorithm, `exp`/`nbf`
@@ -232,6 +289,19 @@ impl KeySet {
         issuers: &[&str],
         audience: Option<&str>,
     ) -> Result<Value, JwtError> {
+        self.decode_with_generation(token, issuers, audience)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`KeySet::decode`], and the generation of the key set whose key
+    /// verified the token.
+    pub async fn decode_with_generation(
+        &self,
+        token: &str,
+        issuers: &[&str],
+        audience: Option<&str>,
+    ) -> Result<(Value, u64), JwtError> {
         let header = read_header(token)?;
         let algorithm = match header.alg.as_str() {
             "RS256" => Algorithm::RS256,
@@ -281,7 +351,7 @@ impl KeySet {
                 _ => JwtError::Malformed,
             })?
             .claims;
-        Ok(claims)
+        Ok((claims, key.generation))
     }
 
     async fn key_for(
@@ -348,8 +418,13 @@ impl KeySet {
         match self.fetch().await {
             Ok(keys) => {
                 let mut cache = self.cache.write().await;
-                cache.keys = keys;
+                let generation = self.generation.load(Ordering::Acquire) + 1;
+                cache.keys = keys
+                    .into_iter()
+                    .map(|(kid, key)| (kid, CachedKey { generation, ..key }))
+                    .collect();
                 cache.fetched_at = Some(Instant::now());
+                self.generation.store(generation, Ordering::Release);
             }
             Err(error) => tracing::warn!(
                 jwks_url = %self.url,
@@ -391,7 +466,14 @@ impl KeySet {
             else {
                 continue;
             };
-            keys.insert(kid, CachedKey { key, algorithm });
+            keys.insert(
+                kid,
+                CachedKey {
+                    key,
+                    algorithm,
+                    generation: 0,
+                },
+            );
         }
         Ok(keys)
     }
