@@ -442,13 +442,13 @@ mod pool_tests {
         sqlx::query("SELECT 1").execute(&mut *in_use).await.unwrap();
 
         // Another session of the same role ends every other backend of this
-        // database, as a server restart would.
+        // database, as a server restart would, waiting until they are gone.
         let killer = db.connect().await;
         let Pool::Postgres(killer_pool) = &killer.pool else {
             unreachable!("same backend");
         };
         let ended: Vec<bool> = sqlx::query_scalar(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
                AND usename = current_user",
         )
