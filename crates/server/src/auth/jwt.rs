@@ -505,3 +505,66 @@ fn read_header(token: &str) -> Result<Header, JwtError> {
     let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
     Ok(Header { alg, kid })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier() -> JwtVerifier {
+        crate::app::install_crypto_provider();
+        JwtVerifier::new(
+            JwtConfig {
+                // Never fetched here: every miss below fails before any key
+                // is needed.
+                jwks_url: Url::parse("http://127.0.0.1:9/jwks").unwrap(),
+                issuer: None,
+                audience: None,
+                workspace_claim: "org_id".into(),
+            },
+            reqwest::Client::new(),
+        )
+    }
+
+    /// Remember `token` as verified by the key set's current generation.
+    fn remember(verifier: &JwtVerifier, token: &str, expires_at: f64, fresh_until: Instant) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        verifier.verified.lock().unwrap().insert(
+            digest,
+            Remembered {
+                identity: JwtIdentity {
+                    issuer: String::new(),
+                    subject: "remembered".into(),
+                    workspace: None,
+                    email: None,
+                },
+                expires_at,
+                keys_generation: verifier.keys.generation(),
+                keys_fresh_until: fresh_until,
+            },
+        );
+    }
+
+    /// A remembered token stands for its check only while its `exp`, its
+    /// keys' freshness and its keys' generation all hold; otherwise it is
+    /// checked again (here: refused, since the stand-in text is no JWT).
+    #[tokio::test]
+    async fn a_remembered_token_is_checked_again_after_its_exp_its_keys_age_or_a_key_refresh() {
+        let verifier = verifier();
+        let later = Instant::now() + Duration::from_secs(60);
+        remember(&verifier, "held", unix_now() + 60.0, later);
+        assert_eq!(verifier.verify("held").await.unwrap().subject, "remembered");
+
+        remember(&verifier, "expired", unix_now() - 1.0, later);
+        assert_eq!(verifier.verify("expired").await, Err(JwtError::Malformed));
+
+        remember(&verifier, "stale keys", unix_now() + 60.0, Instant::now());
+        assert_eq!(
+            verifier.verify("stale keys").await,
+            Err(JwtError::Malformed)
+        );
+
+        // The key set was fetched again (a key may be gone).
+        verifier.keys.generation.fetch_add(1, Ordering::Release);
+        assert_eq!(verifier.verify("held").await, Err(JwtError::Malformed));
+    }
+}
