@@ -4,7 +4,9 @@
 # openapi-python-client and schemathesis for the OpenAPI document's checks;
 # Debian's Chromium and playwright-core
 # (pinned in tests/browser/package-lock.json) for the browser tests; Debian's
-# prometheus package for promtool, which checks deploy/alerts.yaml.
+# prometheus package for promtool, which checks deploy/alerts.yaml; Debian's
+# Dovecot (IMAP and LMTP) for the mailbox provider's real-server tests
+# (tests/mailservers/mailservers.py starts its own instances).
 # Idempotent; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +60,31 @@ if [ ! -x /usr/bin/chromium ] || ! command -v promtool >/dev/null 2>&1; then
 fi
 /usr/bin/chromium --version
 promtool --version 2>&1 | head -n 1
+
+# Dovecot for tests/mailservers/mailservers.py, which runs private instances
+# (their own config, ports and directories); the package's system-wide
+# Dovecot must not run: a policy-rc.d that refuses keeps the package from
+# starting it, and one that got started anyway (another policy-rc.d that
+# allowed it) is stopped.
+if [ ! -x /usr/sbin/dovecot ] || [ ! -x /usr/lib/dovecot/imap ] || [ ! -x /usr/lib/dovecot/lmtp ]; then
+    as_root=()
+    [ "$(id -u)" -ne 0 ] && as_root=(sudo)
+    "${as_root[@]}" apt-get update -q
+    own_policy=false
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${as_root[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+        "${as_root[@]}" chmod +x /usr/sbin/policy-rc.d
+        own_policy=true
+    fi
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -q --no-install-recommends \
+        dovecot-imapd dovecot-lmtpd >/dev/null
+    if [ "$own_policy" = true ]; then "${as_root[@]}" rm -f /usr/sbin/policy-rc.d; fi
+    # The system instance's master pid file (base_dir /run/dovecot); the
+    # harness's instances keep theirs in their own directories.
+    if [ -e /run/dovecot/master.pid ] && "${as_root[@]}" kill -0 "$(cat /run/dovecot/master.pid)" 2>/dev/null; then
+        "${as_root[@]}" doveadm stop || true
+    fi
+fi
+/usr/sbin/dovecot --version
+
 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
