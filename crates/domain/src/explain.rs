@@ -72,7 +72,7 @@ pub fn explain(status: IntegrationStatus, email: Option<&str>, missing: &[String
             code: status.as_str(),
             label: "Needs reconnecting",
             problem: format!(
-                "Google no longer accepts Mailwright's access to {object} (it was revoked or has expired)."
+                "Mailwright's access to {object} is no longer accepted (it was revoked or has expired, or the password changed)."
             ),
             remedy: "Reconnect it to resume.",
         },

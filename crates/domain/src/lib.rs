@@ -9,6 +9,7 @@ pub mod email;
 pub mod explain;
 pub mod ids;
 pub mod mail;
+pub mod mail_server;
 pub mod pubsub;
 pub mod retry;
 pub mod return_to;

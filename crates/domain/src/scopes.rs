@@ -23,22 +23,63 @@ pub const CALENDAR_EVENTS: &str = "https://www.googleapis.com/auth/calendar.even
 pub enum IntegrationType {
     Gmail,
     Calendar,
+    /// A mailbox reached by IMAP and SMTP with a password: no scopes (the
+    /// password allows everything a mailbox needs).
+    Imap,
 }
 
 impl IntegrationType {
-    pub const ALL: [IntegrationType; 2] = [IntegrationType::Gmail, IntegrationType::Calendar];
+    pub const ALL: [IntegrationType; 3] = [
+        IntegrationType::Gmail,
+        IntegrationType::Calendar,
+        IntegrationType::Imap,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationType::Gmail => "gmail",
             IntegrationType::Calendar => "calendar",
+            IntegrationType::Imap => "imap",
         }
+    }
+
+    /// Who holds the account: `google` or `imap` (the `provider` column
+    /// and field).
+    pub fn provider(self) -> &'static str {
+        match self {
+            IntegrationType::Gmail | IntegrationType::Calendar => "google",
+            IntegrationType::Imap => "imap",
+        }
+    }
+
+    /// Whether a connection of this type holding `granted` allows
+    /// `capability`: Google's by their scopes; an IMAP mailbox's password
+    /// allows what a mailbox does (labels and calendars are Google's).
+    pub fn allows(self, granted: &ScopeSet, capability: Capability) -> bool {
+        match self {
+            IntegrationType::Gmail | IntegrationType::Calendar => granted.allows(capability),
+            IntegrationType::Imap => matches!(
+                capability,
+                Capability::Identity
+                    | Capability::Email
+                    | Capability::Profile
+                    | Capability::ReadMail
+                    | Capability::Draft
+                    | Capability::Send
+            ),
+        }
+    }
+
+    /// Whether it is a mailbox (auto-draft, mail workflows).
+    pub fn is_mailbox(self) -> bool {
+        matches!(self, IntegrationType::Gmail | IntegrationType::Imap)
     }
 
     pub fn parse(text: &str) -> Option<IntegrationType> {
         match text {
             "gmail" => Some(IntegrationType::Gmail),
             "calendar" => Some(IntegrationType::Calendar),
+            "imap" => Some(IntegrationType::Imap),
             _ => None,
         }
     }
@@ -60,6 +101,7 @@ impl IntegrationType {
                 Capability::Profile,
                 Capability::Calendar,
             ],
+            IntegrationType::Imap => &[],
         }
     }
 

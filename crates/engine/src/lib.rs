@@ -13,6 +13,7 @@ pub mod health;
 pub mod housekeeping;
 pub mod keyring;
 pub mod keys;
+pub mod mail_servers;
 pub mod mailbox;
 pub mod notify;
 pub mod secrets;

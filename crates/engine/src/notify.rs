@@ -274,6 +274,7 @@ impl Notifier {
         let kind_name = match integration.integration_type {
             domain::scopes::IntegrationType::Gmail => "Gmail",
             domain::scopes::IntegrationType::Calendar => "Google Calendar",
+            domain::scopes::IntegrationType::Imap => "your mailbox",
         };
         let (kind, subject, what_happened, what_stopped) = match status {
             IntegrationStatus::NeedsReauth => (

@@ -70,10 +70,20 @@ pub enum VaultError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Gmail answered 404: the item (or history position) no longer exists.
-    /// Not a fault of the connection, so nothing is recorded on it.
-    #[error("Gmail has no such item")]
-    GoneAtGoogle,
+    /// The mailbox no longer has the item (Gmail's 404, an IMAP message
+    /// expunged or renumbered), or the history position. Not a fault of the
+    /// connection, so nothing is recorded on it.
+    #[error("the mailbox has no such item")]
+    Gone,
+    /// An IMAP or SMTP server did not answer or broke the connection: try
+    /// again later.
+    #[error("the mail server is unavailable: {0}")]
+    ServerUnavailable(String),
+    /// The SMTP server may or may not have taken a message: the connection
+    /// broke after it was handed over. Not sent again (no duplicate);
+    /// a person checks.
+    #[error("the mail server may not have confirmed the message")]
+    SendUnconfirmed,
     #[error("Google refused the request: {0}")]
     Rejected(String),
     #[error("Google is not configured on this server")]
@@ -97,7 +107,7 @@ impl From<StoreError> for VaultError {
 #[derive(Debug)]
 pub struct UserFacing {
     /// `missing_scopes`, `needs_reauth`, `disconnected`, `provider_error`,
-    /// `provider_unavailable` or `internal`.
+    /// `provider_unavailable`, `send_unconfirmed` or `internal`.
     pub code: &'static str,
     /// What went wrong, as a sentence.
     pub problem: String,
@@ -157,9 +167,21 @@ impl VaultError {
                 remedy: "",
                 retry: Some(retry_after),
             },
-            VaultError::GoneAtGoogle => {
-                provider_error("Gmail answered that the item no longer exists.".into())
+            VaultError::Gone => {
+                provider_error("The mailbox answered that the item no longer exists.".into())
             }
+            VaultError::ServerUnavailable(reason) => UserFacing {
+                code: "provider_unavailable",
+                problem: format!("The mail server did not answer ({reason})."),
+                remedy: "",
+                retry: Some(None),
+            },
+            VaultError::SendUnconfirmed => UserFacing {
+                code: "send_unconfirmed",
+                problem: "The mail server's connection broke after the message was handed over, so it may have been sent; Mailwright did not send it again, to avoid a duplicate (the copy in Sent is flagged $MailwrightUnconfirmed).".into(),
+                remedy: "Check with the recipient or in your Sent folder, and re-run the workflow if it did not arrive.",
+                retry: None,
+            },
             VaultError::Rejected(reason) if reason.ends_with('.') => provider_error(reason),
             VaultError::Rejected(reason) => {
                 provider_error(format!("Gmail refused the request ({reason})."))
@@ -202,6 +224,9 @@ pub struct Vault {
     touched: Mutex<HashMap<IntegrationId, Instant>>,
     /// Per-integration locks: callers in this process wait for one refresh.
     refreshing: Mutex<HashMap<IntegrationId, Arc<tokio::sync::Mutex<()>>>>,
+    /// How IMAP and SMTP servers are reached (set at start; the system's
+    /// roots and no private networks by default, loaded when first used).
+    mail_network: std::sync::OnceLock<providers::imap::Network>,
 }
 
 impl Vault {
@@ -222,7 +247,27 @@ impl Vault {
             clerk: None,
             touched: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
+            mail_network: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reach IMAP and SMTP servers through `network`.
+    pub fn with_mail_network(self, network: providers::imap::Network) -> Vault {
+        let _ = self.mail_network.set(network);
+        self
+    }
+
+    pub fn mail_network(&self) -> &providers::imap::Network {
+        self.mail_network.get_or_init(|| providers::imap::Network {
+            tls: providers::imap::MailTls::load(None)
+                .or_else(|_| providers::imap::MailTls::with_roots(Vec::new()))
+                .expect("TLS settings without roots always build"),
+            allow_private: false,
+        })
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Take tokens of Clerk-held connections from `clerk`.
@@ -595,12 +640,17 @@ impl Vault {
         }
     }
 
-    /// Check that Google still honours connection `id`: its access token
+    /// Check that connection `id` still works. An IMAP mailbox logs in to
+    /// its server ([`Vault::check_mail_server`]). For Google, its access token
     /// is refreshed now, whatever its age, through the usual refresh (one
     /// refresh across processes, status and notice on failure). A revoked
     /// grant turns it `needs_reauth`; a grant with fewer scopes,
     /// `missing_scopes`.
     pub async fn check(&self, workspace: WorkspaceId, id: IntegrationId) -> Result<(), VaultError> {
+        let integration = self.store.integration(workspace, id).await?;
+        if integration.integration_type == domain::scopes::IntegrationType::Imap {
+            return self.check_mail_server(workspace, id).await;
+        }
         let connection = self.gmail_connection(workspace, id).await?;
         self.store
             .expire_access_token(workspace, id, connection.version)
@@ -778,7 +828,7 @@ impl Vault {
                     retry_after,
                 }
             }
-            GmailError::NotFound => VaultError::GoneAtGoogle,
+            GmailError::NotFound => VaultError::Gone,
             GmailError::Rejected { status, reason } => {
                 record(
                     "provider_error",
@@ -794,7 +844,7 @@ impl Vault {
 impl Vault {
     /// Move the integration to a broken status; the one caller that makes
     /// the transition logs it and tells the owner (once per episode).
-    async fn transition(
+    pub(crate) async fn transition(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
@@ -856,7 +906,7 @@ impl GmailSession {
         &self.integration
     }
 
-    fn token(&self) -> (SecretString, i32) {
+    pub(crate) fn token(&self) -> (SecretString, i32) {
         let guard = self.token.lock().expect("session token");
         (copy(&guard.0), guard.1)
     }

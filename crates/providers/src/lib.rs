@@ -4,6 +4,7 @@
 
 pub mod clerk;
 pub mod google;
+pub mod imap;
 pub mod llm;
 pub mod mail;
 pub mod outbound;

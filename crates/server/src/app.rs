@@ -151,7 +151,11 @@ impl Services {
                 gmail,
                 Arc::clone(&notifier),
             )
-            .with_clerk(clerk),
+            .with_clerk(clerk)
+            .with_mail_network(providers::imap::Network {
+                tls: config.mail_tls.clone(),
+                allow_private: config.outbound_allow_private,
+            }),
         );
         let generator = match &config.llm {
             Some(llm) => Generator::Llm(ChatDrafter::new(llm.clone(), http_client.clone())),
@@ -450,9 +454,8 @@ pub struct Periodic {
 }
 
 /// `workers` job workers, (with at least one) two webhook delivery workers,
-/// the scheduler, the
-/// auto-draft poller and housekeeping, each restarted by `supervisor` if it
-/// panics.
+/// the scheduler, the auto-draft poller, the IMAP IDLE connections and
+/// housekeeping, each restarted by `supervisor` if it panics.
 pub fn spawn_background_loops(
     supervisor: &Supervisor,
     store: &Store,
@@ -489,9 +492,14 @@ pub fn spawn_background_loops(
         loops.push(supervisor.spawn("scheduler", stop.clone(), move || {
             Arc::clone(&scheduler).run(SCHEDULER_INTERVAL, scheduler_stop.clone())
         }));
+        let idle = Arc::new(engine::autodraft::ImapIdle::new(Arc::clone(&autodraft)));
         let (autodraft, poller_stop) = (Arc::clone(&autodraft), stop.clone());
         loops.push(supervisor.spawn("autodraft-poller", stop.clone(), move || {
             Arc::clone(&autodraft).run_poller(poller_stop.clone())
+        }));
+        let idle_stop = stop.clone();
+        loops.push(supervisor.spawn("imap-idle", stop.clone(), move || {
+            Arc::clone(&idle).run(idle_stop.clone())
         }));
         let health_stop = stop.clone();
         loops.push(

@@ -63,6 +63,7 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_LLM_MODEL",
     "MAILWRIGHT_LLM_API_KEY",
     "MAILWRIGHT_LLM_DAILY_TOKENS",
+    "MAILWRIGHT_IMAP_IDLE_CONNECTIONS",
     "MAILWRIGHT_RETRY_HORIZON_HOURS",
     "MAILWRIGHT_RETRY_BASE_MILLIS",
     "MAILWRIGHT_JOB_LEASE_SECONDS",
@@ -127,6 +128,9 @@ pub struct Config {
     /// Whether webhooks may reach private, loopback and link-local
     /// addresses (tests, the demo, a private network on purpose).
     pub outbound_allow_private: bool,
+    /// The roots IMAP and SMTP servers' certificates are checked against:
+    /// the system's plus the bundle `SSL_CERT_FILE` names.
+    pub mail_tls: providers::imap::MailTls,
 }
 
 /// The system email provider.
@@ -575,6 +579,15 @@ impl Config {
             }
             autodraft.llm_daily_tokens = tokens as u64;
         }
+        if let Some((count, origin)) = number("MAILWRIGHT_IMAP_IDLE_CONNECTIONS")? {
+            if !(0.0..=10_000.0).contains(&count) || count.fract() != 0.0 {
+                return Err(error(
+                    &origin,
+                    "must be a whole number of connections from 0 to 10000 (0: poll every IMAP mailbox)",
+                ));
+            }
+            autodraft.imap_idle_connections = count as usize;
+        }
         if let Some((rate, origin)) = number("MAILWRIGHT_AUTODRAFT_ALERT_FAILURE_RATE")? {
             if !(rate > 0.0 && rate <= 1.0) {
                 return Err(error(
@@ -664,6 +677,14 @@ impl Config {
                 _ => return Err(error(&origin, "must be true or false")),
             },
             None => false,
+        };
+        let mail_tls = match sources.get("SSL_CERT_FILE") {
+            Some((path, origin)) => providers::imap::MailTls::load(Some(Path::new(&path)))
+                .map_err(|problem| error(&origin, problem))?,
+            None => providers::imap::MailTls::load(None).map_err(|problem| ConfigError {
+                setting: "the system's CA certificates".into(),
+                problem,
+            })?,
         };
         let push_token = match sources.get("MAILWRIGHT_PUSH_TOKEN") {
             Some((value, origin)) if value.len() < 16 => {
@@ -818,6 +839,7 @@ impl Config {
         autodraft.retry = retry;
         let config = Config {
             outbound_allow_private,
+            mail_tls,
             retry,
             job_lease,
             signin,

@@ -77,7 +77,7 @@ async fn a_grant_revoked_at_google_is_found_by_the_daily_check_with_one_notice()
     // The workflow that would have found out at send time says so now.
     let (_, html) = page(&w, &cookie, &weekly_page).await;
     assert!(
-        html.contains("Step 1 cannot run: Google no longer accepts"),
+        html.contains("Step 1 cannot run: Mailwright") && html.contains("is no longer accepted"),
         "{html}"
     );
 

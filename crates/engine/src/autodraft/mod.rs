@@ -17,7 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use domain::drafting::{self, DraftLabel, DraftRequest, GeneratedDraft};
 use domain::mail::{Message, MessageRef};
-use domain::scopes::{Capability, IntegrationStatus, IntegrationType};
+use domain::scopes::{Capability, IntegrationStatus};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::message::{Reply, SOURCE_HEADER, reply_headers, reply_rfc822};
 use providers::llm::{ChatDrafter, LlmError};
@@ -31,6 +31,7 @@ use store::{Store, StoreError};
 use uuid::Uuid;
 
 mod alert;
+mod idle;
 mod jobs;
 mod outcomes;
 mod pipeline;
@@ -40,6 +41,7 @@ mod sync;
 mod watch;
 
 pub use domain::mail::{SkipReason, skip_reason_for};
+pub use idle::{IDLE_TICK, ImapIdle};
 pub use jobs::{DraftMessage, SyncMailbox};
 pub use outcomes::{
     CHECK_OUTCOMES, CheckOutcomes, CleanupItem, DEFAULT_CLEANUP_DAYS, DRAFT_OUTCOMES,
@@ -106,6 +108,9 @@ pub struct AutoDraftSettings {
     /// Tokens one mailbox's drafts may use per UTC day; over it, the
     /// built-in drafter writes them.
     pub llm_daily_tokens: u64,
+    /// IMAP mailboxes one process follows by IDLE at most; beyond, they
+    /// are polled.
+    pub imap_idle_connections: usize,
 }
 
 impl Default for AutoDraftSettings {
@@ -118,6 +123,7 @@ impl Default for AutoDraftSettings {
             retry: RetryPolicy::DEFAULT,
             pubsub_topic: None,
             llm_daily_tokens: DEFAULT_LLM_DAILY_TOKENS,
+            imap_idle_connections: 100,
         }
     }
 }
@@ -178,8 +184,14 @@ const SIGNATURES_KEPT: usize = 10_000;
 /// The Message-ID of the reply to `source` in `integration`: the same on
 /// every attempt, so a retry can find the draft by it.
 fn reply_message_id(integration: IntegrationId, source: &str) -> String {
+    // Gmail ids are alphanumeric; an IMAP id (`7:12:INBOX`) has characters
+    // a Message-ID may not: they become `-`.
+    let token: String = source
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     format!(
-        "<autodraft.{source}.{}@mailwright>",
+        "<autodraft.{token}.{}@mailwright>",
         integration.as_uuid().simple()
     )
 }
@@ -339,9 +351,10 @@ impl AutoDraft {
         id: IntegrationId,
     ) -> Result<Integration, ServiceError> {
         let integration = self.store.integration(workspace, id).await?;
-        if integration.integration_type != IntegrationType::Gmail {
+        if !integration.integration_type.is_mailbox() {
             return Err(ServiceError::Conflict(
-                "Auto-draft works on Gmail connections; this one is a calendar connection.".into(),
+                "Auto-draft works on mailboxes (Gmail, IMAP); this one is a calendar connection."
+                    .into(),
             ));
         }
         Ok(integration)

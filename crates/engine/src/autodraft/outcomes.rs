@@ -162,13 +162,13 @@ impl AutoDraft {
         if let Some(found) = inbox.find_message(&ours).await? {
             match inbox.message(&found.id).await {
                 Ok(message) if message.placement.sent => return Ok(Some(message)),
-                Ok(_) | Err(VaultError::GoneAtGoogle) => {}
+                Ok(_) | Err(VaultError::Gone) => {}
                 Err(error) => return Err(error),
             }
         }
         let thread = match inbox.thread(&draft.thread_id).await {
             Ok(thread) => thread,
-            Err(VaultError::GoneAtGoogle) => return Ok(None),
+            Err(VaultError::Gone) => return Ok(None),
             Err(error) => return Err(error),
         };
         let made = draft.created_at.timestamp_millis();
@@ -310,7 +310,7 @@ impl AutoDraft {
         }
         let thread = match inbox.thread(&draft.thread_id).await {
             Ok(thread) => thread,
-            Err(VaultError::GoneAtGoogle) => return Ok(None),
+            Err(VaultError::Gone) => return Ok(None),
             Err(error) => return Err(error),
         };
         let made = draft.created_at.timestamp_millis();

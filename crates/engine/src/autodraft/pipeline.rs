@@ -130,9 +130,7 @@ impl AutoDraft {
         if integration.status != IntegrationStatus::Connected {
             // Paused: no call to Google can succeed; the integration's status
             // says why and its owner was told once.
-            let missing = integration
-                .granted_scopes
-                .missing_for(IntegrationType::Gmail);
+            let missing = integration.missing_scopes();
             let explanation =
                 domain::explain::explain(integration.status, Some(&integration.email), &missing);
             let (code, detail) = (explanation.code, explanation.message());
@@ -229,7 +227,7 @@ impl AutoDraft {
         let integration = inbox.integration();
         let source = match inbox.message(source_id).await {
             Ok(source) => source,
-            Err(VaultError::GoneAtGoogle) => return Ok(Verdict::Skip(SkipReason::Deleted)),
+            Err(VaultError::Gone) => return Ok(Verdict::Skip(SkipReason::Deleted)),
             Err(error) => return Err(vault_to_pipeline(error)),
         };
         let rfc822_message_id = reply_message_id(integration.id, &source.id);

@@ -21,9 +21,7 @@ impl AutoDraft {
             .usable_mailbox(workspace, id, &[Capability::ReadMail, Capability::Draft])
             .await?;
         if integration.status == IntegrationStatus::MissingScopes {
-            let missing = integration
-                .granted_scopes
-                .missing_for(IntegrationType::Gmail);
+            let missing = integration.missing_scopes();
             return Err(ServiceError::connection(
                 integration.id,
                 &integration.email,
@@ -100,7 +98,7 @@ impl AutoDraft {
         }
         let missing: Vec<String> = needs
             .iter()
-            .filter(|capability| !integration.granted_scopes.allows(**capability))
+            .filter(|capability| !integration.allows(**capability))
             .map(|capability| capability.preferred_scope().to_owned())
             .collect();
         if !missing.is_empty() {
@@ -447,9 +445,7 @@ fn pipeline_error(integration: &Integration, error: PipelineError) -> ServiceErr
             let (status, missing_scopes) = match code {
                 "missing_scopes" => (
                     IntegrationStatus::MissingScopes,
-                    integration
-                        .granted_scopes
-                        .missing_for(IntegrationType::Gmail),
+                    integration.missing_scopes(),
                 ),
                 "needs_reauth" => (IntegrationStatus::NeedsReauth, Vec::new()),
                 _ => (IntegrationStatus::Disconnected, Vec::new()),
@@ -631,7 +627,7 @@ impl AutoDraft {
 fn blocked_reason(integration: &Integration) -> Option<String> {
     let missing: Vec<&str> = [Capability::ReadMail, Capability::Draft]
         .into_iter()
-        .filter(|capability| !integration.granted_scopes.allows(*capability))
+        .filter(|capability| !integration.allows(*capability))
         .map(Capability::describe)
         .collect();
     if !missing.is_empty() {

@@ -162,8 +162,7 @@ impl AutoDraft {
         cursor: i64,
     ) -> Result<(Vec<FoundMessage>, i64), VaultError> {
         let (workspace, id) = (inbox.integration().workspace, inbox.integration().id);
-        // Without a position from the mailbox, the stored one stands.
-        let now_cursor = inbox.cursor().await?.unwrap_or(cursor).max(cursor);
+        let now_cursor = inbox.cursor_after_catch_up(cursor).await?;
         // Never before auto-draft was switched on (for its drafts); a
         // workflow-only mailbox's sync started at its `last_synced_at`.
         let floor = mailbox.enabled.then_some(mailbox.enabled_at).flatten();

@@ -209,7 +209,7 @@ impl AutoDraft {
                     "Gmail does not accept the topic {topic} for this mailbox: the topic must be in the Google Cloud project of the OAuth client that connected it (for a connection Clerk holds, the project of Clerk's Google client)."
                 ),
             ),
-            VaultError::Rejected(_) | VaultError::GoneAtGoogle => (
+            VaultError::Rejected(_) | VaultError::Gone => (
                 "watch_topic_refused",
                 format!(
                     "Gmail refused to publish this mailbox's changes to {topic}. Check that the topic exists and that gmail-api-push@system.gserviceaccount.com has the Pub/Sub Publisher role on it."

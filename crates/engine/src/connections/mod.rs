@@ -163,6 +163,9 @@ impl Connections {
         reconnect: Option<&Integration>,
         started_by: StartedBy,
     ) -> Result<Url, ConnectError> {
+        if integration_type.provider() != "google" {
+            return Err(ConnectError::ByPassword);
+        }
         let google = self.vault.google().ok_or(ConnectError::NotConfigured)?;
         let scopes: Vec<String> = match reconnect {
             // Incremental authorization: ask for what is missing (and who
@@ -173,9 +176,7 @@ impl Connections {
                     .missing_for(existing.integration_type);
                 // Label steps need more than a mailbox connection asks for
                 // by default: ask for it when a workflow has one.
-                if !existing.granted_scopes.allows(Capability::Labels)
-                    && self.has_label_steps(existing).await?
-                {
+                if !existing.allows(Capability::Labels) && self.has_label_steps(existing).await? {
                     scopes.push(Capability::Labels.preferred_scope().to_owned());
                 }
                 for identity in [OPENID, USERINFO_EMAIL] {
@@ -623,13 +624,16 @@ impl Connections {
         started_by: StartedBy,
     ) -> Result<Reconnect, ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
+        if integration.integration_type.provider() != "google" {
+            return Err(ConnectError::ByPassword);
+        }
         if let TokenSource::Clerk { user_id } = &integration.token_source {
             return Ok(self.reconnect_with_clerk(&integration, user_id).await);
         }
         // Connected, but a label step needs more than was granted: ask for
         // it on top of the grant.
-        let needs_labels = !integration.granted_scopes.allows(Capability::Labels)
-            && self.has_label_steps(&integration).await?;
+        let needs_labels =
+            !integration.allows(Capability::Labels) && self.has_label_steps(&integration).await?;
         let incremental = integration.status == IntegrationStatus::MissingScopes || needs_labels;
         self.authorization_url(
             workspace,
@@ -656,7 +660,9 @@ impl Connections {
         self.autodraft.stop_watch(&integration).await;
         // A grant Clerk holds is Clerk's (the person signs in with it):
         // revoking it would break their sign-in, so it is only forgotten.
-        let revocable = integration.token_source == TokenSource::Google;
+        // An IMAP password has nobody to revoke it: it is only deleted.
+        let revocable = integration.token_source == TokenSource::Google
+            && integration.integration_type.provider() == "google";
         if let (true, Some(google), Some(tokens)) = (
             revocable,
             self.vault.google(),
@@ -772,6 +778,10 @@ pub enum Reconnect {
 pub enum ConnectError {
     #[error("Google is not configured on this server")]
     NotConfigured,
+    /// Not a Google connection: a mailbox connected by password is
+    /// (re)connected with its password, never through Google.
+    #[error("connected by password, not through Google")]
+    ByPassword,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -22,6 +22,10 @@ use store::integrations::Integration;
 
 use crate::vault::{GmailSession, Vault, VaultError};
 
+mod imap;
+
+pub use imap::ImapMailbox;
+
 /// The most inbox messages a catch-up lists.
 pub const CATCH_UP_LIMIT: usize = 2_000;
 
@@ -73,9 +77,12 @@ pub struct CreatedDraft {
 }
 
 /// An open mailbox.
+// A job holds one, briefly: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Mailbox {
     Gmail(GmailMailbox),
+    Imap(ImapMailbox),
 }
 
 /// Gmail, through the vault's session.
@@ -101,6 +108,8 @@ impl Mailbox {
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<Mailbox, VaultError> {
+        // One read for every kind: for an IMAP mailbox, the session's
+        // "token" is its password (it never expires, so is never refreshed).
         let session = vault.gmail_session(workspace, id).await?;
         match session.integration().integration_type {
             IntegrationType::Gmail => Ok(Mailbox::Gmail(GmailMailbox {
@@ -108,6 +117,17 @@ impl Mailbox {
                 gmail: vault.gmail().clone(),
                 session,
             })),
+            IntegrationType::Imap => {
+                let integration = session.integration().clone();
+                let account = vault
+                    .mail_server_account_with(&integration, session.token().0)
+                    .await?;
+                Ok(Mailbox::Imap(ImapMailbox::new(
+                    Arc::clone(vault),
+                    integration,
+                    account,
+                )))
+            }
             IntegrationType::Calendar => Err(VaultError::NotFound),
         }
     }
@@ -116,6 +136,7 @@ impl Mailbox {
     pub fn integration(&self) -> &Integration {
         match self {
             Mailbox::Gmail(gmail) => gmail.session.integration(),
+            Mailbox::Imap(imap) => imap.integration(),
         }
     }
 
@@ -134,7 +155,19 @@ impl Mailbox {
                     .as_deref()
                     .and_then(|id| id.parse::<i64>().ok()))
             }
+            Mailbox::Imap(imap) => imap.cursor().await.map(Some),
         }
+    }
+
+    /// Where a catch-up leaves the cursor, `stored` being the one that was
+    /// gone: Gmail's history ids only grow, so never behind `stored`; an
+    /// IMAP cursor after a new UIDVALIDITY is simply the new one.
+    pub async fn cursor_after_catch_up(&self, stored: i64) -> Result<i64, VaultError> {
+        let now = self.cursor().await?;
+        Ok(match self {
+            Mailbox::Gmail(_) => now.unwrap_or(stored).max(stored),
+            Mailbox::Imap(_) => now.unwrap_or(stored),
+        })
     }
 
     /// Ask the provider to announce new inbox mail (Gmail: `users.watch`
@@ -154,6 +187,9 @@ impl Mailbox {
                 })?;
                 Ok(Watch { expires_at })
             }
+            Mailbox::Imap(_) => Err(VaultError::Rejected(
+                "an IMAP mailbox is followed by IDLE, not a Pub/Sub watch".into(),
+            )),
         }
     }
 
@@ -167,6 +203,7 @@ impl Mailbox {
                     })
                     .await
             }
+            Mailbox::Imap(_) => Ok(()),
         }
     }
 
@@ -174,6 +211,7 @@ impl Mailbox {
     pub async fn changes_since(&self, cursor: i64) -> Result<Changes, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => gmail.changes_since(cursor).await,
+            Mailbox::Imap(imap) => imap.changes_since(cursor).await,
         }
     }
 
@@ -182,6 +220,7 @@ impl Mailbox {
     pub async fn inbox_since(&self, since: DateTime<Utc>) -> Result<Vec<MessageRef>, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => gmail.inbox_since(since).await,
+            Mailbox::Imap(imap) => imap.inbox_since(since).await,
         }
     }
 
@@ -196,6 +235,7 @@ impl Mailbox {
                     .await?;
                 Ok(page.messages.into_iter().next().map(|m| m.into_mail()))
             }
+            Mailbox::Imap(imap) => imap.newest_inbox_message().await,
         }
     }
 
@@ -203,6 +243,15 @@ impl Mailbox {
     /// gone meanwhile is left out).
     pub async fn sent_texts(&self, max: usize) -> Result<Vec<String>, VaultError> {
         let refs = match self {
+            Mailbox::Imap(imap) => {
+                return Ok(imap
+                    .sent_messages(max)
+                    .await?
+                    .into_iter()
+                    .filter(written_by_the_person)
+                    .map(|message| message.text)
+                    .collect());
+            }
             Mailbox::Gmail(gmail) => {
                 let max = u32::try_from(max).unwrap_or(u32::MAX);
                 gmail
@@ -217,7 +266,7 @@ impl Mailbox {
         for reference in refs.into_iter().take(max) {
             match self.message(&reference.id).await {
                 Ok(message) if written_by_the_person(&message) => texts.push(message.text),
-                Ok(_) | Err(VaultError::GoneAtGoogle) => {}
+                Ok(_) | Err(VaultError::Gone) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -225,7 +274,7 @@ impl Mailbox {
     }
 
     /// Message `id`, with its headers and text. A message the provider no
-    /// longer has is [`VaultError::GoneAtGoogle`].
+    /// longer has is [`VaultError::Gone`].
     pub async fn message(&self, id: &str) -> Result<Message, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
@@ -236,6 +285,7 @@ impl Mailbox {
                     .await?;
                 Ok(message.into_mail())
             }
+            Mailbox::Imap(imap) => imap.message(id).await,
         }
     }
 
@@ -256,6 +306,7 @@ impl Mailbox {
                 }
                 Ok(thread)
             }
+            Mailbox::Imap(imap) => imap.thread(id).await,
         }
     }
 
@@ -278,6 +329,8 @@ impl Mailbox {
                     id: draft.id,
                 })
             }
+            // The draft's headers thread it (In-Reply-To, References).
+            Mailbox::Imap(imap) => imap.create_draft(raw).await,
         }
     }
 
@@ -292,6 +345,7 @@ impl Mailbox {
                     .await?;
                 Ok(sent.into_mail())
             }
+            Mailbox::Imap(imap) => imap.send(raw).await,
         }
     }
 
@@ -307,6 +361,7 @@ impl Mailbox {
                     .await?;
                 Ok(draft.map(|message| message.into_mail()))
             }
+            Mailbox::Imap(imap) => imap.draft(id).await,
         }
     }
 
@@ -320,6 +375,7 @@ impl Mailbox {
                     })
                     .await
             }
+            Mailbox::Imap(imap) => imap.delete_draft(id).await,
         }
     }
 
@@ -336,6 +392,8 @@ impl Mailbox {
                     .map(|html| providers::google::message::signature_text(&html))
                     .filter(|text| !text.is_empty()))
             }
+            // IMAP keeps no signature; the person's mail client does.
+            Mailbox::Imap(_) => Ok(None),
         }
     }
 
@@ -350,6 +408,8 @@ impl Mailbox {
                     .await?;
                 Ok(sent.into_mail())
             }
+            // The reply's headers thread it.
+            Mailbox::Imap(imap) => imap.send(raw).await,
         }
     }
 
@@ -368,6 +428,8 @@ impl Mailbox {
                     .map(|label| (label.id, label.name))
                     .collect())
             }
+            // Labels are Gmail's.
+            Mailbox::Imap(_) => Ok(Vec::new()),
         }
     }
 
@@ -403,6 +465,7 @@ impl Mailbox {
                     Err(error) => Err(error),
                 }
             }
+            Mailbox::Imap(_) => Err(labels_are_gmails()),
         }
     }
 
@@ -420,6 +483,7 @@ impl Mailbox {
                 })
                 .await
                 .map(drop),
+            Mailbox::Imap(_) => Err(labels_are_gmails()),
         }
     }
 
@@ -438,6 +502,7 @@ impl Mailbox {
                     .await?;
                 Ok(found.map(|message| message.into_mail()))
             }
+            Mailbox::Imap(imap) => imap.find_message(rfc822_message_id).await,
         }
     }
 
@@ -452,8 +517,13 @@ impl Mailbox {
                     .await?;
                 Ok(found.map(|draft| draft.id))
             }
+            Mailbox::Imap(imap) => imap.find_draft(rfc822_message_id).await,
         }
     }
+}
+
+fn labels_are_gmails() -> VaultError {
+    VaultError::Rejected("labels are Gmail's: an IMAP mailbox has none to add or remove".into())
 }
 
 impl GmailMailbox {
@@ -499,7 +569,7 @@ impl GmailMailbox {
             {
                 Ok(page) => page,
                 // Gmail answers 404 for a start id it no longer keeps.
-                Err(VaultError::GoneAtGoogle) => return Ok(Changes::CursorGone),
+                Err(VaultError::Gone) => return Ok(Changes::CursorGone),
                 Err(error) => return Err(error),
             };
             for record in page.history {

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use domain::explain::explain;
 use domain::runs::{RunStatus, RunSteps};
-use domain::scopes::IntegrationType;
 use domain::workflows::{Definition, Invalid, Schedule, Step, Trigger};
 use domain::{IntegrationId, WorkspaceId};
 use secrecy::{ExposeSecret, SecretString};
@@ -199,12 +198,10 @@ impl Workflows {
             let problem = match IntegrationId::parse(id) {
                 Err(_) => Some("is not an integration id"),
                 Ok(id) => match self.store.integration(workspace, id).await {
-                    Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
-                        None
-                    }
-                    Ok(_) => Some("is not a Gmail connection"),
+                    Ok(integration) if integration.integration_type.is_mailbox() => None,
+                    Ok(_) => Some("is not a mailbox connection (Gmail or IMAP)"),
                     Err(StoreError::NotFound) => {
-                        Some("no Gmail connection with this id in this workspace")
+                        Some("no mailbox connection with this id in this workspace")
                     }
                     Err(other) => return Err(other.into()),
                 },
@@ -391,7 +388,7 @@ impl Workflows {
                     // Label steps need a permission connections do not ask
                     // for by default.
                     let capability = domain::scopes::Capability::Labels;
-                    if labels && !integration.granted_scopes.allows(capability) {
+                    if labels && !integration.allows(capability) {
                         missing.push(capability.preferred_scope().to_owned());
                     }
                     let status = match integration.status {

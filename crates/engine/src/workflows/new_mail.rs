@@ -88,7 +88,7 @@ impl StartNewMailRuns {
         let message = match inbox.message(message_id).await {
             Ok(message) => message,
             // Deleted before it was read: nothing arrived to act on.
-            Err(VaultError::GoneAtGoogle) => return Ok(()),
+            Err(VaultError::Gone) => return Ok(()),
             Err(error) => return Err(vault_failure(error)),
         };
         let owner = inbox.integration().email.clone();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use domain::IntegrationId;
 use domain::retry::RetryPolicy;
 use domain::runs::{RunError, RunStatus, StepStatus};
-use domain::scopes::{Capability, IntegrationType};
+use domain::scopes::Capability;
 use domain::workflows::{Action, RenderedStep, Step};
 use providers::google::message::{Outgoing, rfc822};
 use providers::outbound::OutboundError;
@@ -423,7 +423,7 @@ impl RunWorkflow {
             Err(error) => {
                 let integration = self.store.integration(workspace, integration_id).await;
                 return Err(match integration {
-                    Ok(integration) if integration.integration_type == IntegrationType::Gmail => {
+                    Ok(integration) if integration.integration_type.is_mailbox() => {
                         self.gmail_failure(&integration, error)
                     }
                     Ok(_) | Err(StoreError::NotFound) => gone(),
@@ -539,7 +539,7 @@ impl RunWorkflow {
             Some(thread_id) => {
                 let thread = match inbox.thread(thread_id).await {
                     Ok(thread) => thread,
-                    Err(VaultError::GoneAtGoogle) => {
+                    Err(VaultError::Gone) => {
                         return Err(gone(&format!("Thread {thread_id}")));
                     }
                     Err(error) => return Err(self.gmail_failure(integration, error)),
@@ -577,7 +577,7 @@ impl RunWorkflow {
         };
         match inbox.message(&id).await {
             Ok(message) => Ok(message),
-            Err(VaultError::GoneAtGoogle) => Err(gone(&format!("Message {id}"))),
+            Err(VaultError::Gone) => Err(gone(&format!("Message {id}"))),
             Err(error) => Err(self.gmail_failure(integration, error)),
         }
     }
@@ -593,7 +593,7 @@ impl RunWorkflow {
         let integration = inbox.integration();
         // Asked before any call: a refusal from Google would mark the whole
         // connection as missing a scope, pausing its auto-draft too.
-        if !integration.granted_scopes.allows(Capability::Labels) {
+        if !integration.allows(Capability::Labels) {
             let scope = Capability::Labels.preferred_scope().to_owned();
             return Err(self.gmail_failure(integration, VaultError::MissingScopes(vec![scope])));
         }
@@ -634,7 +634,7 @@ impl RunWorkflow {
                 "label_id": label_id,
                 "changed": true,
             })),
-            Err(VaultError::GoneAtGoogle) => Err(StepFailure::Final {
+            Err(VaultError::Gone) => Err(StepFailure::Final {
                 code: "not_found",
                 message: format!(
                     "Message {message_id} no longer exists in {}",

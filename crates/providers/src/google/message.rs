@@ -178,7 +178,7 @@ pub struct Reply<'a> {
     pub in_reply_to: Option<&'a str>,
     /// The original's References followed by its Message-ID.
     pub references: &'a [String],
-    /// The Gmail id of the message answered.
+    /// The mailbox's id of the message answered.
     pub source: &'a str,
 }
 
@@ -306,7 +306,12 @@ pub fn reply_rfc822(reply: &Reply<'_>) -> Result<Vec<u8>, String> {
             .parse()
             .map_err(|_| format!("`{}` is not an address", reply.from_address))?,
     );
-    if !reply.source.chars().all(|c| c.is_ascii_alphanumeric()) {
+    // Gmail's ids are alphanumeric, IMAP's `7:12:INBOX`: nothing that could
+    // end the header or start another.
+    if reply.source.is_empty()
+        || reply.source.len() > 256
+        || !reply.source.chars().all(|c| c.is_ascii_graphic())
+    {
         return Err("the source message id is malformed".into());
     }
     let mut builder = Message::builder()

@@ -63,7 +63,8 @@ pub struct IntegrationView {
     /// when nothing is.
     reconnect_url: Option<String>,
     /// Who holds the Google grant: `google` (Mailwright's OAuth client) or
-    /// `clerk` (Clerk, where the person signed in with Google).
+    /// `clerk` (Clerk, where the person signed in with Google); `password`
+    /// for a mailbox connected by password (IMAP).
     #[schema(example = "google")]
     token_source: &'static str,
 }
@@ -88,8 +89,15 @@ impl From<Integration> for IntegrationView {
                 .missing_for(integration.integration_type),
             _ => Vec::new(),
         };
-        let reconnect_url = (integration.status != IntegrationStatus::Connected)
+        // A mailbox connected by password is reconnected by connecting it
+        // again with the current password: there is no consent to go to.
+        let reconnect_url = (integration.status != IntegrationStatus::Connected
+            && integration.integration_type.provider() == "google")
             .then(|| reconnect_path(integration.id));
+        let token_source = match integration.integration_type {
+            IntegrationType::Imap => "password",
+            _ => integration.token_source.as_str(),
+        };
         IntegrationView {
             id: integration.id.to_string(),
             provider: integration.provider,
@@ -111,7 +119,7 @@ impl From<Integration> for IntegrationView {
                 at: error.at,
             }),
             reconnect_url,
-            token_source: integration.token_source.as_str(),
+            token_source,
         }
     }
 }
@@ -139,6 +147,11 @@ pub struct ConnectAnswer {
     authorization_url: String,
 }
 
+/// A type connected through Google (`gmail`, `calendar`).
+pub(crate) fn google_type(text: &str) -> Option<IntegrationType> {
+    IntegrationType::parse(text).filter(|kind| kind.provider() == "google")
+}
+
 fn not_configured() -> ApiError {
     ApiError::ProviderUnavailable(
         "Google is not configured on this server: the operator must set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET.".into(),
@@ -149,6 +162,9 @@ impl From<ConnectError> for ApiError {
     fn from(error: ConnectError) -> Self {
         match error {
             ConnectError::NotConfigured => not_configured(),
+            ConnectError::ByPassword => ApiError::Conflict(
+                "This mailbox is connected by password, not through Google: to reconnect it, connect it again with its current password (POST /api/integrations/imap).".into(),
+            ),
             ConnectError::Store(error) => error.into(),
         }
     }
@@ -170,7 +186,7 @@ async fn connect(
     ApiJson(request): ApiJson<ConnectRequest>,
 ) -> Result<Json<ConnectAnswer>, ApiError> {
     let mut errors = Vec::new();
-    let integration_type = IntegrationType::parse(&request.integration_type);
+    let integration_type = google_type(&request.integration_type);
     if integration_type.is_none() {
         errors.push(FieldError::new("type", "must be gmail or calendar"));
     }
@@ -526,7 +542,7 @@ async fn connect_with_clerk(
                 .into(),
         ));
     };
-    let integration_type = IntegrationType::parse(&request.integration_type).ok_or_else(|| {
+    let integration_type = google_type(&request.integration_type).ok_or_else(|| {
         ApiError::Validation(vec![FieldError::new("type", "must be gmail or calendar")])
     })?;
     let integration = state

@@ -7,6 +7,7 @@ pub mod browser_errors;
 pub mod identity;
 pub mod integrations;
 pub mod json;
+pub mod mail_servers;
 pub mod openapi;
 pub mod ops;
 pub mod outbox;
@@ -77,6 +78,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(ops::router())
         .merge(identity::router())
         .merge(integrations::router())
+        .merge(mail_servers::router())
         .merge(autodraft::router())
         .merge(outbox::router())
         .merge(workflows::router())

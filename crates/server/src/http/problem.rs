@@ -30,10 +30,18 @@ pub enum ErrorCode {
     ProviderUnavailable,
     ProviderError,
     Internal,
+    /// Connecting a mailbox by password: a server refused the login.
+    AuthFailed,
+    /// ... no secure connection could be made.
+    TlsFailed,
+    /// ... a server could not be reached.
+    Unreachable,
+    /// ... the mailbox has no Drafts folder.
+    NoDraftsFolder,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -45,6 +53,10 @@ impl ErrorCode {
         ErrorCode::ProviderUnavailable,
         ErrorCode::ProviderError,
         ErrorCode::Internal,
+        ErrorCode::AuthFailed,
+        ErrorCode::TlsFailed,
+        ErrorCode::Unreachable,
+        ErrorCode::NoDraftsFolder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +72,10 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "provider_unavailable",
             ErrorCode::ProviderError => "provider_error",
             ErrorCode::Internal => "internal",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::TlsFailed => "tls_failed",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::NoDraftsFolder => "no_drafts_folder",
         }
     }
 }
@@ -270,6 +286,14 @@ pub enum ApiError {
     /// The request ran past the server's time limit.
     #[error("request timed out")]
     Timeout,
+    /// A mail server refused a mailbox being connected by password (422):
+    /// `code` says how, `field` what to fix.
+    #[error("mail server refused: {detail}")]
+    MailServer {
+        code: ErrorCode,
+        field: &'static str,
+        detail: String,
+    },
     /// A bug or an unexpected failure: logged, answered generically.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -370,6 +394,17 @@ impl ApiError {
                 "Request timed out",
                 "The request took too long and was stopped. Try again; if it keeps happening, give the operator the request id.",
             ),
+            ApiError::MailServer {
+                code,
+                field,
+                detail,
+            } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                *code,
+                "The mailbox could not be connected",
+                detail.clone(),
+            )
+            .with("errors", json!([FieldError::new(*field, detail.clone())])),
             ApiError::Internal(_) => Problem::for_status(StatusCode::INTERNAL_SERVER_ERROR, None),
         }
     }

@@ -82,11 +82,12 @@ pub(super) async fn integrations_page(
                 _ => Vec::new(),
             };
             let allowed: Vec<String> = integration.granted_scopes.iter().map(Capability::describe_scope).collect();
-            let reconnect_url = (integration.status != IntegrationStatus::Connected)
+            let reconnect_url = (integration.status != IntegrationStatus::Connected
+                && integration.integration_type.provider() == "google")
                 .then(|| crate::http::integrations::reconnect_path(integration.id));
             context! {
                 id => integration.id.to_string(),
-                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar" },
+                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar", IntegrationType::Imap => "IMAP mailbox" },
                 email => integration.email,
                 status => integration.status.as_str(),
                 status_words => status_words(&integration),
@@ -151,12 +152,13 @@ pub(super) async fn connect(
     State(state): State<AppState>,
     Posted(session, form): Posted<ConnectForm>,
 ) -> Result<Response, ApiError> {
-    let integration_type = IntegrationType::parse(&form.integration_type).ok_or_else(|| {
-        ApiError::Validation(vec![crate::http::FieldError::new(
-            "type",
-            "must be gmail or calendar",
-        )])
-    })?;
+    let integration_type = crate::http::integrations::google_type(&form.integration_type)
+        .ok_or_else(|| {
+            ApiError::Validation(vec![crate::http::FieldError::new(
+                "type",
+                "must be gmail or calendar",
+            )])
+        })?;
     let return_to = match form.return_to.as_deref() {
         None | Some("") => ReturnTo::default(),
         Some(text) => ReturnTo::parse(text).map_err(|problem| {

@@ -7,6 +7,7 @@ pub mod autodraft;
 pub mod google;
 pub mod idp;
 pub mod logs;
+pub mod mailservers;
 pub mod process;
 pub mod smtp;
 pub mod ui;

@@ -865,7 +865,8 @@ impl Store {
 
     /// Enabled mailboxes of connected integrations whose watch is due for
     /// renewal (or was never made), in every workspace, with when it was
-    /// due (the claim compares it).
+    /// due (the claim compares it). Only Google's: a Pub/Sub watch is
+    /// Gmail's (an IMAP mailbox is followed by IDLE).
     pub async fn due_watch_renewals(
         &self,
         at: DateTime<Utc>,
@@ -876,7 +877,7 @@ impl Store {
                 "SELECT m.workspace_id, m.integration_id, m.watch_renew_at FROM autodraft_mailboxes m \
                  JOIN integrations i ON i.id = m.integration_id \
                  WHERE (m.watch_renew_at IS NULL OR m.watch_renew_at <= $1) \
-                     AND i.status = 'connected' AND ",
+                     AND i.status = 'connected' AND i.provider = 'google' AND ",
                 synced!("m"),
                 " ORDER BY m.watch_renew_at LIMIT $2"
             ))
@@ -1015,6 +1016,9 @@ impl Store {
         Ok(count)
     }
 }
+
+// After the macros it uses (`synced!`).
+mod idle;
 
 #[cfg(test)]
 mod tests;

@@ -12,10 +12,12 @@ use crate::{
 };
 
 mod checks;
+mod mail_servers;
 mod oauth_states;
 mod tokens;
 
 pub use checks::DueCheck;
+pub use mail_servers::{MailServers, password_never_expires};
 
 /// An encrypted value and the id of the key that encrypted it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,20 @@ pub struct Integration {
     pub last_used_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
     pub token_source: TokenSource,
+}
+
+impl Integration {
+    /// Whether the connection allows `capability` (by its scopes, or by its
+    /// kind: a mailbox connected by password).
+    pub fn allows(&self, capability: domain::scopes::Capability) -> bool {
+        self.integration_type
+            .allows(&self.granted_scopes, capability)
+    }
+
+    /// The capabilities its type needs that the grant lacks, as scopes.
+    pub fn missing_scopes(&self) -> Vec<String> {
+        self.granted_scopes.missing_for(self.integration_type)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -287,7 +303,8 @@ pub struct Refreshed {
 }
 
 impl Store {
-    /// The id of the workspace's integration for this Google account, if any.
+    /// The id of the workspace's integration for this account (Google's
+    /// `sub`, or an IMAP login), if any.
     pub async fn integration_id_for_account(
         &self,
         workspace: WorkspaceId,
@@ -296,12 +313,13 @@ impl Store {
     ) -> Result<Option<IntegrationId>, StoreError> {
         let id: Option<Uuid> = in_workspace!(self, workspace, conn => {
             sqlx::query_scalar(
-                "SELECT id FROM integrations WHERE workspace_id = $1 AND provider = 'google' \
+                "SELECT id FROM integrations WHERE workspace_id = $1 AND provider = $4 \
                  AND integration_type = $2 AND provider_account_id = $3",
             )
             .bind(workspace.as_uuid())
             .bind(integration_type.as_str())
             .bind(provider_account_id)
+            .bind(integration_type.provider())
             .fetch_optional(&mut *conn)
             .await?
         });
@@ -319,13 +337,26 @@ impl Store {
         id: IntegrationId,
         grant: &Grant,
     ) -> Result<Integration, StoreError> {
+        self.save_connection_with_servers(workspace, id, grant, None)
+            .await
+    }
+
+    /// [`save_connection`](Self::save_connection), with the mail servers of
+    /// a mailbox connected by password written in the same transaction.
+    pub(crate) async fn save_connection_with_servers(
+        &self,
+        workspace: WorkspaceId,
+        id: IntegrationId,
+        grant: &Grant,
+        servers: Option<&MailServers>,
+    ) -> Result<Integration, StoreError> {
         let at = now();
         let status = IntegrationStatus::for_grant(&grant.granted_scopes, grant.integration_type);
         let sql = format!(
             "INSERT INTO integrations (id, workspace_id, user_id, provider, integration_type, provider_account_id, \
                                        email, display_name, status, granted_scopes, connected_at, updated_at, \
                                        token_source, clerk_user_id) \
-             VALUES ($1, $2, $3, 'google', $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
+             VALUES ($1, $2, $3, $13, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) \
              ON CONFLICT (workspace_id, provider, integration_type, provider_account_id) DO UPDATE SET \
                  user_id = excluded.user_id, email = excluded.email, display_name = excluded.display_name, \
                  status = excluded.status, granted_scopes = excluded.granted_scopes, \
@@ -348,6 +379,7 @@ impl Store {
                 .bind(at)
                 .bind(grant.token_source.as_str())
                 .bind(grant.token_source.clerk_user_id())
+                .bind(grant.integration_type.provider())
                 .fetch_one(&mut *conn)
                 .await?;
             if row.id != id.as_uuid() {
@@ -380,6 +412,30 @@ impl Store {
             .bind(matches!(grant.token_source, TokenSource::Clerk { .. }))
             .execute(&mut *conn)
             .await?;
+            if let Some(servers) = servers {
+                sqlx::query(
+                    "INSERT INTO mail_servers (integration_id, workspace_id, imap_host, imap_port, imap_security, \
+                                               smtp_host, smtp_port, smtp_security, username, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (integration_id) DO UPDATE SET \
+                         imap_host = excluded.imap_host, imap_port = excluded.imap_port, \
+                         imap_security = excluded.imap_security, smtp_host = excluded.smtp_host, \
+                         smtp_port = excluded.smtp_port, smtp_security = excluded.smtp_security, \
+                         username = excluded.username, updated_at = excluded.updated_at",
+                )
+                .bind(id.as_uuid())
+                .bind(workspace.as_uuid())
+                .bind(servers.imap.host())
+                .bind(i32::from(servers.imap.port))
+                .bind(servers.imap.security.as_str())
+                .bind(servers.smtp.host())
+                .bind(i32::from(servers.smtp.port))
+                .bind(servers.smtp.security.as_str())
+                .bind(&servers.username)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
             row
         });
         row.try_into()

@@ -1,0 +1,165 @@
+//! Connecting a mailbox by password: `POST /api/integrations/imap`. Both
+//! servers are tried before anything is stored; a refusal answers 422 with
+//! a code that says how (`auth_failed`, `tls_failed`, `unreachable`,
+//! `no_drafts_folder`) and the field to fix.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::email::EmailAddress;
+use domain::mail_server::{ServerEndpoint, check_credential};
+use engine::mail_servers::{MailServerConnect, MailServerConnectError};
+use providers::imap::ConnectFailure;
+use secrecy::SecretString;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::integrations::IntegrationView;
+use super::json::ApiJson;
+use super::problem::{ApiError, ErrorCode, FieldError};
+use crate::app::AppState;
+use crate::auth::AuthUser;
+
+/// The longest user name and password accepted (characters).
+const MAX_USERNAME: usize = 256;
+const MAX_PASSWORD: usize = 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(connect_imap))
+}
+
+/// Where a server listens, and how the connection is secured.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    #[schema(max_length = 253, example = "imap.fastmail.com")]
+    host: String,
+    #[schema(minimum = 1, maximum = 65535, example = 993)]
+    port: i64,
+    /// `tls` (TLS from the first byte: IMAP 993, SMTP 465) or `starttls`
+    /// (IMAP 143, SMTP 587). There is no unencrypted choice.
+    #[schema(pattern = "^(tls|starttls)$", example = "tls")]
+    security: String,
+}
+
+/// A mailbox's servers and login. No `Debug`: it holds the password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ada@example.com",
+    "imap": {"host": "imap.example.com", "port": 993, "security": "tls"},
+    "smtp": {"host": "smtp.example.com", "port": 465, "security": "tls"},
+    "username": "ada@example.com",
+    "password": "app-password"
+}))]
+pub struct ImapConnectRequest {
+    /// The mailbox's address (the From of what Mailwright sends).
+    #[schema(max_length = 254)]
+    email: String,
+    imap: ServerSettings,
+    smtp: ServerSettings,
+    /// The login, for both servers (often the address).
+    #[schema(min_length = 1, max_length = 256)]
+    username: String,
+    /// The password or, where the provider has them, an app password.
+    /// Stored encrypted; never shown again.
+    #[schema(min_length = 1, max_length = 1024, format = Password)]
+    password: String,
+}
+
+fn endpoint(
+    name: &str,
+    settings: &ServerSettings,
+    errors: &mut Vec<FieldError>,
+) -> Option<ServerEndpoint> {
+    match ServerEndpoint::parse(&settings.host, settings.port, &settings.security) {
+        Ok(endpoint) => Some(endpoint),
+        Err(problem) => {
+            // The problem names the sub-field first ("port must be ...").
+            let sub = problem.0.split_whitespace().next().unwrap_or("host");
+            errors.push(FieldError::new(format!("{name}.{sub}"), problem.0));
+            None
+        }
+    }
+}
+
+/// Connect a mailbox by IMAP and SMTP with a password (Fastmail, iCloud,
+/// a hosting provider, a company's server). Both servers are tried first:
+/// IMAP login, the inbox and a Drafts folder; SMTP greeting, TLS and login.
+/// Connecting the same login on the same server again updates its
+/// connection (how a changed password is given).
+#[utoipa::path(
+    post,
+    path = "/api/integrations/imap",
+    operation_id = "connect_imap",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    request_body = ImapConnectRequest,
+    responses(
+        (status = 201, description = "Connected (or updated)", body = IntegrationView),
+        (status = 422, description = "Bad input (`validation_failed`), or a server refused: `auth_failed`, `tls_failed`, `unreachable`, `no_drafts_folder`", content_type = "application/problem+json")
+    )
+)]
+async fn connect_imap(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<ImapConnectRequest>,
+) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
+    let mut errors = Vec::new();
+    let email = EmailAddress::parse(&request.email)
+        .map_err(|problem| errors.push(FieldError::new("email", problem.to_string())))
+        .ok();
+    let imap = endpoint("imap", &request.imap, &mut errors);
+    let smtp = endpoint("smtp", &request.smtp, &mut errors);
+    let username = request.username.trim().to_owned();
+    if let Err(problem) = check_credential(&username, MAX_USERNAME) {
+        errors.push(FieldError::new("username", problem.0));
+    }
+    if let Err(problem) = check_credential(&request.password, MAX_PASSWORD) {
+        errors.push(FieldError::new("password", problem.0));
+    }
+    let (Some(email), Some(imap), Some(smtp), true) = (email, imap, smtp, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let connect = MailServerConnect {
+        user: caller.user,
+        email,
+        imap,
+        smtp,
+        username,
+        password: SecretString::from(request.password),
+    };
+    match state
+        .vault
+        .connect_mail_server(caller.workspace, connect)
+        .await
+    {
+        Ok(integration) => Ok((StatusCode::CREATED, Json(integration.into()))),
+        Err(MailServerConnectError::Servers(refusal)) => Err(ApiError::MailServer {
+            code: match refusal.failure {
+                ConnectFailure::AuthFailed => ErrorCode::AuthFailed,
+                ConnectFailure::TlsFailed => ErrorCode::TlsFailed,
+                ConnectFailure::Unreachable => ErrorCode::Unreachable,
+                ConnectFailure::NoDraftsFolder => ErrorCode::NoDraftsFolder,
+            },
+            field: refusal.field(),
+            detail: capitalised(&refusal.message),
+        }),
+        Err(MailServerConnectError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// A sentence starts with a capital and ends with a full stop.
+fn capitalised(message: &str) -> String {
+    let mut characters = message.chars();
+    let mut sentence: String = match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    };
+    if !sentence.ends_with('.') {
+        sentence.push('.');
+    }
+    sentence
+}

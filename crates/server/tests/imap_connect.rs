@@ -1,0 +1,317 @@
+//! Connecting a mailbox by IMAP and SMTP against real servers (Dovecot and
+//! an aiosmtpd submission server, `tests/mailservers`): both servers are
+//! tried first, each way it can fail answers its own code and field, and
+//! the password is stored sealed, never shown again.
+
+mod common;
+
+use common::mailservers::{ALICE, ALICE_PASSWORD, MailServers, NO_DRAFTS, NO_DRAFTS_PASSWORD};
+use common::{TestApp, assert_problem, spawn_app_with};
+use serde_json::{Value, json};
+
+async fn post(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/integrations/imap"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn connecting_tries_both_servers_and_keeps_the_password_sealed() {
+    let servers = MailServers::start();
+    let env = servers.app_env();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let app = spawn_app_with(&env).await;
+    let tenant = app.bare_tenant("acme").await;
+
+    let response = post(
+        &app,
+        &tenant.key,
+        &servers.connect_body(ALICE, ALICE_PASSWORD),
+    )
+    .await;
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    assert_eq!(integration["provider"], "imap");
+    assert_eq!(integration["type"], "imap");
+    assert_eq!(integration["status"], "connected");
+    assert_eq!(integration["email"], ALICE);
+    assert_eq!(integration["token_source"], "password");
+    assert_eq!(integration["granted_scopes"], json!([]));
+    assert!(integration["reconnect_url"].is_null());
+    assert!(!integration.to_string().contains(ALICE_PASSWORD));
+    let id: domain::IntegrationId = integration["id"].as_str().unwrap().parse().unwrap();
+
+    // Sealed at rest: the stored bytes are not the password.
+    let tokens = app
+        .store
+        .tokens(tenant.workspace, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !tokens
+            .access_token
+            .bytes
+            .windows(ALICE_PASSWORD.len())
+            .any(|window| window == ALICE_PASSWORD.as_bytes())
+    );
+    assert!(tokens.refresh_token.is_none());
+    let servers_row = app.store.mail_servers(tenant.workspace, id).await.unwrap();
+    assert_eq!(servers_row.imap.port, servers.port("imaps"));
+    assert_eq!(servers_row.username, ALICE);
+
+    // The same login again updates the same connection.
+    let again: Value = post(
+        &app,
+        &tenant.key,
+        &servers.connect_body(ALICE, ALICE_PASSWORD),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["id"], integration["id"]);
+    let list: Value = app
+        .get_as("/api/integrations", &tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["integrations"].as_array().unwrap().len(), 1);
+
+    // Another workspace sees nothing of it, and cannot read its servers.
+    let stranger = app.bare_tenant("stranger").await;
+    let foreign = app
+        .get_as(&format!("/api/integrations/{id}"), &stranger.key)
+        .await;
+    assert_problem(foreign, 404, "not_found").await;
+    assert!(matches!(
+        app.store.mail_servers(stranger.workspace, id).await,
+        Err(store::StoreError::NotFound)
+    ));
+
+    // It is reconnected with its password, not through Google.
+    let reconnect = app
+        .client
+        .get(app.url(&format!("/api/integrations/{id}/reconnect")))
+        .bearer_auth(&tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(reconnect, 409, "conflict").await;
+
+    // Disconnecting deletes the password (nobody to revoke it at).
+    let disconnected = app
+        .client
+        .delete(app.url(&format!("/api/integrations/{id}")))
+        .bearer_auth(&tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        disconnected.status().is_success(),
+        "{}",
+        disconnected.status()
+    );
+    assert!(
+        app.store
+            .tokens(tenant.workspace, id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn each_way_a_server_can_refuse_has_its_own_code_and_field() {
+    let mut servers = MailServers::start();
+    let env = servers.app_env();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let app = spawn_app_with(&env).await;
+    let tenant = app.bare_tenant("acme").await;
+    let refused = |response, code: &'static str, field: &'static str| async move {
+        let body = assert_problem(response, 422, code).await;
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        body
+    };
+
+    let body = refused(
+        post(&app, &tenant.key, &servers.connect_body(ALICE, "wrong")).await,
+        "auth_failed",
+        "password",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("app password"),
+        "{body}"
+    );
+
+    let mut mismatch = servers.connect_body(ALICE, ALICE_PASSWORD);
+    mismatch["imap"]["port"] = json!(servers.port("imaps_wrong_cert"));
+    let body = refused(
+        post(&app, &tenant.key, &mismatch).await,
+        "tls_failed",
+        "imap",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("certificate mismatch"),
+        "{body}"
+    );
+
+    let mut not_tls = servers.connect_body(ALICE, ALICE_PASSWORD);
+    not_tls["imap"]["port"] = json!(servers.port("imap_starttls"));
+    refused(
+        post(&app, &tenant.key, &not_tls).await,
+        "tls_failed",
+        "imap",
+    )
+    .await;
+
+    let mut starttls = servers.connect_body(ALICE, ALICE_PASSWORD);
+    starttls["imap"] =
+        json!({"host": "localhost", "port": servers.port("imap_starttls"), "security": "starttls"});
+    starttls["smtp"] =
+        json!({"host": "localhost", "port": servers.port("smtps"), "security": "tls"});
+    assert_eq!(post(&app, &tenant.key, &starttls).await.status(), 201);
+
+    let mut nobody_home = servers.connect_body(ALICE, ALICE_PASSWORD);
+    nobody_home["imap"]["port"] = json!(closed_port());
+    refused(
+        post(&app, &tenant.key, &nobody_home).await,
+        "unreachable",
+        "imap",
+    )
+    .await;
+
+    let mut no_smtp = servers.connect_body(ALICE, ALICE_PASSWORD);
+    no_smtp["smtp"]["port"] = json!(closed_port());
+    refused(
+        post(&app, &tenant.key, &no_smtp).await,
+        "unreachable",
+        "smtp",
+    )
+    .await;
+
+    refused(
+        post(
+            &app,
+            &tenant.key,
+            &servers.connect_body(NO_DRAFTS, NO_DRAFTS_PASSWORD),
+        )
+        .await,
+        "no_drafts_folder",
+        "imap",
+    )
+    .await;
+
+    // A password changed on the server is refused by SMTP too.
+    servers.command(&format!("password {ALICE} changed-secret"));
+    let body = refused(
+        post(
+            &app,
+            &tenant.key,
+            &servers.connect_body(ALICE, ALICE_PASSWORD),
+        )
+        .await,
+        "auth_failed",
+        "password",
+    )
+    .await;
+    assert!(body["detail"].as_str().unwrap().contains("IMAP"), "{body}");
+
+    // Input that is wrong before any server is asked.
+    let mut bad = servers.connect_body(ALICE, "line\nbreak");
+    bad["imap"]["port"] = json!(0);
+    bad["smtp"]["security"] = json!("none");
+    bad["email"] = json!("not an address");
+    let body = assert_problem(
+        post(&app, &tenant.key, &bad).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["email", "imap.port", "smtp.security", "password"],
+        "{body}"
+    );
+    assert_eq!(
+        app.store
+            .integrations(tenant.workspace)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_and_a_private_address_are_refused_by_default() {
+    let servers = MailServers::start();
+    // No SSL_CERT_FILE: the test CA is nobody's.
+    let app = spawn_app_with(&[(
+        "MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+        "true".to_owned(),
+    )])
+    .await;
+    let tenant = app.bare_tenant("acme").await;
+    let body = assert_problem(
+        post(
+            &app,
+            &tenant.key,
+            &servers.connect_body(ALICE, ALICE_PASSWORD),
+        )
+        .await,
+        422,
+        "tls_failed",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("SSL_CERT_FILE"),
+        "{body}"
+    );
+
+    // Private networks are not for tenants to reach unless the operator says.
+    let app = spawn_app_with(&[("SSL_CERT_FILE", servers.ca())]).await;
+    let tenant = app.bare_tenant("acme").await;
+    let body = assert_problem(
+        post(
+            &app,
+            &tenant.key,
+            &servers.connect_body(ALICE, ALICE_PASSWORD),
+        )
+        .await,
+        422,
+        "unreachable",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS"),
+        "{body}"
+    );
+}

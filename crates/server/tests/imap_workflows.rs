@@ -1,0 +1,147 @@
+//! Workflow sends from a mailbox connected by IMAP, against real servers:
+//! the message goes out by SMTP submission and reaches the recipient's
+//! INBOX once, with its copy in the sender's Sent folder; a retry after a
+//! lost record finds the copy instead of sending again; a connection that
+//! breaks after the message was handed over is said so, not sent twice.
+
+mod common;
+
+use common::mailservers::{ALICE, ALICE_PASSWORD, BOB, MailServers};
+use common::{Tenant, TestApp, spawn_app_with};
+use serde_json::{Value, json};
+
+async fn connected(servers: &MailServers) -> (TestApp, Tenant, String) {
+    let env = servers.app_env();
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let app = spawn_app_with(&env).await;
+    let tenant = app.bare_tenant("acme").await;
+    let response = app
+        .client
+        .post(app.url("/api/integrations/imap"))
+        .bearer_auth(&tenant.key)
+        .json(&servers.connect_body(ALICE, ALICE_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    (app, tenant, integration["id"].as_str().unwrap().to_owned())
+}
+
+/// A manual workflow that sends one message to Bob; its id.
+async fn workflow(app: &TestApp, tenant: &Tenant, integration: &str, subject: &str) -> String {
+    let answer = app
+        .client
+        .post(app.url("/api/workflows"))
+        .bearer_auth(&tenant.key)
+        .json(
+            &json!({"name": "notify bob", "trigger": {"type": "manual"}, "steps": [
+                {"action": "gmail.send_email", "integration_id": integration, "to": [BOB],
+                 "subject": subject, "body": "Your order {{ input.order }} shipped."}
+            ]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let body: Value = answer.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn execute(app: &TestApp, tenant: &Tenant, workflow: &str) -> String {
+    let answer: Value = app
+        .client
+        .post(app.url(&format!("/api/workflows/{workflow}/execute?wait=false")))
+        .bearer_auth(&tenant.key)
+        .json(&json!({"input": {"order": 42}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["run"]["id"].as_str().unwrap().to_owned()
+}
+
+/// Run queued jobs until the run has ended.
+async fn finish(app: &TestApp, tenant: &Tenant, run_id: &str) -> Value {
+    for _ in 0..20 {
+        store::testing::make_jobs_due(&app.store).await;
+        app.worker.drain().await.unwrap();
+        let run: Value = app
+            .get_as(&format!("/api/runs/{run_id}"), &tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            return run;
+        }
+    }
+    panic!("the run did not end");
+}
+
+#[tokio::test]
+async fn a_send_reaches_the_inbox_once_and_a_lost_record_does_not_send_again() {
+    let mut servers = MailServers::start();
+    let (app, tenant, integration) = connected(&servers).await;
+    let workflow = workflow(&app, &tenant, &integration, "Order shipped").await;
+    let run_id = execute(&app, &tenant, &workflow).await;
+    let run = finish(&app, &tenant, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(servers.count(BOB, "INBOX", "Subject", "Order shipped"), 1);
+    assert_eq!(servers.count(ALICE, "Sent", "Subject", "Order shipped"), 1);
+    let output = &run["steps"][0]["output"];
+    assert!(
+        output["message_id"].as_str().unwrap().ends_with(":Sent"),
+        "the Sent copy: {output}"
+    );
+
+    // The worker "died" after the server took the message and before the
+    // step was recorded.
+    let run_uuid = uuid::Uuid::parse_str(&run_id).unwrap();
+    let steps: domain::runs::RunSteps = serde_json::from_value(json!([{"index": 0, "action": "gmail.send_email", "status": "sending", "output": null, "error": null}])).unwrap();
+    app.store
+        .update_run(
+            tenant.workspace,
+            run_uuid,
+            domain::runs::RunStatus::Running,
+            &steps,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let job = store::jobs::NewJob::new("workflow.run", json!({"run_id": run_id}))
+        .in_workspace(tenant.workspace);
+    app.store.enqueue_job(&job).await.unwrap();
+    let run = finish(&app, &tenant, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        servers.count(BOB, "INBOX", "Subject", "Order shipped"),
+        1,
+        "no second message after the restart"
+    );
+    assert_eq!(
+        run["steps"][0]["output"]["message_id"],
+        output["message_id"]
+    );
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_data_is_reported_not_sent_twice() {
+    let mut servers = MailServers::start();
+    let (app, tenant, integration) = connected(&servers).await;
+    let workflow = workflow(&app, &tenant, &integration, "Maybe sent").await;
+    std::fs::create_dir_all(servers.dir().join("faults")).unwrap();
+    std::fs::write(servers.dir().join("faults/drop-after-data"), "").unwrap();
+    let run_id = execute(&app, &tenant, &workflow).await;
+    let run = finish(&app, &tenant, &run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["steps"][0]["error"].to_string();
+    assert!(error.contains("send_unconfirmed"), "{run}");
+    assert!(error.contains("did not send it again"), "{run}");
+    assert_eq!(servers.count(BOB, "INBOX", "Subject", "Maybe sent"), 1);
+    // The copy in Sent stays flagged for the person to see.
+    assert_eq!(servers.count(ALICE, "Sent", "Subject", "Maybe sent"), 1);
+}
