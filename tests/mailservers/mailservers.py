@@ -10,7 +10,7 @@ free 127.0.0.1 ports and with every file inside DIR, so that many instances
 can run at once. When everything accepts connections it prints one JSON line:
 
     {"imaps_port": N, "imap_starttls_port": N, "imaps_wrong_cert_port": N,
-     "smtps_port": N, "submission_starttls_port": N,
+     "imaps_proxy_port": N, "smtps_port": N, "submission_starttls_port": N,
      "ca": "DIR/ca.pem", "dir": "DIR", "dovecot_pid": N}
 
 and then reads commands from stdin, one a line, each answered by one JSON
@@ -27,6 +27,20 @@ line, {"ok": true, ...} or {"ok": false, "error": "..."}:
     count USER MAILBOX HEADER VALUE
                                    {"ok": true, "count": N}: messages in
                                    MAILBOX whose HEADER is exactly VALUE
+    reset-uidvalidity USER         give USER's INBOX a new UIDVALIDITY, its
+                                   messages kept (renumbered from UID 1), as
+                                   a server that rebuilt its index looks to
+                                   its clients: stops Dovecot (cutting every
+                                   IMAP connection), deletes the INBOX's
+                                   dovecot-uidlist and dovecot.index* and the
+                                   mailbox list index (the other folders'
+                                   files stay), starts it on the same ports;
+                                   answers {"ok": true, "uidvalidity": N,
+                                   "dovecot_pid": N}, N the new value as
+                                   STATUS shows it: the next value of the
+                                   user's counter (Maildir/dovecot-uidvalidity,
+                                   kept; the first value was the time), so
+                                   it differs even within the same second.
 
 The last argument of each command runs to the end of the line (it may hold
 spaces). The servers stop, and the script exits 0, when stdin closes or on
@@ -41,6 +55,24 @@ IMAP: LOGIN and AUTHENTICATE PLAIN/LOGIN; IDLE; LIST RETURN (SPECIAL-USE).
 Dovecot counts connections from 127.0.0.1 as secure, so on
 imap_starttls_port it accepts a login before STARTTLS too. A wrong password
 is answered NO [AUTHENTICATIONFAILED] after about half a second.
+
+imaps_proxy_port: implicit TLS, ended by this script with the localhost
+certificate, in front of Dovecot's imap_starttls_port (plaintext; a
+connection's end ends the other). It passes everything unchanged, LITERAL+
+and IDLE included, except in one fault: while the file
+DIR/faults/stall-append exists, an APPEND the client sends (a command line
+whose second word is APPEND, any case) goes on to Dovecot at once, its
+literal too, so the message is appended; but Dovecot's tagged answer to it
+(the line starting with that tag) is held back for the seconds the file
+holds (default 10), and with it whatever Dovecot sends after it;
+continuation requests ("+ ...") before it pass at once. A test sees the
+message in the folder while the client still waits for the answer (and can
+kill the client then: the proxy drops the held answer and the connection to
+Dovecot). The file is looked at when the APPEND passes. The proxy reads both
+directions line by line, copying the bytes of each literal announced at a
+line's end ({n}, {n+}) raw, so a message's text is never taken for a
+command or an answer; after a {n} it waits for Dovecot's "+" (or its
+refusal, after which the client sends no bytes).
 
 Certificates: DIR/ca.pem is a throwaway CA. It signs the certificate of
 every port (localhost and 127.0.0.1), except imaps_wrong_cert_port's, which
@@ -424,6 +456,17 @@ class Submission:
 # --- the whole ---------------------------------------------------------------
 
 
+def quiet_on_shutdown(handle):
+    """A connection handler for asyncio.start_server that ends normally when
+    cancelled: asyncio.run cancels the connections still open at exit, and
+    Python 3.11's start_server then prints a traceback for each cancelled
+    handler."""
+    async def run(reader, writer):
+        with contextlib.suppress(asyncio.CancelledError):
+            await handle(reader, writer)
+    return run
+
+
 async def relay(reader, writer, backend_port: int) -> None:
     """One connection to the wrong-certificate port, passed unchanged (TLS
     included) to Dovecot's listener on 127.0.0.2."""
@@ -446,9 +489,156 @@ async def relay(reader, writer, backend_port: int) -> None:
     await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
+# A literal announced at the end of an IMAP line: {n} (synchronizing), {n+}
+# (LITERAL+), also as ~{n} (BINARY).
+LITERAL_AT_END = re.compile(rb"\{(\d+)(\+?)\}\r?\n\Z")
+# The longest line the proxy reads (IMAP has no limit; UID sets and SEARCH
+# answers can be long).
+PROXY_LINE_LIMIT = 16 * 1024 * 1024
+DEFAULT_STALL_SECONDS = 10.0
+
+
+def literal_at_end(line: bytes):
+    """(size, synchronizing) of the literal that line announces, or None."""
+    found = LITERAL_AT_END.search(line)
+    return (int(found.group(1)), not found.group(2)) if found else None
+
+
+def stall_seconds(path: Path):
+    """The seconds a fault file holds (empty: the default), or None if it
+    does not exist."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return float(text) if text else DEFAULT_STALL_SECONDS
+    except ValueError:
+        return DEFAULT_STALL_SECONDS
+
+
+class ProxySession:
+    """One connection through the stalling IMAP proxy: the client's TLS
+    connection and a plaintext one to Dovecot, copied both ways line by line,
+    with literals copied raw."""
+
+    def __init__(self, fault: Path, live: set):
+        self.fault = fault
+        # The sessions open: the event loop holds its tasks only weakly, and
+        # close() ends them.
+        self.live = live
+        self.task = None
+        self.pumps = []
+        # Tags of APPENDs sent while the fault file existed: the seconds
+        # their tagged answer is held.
+        self.stalled = {}
+        # While the client's command waits for "+" before the bytes of a
+        # synchronizing literal: that command's tag, and the future the
+        # server side resolves with True ("+": the bytes follow) or False (the
+        # command was answered instead: the client sends no bytes).
+        self.literal_tag = None
+        self.literal_go = None
+
+    async def run(self, reader, writer, backend_port: int) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", backend_port,
+                                                                 limit=PROXY_LINE_LIMIT)
+        except OSError:
+            writer.close()
+            return
+        self.task = asyncio.current_task()
+        self.pumps = [asyncio.create_task(self.client_to_server(reader, up_writer)),
+                      asyncio.create_task(self.server_to_client(up_reader, writer))]
+        self.live.add(self)
+        try:
+            # Either side's end ends both (a killed client: Dovecot sees its
+            # connection close, a held answer is dropped).
+            await asyncio.wait(self.pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.end()
+            await asyncio.gather(*self.pumps, return_exceptions=True)
+            for w in (writer, up_writer):
+                w.close()
+            self.live.discard(self)
+
+    def end(self) -> None:
+        for pump in self.pumps:
+            pump.cancel()
+
+    @staticmethod
+    async def copy_raw(src, dst, size: int) -> bool:
+        """Copy size bytes; False at a premature end."""
+        while size:
+            chunk = await src.read(min(size, 65536))
+            if not chunk:
+                return False
+            dst.write(chunk)
+            await dst.drain()
+            size -= len(chunk)
+        return True
+
+    async def client_to_server(self, src, dst) -> None:
+        with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+            continued = False  # this line continues a command, after a literal
+            tag = None
+            while line := await src.readline():
+                if not continued:
+                    words = line.split(None, 2)
+                    tag = words[0] if words else None
+                    if len(words) >= 2 and words[1].upper() == b"APPEND":
+                        # Recorded before the command goes on, so the answer
+                        # cannot overtake it.
+                        seconds = stall_seconds(self.fault)
+                        if seconds is not None:
+                            self.stalled[tag] = seconds
+                literal = literal_at_end(line)
+                go = None
+                if literal is not None and literal[1]:
+                    go = self.literal_go = asyncio.get_running_loop().create_future()
+                    self.literal_tag = tag
+                dst.write(line)
+                await dst.drain()
+                if literal is None:
+                    continued = False
+                    continue
+                if go is not None:
+                    proceed = await go
+                    self.literal_go = self.literal_tag = None
+                    if not proceed:
+                        continued = False
+                        continue
+                if not await self.copy_raw(src, dst, literal[0]):
+                    return
+                continued = True
+
+    async def server_to_client(self, src, dst) -> None:
+        with contextlib.suppress(OSError, ValueError, asyncio.IncompleteReadError):
+            continued = False
+            while line := await src.readline():
+                if not continued:
+                    go = self.literal_go
+                    tag, space, _ = line.partition(b" ")
+                    if go is not None and not go.done():
+                        if line.startswith(b"+"):
+                            go.set_result(True)
+                        elif space and tag == self.literal_tag:
+                            go.set_result(False)
+                    if space and tag in self.stalled:
+                        await asyncio.sleep(self.stalled.pop(tag))
+                dst.write(line)
+                await dst.drain()
+                literal = literal_at_end(line)
+                if literal is None:
+                    continued = False
+                    continue
+                if not await self.copy_raw(src, dst, literal[0]):
+                    return
+                continued = True
+
+
 class MailServers:
-    """The whole instance: Dovecot, the SMTP servers, the relay, and the
-    commands."""
+    """The whole instance: Dovecot, the SMTP servers, the relay, the stalling
+    proxy, and the commands."""
 
     def __init__(self, d: Path, no_drafts: bool):
         self.dir = d
@@ -456,6 +646,7 @@ class MailServers:
         self.no_drafts = no_drafts
         self.dovecot = None
         self.servers = []
+        self.proxy_sessions = set()
         self.recorded = 0
 
     async def start(self) -> dict:
@@ -489,7 +680,7 @@ class MailServers:
         write_users(self.users, users)
 
         front = {name: listening_socket() for name in
-                 ("imaps_wrong_cert", "smtps", "submission_starttls")}
+                 ("imaps_wrong_cert", "imaps_proxy", "smtps", "submission_starttls")}
         self.dovecot = Dovecot(self.dir, {
             "imaps": listening_socket(),
             "imap_starttls": listening_socket(),
@@ -511,16 +702,25 @@ class MailServers:
                                 require_starttls=starttls, auth_require_tls=starttls)
 
         backend_port = self.dovecot.sockets["imaps_wrong_cert_backend"].getsockname()[1]
+        plain_port = self.dovecot.sockets["imap_starttls"].getsockname()[1]
+        stall_append = self.dir / "faults" / "stall-append"
+
+        def proxy_session(reader, writer):
+            return ProxySession(stall_append, self.proxy_sessions).run(reader, writer, plain_port)
+
         self.servers = [
             await loop.create_server(smtp(True), sock=front["submission_starttls"]),
             await loop.create_server(smtp(False), sock=front["smtps"], ssl=tls),
-            await asyncio.start_server(lambda r, w: relay(r, w, backend_port),
+            await asyncio.start_server(quiet_on_shutdown(lambda r, w: relay(r, w, backend_port)),
                                        sock=front["imaps_wrong_cert"]),
+            await asyncio.start_server(quiet_on_shutdown(proxy_session), sock=front["imaps_proxy"], ssl=tls,
+                                       limit=PROXY_LINE_LIMIT),
         ]
         return {
             "imaps_port": self.dovecot.sockets["imaps"].getsockname()[1],
             "imap_starttls_port": self.dovecot.sockets["imap_starttls"].getsockname()[1],
             "imaps_wrong_cert_port": front["imaps_wrong_cert"].getsockname()[1],
+            "imaps_proxy_port": front["imaps_proxy"].getsockname()[1],
             "smtps_port": front["smtps"].getsockname()[1],
             "submission_starttls_port": front["submission_starttls"].getsockname()[1],
             "ca": str(self.dir / "ca.pem"),
@@ -540,6 +740,13 @@ class MailServers:
             server.close()
         if self.dovecot is not None:
             await self.dovecot.stop()
+        # Sessions that Dovecot's stop did not end (an answer held back by
+        # stall-append).
+        sessions = list(self.proxy_sessions)
+        for session in sessions:
+            session.end()
+        if sessions:
+            await asyncio.wait([session.task for session in sessions], timeout=5)
 
     async def command(self, line: str) -> dict:
         name, _, args = line.strip().partition(" ")
@@ -558,6 +765,10 @@ class MailServers:
                 await asyncio.to_thread(lmtp_deliver, self.dovecot.lmtp, "", [user], raw)
             elif name == "count":
                 return {"ok": True, "count": await self.count(*self.split(args, 4))}
+            elif name == "reset-uidvalidity":
+                (user,) = self.split(args, 1)
+                uidvalidity = await self.reset_uidvalidity(user)
+                return {"ok": True, "uidvalidity": uidvalidity, "dovecot_pid": self.dovecot.proc.pid}
             else:
                 raise CommandError(f"unknown command {name!r}")
         except CommandError as error:
@@ -586,6 +797,54 @@ class MailServers:
         # second of its clock): answer only once a later second has begun, so
         # that the very next login sees the new password.
         await asyncio.sleep(int(written) + 1 - time.time())
+
+    def inbox_status(self, user: str) -> tuple:
+        """(UIDVALIDITY, MESSAGES) of user's INBOX, as an IMAP client sees
+        them (on the plaintext port: Dovecot trusts 127.0.0.1)."""
+        users = read_users(self.users)
+        if user not in users:
+            raise CommandError(f"no user {user}")
+        port = self.dovecot.sockets["imap_starttls"].getsockname()[1]
+        with imaplib.IMAP4("127.0.0.1", port, timeout=10) as imap:
+            imap.login(user, password_of(users[user]))
+            typ, data = imap.status("INBOX", "(UIDVALIDITY MESSAGES)")
+            if typ != "OK":
+                raise CommandError(f"STATUS INBOX: {typ} {data}")
+        status = data[0].decode(errors="replace")
+        uidvalidity = re.search(r"UIDVALIDITY (\d+)", status)
+        messages = re.search(r"MESSAGES (\d+)", status)
+        if not uidvalidity or not messages:
+            raise CommandError(f"unexpected STATUS answer {status!r}")
+        return int(uidvalidity.group(1)), int(messages.group(1))
+
+    async def reset_uidvalidity(self, user: str) -> int:
+        """Give user's INBOX a new UIDVALIDITY, keeping its messages: with
+        Dovecot stopped, delete the INBOX's UID list and indexes (Maildir's
+        INBOX is its root; the other folders' files, in its subdirectories,
+        stay) and the mailbox list index that caches them; the new value
+        (as STATUS shows it)."""
+        users = read_users(self.users)
+        if user not in users:
+            raise CommandError(f"no user {user}")
+        before, messages = await asyncio.to_thread(self.inbox_status, user)
+        maildir = self.dir / "mail" / user / "Maildir"
+        for _ in range(3):
+            await self.dovecot.stop()
+            for pattern in ("dovecot-uidlist", "dovecot-uidlist.lock", "dovecot.index*",
+                            "dovecot.list.index*"):
+                for path in maildir.glob(pattern):
+                    path.unlink(missing_ok=True)
+            await self.dovecot.start()
+            after, messages_after = await asyncio.to_thread(self.inbox_status, user)
+            if messages_after != messages:
+                raise CommandError(f"INBOX held {messages} messages, now {messages_after}")
+            if after != before:
+                return after
+            # Not expected: Dovecot counts on from the user's last value
+            # (Maildir/dovecot-uidvalidity). Without that file it would take
+            # the time: try again in the next second.
+            await asyncio.sleep(1.05 - time.time() % 1)
+        raise CommandError(f"UIDVALIDITY stayed {before}")
 
     async def count(self, user: str, mailbox: str, header: str, value: str) -> int:
         # The search matches substrings, case-insensitively; the fetched
@@ -686,6 +945,13 @@ class Instance:
             imap.login(user, password)
         return imap
 
+    def proxy(self, user=None, password=None) -> imaplib.IMAP4_SSL:
+        """A client of the stalling proxy, the CA verifying its certificate."""
+        imap = imaplib.IMAP4_SSL("localhost", self.port("imaps_proxy"), ssl_context=self.tls(), timeout=10)
+        if user:
+            imap.login(user, password)
+        return imap
+
     def count(self, user, mailbox, header, value) -> int:
         answer = self.command(f"count {user} {mailbox} {header} {value}")
         assert answer["ok"], answer
@@ -715,6 +981,29 @@ def idle_done(imap) -> None:
     while not (line := imap.readline()).startswith(b"I1 "):
         assert line, "connection closed"
     assert line.startswith(b"I1 OK"), line
+
+
+def read_until_tagged(imap, tag: bytes) -> tuple:
+    """Read answers up to tag's tagged line, literals skipped raw (a message
+    may hold lines that look tagged); (that line, the seconds it took)."""
+    began = time.monotonic()
+    while True:
+        line = imap.readline()
+        assert line, "connection closed"
+        if line.startswith(tag + b" "):
+            return line, time.monotonic() - began
+        literal = literal_at_end(line)
+        if literal is not None:
+            imap.read(literal[0])
+
+
+def inbox_status(imap) -> tuple:
+    """(UIDVALIDITY, MESSAGES) of the INBOX."""
+    typ, data = imap.status("INBOX", "(UIDVALIDITY MESSAGES)")
+    assert typ == "OK", data
+    uidvalidity, messages = (re.search(rb"%s (\d+)" % name, data[0]) for name in (b"UIDVALIDITY", b"MESSAGES"))
+    assert uidvalidity and messages, data
+    return int(uidvalidity.group(1)), int(messages.group(1))
 
 
 def login_fails(imap, user, password) -> None:
@@ -784,10 +1073,10 @@ def self_test() -> int:
         @check("two instances start at once, on their own ports")
         def _():
             ia, ib = a.wait_ready(), b.wait_ready()
-            assert set(ia) == {"imaps_port", "imap_starttls_port", "imaps_wrong_cert_port", "smtps_port",
-                               "submission_starttls_port", "ca", "dir", "dovecot_pid"}, ia
+            assert set(ia) == {"imaps_port", "imap_starttls_port", "imaps_wrong_cert_port", "imaps_proxy_port",
+                               "smtps_port", "submission_starttls_port", "ca", "dir", "dovecot_pid"}, ia
             ports = [v for info in (ia, ib) for k, v in info.items() if k.endswith("_port")]
-            assert len(set(ports)) == len(ports) == 10, ports
+            assert len(set(ports)) == len(ports) == 12, ports
             print(f"      startup: {a.startup:.2f} s and {b.startup:.2f} s (two at once)")
 
         @check("IMAPS login; LIST RETURN (SPECIAL-USE) shows the four folders, subscribed")
@@ -872,6 +1161,98 @@ def self_test() -> int:
             imap.logout()
             assert a.count(bob, "INBOX", "X-Test-Id", "smtps-1") == 1
 
+        @check("imaps proxy: TLS verified with the CA; IDLE notified of a delivery; FETCH of the message")
+        def _():
+            imap = a.proxy(alice, USERS[alice])
+            assert imap.sock.getpeercert()["subjectAltName"] == (("DNS", "localhost"), ("IP Address", "127.0.0.1"))
+            idle(imap)
+            raw = a.dir / "proxy-idle-1.eml"
+            raw.write_bytes(message("carol@elsewhere.test", alice, "proxy-idle-1"))
+            assert a.command(f"deliver {alice} {raw}") == {"ok": True}
+            wait_exists(imap)
+            idle_done(imap)
+            typ, found = imap.search(None, "HEADER", "X-Test-Id", "proxy-idle-1")
+            assert typ == "OK" and len(found[0].split()) == 1, found
+            typ, fetched = imap.fetch(found[0], "(BODY.PEEK[])")
+            # After the headers LMTP adds: the message byte for byte.
+            assert typ == "OK" and fetched[0][1].endswith(
+                message("carol@elsewhere.test", alice, "proxy-idle-1")), fetched
+            # Refused before its "+": the client sends no literal, and the
+            # proxy reads the next line as a command.
+            typ, answer = imap.append("NoSuchFolder", None, None, message(alice, bob, "refused-1"))
+            assert typ == "NO" and b"TRYCREATE" in answer[0], answer
+            assert imap.noop()[0] == "OK"
+            imap.logout()
+
+        @check("stall-append: the draft is in Drafts while APPEND waits, OK after the stall; without it at once")
+        def _():
+            fault = a.dir / "faults" / "stall-append"
+            fault.write_text("3\n")
+            stalled = {}
+
+            def append():
+                imap = a.proxy(alice, USERS[alice])
+                began = time.monotonic()
+                # imaplib sends a synchronizing literal: the "+" passes at once.
+                stalled["answer"] = imap.append("Drafts", "(\\Draft)", None,
+                                                message(alice, bob, "stalled-draft-1"))
+                stalled["seconds"] = time.monotonic() - began
+                imap.logout()
+
+            thread = threading.Thread(target=append)
+            thread.start()
+            direct = a.imaps(alice, USERS[alice])
+            deadline = time.monotonic() + 2.5
+            while True:
+                direct.select("Drafts", readonly=True)
+                typ, found = direct.search(None, "HEADER", "X-Test-Id", "stalled-draft-1")
+                if found[0]:
+                    break
+                assert time.monotonic() < deadline, "the draft did not appear in Drafts"
+                time.sleep(0.05)
+            assert thread.is_alive() and "answer" not in stalled, stalled
+            direct.logout()
+            thread.join(timeout=10)
+            assert stalled["answer"][0] == "OK", stalled
+            assert 2.9 < stalled["seconds"] < 5, stalled
+            assert a.count(alice, "Drafts", "X-Test-Id", "stalled-draft-1") == 1
+            fault.unlink()
+            imap = a.proxy(alice, USERS[alice])
+            began = time.monotonic()
+            typ, _ = imap.append("Drafts", "(\\Draft)", None, message(alice, bob, "prompt-draft-1"))
+            assert typ == "OK" and time.monotonic() - began < 1, time.monotonic() - began
+            imap.logout()
+            assert a.count(alice, "Drafts", "X-Test-Id", "prompt-draft-1") == 1
+
+        @check("stall-append: bytes of literals, both ways, are never read as commands or answers")
+        def _():
+            fault = a.dir / "faults" / "stall-append"
+            # Lines that would look tagged, and announce literals, were they
+            # read as lines.
+            body = (b"Subject: literals\r\nX-Test-Id: literal-1\r\n\r\n"
+                    b"L1 OK looks like the answer to the APPEND\r\nL2 APPEND Drafts {3}\r\nabc\r\n")
+            imap = a.proxy(alice, USERS[alice])
+            assert imap.append("Drafts", None, None, body)[0] == "OK"
+            imap.select("Drafts")
+            typ, found = imap.uid("SEARCH", "HEADER", "X-Test-Id", "literal-1")
+            uid = found[0].split()[0]
+            fault.write_text("2")
+            # At once: a FETCH whose answer holds "L1 OK ..." in a literal,
+            # and an APPEND (LITERAL+) tagged L1 whose message holds a line
+            # "L2 APPEND ...".
+            imap.send(b"F1 UID FETCH " + uid + b" BODY.PEEK[]\r\n"
+                      b"L1 APPEND Drafts (\\Draft) {" + str(len(body)).encode() + b"+}\r\n" + body + b"\r\n")
+            line, seconds = read_until_tagged(imap, b"F1")
+            assert line.startswith(b"F1 OK") and seconds < 1, (line, seconds)
+            line, seconds = read_until_tagged(imap, b"L1")
+            assert line.startswith(b"L1 OK") and 1.5 < seconds < 4, (line, seconds)
+            fault.unlink()
+            imap.send(b"L2 NOOP\r\n")
+            line, seconds = read_until_tagged(imap, b"L2")
+            assert line.startswith(b"L2 OK") and seconds < 1, (line, seconds)
+            imap.logout()
+            assert a.count(alice, "Drafts", "X-Test-Id", "literal-1") == 2
+
         @check("SMTP refusals: AUTH before STARTTLS, bad password 535, no AUTH, foreign and unknown recipients 550")
         def _():
             with smtplib.SMTP("localhost", a.port("submission_starttls"), timeout=10) as smtp:
@@ -947,9 +1328,31 @@ def self_test() -> int:
             imap.logout()
             assert a.count(alice, "INBOX", "X-Test-Id", "deliver-1") == 1
 
+        @check("reset-uidvalidity: the INBOX gets a new UIDVALIDITY (twice in a row), its messages stay")
+        def _():
+            imap = a.imaps(alice, USERS[alice])
+            before, messages = inbox_status(imap)
+            imap.logout()
+            assert messages >= 3, messages
+            seen = {before}
+            for _ in range(2):
+                answer = a.command(f"reset-uidvalidity {alice}")
+                assert answer["ok"] and answer["uidvalidity"] not in seen, (answer, seen)
+                seen.add(answer["uidvalidity"])
+                a.info["dovecot_pid"] = answer["dovecot_pid"]
+                imap = a.imaps(alice, USERS[alice])
+                assert inbox_status(imap) == (answer["uidvalidity"], messages), (inbox_status(imap), answer)
+                imap.select("INBOX", readonly=True)
+                typ, uids = imap.uid("SEARCH", "ALL")
+                assert [int(u) for u in uids[0].split()] == list(range(1, messages + 1)), uids
+                imap.logout()
+            assert a.count(alice, "INBOX", "X-Test-Id", "deliver-1") == 1
+            assert a.count(alice, "Drafts", "X-Test-Id", "stalled-draft-1") == 1  # other folders untouched
+
         @check("bad commands are answered with errors")
         def _():
             for line in ("frobnicate", "count alice@example.test INBOX", "password nobody@example.test x",
+                         "reset-uidvalidity", "reset-uidvalidity nobody@example.test",
                          f"count {NO_DRAFTS_USER} Drafts X-Test-Id x"):
                 answer = a.command(line)
                 assert answer["ok"] is False and answer["error"], (line, answer)

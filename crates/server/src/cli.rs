@@ -370,6 +370,15 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|(name, value)| (name.to_owned(), value)),
     );
+    // The local IMAP mailbox, when Dovecot is installed: its CA is trusted
+    // like one named in SSL_CERT_FILE.
+    let local_mailbox = crate::demo_mailbox::LocalMailbox::start().await;
+    if let Ok(mailbox) = &local_mailbox {
+        env.push((
+            "SSL_CERT_FILE".to_owned(),
+            mailbox.ca().display().to_string(),
+        ));
+    }
     let (config, _) = Config::load(env, None).map_err(|error| anyhow::anyhow!("{error}"))?;
     let store = Store::connect(&config.database_url)
         .await
@@ -406,12 +415,20 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             Err(error) => return Err(error.into()),
         };
     sandbox.set_push_subscription(demo::push_subscription(&public));
+    let imap_line = match &local_mailbox {
+        Ok(_) => format!(
+            "A local IMAP mailbox ({}, Dovecot) is running too: connect it on {public}/integrations.",
+            crate::demo_mailbox::ADDRESS
+        ),
+        Err(reason) => reason.clone(),
+    };
     let (demo, token) = Demo::new(sandbox, user, workspace);
+    let demo = demo.with_local_mailbox(local_mailbox);
     let application = Application::build_demo(config, store, std::sync::Arc::new(demo)).await?;
     let link = format!("{public}/demo/signin?token={token}");
     tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works until the demo stops)");
     println!(
-        "\nMailwright demo (Google is emulated; data kept in {}, delete the folder to start over):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\nThe emulated Google starts empty each run: a connection from an earlier run asks to be reconnected.\n",
+        "\nMailwright demo (Google is emulated; data kept in {}, delete the folder to start over):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\nThe emulated Google starts empty each run: a connection from an earlier run asks to be reconnected.\n{imap_line}\n",
         data_dir.display()
     );
     application.run_until(shutdown_signal()).await

@@ -2,7 +2,8 @@
 //! sandbox is mounted in-process at `/sandbox/google` (OAuth consent screen
 //! and Gmail API), a demo account is signed in through a link printed at
 //! start (valid while the demo runs), and
-//! `/sandbox/inbox` drops mail into the connected mailbox. Not for
+//! `/sandbox/inbox` drops mail into the connected mailbox. With Dovecot
+//! installed, a local IMAP mailbox too ([`crate::demo_mailbox`]). Not for
 //! production: the sandbox's controls are unauthenticated.
 
 use domain::{UserId, WorkspaceId};
@@ -101,6 +102,8 @@ pub struct Demo {
     /// demo account has no password, and a sign-out, another browser or a
     /// reloaded tab must not lock its visitor out.
     signin_token_hash: String,
+    /// The local IMAP test mailbox, or why there is none (Dovecot missing).
+    pub local_mailbox: Result<crate::demo_mailbox::LocalMailbox, String>,
 }
 
 impl std::fmt::Debug for Demo {
@@ -121,8 +124,18 @@ impl Demo {
             user,
             workspace,
             signin_token_hash: secrets::sha256_hex(&token),
+            local_mailbox: Err("the demo was started without a local IMAP mailbox".into()),
         };
         (demo, token)
+    }
+
+    /// With the local IMAP test mailbox (or the reason there is none).
+    pub fn with_local_mailbox(
+        mut self,
+        mailbox: Result<crate::demo_mailbox::LocalMailbox, String>,
+    ) -> Demo {
+        self.local_mailbox = mailbox;
+        self
     }
 
     /// Whether `token` is the sign-in token.

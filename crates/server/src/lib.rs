@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_mailbox;
 pub mod doctor;
 pub mod http;
 pub mod telemetry;

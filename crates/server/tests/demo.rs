@@ -20,6 +20,15 @@ struct DemoApp {
 }
 
 async fn demo_app() -> DemoApp {
+    demo_app_with(Err("not in this test".into()), 0).await
+}
+
+/// The demo with `local_mailbox` and `workers` background workers (with
+/// any, the poller and IMAP IDLE run too).
+async fn demo_app_with(
+    local_mailbox: Result<mailwright::demo_mailbox::LocalMailbox, String>,
+    workers: usize,
+) -> DemoApp {
     let db = TestDatabase::new().await;
     let store = db.connect().await;
     store.migrate().await.unwrap();
@@ -31,7 +40,14 @@ async fn demo_app() -> DemoApp {
     settings.extend([
         ("MAILWRIGHT_LISTEN", address.to_string()),
         ("MAILWRIGHT_PUBLIC_URL", url.clone()),
+        (
+            "MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+            "true".to_owned(),
+        ),
     ]);
+    if let Ok(mailbox) = &local_mailbox {
+        settings.push(("SSL_CERT_FILE", mailbox.ca().display().to_string()));
+    }
     let config = common::test_config(&db, &settings);
     let sandbox = Sandbox::new(
         SandboxConfig::default()
@@ -53,10 +69,11 @@ async fn demo_app() -> DemoApp {
     .unwrap();
     sandbox.set_push_subscription(demo::push_subscription(&url));
     let (demo, token) = Demo::new(sandbox.clone(), user.id, workspace.id);
+    let demo = demo.with_local_mailbox(local_mailbox);
     let application = Application::build_demo(config, store, Arc::new(demo))
         .await
         .unwrap()
-        .with_background_workers(0);
+        .with_background_workers(workers);
     let worker = application.worker();
     tokio::spawn(application.run_until(std::future::pending()));
     DemoApp {
@@ -289,4 +306,160 @@ async fn outside_demo_mode_the_demo_pages_do_not_exist() {
         app.get("/sandbox/google/o/oauth2/v2/auth").await.status(),
         404
     );
+}
+
+/// The demo's session cookie, signed in through its link.
+async fn demo_session(app: &DemoApp) -> String {
+    let signed_in = app
+        .client
+        .get(format!("{}/demo/signin?token={}", app.url, app.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .find(|pair| pair.starts_with("mw_session="))
+        .expect("a session cookie")
+}
+
+/// The value of the form field `name` in `html` (its first one).
+fn field(html: &str, name: &str) -> String {
+    html.split(&format!(r#"name="{name}" value=""#))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_imap_mailbox_connects_in_one_click_and_gets_a_draft() {
+    mailwright::app::install_crypto_provider();
+    let mailbox = mailwright::demo_mailbox::LocalMailbox::start()
+        .await
+        .expect("Dovecot runs here (scripts/install-test-tools.sh installs it)");
+    let app = demo_app_with(Ok(mailbox), 1).await;
+    let cookie = demo_session(&app).await;
+    let get = |path: String| {
+        app.client
+            .get(format!("{}{path}", app.url))
+            .header("cookie", cookie.clone())
+            .send()
+    };
+    let page = get("/integrations".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Connect the local IMAP mailbox"), "{page}");
+    // The one-click form: its hidden fields, as the browser would send them.
+    let form = page
+        .split(r#"id="demo-imap">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</form>").next())
+        .unwrap()
+        .to_owned();
+    let names = [
+        "csrf",
+        "email",
+        "imap_host",
+        "imap_port",
+        "imap_security",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "username",
+        "password",
+    ];
+    let values: Vec<(&str, String)> = names
+        .iter()
+        .map(|name| (*name, field(&form, name)))
+        .collect();
+    let connected = app
+        .client
+        .post(format!("{}/integrations/imap", app.url))
+        .header("cookie", &cookie)
+        .form(&values)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        location(&connected),
+        "/integrations?connected=imap",
+        "{}",
+        connected.text().await.unwrap_or_default()
+    );
+    let page = get("/integrations".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .replace("&#x2f;", "/");
+    let integration = page
+        .split("/autodraft/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no auto-draft link: {page}"))
+        .to_owned();
+    let csrf = field(&page, "csrf");
+    let on = app
+        .client
+        .post(format!("{}/autodraft/{integration}/switch", app.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("enabled", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 303);
+
+    let delivered = app
+        .client
+        .post(format!("{}/sandbox/inbox", app.url))
+        .header("cookie", &cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("to", "imap"),
+            ("from", "Alex Sender <alex@example.com>"),
+            ("subject", "Lunch next week?"),
+            ("text", "Are you free for lunch next week?"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&delivered), "/sandbox/inbox?delivered=imap");
+
+    // IMAP IDLE (or the poll) finds it; the draft is listed on its page.
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let page = get(format!("/autodraft/{integration}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if page.contains("Lunch next week?") {
+            let found = page.split("autodraft-watch").nth(1).unwrap_or_default();
+            assert!(
+                page.contains("IMAP IDLE"),
+                "{}",
+                &found[..found.len().min(600)]
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < give_up, "no draft: {page}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -199,3 +199,109 @@ async fn a_changed_password_ends_in_needs_reauth_with_one_notice() {
         "the message that came meanwhile is drafted after the repair"
     );
 }
+
+#[tokio::test]
+async fn each_mailbox_is_followed_by_one_process_and_each_process_follows_at_most_its_share() {
+    let servers = MailServers::start();
+    let mut env = servers.app_env();
+    env.push(("MAILWRIGHT_IMAP_IDLE_CONNECTIONS", "1".to_owned()));
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+    let app = spawn_app_with(&env).await;
+    let tenant = app.bare_tenant("acme").await;
+    for (user, password) in [
+        (ALICE, ALICE_PASSWORD),
+        (BOB, common::mailservers::BOB_PASSWORD),
+    ] {
+        let integration: Value = app
+            .client
+            .post(app.url("/api/integrations/imap"))
+            .bearer_auth(&tenant.key)
+            .json(&servers.connect_body(user, password))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = integration["id"].as_str().unwrap();
+        let switched = app
+            .client
+            .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
+            .bearer_auth(&tenant.key)
+            .json(&json!({"enabled": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(switched.status(), 200);
+    }
+    let (_stop, shutdown) = tokio::sync::watch::channel(false);
+    // Three processes, one IDLE connection each at most.
+    let processes: Vec<_> = (0..3)
+        .map(|_| std::sync::Arc::new(engine::autodraft::ImapIdle::new(app.autodraft.clone())))
+        .collect();
+    let mut started = Vec::new();
+    for process in &processes {
+        started.push(process.clone().tick(shutdown.clone()).await.unwrap());
+    }
+    assert_eq!(
+        started,
+        [1, 1, 0],
+        "two mailboxes, one process each, none twice"
+    );
+    for process in &processes {
+        assert_eq!(process.clone().tick(shutdown.clone()).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn a_new_uidvalidity_is_caught_up_by_date_without_a_second_draft() {
+    let mut servers = MailServers::start();
+    let (app, tenant, id) = connected(&servers).await;
+    let switched = app
+        .client
+        .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
+        .bearer_auth(&tenant.key)
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200);
+    drain(&app).await;
+    servers.deliver(
+        ALICE,
+        &from_bob("<before@example.test>", "Before", "First question?"),
+    );
+    poll(&app).await;
+    assert_eq!(
+        servers.count(ALICE, "Drafts", "In-Reply-To", "<before@example.test>"),
+        1
+    );
+
+    // The server rebuilt its index: every UID of the inbox is new.
+    servers.reset_uidvalidity(ALICE);
+    servers.deliver(
+        ALICE,
+        &from_bob("<after@example.test>", "After", "Second question?"),
+    );
+    poll(&app).await;
+    let autodraft: Value = app
+        .get_as(&format!("/api/integrations/{id}/auto-draft"), &tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        autodraft["events"].to_string().contains("catch_up"),
+        "a catch-up by date: {autodraft}"
+    );
+    assert_eq!(
+        servers.count(ALICE, "Drafts", "In-Reply-To", "<after@example.test>"),
+        1,
+        "{autodraft}"
+    );
+    assert_eq!(
+        servers.count(ALICE, "Drafts", "In-Reply-To", "<before@example.test>"),
+        1,
+        "the message seen under its old UID gets no second draft"
+    );
+}

@@ -312,3 +312,70 @@ async fn serve_get(s: &Setup, serve: &ServeProcess, path: &str) -> Value {
         .await
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_the_server_holds_its_answer_to_append_leaves_one_draft() {
+    let mut s = setup(&[
+        ("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "1"),
+        ("MAILWRIGHT_JOB_LEASE_SECONDS", "3"),
+        ("MAILWRIGHT_IMAP_IDLE_CONNECTIONS", "0"),
+    ])
+    .await;
+    let mut serve = s.env.serve("serve#0", &s.client).await;
+    // Through the harness's proxy, which can hold Dovecot's answer to APPEND.
+    let answer = s
+        .client
+        .post(serve.url("/api/integrations/imap"))
+        .bearer_auth(&s.key)
+        .json(&s.servers.connect_body_through_proxy(ALICE, ALICE_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let integration = answer.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    serve
+        .enable_autodraft(&s.client, &s.key, &integration)
+        .await;
+
+    let faults = s.servers.dir().join("faults");
+    std::fs::create_dir_all(&faults).unwrap();
+    std::fs::write(faults.join("stall-append"), "30").unwrap();
+    let message = s.deliver(1);
+    // The draft is in Drafts; the process still waits for APPEND's answer.
+    s.wait_for("the appended draft", &serve, |s| {
+        s.drafts_for(&message) == 1
+    })
+    .await;
+    serve.kill_9();
+    std::fs::remove_file(faults.join("stall-append")).unwrap();
+    let serve = s.env.serve("serve#1", &s.client).await;
+
+    // The retry finds the draft in the conversation and adopts it.
+    let drafts_path = format!("/api/integrations/{integration}/drafts");
+    let give_up = Instant::now() + DEADLINE;
+    loop {
+        let drafts = serve_get(&s, &serve, &drafts_path).await;
+        if drafts["drafts"].as_array().is_some_and(|d| d.len() == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the draft was not recorded: {drafts}; the process said:\n{}",
+            serve.tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(s.drafts_for(&message), 1, "exactly one draft");
+    assert!(
+        serve
+            .lines()
+            .iter()
+            .any(|line| line.contains("\"how\":\"adopted\"")),
+        "the killed attempt's draft was adopted; the process said:\n{}",
+        serve.tail(40)
+    );
+}

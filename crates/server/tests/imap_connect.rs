@@ -102,15 +102,22 @@ async fn connecting_tries_both_servers_and_keeps_the_password_sealed() {
         Err(store::StoreError::NotFound)
     ));
 
-    // It is reconnected with its password, not through Google.
-    let reconnect = app
-        .client
+    // It is reconnected with its password (on the connections page, its
+    // servers filled in), never through Google.
+    let reconnect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
         .get(app.url(&format!("/api/integrations/{id}/reconnect")))
         .bearer_auth(&tenant.key)
         .send()
         .await
         .unwrap();
-    assert_problem(reconnect, 409, "conflict").await;
+    assert_eq!(reconnect.status(), 302);
+    assert_eq!(
+        reconnect.headers()["location"].to_str().unwrap(),
+        format!("/integrations?reconnect={id}#connect-imap")
+    );
 
     // Disconnecting deletes the password (nobody to revoke it at).
     let disconnected = app
@@ -314,4 +321,103 @@ async fn an_untrusted_certificate_and_a_private_address_are_refused_by_default()
             .contains("MAILWRIGHT_OUTBOUND_ALLOW_PRIVATE_NETWORKS"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_connections_page_connects_a_mailbox_by_password_beside_gmail() {
+    use common::ui::{page, post_form, session};
+    let mut servers = MailServers::start();
+    let w = common::google::world_with(&servers.app_env()).await;
+    let gmail = w.connect(sandbox::Consent::allow_all()).await["integration_id"].clone();
+    let (cookie, csrf) = session(&w, w.tenant.user, w.tenant.workspace).await;
+    let (status, html) = page(&w, &cookie, "/integrations").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Connect another mailbox (IMAP)"), "{html}");
+
+    let imap_port = servers.port("imaps").to_string();
+    let smtp_port = servers.port("submission_starttls").to_string();
+    let form = |password: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("email", ALICE.to_owned()),
+            ("imap_host", "localhost".to_owned()),
+            ("imap_port", imap_port.clone()),
+            ("imap_security", "tls".to_owned()),
+            ("smtp_host", "localhost".to_owned()),
+            ("smtp_port", smtp_port.clone()),
+            ("smtp_security", "starttls".to_owned()),
+            ("username", ALICE.to_owned()),
+            ("password", password.to_owned()),
+        ]
+    };
+    let wrong = form("not-the-password");
+    let wrong: Vec<(&str, &str)> = wrong.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = post_form(&w, &cookie, "/integrations/imap", &wrong).await;
+    assert_eq!(refused.status(), 422);
+    let html = common::ui::decoded(refused.text().await.unwrap());
+    assert!(html.contains("refused the user name or password"), "{html}");
+    assert!(
+        html.contains("value=\"localhost\""),
+        "what was typed stays: {html}"
+    );
+    assert!(
+        !html.contains("not-the-password"),
+        "the password is never shown"
+    );
+
+    let right = form(ALICE_PASSWORD);
+    let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let connected = post_form(&w, &cookie, "/integrations/imap", &right).await;
+    assert_eq!(connected.status(), 303);
+    assert_eq!(
+        connected.headers()["location"].to_str().unwrap(),
+        "/integrations?connected=imap"
+    );
+    let (_, html) = page(&w, &cookie, "/integrations?connected=imap").await;
+    assert!(html.contains("The mailbox connected."), "{html}");
+    assert!(html.contains(&format!("IMAP mailbox: {ALICE}")), "{html}");
+    assert!(
+        html.contains(&format!("Gmail: {}", common::google::ANN)),
+        "{html}"
+    );
+    assert!(html.contains(&format!("/autodraft/{gmail}")));
+    let list: Value = w
+        .app
+        .get_as("/api/integrations", &w.tenant.key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let imap = list["integrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|integration| integration["provider"] == "imap")
+        .unwrap()
+        .clone();
+    let id = imap["id"].as_str().unwrap().to_owned();
+    assert!(html.contains(&format!("/autodraft/{id}")), "{html}");
+    let (status, _) = page(&w, &cookie, &format!("/autodraft/{id}")).await;
+    assert_eq!(status, 200);
+
+    // The server stops taking the password: the daily check finds it, and
+    // Reconnect opens the form with the servers filled in.
+    servers.command(&format!("password {ALICE} changed-again"));
+    let id: domain::IntegrationId = id.parse().unwrap();
+    assert!(matches!(
+        w.app.vault.check(w.tenant.workspace, id).await,
+        Err(engine::vault::VaultError::NeedsReauth)
+    ));
+    let (_, html) = page(&w, &cookie, "/integrations").await;
+    assert!(
+        html.contains(&format!("/api/integrations/{id}/reconnect")),
+        "{html}"
+    );
+    let (status, html) = page(&w, &cookie, &format!("/integrations?reconnect={id}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Enter the mailbox's current password"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("value=\"{imap_port}\"")), "{html}");
 }

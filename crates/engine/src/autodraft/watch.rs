@@ -168,6 +168,10 @@ impl AutoDraft {
             return Ok(());
         };
         let integration = inbox.integration();
+        // A Pub/Sub watch is Gmail's; an IMAP mailbox is followed by IDLE.
+        if integration.integration_type.provider() != "google" {
+            return Ok(());
+        }
         let (workspace, id) = (integration.workspace, integration.id);
         match inbox.watch(topic).await {
             Ok(Watch { expires_at }) => {

@@ -625,7 +625,7 @@ impl Connections {
     ) -> Result<Reconnect, ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
         if integration.integration_type.provider() != "google" {
-            return Err(ConnectError::ByPassword);
+            return Ok(Reconnect::WithPassword);
         }
         if let TokenSource::Clerk { user_id } = &integration.token_source {
             return Ok(self.reconnect_with_clerk(&integration, user_id).await);
@@ -772,6 +772,9 @@ pub enum Reconnect {
     /// Clerk holds no token with the scopes needed: the person re-authorises
     /// Google in the app they sign in to through Clerk, then tries again.
     InClerk,
+    /// A mailbox connected by password: the person gives the current
+    /// password (the connections page, its servers filled in).
+    WithPassword,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -302,9 +302,13 @@ impl ImapMailbox {
         let day = (since - chrono::Duration::days(1)).format("%-d-%b-%Y");
         let uids = self.search(&mut guard, &format!("SINCE {day}")).await?;
         let dated = self.fetch(&mut guard, &uids, "").await?;
+        // INTERNALDATE counts whole seconds: a message of `since`'s own
+        // second is in.
+        let since_second =
+            since - chrono::Duration::nanoseconds(i64::from(since.timestamp_subsec_nanos()));
         let mut recent: Vec<u32> = dated
             .into_iter()
-            .filter(|message| message.internal_date.is_none_or(|at| at >= since))
+            .filter(|message| message.internal_date.is_none_or(|at| at >= since_second))
             .map(|message| message.uid)
             .collect();
         recent.sort_unstable();

@@ -89,10 +89,7 @@ impl From<Integration> for IntegrationView {
                 .missing_for(integration.integration_type),
             _ => Vec::new(),
         };
-        // A mailbox connected by password is reconnected by connecting it
-        // again with the current password: there is no consent to go to.
-        let reconnect_url = (integration.status != IntegrationStatus::Connected
-            && integration.integration_type.provider() == "google")
+        let reconnect_url = (integration.status != IntegrationStatus::Connected)
             .then(|| reconnect_path(integration.id));
         let token_source = match integration.integration_type {
             IntegrationType::Imap => "password",
@@ -488,6 +485,9 @@ async fn reconnect(
     match repair {
         Reconnect::Consent(url) => Ok(redirect(url.as_str())),
         Reconnect::Repaired(integration) => Ok(connected_redirect(&integration, &return_to)),
+        Reconnect::WithPassword => Ok(redirect(&format!(
+            "/integrations?reconnect={id}#connect-imap"
+        ))),
         Reconnect::InClerk => match &state.config.clerk {
             Some(clerk) if clerk.reauthorize_url.is_some() => Ok(redirect(
                 clerk.reauthorize_url.as_ref().map(url::Url::as_str).unwrap_or_default(),

@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::UserId;
 use domain::email::EmailAddress;
 use domain::mail_server::{ServerEndpoint, check_credential};
 use engine::mail_servers::{MailServerConnect, MailServerConnectError};
@@ -69,12 +70,52 @@ pub struct ImapConnectRequest {
     password: String,
 }
 
+/// A connect request's fields, from the API's JSON or the page's form.
+pub(crate) struct ConnectFields<'a> {
+    pub email: &'a str,
+    pub imap: (&'a str, i64, &'a str),
+    pub smtp: (&'a str, i64, &'a str),
+    pub username: &'a str,
+    pub password: &'a str,
+}
+
+/// The fields parsed, or every field that is wrong.
+pub(crate) fn parse(
+    user: UserId,
+    fields: ConnectFields<'_>,
+) -> Result<MailServerConnect, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let email = EmailAddress::parse(fields.email)
+        .map_err(|problem| errors.push(FieldError::new("email", problem.to_string())))
+        .ok();
+    let imap = endpoint("imap", fields.imap, &mut errors);
+    let smtp = endpoint("smtp", fields.smtp, &mut errors);
+    let username = fields.username.trim().to_owned();
+    if let Err(problem) = check_credential(&username, MAX_USERNAME) {
+        errors.push(FieldError::new("username", problem.0));
+    }
+    if let Err(problem) = check_credential(fields.password, MAX_PASSWORD) {
+        errors.push(FieldError::new("password", problem.0));
+    }
+    match (email, imap, smtp, errors.is_empty()) {
+        (Some(email), Some(imap), Some(smtp), true) => Ok(MailServerConnect {
+            user,
+            email,
+            imap,
+            smtp,
+            username,
+            password: SecretString::from(fields.password.to_owned()),
+        }),
+        _ => Err(errors),
+    }
+}
+
 fn endpoint(
     name: &str,
-    settings: &ServerSettings,
+    (host, port, security): (&str, i64, &str),
     errors: &mut Vec<FieldError>,
 ) -> Option<ServerEndpoint> {
-    match ServerEndpoint::parse(&settings.host, settings.port, &settings.security) {
+    match ServerEndpoint::parse(host, port, security) {
         Ok(endpoint) => Some(endpoint),
         Err(problem) => {
             // The problem names the sub-field first ("port must be ...").
@@ -82,6 +123,23 @@ fn endpoint(
             errors.push(FieldError::new(format!("{name}.{sub}"), problem.0));
             None
         }
+    }
+}
+
+/// Why connecting failed, as the API answers it.
+pub(crate) fn connect_failed(error: MailServerConnectError) -> ApiError {
+    match error {
+        MailServerConnectError::Servers(refusal) => ApiError::MailServer {
+            code: match refusal.failure {
+                ConnectFailure::AuthFailed => ErrorCode::AuthFailed,
+                ConnectFailure::TlsFailed => ErrorCode::TlsFailed,
+                ConnectFailure::Unreachable => ErrorCode::Unreachable,
+                ConnectFailure::NoDraftsFolder => ErrorCode::NoDraftsFolder,
+            },
+            field: refusal.field(),
+            detail: capitalised(&refusal.message),
+        },
+        MailServerConnectError::Store(error) => error.into(),
     }
 }
 
@@ -107,48 +165,28 @@ async fn connect_imap(
     caller: AuthUser,
     ApiJson(request): ApiJson<ImapConnectRequest>,
 ) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
-    let mut errors = Vec::new();
-    let email = EmailAddress::parse(&request.email)
-        .map_err(|problem| errors.push(FieldError::new("email", problem.to_string())))
-        .ok();
-    let imap = endpoint("imap", &request.imap, &mut errors);
-    let smtp = endpoint("smtp", &request.smtp, &mut errors);
-    let username = request.username.trim().to_owned();
-    if let Err(problem) = check_credential(&username, MAX_USERNAME) {
-        errors.push(FieldError::new("username", problem.0));
-    }
-    if let Err(problem) = check_credential(&request.password, MAX_PASSWORD) {
-        errors.push(FieldError::new("password", problem.0));
-    }
-    let (Some(email), Some(imap), Some(smtp), true) = (email, imap, smtp, errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
+    let fields = ConnectFields {
+        email: &request.email,
+        imap: (
+            &request.imap.host,
+            request.imap.port,
+            &request.imap.security,
+        ),
+        smtp: (
+            &request.smtp.host,
+            request.smtp.port,
+            &request.smtp.security,
+        ),
+        username: &request.username,
+        password: &request.password,
     };
-    let connect = MailServerConnect {
-        user: caller.user,
-        email,
-        imap,
-        smtp,
-        username,
-        password: SecretString::from(request.password),
-    };
-    match state
+    let connect = parse(caller.user, fields).map_err(ApiError::Validation)?;
+    let integration = state
         .vault
         .connect_mail_server(caller.workspace, connect)
         .await
-    {
-        Ok(integration) => Ok((StatusCode::CREATED, Json(integration.into()))),
-        Err(MailServerConnectError::Servers(refusal)) => Err(ApiError::MailServer {
-            code: match refusal.failure {
-                ConnectFailure::AuthFailed => ErrorCode::AuthFailed,
-                ConnectFailure::TlsFailed => ErrorCode::TlsFailed,
-                ConnectFailure::Unreachable => ErrorCode::Unreachable,
-                ConnectFailure::NoDraftsFolder => ErrorCode::NoDraftsFolder,
-            },
-            field: refusal.field(),
-            detail: capitalised(&refusal.message),
-        }),
-        Err(MailServerConnectError::Store(error)) => Err(error.into()),
-    }
+        .map_err(connect_failed)?;
+    Ok((StatusCode::CREATED, Json(integration.into())))
 }
 
 /// A sentence starts with a capital and ends with a full stop.

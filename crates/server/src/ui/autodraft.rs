@@ -40,15 +40,24 @@ pub(super) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// Where a draft's conversation opens: Gmail, signed in as the mailbox; in
-/// the demo, the sandbox inbox at that conversation.
-pub(super) fn conversation_url(state: &AppState, email: &str, thread_id: &str) -> String {
+/// the demo, the sandbox inbox at that conversation. An IMAP mailbox has
+/// no web address Mailwright knows: `None` (the person's mail client).
+pub(super) fn conversation_url(
+    state: &AppState,
+    kind: IntegrationType,
+    email: &str,
+    thread_id: &str,
+) -> Option<String> {
+    if kind == IntegrationType::Imap {
+        return None;
+    }
     if state.demo.is_some() {
-        return format!("/sandbox/inbox#thread-{thread_id}");
+        return Some(format!("/sandbox/inbox#thread-{thread_id}"));
     }
     let mut url = url::Url::parse("https://mail.google.com/mail/").expect("a valid URL");
     url.query_pairs_mut().append_pair("authuser", email);
     url.set_fragment(Some(&format!("all/{thread_id}")));
-    url.to_string()
+    Some(url.to_string())
 }
 
 /// Who wrote a draft, in words.
@@ -84,7 +93,7 @@ async fn page(
     test: Option<minijinja::Value>,
 ) -> Result<Response, ApiError> {
     let overview = state.autodraft.overview(session.workspace, id).await?;
-    if overview.integration.integration_type != IntegrationType::Gmail {
+    if !overview.integration.integration_type.is_mailbox() {
         return Err(ApiError::NotFound);
     }
     let now = Utc::now();
@@ -94,7 +103,12 @@ async fn page(
         .await?
         .into_iter()
         .map(|draft| {
-            let open_url = conversation_url(state, &overview.integration.email, &draft.thread_id);
+            let open_url = conversation_url(
+                state,
+                overview.integration.integration_type,
+                &overview.integration.email,
+                &draft.thread_id,
+            );
             context! {
                 draft_type => draft.draft_type,
                 label => draft.draft_type_label,
@@ -132,6 +146,7 @@ async fn page(
     });
     let email = overview.integration.email.clone();
     let blocked = overview.blocked.clone();
+    let kind = overview.integration.integration_type;
     let autodraft = AutoDraftView::new(overview, state.config.autodraft.poll_interval);
     let attention = attention(state, session.workspace).await?;
     render(
@@ -152,6 +167,12 @@ async fn page(
             drafts,
             chart,
             demo => state.demo.is_some(),
+            // What the page calls the mailbox ("Gmail", "your mailbox").
+            imap => kind == IntegrationType::Imap,
+            mailbox_name => match kind {
+                IntegrationType::Imap => "your mailbox",
+                _ => "Gmail",
+            },
             notice,
             problem,
             test,

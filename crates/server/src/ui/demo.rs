@@ -108,6 +108,7 @@ async fn inbox_page(
             errors,
             form,
             autodraft_url,
+            imap_mailbox => demo.local_mailbox.is_ok().then_some(crate::demo_mailbox::ADDRESS),
         },
     )
 }
@@ -121,9 +122,10 @@ pub(super) async fn sandbox_inbox(
     SignedIn(session): SignedIn,
     Query(query): Query<InboxQuery>,
 ) -> Result<Response, ApiError> {
-    let notice = query.delivered.is_some().then_some(
-        "Delivered. With auto-draft on, the reply draft appears below within a moment (reload).",
-    );
+    let notice = query.delivered.as_deref().map(|to| match to {
+        "imap" => "Delivered to the local IMAP mailbox. With auto-draft on, its reply draft appears in the mailbox's Drafts folder within a moment: see its auto-draft page.",
+        _ => "Delivered. With auto-draft on, the reply draft appears below within a moment (reload).",
+    });
     inbox_page(
         &state,
         &session.csrf_token,
@@ -145,6 +147,9 @@ pub(super) struct DeliverForm {
     subject: String,
     #[serde(default)]
     text: String,
+    /// `gmail` (the sandbox mailbox, the default) or `imap` (the local one).
+    #[serde(default)]
+    to: String,
 }
 
 impl SessionForm for DeliverForm {
@@ -187,9 +192,28 @@ pub(super) async fn deliver(
             StatusCode::UNPROCESSABLE_ENTITY,
             None,
             minijinja::Value::from_serialize(&errors),
-            context! { from => form.from, subject => form.subject, text => form.text },
+            context! { from => form.from, subject => form.subject, text => form.text, to => form.to },
         )
         .await;
+    }
+    if form.to == "imap" {
+        let mailbox = demo.local_mailbox.as_ref().map_err(|reason| {
+            ApiError::Conflict(format!("The demo has no local IMAP mailbox: {reason}"))
+        })?;
+        let raw = format!(
+            "From: {}\r\nTo: {}\r\nSubject: {}\r\nMessage-ID: <{}@sandbox.demo.mailwright.test>\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{}\r\n",
+            form.from.trim(),
+            crate::demo_mailbox::ADDRESS,
+            form.subject.trim(),
+            uuid::Uuid::new_v4().simple(),
+            chrono::Utc::now().to_rfc2822(),
+            form.text.replace("\r\n", "\n").replace('\n', "\r\n"),
+        );
+        mailbox
+            .deliver(address, raw.as_bytes())
+            .await
+            .map_err(|error| ApiError::Internal(anyhow::anyhow!("local IMAP delivery: {error}")))?;
+        return Ok(Redirect::to("/sandbox/inbox?delivered=imap").into_response());
     }
     demo.sandbox
         .deliver(&sandbox::InboundMessage::new(

@@ -108,10 +108,11 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
                 action => "Reconnect",
             });
         }
-        if integration.integration_type != IntegrationType::Gmail {
+        if !integration.integration_type.is_mailbox() {
             mailboxes.push(context! {
                 email => integration.email,
                 kind => "Google Calendar",
+                is_mailbox => false,
                 status => integration.status.as_str(),
                 status_words => explanation.label,
                 reconnect_url,
@@ -157,11 +158,16 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
             _ => None,
         };
         for draft in state.autodraft.drafts(workspace, id, LATEST as i64).await? {
-            drafts.push((draft, integration.email.clone()));
+            drafts.push((
+                draft,
+                integration.email.clone(),
+                integration.integration_type,
+            ));
         }
         mailboxes.push(context! {
             email => integration.email,
-            kind => "Gmail",
+            kind => mailbox_kind(integration.integration_type),
+            is_mailbox => true,
             status => integration.status.as_str(),
             status_words => explanation.label,
             reconnect_url,
@@ -175,11 +181,11 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
         });
     }
 
-    drafts.sort_by_key(|(draft, _)| std::cmp::Reverse(draft.created_at));
+    drafts.sort_by_key(|(draft, _, _)| std::cmp::Reverse(draft.created_at));
     let drafts: Vec<minijinja::Value> = drafts
         .into_iter()
         .take(LATEST)
-        .map(|(draft, email)| {
+        .map(|(draft, email, kind)| {
             context! {
                 subject => draft.summary.source_subject,
                 from => draft.summary.source_from,
@@ -188,7 +194,7 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
                 mailbox => email,
                 ago => ago(draft.created_at, now),
                 at => draft.created_at.to_rfc3339(),
-                open_url => conversation_url(state, &email, &draft.thread_id),
+                open_url => conversation_url(state, kind, &email, &draft.thread_id),
             }
         })
         .collect();
@@ -232,11 +238,19 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
     Ok(context! {
         mailboxes,
         more_mailboxes,
-        has_gmail => connections.iter().any(|i| i.integration_type == IntegrationType::Gmail),
+        has_gmail => connections.iter().any(|i| i.integration_type.is_mailbox()),
         failing,
         drafts,
         runs,
         has_workflows => !names.is_empty(),
         totals => context! { drafted_today, drafted_week, skipped_week, failed_week },
     })
+}
+
+/// A mailbox's kind in words.
+fn mailbox_kind(kind: IntegrationType) -> &'static str {
+    match kind {
+        IntegrationType::Imap => "IMAP",
+        _ => "Gmail",
+    }
 }

@@ -58,6 +58,8 @@ pub(super) struct IntegrationsQuery {
     connected: Option<String>,
     error: Option<String>,
     disconnected: Option<String>,
+    /// A mailbox connected by password to reconnect: its form filled in.
+    reconnect: Option<String>,
 }
 
 /// The workspace's connections: status in words, what is missing and why,
@@ -68,22 +70,103 @@ pub(super) async fn integrations_page(
     SignedIn(session): SignedIn,
     Query(query): Query<IntegrationsQuery>,
 ) -> Result<Response, ApiError> {
+    let notice = match (&query.connected, &query.disconnected) {
+        (Some(kind), _) => Some(format!(
+            "{} connected.",
+            match kind.as_str() {
+                "calendar" => "Google Calendar",
+                "imap" => "The mailbox",
+                _ => "Gmail",
+            }
+        )),
+        (None, Some(_)) => Some("Disconnected. Mailwright no longer uses that account.".to_owned()),
+        _ => None,
+    };
+    // "Reconnect" of a mailbox connected by password: its form, filled in.
+    let imap_form = match &query.reconnect {
+        Some(id) => match domain::IntegrationId::parse(id) {
+            Ok(id) => match state.store.mail_servers(session.workspace, id).await {
+                Ok(servers) => {
+                    let integration = state.store.integration(session.workspace, id).await?;
+                    ImapFormValues::from_servers(&integration.email, &servers)
+                }
+                Err(store::StoreError::NotFound) => ImapFormValues::default(),
+                Err(error) => return Err(error.into()),
+            },
+            Err(_) => ImapFormValues::default(),
+        },
+        None => ImapFormValues::default(),
+    };
+    let problem = query.error.as_deref().map(explain_connect_error);
+    page(&state, &session, notice, problem, imap_form, Vec::new()).await
+}
+
+/// The IMAP form's values as typed (never the password).
+#[derive(Deserialize, Default, serde::Serialize)]
+pub(super) struct ImapFormValues {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    imap_host: String,
+    #[serde(default)]
+    imap_port: String,
+    #[serde(default)]
+    imap_security: String,
+    #[serde(default)]
+    smtp_host: String,
+    #[serde(default)]
+    smtp_port: String,
+    #[serde(default)]
+    smtp_security: String,
+    #[serde(default)]
+    username: String,
+    /// Reconnecting: the form is open and says why.
+    #[serde(skip_deserializing)]
+    reconnecting: bool,
+}
+
+impl ImapFormValues {
+    fn from_servers(email: &str, servers: &store::integrations::MailServers) -> ImapFormValues {
+        ImapFormValues {
+            email: email.to_owned(),
+            imap_host: servers.imap.host().to_owned(),
+            imap_port: servers.imap.port.to_string(),
+            imap_security: servers.imap.security.as_str().to_owned(),
+            smtp_host: servers.smtp.host().to_owned(),
+            smtp_port: servers.smtp.port.to_string(),
+            smtp_security: servers.smtp.security.as_str().to_owned(),
+            username: servers.username.clone(),
+            reconnecting: true,
+        }
+    }
+}
+
+/// The connections page, with the IMAP form's values and errors.
+async fn page(
+    state: &AppState,
+    session: &crate::auth::SessionUser,
+    notice: Option<String>,
+    problem: Option<&str>,
+    imap_form: ImapFormValues,
+    imap_errors: Vec<crate::http::FieldError>,
+) -> Result<Response, ApiError> {
     let integrations = state.connections.list(session.workspace).await?;
     let views: Vec<minijinja::Value> = integrations
         .into_iter()
         .map(|integration| {
             let missing: Vec<String> = match integration.status {
                 IntegrationStatus::MissingScopes => integration
-                    .granted_scopes
-                    .missing_for(integration.integration_type)
+                    .missing_scopes()
                     .iter()
                     .map(|scope| Capability::describe_scope(scope))
                     .collect(),
                 _ => Vec::new(),
             };
-            let allowed: Vec<String> = integration.granted_scopes.iter().map(Capability::describe_scope).collect();
-            let reconnect_url = (integration.status != IntegrationStatus::Connected
-                && integration.integration_type.provider() == "google")
+            let allowed: Vec<String> = match integration.integration_type {
+                IntegrationType::Imap => vec!["read, draft and send mail (by password)".to_owned()],
+                _ => integration.granted_scopes.iter().map(Capability::describe_scope).collect(),
+            };
+            let reconnect_url = (integration.status != IntegrationStatus::Connected)
                 .then(|| crate::http::integrations::reconnect_path(integration.id));
             context! {
                 id => integration.id.to_string(),
@@ -95,37 +178,119 @@ pub(super) async fn integrations_page(
                 allowed,
                 last_error => integration.last_error.map(|error| error.message),
                 reconnect_url,
-                autodraft_url => (integration.integration_type == IntegrationType::Gmail)
+                autodraft_url => integration.integration_type.is_mailbox()
                     .then(|| format!("/autodraft/{}", integration.id)),
             }
         })
         .collect();
-    let notice = match (&query.connected, &query.disconnected) {
-        (Some(kind), _) => Some(format!(
-            "{} connected.",
-            if kind == "calendar" {
-                "Google Calendar"
-            } else {
-                "Gmail"
-            }
-        )),
-        (None, Some(_)) => Some("Disconnected. Mailwright no longer uses that account.".to_owned()),
-        _ => None,
+    let attention = attention(state, session.workspace).await?;
+    let field_error = |prefix: &str| {
+        imap_errors
+            .iter()
+            .filter(|error| error.field == prefix || error.field.starts_with(&format!("{prefix}.")))
+            .map(|error| error.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
     };
-    let attention = attention(&state, session.workspace).await?;
+    let status = if imap_errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     render(
-        StatusCode::OK,
+        status,
         "integrations.html",
         context! {
             signed_in => true,
             attention,
-            csrf => session.csrf_token,
+            csrf => session.csrf_token.clone(),
             integrations => views,
             notice,
-            problem => query.error.as_deref().map(explain_connect_error),
+            problem,
             google_configured => state.vault.google().is_some(),
+            // The demo's local mailbox: one click to connect it, or why
+            // there is none.
+            demo_imap => state.demo.as_ref().map(|demo| match &demo.local_mailbox {
+                Ok(mailbox) => context! {
+                    address => crate::demo_mailbox::ADDRESS,
+                    password => crate::demo_mailbox::PASSWORD,
+                    imap_port => mailbox.imap_port,
+                    smtp_port => mailbox.smtp_port,
+                },
+                Err(reason) => context! { problem => reason },
+            }),
+            imap => context! {
+                values => minijinja::Value::from_serialize(&imap_form),
+                open => imap_form.reconnecting || !imap_errors.is_empty(),
+                errors => context! {
+                    email => field_error("email"),
+                    imap => field_error("imap"),
+                    smtp => field_error("smtp"),
+                    username => field_error("username"),
+                    password => field_error("password"),
+                },
+            },
         },
     )
+}
+
+#[derive(Deserialize)]
+pub(super) struct ImapConnectForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(flatten)]
+    values: ImapFormValues,
+    #[serde(default)]
+    password: String,
+}
+
+impl SessionForm for ImapConnectForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Connect (or reconnect) a mailbox by password from the page; a refusal
+/// shows the page again with the error next to its field.
+#[utoipa::path(post, path = "/integrations/imap", tag = "ui", responses((status = 303, description = "Connected: to the connections page"), (status = 422, content_type = "text/html")))]
+pub(super) async fn connect_imap(
+    State(state): State<AppState>,
+    Posted(session, form): Posted<ImapConnectForm>,
+) -> Result<Response, ApiError> {
+    let port = |text: &str| text.trim().parse::<i64>().unwrap_or(0);
+    let values = &form.values;
+    let fields = crate::http::mail_servers::ConnectFields {
+        email: &values.email,
+        imap: (
+            &values.imap_host,
+            port(&values.imap_port),
+            &values.imap_security,
+        ),
+        smtp: (
+            &values.smtp_host,
+            port(&values.smtp_port),
+            &values.smtp_security,
+        ),
+        username: &values.username,
+        password: &form.password,
+    };
+    let errors = match crate::http::mail_servers::parse(session.user, fields) {
+        Ok(connect) => match state
+            .vault
+            .connect_mail_server(session.workspace, connect)
+            .await
+        {
+            Ok(_) => return Ok(see_other("/integrations?connected=imap")),
+            Err(error) => match crate::http::mail_servers::connect_failed(error) {
+                ApiError::MailServer { field, detail, .. } => {
+                    vec![crate::http::FieldError::new(field, detail)]
+                }
+                other => return Err(other),
+            },
+        },
+        Err(errors) => errors,
+    };
+    page(&state, &session, None, None, form.values, errors).await
 }
 
 #[derive(Deserialize)]

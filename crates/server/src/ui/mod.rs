@@ -49,6 +49,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signout))
         .routes(routes!(integrations::integrations_page))
         .routes(routes!(integrations::connect))
+        .routes(routes!(integrations::connect_imap))
         .routes(routes!(connect_confirm::confirm))
         .routes(routes!(integrations::disconnect))
         .routes(routes!(autodraft::autodraft_page))
@@ -589,6 +590,10 @@ mod tests {
                         integrations => vec![context! { id => "i", kind => "Gmail", email => "<x>", status => "missing_scopes",
                             status_words => "s", missing => vec!["<x>"], allowed => vec!["openid"], last_error => "<x>", reconnect_url => "/r" }],
                         signed_in => true, google_configured => true, id => "i", blocked => "<x>", reconnect_url => "/r",
+                        imap => context! { values => context! { email => "<x>", imap_port => "993", reconnecting => true }, open => true,
+                            errors => context! { email => "<x>", imap => "<x>", smtp => "<x>", username => "<x>", password => "<x>" } },
+                        demo_imap => context! { address => "<x>", password => "<x>", imap_port => 1, smtp_port => 2 },
+                        imap_mailbox => "<x>", mailbox_name => "Gmail",
                         autodraft => context! { enabled => false, stats => context! { drafts_created => 0, skipped => 0, failed => 0,
                             skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" },
                             outcomes => context! { pending => 1, sent_unchanged => 0, sent_edited => 0, deleted => 0, cleaned_up => 0 },

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use domain::scopes::IntegrationType;
 use domain::workflows::{Action, Definition, MAX_STEPS, MailFilter, Step, Trigger};
 use minijinja::context;
 use serde::Deserialize;
@@ -494,7 +493,7 @@ pub(super) async fn gmail_options(
         .list(session.workspace)
         .await?
         .into_iter()
-        .filter(|integration| integration.integration_type == IntegrationType::Gmail)
+        .filter(|integration| integration.integration_type.is_mailbox())
         .map(|integration| {
             let label = match integration.status {
                 domain::scopes::IntegrationStatus::Connected => integration.email,

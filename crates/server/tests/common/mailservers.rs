@@ -90,7 +90,8 @@ impl MailServers {
     }
 
     /// One control command (`password USER NEW`, `restart-dovecot`,
-    /// `deliver USER PATH`, `count USER MAILBOX HEADER VALUE`); its answer.
+    /// `deliver USER PATH`, `count USER MAILBOX HEADER VALUE`,
+    /// `reset-uidvalidity USER`); its answer.
     pub fn command(&mut self, line: &str) -> Value {
         let stdin = self.stdin.as_mut().expect("running");
         writeln!(stdin, "{line}").unwrap();
@@ -120,12 +121,33 @@ impl MailServers {
             .unwrap()
     }
 
+    /// Give `user`'s INBOX a new UIDVALIDITY, its messages kept (renumbered
+    /// from UID 1), as a server that rebuilt its index; restarts Dovecot,
+    /// cutting every IMAP connection. The new UIDVALIDITY.
+    pub fn reset_uidvalidity(&mut self, user: &str) -> u64 {
+        self.command(&format!("reset-uidvalidity {user}"))["uidvalidity"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// The body of `POST /api/integrations/imap` for `user` (IMAP on
     /// implicit TLS, SMTP with STARTTLS).
     pub fn connect_body(&self, user: &str, password: &str) -> Value {
+        self.connect_body_on(self.port("imaps"), user, password)
+    }
+
+    /// [`Self::connect_body`] with IMAP through the stalling proxy
+    /// (`imaps_proxy_port`, same certificate): while `DIR/faults/stall-append`
+    /// exists, Dovecot's answer to an APPEND is held back for the seconds
+    /// the file holds (default 10), the message already appended.
+    pub fn connect_body_through_proxy(&self, user: &str, password: &str) -> Value {
+        self.connect_body_on(self.port("imaps_proxy"), user, password)
+    }
+
+    fn connect_body_on(&self, imap_port: u16, user: &str, password: &str) -> Value {
         serde_json::json!({
             "email": user,
-            "imap": {"host": "localhost", "port": self.port("imaps"), "security": "tls"},
+            "imap": {"host": "localhost", "port": imap_port, "security": "tls"},
             "smtp": {"host": "localhost", "port": self.port("submission_starttls"), "security": "starttls"},
             "username": user,
             "password": password,
