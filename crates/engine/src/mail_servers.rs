@@ -32,7 +32,16 @@ pub enum MailServerConnectError {
     Servers(#[from] ConnectError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many connects are being tried at once on this server.
+    #[error("too many mailboxes are being connected right now")]
+    Busy,
 }
+
+/// Connects tried at once per process: each may hold two outbound
+/// connections for up to a minute, and a tenant chooses where they go.
+pub const CONCURRENT_CONNECTS: usize = 8;
+/// How long a connect waits for its turn before it is refused as busy.
+const CONNECT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The one account key of a mailbox connected by password: reconnecting
 /// the same login on the same server updates its connection.
@@ -54,6 +63,11 @@ impl Vault {
             username: request.username.clone(),
             password: request.password.clone(),
         };
+        let _turn =
+            match tokio::time::timeout(CONNECT_QUEUE_WAIT, self.connect_turns().acquire()).await {
+                Ok(Ok(turn)) => turn,
+                _ => return Err(MailServerConnectError::Busy),
+            };
         imap::check_account(&account, self.mail_network()).await?;
         let key = account_key(&request.imap, &request.username);
         let servers = MailServers {

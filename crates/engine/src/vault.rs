@@ -227,6 +227,8 @@ pub struct Vault {
     /// How IMAP and SMTP servers are reached (set at start; the system's
     /// roots and no private networks by default, loaded when first used).
     mail_network: std::sync::OnceLock<providers::imap::Network>,
+    /// Turns of mailbox connects ([`crate::mail_servers::CONCURRENT_CONNECTS`]).
+    connect_turns: tokio::sync::Semaphore,
 }
 
 impl Vault {
@@ -248,7 +250,12 @@ impl Vault {
             touched: Mutex::new(HashMap::new()),
             refreshing: Mutex::new(HashMap::new()),
             mail_network: std::sync::OnceLock::new(),
+            connect_turns: tokio::sync::Semaphore::new(crate::mail_servers::CONCURRENT_CONNECTS),
         }
+    }
+
+    pub(crate) fn connect_turns(&self) -> &tokio::sync::Semaphore {
+        &self.connect_turns
     }
 
     /// Reach IMAP and SMTP servers through `network`.

@@ -105,25 +105,7 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
 
     let wrong = get("/demo/signin?token=nope", "").await.unwrap();
     assert_eq!(wrong.status(), 403);
-    let signed_in = get(&format!("/demo/signin?token={}", app.token), "")
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let cookie = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|value| {
-            value
-                .to_str()
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .find(|pair| pair.starts_with("mw_session="))
-        .expect("a session cookie");
+    let cookie = demo_session(&app).await;
     // Signed out, in another browser or after a reload: the link works
     // again for the demo's lifetime (its account has no password).
     let again = get(&format!("/demo/signin?token={}", app.token), "")

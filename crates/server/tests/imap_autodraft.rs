@@ -5,43 +5,11 @@
 
 mod common;
 
-use common::mailservers::{ALICE, ALICE_PASSWORD, BOB, MailServers};
-use common::{Tenant, TestApp, spawn_app_with};
-use serde_json::{Value, json};
-
-async fn connected(servers: &MailServers) -> (TestApp, Tenant, String) {
-    let env = servers.app_env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let app = spawn_app_with(&env).await;
-    let tenant = app.bare_tenant("acme").await;
-    let response = app
-        .client
-        .post(app.url("/api/integrations/imap"))
-        .bearer_auth(&tenant.key)
-        .json(&servers.connect_body(ALICE, ALICE_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let integration: Value = response.json().await.unwrap();
-    let id = integration["id"].as_str().unwrap().to_owned();
-    (app, tenant, id)
-}
-
-async fn drain(app: &TestApp) {
-    for _ in 0..5 {
-        store::testing::make_jobs_due(&app.store).await;
-        if app.worker.drain().await.unwrap() == 0 {
-            return;
-        }
-    }
-}
-
-async fn poll(app: &TestApp) {
-    store::testing::make_polls_due(&app.store).await;
-    app.autodraft.poll_tick(store::now()).await.unwrap();
-    drain(app).await;
-}
+use common::mailservers::{
+    ALICE, BOB, BOB_PASSWORD, MailServers, connect, connected_app, drain, enable_autodraft,
+    get_json, poll,
+};
+use serde_json::Value;
 
 fn from_bob(message_id: &str, subject: &str, text: &str) -> String {
     format!(
@@ -54,17 +22,8 @@ Message-ID: {message_id}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\
 #[tokio::test]
 async fn new_mail_gets_one_threaded_reply_draft_in_the_drafts_folder() {
     let mut servers = MailServers::start();
-    let (app, tenant, id) = connected(&servers).await;
-    let switched = app
-        .client
-        .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&tenant.key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), 200, "{}", switched.text().await.unwrap());
-    drain(&app).await;
+    let (app, tenant, id) = connected_app(&servers, &[]).await;
+    enable_autodraft(&app, &tenant, &id).await;
 
     servers.deliver(
         ALICE,
@@ -89,12 +48,7 @@ async fn new_mail_gets_one_threaded_reply_draft_in_the_drafts_folder() {
         1
     );
 
-    let drafts: Value = app
-        .get_as(&format!("/api/integrations/{id}/drafts"), &tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let drafts = get_json(&app, &tenant, &format!("/api/integrations/{id}/drafts")).await;
     let drafts = drafts["drafts"].as_array().unwrap();
     assert_eq!(drafts.len(), 1, "{drafts:?}");
     assert_eq!(drafts[0]["subject"], "Lunch on Friday?");
@@ -107,30 +61,16 @@ async fn new_mail_gets_one_threaded_reply_draft_in_the_drafts_folder() {
     );
 }
 
-async fn outbox(app: &TestApp, tenant: &Tenant) -> Vec<Value> {
-    let answer: Value = app
-        .get_as("/api/system-emails", &tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+async fn outbox(app: &common::TestApp, tenant: &common::Tenant) -> Vec<Value> {
+    let answer = get_json(app, tenant, "/api/system-emails").await;
     answer["emails"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
 async fn a_changed_password_ends_in_needs_reauth_with_one_notice() {
     let mut servers = MailServers::start();
-    let (app, tenant, id) = connected(&servers).await;
-    let switched = app
-        .client
-        .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&tenant.key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), 200);
-    drain(&app).await;
+    let (app, tenant, id) = connected_app(&servers, &[]).await;
+    enable_autodraft(&app, &tenant, &id).await;
 
     servers.command(&format!("password {ALICE} changed-on-the-server"));
     servers.deliver(
@@ -138,12 +78,7 @@ async fn a_changed_password_ends_in_needs_reauth_with_one_notice() {
         &from_bob("<after-change@example.test>", "Still there?", "Hello?"),
     );
     poll(&app).await;
-    let integration: Value = app
-        .get_as(&format!("/api/integrations/{id}"), &tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let integration = get_json(&app, &tenant, &format!("/api/integrations/{id}")).await;
     assert_eq!(integration["status"], "needs_reauth", "{integration}");
     assert_eq!(
         integration["last_error"]["code"], "needs_reauth",
@@ -203,36 +138,14 @@ async fn a_changed_password_ends_in_needs_reauth_with_one_notice() {
 #[tokio::test]
 async fn each_mailbox_is_followed_by_one_process_and_each_process_follows_at_most_its_share() {
     let servers = MailServers::start();
-    let mut env = servers.app_env();
-    env.push(("MAILWRIGHT_IMAP_IDLE_CONNECTIONS", "1".to_owned()));
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let app = spawn_app_with(&env).await;
-    let tenant = app.bare_tenant("acme").await;
-    for (user, password) in [
-        (ALICE, ALICE_PASSWORD),
-        (BOB, common::mailservers::BOB_PASSWORD),
-    ] {
-        let integration: Value = app
-            .client
-            .post(app.url("/api/integrations/imap"))
-            .bearer_auth(&tenant.key)
-            .json(&servers.connect_body(user, password))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = integration["id"].as_str().unwrap();
-        let switched = app
-            .client
-            .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
-            .bearer_auth(&tenant.key)
-            .json(&json!({"enabled": true}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(switched.status(), 200);
+    let (app, tenant, alice) = connected_app(
+        &servers,
+        &[("MAILWRIGHT_IMAP_IDLE_CONNECTIONS", "1".to_owned())],
+    )
+    .await;
+    let bob = connect(&app, &tenant, &servers, BOB, BOB_PASSWORD).await;
+    for id in [alice, bob] {
+        enable_autodraft(&app, &tenant, &id).await;
     }
     let (_stop, shutdown) = tokio::sync::watch::channel(false);
     // Three processes, one IDLE connection each at most.
@@ -256,17 +169,8 @@ async fn each_mailbox_is_followed_by_one_process_and_each_process_follows_at_mos
 #[tokio::test]
 async fn a_new_uidvalidity_is_caught_up_by_date_without_a_second_draft() {
     let mut servers = MailServers::start();
-    let (app, tenant, id) = connected(&servers).await;
-    let switched = app
-        .client
-        .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&tenant.key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(switched.status(), 200);
-    drain(&app).await;
+    let (app, tenant, id) = connected_app(&servers, &[]).await;
+    enable_autodraft(&app, &tenant, &id).await;
     servers.deliver(
         ALICE,
         &from_bob("<before@example.test>", "Before", "First question?"),
@@ -284,12 +188,7 @@ async fn a_new_uidvalidity_is_caught_up_by_date_without_a_second_draft() {
         &from_bob("<after@example.test>", "After", "Second question?"),
     );
     poll(&app).await;
-    let autodraft: Value = app
-        .get_as(&format!("/api/integrations/{id}/auto-draft"), &tenant.key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let autodraft = get_json(&app, &tenant, &format!("/api/integrations/{id}/auto-draft")).await;
     assert!(
         autodraft["events"].to_string().contains("catch_up"),
         "a catch-up by date: {autodraft}"

@@ -421,3 +421,57 @@ async fn the_connections_page_connects_a_mailbox_by_password_beside_gmail() {
     );
     assert!(html.contains(&format!("value=\"{imap_port}\"")), "{html}");
 }
+
+#[tokio::test]
+async fn connects_beyond_the_servers_share_wait_then_are_refused_as_busy() {
+    let servers = MailServers::start();
+    let app = spawn_app_with(&servers.app_env()).await;
+    let tenant = app.bare_tenant("acme").await;
+    // A server that takes connections and never greets: each connect to it
+    // holds its turn until its 30 s deadline.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut stuck = servers.connect_body(ALICE, ALICE_PASSWORD);
+    stuck["imap"] = json!({"host": "localhost", "port": silent_port, "security": "starttls"});
+    let waiting: Vec<_> = (0..engine::mail_servers::CONCURRENT_CONNECTS)
+        .map(|_| {
+            let (client, url, key, body) = (
+                app.client.clone(),
+                app.url("/api/integrations/imap"),
+                tenant.key.clone(),
+                stuck.clone(),
+            );
+            tokio::spawn(async move { client.post(url).bearer_auth(key).json(&body).send().await })
+        })
+        .collect();
+    // Every turn taken (the server has seen them all connect).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let body = servers.connect_body(ALICE, ALICE_PASSWORD);
+        let started = std::time::Instant::now();
+        let answer = post(&app, &tenant.key, &body).await;
+        if answer.status() == 429 {
+            assert!(started.elapsed() >= std::time::Duration::from_secs(9));
+            let problem = assert_problem(answer, 429, "rate_limited").await;
+            assert!(
+                problem["detail"].as_str().unwrap().contains("try again"),
+                "{problem}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "never busy: {}",
+            answer.status()
+        );
+    }
+    for request in waiting {
+        request.abort();
+    }
+}

@@ -6,27 +6,9 @@
 
 mod common;
 
-use common::mailservers::{ALICE, ALICE_PASSWORD, BOB, MailServers};
-use common::{Tenant, TestApp, spawn_app_with};
+use common::mailservers::{ALICE, BOB, MailServers, connected_app, get_json};
+use common::{Tenant, TestApp};
 use serde_json::{Value, json};
-
-async fn connected(servers: &MailServers) -> (TestApp, Tenant, String) {
-    let env = servers.app_env();
-    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-    let app = spawn_app_with(&env).await;
-    let tenant = app.bare_tenant("acme").await;
-    let response = app
-        .client
-        .post(app.url("/api/integrations/imap"))
-        .bearer_auth(&tenant.key)
-        .json(&servers.connect_body(ALICE, ALICE_PASSWORD))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let integration: Value = response.json().await.unwrap();
-    (app, tenant, integration["id"].as_str().unwrap().to_owned())
-}
 
 /// A manual workflow that sends one message to Bob; its id.
 async fn workflow(app: &TestApp, tenant: &Tenant, integration: &str, subject: &str) -> String {
@@ -68,12 +50,7 @@ async fn finish(app: &TestApp, tenant: &Tenant, run_id: &str) -> Value {
     for _ in 0..20 {
         store::testing::make_jobs_due(&app.store).await;
         app.worker.drain().await.unwrap();
-        let run: Value = app
-            .get_as(&format!("/api/runs/{run_id}"), &tenant.key)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let run = get_json(app, tenant, &format!("/api/runs/{run_id}")).await;
         if run["status"] == "succeeded" || run["status"] == "failed" {
             return run;
         }
@@ -84,7 +61,7 @@ async fn finish(app: &TestApp, tenant: &Tenant, run_id: &str) -> Value {
 #[tokio::test]
 async fn a_send_reaches_the_inbox_once_and_a_lost_record_does_not_send_again() {
     let mut servers = MailServers::start();
-    let (app, tenant, integration) = connected(&servers).await;
+    let (app, tenant, integration) = connected_app(&servers, &[]).await;
     let workflow = workflow(&app, &tenant, &integration, "Order shipped").await;
     let run_id = execute(&app, &tenant, &workflow).await;
     let run = finish(&app, &tenant, &run_id).await;
@@ -131,7 +108,7 @@ async fn a_send_reaches_the_inbox_once_and_a_lost_record_does_not_send_again() {
 #[tokio::test]
 async fn a_connection_dropped_after_data_is_reported_not_sent_twice() {
     let mut servers = MailServers::start();
-    let (app, tenant, integration) = connected(&servers).await;
+    let (app, tenant, integration) = connected_app(&servers, &[]).await;
     let workflow = workflow(&app, &tenant, &integration, "Maybe sent").await;
     std::fs::create_dir_all(servers.dir().join("faults")).unwrap();
     std::fs::write(servers.dir().join("faults/drop-after-data"), "").unwrap();

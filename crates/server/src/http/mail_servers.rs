@@ -140,6 +140,10 @@ pub(crate) fn connect_failed(error: MailServerConnectError) -> ApiError {
             detail: capitalised(&refusal.message),
         },
         MailServerConnectError::Store(error) => error.into(),
+        MailServerConnectError::Busy => ApiError::RateLimited(
+            "Too many mailboxes are being connected on this server right now; try again in a minute."
+                .into(),
+        ),
     }
 }
 
@@ -157,7 +161,8 @@ pub(crate) fn connect_failed(error: MailServerConnectError) -> ApiError {
     request_body = ImapConnectRequest,
     responses(
         (status = 201, description = "Connected (or updated)", body = IntegrationView),
-        (status = 422, description = "Bad input (`validation_failed`), or a server refused: `auth_failed`, `tls_failed`, `unreachable`, `no_drafts_folder`", content_type = "application/problem+json")
+        (status = 422, description = "Bad input (`validation_failed`), or a server refused: `auth_failed`, `tls_failed`, `unreachable`, `no_drafts_folder`", content_type = "application/problem+json"),
+        (status = 429, description = "Too many connects being tried at once on this server (`rate_limited`)", content_type = "application/problem+json")
     )
 )]
 async fn connect_imap(

@@ -429,15 +429,11 @@ fn problem_schema() -> Value {
             "detail": {"type": "string"},
             "code": {
                 "type": "string",
-                "enum": [
-                    "unauthorized", "forbidden", "not_found", "validation_failed",
-                    "conflict", "missing_scopes", "needs_reauth", "rate_limited",
-                    "provider_unavailable", "provider_error", "internal"
-                ]
+                "enum": super::problem::ErrorCode::ALL.iter().map(|code| code.as_str()).collect::<Vec<_>>()
             },
             "errors": {
                 "type": "array",
-                "description": "With `validation_failed`: each wrong field and why",
+                "description": "With `validation_failed`, and with a mail server's refusal (`auth_failed`, `tls_failed`, `unreachable`, `no_drafts_folder`): each wrong field and why",
                 "items": {
                     "type": "object",
                     "required": ["field", "message"],

@@ -286,6 +286,9 @@ pub enum ApiError {
     /// The request ran past the server's time limit.
     #[error("request timed out")]
     Timeout,
+    /// Too many requests of this kind right now (429); try again shortly.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
     /// A mail server refused a mailbox being connected by password (422):
     /// `code` says how, `field` what to fix.
     #[error("mail server refused: {detail}")]
@@ -393,6 +396,12 @@ impl ApiError {
                 ErrorCode::Internal,
                 "Request timed out",
                 "The request took too long and was stopped. Try again; if it keeps happening, give the operator the request id.",
+            ),
+            ApiError::RateLimited(detail) => Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                "Too many requests",
+                detail.clone(),
             ),
             ApiError::MailServer {
                 code,

@@ -183,3 +183,75 @@ impl Drop for MailServers {
         }
     }
 }
+
+/// The app trusting `servers` (`extra` settings on top), a workspace, and
+/// Alice's mailbox connected through the API: the app, the tenant and the
+/// connection's id.
+pub async fn connected_app(
+    servers: &MailServers,
+    extra: &[(&'static str, String)],
+) -> (super::TestApp, super::Tenant, String) {
+    let mut env = servers.app_env();
+    env.extend(extra.iter().cloned());
+    let app = super::spawn_app_with(&env).await;
+    let tenant = app.bare_tenant("acme").await;
+    let id = connect(&app, &tenant, servers, ALICE, ALICE_PASSWORD).await;
+    (app, tenant, id)
+}
+
+/// Connect `user`'s mailbox through the API; the connection's id.
+pub async fn connect(
+    app: &super::TestApp,
+    tenant: &super::Tenant,
+    servers: &MailServers,
+    user: &str,
+    password: &str,
+) -> String {
+    let response = app
+        .client
+        .post(app.url("/api/integrations/imap"))
+        .bearer_auth(&tenant.key)
+        .json(&servers.connect_body(user, password))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let integration: Value = response.json().await.unwrap();
+    integration["id"].as_str().unwrap().to_owned()
+}
+
+/// Switch auto-draft on for connection `id` and run what that queues.
+pub async fn enable_autodraft(app: &super::TestApp, tenant: &super::Tenant, id: &str) {
+    let switched = app
+        .client
+        .put(app.url(&format!("/api/integrations/{id}/auto-draft")))
+        .bearer_auth(&tenant.key)
+        .json(&serde_json::json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 200, "{}", switched.text().await.unwrap());
+    drain(app).await;
+}
+
+/// Run queued jobs (retries made due) until none is left.
+pub async fn drain(app: &super::TestApp) {
+    for _ in 0..5 {
+        store::testing::make_jobs_due(&app.store).await;
+        if app.worker.drain().await.unwrap() == 0 {
+            return;
+        }
+    }
+}
+
+/// What a poll does, now: sync every mailbox and draft what it found.
+pub async fn poll(app: &super::TestApp) {
+    store::testing::make_polls_due(&app.store).await;
+    app.autodraft.poll_tick(store::now()).await.unwrap();
+    drain(app).await;
+}
+
+/// `GET path` with `tenant`'s key, as JSON.
+pub async fn get_json(app: &super::TestApp, tenant: &super::Tenant, path: &str) -> Value {
+    app.get_as(path, &tenant.key).await.json().await.unwrap()
+}
