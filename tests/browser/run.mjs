@@ -342,6 +342,32 @@ await step("home-dashboard", async () => {
   await shoot("home");
 });
 
+await step("imap-local-mailbox", async () => {
+  await page.goto(`${demo.base}/integrations`);
+  const missing = page.locator("#demo-imap-missing");
+  check((await missing.count()) === 0, `the demo runs a local IMAP mailbox: ${(await missing.count()) ? await missing.innerText() : ""}`);
+  await page.locator("#demo-imap-connect").click();
+  await page.waitForURL(/connected=imap/);
+  check((await bodyText()).includes("The mailbox connected."), "connected in one click");
+  const card = page.locator(".integration", { hasText: "IMAP mailbox" });
+  const imapAutodraft = `${demo.base}${await card.locator("a[href^='/autodraft/']").getAttribute("href")}`;
+  await page.goto(imapAutodraft);
+  await page.locator("#autodraft-toggle").click();
+  await page.waitForURL(/notice=on/);
+  check((await page.locator("#autodraft-watch").innerText()).includes("IMAP IDLE"), "new mail comes by IDLE");
+  await page.goto(`${demo.base}/sandbox/inbox`);
+  await page.locator("#to").selectOption("imap");
+  await page.locator("#from").fill("Sam Sender <sam@example.com>");
+  await page.locator("#subject").fill("Invoice question");
+  await page.locator("#text").fill("Hi, could you send me last month's invoice again?\nSam");
+  await page.locator("#deliver").click();
+  await page.waitForURL(/delivered=imap/);
+  await eventually(imapAutodraft, async () => (await page.locator("#recent-drafts li").count()) > 0, "the IMAP mailbox's draft");
+  const line = await page.locator("#recent-drafts li").first().innerText();
+  check(line.includes("Invoice question") && line.includes("Drafts"), `the draft, in the mailbox's Drafts: ${line}`);
+  await shoot("autodraft-imap");
+});
+
 await step("error-pages-are-pages", async () => {
   const id = new URL(autodraftUrl).pathname.split("/").pop();
   const workflowPath = new URL(workflowUrl).pathname;
