@@ -66,6 +66,16 @@ impl Message {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Whether it is the first message of its conversation: Gmail names a
+    /// thread after its first message's id; IMAP, after its first message's
+    /// Message-ID.
+    pub fn starts_thread(&self) -> bool {
+        self.thread_id == self.id
+            || self
+                .header("Message-ID")
+                .is_some_and(|own| own.trim() == self.thread_id)
+    }
+
     /// Whether `owner` (the mailbox's address) wrote it.
     pub fn is_from(&self, owner: &str) -> bool {
         self.placement.sent

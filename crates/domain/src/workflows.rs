@@ -633,17 +633,20 @@ pub fn check_label(label: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A Gmail message or thread id: letters, digits, `-` and `_`, at most 64.
+/// A mailbox's message or thread id: Gmail's (letters, digits, `-`, `_`),
+/// IMAP's (`7:12:INBOX`, a conversation's `<id@host>`): visible ASCII, no
+/// quotes or backslashes, at most 998 characters (a header line). Each
+/// provider's client checks its own form again before using it.
 pub fn check_provider_id(id: &str) -> Result<(), &'static str> {
     if !id.is_empty()
-        && id.len() <= 64
+        && id.len() <= 998
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
     {
         Ok(())
     } else {
-        Err("is not a Gmail id (letters, digits, - and _)")
+        Err("is not a message or thread id (visible ASCII without quotes or spaces)")
     }
 }
 

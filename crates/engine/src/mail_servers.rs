@@ -35,7 +35,16 @@ pub enum MailServerConnectError {
     /// Too many connects are being tried at once on this server.
     #[error("too many mailboxes are being connected right now")]
     Busy,
+    /// The workspace tried more connects than [`CONNECTS_PER_WINDOW`]
+    /// lately (each makes outbound connections, and the answers tell a
+    /// password or a port apart).
+    #[error("too many connects from this workspace lately")]
+    TooOften,
 }
+
+/// Connects one workspace may try per [`CONNECT_WINDOW`].
+pub const CONNECTS_PER_WINDOW: usize = 20;
+pub const CONNECT_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Connects tried at once per process: each may hold two outbound
 /// connections for up to a minute, and a tenant chooses where they go.
@@ -63,6 +72,9 @@ impl Vault {
             username: request.username.clone(),
             password: request.password.clone(),
         };
+        if !self.connect_allowed(workspace) {
+            return Err(MailServerConnectError::TooOften);
+        }
         let _turn =
             match tokio::time::timeout(CONNECT_QUEUE_WAIT, self.connect_turns().acquire()).await {
                 Ok(Ok(turn)) => turn,
@@ -108,6 +120,26 @@ impl Vault {
             }
         }
         Err(StoreError::Conflict("the mailbox was connected concurrently".into()).into())
+    }
+
+    /// Whether `workspace` may try one more connect now (and count it).
+    fn connect_allowed(&self, workspace: WorkspaceId) -> bool {
+        let now = std::time::Instant::now();
+        let mut recent = self
+            .connect_attempts()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Forget workspaces whose attempts all lie outside the window.
+        recent.retain(|_, attempts| {
+            attempts.retain(|at| now.duration_since(*at) < CONNECT_WINDOW);
+            !attempts.is_empty()
+        });
+        let attempts = recent.entry(workspace).or_default();
+        if attempts.len() >= CONNECTS_PER_WINDOW {
+            return false;
+        }
+        attempts.push(now);
+        true
     }
 
     /// Connection `id`'s servers and login, if it is a usable mailbox
@@ -192,6 +224,19 @@ impl Vault {
     /// An IMAP failure after login, for the caller's retry logic.
     pub fn imap_failed(&self, integration: &Integration, error: ImapError) -> VaultError {
         match error {
+            // The server's trouble for now (RFC 5530): tried again later.
+            ImapError::Refused(status)
+                if matches!(
+                    status.code_name(),
+                    Some("UNAVAILABLE" | "INUSE" | "LIMIT" | "SERVERBUG" | "OVERQUOTA")
+                ) =>
+            {
+                tracing::info!(integration = %integration.id, server = %status.text, "the IMAP server cannot serve a command now");
+                VaultError::ServerUnavailable(format!(
+                    "{}: the IMAP server is busy or unavailable",
+                    integration.email
+                ))
+            }
             ImapError::Refused(status) => {
                 tracing::info!(integration = %integration.id, server = %status.text, "the IMAP server refused a command");
                 VaultError::Rejected("The IMAP server refused a command.".into())

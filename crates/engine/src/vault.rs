@@ -229,6 +229,8 @@ pub struct Vault {
     mail_network: std::sync::OnceLock<providers::imap::Network>,
     /// Turns of mailbox connects ([`crate::mail_servers::CONCURRENT_CONNECTS`]).
     connect_turns: tokio::sync::Semaphore,
+    /// Each workspace's recent connects ([`crate::mail_servers::CONNECTS_PER_WINDOW`]).
+    connect_attempts: Mutex<HashMap<WorkspaceId, Vec<Instant>>>,
 }
 
 impl Vault {
@@ -251,7 +253,12 @@ impl Vault {
             refreshing: Mutex::new(HashMap::new()),
             mail_network: std::sync::OnceLock::new(),
             connect_turns: tokio::sync::Semaphore::new(crate::mail_servers::CONCURRENT_CONNECTS),
+            connect_attempts: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub(crate) fn connect_attempts(&self) -> &Mutex<HashMap<WorkspaceId, Vec<Instant>>> {
+        &self.connect_attempts
     }
 
     pub(crate) fn connect_turns(&self) -> &tokio::sync::Semaphore {

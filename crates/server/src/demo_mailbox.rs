@@ -50,14 +50,18 @@ impl LocalMailbox {
             .map(PathBuf::from)
             .find(|path| path.exists())
             .ok_or_else(|| INSTALL_HINT.to_owned())?;
-        let dir = std::env::temp_dir().join(format!("mailwright-demo-mail-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
         let failed = |what: &str, error: String| {
             format!("the demo's mailbox could not start: {what} ({error})")
         };
-        for sub in ["", "tls", "run", "state", "mail"] {
-            std::fs::create_dir_all(dir.join(sub))
-                .map_err(|e| failed("its folder", e.to_string()))?;
+        // A name nobody can guess, made here (create_dir fails on one that
+        // exists): another local user cannot prepare it first.
+        let dir = std::env::temp_dir().join(format!(
+            "mailwright-demo-mail-{}",
+            crate::auth::secrets::random_token(12)
+        ));
+        std::fs::create_dir(&dir).map_err(|e| failed("its folder", e.to_string()))?;
+        for sub in ["tls", "run", "state", "mail"] {
+            std::fs::create_dir(dir.join(sub)).map_err(|e| failed("its folder", e.to_string()))?;
         }
         make_certificates(&dir.join("tls")).map_err(|e| failed("openssl", e))?;
         let account = Account::current().map_err(|e| failed("its user", e))?;

@@ -431,10 +431,13 @@ async fn connects_beyond_the_servers_share_wait_then_are_refused_as_busy() {
     // holds its turn until its 30 s deadline.
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let silent_port = silent.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((socket, _)) = silent.accept().await {
             held.push(socket);
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     });
     let mut stuck = servers.connect_body(ALICE, ALICE_PASSWORD);
@@ -450,28 +453,72 @@ async fn connects_beyond_the_servers_share_wait_then_are_refused_as_busy() {
             tokio::spawn(async move { client.post(url).bearer_auth(key).json(&body).send().await })
         })
         .collect();
-    // Every turn taken (the server has seen them all connect).
+    // Every turn taken: the silent server holds them all.
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let body = servers.connect_body(ALICE, ALICE_PASSWORD);
-        let started = std::time::Instant::now();
-        let answer = post(&app, &tenant.key, &body).await;
-        if answer.status() == 429 {
-            assert!(started.elapsed() >= std::time::Duration::from_secs(9));
-            let problem = assert_problem(answer, 429, "rate_limited").await;
-            assert!(
-                problem["detail"].as_str().unwrap().contains("try again"),
-                "{problem}"
-            );
-            break;
-        }
+    while accepted.load(std::sync::atomic::Ordering::SeqCst)
+        < engine::mail_servers::CONCURRENT_CONNECTS
+    {
         assert!(
             std::time::Instant::now() < give_up,
-            "never busy: {}",
-            answer.status()
+            "the connects never reached the server"
         );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    let started = std::time::Instant::now();
+    let answer = post(
+        &app,
+        &tenant.key,
+        &servers.connect_body(ALICE, ALICE_PASSWORD),
+    )
+    .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(9),
+        "it waited for a turn"
+    );
+    let problem = assert_problem(answer, 429, "rate_limited").await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("try again"),
+        "{problem}"
+    );
     for request in waiting {
         request.abort();
     }
+}
+
+#[tokio::test]
+async fn a_workspace_connecting_too_often_is_told_to_wait() {
+    let servers = MailServers::start();
+    let app = spawn_app_with(&servers.app_env()).await;
+    let tenant = app.bare_tenant("acme").await;
+    let mut nobody_home = servers.connect_body(ALICE, ALICE_PASSWORD);
+    nobody_home["imap"]["port"] = json!(closed_port());
+    for _ in 0..engine::mail_servers::CONNECTS_PER_WINDOW {
+        assert_problem(
+            post(&app, &tenant.key, &nobody_home).await,
+            422,
+            "unreachable",
+        )
+        .await;
+    }
+    let problem = assert_problem(
+        post(&app, &tenant.key, &nobody_home).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("wait a few minutes"),
+        "{problem}"
+    );
+    // Another workspace is not held back.
+    let other = app.bare_tenant("other").await;
+    assert_problem(
+        post(&app, &other.key, &nobody_home).await,
+        422,
+        "unreachable",
+    )
+    .await;
 }

@@ -122,3 +122,90 @@ async fn a_connection_dropped_after_data_is_reported_not_sent_twice() {
     // The copy in Sent stays flagged for the person to see.
     assert_eq!(servers.count(ALICE, "Sent", "Subject", "Maybe sent"), 1);
 }
+
+#[tokio::test]
+async fn a_new_mail_workflow_replies_in_the_conversation_once() {
+    let mut servers = MailServers::start();
+    let (app, tenant, integration) = connected_app(&servers, &[]).await;
+    let created = app
+        .client
+        .post(app.url("/api/workflows"))
+        .bearer_auth(&tenant.key)
+        .json(&json!({"name": "auto-reply", "trigger": {"type": "new_mail", "integration_id": integration},
+            "steps": [{"action": "gmail.reply", "integration_id": integration,
+                       "body": "Thanks, {{ input.message.from }}: we are on it."}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    // The workflow's sync starts from now: let it take its first position.
+    common::mailservers::poll(&app).await;
+    servers.deliver(
+        ALICE,
+        &format!(
+            "From: Bob <{BOB}>\r\nTo: {ALICE}\r\nSubject: Broken invoice\r\nMessage-ID: <invoice-1@example.test>\r\nDate: {}\r\n\r\nThe invoice link is broken.\r\n",
+            chrono::Utc::now().to_rfc2822()
+        ),
+    );
+    common::mailservers::poll(&app).await;
+    common::mailservers::poll(&app).await;
+    let workflow: Value = created.json().await.unwrap();
+    let runs = get_json(
+        &app,
+        &tenant,
+        &format!("/api/workflows/{}/runs", workflow["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        servers.count(BOB, "INBOX", "In-Reply-To", "<invoice-1@example.test>"),
+        1,
+        "one reply, threaded under Bob's message: {runs} {}",
+        get_json(
+            &app,
+            &tenant,
+            &format!("/api/integrations/{integration}/auto-draft")
+        )
+        .await
+    );
+    assert_eq!(
+        servers.count(BOB, "INBOX", "Subject", "Re: Broken invoice"),
+        1
+    );
+    assert_eq!(
+        servers.count(ALICE, "Sent", "Subject", "Re: Broken invoice"),
+        1
+    );
+
+    // The server renumbers the inbox: the catch-up finds Bob's message
+    // again under a new UID, and it starts no second run (its Message-ID is
+    // the run's key).
+    servers.reset_uidvalidity(ALICE);
+    common::mailservers::poll(&app).await;
+    common::mailservers::poll(&app).await;
+    assert_eq!(
+        servers.count(BOB, "INBOX", "In-Reply-To", "<invoice-1@example.test>"),
+        1,
+        "no second reply after the renumbering"
+    );
+    let autodraft = get_json(
+        &app,
+        &tenant,
+        &format!("/api/integrations/{integration}/auto-draft"),
+    )
+    .await;
+    assert!(
+        autodraft["events"].to_string().contains("inbox message(s)"),
+        "a catch-up ran: {autodraft}"
+    );
+    assert!(
+        !autodraft["events"].to_string().contains("the 0 inbox"),
+        "it found the message again: {autodraft}"
+    );
+    let runs = get_json(
+        &app,
+        &tenant,
+        &format!("/api/workflows/{}/runs", workflow["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+}

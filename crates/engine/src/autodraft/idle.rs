@@ -24,12 +24,18 @@ pub const IDLE_TICK: Duration = Duration::from_secs(5);
 /// One IDLE lasts at most this long; then the lease is renewed (RFC 2177
 /// asks for a new IDLE within 29 minutes; this is far inside it).
 const IDLE_ROUND: Duration = Duration::from_secs(30);
-/// A lease outlives a round comfortably; a dead holder's lapses after it.
-const IDLE_LEASE: chrono::Duration = chrono::Duration::seconds(90);
+/// A lease outlives the longest step between renewals (opening a session,
+/// a round and its DONE, each under its own deadlines); a dead holder's
+/// lapses after it and another process takes the mailbox over.
+const IDLE_LEASE: chrono::Duration = chrono::Duration::seconds(300);
+/// Opening a session (connect, TLS, login, SELECT) may take at most this.
+const OPEN_DEADLINE: Duration = Duration::from_secs(90);
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 const LONGEST_RECONNECT_DELAY: Duration = Duration::from_secs(60);
 
 const IDLE_CONNECTIONS: &str = "mailwright_imap_idle_connections";
+/// Why a mailbox cannot be followed: its server has no IDLE.
+const NO_IDLE: &str = "the IMAP server does not offer IDLE";
 const IDLE_EVENTS: &str = "mailwright_imap_idle_events_total";
 
 /// This process's IDLE connections.
@@ -39,6 +45,9 @@ pub struct ImapIdle {
     owner: Uuid,
     max_connections: usize,
     followed: std::sync::Mutex<HashMap<IntegrationId, JoinHandle<()>>>,
+    /// Mailboxes whose server has no IDLE: polled, not tried again by this
+    /// process.
+    without_idle: std::sync::Mutex<std::collections::HashSet<IntegrationId>>,
 }
 
 impl ImapIdle {
@@ -50,6 +59,7 @@ impl ImapIdle {
             autodraft,
             owner: Uuid::new_v4(),
             followed: std::sync::Mutex::new(HashMap::new()),
+            without_idle: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -59,6 +69,20 @@ impl ImapIdle {
         crate::supervisor::every(IDLE_TICK, shutdown, "IMAP IDLE", || {
             Arc::clone(&self).tick(stop.clone())
         })
+        .await;
+        // The connections end on the same signal and give their leases back,
+        // so the next process need not wait for them to lapse.
+        let tasks: Vec<JoinHandle<()>> = self
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, task)| task)
+            .collect();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::future::join_all(tasks),
+        )
         .await;
     }
 
@@ -84,11 +108,17 @@ impl ImapIdle {
         let limit = i64::try_from(room + running.len()).unwrap_or(i64::MAX);
         let store = &self.autodraft.store;
         let mut started = 0;
+        let without_idle = self
+            .without_idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let limit = limit.saturating_add(i64::try_from(without_idle.len()).unwrap_or(0));
         for (workspace, id) in store
             .idle_candidates(self.owner, store::now(), limit)
             .await?
         {
-            if started == room || running.contains(&id) {
+            if started == room || running.contains(&id) || without_idle.contains(&id) {
                 continue;
             }
             if !store
@@ -150,6 +180,14 @@ impl ImapIdle {
                     ) => {
                         break;
                     }
+                    Err(VaultError::Rejected(reason)) if reason == NO_IDLE => {
+                        tracing::info!(integration = %id, "the IMAP server has no IDLE: the mailbox is polled");
+                        self.without_idle
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id);
+                        break;
+                    }
                     Err(error) => {
                         tracing::warn!(integration = %id, error = %error, retry_in_s = delay.as_secs(), "cannot open the IMAP IDLE connection; trying again");
                         if wait(&mut shutdown, delay).await {
@@ -188,20 +226,32 @@ impl ImapIdle {
         }
     }
 
-    /// Log in and select the inbox.
+    /// Log in and select the inbox, within [`OPEN_DEADLINE`]; a server
+    /// without IDLE is [`NO_IDLE`].
     async fn open(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
     ) -> Result<ImapSession, VaultError> {
         let vault = &self.autodraft.vault;
-        let (integration, account) = vault.mail_server_account(workspace, id).await?;
-        let mut session = vault.open_imap(&integration, &account).await?;
-        session
-            .select("INBOX")
-            .await
-            .map_err(|error| vault.imap_failed(&integration, error))?;
-        Ok(session)
+        let open = async {
+            let (integration, account) = vault.mail_server_account(workspace, id).await?;
+            let mut session = vault.open_imap(&integration, &account).await?;
+            if !session.has_capability("IDLE") {
+                return Err(VaultError::Rejected(NO_IDLE.into()));
+            }
+            session
+                .select("INBOX")
+                .await
+                .map_err(|error| vault.imap_failed(&integration, error))?;
+            Ok(session)
+        };
+        match tokio::time::timeout(OPEN_DEADLINE, open).await {
+            Ok(opened) => opened,
+            Err(_) => Err(VaultError::ServerUnavailable(
+                "the IMAP server took too long to open a session".into(),
+            )),
+        }
     }
 
     async fn request_sync(&self, workspace: WorkspaceId, id: IntegrationId) {

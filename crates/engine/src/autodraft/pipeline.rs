@@ -260,7 +260,9 @@ impl AutoDraft {
         // starts its thread and arrived moments ago has no earlier messages,
         // and nobody has had time to answer it or draft a reply, so (on a
         // first attempt) the thread read is skipped. Older messages (found by
-        // a poll) are checked: their owner may have replied meanwhile.
+        // a poll) are checked: their owner may have replied meanwhile. IMAP
+        // ids never equal thread ids: its conversations are always read (a
+        // renumbered folder can show a drafted message again, new id and all).
         let fresh = store::now().timestamp_millis() - source.received_at_millis
             < FRESH_MESSAGE.as_millis() as i64;
         let mut earlier = Vec::new();
@@ -310,7 +312,7 @@ impl AutoDraft {
         }
         if rules.skip_cold_outreach
             && earlier.is_empty()
-            && source.thread_id == source.id
+            && source.starts_thread()
             && drafting::rules::looks_like_cold_outreach(
                 source.header("Subject").unwrap_or_default(),
                 &source.text,

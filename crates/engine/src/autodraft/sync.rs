@@ -111,11 +111,16 @@ impl AutoDraft {
                 },
             };
             let read = match inbox.changes_since(cursor).await {
-                Ok(Changes::Found { messages, cursor }) => Ok((found_messages(messages), cursor)),
-                Ok(Changes::CursorGone) => self.catch_up(inbox, &mailbox, cursor).await,
+                Ok(Changes::Found { messages, cursor }) => {
+                    Ok((found_messages(messages), cursor, false))
+                }
+                Ok(Changes::CursorGone) => self
+                    .catch_up(inbox, &mailbox, cursor)
+                    .await
+                    .map(|(found, to)| (found, to, true)),
                 Err(error) => Err(error),
             };
-            let (found, to) = match read {
+            let (found, to, cursor_reset) = match read {
                 Ok(read) => read,
                 Err(error) => return self.sync_failed(workspace, id, error).await,
             };
@@ -124,7 +129,7 @@ impl AutoDraft {
                 .record_autodraft_sync(
                     workspace,
                     id,
-                    (cursor, to),
+                    (cursor, to, cursor_reset),
                     &found,
                     |message| self.draft_job(workspace, message),
                     |message| crate::workflows::new_mail_job(workspace, id, message),

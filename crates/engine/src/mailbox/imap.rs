@@ -25,6 +25,11 @@ use crate::vault::{Vault, VaultError};
 
 const INBOX: &str = "INBOX";
 
+/// Messages fetched by one command at most.
+const FETCH_BATCH: usize = 200;
+/// The most messages of one conversation read (the newest, per folder).
+const THREAD_LIMIT: usize = 50;
+
 /// The keyword (RFC 3501 flag) of a sent copy whose send the SMTP server
 /// has not confirmed yet.
 pub const UNCONFIRMED: &str = "$MailwrightUnconfirmed";
@@ -63,6 +68,13 @@ impl MessageId {
     fn format(uid_validity: u32, uid: u32, folder: &str) -> String {
         format!("{uid_validity}:{uid}:{folder}")
     }
+}
+
+/// A message found by its Message-ID.
+struct Found {
+    id: String,
+    thread_id: String,
+    flags: Vec<String>,
 }
 
 /// The special folders of the mailbox, found once per job.
@@ -185,25 +197,28 @@ impl ImapMailbox {
         }
     }
 
+    /// `UID FETCH` of `uids`, in batches of [`FETCH_BATCH`], keeping only
+    /// the messages asked for (a server may add unsolicited FETCH answers
+    /// for other messages) and, when a body was asked for, only those that
+    /// came with it.
     async fn fetch(
         &self,
         guard: &mut Session<'_>,
         uids: &[u32],
         body: &str,
     ) -> Result<Vec<Fetched>, VaultError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
+        let mut fetched = Vec::new();
+        for batch in uids.chunks(FETCH_BATCH) {
+            let set = uid_set(batch);
+            let session = guard.as_mut().expect("opened");
+            match session.uid_fetch(&set, body).await {
+                Ok(answers) => fetched.extend(answers.into_iter().filter(|message| {
+                    batch.contains(&message.uid) && (body.is_empty() || message.body.is_some())
+                })),
+                Err(error) => return Err(self.failed(guard, error)),
+            }
         }
-        let set = uids
-            .iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let session = guard.as_mut().expect("opened");
-        match session.uid_fetch(&set, body).await {
-            Ok(fetched) => Ok(fetched),
-            Err(error) => Err(self.failed(guard, error)),
-        }
+        Ok(fetched)
     }
 
     /// `folder`'s messages `uids` as mail (`BODY.PEEK[]`, or only the
@@ -270,13 +285,17 @@ impl ImapMailbox {
                 cursor,
             });
         }
-        let uids: Vec<u32> = self
+        let mut uids: Vec<u32> = self
             .search(&mut guard, &format!("UID {next}:*"))
             .await?
             .into_iter()
             // `n:*` always matches the highest UID, even one below n.
             .filter(|uid| *uid >= next)
             .collect();
+        // A long backlog (a mailbox paused for days) is taken in parts,
+        // oldest first: the cursor stops after the last one taken.
+        let backlog = uids.len() > CATCH_UP_LIMIT;
+        uids.truncate(CATCH_UP_LIMIT);
         let newest = uids.iter().max().map_or(next, |uid| uid + 1);
         let messages = self
             .read(&mut guard, INBOX, validity, &uids, false)
@@ -284,9 +303,14 @@ impl ImapMailbox {
             .into_iter()
             .map(reference)
             .collect();
+        let upto = if backlog {
+            newest
+        } else {
+            state.uid_next.max(newest)
+        };
         Ok(Changes::Found {
             messages,
-            cursor: pack_cursor(validity, state.uid_next.max(newest)),
+            cursor: pack_cursor(validity, upto),
         })
     }
 
@@ -329,7 +353,8 @@ impl ImapMailbox {
         if state.exists == 0 {
             return Ok(None);
         }
-        let newest = self.search(&mut guard, "ALL").await?.into_iter().max();
+        // `*` is the highest UID: one number, however large the inbox.
+        let newest = self.search(&mut guard, "UID *").await?.into_iter().max();
         let Some(newest) = newest else {
             return Ok(None);
         };
@@ -348,7 +373,9 @@ impl ImapMailbox {
         };
         let mut guard = self.session().await?;
         let state = self.select(&mut guard, &sent).await?;
-        let uids = self.search(&mut guard, "ALL").await?;
+        // The last half year is plenty to learn from, and bounds the answer.
+        let since = (chrono::Utc::now() - chrono::Duration::days(183)).format("%-d-%b-%Y");
+        let uids = self.search(&mut guard, &format!("SINCE {since}")).await?;
         let newest = &uids[uids.len().saturating_sub(max)..];
         let mut messages = self
             .read(&mut guard, &sent, state.uid_validity, newest, true)
@@ -405,8 +432,10 @@ impl ImapMailbox {
         {
             let state = self.select(&mut guard, &folder).await?;
             let uids = self.search(&mut guard, &criteria).await?;
+            // A stranger can mail many "replies": the newest are enough.
+            let uids = &uids[uids.len().saturating_sub(THREAD_LIMIT)..];
             messages.extend(
-                self.read(&mut guard, &folder, state.uid_validity, &uids, true)
+                self.read(&mut guard, &folder, state.uid_validity, uids, true)
                     .await?,
             );
         }
@@ -451,15 +480,15 @@ impl ImapMailbox {
         Ok(self
             .find_with_flags(folder, message_id)
             .await?
-            .map(|(id, _)| id))
+            .map(|found| found.id))
     }
 
-    /// [`ImapMailbox::find_in`], with the message's flags.
+    /// [`ImapMailbox::find_in`], with the message's conversation and flags.
     async fn find_with_flags(
         &self,
         folder: &str,
         message_id: &str,
-    ) -> Result<Option<(String, Vec<String>)>, VaultError> {
+    ) -> Result<Option<Found>, VaultError> {
         let Some(quoted) = imap::protocol::quoted(message_id) else {
             return Ok(None);
         };
@@ -471,17 +500,27 @@ impl ImapMailbox {
         let Some(uid) = uids.into_iter().max() else {
             return Ok(None);
         };
-        let flags = self
-            .fetch(&mut guard, &[uid], "")
+        let Some(found) = self
+            .fetch(&mut guard, &[uid], "BODY.PEEK[HEADER]")
             .await?
             .into_iter()
             .next()
-            .map(|message| message.flags)
-            .unwrap_or_default();
-        Ok(Some((
-            MessageId::format(state.uid_validity, uid, folder),
-            flags,
-        )))
+        else {
+            return Ok(None);
+        };
+        let id = MessageId::format(state.uid_validity, uid, folder);
+        let thread_id = to_mail(
+            id.clone(),
+            found.body.as_deref().unwrap_or_default(),
+            Placement::default(),
+            0,
+        )
+        .thread_id;
+        Ok(Some(Found {
+            id,
+            thread_id,
+            flags: found.flags,
+        }))
     }
 
     pub(super) async fn find_draft(&self, message_id: &str) -> Result<Option<String>, VaultError> {
@@ -502,16 +541,17 @@ impl ImapMailbox {
             .into_iter()
             .flatten()
         {
-            if let Some((id, flags)) = self.find_with_flags(&folder, message_id).await? {
-                if flags
+            if let Some(found) = self.find_with_flags(&folder, message_id).await? {
+                if found
+                    .flags
                     .iter()
                     .any(|flag| flag.eq_ignore_ascii_case(UNCONFIRMED))
                 {
                     return Err(VaultError::SendUnconfirmed);
                 }
                 return Ok(Some(MessageRef {
-                    id,
-                    thread_id: message_id.to_owned(),
+                    id: found.id,
+                    thread_id: found.thread_id,
                 }));
             }
         }
@@ -560,21 +600,30 @@ impl ImapMailbox {
         let message_id = header_message_id(raw).ok_or_else(|| {
             VaultError::Internal(anyhow::anyhow!("a message to send has no Message-ID"))
         })?;
-        let submission = Submission::connect(
-            &self.account,
-            self.vault.mail_network(),
-            imap::EXCHANGE_TIMEOUT,
-        )
-        .await
-        .map_err(|error| self.submission_failed(error))?;
+        let submission =
+            Submission::connect(&self.account, self.vault.mail_network(), imap::SEND_TIMEOUT)
+                .await
+                .map_err(|error| self.submission_failed(error))?;
         if let Err(error) = submission.check().await {
             return Err(self.submission_failed_async(error).await);
         }
         let folders = self.folders().await?.clone();
-        let copy = match &folders.sent {
+        let mut copy = match &folders.sent {
             Some(sent) => self.append_unconfirmed(sent, raw).await?,
             None => None,
         };
+        // A server that does not keep keywords would make an unsent copy
+        // look sent to a retry: then the copy is made after the send
+        // instead (a crash between the two may send again, never lose it).
+        if let (Some(sent), Some(id)) = (&folders.sent, &copy)
+            && !self
+                .keeps_flag(sent, &header_message_id(raw).unwrap_or_default())
+                .await?
+        {
+            let _ = self.delete_draft(id).await;
+            copy = None;
+        }
+        let copy_after = folders.sent.is_some() && copy.is_none();
         match submission.send(&self.integration.email, raw).await {
             Ok(()) => {}
             Err(SubmissionError::Unconfirmed) => {
@@ -591,6 +640,8 @@ impl ImapMailbox {
         }
         if let Some(copy) = &copy {
             self.confirm(copy).await;
+        } else if copy_after && let Some(sent) = &folders.sent {
+            copy = self.append_sent(sent, raw).await;
         }
         let thread_id = to_mail(String::new(), raw, Placement::default(), 0).thread_id;
         Ok(MessageRef {
@@ -620,6 +671,37 @@ impl ImapMailbox {
                 self.find_in(sent, &message_id).await
             }
             Err(error) => Err(self.failed(&mut guard, error)),
+        }
+    }
+
+    /// Whether the copy of `message_id` in `sent` carries [`UNCONFIRMED`]
+    /// (the server kept the keyword).
+    async fn keeps_flag(&self, sent: &str, message_id: &str) -> Result<bool, VaultError> {
+        Ok(self
+            .find_with_flags(sent, message_id)
+            .await?
+            .is_some_and(|found| {
+                found
+                    .flags
+                    .iter()
+                    .any(|f| f.eq_ignore_ascii_case(UNCONFIRMED))
+            }))
+    }
+
+    /// Append the sent `raw` to `sent`, seen (best effort: the message is
+    /// sent; only its copy would be missing).
+    async fn append_sent(&self, sent: &str, raw: &[u8]) -> Option<String> {
+        let Ok(mut guard) = self.session().await else {
+            return None;
+        };
+        match guard.as_mut()?.append(sent, &["\\Seen"], raw).await {
+            Ok(Some((validity, uid))) => Some(MessageId::format(validity, uid, sent)),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(integration = %self.integration.id, error = %error, "the sent message could not be copied to Sent");
+                guard.take();
+                None
+            }
         }
     }
 
@@ -666,6 +748,38 @@ impl ImapMailbox {
     }
 }
 
+/// `uids` (ascending) as an IMAP set: runs as ranges (`3:7,9`), so the
+/// command stays short however many there are.
+fn uid_set(uids: &[u32]) -> String {
+    let mut sorted = uids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(u32, u32)> = None;
+    for uid in sorted {
+        run = match run {
+            Some((first, last)) if uid == last + 1 => Some((first, uid)),
+            Some((first, last)) => {
+                parts.push(range(first, last));
+                Some((uid, uid))
+            }
+            None => Some((uid, uid)),
+        };
+    }
+    if let Some((first, last)) = run {
+        parts.push(range(first, last));
+    }
+    parts.join(",")
+}
+
+fn range(first: u32, last: u32) -> String {
+    if first == last {
+        first.to_string()
+    } else {
+        format!("{first}:{last}")
+    }
+}
+
 fn reference(message: Message) -> MessageRef {
     MessageRef {
         id: message.id,
@@ -692,5 +806,13 @@ mod tests {
             })
         );
         assert_eq!(MessageId::parse("<abc@example.com>"), None);
+    }
+
+    #[test]
+    fn uid_sets_are_runs() {
+        assert_eq!(uid_set(&[9, 3, 4, 5, 7, 4]), "3:5,7,9");
+        assert_eq!(uid_set(&[1]), "1");
+        let many: Vec<u32> = (1..=10_000).collect();
+        assert_eq!(uid_set(&many), "1:10000");
     }
 }

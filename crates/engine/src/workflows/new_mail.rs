@@ -6,6 +6,7 @@
 //! message's id, so a message found twice (a catch-up, a job retried after
 //! a crash, two replicas) starts each workflow once.
 
+use domain::scopes::IntegrationType;
 use std::sync::Arc;
 
 use domain::IntegrationId;
@@ -46,9 +47,20 @@ pub fn new_mail_job(
     ))
 }
 
-/// The idempotency key of the run a message starts (per workflow).
-pub(super) fn run_key(message_id: &str) -> String {
-    format!("mailwright:new_mail:{message_id}")
+/// The idempotency key of the run a message starts (per workflow): the
+/// provider's id of the message; for IMAP, whose ids change when the server
+/// renumbers a folder (a new UIDVALIDITY, then a catch-up finds the same
+/// mail again), its Message-ID where it has one.
+pub(super) fn run_key(message: &domain::mail::Message, kind: IntegrationType) -> String {
+    let rfc822 = message.header("Message-ID").and_then(|value| {
+        providers::google::message::message_ids(value)
+            .into_iter()
+            .next()
+    });
+    match (kind, rfc822) {
+        (IntegrationType::Imap, Some(rfc822)) => format!("mailwright:new_mail:rfc822:{rfc822}"),
+        _ => format!("mailwright:new_mail:{}", message.id),
+    }
 }
 
 /// Handles `workflow.new_mail`.
@@ -120,7 +132,8 @@ impl StartNewMailRuns {
             };
             // Mail received before the workflow existed never starts it
             // (a job queued earlier, or retried for hours, may reach it).
-            let created = workflow.created_at.timestamp_millis();
+            // To the second: IMAP's INTERNALDATE has no finer grain.
+            let created = workflow.created_at.timestamp() * 1000;
             if !filter.matches(&facts)
                 || (message.received_at_millis > 0 && message.received_at_millis < created)
             {
@@ -129,7 +142,11 @@ impl StartNewMailRuns {
             let (run, job) = new_run(workflow, input.clone(), "new_mail").map_err(transient)?;
             let (run, created) = self
                 .store
-                .create_run(&run, Some(&run_key(message_id)), Some(&job))
+                .create_run(
+                    &run,
+                    Some(&run_key(&message, inbox.integration().integration_type)),
+                    Some(&job),
+                )
                 .await
                 .map_err(transient)?;
             if created {

@@ -657,15 +657,21 @@ impl RunWorkflow {
                 retry_after,
             };
         }
+        let connection = matches!(
+            facing.code,
+            "missing_scopes" | "needs_reauth" | "disconnected"
+        );
         let message = if facing.remedy.is_empty() {
             facing.problem
-        } else {
+        } else if connection {
             // Where to fix the connection, and that the run can then be
             // started again.
             format!(
                 "{} Reconnect it at {}/api/integrations/{}/reconnect, then run again.",
                 facing.problem, self.public_url, integration.id
             )
+        } else {
+            facing.message()
         };
         StepFailure::Final {
             code: facing.code,

@@ -1,6 +1,7 @@
 //! One IMAP connection: connect (TLS or STARTTLS), log in, and the commands
-//! Mailwright uses. Every read and write has a deadline, and what the server
-//! sends is bounded in size ([`protocol::MAX_LITERAL`]).
+//! Mailwright uses. Every read and write has a deadline, each command one in
+//! all, and what the server sends is bounded: a line, a literal
+//! ([`protocol::MAX_LITERAL`]) and one command's whole answer.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -15,6 +16,13 @@ use tokio::net::TcpStream;
 use super::protocol::{self, Response, Status, StatusText, Value};
 use super::tls::{MailTls, describe_handshake_failure};
 use super::{ImapError, Network};
+
+/// The most one command's answer may hold in all (a FETCH of a batch of
+/// whole messages stays far below).
+const MAX_COMMAND_BYTES: usize = 200 * 1024 * 1024;
+/// The longest one command may take in all, however steadily the server
+/// answers.
+const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -224,17 +232,20 @@ impl ImapSession {
                 }
                 Ok(())
             }
-            Err(ImapError::Refused(status)) => {
-                if matches!(status.code_name(), Some("UNAVAILABLE") | Some("SERVERBUG")) {
-                    Err(ImapError::Unavailable(
-                        "the server could not check the password right now".into(),
-                    ))
-                } else {
-                    Err(ImapError::AuthFailed(
-                        "the server refused the user name or password".into(),
-                    ))
-                }
-            }
+            // Only these say the login itself is wrong (RFC 5530); any other
+            // code (UNAVAILABLE, LIMIT, INUSE, SERVERBUG...) is the server's
+            // trouble now, and the person's password is not condemned for it.
+            Err(ImapError::Refused(status)) => match status.code_name() {
+                None
+                | Some("AUTHENTICATIONFAILED")
+                | Some("AUTHORIZATIONFAILED")
+                | Some("EXPIRED") => Err(ImapError::AuthFailed(
+                    "the server refused the user name or password".into(),
+                )),
+                Some(_) => Err(ImapError::Unavailable(
+                    "the server could not log in right now".into(),
+                )),
+            },
             Err(error) => Err(error),
         }
     }
@@ -244,16 +255,9 @@ impl ImapSession {
         token: &str,
     ) -> Result<(Vec<Response>, StatusText), ImapError> {
         let tag = self.send_tagged("AUTHENTICATE PLAIN").await?;
-        match self.read_response().await? {
-            Response::Continue(_) => {
-                self.write_all(format!("{token}\r\n").as_bytes()).await?;
-                self.finish(&tag).await
-            }
-            Response::Tagged { status, .. } => Err(ImapError::Refused(status)),
-            _ => Err(ImapError::Protocol(
-                "AUTHENTICATE got an unexpected answer".into(),
-            )),
-        }
+        self.wait_for_continuation(&tag).await?;
+        self.write_all(format!("{token}\r\n").as_bytes()).await?;
+        self.finish(&tag).await
     }
 
     /// Every folder, with special-use attributes where the server has them
@@ -403,15 +407,7 @@ impl ImapSession {
         );
         let tag = self.send_tagged(&command).await?;
         if !non_sync {
-            match self.read_response().await? {
-                Response::Continue(_) => {}
-                Response::Tagged { status, .. } => return Err(ImapError::Refused(status)),
-                _ => {
-                    return Err(ImapError::Protocol(
-                        "APPEND got an unexpected answer".into(),
-                    ));
-                }
-            }
+            self.wait_for_continuation(&tag).await?;
         }
         self.write_all(message).await?;
         self.write_all(b"\r\n").await?;
@@ -440,14 +436,14 @@ impl ImapSession {
         .map(drop)
     }
 
-    /// Mark `uid` of the selected folder deleted and expunge it (only it,
-    /// where UIDPLUS allows).
+    /// Mark `uid` of the selected folder deleted and expunge it (only it:
+    /// where the server has UIDPLUS). A bare EXPUNGE would also remove what
+    /// the person marked deleted, so without UIDPLUS the message stays
+    /// marked, for their client to expunge.
     pub async fn delete(&mut self, uid: u32) -> Result<(), ImapError> {
         self.change_flags(uid, true, &["\\Deleted"]).await?;
         if self.has_capability("UIDPLUS") {
             self.command(&format!("UID EXPUNGE {uid}")).await?;
-        } else {
-            self.command("EXPUNGE").await?;
         }
         Ok(())
     }
@@ -459,36 +455,68 @@ impl ImapSession {
             return Err(ImapError::Protocol("the server does not offer IDLE".into()));
         }
         let tag = self.send_tagged("IDLE").await?;
-        match self.read_response().await? {
-            Response::Continue(_) => {}
-            Response::Tagged { status, .. } => return Err(ImapError::Refused(status)),
-            _ => return Err(ImapError::Protocol("IDLE got an unexpected answer".into())),
-        }
+        let mut changed = self.wait_for_continuation(&tag).await?;
         let deadline = tokio::time::Instant::now() + wait;
-        let end = loop {
+        while !changed {
             let response = match tokio::time::timeout_at(
                 deadline,
                 read_response_from(&mut self.io, &mut self.buffer),
             )
             .await
             {
-                Err(_) => break IdleEnd::Quiet,
+                Err(_) => break,
                 Ok(response) => response?,
             };
             match response {
                 Response::Numbered { kind, .. } if kind == "EXISTS" || kind == "EXPUNGE" => {
-                    break IdleEnd::Changed;
+                    changed = true;
                 }
                 Response::UntaggedStatus(StatusText {
                     status: Status::Bye,
                     ..
                 }) => return Err(ImapError::Closed),
+                // The server ended IDLE itself: no DONE to send.
+                Response::Tagged { tag: got, status } if got == tag => {
+                    return match status.status {
+                        Status::Ok => Ok(IdleEnd::Quiet),
+                        _ => Err(ImapError::Refused(status)),
+                    };
+                }
                 _ => {}
             }
-        };
+        }
         self.write_all(b"DONE\r\n").await?;
-        self.finish(&tag).await?;
-        Ok(end)
+        let (after, _) = self.finish(&tag).await?;
+        // Mail announced between DONE and the end of IDLE counts too.
+        changed |= after.iter().any(|response| {
+            matches!(response, Response::Numbered { kind, .. } if kind == "EXISTS" || kind == "EXPUNGE")
+        });
+        Ok(if changed {
+            IdleEnd::Changed
+        } else {
+            IdleEnd::Quiet
+        })
+    }
+
+    /// Wait for `+` after a command that sends more (a literal, a SASL
+    /// answer, IDLE); untagged data before it is allowed (RFC 3501).
+    /// Whether mail arrived meanwhile (EXISTS).
+    async fn wait_for_continuation(&mut self, tag: &str) -> Result<bool, ImapError> {
+        let mut changed = false;
+        loop {
+            match self.read_response().await? {
+                Response::Continue(_) => return Ok(changed),
+                Response::Tagged { tag: got, status } if got == tag => {
+                    return Err(ImapError::Refused(status));
+                }
+                Response::UntaggedStatus(StatusText {
+                    status: Status::Bye,
+                    ..
+                }) => return Err(ImapError::Closed),
+                Response::Numbered { kind, .. } if kind == "EXISTS" => changed = true,
+                _ => {}
+            }
+        }
     }
 
     /// Say goodbye (errors ignored: the connection is done either way).
@@ -537,9 +565,22 @@ impl ImapSession {
     }
 
     async fn finish(&mut self, tag: &str) -> Result<(Vec<Response>, StatusText), ImapError> {
+        let deadline = tokio::time::Instant::now() + COMMAND_DEADLINE;
         let mut untagged = Vec::new();
+        let mut bytes = 0usize;
         loop {
-            match self.read_response().await? {
+            let (response, size) = match tokio::time::timeout_at(deadline, self.read_sized()).await
+            {
+                Ok(read) => read?,
+                Err(_) => return Err(ImapError::Timeout),
+            };
+            bytes += size;
+            if bytes > MAX_COMMAND_BYTES {
+                return Err(ImapError::Protocol(
+                    "the answer to one command is too large".into(),
+                ));
+            }
+            match response {
                 Response::Tagged { tag: got, status } if got == tag => {
                     return match status.status {
                         Status::Ok => Ok((untagged, status)),
@@ -564,9 +605,14 @@ impl ImapSession {
     }
 
     async fn read_response(&mut self) -> Result<Response, ImapError> {
+        self.read_sized().await.map(|(response, _)| response)
+    }
+
+    /// One response and its size, within the exchange timeout.
+    async fn read_sized(&mut self) -> Result<(Response, usize), ImapError> {
         match tokio::time::timeout(
             self.timeout,
-            read_response_from(&mut self.io, &mut self.buffer),
+            read_sized_from(&mut self.io, &mut self.buffer),
         )
         .await
         {
@@ -592,12 +638,22 @@ async fn read_response_from(
     io: &mut Box<dyn Io>,
     buffer: &mut Vec<u8>,
 ) -> Result<Response, ImapError> {
+    read_sized_from(io, buffer)
+        .await
+        .map(|(response, _)| response)
+}
+
+async fn read_sized_from(
+    io: &mut Box<dyn Io>,
+    buffer: &mut Vec<u8>,
+) -> Result<(Response, usize), ImapError> {
     loop {
         if let Some(length) = protocol::complete_length(buffer)
             .map_err(|error| ImapError::Protocol(error.to_string()))?
         {
             let bytes: Vec<u8> = buffer.drain(..length).collect();
             return protocol::parse_response(&bytes)
+                .map(|response| (response, length))
                 .map_err(|error| ImapError::Protocol(error.to_string()));
         }
         let mut chunk = [0u8; 16 * 1024];

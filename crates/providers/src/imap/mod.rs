@@ -24,6 +24,10 @@ use protocol::StatusText;
 /// How long one IMAP or SMTP exchange may take before the server counts as
 /// not answering.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a send waits for the SMTP server's answer to a message (its
+/// filters run then; RFC 5321 4.5.3.2 suggests 10 minutes, a job cannot wait
+/// that long).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// How mail servers are reached: the TLS roots, and whether a server may be
 /// on a private network. A tenant names the host, so unless the operator
@@ -315,9 +319,9 @@ fn imap_connect_error(endpoint: &ServerEndpoint, error: ImapError) -> ConnectErr
             ConnectFailure::Unreachable,
             format!("the IMAP server at {endpoint} refused to open the inbox"),
         ),
-        ImapError::Protocol(detail) => (
+        ImapError::Protocol(_) => (
             ConnectFailure::Unreachable,
-            format!("{endpoint} does not speak IMAP as expected ({detail})"),
+            format!("{endpoint} does not speak IMAP as expected (is it the IMAP port?)"),
         ),
     };
     ConnectError::new(failure, Server::Imap, message)

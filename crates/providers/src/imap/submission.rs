@@ -154,8 +154,18 @@ impl Submission {
             };
         }
         if error.is_client() {
-            // Raised before anything is sent: no shared login mechanism.
-            return SubmissionError::AuthFailed;
+            // Raised before anything is sent: no shared login mechanism, or
+            // an envelope lettre refuses.
+            return if sending {
+                SubmissionError::Refused("the message could not be addressed".into())
+            } else {
+                SubmissionError::AuthFailed
+            };
+        }
+        // lettre's "Connection error" is raised while connecting: nothing
+        // was handed over yet.
+        if error.to_string().starts_with("Connection error") {
+            return SubmissionError::Unavailable(format!("{endpoint} could not be reached"));
         }
         if sending {
             // A connection that broke mid-conversation; lettre does not say

@@ -140,6 +140,11 @@ pub(crate) fn connect_failed(error: MailServerConnectError) -> ApiError {
             detail: capitalised(&refusal.message),
         },
         MailServerConnectError::Store(error) => error.into(),
+        MailServerConnectError::TooOften => ApiError::RateLimited(format!(
+            "This workspace tried to connect mailboxes {} times in the last {} minutes; wait a few minutes and try again.",
+            engine::mail_servers::CONNECTS_PER_WINDOW,
+            engine::mail_servers::CONNECT_WINDOW.as_secs() / 60
+        )),
         MailServerConnectError::Busy => ApiError::RateLimited(
             "Too many mailboxes are being connected on this server right now; try again in a minute."
                 .into(),
@@ -162,7 +167,7 @@ pub(crate) fn connect_failed(error: MailServerConnectError) -> ApiError {
     responses(
         (status = 201, description = "Connected (or updated)", body = IntegrationView),
         (status = 422, description = "Bad input (`validation_failed`), or a server refused: `auth_failed`, `tls_failed`, `unreachable`, `no_drafts_folder`", content_type = "application/problem+json"),
-        (status = 429, description = "Too many connects being tried at once on this server (`rate_limited`)", content_type = "application/problem+json")
+        (status = 429, description = "Too many connects at once on this server, or 20 from this workspace in 10 minutes (`rate_limited`)", content_type = "application/problem+json")
     )
 )]
 async fn connect_imap(

@@ -698,7 +698,8 @@ impl Store {
 
     /// Record what a sync found: move the cursor from `from` to `to` (only
     /// if it is still `from`, the mailbox is synced, and `to` is not
-    /// behind) and, all in one transaction: with auto-draft on, add a row
+    /// behind, unless `cursor_reset`: after a catch-up an IMAP cursor with a
+    /// new UIDVALIDITY may well be lower) and, all in one transaction: with auto-draft on, add a row
     /// per new message and queue `draft_job(row id)` for each; with a
     /// workflow waiting for mail, queue `new_mail_job(message)` for each.
     /// `None` when the cursor had moved (nothing written); otherwise how many
@@ -707,7 +708,7 @@ impl Store {
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
-        (from, to): (i64, i64),
+        (from, to, cursor_reset): (i64, i64, bool),
         found: &[FoundMessage],
         draft_job: impl Fn(Uuid) -> NewJob,
         new_mail_job: impl Fn(&FoundMessage) -> NewJob,
@@ -717,7 +718,7 @@ impl Store {
             let moved = sqlx::query(concat!(
                 "UPDATE autodraft_mailboxes SET history_id = $1, last_synced_at = $2, last_failure_code = NULL, \
                      last_failure_message = NULL, last_failure_at = NULL \
-                 WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND $1 >= $5 AND ",
+                 WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND ($1 >= $5 OR $6) AND ",
                 synced!("autodraft_mailboxes")
             ))
             .bind(to)
@@ -725,6 +726,7 @@ impl Store {
             .bind(workspace.as_uuid())
             .bind(integration.as_uuid())
             .bind(from)
+            .bind(cursor_reset)
             .execute(&mut *conn)
             .await?
             .rows_affected();

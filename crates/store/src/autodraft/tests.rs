@@ -90,7 +90,7 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (1, 2),
+            (1, 2, false),
             &[found("a"), found("b")],
             draft,
             new_mail,
@@ -105,7 +105,7 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (2, 3),
+            (2, 3, false),
             &[found("a")],
             draft,
             new_mail,
@@ -187,7 +187,7 @@ async fn a_mailbox_a_workflow_waits_on_is_synced_with_auto_draft_off() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (1, 2),
+            (1, 2, false),
             &[found("a"), found("b")],
             draft,
             new_mail,
@@ -219,7 +219,7 @@ async fn a_mailbox_a_workflow_waits_on_is_synced_with_auto_draft_off() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (2, 3),
+            (2, 3, false),
             &[found("c")],
             draft,
             new_mail,
