@@ -239,7 +239,9 @@ impl Vault {
             }
             ImapError::Refused(status) => {
                 tracing::info!(integration = %integration.id, server = %status.text, "the IMAP server refused a command");
-                VaultError::Rejected("The IMAP server refused a command.".into())
+                VaultError::Rejected(
+                    "The IMAP server refused a command (its words are in Mailwright's log); if it keeps happening, check the mailbox's folders in your mail client.".into(),
+                )
             }
             other => VaultError::ServerUnavailable(format!("{}: {other}", integration.email)),
         }

@@ -89,6 +89,19 @@ async fn demo_app_with(
     }
 }
 
+/// Switch auto-draft on from its page's form.
+async fn switch_autodraft_on(app: &DemoApp, cookie: &str, csrf: &str, integration: &str) {
+    let on = app
+        .client
+        .post(format!("{}/autodraft/{integration}/switch", app.url))
+        .header("cookie", cookie)
+        .form(&[("csrf", csrf), ("enabled", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 303);
+}
+
 fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
@@ -164,15 +177,7 @@ async fn a_visitor_signs_in_connects_the_sandbox_mailbox_and_sees_a_draft_appear
         .unwrap()
         .to_owned();
 
-    let on = app
-        .client
-        .post(format!("{}/autodraft/{integration}/switch", app.url))
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("enabled", "on")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(on.status(), 303);
+    switch_autodraft_on(&app, &cookie, &csrf, &integration).await;
 
     let inbox = get("/sandbox/inbox", &cookie)
         .await
@@ -397,15 +402,7 @@ async fn the_local_imap_mailbox_connects_in_one_click_and_gets_a_draft() {
         .unwrap_or_else(|| panic!("no auto-draft link: {page}"))
         .to_owned();
     let csrf = field(&page, "csrf");
-    let on = app
-        .client
-        .post(format!("{}/autodraft/{integration}/switch", app.url))
-        .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str()), ("enabled", "on")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(on.status(), 303);
+    switch_autodraft_on(&app, &cookie, &csrf, &integration).await;
 
     let delivered = app
         .client

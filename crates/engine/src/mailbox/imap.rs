@@ -609,16 +609,14 @@ impl ImapMailbox {
         }
         let folders = self.folders().await?.clone();
         let mut copy = match &folders.sent {
-            Some(sent) => self.append_unconfirmed(sent, raw).await?,
+            Some(sent) => self.append_unconfirmed(sent, raw, &message_id).await?,
             None => None,
         };
         // A server that does not keep keywords would make an unsent copy
         // look sent to a retry: then the copy is made after the send
         // instead (a crash between the two may send again, never lose it).
         if let (Some(sent), Some(id)) = (&folders.sent, &copy)
-            && !self
-                .keeps_flag(sent, &header_message_id(raw).unwrap_or_default())
-                .await?
+            && !self.keeps_flag(sent, &message_id).await?
         {
             let _ = self.delete_draft(id).await;
             copy = None;
@@ -650,12 +648,14 @@ impl ImapMailbox {
         })
     }
 
-    /// Append `raw` to `sent`, seen and flagged [`UNCONFIRMED`]; its id
-    /// (`None` when the server does not say, without UIDPLUS).
+    /// Append `raw` (whose Message-ID is `message_id`) to `sent`, seen and
+    /// flagged [`UNCONFIRMED`]; its id (found by `message_id` when the
+    /// server does not say, without UIDPLUS).
     async fn append_unconfirmed(
         &self,
         sent: &str,
         raw: &[u8],
+        message_id: &str,
     ) -> Result<Option<String>, VaultError> {
         let mut guard = self.session().await?;
         let appended = guard
@@ -667,8 +667,7 @@ impl ImapMailbox {
             Ok(Some((validity, uid))) => Ok(Some(MessageId::format(validity, uid, sent))),
             Ok(None) => {
                 drop(guard);
-                let message_id = header_message_id(raw).unwrap_or_default();
-                self.find_in(sent, &message_id).await
+                self.find_in(sent, message_id).await
             }
             Err(error) => Err(self.failed(&mut guard, error)),
         }

@@ -88,13 +88,12 @@ pub struct ImapSession {
     next_tag: u32,
     capabilities: HashSet<String>,
     timeout: Duration,
-    selected: Option<String>,
 }
 
 impl std::fmt::Debug for ImapSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImapSession")
-            .field("selected", &self.selected)
+            .field("capabilities", &self.capabilities.len())
             .finish_non_exhaustive()
     }
 }
@@ -138,7 +137,6 @@ impl ImapSession {
             next_tag: 1,
             capabilities: HashSet::new(),
             timeout,
-            selected: None,
         };
         match session.read_response().await? {
             Response::UntaggedStatus(StatusText {
@@ -292,7 +290,6 @@ impl ImapSession {
         let (responses, _) = self
             .command(&format!("SELECT {}", quote_folder(folder)?))
             .await?;
-        self.selected = Some(folder.to_owned());
         let mut state = FolderState {
             uid_validity: 0,
             uid_next: 0,
@@ -691,10 +688,8 @@ fn describe_connect_error(error: &std::io::Error) -> &'static str {
     match error.kind() {
         std::io::ErrorKind::ConnectionRefused => "connection refused",
         std::io::ErrorKind::TimedOut => "timed out",
-        std::io::ErrorKind::NotFound => "no such host",
-        _ if error.to_string().contains("lookup") || error.to_string().contains("resolve") => {
-            "no such host"
-        }
+        // The name was resolved before (`Network::resolve`): only the
+        // connection itself can fail here.
         _ => "network error",
     }
 }
