@@ -238,6 +238,22 @@ def listening_socket(host="127.0.0.1") -> socket.socket:
     return sock
 
 
+def dovecot_sockets() -> dict:
+    """Dovecot's listening sockets, on distinct ports. Dovecot matches a
+    socket handed over systemd-style to its listener by port alone, not by
+    address: a 127.0.0.2 socket that happened to get the port of a 127.0.0.1
+    one would be taken by both listeners, and Dovecot panics at start
+    ("io_add(0x1) called twice")."""
+    sockets = {"imaps": listening_socket(), "imap_starttls": listening_socket()}
+    taken = {s.getsockname()[1] for s in sockets.values()}
+    while True:
+        backend = listening_socket("127.0.0.2")
+        if backend.getsockname()[1] not in taken:
+            sockets["imaps_wrong_cert_backend"] = backend
+            return sockets
+        backend.close()
+
+
 def crlf(raw: bytes) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", raw)
 
@@ -681,11 +697,7 @@ class MailServers:
 
         front = {name: listening_socket() for name in
                  ("imaps_wrong_cert", "imaps_proxy", "smtps", "submission_starttls")}
-        self.dovecot = Dovecot(self.dir, {
-            "imaps": listening_socket(),
-            "imap_starttls": listening_socket(),
-            "imaps_wrong_cert_backend": listening_socket("127.0.0.2"),
-        })
+        self.dovecot = Dovecot(self.dir, dovecot_sockets())
         self.dovecot.write_config()
         await self.dovecot.start()
 
