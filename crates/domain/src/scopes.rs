@@ -1,6 +1,8 @@
-//! Google OAuth scopes, what each integration type needs, and which needed
-//! scopes a grant lacks. Scopes are written as Google writes them in its token
-//! response (full URLs, plus `openid`), and that is how clients see them.
+//! OAuth scopes, what each integration type needs, and which needed scopes a
+//! grant lacks. Scopes are written as the provider writes them in its token
+//! response, and that is how clients see them: Google's as full URLs (plus
+//! `openid`), Microsoft's Graph permissions by short name (`Mail.Send`, plus
+//! `openid`, `email`, `profile`).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -17,6 +19,16 @@ pub const GMAIL_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
 pub const MAIL_GOOGLE_COM: &str = "https://mail.google.com/";
 pub const CALENDAR_EVENTS: &str = "https://www.googleapis.com/auth/calendar.events";
 
+/// Microsoft identity platform scopes (OpenID Connect's, and Graph's
+/// delegated permissions). Microsoft compares them case-insensitively.
+pub const MS_OFFLINE_ACCESS: &str = "offline_access";
+pub const MS_EMAIL: &str = "email";
+pub const MS_PROFILE: &str = "profile";
+pub const MS_USER_READ: &str = "User.Read";
+pub const MS_MAIL_READ: &str = "Mail.Read";
+pub const MS_MAIL_READWRITE: &str = "Mail.ReadWrite";
+pub const MS_MAIL_SEND: &str = "Mail.Send";
+
 /// What a connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,13 +38,16 @@ pub enum IntegrationType {
     /// A mailbox reached by IMAP and SMTP with a password: no scopes (the
     /// password allows everything a mailbox needs).
     Imap,
+    /// A Microsoft 365 or Outlook.com mailbox, through Microsoft Graph.
+    Outlook,
 }
 
 impl IntegrationType {
-    pub const ALL: [IntegrationType; 3] = [
+    pub const ALL: [IntegrationType; 4] = [
         IntegrationType::Gmail,
         IntegrationType::Calendar,
         IntegrationType::Imap,
+        IntegrationType::Outlook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,16 +55,56 @@ impl IntegrationType {
             IntegrationType::Gmail => "gmail",
             IntegrationType::Calendar => "calendar",
             IntegrationType::Imap => "imap",
+            IntegrationType::Outlook => "outlook",
         }
     }
 
-    /// Who holds the account: `google` or `imap` (the `provider` column
-    /// and field).
+    /// Who holds the account: `google`, `microsoft` or `imap` (the
+    /// `provider` column and field).
     pub fn provider(self) -> &'static str {
         match self {
             IntegrationType::Gmail | IntegrationType::Calendar => "google",
             IntegrationType::Imap => "imap",
+            IntegrationType::Outlook => "microsoft",
         }
+    }
+
+    /// The provider's name for people: "Google", "Microsoft", "the mail
+    /// server".
+    pub fn provider_name(self) -> &'static str {
+        match self {
+            IntegrationType::Gmail | IntegrationType::Calendar => "Google",
+            IntegrationType::Outlook => "Microsoft",
+            IntegrationType::Imap => "the mail server",
+        }
+    }
+
+    /// A grant's space-delimited scopes, as this type's provider writes them.
+    pub fn parse_scopes(self, space_delimited: &str) -> ScopeSet {
+        match self {
+            IntegrationType::Outlook => ScopeSet::verbatim(space_delimited),
+            _ => ScopeSet::parse(space_delimited),
+        }
+    }
+
+    /// The scopes that allow `capability` on a connection of this type
+    /// (first: the one to ask for); none where the provider has no such
+    /// thing.
+    pub fn scopes_for(self, capability: Capability) -> &'static [&'static str] {
+        match self {
+            IntegrationType::Outlook => capability.microsoft_scopes(),
+            IntegrationType::Imap => &[],
+            IntegrationType::Gmail | IntegrationType::Calendar => capability.scopes(),
+        }
+    }
+
+    /// The scope to ask for so that a connection of this type may do
+    /// `capability`.
+    pub fn preferred_scope(self, capability: Capability) -> &'static str {
+        self.scopes_for(capability)
+            .first()
+            .copied()
+            .unwrap_or_else(|| capability.preferred_scope())
     }
 
     /// Whether a connection of this type holding `granted` allows
@@ -58,6 +113,11 @@ impl IntegrationType {
     pub fn allows(self, granted: &ScopeSet, capability: Capability) -> bool {
         match self {
             IntegrationType::Gmail | IntegrationType::Calendar => granted.allows(capability),
+            IntegrationType::Outlook => capability.microsoft_scopes().iter().any(|wanted| {
+                granted
+                    .iter()
+                    .any(|scope| scope.eq_ignore_ascii_case(wanted))
+            }),
             IntegrationType::Imap => matches!(
                 capability,
                 Capability::Identity
@@ -71,6 +131,11 @@ impl IntegrationType {
     }
 
     /// Whether it is a mailbox (auto-draft, mail workflows).
+    ///
+    /// Not yet an Outlook connection: it connects and keeps its tokens
+    /// fresh, but reading and drafting through Graph come next (issue
+    /// "Microsoft 365 mailboxes"); until then auto-draft and workflows
+    /// refuse it as they refuse a calendar.
     pub fn is_mailbox(self) -> bool {
         matches!(self, IntegrationType::Gmail | IntegrationType::Imap)
     }
@@ -80,6 +145,7 @@ impl IntegrationType {
             "gmail" => Some(IntegrationType::Gmail),
             "calendar" => Some(IntegrationType::Calendar),
             "imap" => Some(IntegrationType::Imap),
+            "outlook" => Some(IntegrationType::Outlook),
             _ => None,
         }
     }
@@ -101,16 +167,33 @@ impl IntegrationType {
                 Capability::Profile,
                 Capability::Calendar,
             ],
+            IntegrationType::Outlook => &[
+                Capability::Identity,
+                Capability::Email,
+                Capability::Profile,
+                Capability::ReadMail,
+                Capability::Draft,
+                Capability::Send,
+            ],
             IntegrationType::Imap => &[],
         }
     }
 
     /// The scopes to ask for when connecting.
     pub fn requested_scopes(self) -> Vec<&'static str> {
-        self.capabilities()
+        let mut scopes: Vec<&'static str> = self
+            .capabilities()
             .iter()
-            .map(|capability| capability.preferred_scope())
-            .collect()
+            .map(|capability| self.preferred_scope(*capability))
+            .collect();
+        if self == IntegrationType::Outlook {
+            // A refresh token (never listed in the answer's `scope`), and the
+            // ID token's name claim.
+            scopes.insert(0, MS_OFFLINE_ACCESS);
+            scopes.insert(3, MS_PROFILE);
+        }
+        scopes.dedup();
+        scopes
     }
 }
 
@@ -149,14 +232,17 @@ impl Capability {
     ];
 
     /// A scope in plain language: what it allows and its short name
-    /// ("create drafts (gmail.compose)"), or the short name alone for a
-    /// scope Mailwright does not ask for.
+    /// ("create drafts (gmail.compose)", "send mail as you (Mail.Send)"), or
+    /// the short name alone for a scope Mailwright does not ask for.
     pub fn describe_scope(scope: &str) -> String {
         let short = scope.rsplit('/').next().unwrap_or(scope);
-        match Capability::ALL
-            .into_iter()
-            .find(|capability| capability.preferred_scope() == scope)
-        {
+        match Capability::ALL.into_iter().find(|capability| {
+            capability.preferred_scope() == scope
+                || capability
+                    .microsoft_scopes()
+                    .first()
+                    .is_some_and(|wanted| wanted.eq_ignore_ascii_case(scope))
+        }) {
             Some(capability) => format!("{} ({short})", capability.describe()),
             None => short.to_owned(),
         }
@@ -176,14 +262,30 @@ impl Capability {
         }
     }
 
+    /// Google's scope to ask for.
     pub fn preferred_scope(self) -> &'static str {
         self.scopes()[0]
+    }
+
+    /// The Microsoft identity platform's scopes that allow the capability
+    /// (first: the one to ask for). `User.Read` stands for the profile:
+    /// Graph's `/me` is how Mailwright learns who the account is.
+    pub fn microsoft_scopes(self) -> &'static [&'static str] {
+        match self {
+            Capability::Identity => &[OPENID],
+            Capability::Email => &[MS_EMAIL],
+            Capability::Profile => &[MS_USER_READ],
+            Capability::ReadMail => &[MS_MAIL_READWRITE, MS_MAIL_READ],
+            Capability::Draft => &[MS_MAIL_READWRITE],
+            Capability::Send => &[MS_MAIL_SEND],
+            Capability::Calendar | Capability::Labels => &[],
+        }
     }
 
     /// In words, for people: "read your mail".
     pub fn describe(self) -> &'static str {
         match self {
-            Capability::Identity => "know which Google account this is",
+            Capability::Identity => "know which account this is",
             Capability::Email => "see your email address",
             Capability::Profile => "see your name",
             Capability::ReadMail => "read your mail",
@@ -200,6 +302,16 @@ impl Capability {
 pub struct ScopeSet(BTreeSet<String>);
 
 impl ScopeSet {
+    /// Space-delimited scopes, kept as they are (Microsoft's).
+    pub fn verbatim(space_delimited: &str) -> ScopeSet {
+        ScopeSet(
+            space_delimited
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
     /// From Google's space-delimited `scope` (short forms normalised: Google
     /// answers a request for `email` with the userinfo URL).
     pub fn parse(space_delimited: &str) -> ScopeSet {
@@ -228,8 +340,8 @@ impl ScopeSet {
         integration_type
             .capabilities()
             .iter()
-            .filter(|capability| !self.allows(**capability))
-            .map(|capability| capability.preferred_scope().to_owned())
+            .filter(|capability| !integration_type.allows(self, **capability))
+            .map(|capability| integration_type.preferred_scope(*capability).to_owned())
             .collect()
     }
 
@@ -253,21 +365,23 @@ pub enum IntegrationStatus {
     Disconnected,
 }
 
-/// Who holds a connection's Google grant.
+/// Who holds a connection's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// Mailwright, through its own OAuth client (it keeps the refresh
-    /// token and refreshes with Google).
-    Google,
+    /// Mailwright itself: the refresh token of its own OAuth client at
+    /// Google or Microsoft, or a mailbox's password. Stored as `google`,
+    /// the name from when Google was the only provider.
+    Mailwright,
     /// Clerk, where the person signed in with Google: access tokens come
     /// from Clerk's Backend API for this Clerk user (the JWT's `sub`).
     Clerk { user_id: String },
 }
 
 impl TokenSource {
+    /// The stored name.
     pub fn as_str(&self) -> &'static str {
         match self {
-            TokenSource::Google => "google",
+            TokenSource::Mailwright => "google",
             TokenSource::Clerk { .. } => "clerk",
         }
     }
@@ -276,7 +390,7 @@ impl TokenSource {
     /// or a Clerk source without its user.
     pub fn parse(name: &str, clerk_user_id: Option<String>) -> Option<TokenSource> {
         match (name, clerk_user_id) {
-            ("google", _) => Some(TokenSource::Google),
+            ("google", _) => Some(TokenSource::Mailwright),
             ("clerk", Some(user_id)) if !user_id.is_empty() => Some(TokenSource::Clerk { user_id }),
             _ => None,
         }
@@ -284,7 +398,7 @@ impl TokenSource {
 
     pub fn clerk_user_id(&self) -> Option<&str> {
         match self {
-            TokenSource::Google => None,
+            TokenSource::Mailwright => None,
             TokenSource::Clerk { user_id } => Some(user_id),
         }
     }
@@ -365,6 +479,43 @@ mod tests {
         assert_eq!(
             IntegrationStatus::for_grant(&granted, IntegrationType::Gmail),
             IntegrationStatus::MissingScopes
+        );
+    }
+
+    #[test]
+    fn an_outlook_grant_is_read_as_microsoft_writes_it() {
+        let asked = IntegrationType::Outlook.requested_scopes();
+        assert_eq!(
+            asked,
+            [
+                "offline_access",
+                "openid",
+                "email",
+                "profile",
+                "User.Read",
+                "Mail.ReadWrite",
+                "Mail.Send"
+            ]
+        );
+        // What Microsoft answers: no offline_access, any case.
+        let full = IntegrationType::Outlook
+            .parse_scopes("mail.readwrite Mail.Send openid User.Read profile email");
+        assert!(full.missing_for(IntegrationType::Outlook).is_empty());
+        assert!(full.contains("email"), "not turned into Google's URL");
+        let no_send =
+            IntegrationType::Outlook.parse_scopes("Mail.ReadWrite openid User.Read profile email");
+        assert_eq!(no_send.missing_for(IntegrationType::Outlook), ["Mail.Send"]);
+        assert_eq!(
+            IntegrationStatus::for_grant(&no_send, IntegrationType::Outlook),
+            IntegrationStatus::MissingScopes
+        );
+        // Gmail's scopes allow nothing on Outlook, and the other way round.
+        let gmail_full = ScopeSet::parse(&IntegrationType::Gmail.requested_scopes().join(" "));
+        assert!(!IntegrationType::Outlook.allows(&gmail_full, Capability::Send));
+        assert!(!IntegrationType::Gmail.allows(&full, Capability::Send));
+        assert_eq!(
+            Capability::describe_scope("Mail.Send"),
+            "send mail as you (Mail.Send)"
         );
     }
 

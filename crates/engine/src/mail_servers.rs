@@ -108,7 +108,7 @@ impl Vault {
                 ),
                 refresh_token: None,
                 expires_at: password_never_expires(),
-                token_source: TokenSource::Google,
+                token_source: TokenSource::Mailwright,
             };
             match self
                 .store()

@@ -275,6 +275,7 @@ impl Notifier {
             domain::scopes::IntegrationType::Gmail => "Gmail",
             domain::scopes::IntegrationType::Calendar => "Google Calendar",
             domain::scopes::IntegrationType::Imap => "your mailbox",
+            domain::scopes::IntegrationType::Outlook => "Outlook",
         };
         let (kind, subject, what_happened, what_stopped) = match status {
             IntegrationStatus::NeedsReauth => (
@@ -297,8 +298,13 @@ impl Notifier {
                         integration.email
                     ),
                     explain(status, Some(&integration.email), &missing).problem,
-                    "the features that need those permissions (for drafts: gmail.compose)"
-                        .to_owned(),
+                    match integration.integration_type {
+                        domain::scopes::IntegrationType::Outlook => {
+                            "the features that need those permissions (for drafts: Mail.ReadWrite)"
+                        }
+                        _ => "the features that need those permissions (for drafts: gmail.compose)",
+                    }
+                    .to_owned(),
                 )
             }
             _ => return Ok(()),

@@ -16,11 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use domain::explain::explain;
-use domain::scopes::{Capability, IntegrationStatus, ScopeSet, TokenSource};
+use domain::scopes::{Capability, IntegrationStatus, TokenSource};
 use domain::{IntegrationId, WorkspaceId};
 use providers::clerk::{Clerk, ClerkError};
 use providers::google::gmail::{Gmail, GmailError};
-use providers::google::oauth::{GoogleOAuth, OAuthError};
+use providers::google::oauth::GoogleOAuth;
+use providers::microsoft::identity::MicrosoftOAuth;
+use providers::oauth2::{OAuthError, TokenResponse};
 use secrecy::{ExposeSecret, SecretString};
 use store::integrations::{Integration, Refreshed, StoredTokens};
 use store::{Store, StoreError};
@@ -65,7 +67,7 @@ pub enum VaultError {
     NeedsReauth,
     #[error("the integration lacks scopes: {}", .0.join(", "))]
     MissingScopes(Vec<String>),
-    #[error("Google is unavailable: {reason}")]
+    #[error("the provider is unavailable: {reason}")]
     Unavailable {
         reason: String,
         retry_after: Option<Duration>,
@@ -84,9 +86,9 @@ pub enum VaultError {
     /// a person checks.
     #[error("the mail server may not have confirmed the message")]
     SendUnconfirmed,
-    #[error("Google refused the request: {0}")]
+    #[error("the provider refused the request: {0}")]
     Rejected(String),
-    #[error("Google is not configured on this server")]
+    #[error("the provider is not configured on this server")]
     NotConfigured,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -210,11 +212,25 @@ pub fn token_context(id: IntegrationId, field: &str) -> String {
     format!("oauth_tokens:{id}:{field}")
 }
 
+/// A probe's failure, as the vault reports it.
+fn probe_failure(error: OAuthError) -> VaultError {
+    match error {
+        OAuthError::InvalidGrant { .. } => VaultError::NeedsReauth,
+        OAuthError::Unavailable(reason) => VaultError::Unavailable {
+            reason,
+            retry_after: None,
+        },
+        OAuthError::Rejected(reason) => VaultError::Rejected(reason),
+    }
+}
+
 pub struct Vault {
     store: Store,
     events: crate::webhooks::Events,
     keyring: Arc<Keyring>,
     google: Option<GoogleOAuth>,
+    /// The Microsoft identity platform app, for Outlook connections.
+    microsoft: Option<MicrosoftOAuth>,
     gmail: Gmail,
     notifier: Arc<Notifier>,
     /// Clerk's Backend API, for connections whose Google grant Clerk holds.
@@ -246,6 +262,7 @@ impl Vault {
             store,
             keyring,
             google,
+            microsoft: None,
             gmail,
             notifier,
             clerk: None,
@@ -294,11 +311,26 @@ impl Vault {
         self.clerk.as_ref()
     }
 
+    /// Connect and refresh Outlook connections through `microsoft`.
+    pub fn with_microsoft(mut self, microsoft: Option<MicrosoftOAuth>) -> Vault {
+        self.microsoft = microsoft;
+        self
+    }
+
+    pub fn microsoft(&self) -> Option<&MicrosoftOAuth> {
+        self.microsoft.as_ref()
+    }
+
     /// Whether tokens for `integration` can be had at all on this server.
     fn token_source_configured(&self, integration: &Integration) -> bool {
         match integration.token_source {
-            TokenSource::Google => self.google.is_some(),
             TokenSource::Clerk { .. } => self.clerk.is_some(),
+            TokenSource::Mailwright => match integration.integration_type.provider() {
+                "microsoft" => self.microsoft.is_some(),
+                "google" => self.google.is_some(),
+                // A password needs no client.
+                _ => true,
+            },
         }
     }
 
@@ -457,7 +489,7 @@ impl Vault {
                 .await?;
             return Err(VaultError::NotConfigured);
         }
-        let outcome = self.refresh_with_google(integration, tokens).await;
+        let outcome = self.refresh_grant(integration, tokens).await;
         let response = match outcome {
             Ok(response) => response,
             Err(error) => {
@@ -485,7 +517,7 @@ impl Vault {
                 + chrono::Duration::from_std(response.expires_in)
                     .unwrap_or(chrono::Duration::hours(1)),
             granted_scopes: response.scope.as_deref().map(|scope| {
-                let granted = ScopeSet::parse(scope);
+                let granted = integration.integration_type.parse_scopes(scope);
                 let status = IntegrationStatus::for_grant(&granted, integration.integration_type);
                 (granted, status)
             }),
@@ -501,20 +533,18 @@ impl Vault {
         Ok(Some((response.access_token, tokens.version + 1)))
     }
 
-    /// A new access token from whoever holds the grant: Google (with the
-    /// stored refresh token) or Clerk.
-    async fn refresh_with_google(
+    /// A new access token from whoever holds the grant: Google or
+    /// Microsoft (with the stored refresh token; Microsoft's answer carries
+    /// the refresh token that replaces it, stored in the same write as the
+    /// access token) or Clerk.
+    async fn refresh_grant(
         &self,
         integration: &Integration,
         tokens: &StoredTokens,
-    ) -> Result<providers::google::oauth::TokenResponse, OAuthError> {
+    ) -> Result<TokenResponse, OAuthError> {
         if let TokenSource::Clerk { user_id } = &integration.token_source {
             return self.token_from_clerk(user_id).await;
         }
-        let google = self
-            .google
-            .as_ref()
-            .ok_or_else(|| OAuthError::Rejected("Google is not configured".into()))?;
         let Some(sealed) = &tokens.refresh_token else {
             return Err(OAuthError::InvalidGrant {
                 detail: "no refresh token is stored".into(),
@@ -528,9 +558,29 @@ impl Vault {
             })?;
         let mut attempt = 1;
         loop {
-            match google.refresh(&refresh_token).await {
+            let answer = match integration.integration_type.provider() {
+                "microsoft" => {
+                    let microsoft = self.microsoft.as_ref().ok_or_else(|| {
+                        OAuthError::Rejected("Microsoft is not configured".into())
+                    })?;
+                    microsoft
+                        .refresh(
+                            &refresh_token,
+                            &integration.integration_type.requested_scopes(),
+                        )
+                        .await
+                }
+                _ => {
+                    let google = self
+                        .google
+                        .as_ref()
+                        .ok_or_else(|| OAuthError::Rejected("Google is not configured".into()))?;
+                    google.refresh(&refresh_token).await
+                }
+            };
+            match answer {
                 Err(OAuthError::Unavailable(reason)) if attempt < REFRESH_ATTEMPTS => {
-                    tracing::info!(integration = %integration.id, attempt, reason, "Google unavailable while refreshing; retrying");
+                    tracing::info!(integration = %integration.id, attempt, reason, "the identity provider is unavailable while refreshing; retrying");
                     tokio::time::sleep(REFRESH_RETRY_PAUSE * attempt).await;
                     attempt += 1;
                 }
@@ -542,16 +592,13 @@ impl Vault {
     /// The Google token Clerk holds for `user_id`, as a token answer: no
     /// token at Clerk reads as a refused grant (the person re-authorises in
     /// Clerk), a refused secret key as a refusal, an outage as one.
-    pub async fn token_from_clerk(
-        &self,
-        user_id: &str,
-    ) -> Result<providers::google::oauth::TokenResponse, OAuthError> {
+    pub async fn token_from_clerk(&self, user_id: &str) -> Result<TokenResponse, OAuthError> {
         let clerk = self
             .clerk
             .as_ref()
             .ok_or_else(|| OAuthError::Rejected("Clerk is not configured".into()))?;
         match clerk.google_token(user_id).await {
-            Ok(token) => Ok(providers::google::oauth::TokenResponse {
+            Ok(token) => Ok(TokenResponse {
                 access_token: token.token,
                 refresh_token: None,
                 // Asked again when Clerk says it expires, or after a few
@@ -588,7 +635,7 @@ impl Vault {
                     &[],
                 )
                 .message();
-                tracing::info!(integration = %id, google = %detail, "Google refused the refresh token");
+                tracing::info!(integration = %id, provider = integration.integration_type.provider(), reason = %detail, "the identity provider refused the refresh token");
                 self.transition(
                     workspace,
                     id,
@@ -607,7 +654,10 @@ impl Vault {
                         workspace,
                         id,
                         "provider_unavailable",
-                        "Google did not answer while Mailwright refreshed access; it will try again.",
+                        &format!(
+                            "{} did not answer while Mailwright refreshed access; it will try again.",
+                            integration.integration_type.provider_name()
+                        ),
                     )
                     .await;
                 VaultError::Unavailable {
@@ -617,10 +667,14 @@ impl Vault {
             }
             OAuthError::Rejected(reason) => {
                 metrics::counter!(TOKEN_REFRESHES, "outcome" => "rejected").increment(1);
-                tracing::error!(integration = %id, reason, "Google refused a token refresh");
+                let provider = integration.integration_type.provider_name();
+                tracing::error!(integration = %id, reason, provider, "the identity provider refused a token refresh");
+                let message = format!(
+                    "{provider} refused to refresh access; the operator should check the {provider} client settings."
+                );
                 let _ = self
                     .store
-                    .record_integration_error(workspace, id, "provider_error", "Google refused to refresh access; the operator should check the Google client settings.")
+                    .record_integration_error(workspace, id, "provider_error", &message)
                     .await;
                 VaultError::Rejected(reason)
             }
@@ -634,23 +688,37 @@ impl Vault {
         if !self.token_source_configured(integration) {
             return Err(VaultError::NotConfigured);
         }
+        if integration.integration_type.provider() == "microsoft" {
+            // Microsoft rotates the refresh token at each refresh: one
+            // thrown away would leave the stored one dead. So the stored
+            // access token is used (refreshed and stored the usual way when
+            // due) and Graph asked who it belongs to.
+            let microsoft = self.microsoft.as_ref().ok_or(VaultError::NotConfigured)?;
+            let connection = self
+                .gmail_connection(integration.workspace, integration.id)
+                .await?;
+            return match microsoft.me(&connection.token).await {
+                Ok(_) => Ok(connection.integration.missing_scopes()),
+                Err(error) => Err(probe_failure(error)),
+            };
+        }
         let tokens = self
             .store
             .tokens(integration.workspace, integration.id)
             .await?
             .ok_or(VaultError::Disconnected)?;
-        match self.refresh_with_google(integration, &tokens).await {
+        match self.refresh_grant(integration, &tokens).await {
             Ok(response) => Ok(response
                 .scope
                 .as_deref()
-                .map(|scope| ScopeSet::parse(scope).missing_for(integration.integration_type))
+                .map(|scope| {
+                    integration
+                        .integration_type
+                        .parse_scopes(scope)
+                        .missing_for(integration.integration_type)
+                })
                 .unwrap_or_default()),
-            Err(OAuthError::InvalidGrant { .. }) => Err(VaultError::NeedsReauth),
-            Err(OAuthError::Unavailable(reason)) => Err(VaultError::Unavailable {
-                reason,
-                retry_after: None,
-            }),
-            Err(OAuthError::Rejected(reason)) => Err(VaultError::Rejected(reason)),
+            Err(error) => Err(probe_failure(error)),
         }
     }
 

@@ -1,5 +1,7 @@
-//! Google (OAuth 2.0 + Gmail v1) and an OpenAI-compatible chat endpoint,
-//! emulated in memory as axum `Router`s, for tests and `mailwright demo`.
+//! Google (OAuth 2.0 + Gmail v1), Microsoft (the identity platform and
+//! Graph's `/me`, see the `microsoft` module) and an OpenAI-compatible chat
+//! endpoint, emulated in memory as axum `Router`s, for tests and
+//! `mailwright demo`.
 //!
 //! # Use
 //!
@@ -178,6 +180,7 @@ mod google_error;
 mod html;
 mod http_util;
 mod llm;
+mod microsoft;
 mod oauth;
 mod pubsub;
 pub mod scopes;
@@ -196,6 +199,7 @@ pub use control::{
     LabelView, MessageView,
 };
 pub use llm::{LlmReply, LlmSandbox};
+pub use microsoft::{MS_ACCESS_TOKEN_SECONDS, MicrosoftAccount, MicrosoftSandbox};
 pub use oauth::{ACCESS_TOKEN_SECONDS, AuthorizationError, CODE_LIFETIME_MINUTES, ISSUER};
 pub use pubsub::{PUSH_ISSUER, PushDelivery, PushSubscription};
 
@@ -207,6 +211,8 @@ pub struct Sandbox {
     signer: pubsub::SignerCell,
     /// Wakes the Pub/Sub publisher when mail arrives.
     push_wake: Arc<tokio::sync::Notify>,
+    /// Microsoft's identity platform and Graph (a world of their own).
+    microsoft: MicrosoftSandbox,
 }
 
 impl Sandbox {
@@ -227,7 +233,13 @@ impl Sandbox {
             world,
             signer,
             push_wake,
+            microsoft: MicrosoftSandbox::default(),
         }
+    }
+
+    /// The Microsoft emulator's controls.
+    pub fn microsoft(&self) -> MicrosoftSandbox {
+        self.microsoft.clone()
     }
 
     /// Something may be worth publishing to a watch's topic.
@@ -260,6 +272,7 @@ impl Sandbox {
             )
             .route("/clerk/v1/users", get(clerk::users))
             .merge(gmail::routes())
+            .merge(microsoft::routes())
             .merge(control::routes())
             .merge(chaos::routes())
             .with_state(self.clone())

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use engine::autodraft::{
     AutoDraft, CheckOutcomes, DraftMessage, Generator, LearnStyle, SyncMailbox, WatchMailbox,
 };
-use engine::connections::Connections;
+use engine::connections::{Connections, RedirectUris};
 use engine::contacts::{Contacts, SyncContact};
 use engine::health::ConnectionHealth;
 use engine::keyring::Keyring;
@@ -152,6 +152,7 @@ impl Services {
                 Arc::clone(&notifier),
             )
             .with_clerk(clerk)
+            .with_microsoft(config.microsoft_client(&http_client))
             .with_mail_network(providers::imap::Network {
                 tls: config.mail_tls.clone(),
                 allow_private: config.outbound_allow_private,
@@ -223,7 +224,10 @@ impl Services {
             store.clone(),
             Arc::clone(&vault),
             Arc::clone(&autodraft),
-            config.oauth_redirect_uri(),
+            RedirectUris {
+                google: config.oauth_redirect_uri(),
+                microsoft: config.microsoft_redirect_uri(),
+            },
         ));
         let push_verifier = config
             .push_oidc

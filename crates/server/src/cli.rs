@@ -332,7 +332,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     use crate::demo::{self, Demo};
-    use sandbox::{AccountSpec, OAuthClient, Sandbox, SandboxConfig};
 
     let data_dir = args.data_dir.unwrap_or_else(|| {
         demo::default_data_dir(std::env::var_os("XDG_DATA_HOME"), std::env::var_os("HOME"))
@@ -385,15 +384,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot open the database {}", config.database_url))?;
     store.migrate().await.context("cannot apply migrations")?;
 
-    let sandbox = Sandbox::new(
-        SandboxConfig::default()
-            .with_client(OAuthClient::new(
-                demo::CLIENT_ID,
-                demo::CLIENT_SECRET,
-                [config.oauth_redirect_uri()],
-            ))
-            .with_account(AccountSpec::new(demo::MAILBOX, demo::MAILBOX_NAME)),
-    );
+    let sandbox = demo::sandbox(&config);
     let email = domain::EmailAddress::parse(demo::USER_EMAIL).expect("a valid demo address");
     // Nobody signs in with this password: the printed link does.
     let password = crate::auth::secrets::random_token(24);

@@ -15,6 +15,7 @@ use engine::keyring::Keyring;
 use providers::google::oauth::GoogleEndpoints;
 use providers::llm::LlmSettings;
 use providers::mail::Sender;
+use providers::microsoft::identity::{MicrosoftEndpoints, MicrosoftOAuth};
 use secrecy::SecretString;
 use store::DatabaseUrl;
 use url::Url;
@@ -43,6 +44,12 @@ pub const SETTINGS: &[&str] = &[
     "MAILWRIGHT_GOOGLE_REVOKE_URL",
     "MAILWRIGHT_GOOGLE_USERINFO_URL",
     "MAILWRIGHT_GMAIL_API_URL",
+    "MAILWRIGHT_MICROSOFT_CLIENT_ID",
+    "MAILWRIGHT_MICROSOFT_CLIENT_SECRET",
+    "MAILWRIGHT_MICROSOFT_TENANT",
+    "MAILWRIGHT_MICROSOFT_AUTH_URL",
+    "MAILWRIGHT_MICROSOFT_TOKEN_URL",
+    "MAILWRIGHT_GRAPH_API_URL",
     "MAILWRIGHT_SIDEMAIL_API_KEY",
     "MAILWRIGHT_SIDEMAIL_API_URL",
     "MAILWRIGHT_SMTP_URL",
@@ -95,9 +102,14 @@ pub struct Config {
     /// `id:base64,...`; `None` means "generate a key file" (SQLite only).
     pub encryption_keys: Option<SecretString>,
     /// The OAuth client; `None` when Google is not configured.
-    pub google: Option<GoogleClient>,
+    pub google: Option<OAuthClientSettings>,
     pub google_endpoints: GoogleEndpoints,
     pub gmail_api_url: Url,
+    /// The Microsoft identity platform app; `None` when Microsoft is not
+    /// configured.
+    pub microsoft: Option<OAuthClientSettings>,
+    /// The tenant's (or the overriding) authorize and token URLs, and Graph's.
+    pub microsoft_endpoints: MicrosoftEndpoints,
     /// How Mailwright's own email leaves.
     pub mail: MailConfig,
     pub system_from: Sender,
@@ -148,16 +160,16 @@ pub enum MailConfig {
     },
 }
 
-/// The Google OAuth client Mailwright is registered as.
+/// An OAuth client Mailwright is registered as (at Google or Microsoft).
 #[derive(Clone)]
-pub struct GoogleClient {
+pub struct OAuthClientSettings {
     pub client_id: String,
     pub client_secret: SecretString,
 }
 
-impl std::fmt::Debug for GoogleClient {
+impl std::fmt::Debug for OAuthClientSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoogleClient")
+        f.debug_struct("OAuthClientSettings")
             .field("client_id", &self.client_id)
             .finish_non_exhaustive()
     }
@@ -499,7 +511,7 @@ impl Config {
             sources.get("MAILWRIGHT_GOOGLE_CLIENT_ID"),
             sources.get("MAILWRIGHT_GOOGLE_CLIENT_SECRET"),
         ) {
-            (Some((client_id, _)), Some((secret, _))) => Some(GoogleClient {
+            (Some((client_id, _)), Some((secret, _))) => Some(OAuthClientSettings {
                 client_id,
                 client_secret: SecretString::from(secret),
             }),
@@ -516,6 +528,59 @@ impl Config {
                     "is set but MAILWRIGHT_GOOGLE_CLIENT_ID is not; both come from the same Google OAuth client",
                 ));
             }
+        };
+
+        let microsoft = match (
+            sources.get("MAILWRIGHT_MICROSOFT_CLIENT_ID"),
+            sources.get("MAILWRIGHT_MICROSOFT_CLIENT_SECRET"),
+        ) {
+            (Some((client_id, _)), Some((secret, _))) => Some(OAuthClientSettings {
+                client_id,
+                client_secret: SecretString::from(secret),
+            }),
+            (None, None) => None,
+            (Some((_, origin)), None) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_MICROSOFT_CLIENT_SECRET is not; both come from the same app registration",
+                ));
+            }
+            (None, Some((_, origin))) => {
+                return Err(error(
+                    &origin,
+                    "is set but MAILWRIGHT_MICROSOFT_CLIENT_ID is not; both come from the same app registration",
+                ));
+            }
+        };
+        let tenant = match sources.get("MAILWRIGHT_MICROSOFT_TENANT") {
+            Some((value, origin)) => {
+                // A tenant is `common`, `organizations`, `consumers`, a GUID
+                // or a domain: it goes into a URL path.
+                let valid = !value.is_empty()
+                    && value.len() <= 253
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                if !valid {
+                    return Err(error(
+                        &origin,
+                        format!(
+                            "`{value}` is not a tenant: use common, organizations, consumers, a directory id or a domain"
+                        ),
+                    ));
+                }
+                value
+            }
+            None => "common".to_owned(),
+        };
+        let defaults = MicrosoftEndpoints::for_tenant(&tenant);
+        let microsoft_endpoints = MicrosoftEndpoints {
+            auth_url: url_setting("MAILWRIGHT_MICROSOFT_AUTH_URL", defaults.auth_url.as_str())?,
+            token_url: url_setting(
+                "MAILWRIGHT_MICROSOFT_TOKEN_URL",
+                defaults.token_url.as_str(),
+            )?,
+            graph_url: url_setting("MAILWRIGHT_GRAPH_API_URL", defaults.graph_url.as_str())?,
         };
 
         let sidemail_api_url =
@@ -855,6 +920,8 @@ impl Config {
             encryption_keys,
             google,
             google_endpoints,
+            microsoft,
+            microsoft_endpoints,
             gmail_api_url,
             jwt,
             data_dir,
@@ -882,6 +949,23 @@ impl Config {
     /// Where Google sends people back after the consent screen.
     pub fn oauth_redirect_uri(&self) -> String {
         self.public_url_for("/api/auth/oauth/google/callback")
+    }
+
+    /// Where Microsoft sends people back after sign-in and consent.
+    pub fn microsoft_redirect_uri(&self) -> String {
+        self.public_url_for("/api/auth/oauth/microsoft/callback")
+    }
+
+    /// The Microsoft identity platform app, when configured.
+    pub fn microsoft_client(&self, http: &reqwest::Client) -> Option<MicrosoftOAuth> {
+        self.microsoft.as_ref().map(|client| {
+            MicrosoftOAuth::new(
+                client.client_id.clone(),
+                client.client_secret.clone(),
+                self.microsoft_endpoints.clone(),
+                http.clone(),
+            )
+        })
     }
 
     /// Whether browsers reach this service over HTTPS (cookies get `Secure`).

@@ -1,6 +1,7 @@
 //! `mailwright demo`: the whole product with no credentials. The Google
 //! sandbox is mounted in-process at `/sandbox/google` (OAuth consent screen
-//! and Gmail API), a demo account is signed in through a link printed at
+//! and Gmail API; Microsoft's sign-in and Graph below it at `/microsoft`),
+//! a demo account is signed in through a link printed at
 //! start (valid while the demo runs), and
 //! `/sandbox/inbox` drops mail into the connected mailbox. With Dovecot
 //! installed, a local IMAP mailbox too ([`crate::demo_mailbox`]). Not for
@@ -19,6 +20,10 @@ pub const CLIENT_SECRET: &str = "mailwright-demo-secret";
 /// The Gmail account that exists in the sandbox from the start.
 pub const MAILBOX: &str = "you@demo.mailwright.test";
 pub const MAILBOX_NAME: &str = "Demo User";
+/// The emulated Microsoft app and the Outlook mailbox of the demo.
+pub const MICROSOFT_CLIENT_ID: &str = "00000000-0000-4000-8000-mailwrightdemo";
+pub const MICROSOFT_CLIENT_SECRET: &str = "mailwright~demo~secret";
+pub const OUTLOOK_MAILBOX: &str = "you@outlook.demo.mailwright.test";
 /// The person signed in to Mailwright.
 pub const USER_EMAIL: &str = "demo@demo.mailwright.test";
 /// The demo's Pub/Sub topic and the service account its push subscription
@@ -29,6 +34,30 @@ pub const PUSH_SERVICE_ACCOUNT: &str = "gmail-push@mailwright-demo.iam.gservicea
 /// The settings that point a Mailwright served at `public` to the sandbox
 /// mounted in it: Google's OAuth and Gmail endpoints, and Pub/Sub push
 /// signed by the sandbox.
+/// The demo's emulated Google and Microsoft: the apps registered with the
+/// callbacks of `config`, and the two mailboxes that exist from the start.
+pub fn sandbox(config: &crate::config::Config) -> Sandbox {
+    use sandbox::{AccountSpec, OAuthClient, SandboxConfig};
+    let sandbox = Sandbox::new(
+        SandboxConfig::default()
+            .with_client(OAuthClient::new(
+                CLIENT_ID,
+                CLIENT_SECRET,
+                [config.oauth_redirect_uri()],
+            ))
+            .with_account(AccountSpec::new(MAILBOX, MAILBOX_NAME)),
+    );
+    sandbox.microsoft().register_app(OAuthClient::new(
+        MICROSOFT_CLIENT_ID,
+        MICROSOFT_CLIENT_SECRET,
+        [config.microsoft_redirect_uri()],
+    ));
+    sandbox
+        .microsoft()
+        .create_account(OUTLOOK_MAILBOX, MAILBOX_NAME);
+    sandbox
+}
+
 pub fn sandbox_settings(public: &str) -> Vec<(&'static str, String)> {
     let google = format!("{public}{SANDBOX_PATH}");
     vec![
@@ -55,6 +84,23 @@ pub fn sandbox_settings(public: &str) -> Vec<(&'static str, String)> {
             "MAILWRIGHT_GOOGLE_CERTS_URL",
             format!("{google}{}", Sandbox::CERTS_PATH),
         ),
+        (
+            "MAILWRIGHT_MICROSOFT_CLIENT_ID",
+            MICROSOFT_CLIENT_ID.to_owned(),
+        ),
+        (
+            "MAILWRIGHT_MICROSOFT_CLIENT_SECRET",
+            MICROSOFT_CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "MAILWRIGHT_MICROSOFT_AUTH_URL",
+            format!("{google}/microsoft/common/oauth2/v2.0/authorize"),
+        ),
+        (
+            "MAILWRIGHT_MICROSOFT_TOKEN_URL",
+            format!("{google}/microsoft/common/oauth2/v2.0/token"),
+        ),
+        ("MAILWRIGHT_GRAPH_API_URL", format!("{google}/microsoft")),
     ]
 }
 

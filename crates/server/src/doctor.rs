@@ -268,7 +268,8 @@ pub async fn run(env: Vec<(String, String)>, config_file: Option<&Path>) -> Repo
                         config.public_url.as_str().to_owned(),
                     )),
                 )
-                .with_clerk(clerk),
+                .with_clerk(clerk)
+                .with_microsoft(config.microsoft_client(&http)),
             );
             connections(&mut report, &config, &vault, integrations).await;
         }
@@ -878,7 +879,9 @@ async fn connection(vault: &Vault, integration: &Integration, reconnect: &str) -
             format!(
                 "the connection's tokens come from {}, which is not configured on this server",
                 match integration.token_source {
-                    domain::scopes::TokenSource::Google => "Google",
+                    domain::scopes::TokenSource::Mailwright => {
+                        integration.integration_type.provider_name()
+                    }
                     domain::scopes::TokenSource::Clerk { .. } => "Clerk",
                 }
             ),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use mailwright::Application;
 use mailwright::demo::{self, Demo};
-use sandbox::{AccountSpec, Consent, OAuthClient, Sandbox, SandboxConfig};
+use sandbox::{Consent, Sandbox};
 use store::testing::TestDatabase;
 
 struct DemoApp {
@@ -49,15 +49,7 @@ async fn demo_app_with(
         settings.push(("SSL_CERT_FILE", mailbox.ca().display().to_string()));
     }
     let config = common::test_config(&db, &settings);
-    let sandbox = Sandbox::new(
-        SandboxConfig::default()
-            .with_client(OAuthClient::new(
-                demo::CLIENT_ID,
-                demo::CLIENT_SECRET,
-                [config.oauth_redirect_uri()],
-            ))
-            .with_account(AccountSpec::new(demo::MAILBOX, demo::MAILBOX_NAME)),
-    );
+    let sandbox = demo::sandbox(&config);
     let email = domain::EmailAddress::parse(demo::USER_EMAIL).unwrap();
     let (user, workspace) = mailwright::auth::accounts::create_local_user(
         &store,
@@ -441,4 +433,88 @@ async fn the_local_imap_mailbox_connects_in_one_click_and_gets_a_draft() {
         assert!(std::time::Instant::now() < give_up, "no draft: {page}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn connect_outlook_on_the_emulated_microsoft_screen() {
+    let app = demo_app().await;
+    let cookie = demo_session(&app).await;
+    let page = app
+        .client
+        .get(format!("{}/integrations", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"id="connect-outlook">"#), "enabled: {page}");
+    let csrf = field(&page, "csrf");
+    let connect = app
+        .client
+        .post(format!("{}/integrations/connect", app.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("type", "outlook")])
+        .send()
+        .await
+        .unwrap();
+    let consent = location(&connect);
+    assert!(
+        consent.starts_with(&format!(
+            "{}/sandbox/google/microsoft/common/oauth2/v2.0/authorize?",
+            app.url
+        )),
+        "{consent}"
+    );
+    // Microsoft's (emulated) screen, answered as a browser would: the form
+    // posts back to the same address with every permission ticked.
+    let screen = app
+        .client
+        .get(&consent)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(screen.contains("Microsoft emulator"), "{screen}");
+    assert!(
+        screen.contains(demo::OUTLOOK_MAILBOX),
+        "the demo mailbox is offered"
+    );
+    let request = field(&screen, "request").replace("&amp;", "&");
+    let mut form = vec![
+        ("request".to_owned(), request),
+        ("email".to_owned(), demo::OUTLOOK_MAILBOX.to_owned()),
+        ("decision".to_owned(), "accept".to_owned()),
+    ];
+    for scope in domain::scopes::IntegrationType::Outlook.requested_scopes() {
+        form.push(("granted_scope".to_owned(), scope.to_owned()));
+    }
+    let accepted = app.client.post(&consent).form(&form).send().await.unwrap();
+    let callback = location(&accepted);
+    let back = app
+        .client
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let back = location(&back);
+    assert!(back.contains("connected=outlook"), "{back}");
+    let page = app
+        .client
+        .get(format!("{}/integrations", app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Outlook") && page.contains(demo::OUTLOOK_MAILBOX),
+        "{page}"
+    );
 }

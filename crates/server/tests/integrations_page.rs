@@ -132,7 +132,10 @@ async fn a_failed_connection_is_explained_in_words() {
     let w = world().await;
     let (cookie, _) = session(&w, w.tenant.user, w.tenant.workspace).await;
     for (code, words) in [
-        ("access_denied", "You cancelled on Google's screen"),
+        (
+            "access_denied",
+            "You cancelled on Google's or Microsoft's screen",
+        ),
         ("state_expired", "longer than 10 minutes"),
         ("something_new", "The connection did not complete"),
     ] {

@@ -15,6 +15,7 @@ const PUBLIC: &[&str] = &[
     "/api/ready",
     "/api/openapi.json",
     "/api/auth/oauth/google/callback",
+    "/api/auth/oauth/microsoft/callback",
     "/api/hooks/{workflow_id}",
     "/api/push/gmail",
 ];

@@ -1,8 +1,9 @@
-//! Connecting a Google account: the authorization URL (server-side state,
-//! PKCE S256) and the callback (state checked and consumed, code exchanged,
-//! account identified, integration and encrypted tokens written in ONE
-//! transaction). Every failure is a code a UI can explain; nothing is left
-//! half-written.
+//! Connecting a Google or Microsoft account: the authorization URL
+//! (server-side state, PKCE S256) and the callback (state checked and
+//! consumed, code exchanged, account identified, integration and encrypted
+//! tokens written in ONE transaction). Every failure is a code a UI can
+//! explain; nothing is left half-written. The provider is the state's
+//! integration type's: one flow, two identity providers.
 //!
 //! Who may finish a connection (decision 0013): one started in the web UI
 //! only in the same signed-in browser; one started by an API client at once
@@ -116,7 +117,23 @@ pub struct Connections {
     vault: Arc<Vault>,
     /// Disconnecting stops the mailbox's push watch.
     autodraft: Arc<AutoDraft>,
-    redirect_uri: String,
+    redirect_uris: RedirectUris,
+}
+
+/// Where each identity provider sends the browser back (registered with it).
+#[derive(Debug, Clone)]
+pub struct RedirectUris {
+    pub google: String,
+    pub microsoft: String,
+}
+
+impl RedirectUris {
+    fn for_provider(&self, provider: &str) -> &str {
+        match provider {
+            "microsoft" => &self.microsoft,
+            _ => &self.google,
+        }
+    }
 }
 
 impl Connections {
@@ -124,19 +141,15 @@ impl Connections {
         store: Store,
         vault: Arc<Vault>,
         autodraft: Arc<AutoDraft>,
-        redirect_uri: String,
+        redirect_uris: RedirectUris,
     ) -> Connections {
         Connections {
             events: crate::webhooks::Events::new(store.clone()),
             store,
             vault,
             autodraft,
-            redirect_uri,
+            redirect_uris,
         }
-    }
-
-    pub fn redirect_uri(&self) -> &str {
-        &self.redirect_uri
     }
 
     /// Whether a workflow of the connection's workspace adds or removes
@@ -152,8 +165,8 @@ impl Connections {
         }))
     }
 
-    /// The Google consent URL for a new connection, or (with `reconnect`) one
-    /// asking again for what an existing connection lacks.
+    /// The Google or Microsoft consent URL for a new connection, or (with
+    /// `reconnect`) one asking again for what an existing connection lacks.
     pub async fn authorization_url(
         &self,
         workspace: WorkspaceId,
@@ -163,11 +176,21 @@ impl Connections {
         reconnect: Option<&Integration>,
         started_by: StartedBy,
     ) -> Result<Url, ConnectError> {
-        if integration_type.provider() != "google" {
-            return Err(ConnectError::ByPassword);
+        let provider = integration_type.provider();
+        let client = match provider {
+            "google" => self.vault.google().map(IdentityProvider::Google),
+            "microsoft" => self.vault.microsoft().map(IdentityProvider::Microsoft),
+            _ => return Err(ConnectError::ByPassword),
         }
-        let google = self.vault.google().ok_or(ConnectError::NotConfigured)?;
+        .ok_or(ConnectError::NotConfigured { provider })?;
         let scopes: Vec<String> = match reconnect {
+            // Microsoft's consent is incremental by itself: asking for the
+            // whole list shows only what was not consented yet.
+            Some(_) if provider == "microsoft" => integration_type
+                .requested_scopes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             // Incremental authorization: ask for what is missing (and who
             // this is); Google adds the earlier grant.
             Some(existing) => {
@@ -211,20 +234,33 @@ impl Connections {
             )
             .await?;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-        Ok(google.authorization_url(
-            &self.redirect_uri,
-            &scope_refs,
-            &state,
-            &code_challenge,
-            reconnect.map(|existing| existing.email.as_str()),
-        ))
+        let redirect_uri = self.redirect_uris.for_provider(provider);
+        let login_hint = reconnect.map(|existing| existing.email.as_str());
+        Ok(match client {
+            IdentityProvider::Google(google) => google.authorization_url(
+                redirect_uri,
+                &scope_refs,
+                &state,
+                &code_challenge,
+                login_hint,
+            ),
+            IdentityProvider::Microsoft(microsoft) => microsoft.authorization_url(
+                redirect_uri,
+                &scope_refs,
+                &state,
+                &code_challenge,
+                login_hint,
+            ),
+        })
     }
 
-    /// Finish a connection from Google's redirect. `signed_in` is the
-    /// browser's session, if it has one: a state issued to someone else is
-    /// refused, and one started in the UI needs its starter's session.
+    /// Finish a connection from the redirect to `provider`'s callback.
+    /// `signed_in` is the browser's session, if it has one: a state issued
+    /// to someone else is refused, and one started in the UI needs its
+    /// starter's session. A state issued for another provider is refused.
     pub async fn complete(
         &self,
+        provider: &str,
         params: CallbackParams,
         signed_in: Option<(UserId, WorkspaceId)>,
     ) -> Result<Completed, CallbackFailure> {
@@ -259,6 +295,10 @@ impl Connections {
             }
         };
         let return_to = ReturnTo::parse(&state.return_to).unwrap_or_default();
+        if state.integration_type.provider() != provider {
+            tracing::warn!("an OAuth callback with a state issued for another provider");
+            return Err(fail(CallbackError::StateInvalid, &return_to));
+        }
         let starter_signed_in = signed_in == Some((state.user, state.workspace));
         if signed_in.is_some() && !starter_signed_in {
             tracing::warn!("OAuth callback with a state issued to another user or workspace");
@@ -323,10 +363,18 @@ impl Connections {
         if pending.valid_until <= store::now() {
             return Err(fail(CallbackError::StateExpired));
         }
+        let Some(integration_type) = IntegrationType::parse(&pending.integration_type) else {
+            return Err(fail(CallbackError::StateInvalid));
+        };
         if !accept {
             // The person said no: give the grant back to Google too (best
             // effort), so it does not linger in their account's app list.
-            if let Some(google) = self.vault.google() {
+            // Microsoft has no endpoint that revokes one grant.
+            if let Some(google) = self
+                .vault
+                .google()
+                .filter(|_| integration_type.provider() == "google")
+            {
                 let token = SecretString::from(
                     pending
                         .refresh_token
@@ -339,9 +387,6 @@ impl Connections {
             }
             return Err(fail(CallbackError::AccessDenied));
         }
-        let Some(integration_type) = IntegrationType::parse(&pending.integration_type) else {
-            return Err(fail(CallbackError::StateInvalid));
-        };
         let state = OAuthState {
             workspace: WorkspaceId::from_uuid(pending.workspace),
             user: UserId::from_uuid(pending.user),
@@ -441,9 +486,12 @@ impl Connections {
 
     /// The code exchanged for tokens, and the account they are for.
     async fn exchange(&self, state: &OAuthState, code: &str) -> Result<Exchanged, CallbackError> {
+        if state.integration_type.provider() == "microsoft" {
+            return self.exchange_with_microsoft(state, code).await;
+        }
         let google = self.vault.google().ok_or(CallbackError::NotConfigured)?;
         let tokens = google
-            .exchange_code(code, &state.code_verifier, &self.redirect_uri)
+            .exchange_code(code, &state.code_verifier, &self.redirect_uris.google)
             .await
             .map_err(|error| {
                 tracing::warn!(error = %error, "the authorization code exchange failed");
@@ -463,6 +511,47 @@ impl Connections {
         Ok(Exchanged {
             tokens,
             account,
+            email,
+        })
+    }
+
+    /// Microsoft's exchange: the token answer names the granted scopes, and
+    /// Graph's `/me` the account (its object id, which outlives a change of
+    /// address).
+    async fn exchange_with_microsoft(
+        &self,
+        state: &OAuthState,
+        code: &str,
+    ) -> Result<Exchanged, CallbackError> {
+        let microsoft = self.vault.microsoft().ok_or(CallbackError::NotConfigured)?;
+        let scopes: Vec<&str> = state.requested_scopes.split_whitespace().collect();
+        let tokens = microsoft
+            .exchange_code(
+                code,
+                &state.code_verifier,
+                &self.redirect_uris.microsoft,
+                &scopes,
+            )
+            .await
+            .map_err(|error| {
+                tracing::warn!(error = %error, "the authorization code exchange with Microsoft failed");
+                CallbackError::ExchangeFailed
+            })?;
+        let user = microsoft.me(&tokens.access_token).await.map_err(|error| {
+            tracing::warn!(error = %error, "Graph's /me failed after the code exchange");
+            CallbackError::UserinfoFailed
+        })?;
+        let Some(email) = user.email.clone() else {
+            tracing::warn!("Graph's /me names no address for the account");
+            return Err(CallbackError::UserinfoFailed);
+        };
+        Ok(Exchanged {
+            tokens,
+            account: UserInfo {
+                sub: user.id,
+                email: user.email,
+                name: user.display_name,
+            },
             email,
         })
     }
@@ -498,11 +587,12 @@ impl Connections {
             account,
             email,
         } = exchanged;
-        let granted = tokens
-            .scope
-            .as_deref()
-            .map(ScopeSet::parse)
-            .unwrap_or_else(|| ScopeSet::parse(&state.requested_scopes));
+        let granted = state.integration_type.parse_scopes(
+            tokens
+                .scope
+                .as_deref()
+                .unwrap_or(state.requested_scopes.as_str()),
+        );
         let keyring = self.vault.keyring();
         // A concurrent connect of the same account can create the row first;
         // then start over with its id (the ciphertexts are bound to the id).
@@ -547,7 +637,7 @@ impl Connections {
                 expires_at: store::now()
                     + chrono::Duration::from_std(tokens.expires_in)
                         .unwrap_or(chrono::Duration::hours(1)),
-                token_source: TokenSource::Google,
+                token_source: TokenSource::Mailwright,
             };
             match self
                 .store
@@ -555,7 +645,7 @@ impl Connections {
                 .await
             {
                 Ok(integration) => {
-                    tracing::info!(integration = %integration.id, status = integration.status.as_str(), "connected a Google account");
+                    tracing::info!(integration = %integration.id, provider = state.integration_type.provider(), status = integration.status.as_str(), "connected an account");
                     return Ok(integration);
                 }
                 Err(StoreError::Conflict(_)) => continue,
@@ -612,7 +702,7 @@ impl Connections {
             .await?)
     }
 
-    /// The Google consent URL that repairs connection `id`: a broken or
+    /// The consent URL that repairs connection `id`: a broken or
     /// disconnected grant is asked for again in full, a partial one only for
     /// what it lacks.
     pub async fn reconnect_url(
@@ -624,7 +714,7 @@ impl Connections {
         started_by: StartedBy,
     ) -> Result<Reconnect, ConnectError> {
         let integration = self.store.integration(workspace, id).await?;
-        if integration.integration_type.provider() != "google" {
+        if integration.integration_type.provider() == "imap" {
             return Ok(Reconnect::WithPassword);
         }
         if let TokenSource::Clerk { user_id } = &integration.token_source {
@@ -649,7 +739,10 @@ impl Connections {
 
     /// Stop the mailbox's push watch and revoke at Google (both best
     /// effort: a failure is logged, not fatal), then forget the tokens and
-    /// mark the integration disconnected.
+    /// mark the integration disconnected. Microsoft has no endpoint that
+    /// revokes one app's grant: its tokens are only deleted (the person
+    /// removes the app's consent in their Microsoft account, as the
+    /// connections page says).
     pub async fn disconnect(
         &self,
         workspace: WorkspaceId,
@@ -661,7 +754,7 @@ impl Connections {
         // A grant Clerk holds is Clerk's (the person signs in with it):
         // revoking it would break their sign-in, so it is only forgotten.
         // An IMAP password has nobody to revoke it: it is only deleted.
-        let revocable = integration.token_source == TokenSource::Google
+        let revocable = integration.token_source == TokenSource::Mailwright
             && integration.integration_type.provider() == "google";
         if let (true, Some(google), Some(tokens)) = (
             revocable,
@@ -732,7 +825,7 @@ impl std::fmt::Debug for PendingConnection {
     }
 }
 
-/// A code exchanged: Google's tokens and the account.
+/// A code exchanged: the provider's tokens and the account.
 struct Exchanged {
     tokens: TokenResponse,
     account: UserInfo,
@@ -777,13 +870,20 @@ pub enum Reconnect {
     WithPassword,
 }
 
+/// The identity provider a connection goes through.
+enum IdentityProvider<'a> {
+    Google(&'a providers::google::oauth::GoogleOAuth),
+    Microsoft(&'a providers::microsoft::identity::MicrosoftOAuth),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    #[error("Google is not configured on this server")]
-    NotConfigured,
-    /// Not a Google connection: a mailbox connected by password is
-    /// (re)connected with its password, never through Google.
-    #[error("connected by password, not through Google")]
+    /// `provider` (`google`, `microsoft`) has no OAuth client on this server.
+    #[error("{provider} is not configured on this server")]
+    NotConfigured { provider: &'static str },
+    /// A mailbox connected by password is (re)connected with its password,
+    /// never through an identity provider.
+    #[error("connected by password, not through an identity provider")]
     ByPassword,
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -128,7 +128,9 @@ impl Mailbox {
                     account,
                 )))
             }
-            IntegrationType::Calendar => Err(VaultError::NotFound),
+            // Graph's mailbox is not built yet: an Outlook connection is
+            // not a mailbox (`IntegrationType::is_mailbox`).
+            IntegrationType::Calendar | IntegrationType::Outlook => Err(VaultError::NotFound),
         }
     }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::message::parse_mailbox;
-use super::oauth::TIMEOUT;
+use crate::oauth2::TIMEOUT;
 use domain::mail;
 
 #[derive(Clone)]

@@ -7,6 +7,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+use crate::oauth2::{self, TIMEOUT, transport};
+pub use crate::oauth2::{OAuthError, TokenResponse};
+
 /// Where Google's endpoints are (real Google, or the sandbox).
 #[derive(Debug, Clone)]
 pub struct GoogleEndpoints {
@@ -33,33 +36,6 @@ impl std::fmt::Debug for GoogleOAuth {
     }
 }
 
-/// What Google's token endpoint answered.
-pub struct TokenResponse {
-    pub access_token: SecretString,
-    pub refresh_token: Option<SecretString>,
-    pub expires_in: Duration,
-    /// Space-delimited granted scopes, when Google says.
-    pub scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TokenBody {
-    access_token: String,
-    #[serde(default)]
-    refresh_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 /// The Google account a token belongs to.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UserInfo {
@@ -68,21 +44,6 @@ pub struct UserInfo {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
-}
-
-/// How a call to Google failed, by what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
-    /// The code or refresh token is no longer valid: the person must
-    /// connect again. `detail` is Google's description (for logs).
-    #[error("Google answered invalid_grant ({detail})")]
-    InvalidGrant { detail: String },
-    /// Network trouble, a timeout, 429 or 5xx: worth retrying later.
-    #[error("Google is unavailable: {0}")]
-    Unavailable(String),
-    /// Any other refusal (misconfigured client, malformed answer).
-    #[error("Google refused the request: {0}")]
-    Rejected(String),
 }
 
 /// What [`GoogleOAuth::check_client`] found.
@@ -99,17 +60,6 @@ pub enum ClientCheck {
 
 /// A check waits this long for Google.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Requests to Google time out after this long.
-pub const TIMEOUT: Duration = Duration::from_secs(15);
-
-fn transport(error: reqwest::Error) -> OAuthError {
-    OAuthError::Unavailable(if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        "could not connect".to_owned()
-    })
-}
 
 impl GoogleOAuth {
     pub fn new(
@@ -184,41 +134,11 @@ impl GoogleOAuth {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("client_id", &self.client_id));
         form.push(("client_secret", self.client_secret.expose_secret()));
-        let response = self
-            .http
-            .post(self.endpoints.token_url.clone())
-            .timeout(TIMEOUT)
-            .form(&form)
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            let token: TokenBody = serde_json::from_slice(&body).map_err(|_| {
-                OAuthError::Rejected("the token answer is not the expected JSON".into())
-            })?;
-            return Ok(TokenResponse {
-                access_token: SecretString::from(token.access_token),
-                refresh_token: token.refresh_token.map(SecretString::from),
-                expires_in: Duration::from_secs(token.expires_in.unwrap_or(3600)),
-                scope: token.scope,
-            });
-        }
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
-        }
-        match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(error) if error.error == "invalid_grant" => Err(OAuthError::InvalidGrant {
-                detail: error.error_description.unwrap_or_default(),
-            }),
-            Ok(error) => Err(OAuthError::Rejected(format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                error.error
-            ))),
-            Err(_) => Err(OAuthError::Rejected(format!("HTTP {}", status.as_u16()))),
-        }
+        oauth2::token_request(&self.http, &self.endpoints.token_url, &form, |error| {
+            (error.error == "invalid_grant")
+                .then(|| error.error_description.clone().unwrap_or_default())
+        })
+        .await
     }
 
     /// What Google says of this client and `redirect_uri` without anyone

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::IntegrationId;
 use domain::return_to::ReturnTo;
-use domain::scopes::{IntegrationStatus, IntegrationType};
+use domain::scopes::{IntegrationStatus, IntegrationType, TokenSource};
 use engine::connections::{CallbackFailure, CallbackParams, Completed, ConnectError, Reconnect};
 use engine::connections::{Integration, StartedBy};
 use serde::{Deserialize, Serialize};
@@ -25,6 +25,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(connect))
         .routes(routes!(callback))
+        .routes(routes!(connect_microsoft))
+        .routes(routes!(microsoft_callback))
         .routes(routes!(list))
         .routes(routes!(status))
         .routes(routes!(get_one, disconnect))
@@ -62,9 +64,9 @@ pub struct IntegrationView {
     /// Clerk again, or sends the person to re-authorise in Clerk); null
     /// when nothing is.
     reconnect_url: Option<String>,
-    /// Who holds the Google grant: `google` (Mailwright's OAuth client) or
-    /// `clerk` (Clerk, where the person signed in with Google); `password`
-    /// for a mailbox connected by password (IMAP).
+    /// Who holds the grant: `google` or `microsoft` (Mailwright's own OAuth
+    /// client there), `clerk` (Clerk, where the person signed in with
+    /// Google); `password` for a mailbox connected by password (IMAP).
     #[schema(example = "google")]
     token_source: &'static str,
 }
@@ -91,9 +93,13 @@ impl From<Integration> for IntegrationView {
         };
         let reconnect_url = (integration.status != IntegrationStatus::Connected)
             .then(|| reconnect_path(integration.id));
-        let token_source = match integration.integration_type {
-            IntegrationType::Imap => "password",
-            _ => integration.token_source.as_str(),
+        let token_source = match (&integration.token_source, integration.integration_type) {
+            (TokenSource::Clerk { .. }, _) => "clerk",
+            (TokenSource::Mailwright, IntegrationType::Imap) => "password",
+            (TokenSource::Mailwright, IntegrationType::Outlook) => "microsoft",
+            (TokenSource::Mailwright, IntegrationType::Gmail | IntegrationType::Calendar) => {
+                "google"
+            }
         };
         IntegrationView {
             id: integration.id.to_string(),
@@ -149,21 +155,107 @@ pub(crate) fn google_type(text: &str) -> Option<IntegrationType> {
     IntegrationType::parse(text).filter(|kind| kind.provider() == "google")
 }
 
-fn not_configured() -> ApiError {
-    ApiError::ProviderUnavailable(
-        "Google is not configured on this server: the operator must set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET.".into(),
-    )
+fn not_configured(provider: &str) -> ApiError {
+    ApiError::ProviderUnavailable(match provider {
+        "microsoft" => "Microsoft is not configured on this server: the operator must set MAILWRIGHT_MICROSOFT_CLIENT_ID and MAILWRIGHT_MICROSOFT_CLIENT_SECRET.".into(),
+        _ => "Google is not configured on this server: the operator must set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET.".into(),
+    })
 }
 
 impl From<ConnectError> for ApiError {
     fn from(error: ConnectError) -> Self {
         match error {
-            ConnectError::NotConfigured => not_configured(),
+            ConnectError::NotConfigured { provider } => not_configured(provider),
             ConnectError::ByPassword => ApiError::Conflict(
                 "This mailbox is connected by password, not through Google: to reconnect it, connect it again with its current password (POST /api/integrations/imap).".into(),
             ),
             ConnectError::Store(error) => error.into(),
         }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"type": "outlook", "return_to": "/integrations"}))]
+pub struct MicrosoftConnectRequest {
+    /// `outlook`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^outlook$")]
+    integration_type: String,
+    /// Where to come back to: a path on this service (default `/integrations`).
+    #[serde(default)]
+    #[schema(
+        max_length = 128,
+        pattern = "^/([^/\\\\\\s\\u0000-\\u001f\\u007f-\\u009f][^\\\\\\s\\u0000-\\u001f\\u007f-\\u009f]*)?$"
+    )]
+    return_to: Option<String>,
+}
+
+/// Start connecting a Microsoft 365 or Outlook.com mailbox: the URL of
+/// Microsoft's sign-in and consent screen.
+#[utoipa::path(
+    post,
+    path = "/api/integrations/microsoft/connect",
+    operation_id = "connect_microsoft",
+    tag = "integrations",
+    security(("bearer" = []), ("session" = [])),
+    request_body = MicrosoftConnectRequest,
+    responses(
+        (status = 200, body = ConnectAnswer),
+        (status = 422, description = "Bad type or return_to", content_type = "application/problem+json"),
+        (status = 503, description = "Microsoft is not configured on this server", content_type = "application/problem+json"),
+    )
+)]
+async fn connect_microsoft(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ApiJson(request): ApiJson<MicrosoftConnectRequest>,
+) -> Result<Json<ConnectAnswer>, ApiError> {
+    let (integration_type, return_to) = parse_connect_request(
+        &request.integration_type,
+        request.return_to.as_deref(),
+        |kind| kind == IntegrationType::Outlook,
+        "must be outlook",
+    )?;
+    let url = state
+        .connections
+        .authorization_url(
+            caller.workspace,
+            caller.user,
+            integration_type,
+            return_to,
+            None,
+            started_by(&caller),
+        )
+        .await?;
+    Ok(Json(ConnectAnswer {
+        authorization_url: url.into(),
+    }))
+}
+
+/// A connect request's type (one `allowed`) and `return_to`, or a problem
+/// naming each bad field.
+fn parse_connect_request(
+    integration_type: &str,
+    return_to: Option<&str>,
+    allowed: impl Fn(IntegrationType) -> bool,
+    type_problem: &'static str,
+) -> Result<(IntegrationType, ReturnTo), ApiError> {
+    let mut errors = Vec::new();
+    let integration_type = IntegrationType::parse(integration_type).filter(|kind| allowed(*kind));
+    if integration_type.is_none() {
+        errors.push(FieldError::new("type", type_problem));
+    }
+    let return_to = match return_to {
+        None => Ok(ReturnTo::default()),
+        Some(text) => ReturnTo::parse(text),
+    };
+    if let Err(problem) = &return_to {
+        errors.push(FieldError::new("return_to", *problem));
+    }
+    match (integration_type, return_to, errors.is_empty()) {
+        (Some(integration_type), Ok(return_to), true) => Ok((integration_type, return_to)),
+        _ => Err(ApiError::Validation(errors)),
     }
 }
 
@@ -182,23 +274,12 @@ async fn connect(
     caller: AuthUser,
     ApiJson(request): ApiJson<ConnectRequest>,
 ) -> Result<Json<ConnectAnswer>, ApiError> {
-    let mut errors = Vec::new();
-    let integration_type = google_type(&request.integration_type);
-    if integration_type.is_none() {
-        errors.push(FieldError::new("type", "must be gmail or calendar"));
-    }
-    let return_to = match request.return_to.as_deref() {
-        None => Ok(ReturnTo::default()),
-        Some(text) => ReturnTo::parse(text),
-    };
-    if let Err(problem) = &return_to {
-        errors.push(FieldError::new("return_to", *problem));
-    }
-    let (Some(integration_type), Ok(return_to), true) =
-        (integration_type, return_to, errors.is_empty())
-    else {
-        return Err(ApiError::Validation(errors));
-    };
+    let (integration_type, return_to) = parse_connect_request(
+        &request.integration_type,
+        request.return_to.as_deref(),
+        |kind| kind.provider() == "google",
+        "must be gmail or calendar",
+    )?;
     let url = state
         .connections
         .authorization_url(
@@ -249,8 +330,38 @@ fn redirect(location: &str) -> Response {
 )]
 async fn callback(
     State(state): State<AppState>,
-    MaybeAuthUser(session): MaybeAuthUser,
+    session: MaybeAuthUser,
     Query(query): Query<CallbackQuery>,
+) -> Response {
+    finish_connection(&state, "google", session, query).await
+}
+
+/// Microsoft sends the browser here after sign-in and consent; answered as
+/// Google's callback is.
+#[utoipa::path(
+    get,
+    path = "/api/auth/oauth/microsoft/callback",
+    operation_id = "microsoft_oauth_callback",
+    tag = "integrations",
+    params(CallbackQuery),
+    responses(
+        (status = 302, description = "Back to the return_to path with the outcome"),
+        (status = 200, content_type = "text/html", body = String, description = "A connection started by an API client, finished in a browser not signed in as its starter: the page on which the person confirms (decision 0013)")
+    )
+)]
+async fn microsoft_callback(
+    State(state): State<AppState>,
+    session: MaybeAuthUser,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    finish_connection(&state, "microsoft", session, query).await
+}
+
+async fn finish_connection(
+    state: &AppState,
+    provider: &str,
+    MaybeAuthUser(session): MaybeAuthUser,
+    query: CallbackQuery,
 ) -> Response {
     let params = CallbackParams {
         code: query.code,
@@ -258,7 +369,11 @@ async fn callback(
         error: query.error,
     };
     let signed_in = session.map(|session| (session.user, session.workspace));
-    match state.connections.complete(params, signed_in).await {
+    match state
+        .connections
+        .complete(provider, params, signed_in)
+        .await
+    {
         Ok(Completed::Connected {
             integration,
             return_to,

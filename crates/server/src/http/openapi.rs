@@ -619,6 +619,7 @@ mod tests {
             ("/api/ready", "get"),
             ("/api/openapi.json", "get"),
             ("/api/auth/oauth/google/callback", "get"),
+            ("/api/auth/oauth/microsoft/callback", "get"),
             ("/api/hooks/{workflow_id}", "post"),
         ];
         for (path, method, _) in operations_of(&document) {

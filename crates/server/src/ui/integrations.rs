@@ -19,23 +19,25 @@ use crate::http::ApiError;
 /// What a callback's `?error=` means, for people.
 pub(super) fn explain_connect_error(code: &str) -> &'static str {
     match code {
-        "access_denied" => "You cancelled on Google's screen, so nothing was connected.",
+        "access_denied" => {
+            "You cancelled on Google's or Microsoft's screen, so nothing was connected."
+        }
         "state_expired" => {
-            "You took longer than 10 minutes on Google's screen. Start again with Connect."
+            "You took longer than 10 minutes on the sign-in screen. Start again with Connect."
         }
         "state_invalid" => {
             "That sign-in link was already used or is not valid. Start again with Connect."
         }
         "exchange_failed" => {
-            "Google did not confirm the connection (it may be briefly unavailable). Try again in a moment."
+            "The provider did not confirm the connection (it may be briefly unavailable). Try again in a moment."
         }
         "missing_refresh_token" => {
-            "Google did not grant offline access. Connect again and approve every request."
+            "The provider did not grant offline access. Connect again and approve every request."
         }
         "userinfo_failed" => {
-            "Google did not say which account this is (the email permission was not granted). Connect again and allow it."
+            "The provider did not say which account this is (the email or profile permission was not granted). Connect again and allow it."
         }
-        "not_configured" => "Google is not configured on this server; ask the operator.",
+        "not_configured" => "That provider is not configured on this server; ask the operator.",
         _ => {
             "The connection did not complete. Try again; if it keeps failing, ask the operator to check the logs."
         }
@@ -170,7 +172,7 @@ async fn page(
                 .then(|| crate::http::integrations::reconnect_path(integration.id));
             context! {
                 id => integration.id.to_string(),
-                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar", IntegrationType::Imap => "IMAP mailbox" },
+                kind => match integration.integration_type { IntegrationType::Gmail => "Gmail", IntegrationType::Calendar => "Google Calendar", IntegrationType::Imap => "IMAP mailbox", IntegrationType::Outlook => "Outlook" },
                 email => integration.email,
                 status => integration.status.as_str(),
                 status_words => status_words(&integration),
@@ -208,6 +210,7 @@ async fn page(
             notice,
             problem,
             google_configured => state.vault.google().is_some(),
+            microsoft_configured => state.vault.microsoft().is_some(),
             // The demo's local mailbox: one click to connect it, or why
             // there is none.
             demo_imap => state.demo.as_ref().map(|demo| match &demo.local_mailbox {
@@ -311,17 +314,19 @@ impl SessionForm for ConnectForm {
     }
 }
 
-/// Start connecting from the page: straight to Google's consent screen.
-#[utoipa::path(post, path = "/integrations/connect", tag = "ui", responses((status = 303, description = "To Google's consent screen")))]
+/// Start connecting from the page: straight to Google's or Microsoft's
+/// consent screen.
+#[utoipa::path(post, path = "/integrations/connect", tag = "ui", responses((status = 303, description = "To Google's or Microsoft's consent screen")))]
 pub(super) async fn connect(
     State(state): State<AppState>,
     Posted(session, form): Posted<ConnectForm>,
 ) -> Result<Response, ApiError> {
-    let integration_type = crate::http::integrations::google_type(&form.integration_type)
+    let integration_type = IntegrationType::parse(&form.integration_type)
+        .filter(|kind| kind.provider() != "imap")
         .ok_or_else(|| {
             ApiError::Validation(vec![crate::http::FieldError::new(
                 "type",
-                "must be gmail or calendar",
+                "must be gmail, calendar or outlook",
             )])
         })?;
     let return_to = match form.return_to.as_deref() {

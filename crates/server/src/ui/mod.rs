@@ -589,7 +589,7 @@ mod tests {
                     template.render(context! { csrf => "t", email => "<x>", workspace => "w", errors => context! {}, min_password => 10,
                         integrations => vec![context! { id => "i", kind => "Gmail", email => "<x>", status => "missing_scopes",
                             status_words => "s", missing => vec!["<x>"], allowed => vec!["openid"], last_error => "<x>", reconnect_url => "/r" }],
-                        signed_in => true, google_configured => true, id => "i", blocked => "<x>", reconnect_url => "/r",
+                        signed_in => true, google_configured => true, microsoft_configured => true, id => "i", blocked => "<x>", reconnect_url => "/r",
                         imap => context! { values => context! { email => "<x>", imap_port => "993", reconnecting => true }, open => true,
                             errors => context! { email => "<x>", imap => "<x>", smtp => "<x>", username => "<x>", password => "<x>" } },
                         demo_imap => context! { address => "<x>", password => "<x>", imap_port => 1, smtp_port => 2 },

@@ -1,4 +1,5 @@
-//! A Google sandbox on port 0 and the app configured to use it.
+//! A Google (and Microsoft) sandbox on port 0 and the app configured to
+//! use it.
 
 #![allow(dead_code)]
 
@@ -10,6 +11,7 @@ use engine::keyring::Keyring;
 use engine::vault::{Vault, token_context};
 use providers::google::gmail::Gmail;
 use providers::google::oauth::{GoogleEndpoints, GoogleOAuth};
+use providers::microsoft::identity::{MicrosoftEndpoints, MicrosoftOAuth};
 use sandbox::{AccountSpec, Consent, OAuthClient, Sandbox, SandboxConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -19,6 +21,10 @@ use super::{Tenant, TestApp, spawn_app_with};
 pub const CLIENT_ID: &str = "mailwright-test.apps.googleusercontent.com";
 pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
 pub const ANN: &str = "ann@example.com";
+pub const MS_CLIENT_ID: &str = "00000000-0000-4000-8000-mailwrighttest";
+pub const MS_CLIENT_SECRET: &str = "ms~test~client~secret";
+/// Ann's Microsoft 365 mailbox.
+pub const ANN_OUTLOOK: &str = "ann@contoso.example";
 
 pub struct World {
     pub app: TestApp,
@@ -55,6 +61,23 @@ pub async fn world_with(extra_env: &[(&str, String)]) -> World {
             format!("{sandbox_url}/v1/userinfo"),
         ),
         ("MAILWRIGHT_GMAIL_API_URL", sandbox_url.clone()),
+        ("MAILWRIGHT_MICROSOFT_CLIENT_ID", MS_CLIENT_ID.to_owned()),
+        (
+            "MAILWRIGHT_MICROSOFT_CLIENT_SECRET",
+            MS_CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "MAILWRIGHT_MICROSOFT_AUTH_URL",
+            format!("{sandbox_url}/microsoft/common/oauth2/v2.0/authorize"),
+        ),
+        (
+            "MAILWRIGHT_MICROSOFT_TOKEN_URL",
+            format!("{sandbox_url}/microsoft/common/oauth2/v2.0/token"),
+        ),
+        (
+            "MAILWRIGHT_GRAPH_API_URL",
+            format!("{sandbox_url}/microsoft"),
+        ),
     ];
     // `{sandbox}` in a value is the sandbox's base URL.
     env.extend(
@@ -68,6 +91,14 @@ pub async fn world_with(extra_env: &[(&str, String)]) -> World {
         CLIENT_SECRET,
         [app.url("/api/auth/oauth/google/callback")],
     ));
+    sandbox.microsoft().register_app(OAuthClient::new(
+        MS_CLIENT_ID,
+        MS_CLIENT_SECRET,
+        [app.url("/api/auth/oauth/microsoft/callback")],
+    ));
+    sandbox
+        .microsoft()
+        .create_account(ANN_OUTLOOK, "Ann Example");
     let tenant = app.bare_tenant("acme").await;
     World {
         app,
@@ -139,6 +170,47 @@ impl World {
             .await;
         let redirect = self.sandbox.approve(&url, consent).unwrap();
         outcome(&self.callback(&redirect, None).await)
+    }
+
+    /// `POST /api/integrations/microsoft/connect` with `tenant`'s key: the
+    /// answer's status and body.
+    pub async fn microsoft_connect_as(&self, tenant: &Tenant, body: Value) -> (u16, Value) {
+        let answer = self
+            .app
+            .client
+            .post(self.app.url("/api/integrations/microsoft/connect"))
+            .bearer_auth(&tenant.key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.json().await.unwrap())
+    }
+
+    /// Connect Outlook with `consent` on Microsoft's screen; the outcome's
+    /// query parameters.
+    pub async fn connect_outlook(&self, consent: Consent) -> HashMap<String, String> {
+        self.connect_outlook_as(&self.tenant, consent).await
+    }
+
+    /// [`World::connect_outlook`] in `tenant`'s workspace.
+    pub async fn connect_outlook_as(
+        &self,
+        tenant: &Tenant,
+        consent: Consent,
+    ) -> HashMap<String, String> {
+        let (status, answer) = self
+            .microsoft_connect_as(tenant, json!({"type": "outlook"}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let url = answer["authorization_url"].as_str().unwrap();
+        let redirect = self.sandbox.microsoft().approve(url, consent).unwrap();
+        outcome(&self.callback(&redirect, None).await)
+    }
+
+    /// Refreshes Microsoft's token endpoint has answered or refused.
+    pub fn microsoft_refreshes(&self) -> u64 {
+        self.sandbox.microsoft().call_count("token.refresh_token")
     }
 
     /// The workspace's system email (`GET /api/system-emails`), newest first.
@@ -215,6 +287,16 @@ impl World {
             store.clone(),
             self.app.address.clone(),
         ));
+        let microsoft = MicrosoftOAuth::new(
+            MS_CLIENT_ID.into(),
+            SecretString::from(MS_CLIENT_SECRET),
+            MicrosoftEndpoints {
+                auth_url: url("/microsoft/common/oauth2/v2.0/authorize"),
+                token_url: url("/microsoft/common/oauth2/v2.0/token"),
+                graph_url: url("/microsoft"),
+            },
+            http.clone(),
+        );
         Vault::new(
             store,
             keyring,
@@ -222,6 +304,7 @@ impl World {
             Gmail::new(url(""), http),
             notifier,
         )
+        .with_microsoft(Some(microsoft))
     }
 
     /// The stored tokens, decrypted.

@@ -168,7 +168,7 @@ impl TestApp {
             access_token: placeholder.clone(),
             refresh_token: Some(placeholder),
             expires_at: store::now() + chrono::Duration::hours(1),
-            token_source: domain::scopes::TokenSource::Google,
+            token_source: domain::scopes::TokenSource::Mailwright,
         };
         self.store
             .save_connection(tenant.workspace, integration_id, &grant)

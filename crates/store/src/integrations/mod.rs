@@ -125,17 +125,18 @@ impl TryFrom<IntegrationRow> for Integration {
         let corrupt = |what: &str, value: &str| {
             StoreError::Other(format!("integration {}: unknown {what} `{value}`", row.id).into())
         };
+        let integration_type = IntegrationType::parse(&row.integration_type)
+            .ok_or_else(|| corrupt("type", &row.integration_type))?;
         Ok(Integration {
             id: IntegrationId::from_uuid(row.id),
             workspace: WorkspaceId::from_uuid(row.workspace_id),
             user: UserId::from_uuid(row.user_id),
-            integration_type: IntegrationType::parse(&row.integration_type)
-                .ok_or_else(|| corrupt("type", &row.integration_type))?,
+            integration_type,
             status: IntegrationStatus::parse(&row.status)
                 .ok_or_else(|| corrupt("status", &row.status))?,
             token_source: TokenSource::parse(&row.token_source, row.clerk_user_id)
                 .ok_or_else(|| corrupt("token source", &row.token_source))?,
-            granted_scopes: ScopeSet::parse(&row.granted_scopes),
+            granted_scopes: integration_type.parse_scopes(&row.granted_scopes),
             last_error: match (
                 row.last_error_code,
                 row.last_error_message,
@@ -523,23 +524,27 @@ impl Store {
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let at = now();
         let transitioned = in_workspace_tx!(self, workspace, conn => {
-            let granted: Option<String> = sqlx::query_scalar(
-                "SELECT granted_scopes FROM integrations WHERE workspace_id = $1 AND id = $2",
+            let row: Option<(String, String)> = sqlx::query_as(
+                "SELECT granted_scopes, integration_type FROM integrations WHERE workspace_id = $1 AND id = $2",
             )
             .bind(workspace.as_uuid())
             .bind(id.as_uuid())
             .fetch_optional(&mut *conn)
             .await?;
-            let Some(granted) = granted else {
+            let Some((granted, integration_type)) = row else {
                 return Err(StoreError::NotFound);
             };
-            // A scope Google says is missing is no longer counted as granted.
-            let granted = match missing_scope {
-                Some(scope) => ScopeSet::parse(
-                    &granted.split_whitespace().filter(|granted| *granted != scope).collect::<Vec<_>>().join(" "),
-                ),
-                None => ScopeSet::parse(&granted),
-            };
+            let integration_type = IntegrationType::parse(&integration_type).ok_or_else(|| {
+                StoreError::Other(format!("integration {id}: unknown type `{integration_type}`").into())
+            })?;
+            // A scope the provider says is missing is no longer counted as granted.
+            let granted = integration_type.parse_scopes(
+                &granted
+                    .split_whitespace()
+                    .filter(|granted| Some(*granted) != missing_scope)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
             // The status condition makes the transition atomic: concurrent
             // callers re-check it after the first one's write, and find it done.
             let transitioned = sqlx::query(
