@@ -507,51 +507,35 @@ impl Config {
         };
         let gmail_api_url =
             url_setting("MAILWRIGHT_GMAIL_API_URL", "https://gmail.googleapis.com")?;
-        let google = match (
-            sources.get("MAILWRIGHT_GOOGLE_CLIENT_ID"),
-            sources.get("MAILWRIGHT_GOOGLE_CLIENT_SECRET"),
+        // An OAuth client is its id and its secret: both or neither.
+        let client = |id: &'static str, secret: &'static str, registration: &str| match (
+            sources.get(id),
+            sources.get(secret),
         ) {
-            (Some((client_id, _)), Some((secret, _))) => Some(OAuthClientSettings {
+            (Some((client_id, _)), Some((secret, _))) => Ok(Some(OAuthClientSettings {
                 client_id,
                 client_secret: SecretString::from(secret),
-            }),
-            (None, None) => None,
-            (Some((_, origin)), None) => {
-                return Err(error(
-                    &origin,
-                    "is set but MAILWRIGHT_GOOGLE_CLIENT_SECRET is not; both come from the same Google OAuth client",
-                ));
-            }
-            (None, Some((_, origin))) => {
-                return Err(error(
-                    &origin,
-                    "is set but MAILWRIGHT_GOOGLE_CLIENT_ID is not; both come from the same Google OAuth client",
-                ));
-            }
+            })),
+            (None, None) => Ok(None),
+            (Some((_, origin)), None) => Err(error(
+                &origin,
+                format!("is set but {secret} is not; both come from the same {registration}"),
+            )),
+            (None, Some((_, origin))) => Err(error(
+                &origin,
+                format!("is set but {id} is not; both come from the same {registration}"),
+            )),
         };
-
-        let microsoft = match (
-            sources.get("MAILWRIGHT_MICROSOFT_CLIENT_ID"),
-            sources.get("MAILWRIGHT_MICROSOFT_CLIENT_SECRET"),
-        ) {
-            (Some((client_id, _)), Some((secret, _))) => Some(OAuthClientSettings {
-                client_id,
-                client_secret: SecretString::from(secret),
-            }),
-            (None, None) => None,
-            (Some((_, origin)), None) => {
-                return Err(error(
-                    &origin,
-                    "is set but MAILWRIGHT_MICROSOFT_CLIENT_SECRET is not; both come from the same app registration",
-                ));
-            }
-            (None, Some((_, origin))) => {
-                return Err(error(
-                    &origin,
-                    "is set but MAILWRIGHT_MICROSOFT_CLIENT_ID is not; both come from the same app registration",
-                ));
-            }
-        };
+        let google = client(
+            "MAILWRIGHT_GOOGLE_CLIENT_ID",
+            "MAILWRIGHT_GOOGLE_CLIENT_SECRET",
+            "Google OAuth client",
+        )?;
+        let microsoft = client(
+            "MAILWRIGHT_MICROSOFT_CLIENT_ID",
+            "MAILWRIGHT_MICROSOFT_CLIENT_SECRET",
+            "app registration",
+        )?;
         let tenant = match sources.get("MAILWRIGHT_MICROSOFT_TENANT") {
             Some((value, origin)) => {
                 // A tenant is `common`, `organizations`, `consumers`, a GUID
