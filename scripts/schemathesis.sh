@@ -42,8 +42,9 @@ port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 base="http://127.0.0.1:$port"
 
 # Only these settings, whatever the caller's environment holds. A Google
-# client is configured (never contacted: no test gets as far as Google), so
-# that connecting answers with a consent URL rather than 503 "not configured".
+# client and a Microsoft app are configured (never contacted: no test gets as
+# far as Google or Microsoft), so that connecting answers with a consent URL
+# rather than 503 "not configured".
 mw() {
     env -i PATH="$PATH" HOME="${HOME:-/root}" \
         MAILWRIGHT_DATA_DIR="$work/data" \
@@ -57,6 +58,11 @@ mw() {
         MAILWRIGHT_GOOGLE_REVOKE_URL=http://127.0.0.1:9/revoke \
         MAILWRIGHT_GOOGLE_USERINFO_URL=http://127.0.0.1:9/v1/userinfo \
         MAILWRIGHT_GMAIL_API_URL=http://127.0.0.1:9 \
+        MAILWRIGHT_MICROSOFT_CLIENT_ID=schemathesis-microsoft-app \
+        MAILWRIGHT_MICROSOFT_CLIENT_SECRET=schemathesis-microsoft-secret \
+        MAILWRIGHT_MICROSOFT_AUTH_URL=http://127.0.0.1:9/common/oauth2/v2.0/authorize \
+        MAILWRIGHT_MICROSOFT_TOKEN_URL=http://127.0.0.1:9/common/oauth2/v2.0/token \
+        MAILWRIGHT_GRAPH_API_URL=http://127.0.0.1:9 \
         MAILWRIGHT_PUSH_TOKEN="$push_token" \
         "$BIN" "$@"
 }
