@@ -1,7 +1,7 @@
 //! Google (OAuth 2.0 + Gmail v1), Microsoft (the identity platform and
-//! Graph's `/me`, see the `microsoft` module) and an OpenAI-compatible chat
-//! endpoint, emulated in memory as axum `Router`s, for tests and
-//! `mailwright demo`.
+//! Graph's `/me`, mail, delta and subscriptions, see the `microsoft`
+//! module) and an OpenAI-compatible chat endpoint, emulated in memory as
+//! axum `Router`s, for tests and `mailwright demo`.
 //!
 //! # Use
 //!
@@ -97,6 +97,13 @@
 //!   500, 401, delay, any status) for the next N calls of a method, token
 //!   expiry, grant revocation, call counters, sent/drafted mail, quota,
 //!   history expiry and a movable clock ([`Sandbox::advance_clock`]).
+//! * **Microsoft** (under `/microsoft`, see [`MicrosoftSandbox`]): the
+//!   identity platform's authorization-code flow, and Graph v1.0 for `/me`:
+//!   messages (get, `$value`, list with `$filter`/`$select`/`$top`/`$skip`,
+//!   create, update, delete, createReply/createReplyAll, send, sendMail),
+//!   per-folder delta with 410 `SyncStateNotFound` for expired tokens,
+//!   subscriptions with the validation handshake and `created`
+//!   notifications, and injectable throttling (429/503 + `Retry-After`).
 //! * **Chaos** ([`Sandbox::set_chaos`], `/_sandbox/chaos`): a seeded share
 //!   of Gmail calls fail with 429 (`Retry-After: 1`), 500, 503 or a dropped
 //!   connection, and writes may lose their answer after taking effect.
@@ -199,7 +206,11 @@ pub use control::{
     LabelView, MessageView,
 };
 pub use llm::{LlmReply, LlmSandbox};
-pub use microsoft::{MS_ACCESS_TOKEN_SECONDS, MicrosoftAccount, MicrosoftSandbox};
+pub use microsoft::{
+    EmailAddress, GraphFault, MAX_SUBSCRIPTION_MINUTES, MS_ACCESS_TOKEN_SECONDS, MicrosoftAccount,
+    MicrosoftDelivered, MicrosoftInbound, MicrosoftMessageView, MicrosoftSandbox,
+    MicrosoftSubscription, NotificationDelivery, SANDBOX_TENANT_ID, WELL_KNOWN_FOLDERS,
+};
 pub use oauth::{ACCESS_TOKEN_SECONDS, AuthorizationError, CODE_LIFETIME_MINUTES, ISSUER};
 pub use pubsub::{PUSH_ISSUER, PushDelivery, PushSubscription};
 

@@ -1,5 +1,6 @@
 //! The Microsoft identity platform (v2 authorization-code flow with PKCE)
-//! and Microsoft Graph's `/v1.0/me`, emulated for Outlook connections.
+//! and Microsoft Graph's `/v1.0/me`, mail and subscriptions, emulated for
+//! Outlook connections.
 //! Mounted under `/microsoft` of the sandbox's router: `{tenant}` is any
 //! tenant name (`common`, a domain, a directory id).
 //!
@@ -28,17 +29,142 @@
 //! * **`GET /v1.0/me`**: Bearer access token; `User.Read` needed (403
 //!   `Authorization_RequestDenied` otherwise); 401
 //!   `InvalidAuthenticationToken` for an unknown or expired token.
+//! * **Graph mail** (`/v1.0/me/...`, module `graph`, model in `mail`).
+//!   Every call: Bearer token (401 `InvalidAuthenticationToken`: "Access
+//!   token is empty.", unknown, or "Lifetime validation failed, the token is
+//!   expired."), then injected faults, then permissions compared
+//!   case-insensitively (a `https://graph.microsoft.com/` prefix is
+//!   ignored): reading needs `Mail.Read` or `Mail.ReadWrite`, writing
+//!   (create, PATCH, DELETE, createReply) `Mail.ReadWrite`, sending
+//!   `Mail.Send`; else 403 `ErrorAccessDenied`. Errors carry Graph's
+//!   `{"error":{"code","message","innerError":{..}}}`. Each mailbox has the
+//!   well-known folders `inbox`, `drafts`, `sentitems`, `deleteditems`
+//!   (path segments take the id or the name, any case).
+//!   - `GET messages/{id}`, `GET mailFolders/{f}/messages/{id}` (404
+//!     `ErrorItemNotFound`), `$select` (plus `id`, `@odata.etag`;
+//!     `internetMessageHeaders` only when selected), `$expand=
+//!     singleValueExtendedProperties($filter=id eq '..')`.
+//!   - `GET messages/{id}/$value`: the MIME text, **`Content-Type:
+//!     message/rfc822`** (a choice). Inbound raw mail is served as
+//!     delivered; other mail is synthesised (From, To, Cc, Bcc on the
+//!     sender's copies, Subject, Date, Message-ID, In-Reply-To,
+//!     References, custom `X-` headers, a text/plain or text/html body,
+//!     `7bit` when ASCII else base64; extended properties are not headers).
+//!   - `GET messages`, `GET mailFolders/{f}/messages`: newest first
+//!     (`$orderby=receivedDateTime asc` reverses, other orders are
+//!     ignored), `$top` (10, at most 1000), `$skip`, absolute
+//!     `@odata.nextLink`; `$filter` with ` and ` of `conversationId eq`,
+//!     `internetMessageId eq`, `subject eq`, `receivedDateTime ge|gt|le|lt`,
+//!     `isDraft eq`, `isRead eq`, and `singleValueExtendedProperties/Any(ep:
+//!     ep/id eq '..' and ep/value eq '..')` (type and GUID of the id
+//!     compare in any case, its name exactly; the value in any case);
+//!     anything else is 400 `ErrorInvalidUrlQueryFilter` naming the clause.
+//!   - `GET mailFolders/{f}/messages/delta`: pages of `Prefer:
+//!     odata.maxpagesize=N` (10; at most 1000; `Preference-Applied` echoed)
+//!     with `@odata.nextLink` (`$skiptoken`), the last with
+//!     `@odata.deltaLink` (`$deltatoken`), both absolute
+//!     `http://{Host}{path}`. `$select` and `$filter=receivedDateTime ge|gt`
+//!     on the first request only (kept for later rounds). A later round
+//!     lists messages created, moved in or changed since, and removed or
+//!     moved-out ones as `{"id", "@removed": {"reason": "deleted"}}`. An
+//!     expired, unknown **or malformed** token (delta or skip) is **410
+//!     `SyncStateNotFound`** (a choice: never 400).
+//!   - `POST messages` (a draft in `drafts`, new `conversationId`;
+//!     `internetMessageHeaders` must be `X-` headers, else 400
+//!     `InvalidInternetMessageHeader`), `PATCH messages/{id}` (drafts: any
+//!     of subject, body, recipients, headers, extended properties, isRead;
+//!     other mail only isRead and extended properties, else **400
+//!     `ErrorInvalidPropertyUpdateSentMessage`**), `DELETE messages/{id}`
+//!     (204; moves to `deleteditems` under a new id, deletes for good from
+//!     there; the old folder's delta shows `@removed`).
+//!   - `POST messages/{id}/createReply` and `createReplyAll` (201 draft:
+//!     same `conversationId`, `RE: ` once, To = the original's `replyTo`
+//!     else `from` (reply-all adds To/Cc but the user), In-Reply-To and
+//!     References; body = `message.body` if given, else `comment`, then the
+//!     original quoted under an Outlook-style header block; other
+//!     `message` properties applied).
+//!   - `POST messages/{id}/send` (202; a non-draft is **400
+//!     `ErrorInvalidOperation`**, no recipients 400
+//!     `ErrorInvalidRecipients`) and `POST sendMail` (`saveToSentItems`
+//!     default true): the draft leaves `drafts`, a copy (new id, same
+//!     internetMessageId and extended properties) lands in `sentitems`, and
+//!     every sandbox account among To/Cc/Bcc gets an unread inbox copy
+//!     without Bcc and **without the extended properties** (a choice).
+//!   - Threading: inbound mail and replies join the conversation of the
+//!     message their In-Reply-To/References name in that mailbox, else a
+//!     new one.
+//! * **Subscriptions** (`/v1.0/subscriptions`, module `subscriptions`):
+//!   `POST` needs a messages resource of the user (`me/mailFolders('Inbox')
+//!   /messages`, `/me/mailfolders/inbox/messages`, `me/messages`,
+//!   `users/{id or email}/...`, any case; else 400 `ExtensionError`),
+//!   `changeType` of created/updated/deleted, an http(s) `notificationUrl`
+//!   (Graph requires https; the sandbox takes http too), and
+//!   `expirationDateTime` in the future and at most 10080 minutes ahead
+//!   (else 400 `ExtensionError`; missing fields 400 `InvalidRequest`); at
+//!   most 100 per user (403 `ExtensionError`). Before creating, the
+//!   **validation handshake**: `POST {notificationUrl}?validationToken=..`
+//!   (`text/plain`, empty body, 10 s) must answer 200, `text/plain` and
+//!   the token; else 400 `ValidationError`. `GET`/`PATCH`
+//!   (`expirationDateTime`)/`DELETE /subscriptions/{id}` and `GET
+//!   /subscriptions`. A message stored in a watched folder (delivery,
+//!   sending, drafts, moves) of the user posts a `created` notification
+//!   (`Users/{userId}/Messages/{id}`, `clientState`, `tenantId`) from a
+//!   spawned task, three tries, recorded ([`MicrosoftSandbox::notifications`]);
+//!   expired subscriptions send nothing. Only `created` is ever notified.
+//! * **Faults**: [`GraphFault`] makes the next N Graph calls (optionally
+//!   only on a path substring or user) answer a status, 429
+//!   `ApplicationThrottled` or 503 `ServiceNotAvailable` with
+//!   `Retry-After`. Every Graph call is counted (`graph.messages.get`,
+//!   `graph.messages.value`, `graph.messages.list`, `graph.messages.create`,
+//!   `graph.messages.update`, `graph.messages.delete`, `graph.delta`,
+//!   `graph.createReply`, `graph.createReplyAll`, `graph.send`,
+//!   `graph.sendMail`, `graph.subscriptions.create|get|list|update|delete`,
+//!   `graph.fault`).
 //! * **Controls**: accounts, registered apps, consent withdrawal, access
 //!   token expiry, the next N token calls failing with a status, and call
-//!   counters ([`MicrosoftSandbox`]; over HTTP under
-//!   `/_sandbox/microsoft/...`).
+//!   counters; for mail: [`MicrosoftSandbox::issue_access_token`],
+//!   [`deliver`](MicrosoftSandbox::deliver) /
+//!   [`deliver_raw`](MicrosoftSandbox::deliver_raw),
+//!   [`messages`](MicrosoftSandbox::messages),
+//!   [`expire_delta_tokens`](MicrosoftSandbox::expire_delta_tokens),
+//!   [`fail_graph_calls`](MicrosoftSandbox::fail_graph_calls),
+//!   [`notifications`](MicrosoftSandbox::notifications),
+//!   [`subscriptions`](MicrosoftSandbox::subscriptions),
+//!   [`expire_subscription`](MicrosoftSandbox::expire_subscription). Over
+//!   HTTP under `/_sandbox/microsoft/...`: `accounts`, `withdraw-consent`,
+//!   `expire-access-tokens`, `token-faults`, `calls`, `deliver` (POST
+//!   [`MicrosoftInbound`] JSON → `{id, conversationId,
+//!   internetMessageId}`), `messages?email=&folder=`,
+//!   `expire-delta-tokens` (`{email, older_than_seconds?}`), `graph-faults`
+//!   ([`GraphFault`] JSON), `notifications`, `subscriptions?email=`,
+//!   `access-tokens` (`{email, scopes}`).
 //!
 //! Sources: Microsoft's "OAuth 2.0 authorization code flow" and "Scopes and
 //! permissions" pages (parameters, answer fields, `offline_access` never in
 //! `scope`, confirmed by a Microsoft Q&A answer), and its AADSTS error code
-//! list for the codes above (from memory where noted in the code). Not
-//! emulated: ID tokens, the device-code and client-credential flows,
-//! admin consent, conditional access, national clouds.
+//! list for the codes above (from memory where noted in the code). For
+//! Graph: the `message` resource page (properties, `internetMessageHeaders`
+//! only on `$select`), "Get incremental changes to messages in a folder"
+//! (delta: `Prefer: odata.maxpagesize`, `$skiptoken`/`$deltatoken` links,
+//! `@removed`, `receivedDateTime` filter), the 410 Gone `SyncStateNotFound`
+//! answer quoted in microsoftgraph/microsoft-graph-docs issue #2350,
+//! `message: createReply`, `message: send` (202) and `user: sendMail`,
+//! "Change notifications" / "Create subscription" (10080-minute limit for
+//! Outlook resources, the validation handshake and its 10 s, notification
+//! payload), "Microsoft Graph throttling guidance" (429 with
+//! `Retry-After`), and "Get singleValueLegacyExtendedProperty" (the
+//! `$expand`/`$filter` syntax). Error codes and messages not quoted in
+//! those pages (`ErrorInvalidPropertyUpdateSentMessage`,
+//! `ErrorInvalidOperation`, `ApplicationThrottled`'s message, the
+//! subscription `ExtensionError` wordings) are from memory or chosen.
+//!
+//! Not emulated: ID tokens, the device-code and client-credential flows,
+//! admin consent, conditional access, national clouds; in Graph: other
+//! folders (custom folders, `mailFolders` listing, `move`/`copy`),
+//! attachments, `forward`, `$search`, `$count`, `$orderby` beyond
+//! `receivedDateTime`, immutable ids, `updated`/`deleted` notifications,
+//! lifecycle notifications, rich notifications, JSON batching, `/users/{id}`
+//! paths, and real throttling limits (faults are injected).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt::Write;
@@ -57,6 +183,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
+
+mod control;
+mod graph;
+mod mail;
+mod subscriptions;
+
+pub use control::{GraphFault, MicrosoftDelivered, MicrosoftInbound, MicrosoftMessageView};
+pub use mail::{EmailAddress, WELL_KNOWN_FOLDERS};
+pub use subscriptions::{
+    MAX_SUBSCRIPTION_MINUTES, MicrosoftSubscription, NotificationDelivery, SANDBOX_TENANT_ID,
+};
 
 use crate::config::OAuthClient;
 use crate::html::escape;
@@ -94,6 +231,8 @@ struct Access {
     email: String,
     scopes: BTreeSet<String>,
     expires_at: DateTime<Utc>,
+    /// The app the token was issued to (a subscription's `applicationId`).
+    client_id: String,
 }
 
 struct Refresh {
@@ -117,6 +256,17 @@ pub(crate) struct World {
     calls: BTreeMap<String, u64>,
     /// Statuses the next token calls answer with, in order.
     token_faults: VecDeque<u16>,
+    /// Graph mailboxes by lower-case email.
+    mailboxes: HashMap<String, mail::Mailbox>,
+    /// The change sequence (delta compares against it).
+    seq: u64,
+    delta_tokens: HashMap<String, graph::DeltaState>,
+    delta_pages: HashMap<String, graph::DeltaPage>,
+    subscriptions: BTreeMap<String, MicrosoftSubscription>,
+    /// Notifications queued under the lock, posted after it.
+    outbox: Vec<subscriptions::Pending>,
+    notifications: Vec<NotificationDelivery>,
+    graph_faults: Vec<GraphFault>,
 }
 
 impl World {
@@ -421,6 +571,84 @@ pub(crate) fn routes() -> Router<Sandbox> {
             post(control_token_faults),
         )
         .route("/_sandbox/microsoft/calls", get(control_calls))
+        .merge(mail_routes())
+}
+
+/// Graph's mail and subscription endpoints and their controls.
+fn mail_routes() -> Router<Sandbox> {
+    const ME: &str = "/microsoft/v1.0/me";
+    Router::new()
+        .route(
+            &format!("{ME}/messages"),
+            get(graph::list_messages).post(graph::create_message),
+        )
+        .route(
+            &format!("{ME}/messages/{{id}}"),
+            get(graph::get_message)
+                .patch(graph::update_message)
+                .delete(graph::delete_message),
+        )
+        .route(
+            &format!("{ME}/messages/{{id}}/$value"),
+            get(graph::get_mime),
+        )
+        .route(
+            &format!("{ME}/messages/{{id}}/createReply"),
+            post(graph::create_reply),
+        )
+        .route(
+            &format!("{ME}/messages/{{id}}/createReplyAll"),
+            post(graph::create_reply_all),
+        )
+        .route(
+            &format!("{ME}/messages/{{id}}/send"),
+            post(graph::send_draft),
+        )
+        .route(&format!("{ME}/sendMail"), post(graph::send_mail))
+        .route(
+            &format!("{ME}/mailFolders/{{folder}}/messages"),
+            get(graph::list_folder_messages),
+        )
+        .route(
+            &format!("{ME}/mailFolders/{{folder}}/messages/delta"),
+            get(graph::delta),
+        )
+        .route(
+            &format!("{ME}/mailFolders/{{folder}}/messages/{{id}}"),
+            get(graph::get_folder_message),
+        )
+        .route(
+            "/microsoft/v1.0/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/microsoft/v1.0/subscriptions/{id}",
+            get(subscriptions::get_one)
+                .patch(subscriptions::renew)
+                .delete(subscriptions::delete),
+        )
+        .route("/_sandbox/microsoft/deliver", post(control::deliver))
+        .route("/_sandbox/microsoft/messages", get(control::messages))
+        .route(
+            "/_sandbox/microsoft/expire-delta-tokens",
+            post(control::expire_delta),
+        )
+        .route(
+            "/_sandbox/microsoft/graph-faults",
+            post(control::graph_faults),
+        )
+        .route(
+            "/_sandbox/microsoft/notifications",
+            get(control::notifications),
+        )
+        .route(
+            "/_sandbox/microsoft/subscriptions",
+            get(control::subscriptions),
+        )
+        .route(
+            "/_sandbox/microsoft/access-tokens",
+            post(control::access_token),
+        )
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -548,6 +776,7 @@ fn issue_tokens(
             email: email.to_owned(),
             scopes: scopes.clone(),
             expires_at: Utc::now() + Duration::seconds(MS_ACCESS_TOKEN_SECONDS),
+            client_id: client_id.to_owned(),
         },
     );
     let listed: Vec<&str> = scopes
