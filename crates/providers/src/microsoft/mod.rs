@@ -2,4 +2,5 @@
 //! and Microsoft Graph, spoken directly over HTTP. As with Google, errors are
 //! sorted into what the caller must do; Microsoft's bodies go to logs only.
 
+pub mod graph;
 pub mod identity;
