@@ -86,6 +86,34 @@ impl Message {
     }
 }
 
+/// Where the reading of a mailbox stands: a position that only grows
+/// (Gmail's history id; IMAP's UIDVALIDITY and UIDNEXT packed; for Outlook,
+/// the number of delta rounds) and, where the provider hands out an opaque
+/// cursor (Graph's delta link), that cursor. Moving it is a compare-and-set
+/// on the position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxCursor {
+    pub position: i64,
+    pub link: Option<String>,
+}
+
+impl MailboxCursor {
+    pub fn at(position: i64) -> MailboxCursor {
+        MailboxCursor {
+            position,
+            link: None,
+        }
+    }
+
+    /// The cursor after a round that ended at `link`.
+    pub fn next_link(&self, link: String) -> MailboxCursor {
+        MailboxCursor {
+            position: self.position + 1,
+            link: Some(link),
+        }
+    }
+}
+
 /// A message found by a change listing: its ids only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRef {

@@ -47,14 +47,16 @@ impl AutoDraft {
         let inbox = Mailbox::open(&self.vault, workspace, id)
             .await
             .map_err(from_vault)?;
-        let history_id = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
-            ServiceError::ProviderError("Gmail gave no history id; try again.".into())
+        let cursor = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
+            ServiceError::ProviderError(
+                "The mailbox gave no position to start from; try again.".into(),
+            )
         })?;
         let first_poll = self.first_poll_at();
         self.store
-            .set_autodraft(workspace, id, true, Some(history_id), first_poll)
+            .set_autodraft(workspace, id, true, Some(&cursor), first_poll)
             .await?;
-        tracing::info!(integration = %id, history_id, event = "autodraft_enabled", "auto-draft switched on");
+        tracing::info!(integration = %id, history_id = cursor.position, event = "autodraft_enabled", "auto-draft switched on");
         if let Some(mailbox) = self.store.autodraft_mailbox(workspace, id).await? {
             self.learn_style_if_due(&mailbox).await;
         }
@@ -152,10 +154,12 @@ impl AutoDraft {
         let inbox = Mailbox::open(&self.vault, workspace, id)
             .await
             .map_err(from_vault)?;
-        let history_id = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
-            ServiceError::ProviderError("Gmail gave no history id; try again.".into())
+        let cursor = inbox.cursor().await.map_err(from_vault)?.ok_or_else(|| {
+            ServiceError::ProviderError(
+                "The mailbox gave no position to start from; try again.".into(),
+            )
         })?;
-        Ok(Some(WorkflowSync { inbox, history_id }))
+        Ok(Some(WorkflowSync { inbox, cursor }))
     }
 
     /// Keep what the owner asks of the mailbox's drafts: `instructions`
@@ -291,9 +295,9 @@ impl AutoDraft {
         let (workspace, id) = (integration.workspace, integration.id);
         let first_poll = self.first_poll_at();
         self.store
-            .start_mailbox_sync(workspace, id, sync.history_id, first_poll, workflow)
+            .start_mailbox_sync(workspace, id, &sync.cursor, first_poll, workflow)
             .await?;
-        tracing::info!(integration = %id, history_id = sync.history_id, event = "workflow_mailbox_synced", "a workflow waits for this mailbox's mail");
+        tracing::info!(integration = %id, history_id = sync.cursor.position, event = "workflow_mailbox_synced", "a workflow waits for this mailbox's mail");
         self.watch_open_mailbox(&sync.inbox, false).await?;
         Ok(())
     }
@@ -649,5 +653,5 @@ fn blocked_reason(integration: &Integration) -> Option<String> {
 /// A mailbox a workflow is about to wait on, and where it is now.
 pub struct WorkflowSync {
     inbox: Mailbox,
-    history_id: i64,
+    cursor: domain::mail::MailboxCursor,
 }

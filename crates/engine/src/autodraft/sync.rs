@@ -2,6 +2,7 @@
 //! history cursor is gone.
 
 use super::*;
+use domain::mail::MailboxCursor;
 
 impl AutoDraft {
     /// Queue a sync for every mailbox whose poll is due; how many.
@@ -82,7 +83,7 @@ impl AutoDraft {
             else {
                 return Ok(());
             };
-            let Some(cursor) = mailbox.history_id.filter(|_| mailbox.synced()) else {
+            let Some(cursor) = mailbox.cursor().filter(|_| mailbox.synced()) else {
                 return Ok(());
             };
             // Read every round, before anything reaches Google: a paused
@@ -110,12 +111,12 @@ impl AutoDraft {
                     Err(error) => return self.sync_failed(workspace, id, error).await,
                 },
             };
-            let read = match inbox.changes_since(cursor).await {
+            let read = match inbox.changes_since(&cursor).await {
                 Ok(Changes::Found { messages, cursor }) => {
                     Ok((found_messages(messages), cursor, false))
                 }
                 Ok(Changes::CursorGone) => self
-                    .catch_up(inbox, &mailbox, cursor)
+                    .catch_up(inbox, &mailbox, &cursor)
                     .await
                     .map(|(found, to)| (found, to, true)),
                 Err(error) => Err(error),
@@ -129,7 +130,7 @@ impl AutoDraft {
                 .record_autodraft_sync(
                     workspace,
                     id,
-                    (cursor, to, cursor_reset),
+                    (cursor.position, &to, cursor_reset),
                     &found,
                     |message| self.draft_job(workspace, message),
                     |message| crate::workflows::new_mail_job(workspace, id, message),
@@ -164,8 +165,8 @@ impl AutoDraft {
         &self,
         inbox: &Mailbox,
         mailbox: &AutoDraftMailbox,
-        cursor: i64,
-    ) -> Result<(Vec<FoundMessage>, i64), VaultError> {
+        cursor: &MailboxCursor,
+    ) -> Result<(Vec<FoundMessage>, MailboxCursor), VaultError> {
         let (workspace, id) = (inbox.integration().workspace, inbox.integration().id);
         let now_cursor = inbox.cursor_after_catch_up(cursor).await?;
         // Never before auto-draft was switched on (for its drafts); a
@@ -179,7 +180,8 @@ impl AutoDraft {
         };
         let found = found_messages(inbox.inbox_since(since).await?);
         let message = format!(
-            "The mailbox no longer had its history from position {cursor}; Mailwright looked at the {} inbox message(s) since {} instead.",
+            "The mailbox no longer had its history from position {}; Mailwright looked at the {} inbox message(s) since {} instead.",
+            cursor.position,
             found.len(),
             since.format("%Y-%m-%d %H:%M UTC")
         );

@@ -8,6 +8,7 @@
 //! is its first message's `Message-ID` (IMAP has no thread ids). The inbox
 //! cursor is UIDVALIDITY and UIDNEXT in one number.
 
+use domain::mail::MailboxCursor;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -282,7 +283,7 @@ impl ImapMailbox {
         if state.uid_next <= next {
             return Ok(Changes::Found {
                 messages: Vec::new(),
-                cursor,
+                cursor: MailboxCursor::at(cursor),
             });
         }
         let mut uids: Vec<u32> = self
@@ -310,7 +311,7 @@ impl ImapMailbox {
         };
         Ok(Changes::Found {
             messages,
-            cursor: pack_cursor(validity, upto),
+            cursor: MailboxCursor::at(pack_cursor(validity, upto)),
         })
     }
 

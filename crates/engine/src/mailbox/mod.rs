@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::mail::{Message, MessageRef, Thread};
+use domain::mail::{MailboxCursor, Message, MessageRef, Thread};
 use domain::pubsub::PubSubTopic;
 use domain::scopes::{Capability, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
@@ -35,7 +35,7 @@ pub enum Changes {
     /// Messages added to the inbox, oldest first, and the cursor after them.
     Found {
         messages: Vec<MessageRef>,
-        cursor: i64,
+        cursor: MailboxCursor,
     },
     /// The provider no longer knows the cursor (too old): list the inbox
     /// since a time instead ([`Mailbox::inbox_since`]).
@@ -144,7 +144,7 @@ impl Mailbox {
 
     /// Where the mailbox is now: changes after this are new (`None` when
     /// the provider did not say).
-    pub async fn cursor(&self) -> Result<Option<i64>, VaultError> {
+    pub async fn cursor(&self) -> Result<Option<MailboxCursor>, VaultError> {
         match self {
             Mailbox::Gmail(gmail) => {
                 let profile = gmail
@@ -155,20 +155,27 @@ impl Mailbox {
                 Ok(profile
                     .history_id
                     .as_deref()
-                    .and_then(|id| id.parse::<i64>().ok()))
+                    .and_then(|id| id.parse::<i64>().ok())
+                    .map(MailboxCursor::at))
             }
-            Mailbox::Imap(imap) => imap.cursor().await.map(Some),
+            Mailbox::Imap(imap) => imap.cursor().await.map(|at| Some(MailboxCursor::at(at))),
         }
     }
 
     /// Where a catch-up leaves the cursor, `stored` being the one that was
     /// gone: Gmail's history ids only grow, so never behind `stored`; an
     /// IMAP cursor after a new UIDVALIDITY is simply the new one.
-    pub async fn cursor_after_catch_up(&self, stored: i64) -> Result<i64, VaultError> {
+    pub async fn cursor_after_catch_up(
+        &self,
+        stored: &MailboxCursor,
+    ) -> Result<MailboxCursor, VaultError> {
         let now = self.cursor().await?;
         Ok(match self {
-            Mailbox::Gmail(_) => now.unwrap_or(stored).max(stored),
-            Mailbox::Imap(_) => now.unwrap_or(stored),
+            Mailbox::Gmail(_) => MailboxCursor::at(
+                now.map_or(stored.position, |now| now.position)
+                    .max(stored.position),
+            ),
+            Mailbox::Imap(_) => now.unwrap_or_else(|| stored.clone()),
         })
     }
 
@@ -210,10 +217,10 @@ impl Mailbox {
     }
 
     /// The messages added to the inbox after `cursor`.
-    pub async fn changes_since(&self, cursor: i64) -> Result<Changes, VaultError> {
+    pub async fn changes_since(&self, cursor: &MailboxCursor) -> Result<Changes, VaultError> {
         match self {
-            Mailbox::Gmail(gmail) => gmail.changes_since(cursor).await,
-            Mailbox::Imap(imap) => imap.changes_since(cursor).await,
+            Mailbox::Gmail(gmail) => gmail.changes_since(cursor.position).await,
+            Mailbox::Imap(imap) => imap.changes_since(cursor.position).await,
         }
     }
 
@@ -596,7 +603,7 @@ impl GmailMailbox {
         }
         Ok(Changes::Found {
             messages: found,
-            cursor: latest,
+            cursor: MailboxCursor::at(latest),
         })
     }
 

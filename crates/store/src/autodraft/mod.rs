@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use domain::drafting::rules::DraftRules;
 use domain::drafting::style::StyleProfile;
+use domain::mail::MailboxCursor;
 use domain::{IntegrationId, JobId, WorkspaceId};
 use uuid::Uuid;
 
@@ -28,8 +29,11 @@ pub struct AutoDraftMailbox {
     pub integration_id: IntegrationId,
     pub workspace: WorkspaceId,
     pub enabled: bool,
-    /// The Gmail `historyId` the next sync starts from.
+    /// The position the next sync starts from (Gmail's `historyId`, IMAP's
+    /// packed UIDVALIDITY and UIDNEXT, Outlook's delta round).
     pub history_id: Option<i64>,
+    /// The provider's opaque cursor at that position (Graph's delta link).
+    pub cursor_link: Option<String>,
     pub enabled_at: Option<DateTime<Utc>>,
     pub next_poll_at: Option<DateTime<Utc>>,
     pub sync_requested_at: Option<DateTime<Utc>>,
@@ -66,6 +70,14 @@ impl AutoDraftMailbox {
     pub fn reading(&self) -> bool {
         self.synced() && self.history_id.is_some() && self.next_poll_at.is_some()
     }
+
+    /// Where the next sync starts, if anywhere.
+    pub fn cursor(&self) -> Option<MailboxCursor> {
+        self.history_id.map(|position| MailboxCursor {
+            position,
+            link: self.cursor_link.clone(),
+        })
+    }
 }
 
 /// The mailbox's push watch (Gmail `users.watch`), as last recorded.
@@ -86,6 +98,7 @@ struct MailboxRow {
     workspace_id: Uuid,
     enabled: bool,
     history_id: Option<i64>,
+    cursor_link: Option<String>,
     enabled_at: Option<DateTime<Utc>>,
     next_poll_at: Option<DateTime<Utc>>,
     sync_requested_at: Option<DateTime<Utc>>,
@@ -132,7 +145,7 @@ macro_rules! synced {
 }
 
 const MAILBOX_COLUMNS: &str = concat!(
-    "integration_id, workspace_id, enabled, history_id, enabled_at, next_poll_at, \
+    "integration_id, workspace_id, enabled, history_id, cursor_link, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
      watch_error_at, updated_at, instructions, rules, cleanup_after_days, style, style_learned_at, ",
@@ -147,6 +160,7 @@ impl From<MailboxRow> for AutoDraftMailbox {
             workspace: WorkspaceId::from_uuid(row.workspace_id),
             enabled: row.enabled,
             history_id: row.history_id,
+            cursor_link: row.cursor_link,
             enabled_at: row.enabled_at,
             next_poll_at: row.next_poll_at,
             sync_requested_at: row.sync_requested_at,
@@ -480,27 +494,31 @@ impl Store {
         Ok(row.map(AutoDraftMailbox::from))
     }
 
-    /// Switch auto-draft on from `history_id` (mail after it gets drafted),
-    /// polling first at `first_poll`; or off (`history_id` ignored).
+    /// Switch auto-draft on from `cursor` (mail after it gets drafted),
+    /// polling first at `first_poll`; or off (`cursor` ignored).
     pub async fn set_autodraft(
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
         enabled: bool,
-        history_id: Option<i64>,
+        cursor: Option<&MailboxCursor>,
         first_poll: DateTime<Utc>,
     ) -> Result<AutoDraftMailbox, StoreError> {
         let at = now();
+        let history_id = cursor.map(|cursor| cursor.position);
+        let link = cursor.and_then(|cursor| cursor.link.clone());
         in_workspace_tx!(self, workspace, conn => {
             if enabled {
-                // No `history_id`: a workflow's sync already reads the
-                // mailbox; its cursor and poll stand.
+                // No cursor: a workflow's sync already reads the mailbox;
+                // its cursor and poll stand.
                 sqlx::query(
-                    "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, enabled_at, \
-                                                      next_poll_at, updated_at) \
-                     VALUES ($1, $2, TRUE, $3, $4, $5, $4) \
+                    "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, cursor_link, \
+                                                      enabled_at, next_poll_at, updated_at) \
+                     VALUES ($1, $2, TRUE, $3, $6, $4, $5, $4) \
                      ON CONFLICT (integration_id) DO UPDATE SET enabled = TRUE, \
-                         history_id = COALESCE($3, autodraft_mailboxes.history_id), enabled_at = $4, \
+                         history_id = COALESCE($3, autodraft_mailboxes.history_id), \
+                         cursor_link = CASE WHEN $3 IS NULL THEN autodraft_mailboxes.cursor_link ELSE $6 END, \
+                         enabled_at = $4, \
                          next_poll_at = CASE WHEN $3 IS NULL THEN COALESCE(autodraft_mailboxes.next_poll_at, $5) \
                              ELSE $5 END, \
                          updated_at = $4, last_failure_code = NULL, last_failure_message = NULL, \
@@ -511,6 +529,7 @@ impl Store {
                 .bind(history_id)
                 .bind(at)
                 .bind(first_poll)
+                .bind(link)
                 .execute(&mut *conn)
                 .await?;
             } else {
@@ -696,10 +715,11 @@ impl Store {
             .collect())
     }
 
-    /// Record what a sync found: move the cursor from `from` to `to` (only
-    /// if it is still `from`, the mailbox is synced, and `to` is not
-    /// behind, unless `cursor_reset`: after a catch-up an IMAP cursor with a
-    /// new UIDVALIDITY may well be lower) and, all in one transaction: with auto-draft on, add a row
+    /// Record what a sync found: move the cursor from position `from` to
+    /// `to` (only if it is still at `from`, the mailbox is synced, and `to`
+    /// is not behind, unless `cursor_reset`: after a catch-up an IMAP cursor
+    /// with a new UIDVALIDITY may well be lower; `to`'s link, if any, is
+    /// written with it) and, all in one transaction: with auto-draft on, add a row
     /// per new message and queue `draft_job(row id)` for each; with a
     /// workflow waiting for mail, queue `new_mail_job(message)` for each.
     /// `None` when the cursor had moved (nothing written); otherwise how many
@@ -708,7 +728,7 @@ impl Store {
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
-        (from, to, cursor_reset): (i64, i64, bool),
+        (from, to, cursor_reset): (i64, &MailboxCursor, bool),
         found: &[FoundMessage],
         draft_job: impl Fn(Uuid) -> NewJob,
         new_mail_job: impl Fn(&FoundMessage) -> NewJob,
@@ -716,17 +736,18 @@ impl Store {
         let at = now();
         let (inserted, queued) = in_workspace_tx!(self, workspace, conn => {
             let moved = sqlx::query(concat!(
-                "UPDATE autodraft_mailboxes SET history_id = $1, last_synced_at = $2, last_failure_code = NULL, \
-                     last_failure_message = NULL, last_failure_at = NULL \
+                "UPDATE autodraft_mailboxes SET history_id = $1, cursor_link = $7, last_synced_at = $2, \
+                     last_failure_code = NULL, last_failure_message = NULL, last_failure_at = NULL \
                  WHERE workspace_id = $3 AND integration_id = $4 AND history_id = $5 AND ($1 >= $5 OR $6) AND ",
                 synced!("autodraft_mailboxes")
             ))
-            .bind(to)
+            .bind(to.position)
             .bind(at)
             .bind(workspace.as_uuid())
             .bind(integration.as_uuid())
             .bind(from)
             .bind(cursor_reset)
+            .bind(to.link.as_deref())
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -783,25 +804,25 @@ impl Store {
         Ok(inserted)
     }
 
-    /// Start syncing a mailbox for workflows from `history_id` (mail after
-    /// it starts them), polling first at `first_poll`, unless its sync is
+    /// Start syncing a mailbox for workflows from `cursor` (mail after it
+    /// starts them), polling first at `first_poll`, unless its sync is
     /// already under way for auto-draft or for another workflow than
     /// `workflow` (then its cursor stands, so no one's mail is skipped).
     pub async fn start_mailbox_sync(
         &self,
         workspace: WorkspaceId,
         integration: IntegrationId,
-        history_id: i64,
+        cursor: &MailboxCursor,
         first_poll: DateTime<Utc>,
         workflow: Option<Uuid>,
     ) -> Result<(), StoreError> {
         let at = now();
         in_workspace!(self, workspace, conn => {
             sqlx::query(
-                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, next_poll_at, \
-                                                  last_synced_at, updated_at) \
-                 VALUES ($1, $2, FALSE, $3, $4, $5, $5) \
-                 ON CONFLICT (integration_id) DO UPDATE SET history_id = $3, next_poll_at = $4, \
+                "INSERT INTO autodraft_mailboxes (integration_id, workspace_id, enabled, history_id, cursor_link, \
+                                                  next_poll_at, last_synced_at, updated_at) \
+                 VALUES ($1, $2, FALSE, $3, $7, $4, $5, $5) \
+                 ON CONFLICT (integration_id) DO UPDATE SET history_id = $3, cursor_link = $7, next_poll_at = $4, \
                      last_synced_at = $5, updated_at = $5, \
                      last_failure_code = NULL, last_failure_message = NULL, last_failure_at = NULL \
                  WHERE NOT (autodraft_mailboxes.history_id IS NOT NULL AND autodraft_mailboxes.next_poll_at IS NOT NULL \
@@ -812,10 +833,11 @@ impl Store {
             )
             .bind(integration.as_uuid())
             .bind(workspace.as_uuid())
-            .bind(history_id)
+            .bind(cursor.position)
             .bind(first_poll)
             .bind(at)
             .bind(workflow)
+            .bind(cursor.link.as_deref())
             .execute(&mut *conn)
             .await?;
         });

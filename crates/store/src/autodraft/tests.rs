@@ -31,7 +31,13 @@ async fn enabled_mailbox(store: &Store) -> (WorkspaceId, IntegrationId) {
     .await;
     inserted.unwrap();
     store
-        .set_autodraft(workspace, integration, true, Some(1), at)
+        .set_autodraft(
+            workspace,
+            integration,
+            true,
+            Some(&MailboxCursor::at(1)),
+            at,
+        )
         .await
         .unwrap();
     (workspace, integration)
@@ -90,7 +96,7 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (1, 2, false),
+            (1, &MailboxCursor::at(2), false),
             &[found("a"), found("b")],
             draft,
             new_mail,
@@ -105,7 +111,7 @@ async fn each_queued_sync_and_each_new_message_wakes_a_worker() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (2, 3, false),
+            (2, &MailboxCursor::at(3), false),
             &[found("a")],
             draft,
             new_mail,
@@ -187,7 +193,7 @@ async fn a_mailbox_a_workflow_waits_on_is_synced_with_auto_draft_off() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (1, 2, false),
+            (1, &MailboxCursor::at(2), false),
             &[found("a"), found("b")],
             draft,
             new_mail,
@@ -219,7 +225,7 @@ async fn a_mailbox_a_workflow_waits_on_is_synced_with_auto_draft_off() {
         .record_autodraft_sync(
             workspace,
             integration,
-            (2, 3, false),
+            (2, &MailboxCursor::at(3), false),
             &[found("c")],
             draft,
             new_mail,
@@ -352,4 +358,78 @@ async fn outcomes_are_counted_per_utc_day_and_status_in_this_workspace_only() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn an_opaque_cursor_moves_with_its_position_and_only_from_where_it_was() {
+    let (_db, store) = TestDatabase::migrated().await;
+    let (workspace, integration) = enabled_mailbox(&store).await;
+    let link = |n: u32| {
+        format!("https://graph.example/v1.0/me/mailFolders/inbox/messages/delta?$deltatoken={n}")
+    };
+    let noop = |_: Uuid| NewJob::new("test.draft", serde_json::json!({}));
+    let no_mail = |_: &FoundMessage| NewJob::new("test.new_mail", serde_json::json!({}));
+    let read = || async {
+        store
+            .autodraft_mailbox(workspace, integration)
+            .await
+            .unwrap()
+            .unwrap()
+            .cursor()
+            .unwrap()
+    };
+    assert_eq!(read().await, MailboxCursor::at(1));
+
+    let first = MailboxCursor::at(1).next_link(link(1));
+    let moved = store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (1, &first, false),
+            &[],
+            noop,
+            no_mail,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, Some(0));
+    assert_eq!(read().await, first);
+
+    // A second sync that started from the old position writes nothing.
+    let stale = MailboxCursor::at(1).next_link(link(99));
+    let moved = store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (1, &stale, false),
+            &[],
+            noop,
+            no_mail,
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved, None);
+    assert_eq!(read().await, first);
+
+    let second = first.next_link(link(2));
+    store
+        .record_autodraft_sync(
+            workspace,
+            integration,
+            (2, &second, false),
+            &[],
+            noop,
+            no_mail,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read().await, second);
+
+    // Switched on again from a new cursor: the link is replaced with it.
+    let fresh = MailboxCursor::at(7).next_link(link(7));
+    store
+        .set_autodraft(workspace, integration, true, Some(&fresh), now())
+        .await
+        .unwrap();
+    assert_eq!(read().await, fresh);
 }

@@ -651,7 +651,7 @@ impl Store {
             // mail that arrives while it is disconnected is not processed
             // later, and a workflow's sync starts afresh on reconnecting.
             sqlx::query(
-                "UPDATE autodraft_mailboxes SET enabled = FALSE, next_poll_at = NULL, history_id = NULL, \
+                "UPDATE autodraft_mailboxes SET enabled = FALSE, next_poll_at = NULL, history_id = NULL, cursor_link = NULL, \
                      watch_expires_at = NULL, watch_renew_at = NULL, watch_error_code = NULL, \
                      watch_error_message = NULL, watch_error_at = NULL, style = NULL, \
                      style_learned_at = NULL, updated_at = $1 \
