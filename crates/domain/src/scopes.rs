@@ -131,13 +131,11 @@ impl IntegrationType {
     }
 
     /// Whether it is a mailbox (auto-draft, mail workflows).
-    ///
-    /// Not yet an Outlook connection: it connects and keeps its tokens
-    /// fresh, but reading and drafting through Graph come next (issue
-    /// "Microsoft 365 mailboxes"); until then auto-draft and workflows
-    /// refuse it as they refuse a calendar.
     pub fn is_mailbox(self) -> bool {
-        matches!(self, IntegrationType::Gmail | IntegrationType::Imap)
+        matches!(
+            self,
+            IntegrationType::Gmail | IntegrationType::Imap | IntegrationType::Outlook
+        )
     }
 
     pub fn parse(text: &str) -> Option<IntegrationType> {

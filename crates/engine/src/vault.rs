@@ -851,17 +851,33 @@ impl Vault {
             Err(GmailError::Rejected { status, reason }) if !record_refusals => {
                 Err(VaultError::Rejected(format!("HTTP {status} {reason}")))
             }
-            Err(error) => Err(self.gmail_failed(workspace, id, needs, error).await),
+            Err(error) => Err(self
+                .gmail_failed(
+                    workspace,
+                    id,
+                    session.integration.integration_type,
+                    needs,
+                    error,
+                )
+                .await),
         }
     }
 
+    /// A mailbox call's failure (Gmail's, or Graph's in Gmail's terms):
+    /// recorded on the connection in the provider's name.
     async fn gmail_failed(
         &self,
         workspace: WorkspaceId,
         id: IntegrationId,
+        integration_type: domain::scopes::IntegrationType,
         needs: Capability,
         error: GmailError,
     ) -> VaultError {
+        let provider = integration_type.provider_name();
+        let api = match integration_type {
+            domain::scopes::IntegrationType::Outlook => "Microsoft Graph",
+            _ => "Gmail",
+        };
         let record = |code: &'static str, message: String| async move {
             if let Err(error) = self
                 .store
@@ -873,9 +889,9 @@ impl Vault {
         };
         match error {
             GmailError::InsufficientPermissions => {
-                let scope = needs.preferred_scope();
+                let scope = integration_type.preferred_scope(needs);
                 let message = format!(
-                    "Google refused because Mailwright may not {} in this mailbox. Reconnect and allow it.",
+                    "{provider} refused because Mailwright may not {} in this mailbox. Reconnect and allow it.",
                     needs.describe()
                 );
                 self.transition(
@@ -891,10 +907,10 @@ impl Vault {
             GmailError::Unauthorized => {
                 record(
                     "provider_error",
-                    "Google rejected a freshly refreshed access token.".into(),
+                    format!("{provider} rejected a freshly refreshed access token."),
                 )
                 .await;
-                VaultError::Rejected("Gmail rejected a freshly refreshed access token".into())
+                VaultError::Rejected(format!("{api} rejected a freshly refreshed access token"))
             }
             GmailError::Unavailable {
                 reason,
@@ -902,7 +918,7 @@ impl Vault {
             } => {
                 record(
                     "provider_unavailable",
-                    format!("Gmail did not answer ({reason}); Mailwright will try again."),
+                    format!("{api} did not answer ({reason}); Mailwright will try again."),
                 )
                 .await;
                 VaultError::Unavailable {
@@ -914,7 +930,7 @@ impl Vault {
             GmailError::Rejected { status, reason } => {
                 record(
                     "provider_error",
-                    format!("Gmail refused the request (HTTP {status}, {reason})."),
+                    format!("{api} refused the request (HTTP {status}, {reason})."),
                 )
                 .await;
                 VaultError::Rejected(format!("HTTP {status} {reason}"))

@@ -147,7 +147,7 @@ async fn delta_rounds_find_new_mail_and_an_expired_link_says_so() {
         )
         .await;
     assert!(
-        matches!(stranger, Err(GraphError::Rejected(_))),
+        matches!(stranger, Err(GraphError::Rejected { .. })),
         "{stranger:?}"
     );
 }

@@ -458,26 +458,6 @@ async fn disconnecting_outlook_deletes_the_tokens_as_microsoft_cannot_revoke_the
 }
 
 #[tokio::test]
-async fn an_outlook_connection_is_not_yet_a_mailbox_for_auto_draft() {
-    let w = world().await;
-    let id = w.connect_outlook(Consent::allow_all()).await["integration_id"].clone();
-    let answer = w
-        .app
-        .client
-        .put(w.app.url(&format!("/api/integrations/{id}/auto-draft")))
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({"enabled": true}))
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status().as_u16();
-    let body: Value = answer.json().await.unwrap();
-    assert!(status == 404 || status == 409, "{status} {body}");
-    let view = w.integration(&id).await;
-    assert_eq!(view["status"], "connected");
-}
-
-#[tokio::test]
 async fn no_token_code_or_client_secret_of_microsoft_reaches_the_logs() {
     let captured = common::logs::CapturedLogs::install();
     let w = world().await;

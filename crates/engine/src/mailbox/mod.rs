@@ -23,8 +23,10 @@ use store::integrations::Integration;
 use crate::vault::{GmailSession, Vault, VaultError};
 
 mod imap;
+mod outlook;
 
 pub use imap::ImapMailbox;
+pub use outlook::OutlookMailbox;
 
 /// The most inbox messages a catch-up lists.
 pub const CATCH_UP_LIMIT: usize = 2_000;
@@ -83,6 +85,7 @@ pub struct CreatedDraft {
 pub enum Mailbox {
     Gmail(GmailMailbox),
     Imap(ImapMailbox),
+    Outlook(OutlookMailbox),
 }
 
 /// Gmail, through the vault's session.
@@ -128,9 +131,15 @@ impl Mailbox {
                     account,
                 )))
             }
-            // Graph's mailbox is not built yet: an Outlook connection is
-            // not a mailbox (`IntegrationType::is_mailbox`).
-            IntegrationType::Calendar | IntegrationType::Outlook => Err(VaultError::NotFound),
+            IntegrationType::Outlook => {
+                let graph = vault.microsoft().ok_or(VaultError::NotConfigured)?.graph();
+                Ok(Mailbox::Outlook(OutlookMailbox::new(
+                    Arc::clone(vault),
+                    graph,
+                    session,
+                )))
+            }
+            IntegrationType::Calendar => Err(VaultError::NotFound),
         }
     }
 
@@ -139,6 +148,7 @@ impl Mailbox {
         match self {
             Mailbox::Gmail(gmail) => gmail.session.integration(),
             Mailbox::Imap(imap) => imap.integration(),
+            Mailbox::Outlook(outlook) => outlook.integration(),
         }
     }
 
@@ -159,6 +169,7 @@ impl Mailbox {
                     .map(MailboxCursor::at))
             }
             Mailbox::Imap(imap) => imap.cursor().await.map(|at| Some(MailboxCursor::at(at))),
+            Mailbox::Outlook(outlook) => outlook.cursor().await.map(Some),
         }
     }
 
@@ -169,13 +180,16 @@ impl Mailbox {
         &self,
         stored: &MailboxCursor,
     ) -> Result<MailboxCursor, VaultError> {
+        if let Mailbox::Outlook(outlook) = self {
+            return outlook.cursor_after_catch_up(stored).await;
+        }
         let now = self.cursor().await?;
         Ok(match self {
             Mailbox::Gmail(_) => MailboxCursor::at(
                 now.map_or(stored.position, |now| now.position)
                     .max(stored.position),
             ),
-            Mailbox::Imap(_) => now.unwrap_or_else(|| stored.clone()),
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => now.unwrap_or_else(|| stored.clone()),
         })
     }
 
@@ -199,6 +213,9 @@ impl Mailbox {
             Mailbox::Imap(_) => Err(VaultError::Rejected(
                 "an IMAP mailbox is followed by IDLE, not a Pub/Sub watch".into(),
             )),
+            Mailbox::Outlook(_) => Err(VaultError::Rejected(
+                "an Outlook mailbox is polled (Graph subscriptions come next), not watched through Pub/Sub".into(),
+            )),
         }
     }
 
@@ -212,7 +229,7 @@ impl Mailbox {
                     })
                     .await
             }
-            Mailbox::Imap(_) => Ok(()),
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => Ok(()),
         }
     }
 
@@ -221,6 +238,7 @@ impl Mailbox {
         match self {
             Mailbox::Gmail(gmail) => gmail.changes_since(cursor.position).await,
             Mailbox::Imap(imap) => imap.changes_since(cursor.position).await,
+            Mailbox::Outlook(outlook) => outlook.changes_since(cursor).await,
         }
     }
 
@@ -230,6 +248,7 @@ impl Mailbox {
         match self {
             Mailbox::Gmail(gmail) => gmail.inbox_since(since).await,
             Mailbox::Imap(imap) => imap.inbox_since(since).await,
+            Mailbox::Outlook(outlook) => outlook.inbox_since(since).await,
         }
     }
 
@@ -245,6 +264,7 @@ impl Mailbox {
                 Ok(page.messages.into_iter().next().map(|m| m.into_mail()))
             }
             Mailbox::Imap(imap) => imap.newest_inbox_message().await,
+            Mailbox::Outlook(outlook) => outlook.newest_inbox_message().await,
         }
     }
 
@@ -254,6 +274,15 @@ impl Mailbox {
         let refs = match self {
             Mailbox::Imap(imap) => {
                 return Ok(imap
+                    .sent_messages(max)
+                    .await?
+                    .into_iter()
+                    .filter(written_by_the_person)
+                    .map(|message| message.text)
+                    .collect());
+            }
+            Mailbox::Outlook(outlook) => {
+                return Ok(outlook
                     .sent_messages(max)
                     .await?
                     .into_iter()
@@ -295,6 +324,7 @@ impl Mailbox {
                 Ok(message.into_mail())
             }
             Mailbox::Imap(imap) => imap.message(id).await,
+            Mailbox::Outlook(outlook) => outlook.message(id).await,
         }
     }
 
@@ -316,6 +346,7 @@ impl Mailbox {
                 Ok(thread)
             }
             Mailbox::Imap(imap) => imap.thread(id).await,
+            Mailbox::Outlook(outlook) => outlook.thread(id).await,
         }
     }
 
@@ -340,6 +371,8 @@ impl Mailbox {
             }
             // The draft's headers thread it (In-Reply-To, References).
             Mailbox::Imap(imap) => imap.create_draft(raw).await,
+            // `createReply` threads it (the original found by In-Reply-To).
+            Mailbox::Outlook(outlook) => outlook.create_draft(raw).await,
         }
     }
 
@@ -355,6 +388,7 @@ impl Mailbox {
                 Ok(sent.into_mail())
             }
             Mailbox::Imap(imap) => imap.send(raw).await,
+            Mailbox::Outlook(outlook) => outlook.send(raw).await,
         }
     }
 
@@ -371,6 +405,7 @@ impl Mailbox {
                 Ok(draft.map(|message| message.into_mail()))
             }
             Mailbox::Imap(imap) => imap.draft(id).await,
+            Mailbox::Outlook(outlook) => outlook.draft(id).await,
         }
     }
 
@@ -385,6 +420,7 @@ impl Mailbox {
                     .await
             }
             Mailbox::Imap(imap) => imap.delete_draft(id).await,
+            Mailbox::Outlook(outlook) => outlook.delete_draft(id).await,
         }
     }
 
@@ -401,8 +437,9 @@ impl Mailbox {
                     .map(|html| providers::google::message::signature_text(&html))
                     .filter(|text| !text.is_empty()))
             }
-            // IMAP keeps no signature; the person's mail client does.
-            Mailbox::Imap(_) => Ok(None),
+            // IMAP keeps no signature; the person's mail client does (and
+            // Graph does not expose Outlook's).
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => Ok(None),
         }
     }
 
@@ -419,6 +456,7 @@ impl Mailbox {
             }
             // The reply's headers thread it.
             Mailbox::Imap(imap) => imap.send(raw).await,
+            Mailbox::Outlook(outlook) => outlook.send(raw).await,
         }
     }
 
@@ -438,7 +476,7 @@ impl Mailbox {
                     .collect())
             }
             // Labels are Gmail's.
-            Mailbox::Imap(_) => Ok(Vec::new()),
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => Ok(Vec::new()),
         }
     }
 
@@ -474,7 +512,7 @@ impl Mailbox {
                     Err(error) => Err(error),
                 }
             }
-            Mailbox::Imap(_) => Err(labels_are_gmails()),
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => Err(labels_are_gmails()),
         }
     }
 
@@ -492,7 +530,7 @@ impl Mailbox {
                 })
                 .await
                 .map(drop),
-            Mailbox::Imap(_) => Err(labels_are_gmails()),
+            Mailbox::Imap(_) | Mailbox::Outlook(_) => Err(labels_are_gmails()),
         }
     }
 
@@ -512,6 +550,7 @@ impl Mailbox {
                 Ok(found.map(|message| message.into_mail()))
             }
             Mailbox::Imap(imap) => imap.find_message(rfc822_message_id).await,
+            Mailbox::Outlook(outlook) => outlook.find_message(rfc822_message_id).await,
         }
     }
 
@@ -527,12 +566,13 @@ impl Mailbox {
                 Ok(found.map(|draft| draft.id))
             }
             Mailbox::Imap(imap) => imap.find_draft(rfc822_message_id).await,
+            Mailbox::Outlook(outlook) => outlook.find_draft(rfc822_message_id).await,
         }
     }
 }
 
 fn labels_are_gmails() -> VaultError {
-    VaultError::Rejected("labels are Gmail's: an IMAP mailbox has none to add or remove".into())
+    VaultError::Rejected("labels are Gmail's: this mailbox has none to add or remove".into())
 }
 
 impl GmailMailbox {

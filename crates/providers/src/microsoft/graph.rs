@@ -93,9 +93,10 @@ pub enum GraphError {
     /// Network trouble, a timeout or another 5xx: try again later.
     #[error("Graph is unavailable: {0}")]
     Unavailable(String),
-    /// Any other refusal or an answer that is not what Graph documents.
-    #[error("Graph refused the request: {0}")]
-    Rejected(String),
+    /// Any other refusal (`status`), or an answer that is not what Graph
+    /// documents (502, as a gateway would say).
+    #[error("Graph refused the request (HTTP {status}, {reason})")]
+    Rejected { status: u16, reason: String },
 }
 
 /// An email address as Graph writes it.
@@ -195,6 +196,14 @@ pub struct Graph {
     http: reqwest::Client,
 }
 
+/// An answer that is not what Graph documents.
+fn malformed(reason: impl Into<String>) -> GraphError {
+    GraphError::Rejected {
+        status: 502,
+        reason: reason.into(),
+    }
+}
+
 fn transport(error: reqwest::Error) -> GraphError {
     GraphError::Unavailable(if error.is_timeout() {
         "timed out".to_owned()
@@ -226,22 +235,18 @@ impl Graph {
     }
 
     fn url(&self, path: &str) -> Result<Url, GraphError> {
-        graph_url(&self.base, path)
-            .map_err(|_| GraphError::Rejected("the Graph URL cannot take a path".into()))
+        graph_url(&self.base, path).map_err(|_| malformed("the Graph URL cannot take a path"))
     }
 
     /// A link Graph handed out (`@odata.nextLink`, `@odata.deltaLink`, or a
     /// stored cursor), accepted only below the configured Graph URL: the
     /// token must never go anywhere else.
     fn own_link(&self, link: &str) -> Result<Url, GraphError> {
-        let url = Url::parse(link)
-            .map_err(|_| GraphError::Rejected("a Graph link is not a URL".into()))?;
+        let url = Url::parse(link).map_err(|_| malformed("a Graph link is not a URL"))?;
         let base = self.base.as_str().trim_end_matches('/');
         let same_origin = url.origin() == self.base.origin();
         if !same_origin || !url.as_str().starts_with(base) {
-            return Err(GraphError::Rejected(
-                "a Graph link points outside the Graph URL".into(),
-            ));
+            return Err(malformed("a Graph link points outside the Graph URL"));
         }
         Ok(url)
     }
@@ -270,7 +275,7 @@ impl Graph {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > limit {
-                return Err(GraphError::Rejected(format!(
+                return Err(malformed(format!(
                     "Graph's answer is larger than {limit} bytes"
                 )));
             }
@@ -293,7 +298,10 @@ impl Graph {
                 GraphError::DeltaExpired
             }
             500..=599 => GraphError::Unavailable(format!("HTTP {status} {code}")),
-            _ => GraphError::Rejected(format!("HTTP {status} {code}")),
+            _ => GraphError::Rejected {
+                status,
+                reason: code,
+            },
         })
     }
 
@@ -304,12 +312,12 @@ impl Graph {
     ) -> Result<Value, GraphError> {
         let (_, body) = self.call(request, token, MAX_JSON_BYTES, false).await?;
         serde_json::from_slice(&body)
-            .map_err(|_| GraphError::Rejected("Graph's answer is not the expected JSON".into()))
+            .map_err(|_| malformed("Graph's answer is not the expected JSON"))
     }
 
     fn message_from(value: Value) -> Result<GraphMessage, GraphError> {
         serde_json::from_value(value)
-            .map_err(|_| GraphError::Rejected("a message is not shaped as Graph documents".into()))
+            .map_err(|_| malformed("a message is not shaped as Graph documents"))
     }
 
     /// Start following `folder` from `since`: a first delta round filtered
@@ -360,9 +368,8 @@ impl Graph {
                 .get(next.clone())
                 .header("Prefer", format!("odata.maxpagesize={DELTA_PAGE_SIZE}"));
             let (_, body) = self.call(request, token, MAX_JSON_BYTES, true).await?;
-            let page: Page = serde_json::from_slice(&body).map_err(|_| {
-                GraphError::Rejected("a delta page is not shaped as Graph documents".into())
-            })?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|_| malformed("a delta page is not shaped as Graph documents"))?;
             for value in page.value {
                 if value.get("@removed").is_some() {
                     if let Some(id) = value.get("id").and_then(Value::as_str) {
@@ -379,13 +386,13 @@ impl Graph {
                 }
                 (None, Some(next_link)) => next = self.own_link(&next_link)?,
                 (None, None) => {
-                    return Err(GraphError::Rejected(
-                        "a delta page has neither a next nor a delta link".into(),
+                    return Err(malformed(
+                        "a delta page has neither a next nor a delta link",
                     ));
                 }
             }
         }
-        Err(GraphError::Rejected(format!(
+        Err(malformed(format!(
             "a delta round did not end within {MAX_DELTA_PAGES} pages"
         )))
     }
@@ -445,6 +452,31 @@ impl Graph {
             .next())
     }
 
+    /// The message whose `Message-ID` is `internet_message_id`, if any.
+    pub async fn find_by_internet_id(
+        &self,
+        token: &SecretString,
+        internet_message_id: &str,
+    ) -> Result<Option<GraphMessage>, GraphError> {
+        let filter = format!("internetMessageId eq {}", odata_string(internet_message_id));
+        Ok(self
+            .list("/v1.0/me/messages", token, &filter, 1)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// The newest `max` messages of `folder`.
+    pub async fn recent(
+        &self,
+        token: &SecretString,
+        folder: Folder,
+        max: usize,
+    ) -> Result<Vec<GraphMessage>, GraphError> {
+        let path = format!("/v1.0/me/mailFolders/{}/messages", folder.as_str());
+        self.list(&path, token, "", max).await
+    }
+
     async fn list(
         &self,
         path: &str,
@@ -453,12 +485,17 @@ impl Graph {
         max: usize,
     ) -> Result<Vec<GraphMessage>, GraphError> {
         let mut url = self.url(path)?;
-        url.query_pairs_mut()
-            .append_pair("$filter", filter)
-            .append_pair("$select", MESSAGE_FIELDS)
-            .append_pair("$top", &max.clamp(1, 1000).to_string());
+        {
+            let mut query = url.query_pairs_mut();
+            if !filter.is_empty() {
+                query.append_pair("$filter", filter);
+            }
+            query
+                .append_pair("$select", MESSAGE_FIELDS)
+                .append_pair("$top", &max.clamp(1, 1000).to_string());
+        }
         let page: Page = serde_json::from_value(self.json(self.http.get(url), token).await?)
-            .map_err(|_| GraphError::Rejected("a list is not shaped as Graph documents".into()))?;
+            .map_err(|_| malformed("a list is not shaped as Graph documents"))?;
         page.value
             .into_iter()
             .take(max)
@@ -543,9 +580,8 @@ impl Graph {
             "expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Secs, true),
             "clientState": client_state.expose_secret(),
         });
-        serde_json::from_value(self.json(self.http.post(url).json(&body), token).await?).map_err(
-            |_| GraphError::Rejected("a subscription is not shaped as Graph documents".into()),
-        )
+        serde_json::from_value(self.json(self.http.post(url).json(&body), token).await?)
+            .map_err(|_| malformed("a subscription is not shaped as Graph documents"))
     }
 
     /// Move subscription `id`'s end to `expires`.
@@ -558,9 +594,8 @@ impl Graph {
         let url = self.url(&format!("/v1.0/subscriptions/{}", path_segment(id)))?;
         let body =
             json!({"expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Secs, true)});
-        serde_json::from_value(self.json(self.http.patch(url).json(&body), token).await?).map_err(
-            |_| GraphError::Rejected("a subscription is not shaped as Graph documents".into()),
-        )
+        serde_json::from_value(self.json(self.http.patch(url).json(&body), token).await?)
+            .map_err(|_| malformed("a subscription is not shaped as Graph documents"))
     }
 
     pub async fn unsubscribe(&self, token: &SecretString, id: &str) -> Result<(), GraphError> {

@@ -146,6 +146,11 @@ impl MicrosoftOAuth {
         &self.endpoints
     }
 
+    /// A Graph client on the same HTTP client and Graph URL.
+    pub fn graph(&self) -> super::graph::Graph {
+        super::graph::Graph::new(self.endpoints.graph_url.clone(), self.http.clone())
+    }
+
     /// The sign-in and consent URL: PKCE S256, `response_mode=query`, and
     /// the account picker unless `login_hint` names the account (a
     /// reconnect).

@@ -1,0 +1,431 @@
+//! An Outlook (Microsoft 365) mailbox through Microsoft Graph.
+//!
+//! - **Cursor**: a delta round's `@odata.deltaLink` on the inbox, with a
+//!   position that counts the rounds (started at the epoch milliseconds of
+//!   the first one, so a restarted cursor never looks older than a stored
+//!   one). An expired link (410) is [`Changes::CursorGone`]: catch-up.
+//! - **Messages** are read as MIME (`$value`), like IMAP's, with Graph's
+//!   `conversationId` as their thread.
+//! - **Drafts and sends** carry a marker (a named extended property valued
+//!   with the message's `Message-ID`): a draft is adopted and a send found
+//!   in Sent Items instead of being made twice (decision 0024). A reply is
+//!   made with `createReply`, so Outlook threads it.
+//!
+//! Graph's refusals are put in Gmail's terms for [`Vault::call`], which
+//! refreshes a refused token once, records a missing permission on the
+//! connection and turns 429/503 into a wait with `Retry-After`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use domain::mail::{MailboxCursor, Message, MessageRef, Placement, Thread};
+use domain::scopes::Capability;
+use providers::google::gmail::GmailError;
+use providers::imap::message::{header_message_id, to_mail};
+use providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError, GraphMessage};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use store::integrations::Integration;
+
+use super::{CATCH_UP_LIMIT, Changes, CreatedDraft};
+use crate::vault::{GmailSession, Vault, VaultError};
+
+/// The most messages of a conversation read for the drafter.
+const THREAD_LIMIT: usize = 50;
+
+pub struct OutlookMailbox {
+    vault: Arc<Vault>,
+    graph: Graph,
+    session: GmailSession,
+}
+
+impl std::fmt::Debug for OutlookMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutlookMailbox")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Graph's refusal in the terms [`Vault::call`] acts on. An expired delta
+/// link is a position the provider no longer keeps, like Gmail's 404 on an
+/// old history id.
+fn as_gmail(error: GraphError) -> GmailError {
+    match error {
+        GraphError::Unauthorized => GmailError::Unauthorized,
+        GraphError::Forbidden { .. } => GmailError::InsufficientPermissions,
+        GraphError::NotFound | GraphError::DeltaExpired => GmailError::NotFound,
+        GraphError::Throttled { retry_after } => GmailError::Unavailable {
+            reason: "throttled".into(),
+            retry_after,
+        },
+        GraphError::Unavailable(reason) => GmailError::Unavailable {
+            reason,
+            retry_after: None,
+        },
+        GraphError::Rejected { status, reason } => GmailError::Rejected { status, reason },
+    }
+}
+
+fn reference(message: &GraphMessage) -> MessageRef {
+    MessageRef {
+        id: message.id.clone(),
+        thread_id: message
+            .conversation_id
+            .clone()
+            .unwrap_or_else(|| message.id.clone()),
+    }
+}
+
+fn recipients(addresses: &[String]) -> Value {
+    Value::Array(
+        addresses
+            .iter()
+            .map(|address| json!({"emailAddress": {"address": address}}))
+            .collect(),
+    )
+}
+
+impl OutlookMailbox {
+    pub(super) fn new(vault: Arc<Vault>, graph: Graph, session: GmailSession) -> OutlookMailbox {
+        OutlookMailbox {
+            vault,
+            graph,
+            session,
+        }
+    }
+
+    pub(super) fn integration(&self) -> &Integration {
+        self.session.integration()
+    }
+
+    async fn call<'a, T, F, Fut>(&'a self, needs: Capability, call: F) -> Result<T, VaultError>
+    where
+        F: Fn(&'a Graph, SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GraphError>>,
+    {
+        self.vault
+            .call(&self.session, needs, |token| {
+                let answer = call(&self.graph, token);
+                async move { answer.await.map_err(as_gmail) }
+            })
+            .await
+    }
+
+    /// Where the inbox is now: a delta round from this moment.
+    pub(super) async fn cursor(&self) -> Result<MailboxCursor, VaultError> {
+        let now = Utc::now();
+        let round = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.delta_start(&token, Folder::Inbox, now).await
+            })
+            .await?;
+        Ok(MailboxCursor {
+            position: now.timestamp_millis(),
+            link: Some(round.delta_link),
+        })
+    }
+
+    pub(super) async fn cursor_after_catch_up(
+        &self,
+        stored: &MailboxCursor,
+    ) -> Result<MailboxCursor, VaultError> {
+        let mut cursor = self.cursor().await?;
+        cursor.position = cursor.position.max(stored.position + 1);
+        Ok(cursor)
+    }
+
+    pub(super) async fn changes_since(
+        &self,
+        cursor: &MailboxCursor,
+    ) -> Result<Changes, VaultError> {
+        let Some(link) = cursor.link.as_deref() else {
+            return Ok(Changes::CursorGone);
+        };
+        let round = match self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.delta_next(&token, link).await
+            })
+            .await
+        {
+            Ok(round) => round,
+            Err(VaultError::Gone) => return Ok(Changes::CursorGone),
+            Err(error) => return Err(error),
+        };
+        Ok(Changes::Found {
+            messages: new_mail(&round.items),
+            cursor: cursor.next_link(round.delta_link),
+        })
+    }
+
+    pub(super) async fn inbox_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<MessageRef>, VaultError> {
+        let round = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.delta_start(&token, Folder::Inbox, since).await
+            })
+            .await?;
+        let mut messages: Vec<&GraphMessage> = round
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                DeltaItem::Changed(message) if message.is_draft != Some(true) => Some(&**message),
+                _ => None,
+            })
+            .collect();
+        messages.sort_by_key(|message| message.received_date_time);
+        Ok(messages
+            .into_iter()
+            .take(CATCH_UP_LIMIT)
+            .map(reference)
+            .collect())
+    }
+
+    pub(super) async fn newest_inbox_message(&self) -> Result<Option<MessageRef>, VaultError> {
+        let newest = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.recent(&token, Folder::Inbox, 1).await
+            })
+            .await?;
+        Ok(newest.first().map(reference))
+    }
+
+    /// The newest `max` messages the person sent, read whole.
+    pub(super) async fn sent_messages(&self, max: usize) -> Result<Vec<Message>, VaultError> {
+        let sent = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.recent(&token, Folder::SentItems, max).await
+            })
+            .await?;
+        let mut messages = Vec::new();
+        for message in &sent {
+            match self.read(message).await {
+                Ok(message) => messages.push(message),
+                Err(VaultError::Gone) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(messages)
+    }
+
+    /// `message` read as MIME, filed as Graph says.
+    async fn read(&self, message: &GraphMessage) -> Result<Message, VaultError> {
+        let id = message.id.as_str();
+        let raw = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.mime(&token, id).await
+            })
+            .await?;
+        let draft = message.is_draft == Some(true);
+        let placement = Placement {
+            inbox: !draft && message.received_date_time.is_some(),
+            draft,
+            ..Placement::default()
+        };
+        let received = message
+            .received_date_time
+            .or(message.sent_date_time)
+            .map_or(0, |at| at.timestamp_millis());
+        let mut read = to_mail(message.id.clone(), &raw, placement, received);
+        read.thread_id = reference(message).thread_id;
+        Ok(read)
+    }
+
+    pub(super) async fn message(&self, id: &str) -> Result<Message, VaultError> {
+        let message = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.message(&token, id).await
+            })
+            .await?;
+        self.read(&message).await
+    }
+
+    pub(super) async fn thread(&self, id: &str) -> Result<Thread, VaultError> {
+        let mut members = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.conversation(&token, id, THREAD_LIMIT).await
+            })
+            .await?;
+        members.sort_by_key(|message| message.received_date_time.or(message.sent_date_time));
+        let mut messages = Vec::new();
+        for member in &members {
+            match self.read(member).await {
+                Ok(message) => messages.push(message),
+                Err(VaultError::Gone) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Thread {
+            id: id.to_owned(),
+            messages,
+        })
+    }
+
+    /// The marked message of `folder`, if an earlier attempt made it.
+    async fn marked(
+        &self,
+        folder: Folder,
+        marker: &str,
+    ) -> Result<Option<GraphMessage>, VaultError> {
+        self.call(Capability::ReadMail, |graph, token| async move {
+            graph.find_marked(&token, Some(folder), marker).await
+        })
+        .await
+    }
+
+    /// A draft of `raw` (a reply through `createReply` when it answers a
+    /// message of this mailbox), marked with its `Message-ID`; one an
+    /// earlier attempt made is adopted.
+    async fn make_draft(&self, raw: &[u8]) -> Result<GraphMessage, VaultError> {
+        let marker = header_message_id(raw).ok_or_else(|| {
+            VaultError::Internal(anyhow::anyhow!("a message to draft has no Message-ID"))
+        })?;
+        if let Some(made) = self.marked(Folder::Drafts, &marker).await? {
+            tracing::info!(integration = %self.integration().id, "adopted a draft an earlier attempt made");
+            return Ok(made);
+        }
+        let parsed = to_mail(String::new(), raw, Placement::default(), 0);
+        let replied = match parsed.header("In-Reply-To").and_then(|value| {
+            providers::google::message::message_ids(value)
+                .into_iter()
+                .next()
+        }) {
+            Some(original) => {
+                let original = original.as_str();
+                self.call(Capability::ReadMail, |graph, token| async move {
+                    graph.find_by_internet_id(&token, original).await
+                })
+                .await?
+            }
+            None => None,
+        };
+        let text = parsed.text.as_str();
+        let marker = marker.as_str();
+        match replied {
+            Some(original) => {
+                let original = original.id.as_str();
+                self.call(Capability::Draft, |graph, token| async move {
+                    graph.create_reply(&token, original, text, marker).await
+                })
+                .await
+            }
+            None => {
+                let addresses = |name: &str| -> Vec<String> {
+                    parsed
+                        .header(name)
+                        .map(providers::google::message::address_list)
+                        .unwrap_or_default()
+                };
+                let fields = json!({
+                    "subject": parsed.header("Subject").unwrap_or_default(),
+                    "body": {"contentType": "text", "content": text},
+                    "toRecipients": recipients(&addresses("To")),
+                    "ccRecipients": recipients(&addresses("Cc")),
+                    "bccRecipients": recipients(&addresses("Bcc")),
+                });
+                let fields = &fields;
+                self.call(Capability::Draft, |graph, token| async move {
+                    graph.create_draft(&token, fields.clone(), marker).await
+                })
+                .await
+            }
+        }
+    }
+
+    pub(super) async fn create_draft(&self, raw: &[u8]) -> Result<CreatedDraft, VaultError> {
+        let draft = self.make_draft(raw).await?;
+        Ok(CreatedDraft {
+            message_id: Some(draft.id.clone()),
+            id: draft.id,
+        })
+    }
+
+    /// Send `raw` exactly once: found in Sent Items, it was sent; found
+    /// among the drafts, that draft is sent; else a draft is made and sent.
+    pub(super) async fn send(&self, raw: &[u8]) -> Result<MessageRef, VaultError> {
+        let marker = header_message_id(raw).ok_or_else(|| {
+            VaultError::Internal(anyhow::anyhow!("a message to send has no Message-ID"))
+        })?;
+        if let Some(sent) = self.marked(Folder::SentItems, &marker).await? {
+            tracing::info!(integration = %self.integration().id, "the message was sent by an earlier attempt");
+            return Ok(reference(&sent));
+        }
+        let draft = self.make_draft(raw).await?;
+        let id = draft.id.as_str();
+        self.call(Capability::Send, |graph, token| async move {
+            graph.send_draft(&token, id).await
+        })
+        .await?;
+        Ok(reference(&draft))
+    }
+
+    pub(super) async fn draft(&self, id: &str) -> Result<Option<Message>, VaultError> {
+        let message = match self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.message(&token, id).await
+            })
+            .await
+        {
+            Ok(message) => message,
+            Err(VaultError::Gone) => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        if message.is_draft != Some(true) {
+            return Ok(None);
+        }
+        self.read(&message).await.map(Some)
+    }
+
+    pub(super) async fn delete_draft(&self, id: &str) -> Result<(), VaultError> {
+        match self
+            .call(Capability::Draft, |graph, token| async move {
+                graph.delete(&token, id).await
+            })
+            .await
+        {
+            Ok(()) | Err(VaultError::Gone) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub(super) async fn find_message(
+        &self,
+        rfc822_message_id: &str,
+    ) -> Result<Option<MessageRef>, VaultError> {
+        let found = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.find_by_internet_id(&token, rfc822_message_id).await
+            })
+            .await?;
+        Ok(found.as_ref().map(reference))
+    }
+
+    pub(super) async fn find_draft(
+        &self,
+        rfc822_message_id: &str,
+    ) -> Result<Option<String>, VaultError> {
+        Ok(self
+            .marked(Folder::Drafts, rfc822_message_id)
+            .await?
+            .map(|draft| draft.id))
+    }
+}
+
+/// The new inbox mail of a delta round, oldest first (drafts and removals
+/// left out; a message changed again is listed once).
+fn new_mail(items: &[DeltaItem]) -> Vec<MessageRef> {
+    let mut messages: Vec<&GraphMessage> = Vec::new();
+    for item in items {
+        if let DeltaItem::Changed(message) = item
+            && message.is_draft != Some(true)
+            && messages.iter().all(|seen| seen.id != message.id)
+        {
+            messages.push(message);
+        }
+    }
+    messages.sort_by_key(|message| message.received_date_time);
+    messages.into_iter().map(reference).collect()
+}

@@ -1,0 +1,118 @@
+//! Auto-draft on an Outlook mailbox, through the sandbox's Graph: new mail
+//! found by a delta round gets one reply draft in its conversation (made
+//! with createReply, marked so a retry adopts it), an expired delta link is
+//! caught up without a second draft, and Graph's throttling is waited out.
+
+mod common;
+
+use common::autodraft::{drafts, drain, poll, put_switch};
+use common::google::{ANN_OUTLOOK, World, world};
+use sandbox::{Consent, GraphFault, MicrosoftInbound};
+use serde_json::Value;
+
+const CAROL: &str = "carol@fabrikam.example";
+
+async fn outlook_with_autodraft() -> (World, String) {
+    let w = world().await;
+    let id = w.connect_outlook(Consent::allow_all()).await["integration_id"].clone();
+    let (status, body) = put_switch(&w, &id, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["enabled"], true);
+    drain(&w).await;
+    (w, id)
+}
+
+fn deliver(w: &World, subject: &str) -> sandbox::MicrosoftDelivered {
+    w.sandbox
+        .microsoft()
+        .deliver(MicrosoftInbound::new(
+            CAROL,
+            ANN_OUTLOOK,
+            subject,
+            "Could you send me the figures for March by Friday?",
+        ))
+        .unwrap()
+}
+
+fn outlook_drafts(w: &World) -> Vec<sandbox::MicrosoftMessageView> {
+    w.sandbox.microsoft().messages(ANN_OUTLOOK, "drafts")
+}
+
+#[tokio::test]
+async fn new_mail_gets_one_reply_draft_in_its_conversation() {
+    let (w, id) = outlook_with_autodraft().await;
+    let original = deliver(&w, "March figures");
+    poll(&w).await;
+
+    let made = outlook_drafts(&w);
+    assert_eq!(made.len(), 1, "{made:?}");
+    let draft = &made[0];
+    assert_eq!(draft.conversation_id, original.conversation_id);
+    assert_eq!(draft.subject, "RE: March figures");
+    assert_eq!(draft.to, [CAROL]);
+    assert_eq!(
+        draft.in_reply_to.as_deref(),
+        Some(original.internet_message_id.as_str())
+    );
+    assert!(
+        draft.body.len() > 20 && !draft.body.starts_with('>'),
+        "a written reply: {}",
+        draft.body
+    );
+    assert!(
+        draft
+            .extended_properties
+            .iter()
+            .any(|(name, _)| name.ends_with("Name X-Mailwright-Source")),
+        "marked: {:?}",
+        draft.extended_properties
+    );
+    let listed: Vec<Value> = drafts(&w, &id).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["thread_id"], original.conversation_id.as_str());
+
+    // More polls, nothing new: still one draft.
+    poll(&w).await;
+    poll(&w).await;
+    assert_eq!(outlook_drafts(&w).len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_delta_link_is_caught_up_without_a_second_draft() {
+    let (w, _id) = outlook_with_autodraft().await;
+    deliver(&w, "First");
+    poll(&w).await;
+    assert_eq!(outlook_drafts(&w).len(), 1);
+
+    w.sandbox.microsoft().expire_delta_tokens(ANN_OUTLOOK, None);
+    deliver(&w, "Second");
+    poll(&w).await;
+    let subjects: Vec<String> = outlook_drafts(&w)
+        .into_iter()
+        .map(|draft| draft.subject)
+        .collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(subjects.contains(&"RE: Second".to_owned()), "{subjects:?}");
+    assert!(w.sandbox.microsoft().call_count("graph.delta") > 2);
+}
+
+#[tokio::test]
+async fn graph_throttling_is_waited_out_and_the_draft_still_made_once() {
+    let (w, id) = outlook_with_autodraft().await;
+    deliver(&w, "Throttled");
+    w.sandbox
+        .microsoft()
+        .fail_graph_calls(GraphFault::throttle(2, 1));
+    poll(&w).await;
+    // The throttled work is retrying, saying when; then it goes through.
+    for _ in 0..5 {
+        if outlook_drafts(&w).len() == 1 {
+            break;
+        }
+        poll(&w).await;
+    }
+    assert_eq!(outlook_drafts(&w).len(), 1);
+    assert_eq!(w.sandbox.microsoft().call_count("graph.fault"), 2);
+    let listed = drafts(&w, &id).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+}

@@ -1,0 +1,188 @@
+//! Workflow sends from an Outlook mailbox, through the sandbox's Graph: the
+//! message reaches the recipient once and its copy is in Sent Items; a run
+//! whose worker died after Graph took the send finds it there (by its
+//! marker) instead of sending again; one that died after making the draft
+//! sends that draft.
+
+mod common;
+
+use common::google::{ANN_OUTLOOK, World, world};
+use sandbox::{Consent, MicrosoftInbound};
+use serde_json::{Value, json};
+
+const DAVE: &str = "dave@contoso.example";
+
+async fn connected() -> (World, String) {
+    let w = world().await;
+    w.sandbox.microsoft().create_account(DAVE, "Dave Example");
+    let id = w.connect_outlook(Consent::allow_all()).await["integration_id"].clone();
+    (w, id)
+}
+
+async fn workflow(w: &World, steps: Value) -> String {
+    workflow_with_trigger(w, json!({"type": "manual"}), steps).await
+}
+
+async fn workflow_with_trigger(w: &World, trigger: Value, steps: Value) -> String {
+    let answer = w
+        .app
+        .client
+        .post(w.app.url("/api/workflows"))
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({"name": "outlook", "trigger": trigger, "steps": steps}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let body: Value = answer.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn execute(w: &World, workflow: &str, input: Value) -> String {
+    let answer: Value = w
+        .app
+        .client
+        .post(
+            w.app
+                .url(&format!("/api/workflows/{workflow}/execute?wait=false")),
+        )
+        .bearer_auth(&w.tenant.key)
+        .json(&json!({ "input": input }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["run"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn finish(w: &World, run_id: &str) -> Value {
+    for _ in 0..20 {
+        store::testing::make_jobs_due(&w.app.store).await;
+        w.app.worker.drain().await.unwrap();
+        let run: Value = w
+            .app
+            .get_as(&format!("/api/runs/{run_id}"), &w.tenant.key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            return run;
+        }
+    }
+    panic!("the run did not end");
+}
+
+fn count(w: &World, email: &str, folder: &str, subject: &str) -> usize {
+    w.sandbox
+        .microsoft()
+        .messages(email, folder)
+        .into_iter()
+        .filter(|message| message.subject == subject)
+        .count()
+}
+
+/// The run's one step as "sending" again: its worker died after the
+/// provider took the message, before the step was recorded.
+async fn lose_the_record(w: &World, run_id: &str) {
+    let run_uuid = uuid::Uuid::parse_str(run_id).unwrap();
+    let steps: domain::runs::RunSteps = serde_json::from_value(json!([{"index": 0,
+        "action": "gmail.send_email", "status": "sending", "output": null, "error": null}]))
+    .unwrap();
+    w.app
+        .store
+        .update_run(
+            w.tenant.workspace,
+            run_uuid,
+            domain::runs::RunStatus::Running,
+            &steps,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let job = store::jobs::NewJob::new("workflow.run", json!({"run_id": run_id}))
+        .in_workspace(w.tenant.workspace);
+    w.app.store.enqueue_job(&job).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_send_reaches_the_recipient_once_and_a_lost_record_does_not_send_again() {
+    let (w, integration) = connected().await;
+    let workflow = workflow(
+        &w,
+        json!([{"action": "gmail.send_email", "integration_id": integration, "to": [DAVE],
+            "subject": "Order shipped", "body": "Your order {{ input.order }} shipped."}]),
+    )
+    .await;
+    let run_id = execute(&w, &workflow, json!({"order": 42})).await;
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(count(&w, DAVE, "inbox", "Order shipped"), 1);
+    assert_eq!(count(&w, ANN_OUTLOOK, "sentitems", "Order shipped"), 1);
+    assert_eq!(count(&w, ANN_OUTLOOK, "drafts", "Order shipped"), 0);
+    let sent = &w.sandbox.microsoft().messages(DAVE, "inbox")[0];
+    assert!(
+        sent.body.contains("Your order 42 shipped."),
+        "{}",
+        sent.body
+    );
+
+    lose_the_record(&w, &run_id).await;
+    let again = finish(&w, &run_id).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(
+        count(&w, DAVE, "inbox", "Order shipped"),
+        1,
+        "no second message after the restart"
+    );
+    assert_eq!(w.sandbox.microsoft().call_count("graph.send"), 1);
+}
+
+#[tokio::test]
+async fn a_new_mail_workflow_replies_in_the_conversation_once() {
+    let (w, integration) = connected().await;
+    workflow_with_trigger(
+        &w,
+        json!({"type": "new_mail", "integration_id": integration}),
+        json!([{"action": "gmail.reply", "integration_id": integration,
+            "body": "Thanks, {{ input.message.from }}: we are on it."}]),
+    )
+    .await;
+    // The workflow's sync starts from now: let it take its first position.
+    common::autodraft::poll(&w).await;
+    let original = w
+        .sandbox
+        .microsoft()
+        .deliver(MicrosoftInbound::new(
+            DAVE,
+            ANN_OUTLOOK,
+            "Broken invoice",
+            "The link is broken.",
+        ))
+        .unwrap();
+    common::autodraft::poll(&w).await;
+    common::autodraft::poll(&w).await;
+    let replies: Vec<_> = w
+        .sandbox
+        .microsoft()
+        .messages(DAVE, "inbox")
+        .into_iter()
+        .filter(|message| message.subject == "RE: Broken invoice")
+        .collect();
+    assert_eq!(replies.len(), 1, "one reply: {replies:?}");
+    assert_eq!(
+        replies[0].in_reply_to.as_deref(),
+        Some(original.internet_message_id.as_str())
+    );
+    assert!(
+        replies[0].body.contains("we are on it"),
+        "{}",
+        replies[0].body
+    );
+    let sent = w.sandbox.microsoft().messages(ANN_OUTLOOK, "sentitems");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].conversation_id, original.conversation_id);
+}
