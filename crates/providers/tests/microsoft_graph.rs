@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use mailwright_providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError};
+use mailwright_providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError, Marker};
 use sandbox::{GraphFault, MicrosoftInbound, Sandbox, SandboxConfig};
 use secrecy::SecretString;
 use serde_json::json;
@@ -159,7 +159,15 @@ async fn a_reply_draft_joins_the_conversation_and_is_found_again_by_its_marker()
     let original = w.deliver("Quarterly numbers");
     let draft = w
         .graph
-        .create_reply(&token, &original.id, "Thanks Bob, on it.", "autodraft:42")
+        .create_reply(
+            &token,
+            &original.id,
+            "Thanks Bob, on it.",
+            Marker {
+                message_id: "autodraft:42",
+                source: Some(&original.id),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -182,6 +190,7 @@ async fn a_reply_draft_joins_the_conversation_and_is_found_again_by_its_marker()
         .unwrap()
         .expect("the draft is found by its marker");
     assert_eq!(found.id, draft.id);
+    assert_eq!(found.source(), Some(original.id.as_str()), "read back");
     assert!(
         w.graph
             .find_marked(&token, Some(Folder::Drafts), "autodraft:43")
@@ -213,7 +222,10 @@ async fn a_marked_draft_is_sent_once_and_then_found_in_sent_items() {
                 "body": {"contentType": "text", "content": "Attached."},
                 "toRecipients": [{"emailAddress": {"address": BOB}}],
             }),
-            "run:7:step:0",
+            Marker {
+                message_id: "run:7:step:0",
+                source: None,
+            },
         )
         .await
         .unwrap();
@@ -247,7 +259,15 @@ async fn refusals_are_sorted_into_what_the_caller_does() {
     let read_only = w.token(ANN, &["Mail.ReadWrite"]);
     let draft = w
         .graph
-        .create_reply(&read_only, &original.id, "x", "m")
+        .create_reply(
+            &read_only,
+            &original.id,
+            "x",
+            Marker {
+                message_id: "m",
+                source: None,
+            },
+        )
         .await
         .unwrap();
     let refused = w.graph.send_draft(&read_only, &draft.id).await;

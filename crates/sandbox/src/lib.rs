@@ -284,6 +284,10 @@ impl Sandbox {
             .route("/clerk/v1/users", get(clerk::users))
             .merge(gmail::routes())
             .merge(microsoft::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                microsoft::lose_answers,
+            ))
             .merge(control::routes())
             .merge(chaos::routes())
             .with_state(self.clone())

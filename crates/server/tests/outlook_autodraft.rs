@@ -60,10 +60,9 @@ async fn new_mail_gets_one_reply_draft_in_its_conversation() {
         draft.body
     );
     assert!(
-        draft
-            .extended_properties
-            .iter()
-            .any(|(name, _)| name.ends_with("Name X-Mailwright-Source")),
+        draft.extended_properties.iter().any(|(name, value)| name
+            .ends_with("Name X-Mailwright-Source")
+            && *value == original.id),
         "marked: {:?}",
         draft.extended_properties
     );
@@ -115,4 +114,44 @@ async fn graph_throttling_is_waited_out_and_the_draft_still_made_once() {
     assert_eq!(w.sandbox.microsoft().call_count("graph.fault"), 2);
     let listed = drafts(&w, &id).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
+}
+
+#[tokio::test]
+async fn a_draft_whose_answer_was_lost_is_adopted_not_made_twice() {
+    let (w, id) = outlook_with_autodraft().await;
+    let original = deliver(&w, "Lost answer");
+    // Graph makes the reply draft, and the answer never reaches us.
+    w.sandbox
+        .microsoft()
+        .fail_graph_calls(GraphFault::lost_answer(1).on_path("/createReply"));
+    poll(&w).await;
+    for _ in 0..5 {
+        if drafts(&w, &id).await.len() == 1 {
+            break;
+        }
+        poll(&w).await;
+    }
+    assert_eq!(
+        w.sandbox.microsoft().call_count("graph.fault"),
+        1,
+        "the answer was lost"
+    );
+    let made = outlook_drafts(&w);
+    assert_eq!(
+        made.len(),
+        1,
+        "adopted, not created again: {made:?} {:?} {}",
+        w.sandbox.microsoft().call_counts(),
+        common::autodraft::autodraft(&w, &id).await
+    );
+    assert_eq!(w.sandbox.microsoft().call_count("graph.createReply"), 1);
+    let listed = drafts(&w, &id).await;
+    assert_eq!(
+        listed.len(),
+        1,
+        "{listed:?} {}",
+        common::autodraft::autodraft(&w, &id).await
+    );
+    assert_eq!(listed[0]["source_message_id"], original.id.as_str());
+    assert_eq!(listed[0]["provider_draft_id"], made[0].id.as_str());
 }

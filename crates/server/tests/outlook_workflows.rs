@@ -7,7 +7,7 @@
 mod common;
 
 use common::google::{ANN_OUTLOOK, World, world};
-use sandbox::{Consent, MicrosoftInbound};
+use sandbox::{Consent, GraphFault, MicrosoftInbound};
 use serde_json::{Value, json};
 
 const DAVE: &str = "dave@contoso.example";
@@ -185,4 +185,25 @@ async fn a_new_mail_workflow_replies_in_the_conversation_once() {
     let sent = w.sandbox.microsoft().messages(ANN_OUTLOOK, "sentitems");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].conversation_id, original.conversation_id);
+}
+
+#[tokio::test]
+async fn a_send_whose_answer_was_lost_is_found_in_sent_items_not_sent_again() {
+    let (w, integration) = connected().await;
+    let workflow = workflow(
+        &w,
+        json!([{"action": "gmail.send_email", "integration_id": integration, "to": [DAVE],
+            "subject": "Lost send", "body": "Once only."}]),
+    )
+    .await;
+    // Graph sends the message, and its 202 never reaches us.
+    w.sandbox
+        .microsoft()
+        .fail_graph_calls(GraphFault::lost_answer(1).on_path("/send"));
+    let run_id = execute(&w, &workflow, json!({})).await;
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(w.sandbox.microsoft().call_count("graph.fault"), 1);
+    assert_eq!(count(&w, DAVE, "inbox", "Lost send"), 1, "sent once");
+    assert_eq!(w.sandbox.microsoft().call_count("graph.send"), 1);
 }

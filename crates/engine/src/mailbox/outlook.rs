@@ -22,8 +22,9 @@ use chrono::{DateTime, Utc};
 use domain::mail::{MailboxCursor, Message, MessageRef, Placement, Thread};
 use domain::scopes::Capability;
 use providers::google::gmail::GmailError;
+use providers::google::message::SOURCE_HEADER;
 use providers::imap::message::{header_message_id, to_mail};
-use providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError, GraphMessage};
+use providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError, GraphMessage, Marker};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use store::integrations::Integration;
@@ -231,6 +232,14 @@ impl OutlookMailbox {
             .map_or(0, |at| at.timestamp_millis());
         let mut read = to_mail(message.id.clone(), &raw, placement, received);
         read.thread_id = reference(message).thread_id;
+        // A reply draft made with createReply has no headers of ours: its
+        // source is a property, said as the header the pipeline reads.
+        if let Some(source) = message.source()
+            && read.header(SOURCE_HEADER).is_none()
+        {
+            read.headers
+                .push((SOURCE_HEADER.to_owned(), source.to_owned()));
+        }
         Ok(read)
     }
 
@@ -303,7 +312,10 @@ impl OutlookMailbox {
             None => None,
         };
         let text = parsed.text.as_str();
-        let marker = marker.as_str();
+        let marker = Marker {
+            message_id: marker.as_str(),
+            source: parsed.header(SOURCE_HEADER),
+        };
         match replied {
             Some(original) => {
                 let original = original.id.as_str();

@@ -43,11 +43,44 @@ const DELTA_PAGE_SIZE: u32 = 50;
 /// A wait Graph asks for beyond this is capped (the job is retried anyway).
 const LONGEST_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// The named property that marks what Mailwright wrote: its property set
-/// (a GUID of Mailwright's own) and name. Its value is the draft's or the
-/// send's key, so a retry finds what an earlier attempt made.
+/// Mailwright's own property set (a GUID of its own) for the named
+/// properties it puts on what it writes.
+const PROPERTY_SET: &str = "{8f0b4d52-6c1e-4a7b-9d3f-1e2a5c7b9d40}";
+/// The property that marks what Mailwright wrote with the message's
+/// `Message-ID`: a retry finds what an earlier attempt made by it.
 pub const MARKER_PROPERTY: &str =
+    "String {8f0b4d52-6c1e-4a7b-9d3f-1e2a5c7b9d40} Name X-Mailwright-Message-ID";
+/// What a draft's `X-Mailwright-Source` header says (the message it
+/// answers), kept as a property: Graph's reply drafts take no headers.
+pub const SOURCE_PROPERTY: &str =
     "String {8f0b4d52-6c1e-4a7b-9d3f-1e2a5c7b9d40} Name X-Mailwright-Source";
+
+/// The marks on something Mailwright writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker<'a> {
+    /// The message's `Message-ID`.
+    pub message_id: &'a str,
+    /// Its `X-Mailwright-Source`, when it has one.
+    pub source: Option<&'a str>,
+}
+
+impl Marker<'_> {
+    fn properties(&self) -> Value {
+        let mut properties = vec![json!({"id": MARKER_PROPERTY, "value": self.message_id})];
+        if let Some(source) = self.source {
+            properties.push(json!({"id": SOURCE_PROPERTY, "value": source}));
+        }
+        Value::Array(properties)
+    }
+}
+
+/// A named property as Graph returns it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExtendedProperty {
+    pub id: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
 
 /// The properties read of a message.
 const MESSAGE_FIELDS: &str = "id,conversationId,internetMessageId,subject,from,toRecipients,\
@@ -141,6 +174,23 @@ pub struct GraphMessage {
     pub is_draft: Option<bool>,
     #[serde(default)]
     pub parent_folder_id: Option<String>,
+    /// Mailwright's source property, when asked for and set.
+    #[serde(default, rename = "singleValueExtendedProperties")]
+    pub extended_properties: Vec<ExtendedProperty>,
+}
+
+impl GraphMessage {
+    /// The `X-Mailwright-Source` Mailwright put on it, if any (Graph may
+    /// write the property set's GUID in another case).
+    pub fn source(&self) -> Option<&str> {
+        self.extended_properties
+            .iter()
+            .find(|property| {
+                property.id.to_ascii_lowercase().contains(PROPERTY_SET)
+                    && property.id.ends_with("Name X-Mailwright-Source")
+            })
+            .and_then(|property| property.value.as_deref())
+    }
 }
 
 /// One entry of a delta round: a message added or changed, or one that
@@ -404,7 +454,9 @@ impl Graph {
         id: &str,
     ) -> Result<GraphMessage, GraphError> {
         let mut url = self.url(&format!("/v1.0/me/messages/{}", path_segment(id)))?;
-        url.query_pairs_mut().append_pair("$select", MESSAGE_FIELDS);
+        url.query_pairs_mut()
+            .append_pair("$select", MESSAGE_FIELDS)
+            .append_pair("$expand", &expand_source());
         Self::message_from(self.json(self.http.get(url), token).await?)
     }
 
@@ -492,6 +544,7 @@ impl Graph {
             }
             query
                 .append_pair("$select", MESSAGE_FIELDS)
+                .append_pair("$expand", &expand_source())
                 .append_pair("$top", &max.clamp(1, 1000).to_string());
         }
         let page: Page = serde_json::from_value(self.json(self.http.get(url), token).await?)
@@ -510,7 +563,7 @@ impl Graph {
         token: &SecretString,
         id: &str,
         text: &str,
-        marker: &str,
+        marker: Marker<'_>,
     ) -> Result<GraphMessage, GraphError> {
         let url = self.url(&format!(
             "/v1.0/me/messages/{}/createReply",
@@ -519,7 +572,7 @@ impl Graph {
         let body = json!({
             "message": {
                 "body": {"contentType": "text", "content": text},
-                "singleValueExtendedProperties": [{"id": MARKER_PROPERTY, "value": marker}],
+                "singleValueExtendedProperties": marker.properties(),
             }
         });
         Self::message_from(self.json(self.http.post(url).json(&body), token).await?)
@@ -531,14 +584,11 @@ impl Graph {
         &self,
         token: &SecretString,
         mut fields: Value,
-        marker: &str,
+        marker: Marker<'_>,
     ) -> Result<GraphMessage, GraphError> {
         let url = self.url("/v1.0/me/messages")?;
         if let Some(object) = fields.as_object_mut() {
-            object.insert(
-                "singleValueExtendedProperties".into(),
-                json!([{"id": MARKER_PROPERTY, "value": marker}]),
-            );
+            object.insert("singleValueExtendedProperties".into(), marker.properties());
         }
         Self::message_from(self.json(self.http.post(url).json(&fields), token).await?)
     }
@@ -608,6 +658,14 @@ impl Graph {
             Err(error) => Err(error),
         }
     }
+}
+
+/// `$expand` for Mailwright's source property.
+fn expand_source() -> String {
+    format!(
+        "singleValueExtendedProperties($filter=id eq {})",
+        odata_string(SOURCE_PROPERTY)
+    )
 }
 
 /// An id as one path segment: Graph ids are URL-safe base64, but an id

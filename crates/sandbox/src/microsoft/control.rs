@@ -31,6 +31,10 @@ pub struct GraphFault {
     pub path_contains: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// The call takes effect, then its answer is lost (504): what a client
+    /// sees when a connection breaks after Graph did the work.
+    #[serde(default)]
+    pub after_commit: bool,
 }
 
 fn one() -> usize {
@@ -53,6 +57,16 @@ impl GraphFault {
         GraphFault {
             status,
             times,
+            ..GraphFault::default()
+        }
+    }
+
+    /// `times` calls that take effect and then answer 504 (the answer lost).
+    pub fn lost_answer(times: usize) -> Self {
+        GraphFault {
+            status: 504,
+            times,
+            after_commit: true,
             ..GraphFault::default()
         }
     }

@@ -126,8 +126,20 @@ pub(super) fn gate(
 impl World {
     /// The first injected fault matching this call, used up by one.
     fn take_fault(&mut self, email: &str, path: &str) -> Option<GraphFault> {
+        self.take_fault_when(email, path, false)
+    }
+
+    /// The first fault matching this call and taking effect before
+    /// (`after_commit` false) or after the call's work, used up by one.
+    pub(super) fn take_fault_when(
+        &mut self,
+        email: &str,
+        path: &str,
+        after_commit: bool,
+    ) -> Option<GraphFault> {
         let index = self.graph_faults.iter().position(|fault| {
             fault.times > 0
+                && fault.after_commit == after_commit
                 && fault
                     .path_contains
                     .as_deref()
@@ -147,7 +159,7 @@ impl World {
     }
 }
 
-fn fault_response(fault: &GraphFault) -> Response {
+pub(super) fn fault_response(fault: &GraphFault) -> Response {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     let (code, message) = match fault.status {
         429 => (

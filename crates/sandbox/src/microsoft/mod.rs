@@ -120,6 +120,9 @@
 //!   `graph.createReply`, `graph.createReplyAll`, `graph.send`,
 //!   `graph.sendMail`, `graph.subscriptions.create|get|list|update|delete`,
 //!   `graph.fault`).
+//! * **Lost answers** ([`GraphFault::lost_answer`], `after_commit`): the
+//!   call does its work, then answers 504, as when a connection breaks
+//!   after Graph acted.
 //! * **Controls**: accounts, registered apps, consent withdrawal, access
 //!   token expiry, the next N token calls failing with a status, and call
 //!   counters; for mail: [`MicrosoftSandbox::issue_access_token`],
@@ -385,6 +388,11 @@ impl MicrosoftSandbox {
         self.lock().calls.get(name).copied().unwrap_or(0)
     }
 
+    /// Every counter, for a test's failure message.
+    pub fn call_counts(&self) -> BTreeMap<String, u64> {
+        self.lock().calls.clone()
+    }
+
     /// How many refresh tokens of `email` still work (rotation leaves one
     /// per connection).
     pub fn live_refresh_tokens(&self, email: &str) -> usize {
@@ -572,6 +580,29 @@ pub(crate) fn routes() -> Router<Sandbox> {
         )
         .route("/_sandbox/microsoft/calls", get(control_calls))
         .merge(mail_routes())
+}
+
+/// A Graph call that did its work but whose answer a lost-answer fault
+/// ([`GraphFault::lost_answer`]) swallows: 504 instead.
+pub(crate) async fn lose_answers(
+    State(sandbox): State<Sandbox>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if !path.starts_with("/microsoft/v1.0/") || !response.status().is_success() {
+        return response;
+    }
+    let microsoft = sandbox.microsoft();
+    let fault = microsoft.lock().take_fault_when("", &path, true);
+    match fault {
+        Some(fault) => {
+            microsoft.lock().count("graph.fault");
+            graph::fault_response(&fault)
+        }
+        None => response,
+    }
 }
 
 /// Graph's mail and subscription endpoints and their controls.
