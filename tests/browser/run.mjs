@@ -368,6 +368,35 @@ await step("imap-local-mailbox", async () => {
   await shoot("autodraft-imap");
 });
 
+await step("outlook-in-the-demo", async () => {
+  await page.goto(`${demo.base}/integrations`);
+  await page.locator("#connect-outlook").click();
+  // The emulated Microsoft screen: the demo's Outlook mailbox, every
+  // permission ticked; Accept.
+  await page.waitForURL(/\/microsoft\/common\/oauth2\/v2\.0\/authorize/);
+  check((await bodyText()).includes("Microsoft emulator"), "the sandbox says what it is");
+  await page.locator("#ms-accept").click();
+  await page.waitForURL(/connected=outlook/);
+  const card = page.locator(".integration", { hasText: "Outlook" });
+  check((await card.count()) === 1, "listed beside the others");
+  const outlookAutodraft = `${demo.base}${await card.locator("a[href^='/autodraft/']").getAttribute("href")}`;
+  await page.goto(outlookAutodraft);
+  await page.locator("#autodraft-toggle").click();
+  await page.waitForURL(/notice=on/);
+  check((await page.locator("#autodraft-watch").innerText()).includes("Outlook"), "says how Outlook mail is found");
+  await page.goto(`${demo.base}/sandbox/inbox`);
+  await page.locator("#to").selectOption("outlook");
+  await page.locator("#from").fill("Riley Sender <riley@example.com>");
+  await page.locator("#subject").fill("Delivery date");
+  await page.locator("#text").fill("Hello, when will my order arrive?\nRiley");
+  await page.locator("#deliver").click();
+  await page.waitForURL(/delivered=outlook/);
+  await eventually(outlookAutodraft, async () => (await page.locator("#recent-drafts li").count()) > 0, "the Outlook mailbox's draft");
+  const line = await page.locator("#recent-drafts li").first().innerText();
+  check(line.includes("Delivery date") && line.includes("Drafts"), `the draft, in the mailbox's Drafts: ${line}`);
+  await shoot("autodraft-outlook");
+});
+
 await step("error-pages-are-pages", async () => {
   const id = new URL(autodraftUrl).pathname.split("/").pop();
   const workflowPath = new URL(workflowUrl).pathname;

@@ -419,7 +419,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let link = format!("{public}/demo/signin?token={token}");
     tracing::info!(data_dir = %data_dir.display(), "demo ready: open the sign-in link printed below (it works until the demo stops)");
     println!(
-        "\nMailwright demo (Google is emulated; data kept in {}, delete the folder to start over):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail, switch auto-draft on, then send an email from the sandbox inbox.\nThe emulated Google starts empty each run: a connection from an earlier run asks to be reconnected.\n{imap_line}\n",
+        "\nMailwright demo (Google is emulated; data kept in {}, delete the folder to start over):\n\n  Sign in:        {link}\n  Sandbox inbox:  {public}/sandbox/inbox\n\nConnect Gmail (or Outlook), switch auto-draft on, then send an email from the sandbox inbox.\nThe emulated Google and Microsoft start empty each run: a connection from an earlier run asks to be reconnected.\n{imap_line}\n",
         data_dir.display()
     );
     application.run_until(shutdown_signal()).await

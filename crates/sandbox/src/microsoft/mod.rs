@@ -686,7 +686,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
     (
         status,
         Html(format!(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><link rel=\"icon\" href=\"data:,\">\
 <title>Sandbox: {title}</title><style>body{{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}}\
 .badge{{background:#0067b8;color:#fff;padding:.2em .6em;border-radius:.3em;font-size:.8em}}p,li,code,label{{overflow-wrap:anywhere}}\
 button{{margin:0 1em .5em 0;padding:.4em 1.2em;font:inherit}}</style></head><body>\n\

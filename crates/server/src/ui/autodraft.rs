@@ -48,7 +48,8 @@ pub(super) fn conversation_url(
     email: &str,
     thread_id: &str,
 ) -> Option<String> {
-    if kind == IntegrationType::Imap {
+    // Only Gmail's conversations have a stable web address.
+    if kind != IntegrationType::Gmail {
         return None;
     }
     if state.demo.is_some() {
@@ -169,6 +170,7 @@ async fn page(
             demo => state.demo.is_some(),
             // What the page calls the mailbox ("Gmail", "your mailbox").
             imap => kind == IntegrationType::Imap,
+            outlook => kind == IntegrationType::Outlook,
             mailbox_name => match kind {
                 IntegrationType::Imap => "your mailbox",
                 _ => "Gmail",

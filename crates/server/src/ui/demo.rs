@@ -109,6 +109,7 @@ async fn inbox_page(
             form,
             autodraft_url,
             imap_mailbox => demo.local_mailbox.is_ok().then_some(crate::demo_mailbox::ADDRESS),
+            outlook_mailbox => crate::demo::OUTLOOK_MAILBOX,
         },
     )
 }
@@ -124,6 +125,7 @@ pub(super) async fn sandbox_inbox(
 ) -> Result<Response, ApiError> {
     let notice = query.delivered.as_deref().map(|to| match to {
         "imap" => "Delivered to the local IMAP mailbox. With auto-draft on, its reply draft appears in the mailbox's Drafts folder within a moment: see its auto-draft page.",
+        "outlook" => "Delivered to the emulated Outlook mailbox. With auto-draft on, its reply draft appears in the mailbox's Drafts within a moment: see its auto-draft page.",
         _ => "Delivered. With auto-draft on, the reply draft appears below within a moment (reload).",
     });
     inbox_page(
@@ -147,7 +149,8 @@ pub(super) struct DeliverForm {
     subject: String,
     #[serde(default)]
     text: String,
-    /// `gmail` (the sandbox mailbox, the default) or `imap` (the local one).
+    /// `gmail` (the sandbox mailbox, the default), `outlook` (the emulated
+    /// Outlook mailbox) or `imap` (the local one).
     #[serde(default)]
     to: String,
 }
@@ -214,6 +217,21 @@ pub(super) async fn deliver(
             .await
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("local IMAP delivery: {error}")))?;
         return Ok(Redirect::to("/sandbox/inbox?delivered=imap").into_response());
+    }
+    if form.to == "outlook" {
+        demo.sandbox
+            .microsoft()
+            .deliver(sandbox::MicrosoftInbound::new(
+                form.from.trim(),
+                crate::demo::OUTLOOK_MAILBOX,
+                form.subject.trim(),
+                &form.text.replace("\r\n", "\n"),
+            ))
+            .map_err(|error| ApiError::Internal(anyhow::anyhow!("sandbox delivery: {error}")))?;
+        // Graph's change notifications are not wired yet: the demo asks
+        // for the sync one would start, instead of waiting for the poll.
+        state.autodraft.push(crate::demo::OUTLOOK_MAILBOX).await?;
+        return Ok(Redirect::to("/sandbox/inbox?delivered=outlook").into_response());
     }
     demo.sandbox
         .deliver(&sandbox::InboundMessage::new(

@@ -593,7 +593,7 @@ mod tests {
                         imap => context! { values => context! { email => "<x>", imap_port => "993", reconnecting => true }, open => true,
                             errors => context! { email => "<x>", imap => "<x>", smtp => "<x>", username => "<x>", password => "<x>" } },
                         demo_imap => context! { address => "<x>", password => "<x>", imap_port => 1, smtp_port => 2 },
-                        imap_mailbox => "<x>", mailbox_name => "Gmail",
+                        imap_mailbox => "<x>", outlook_mailbox => "<x>", mailbox_name => "Gmail",
                         autodraft => context! { enabled => false, stats => context! { drafts_created => 0, skipped => 0, failed => 0,
                             skipped_by_reason => context! { bulk => 1 }, failures_by_reason => context! {}, last_failure => context! { message => "<x>" },
                             outcomes => context! { pending => 1, sent_unchanged => 0, sent_edited => 0, deleted => 0, cleaned_up => 0 },
