@@ -155,3 +155,26 @@ async fn a_draft_whose_answer_was_lost_is_adopted_not_made_twice() {
     assert_eq!(listed[0]["source_message_id"], original.id.as_str());
     assert_eq!(listed[0]["provider_draft_id"], made[0].id.as_str());
 }
+
+#[tokio::test]
+async fn auto_draft_without_mail_readwrite_says_which_permission_to_allow() {
+    let w = world().await;
+    let scopes = domain::scopes::IntegrationType::Outlook
+        .requested_scopes()
+        .into_iter()
+        .filter(|scope| *scope != "Mail.ReadWrite");
+    let id = w.connect_outlook(Consent::allow_only(scopes)).await["integration_id"].clone();
+    let (status, problem) = put_switch(&w, &id, true).await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "missing_scopes", "{problem}");
+    assert_eq!(
+        problem["missing_scopes"],
+        serde_json::json!(["Mail.ReadWrite"])
+    );
+    assert!(problem["reconnect_url"].is_string(), "{problem}");
+    assert_eq!(
+        w.sandbox.microsoft().call_count("graph.delta"),
+        0,
+        "nothing read"
+    );
+}

@@ -7,6 +7,7 @@
 mod common;
 
 use common::google::{ANN_OUTLOOK, World, world};
+use common::workflows::{create_ok, finish};
 use sandbox::{Consent, GraphFault, MicrosoftInbound};
 use serde_json::{Value, json};
 
@@ -24,55 +25,18 @@ async fn workflow(w: &World, steps: Value) -> String {
 }
 
 async fn workflow_with_trigger(w: &World, trigger: Value, steps: Value) -> String {
-    let answer = w
-        .app
-        .client
-        .post(w.app.url("/api/workflows"))
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({"name": "outlook", "trigger": trigger, "steps": steps}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 201);
-    let body: Value = answer.json().await.unwrap();
-    body["id"].as_str().unwrap().to_owned()
+    let created = create_ok(
+        w,
+        json!({"name": "outlook", "trigger": trigger, "steps": steps}),
+    )
+    .await;
+    created["id"].as_str().unwrap().to_owned()
 }
 
 async fn execute(w: &World, workflow: &str, input: Value) -> String {
-    let answer: Value = w
-        .app
-        .client
-        .post(
-            w.app
-                .url(&format!("/api/workflows/{workflow}/execute?wait=false")),
-        )
-        .bearer_auth(&w.tenant.key)
-        .json(&json!({ "input": input }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, answer) = common::workflows::execute(w, workflow, input, false, None).await;
+    assert_eq!(status, 202, "{answer}");
     answer["run"]["id"].as_str().unwrap().to_owned()
-}
-
-async fn finish(w: &World, run_id: &str) -> Value {
-    for _ in 0..20 {
-        store::testing::make_jobs_due(&w.app.store).await;
-        w.app.worker.drain().await.unwrap();
-        let run: Value = w
-            .app
-            .get_as(&format!("/api/runs/{run_id}"), &w.tenant.key)
-            .await
-            .json()
-            .await
-            .unwrap();
-        if run["status"] == "succeeded" || run["status"] == "failed" {
-            return run;
-        }
-    }
-    panic!("the run did not end");
 }
 
 fn count(w: &World, email: &str, folder: &str, subject: &str) -> usize {
@@ -206,4 +170,30 @@ async fn a_send_whose_answer_was_lost_is_found_in_sent_items_not_sent_again() {
     assert_eq!(w.sandbox.microsoft().call_count("graph.fault"), 1);
     assert_eq!(count(&w, DAVE, "inbox", "Lost send"), 1, "sent once");
     assert_eq!(w.sandbox.microsoft().call_count("graph.send"), 1);
+}
+
+#[tokio::test]
+async fn a_label_step_on_outlook_fails_saying_labels_are_gmails() {
+    let (w, integration) = connected().await;
+    let original = w
+        .sandbox
+        .microsoft()
+        .deliver(MicrosoftInbound::new(DAVE, ANN_OUTLOOK, "Tag me", "Hi"))
+        .unwrap();
+    let workflow = workflow(
+        &w,
+        json!([{"action": "gmail.add_label", "integration_id": integration,
+            "label": "Important", "message_id": "{{ input.message }}"}]),
+    )
+    .await;
+    let run_id = execute(&w, &workflow, json!({"message": original.id})).await;
+    let run = finish(&w, &run_id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let error = run["steps"][0]["error"].to_string();
+    assert!(error.contains("Labels are Gmail's"), "{run}");
+    assert_eq!(
+        w.integration(&integration).await["status"],
+        "connected",
+        "the connection is not blamed"
+    );
 }

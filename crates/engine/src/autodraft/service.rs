@@ -98,11 +98,14 @@ impl AutoDraft {
             IntegrationStatus::Connected | IntegrationStatus::MissingScopes => {}
             status => return Err(broken(status, Vec::new())),
         }
-        let missing: Vec<String> = needs
-            .iter()
-            .filter(|capability| !integration.allows(**capability))
-            .map(|capability| capability.preferred_scope().to_owned())
-            .collect();
+        let mut missing: Vec<String> = Vec::new();
+        for capability in needs.iter().filter(|need| !integration.allows(**need)) {
+            // One Microsoft permission can stand for several capabilities.
+            let scope = integration.integration_type.preferred_scope(*capability);
+            if !missing.iter().any(|listed| listed == scope) {
+                missing.push(scope.to_owned());
+            }
+        }
         if !missing.is_empty() {
             return Err(broken(IntegrationStatus::MissingScopes, missing));
         }

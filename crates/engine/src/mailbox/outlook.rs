@@ -221,8 +221,17 @@ impl OutlookMailbox {
             })
             .await?;
         let draft = message.is_draft == Some(true);
+        // Graph dates sent mail as received too: what the owner wrote is
+        // told by its sender.
+        let sent = !draft
+            && message
+                .from
+                .as_ref()
+                .and_then(|from| from.email_address.address.as_deref())
+                .is_some_and(|from| from.eq_ignore_ascii_case(&self.integration().email));
         let placement = Placement {
-            inbox: !draft && message.received_date_time.is_some(),
+            inbox: !draft && !sent,
+            sent,
             draft,
             ..Placement::default()
         };

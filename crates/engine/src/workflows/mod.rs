@@ -388,7 +388,10 @@ impl Workflows {
                     // Label steps need a permission connections do not ask
                     // for by default.
                     let capability = domain::scopes::Capability::Labels;
-                    if labels && !integration.allows(capability) {
+                    if labels
+                        && integration.integration_type.provider() == "google"
+                        && !integration.allows(capability)
+                    {
                         missing.push(capability.preferred_scope().to_owned());
                     }
                     let status = match integration.status {

@@ -591,6 +591,15 @@ impl RunWorkflow {
         step: &RenderedStep,
     ) -> Result<Value, StepFailure> {
         let integration = inbox.integration();
+        if integration.integration_type.provider() != "google" {
+            return Err(StepFailure::Final {
+                code: "validation_failed",
+                message: format!(
+                    "Labels are Gmail's: {} is not a Gmail mailbox, so this step has no label to add or remove.",
+                    integration.email
+                ),
+            });
+        }
         // Asked before any call: a refusal from Google would mark the whole
         // connection as missing a scope, pausing its auto-draft too.
         if !integration.allows(Capability::Labels) {
