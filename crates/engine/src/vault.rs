@@ -180,7 +180,7 @@ impl VaultError {
             },
             VaultError::SendUnconfirmed => UserFacing {
                 code: "send_unconfirmed",
-                problem: "The mail server's connection broke after the message was handed over, so it may have been sent; Mailwright did not send it again, to avoid a duplicate (the copy in Sent is flagged $MailwrightUnconfirmed).".into(),
+                problem: "The connection broke after the message was handed over, so it may have been sent; Mailwright did not send it again, to avoid a duplicate (an IMAP mailbox's copy in Sent is flagged $MailwrightUnconfirmed; an Outlook draft stays in Drafts).".into(),
                 remedy: "Check with the recipient or in your Sent folder, and re-run the workflow if it did not arrive.",
                 retry: None,
             },
@@ -563,12 +563,11 @@ impl Vault {
                     let microsoft = self.microsoft.as_ref().ok_or_else(|| {
                         OAuthError::Rejected("Microsoft is not configured".into())
                     })?;
-                    microsoft
-                        .refresh(
-                            &refresh_token,
-                            &integration.integration_type.requested_scopes(),
-                        )
-                        .await
+                    // What was granted: asking for more than the grant has
+                    // is refused as if consent were withdrawn.
+                    let mut scopes: Vec<&str> = vec![domain::scopes::MS_OFFLINE_ACCESS];
+                    scopes.extend(integration.granted_scopes.iter());
+                    microsoft.refresh(&refresh_token, &scopes).await
                 }
                 _ => {
                     let google = self

@@ -162,7 +162,7 @@ async fn a_reply_draft_joins_the_conversation_and_is_found_again_by_its_marker()
         .create_reply(
             &token,
             &original.id,
-            "Thanks Bob, on it.",
+            json!({"body": {"contentType": "text", "content": "Thanks Bob, on it."}}),
             Marker {
                 message_id: "autodraft:42",
                 source: Some(&original.id),
@@ -262,7 +262,7 @@ async fn refusals_are_sorted_into_what_the_caller_does() {
         .create_reply(
             &read_only,
             &original.id,
-            "x",
+            json!({"body": {"contentType": "text", "content": "x"}}),
             Marker {
                 message_id: "m",
                 source: None,

@@ -48,7 +48,7 @@ async fn new_mail_gets_one_reply_draft_in_its_conversation() {
     assert_eq!(made.len(), 1, "{made:?}");
     let draft = &made[0];
     assert_eq!(draft.conversation_id, original.conversation_id);
-    assert_eq!(draft.subject, "RE: March figures");
+    assert_eq!(draft.subject, "Re: March figures");
     assert_eq!(draft.to, [CAROL]);
     assert_eq!(
         draft.in_reply_to.as_deref(),
@@ -91,7 +91,7 @@ async fn an_expired_delta_link_is_caught_up_without_a_second_draft() {
         .map(|draft| draft.subject)
         .collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
-    assert!(subjects.contains(&"RE: Second".to_owned()), "{subjects:?}");
+    assert!(subjects.contains(&"Re: Second".to_owned()), "{subjects:?}");
     assert!(w.sandbox.microsoft().call_count("graph.delta") > 2);
 }
 

@@ -134,7 +134,7 @@ async fn a_new_mail_workflow_replies_in_the_conversation_once() {
         .microsoft()
         .messages(DAVE, "inbox")
         .into_iter()
-        .filter(|message| message.subject == "RE: Broken invoice")
+        .filter(|message| message.subject == "Re: Broken invoice")
         .collect();
     assert_eq!(replies.len(), 1, "one reply: {replies:?}");
     assert_eq!(
@@ -195,5 +195,42 @@ async fn a_label_step_on_outlook_fails_saying_labels_are_gmails() {
         w.integration(&integration).await["status"],
         "connected",
         "the connection is not blamed"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_send_is_sent_later_and_an_unknown_one_is_not_sent_twice() {
+    let (w, integration) = connected().await;
+    let send = |subject: &str| {
+        json!([{"action": "gmail.send_email", "integration_id": integration, "to": [DAVE],
+            "subject": subject, "body": "Once only."}])
+    };
+    // Refused before Graph took it: sent on the retry.
+    let throttled = workflow(&w, send("Throttled send")).await;
+    w.sandbox
+        .microsoft()
+        .fail_graph_calls(GraphFault::throttle(1, 1).on_path("/send"));
+    let run = finish(&w, &execute(&w, &throttled, json!({})).await).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(count(&w, DAVE, "inbox", "Throttled send"), 1);
+
+    // No answer at all (a gateway timeout before Graph acted, as far as
+    // anyone can tell): never sent twice, the step says so.
+    let unknown = workflow(&w, send("Unknown send")).await;
+    w.sandbox
+        .microsoft()
+        .fail_graph_calls(GraphFault::status(504, 1).on_path("/send"));
+    let run = finish(&w, &execute(&w, &unknown, json!({})).await).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["steps"][0]["error"]
+            .to_string()
+            .contains("send_unconfirmed"),
+        "{run}"
+    );
+    assert_eq!(
+        count(&w, DAVE, "inbox", "Unknown send"),
+        0,
+        "not sent twice"
     );
 }

@@ -34,6 +34,9 @@ use crate::vault::{GmailSession, Vault, VaultError};
 
 /// The most messages of a conversation read for the drafter.
 const THREAD_LIMIT: usize = 50;
+/// A new cursor starts this long before now: Exchange's clock may be behind
+/// ours, and Graph keeps the start in every later link.
+const CURSOR_CLOCK_MARGIN: chrono::Duration = chrono::Duration::minutes(10);
 
 pub struct OutlookMailbox {
     vault: Arc<Vault>,
@@ -117,9 +120,10 @@ impl OutlookMailbox {
     /// Where the inbox is now: a delta round from this moment.
     pub(super) async fn cursor(&self) -> Result<MailboxCursor, VaultError> {
         let now = Utc::now();
+        let since = now - CURSOR_CLOCK_MARGIN;
         let round = self
             .call(Capability::ReadMail, |graph, token| async move {
-                graph.delta_start(&token, Folder::Inbox, now).await
+                graph.delta_start(&token, Folder::Inbox, since).await
             })
             .await?;
         Ok(MailboxCursor {
@@ -177,12 +181,11 @@ impl OutlookMailbox {
                 _ => None,
             })
             .collect();
-        messages.sort_by_key(|message| message.received_date_time);
-        Ok(messages
-            .into_iter()
-            .take(CATCH_UP_LIMIT)
-            .map(reference)
-            .collect())
+        // The newest ones when there are too many, oldest first.
+        messages.sort_by_key(|message| std::cmp::Reverse(message.received_date_time));
+        messages.truncate(CATCH_UP_LIMIT);
+        messages.reverse();
+        Ok(messages.into_iter().map(reference).collect())
     }
 
     pub(super) async fn newest_inbox_message(&self) -> Result<Option<MessageRef>, VaultError> {
@@ -320,34 +323,37 @@ impl OutlookMailbox {
             }
             None => None,
         };
-        let text = parsed.text.as_str();
         let marker = Marker {
             message_id: marker.as_str(),
             source: parsed.header(SOURCE_HEADER),
         };
+        // What the message says, replies included: a reply step's own
+        // recipients and subject win over Graph's defaults.
+        let addresses = |name: &str| -> Vec<String> {
+            parsed
+                .header(name)
+                .map(providers::google::message::address_list)
+                .unwrap_or_default()
+        };
+        let fields = json!({
+            "subject": parsed.header("Subject").unwrap_or_default(),
+            "body": {"contentType": "text", "content": parsed.text},
+            "toRecipients": recipients(&addresses("To")),
+            "ccRecipients": recipients(&addresses("Cc")),
+            "bccRecipients": recipients(&addresses("Bcc")),
+        });
+        let fields = &fields;
         match replied {
             Some(original) => {
                 let original = original.id.as_str();
                 self.call(Capability::Draft, |graph, token| async move {
-                    graph.create_reply(&token, original, text, marker).await
+                    graph
+                        .create_reply(&token, original, fields.clone(), marker)
+                        .await
                 })
                 .await
             }
             None => {
-                let addresses = |name: &str| -> Vec<String> {
-                    parsed
-                        .header(name)
-                        .map(providers::google::message::address_list)
-                        .unwrap_or_default()
-                };
-                let fields = json!({
-                    "subject": parsed.header("Subject").unwrap_or_default(),
-                    "body": {"contentType": "text", "content": text},
-                    "toRecipients": recipients(&addresses("To")),
-                    "ccRecipients": recipients(&addresses("Cc")),
-                    "bccRecipients": recipients(&addresses("Bcc")),
-                });
-                let fields = &fields;
                 self.call(Capability::Draft, |graph, token| async move {
                     graph.create_draft(&token, fields.clone(), marker).await
                 })
@@ -364,20 +370,55 @@ impl OutlookMailbox {
         })
     }
 
-    /// Send `raw` exactly once: found in Sent Items, it was sent; found
-    /// among the drafts, that draft is sent; else a draft is made and sent.
+    /// Send `raw` exactly once. Found anywhere but as a draft (Sent Items,
+    /// the Outbox), an earlier attempt sent it. Found as a draft marked
+    /// "sending", an earlier attempt may have handed it to Graph, whose
+    /// send is asynchronous: it is not sent again, the step fails saying so.
+    /// Otherwise the draft (made now or by an earlier attempt) is marked
+    /// and sent.
     pub(super) async fn send(&self, raw: &[u8]) -> Result<MessageRef, VaultError> {
         let marker = header_message_id(raw).ok_or_else(|| {
             VaultError::Internal(anyhow::anyhow!("a message to send has no Message-ID"))
         })?;
-        if let Some(sent) = self.marked(Folder::SentItems, &marker).await? {
-            tracing::info!(integration = %self.integration().id, "the message was sent by an earlier attempt");
-            return Ok(reference(&sent));
-        }
-        let draft = self.make_draft(raw).await?;
+        let marker = marker.as_str();
+        let earlier = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.find_marked(&token, None, marker).await
+            })
+            .await?;
+        let draft = match earlier {
+            Some(sent) if sent.is_draft != Some(true) => {
+                tracing::info!(integration = %self.integration().id, "the message was sent by an earlier attempt");
+                return Ok(reference(&sent));
+            }
+            Some(draft) if draft.being_sent() => return Err(VaultError::SendUnconfirmed),
+            Some(draft) => draft,
+            None => self.make_draft(raw).await?,
+        };
         let id = draft.id.as_str();
+        self.call(Capability::Draft, |graph, token| async move {
+            graph.mark_sending(&token, id, true).await
+        })
+        .await?;
         self.call(Capability::Send, |graph, token| async move {
-            graph.send_draft(&token, id).await
+            match graph.send_draft(&token, id).await {
+                // Refused before Graph took it (throttled, denied, gone): a
+                // later attempt may send the draft. A timeout or another
+                // 5xx leaves the mark: then nobody knows.
+                Err(
+                    error @ (GraphError::Throttled { .. }
+                    | GraphError::Forbidden { .. }
+                    | GraphError::Unauthorized
+                    | GraphError::NotFound
+                    | GraphError::Rejected { .. }),
+                ) => {
+                    if let Err(unmark) = graph.mark_sending(&token, id, false).await {
+                        tracing::warn!(error = %unmark, "cannot clear the sending mark of a refused send");
+                    }
+                    Err(error)
+                }
+                other => other,
+            }
         })
         .await?;
         Ok(reference(&draft))
@@ -421,7 +462,20 @@ impl OutlookMailbox {
                 graph.find_by_internet_id(&token, rfc822_message_id).await
             })
             .await?;
-        Ok(found.as_ref().map(reference))
+        if found.is_some() {
+            return Ok(found.as_ref().map(reference));
+        }
+        // Graph gives what Mailwright writes a Message-ID of its own: those
+        // are found by the marker holding Mailwright's.
+        let marked = self
+            .call(Capability::ReadMail, |graph, token| async move {
+                graph.find_marked(&token, None, rfc822_message_id).await
+            })
+            .await?;
+        Ok(marked
+            .filter(|message| message.is_draft != Some(true))
+            .as_ref()
+            .map(reference))
     }
 
     pub(super) async fn find_draft(

@@ -55,6 +55,11 @@ pub const MARKER_PROPERTY: &str =
 pub const SOURCE_PROPERTY: &str =
     "String {8f0b4d52-6c1e-4a7b-9d3f-1e2a5c7b9d40} Name X-Mailwright-Source";
 
+/// Set on a draft just before it is sent: a retry that finds it still a
+/// draft cannot tell whether Graph took the send, so it does not send again.
+pub const SENDING_PROPERTY: &str =
+    "String {8f0b4d52-6c1e-4a7b-9d3f-1e2a5c7b9d40} Name X-Mailwright-Sending";
+
 /// The marks on something Mailwright writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Marker<'a> {
@@ -180,16 +185,26 @@ pub struct GraphMessage {
 }
 
 impl GraphMessage {
-    /// The `X-Mailwright-Source` Mailwright put on it, if any (Graph may
-    /// write the property set's GUID in another case).
-    pub fn source(&self) -> Option<&str> {
+    /// Mailwright's property `name`, if set (Graph may write the property
+    /// set's GUID in another case).
+    fn property(&self, name: &str) -> Option<&str> {
         self.extended_properties
             .iter()
             .find(|property| {
                 property.id.to_ascii_lowercase().contains(PROPERTY_SET)
-                    && property.id.ends_with("Name X-Mailwright-Source")
+                    && property.id.ends_with(&format!("Name {name}"))
             })
             .and_then(|property| property.value.as_deref())
+    }
+
+    /// The `X-Mailwright-Source` Mailwright put on it, if any.
+    pub fn source(&self) -> Option<&str> {
+        self.property("X-Mailwright-Source")
+    }
+
+    /// Whether Mailwright was about to send it ([`SENDING_PROPERTY`]).
+    pub fn being_sent(&self) -> bool {
+        self.property("X-Mailwright-Sending") == Some("1")
     }
 }
 
@@ -310,7 +325,10 @@ impl Graph {
         limit: usize,
         delta: bool,
     ) -> Result<(u16, Vec<u8>), GraphError> {
+        // Immutable ids: a message keeps its id when it moves between
+        // folders, so it is never taken for new mail twice.
         let mut response = request
+            .header("Prefer", "IdType=\"ImmutableId\"")
             .timeout(TIMEOUT)
             .bearer_auth(token.expose_secret())
             .send()
@@ -339,7 +357,13 @@ impl Graph {
             .unwrap_or_default();
         Err(match status {
             401 => GraphError::Unauthorized,
-            403 => GraphError::Forbidden { code },
+            // A permission the grant lacks; other refusals (a policy, a
+            // blocked sender) are not the connection's to fix.
+            403 if code.eq_ignore_ascii_case("ErrorAccessDenied")
+                || code.eq_ignore_ascii_case("Authorization_RequestDenied") =>
+            {
+                GraphError::Forbidden { code }
+            }
             404 => GraphError::NotFound,
             410 if delta => GraphError::DeltaExpired,
             // A malformed or unknown delta token can also be refused as a
@@ -557,25 +581,41 @@ impl Graph {
     }
 
     /// A reply draft to `id` in the conversation (Outlook threads it),
-    /// with `text` as its body and `marker` set on it.
+    /// with `fields` (Graph message properties: `body`, and the reply's own
+    /// `subject` and recipients when it has them) and `marker` set on it.
     pub async fn create_reply(
         &self,
         token: &SecretString,
         id: &str,
-        text: &str,
+        mut fields: Value,
         marker: Marker<'_>,
     ) -> Result<GraphMessage, GraphError> {
         let url = self.url(&format!(
             "/v1.0/me/messages/{}/createReply",
             path_segment(id)
         ))?;
-        let body = json!({
-            "message": {
-                "body": {"contentType": "text", "content": text},
-                "singleValueExtendedProperties": marker.properties(),
-            }
-        });
+        if let Some(object) = fields.as_object_mut() {
+            object.insert("singleValueExtendedProperties".into(), marker.properties());
+        }
+        let body = json!({ "message": fields });
         Self::message_from(self.json(self.http.post(url).json(&body), token).await?)
+    }
+
+    /// Mark draft `id` as about to be sent ([`SENDING_PROPERTY`]), or
+    /// (`sending` false) as refused before Graph took it.
+    pub async fn mark_sending(
+        &self,
+        token: &SecretString,
+        id: &str,
+        sending: bool,
+    ) -> Result<(), GraphError> {
+        let url = self.url(&format!("/v1.0/me/messages/{}", path_segment(id)))?;
+        let value = if sending { "1" } else { "0" };
+        let body =
+            json!({"singleValueExtendedProperties": [{"id": SENDING_PROPERTY, "value": value}]});
+        self.json(self.http.patch(url).json(&body), token)
+            .await
+            .map(drop)
     }
 
     /// A new draft (not a reply): `fields` are Graph message properties
@@ -660,11 +700,12 @@ impl Graph {
     }
 }
 
-/// `$expand` for Mailwright's source property.
+/// `$expand` for the properties Mailwright reads back.
 fn expand_source() -> String {
     format!(
-        "singleValueExtendedProperties($filter=id eq {})",
-        odata_string(SOURCE_PROPERTY)
+        "singleValueExtendedProperties($filter=id eq {} or id eq {})",
+        odata_string(SOURCE_PROPERTY),
+        odata_string(SENDING_PROPERTY)
     )
 }
 
@@ -674,6 +715,8 @@ fn path_segment(id: &str) -> String {
     url::form_urlencoded::byte_serialize(id.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+        // `.` and `..` would be read as path steps.
+        .replace('.', "%2E")
 }
 
 #[cfg(test)]
@@ -702,7 +745,8 @@ mod tests {
 
     #[test]
     fn ids_stay_one_path_segment_and_odata_strings_are_quoted() {
-        assert_eq!(path_segment("AAMk/../x?y=1"), "AAMk%2F..%2Fx%3Fy%3D1");
+        assert_eq!(path_segment("AAMk/../x?y=1"), "AAMk%2F%2E%2E%2Fx%3Fy%3D1");
+        assert_eq!(path_segment(".."), "%2E%2E");
         assert_eq!(odata_string("it's"), "'it''s'");
     }
 
