@@ -151,7 +151,7 @@ pub struct ConnectAnswer {
 }
 
 /// A type connected through Google (`gmail`, `calendar`).
-pub(crate) fn google_type(text: &str) -> Option<IntegrationType> {
+fn google_type(text: &str) -> Option<IntegrationType> {
     IntegrationType::parse(text).filter(|kind| kind.provider() == "google")
 }
 
@@ -217,6 +217,16 @@ async fn connect_microsoft(
         |kind| kind == IntegrationType::Outlook,
         "must be outlook",
     )?;
+    start_connection(&state, &caller, integration_type, return_to).await
+}
+
+/// The consent URL of a new connection started by `caller`.
+async fn start_connection(
+    state: &AppState,
+    caller: &AuthUser,
+    integration_type: IntegrationType,
+    return_to: ReturnTo,
+) -> Result<Json<ConnectAnswer>, ApiError> {
     let url = state
         .connections
         .authorization_url(
@@ -225,7 +235,7 @@ async fn connect_microsoft(
             integration_type,
             return_to,
             None,
-            started_by(&caller),
+            started_by(caller),
         )
         .await?;
     Ok(Json(ConnectAnswer {
@@ -280,20 +290,7 @@ async fn connect(
         |kind| kind.provider() == "google",
         "must be gmail or calendar",
     )?;
-    let url = state
-        .connections
-        .authorization_url(
-            caller.workspace,
-            caller.user,
-            integration_type,
-            return_to,
-            None,
-            started_by(&caller),
-        )
-        .await?;
-    Ok(Json(ConnectAnswer {
-        authorization_url: url.into(),
-    }))
+    start_connection(&state, &caller, integration_type, return_to).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
