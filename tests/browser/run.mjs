@@ -383,7 +383,7 @@ await step("outlook-in-the-demo", async () => {
   await page.goto(outlookAutodraft);
   await page.locator("#autodraft-toggle").click();
   await page.waitForURL(/notice=on/);
-  check((await page.locator("#autodraft-watch").innerText()).includes("Outlook"), "says how Outlook mail is found");
+  check((await page.locator("#autodraft-watch").innerText()).includes("as Outlook announces it (Microsoft Graph change notifications"), "Graph announces the demo Outlook mailbox's mail");
   await page.goto(`${demo.base}/sandbox/inbox`);
   await page.locator("#to").selectOption("outlook");
   await page.locator("#from").fill("Riley Sender <riley@example.com>");

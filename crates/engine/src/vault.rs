@@ -67,8 +67,11 @@ pub enum VaultError {
     NeedsReauth,
     #[error("the integration lacks scopes: {}", .0.join(", "))]
     MissingScopes(Vec<String>),
-    #[error("the provider is unavailable: {reason}")]
+    #[error("{service} is unavailable: {reason}")]
     Unavailable {
+        /// Who did not answer, in the person's terms ("Gmail",
+        /// "Microsoft Graph", "Google", "Microsoft").
+        service: &'static str,
         reason: String,
         retry_after: Option<Duration>,
     },
@@ -161,11 +164,12 @@ impl VaultError {
                 connection(IntegrationStatus::Disconnected, &[])
             }
             VaultError::Unavailable {
+                service,
                 reason,
                 retry_after,
             } => UserFacing {
                 code: "provider_unavailable",
-                problem: format!("Gmail did not answer ({reason})."),
+                problem: format!("{service} did not answer ({reason})."),
                 remedy: "",
                 retry: Some(retry_after),
             },
@@ -186,11 +190,12 @@ impl VaultError {
             },
             VaultError::Rejected(reason) if reason.ends_with('.') => provider_error(reason),
             VaultError::Rejected(reason) => {
-                provider_error(format!("Gmail refused the request ({reason})."))
+                provider_error(format!("The mailbox refused the request ({reason})."))
             }
-            VaultError::NotConfigured => {
-                provider_error("Google is not configured on this server.".into())
-            }
+            VaultError::NotConfigured => provider_error(
+                "The mailbox's provider (Google or Microsoft) is not configured on this server."
+                    .into(),
+            ),
             VaultError::Internal(error) => {
                 tracing::error!(
                     error = format!("{error:#}"),
@@ -212,11 +217,12 @@ pub fn token_context(id: IntegrationId, field: &str) -> String {
     format!("oauth_tokens:{id}:{field}")
 }
 
-/// A probe's failure, as the vault reports it.
-fn probe_failure(error: OAuthError) -> VaultError {
+/// A probe's failure, as the vault reports it (`service`: who answered).
+fn probe_failure(error: OAuthError, service: &'static str) -> VaultError {
     match error {
         OAuthError::InvalidGrant { .. } => VaultError::NeedsReauth,
         OAuthError::Unavailable(reason) => VaultError::Unavailable {
+            service,
             reason,
             retry_after: None,
         },
@@ -467,6 +473,7 @@ impl Vault {
             }
             if Instant::now() > give_up {
                 return Err(VaultError::Unavailable {
+                    service: "The token refresh",
                     reason: "another refresh of this token did not finish in time".into(),
                     retry_after: None,
                 });
@@ -660,6 +667,7 @@ impl Vault {
                     )
                     .await;
                 VaultError::Unavailable {
+                    service: integration.integration_type.provider_name(),
                     reason,
                     retry_after: None,
                 }
@@ -698,7 +706,7 @@ impl Vault {
                 .await?;
             return match microsoft.me(&connection.token).await {
                 Ok(_) => Ok(connection.integration.missing_scopes()),
-                Err(error) => Err(probe_failure(error)),
+                Err(error) => Err(probe_failure(error, "Microsoft Graph")),
             };
         }
         let tokens = self
@@ -717,7 +725,10 @@ impl Vault {
                         .missing_for(integration.integration_type)
                 })
                 .unwrap_or_default()),
-            Err(error) => Err(probe_failure(error)),
+            Err(error) => Err(probe_failure(
+                error,
+                integration.integration_type.provider_name(),
+            )),
         }
     }
 
@@ -909,7 +920,7 @@ impl Vault {
                     format!("{provider} rejected a freshly refreshed access token."),
                 )
                 .await;
-                VaultError::Rejected(format!("{api} rejected a freshly refreshed access token"))
+                VaultError::Rejected(format!("{api} rejected a freshly refreshed access token."))
             }
             GmailError::Unavailable {
                 reason,
@@ -921,6 +932,7 @@ impl Vault {
                 )
                 .await;
                 VaultError::Unavailable {
+                    service: api,
                     reason,
                     retry_after,
                 }
@@ -932,7 +944,9 @@ impl Vault {
                     format!("{api} refused the request (HTTP {status}, {reason})."),
                 )
                 .await;
-                VaultError::Rejected(format!("HTTP {status} {reason}"))
+                VaultError::Rejected(format!(
+                    "{api} refused the request (HTTP {status}, {reason})."
+                ))
             }
         }
     }

@@ -42,6 +42,7 @@ use crate::auth::push::PushVerifier;
 use crate::auth::throttle::SigninThrottle;
 use crate::config::{Config, MailConfig};
 use crate::demo::Demo;
+use crate::http::autodraft::MICROSOFT_PUSH_PATH;
 use crate::{http, telemetry};
 
 /// What every handler can reach.
@@ -162,12 +163,18 @@ impl Services {
             Some(llm) => Generator::Llm(ChatDrafter::new(llm.clone(), http_client.clone())),
             None => Generator::Builtin,
         };
+        let mut autodraft_settings = config.autodraft.clone();
+        // Graph posts notifications to the public URL (bound by now).
+        autodraft_settings.graph_notification_url = config
+            .microsoft
+            .is_some()
+            .then(|| config.public_url_for(MICROSOFT_PUSH_PATH));
         let autodraft = Arc::new(AutoDraft::new(
             store.clone(),
             Arc::clone(&vault),
             Arc::clone(&notifier),
             generator,
-            config.autodraft.clone(),
+            autodraft_settings,
         ));
         handlers.push(Arc::new(SyncMailbox(Arc::clone(&autodraft))));
         handlers.push(Arc::new(DraftMessage(Arc::clone(&autodraft))));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::explain::explain;
-use domain::scopes::IntegrationStatus;
+use domain::scopes::{IntegrationStatus, IntegrationType};
 use engine::autodraft::WatchStatus;
 use engine::keyring::Keyring;
 use engine::notify::Notifier;
@@ -695,7 +695,8 @@ async fn encryption_key(
     Some(Arc::new(keyring))
 }
 
-/// Each auto-draft mailbox's Gmail watch.
+/// Each auto-draft mailbox's push: a Gmail watch, an Outlook mailbox's
+/// Graph subscription.
 async fn watches(
     report: &mut Report,
     config: &Config,
@@ -708,27 +709,35 @@ async fn watches(
     else {
         return;
     };
-    let topic = config.autodraft.pubsub_topic.as_ref();
-    if topic.is_none() || mailboxes.is_empty() {
+    let gmail = config.autodraft.pubsub_topic.is_some();
+    let outlook = config.microsoft.is_some();
+    if !(gmail || outlook) || mailboxes.is_empty() {
         return;
     }
-    let emails: HashMap<_, _> = integrations
+    let connected: HashMap<_, _> = integrations
         .iter()
-        .map(|integration| (integration.id, integration.email.as_str()))
+        .map(|integration| (integration.id, integration))
         .collect();
     let now = store::now();
     for mailbox in mailboxes {
-        let email = emails
-            .get(&mailbox.integration_id)
-            .copied()
-            .unwrap_or("a mailbox");
-        let name = format!("watch {email}");
+        let Some(integration) = connected.get(&mailbox.integration_id) else {
+            continue;
+        };
+        let (pusher, announced) = match integration.integration_type {
+            IntegrationType::Gmail => ("Gmail", gmail),
+            IntegrationType::Outlook => ("Microsoft Graph", outlook),
+            IntegrationType::Imap | IntegrationType::Calendar => continue,
+        };
+        if !announced {
+            continue;
+        }
+        let name = format!("watch {}", integration.email);
         let watch = &mailbox.watch;
-        report.add(match WatchStatus::of(topic, true, watch, now) {
+        report.add(match WatchStatus::of(true, true, watch, now) {
             WatchStatus::Active => Check::ok(
                 name,
                 format!(
-                    "Gmail pushes new mail until {}",
+                    "{pusher} pushes new mail until {}",
                     watch.expires_at.map(|at| at.to_rfc3339()).unwrap_or_default()
                 ),
             ),
@@ -744,6 +753,7 @@ async fn watches(
                     match error.code.as_str() {
                         "watch_topic_refused" => "create the topic, and give gmail-api-push@system.gserviceaccount.com the Pub/Sub Publisher role on it",
                         "watch_topic_invalid" => "create the topic in the Google Cloud project of the OAuth client the mailbox was connected with, and name it in MAILWRIGHT_GMAIL_PUBSUB_TOPIC",
+                        "subscription_refused" => "serve Mailwright at a public HTTPS address (MAILWRIGHT_PUBLIC_URL) whose /api/push/microsoft Microsoft can reach",
                         _ => "see the connection's check below",
                     },
                 )

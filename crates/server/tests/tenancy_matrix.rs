@@ -18,6 +18,8 @@ const PUBLIC: &[&str] = &[
     "/api/auth/oauth/microsoft/callback",
     "/api/hooks/{workflow_id}",
     "/api/push/gmail",
+    // Graph proves itself per notification (the clientState), not per call.
+    "/api/push/microsoft",
 ];
 
 struct Operation {

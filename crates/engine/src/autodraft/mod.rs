@@ -51,8 +51,8 @@ pub use pipeline::{PlannedReply, Verdict};
 pub use service::{Overview, WatchOverview, WorkflowSync};
 pub use style::{LEARN_STYLE, LearnStyle, STYLE_REFRESH};
 pub use watch::{
-    WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER, WATCH_TICK, WATCHES, WatchMailbox,
-    WatchStatus,
+    GraphNotification, SUBSCRIPTION_LIFETIME, WATCH_MAILBOX, WATCH_RENEW_EVERY, WATCH_RETRY_AFTER,
+    WATCH_TICK, WATCHES, WatchMailbox, WatchStatus,
 };
 
 use crate::error::ServiceError;
@@ -105,6 +105,10 @@ pub struct AutoDraftSettings {
     /// Where Gmail publishes watched mailboxes' changes; `None`: no watch,
     /// polling only.
     pub pubsub_topic: Option<domain::pubsub::PubSubTopic>,
+    /// Where Microsoft Graph posts change notifications for Outlook
+    /// mailboxes (`<public URL>/api/push/microsoft`); `None` (Microsoft not
+    /// configured): polling only.
+    pub graph_notification_url: Option<String>,
     /// Tokens one mailbox's drafts may use per UTC day; over it, the
     /// built-in drafter writes them.
     pub llm_daily_tokens: u64,
@@ -122,6 +126,7 @@ impl Default for AutoDraftSettings {
             alert_min_messages: 5,
             retry: RetryPolicy::DEFAULT,
             pubsub_topic: None,
+            graph_notification_url: None,
             llm_daily_tokens: DEFAULT_LLM_DAILY_TOKENS,
             imap_idle_connections: 100,
         }

@@ -557,18 +557,12 @@ impl AutoDraft {
             .as_ref()
             .map(|mailbox| mailbox.watch.clone())
             .unwrap_or_default();
-        let status = WatchStatus::of(
-            self.settings.pubsub_topic.as_ref(),
-            enabled,
-            &watch,
-            store::now(),
-        );
+        let announced = self.announced(integration.integration_type);
+        let status = WatchStatus::of(announced, enabled, &watch, store::now());
         let watch = WatchOverview {
             status,
             expires_at: watch.expires_at.filter(|_| enabled),
-            renews_at: watch
-                .renew_at
-                .filter(|_| enabled && self.settings.pubsub_topic.is_some()),
+            renews_at: watch.renew_at.filter(|_| enabled && announced),
             last_error: watch.last_error.filter(|_| status == WatchStatus::Failing),
         };
         let (instructions, rules) = mailbox

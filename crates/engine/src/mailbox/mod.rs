@@ -18,6 +18,7 @@ use domain::scopes::{Capability, IntegrationType};
 use domain::{IntegrationId, WorkspaceId};
 use providers::google::gmail::Gmail;
 use providers::google::message::SOURCE_HEADER;
+use secrecy::SecretString;
 use store::integrations::Integration;
 
 use crate::vault::{GmailSession, Vault, VaultError};
@@ -45,9 +46,11 @@ pub enum Changes {
 }
 
 /// A mailbox's changes are announced (pushed) until `expires_at`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watch {
     pub expires_at: DateTime<Utc>,
+    /// Graph's subscription id (`None` for Gmail's watch, one per address).
+    pub subscription_id: Option<String>,
 }
 
 /// Whether a sent message is the person's own writing: not automatic mail
@@ -208,14 +211,67 @@ impl Mailbox {
                 let expires_at = grant.expires_at().ok_or_else(|| {
                     VaultError::Rejected("Gmail's watch answer has no readable expiration.".into())
                 })?;
-                Ok(Watch { expires_at })
+                Ok(Watch {
+                    expires_at,
+                    subscription_id: None,
+                })
             }
             Mailbox::Imap(_) => Err(VaultError::Rejected(
                 "an IMAP mailbox is followed by IDLE, not a Pub/Sub watch".into(),
             )),
             Mailbox::Outlook(_) => Err(VaultError::Rejected(
-                "an Outlook mailbox is polled (Graph subscriptions come next), not watched through Pub/Sub".into(),
+                "an Outlook mailbox is announced by a Graph subscription, not a Pub/Sub watch"
+                    .into(),
             )),
+        }
+    }
+
+    /// Outlook: make a Graph subscription announcing new inbox mail to
+    /// `notification_url` with `client_state`, until about `expires`.
+    pub async fn subscribe(
+        &self,
+        notification_url: &str,
+        client_state: &SecretString,
+        expires: DateTime<Utc>,
+    ) -> Result<Watch, VaultError> {
+        match self {
+            Mailbox::Outlook(outlook) => {
+                let made = outlook
+                    .subscribe(notification_url, client_state, expires)
+                    .await?;
+                Ok(Watch {
+                    expires_at: made.expiration_date_time,
+                    subscription_id: Some(made.id),
+                })
+            }
+            Mailbox::Gmail(_) | Mailbox::Imap(_) => Err(not_graph()),
+        }
+    }
+
+    /// Outlook: move subscription `id`'s end to about `expires`
+    /// ([`VaultError::Gone`]: Graph no longer has it).
+    pub async fn renew_subscription(
+        &self,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Watch, VaultError> {
+        match self {
+            Mailbox::Outlook(outlook) => {
+                let renewed = outlook.renew_subscription(id, expires).await?;
+                Ok(Watch {
+                    expires_at: renewed.expiration_date_time,
+                    subscription_id: Some(renewed.id),
+                })
+            }
+            Mailbox::Gmail(_) | Mailbox::Imap(_) => Err(not_graph()),
+        }
+    }
+
+    /// Outlook: delete subscription `id` (one Graph no longer has is fine).
+    pub async fn unsubscribe(&self, id: &str) -> Result<(), VaultError> {
+        match self {
+            Mailbox::Outlook(outlook) => outlook.unsubscribe(id).await,
+            Mailbox::Gmail(_) | Mailbox::Imap(_) => Err(not_graph()),
         }
     }
 
@@ -573,6 +629,10 @@ impl Mailbox {
 
 fn labels_are_gmails() -> VaultError {
     VaultError::Rejected("labels are Gmail's: this mailbox has none to add or remove".into())
+}
+
+fn not_graph() -> VaultError {
+    VaultError::Rejected("only an Outlook mailbox has Graph subscriptions".into())
 }
 
 impl GmailMailbox {

@@ -24,7 +24,9 @@ use domain::scopes::Capability;
 use providers::google::gmail::GmailError;
 use providers::google::message::SOURCE_HEADER;
 use providers::imap::message::{header_message_id, to_mail};
-use providers::microsoft::graph::{DeltaItem, Folder, Graph, GraphError, GraphMessage, Marker};
+use providers::microsoft::graph::{
+    DeltaItem, Folder, Graph, GraphError, GraphMessage, Marker, Subscription,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use store::integrations::Integration;
@@ -115,6 +117,61 @@ impl OutlookMailbox {
                 async move { answer.await.map_err(as_gmail) }
             })
             .await
+    }
+
+    /// [`OutlookMailbox::call`] whose refusal is not the connection's (a
+    /// subscription Graph could not validate is the server's to fix).
+    async fn call_without_recording_refusals<'a, T, F, Fut>(
+        &'a self,
+        needs: Capability,
+        call: F,
+    ) -> Result<T, VaultError>
+    where
+        F: Fn(&'a Graph, SecretString) -> Fut,
+        Fut: Future<Output = Result<T, GraphError>>,
+    {
+        self.vault
+            .call_without_recording_refusals(&self.session, needs, |token| {
+                let answer = call(&self.graph, token);
+                async move { answer.await.map_err(as_gmail) }
+            })
+            .await
+    }
+
+    /// A Graph subscription announcing new inbox mail to `notification_url`
+    /// until about `expires` (Graph validates the URL before it answers).
+    pub(super) async fn subscribe(
+        &self,
+        notification_url: &str,
+        client_state: &SecretString,
+        expires: DateTime<Utc>,
+    ) -> Result<Subscription, VaultError> {
+        self.call_without_recording_refusals(Capability::ReadMail, |graph, token| async move {
+            graph
+                .subscribe(&token, notification_url, client_state, expires)
+                .await
+        })
+        .await
+    }
+
+    /// Move subscription `id`'s end to `expires` ([`VaultError::Gone`]:
+    /// Graph no longer has it).
+    pub(super) async fn renew_subscription(
+        &self,
+        id: &str,
+        expires: DateTime<Utc>,
+    ) -> Result<Subscription, VaultError> {
+        self.call_without_recording_refusals(Capability::ReadMail, |graph, token| async move {
+            graph.renew(&token, id, expires).await
+        })
+        .await
+    }
+
+    pub(super) async fn unsubscribe(&self, id: &str) -> Result<(), VaultError> {
+        self.call_without_recording_refusals(Capability::ReadMail, |graph, token| async move {
+            graph.unsubscribe(&token, id).await
+        })
+        .await
     }
 
     /// Where the inbox is now: a delta round from this moment.

@@ -520,6 +520,14 @@ pub(super) async fn renew(
         Ok(at) => at,
         Err(response) => return response,
     };
+    // Graph deletes a subscription once it expires: it cannot be renewed.
+    if world
+        .subscriptions
+        .get(&id)
+        .is_some_and(|s| s.expiration <= Utc::now())
+    {
+        world.subscriptions.remove(&id);
+    }
     match world
         .subscriptions
         .get_mut(&id)

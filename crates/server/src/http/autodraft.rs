@@ -1,5 +1,6 @@
 //! Auto-draft: the per-mailbox switch and its numbers, the test action, the
-//! drafts list, and Gmail's push endpoint.
+//! drafts list, and the push endpoints of Gmail (Pub/Sub) and Microsoft
+//! Graph (change notifications).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use domain::drafting::rules::DraftRules;
 use domain::drafting::style::StyleProfile;
 use domain::{IntegrationId, WorkspaceId};
 use engine::autodraft::DEFAULT_CLEANUP_DAYS;
-use engine::autodraft::{Overview, TestOutcome};
+use engine::autodraft::{GraphNotification, Overview, TestOutcome};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -32,7 +33,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(drafts))
         .routes(routes!(cleanup))
         .routes(routes!(push_gmail))
+        .routes(routes!(push_microsoft))
 }
+
+/// Where Microsoft Graph posts change notifications (and its validation
+/// request when a subscription is made).
+pub const MICROSOFT_PUSH_PATH: &str = "/api/push/microsoft";
+/// Notifications one Graph post may carry (Graph batches a few).
+const MAX_GRAPH_NOTIFICATIONS: usize = 100;
+/// Graph's ids and clientState are at most 128 characters.
+const MAX_GRAPH_FIELD: usize = 128;
+/// A validation token longer than this is not Graph's.
+const MAX_VALIDATION_TOKEN: usize = 1024;
 
 /// How many drafts `GET .../drafts` lists.
 const DRAFT_LIST_LIMIT: i64 = 100;
@@ -880,9 +892,194 @@ async fn push_gmail(
     Ok(Json(json!({ "mailboxes": queued })))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GraphPushQuery {
+    /// Graph's validation request, when a subscription is made: answered
+    /// with this token, as `text/plain`.
+    #[serde(rename = "validationToken")]
+    #[param(rename = "validationToken")]
+    validation_token: Option<String>,
+}
+
+/// One change notification of a Graph post: which subscription, and the
+/// clientState Graph was given with it.
+#[derive(Debug, PartialEq, Eq)]
+struct GraphNotice {
+    subscription_id: String,
+    client_state: String,
+}
+
+/// Graph's `{"value": [{"subscriptionId", "clientState", ...}]}`, each
+/// subscription once. What else a notification says is not needed: the
+/// sync reads the inbox's delta.
+fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
+    let envelope: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::MalformedBody("The body is not JSON.".into()))?;
+    let invalid = |field: String, message: &str| {
+        ApiError::Validation(vec![FieldError::new(field, message.to_owned())])
+    };
+    let Some(items) = envelope.get("value").and_then(Value::as_array) else {
+        return Err(invalid(
+            "value".into(),
+            "must be the array of change notifications",
+        ));
+    };
+    if items.len() > MAX_GRAPH_NOTIFICATIONS {
+        return Err(invalid(
+            "value".into(),
+            &format!("must hold at most {MAX_GRAPH_NOTIFICATIONS} notifications"),
+        ));
+    }
+    let mut notices: Vec<GraphNotice> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let field = |name: &str| -> Result<String, ApiError> {
+            match item.get(name) {
+                Some(Value::String(text)) if !text.is_empty() && text.len() <= MAX_GRAPH_FIELD => {
+                    Ok(text.clone())
+                }
+                // A subscription made without a clientState (not one of
+                // Mailwright's) is told apart by the check, not here.
+                None | Some(Value::Null) if name == "clientState" => Ok(String::new()),
+                _ => Err(invalid(
+                    format!("value[{index}].{name}"),
+                    &format!("must be a string of 1 to {MAX_GRAPH_FIELD} characters"),
+                )),
+            }
+        };
+        let notice = GraphNotice {
+            subscription_id: field("subscriptionId")?,
+            client_state: field("clientState")?,
+        };
+        if !notices.contains(&notice) {
+            notices.push(notice);
+        }
+    }
+    Ok(notices)
+}
+
+/// Microsoft Graph's change notifications for Outlook mailboxes. With
+/// `validationToken` (when a subscription is made) the token is echoed as
+/// `text/plain`, as Graph requires within 10 s. Otherwise each notification
+/// whose `clientState` is the one its subscription was made with queues a
+/// sync of that mailbox; the rest are logged, counted and ignored. 202 at
+/// once either way, so Graph neither retries nor slows its deliveries.
+#[utoipa::path(
+    post,
+    path = "/api/push/microsoft",
+    tag = "auto-draft",
+    params(GraphPushQuery),
+    request_body(content = Option<Value>, description = "Graph's change notifications: `{\"value\": [{\"subscriptionId\", \"clientState\", \"changeType\", \"resource\", ...}]}` (empty for the validation request)",
+        example = json!({"value": [{"subscriptionId": "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", "clientState": "secret", "changeType": "created", "resource": "Users/a1/Messages/AAMk", "tenantId": "9188040d-6c67-4c5b-b112-36a304b66dad"}]})),
+    responses(
+        (status = 200, description = "The validation handshake: the `validationToken`, back as `text/plain`", content_type = "text/plain", body = String),
+        (status = 202, description = "Accepted: a sync is queued for each mailbox whose subscription and clientState match", body = super::openapi::PushAccepted),
+        (status = 400, description = "The body is not JSON (code `malformed_body`)", content_type = "application/problem+json"),
+        (status = 422, description = "Not Graph's notification shape, or a validation token too long (code `validation_failed`, naming the field)", content_type = "application/problem+json")
+    )
+)]
+async fn push_microsoft(
+    State(state): State<AppState>,
+    Query(query): Query<GraphPushQuery>,
+    body: Bytes,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if let Some(token) = query.validation_token {
+        if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "validationToken",
+                format!("must be 1 to {MAX_VALIDATION_TOKEN} characters"),
+            )]));
+        }
+        metrics::counter!(PUSHES, "outcome" => "validated", "provider" => "microsoft").increment(1);
+        return Ok((
+            axum::http::StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            token,
+        )
+            .into_response());
+    }
+    let notices = parse_graph_notices(&body).inspect_err(|_| {
+        metrics::counter!(PUSHES, "outcome" => "malformed", "provider" => "microsoft").increment(1);
+    })?;
+    let mut queued = 0u64;
+    for notice in &notices {
+        let outcome = state
+            .autodraft
+            .graph_notification(&notice.subscription_id, &notice.client_state)
+            .await?;
+        metrics::counter!(PUSHES, "outcome" => outcome.as_str(), "provider" => "microsoft")
+            .increment(1);
+        match outcome {
+            GraphNotification::Queued => queued += 1,
+            GraphNotification::UnknownSubscription => tracing::debug!(
+                "a Graph notification for a subscription no mailbox has (lapsed or replaced); ignored"
+            ),
+            GraphNotification::WrongClientState => tracing::warn!(
+                event = "graph_notification_refused",
+                "a Graph notification whose clientState is not its subscription's; ignored (not from Graph)"
+            ),
+        }
+    }
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(json!({ "mailboxes": queued })),
+    )
+        .into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_notifications_are_read_as_graph_posts_them() {
+        let body = json!({"value": [
+            {"subscriptionId": "s1", "clientState": "c1", "changeType": "created", "resource": "Users/u/Messages/m1"},
+            {"subscriptionId": "s1", "clientState": "c1", "changeType": "created", "resource": "Users/u/Messages/m2"},
+            {"subscriptionId": "s2", "changeType": "created"}
+        ]});
+        let notices = parse_graph_notices(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            notices,
+            vec![
+                GraphNotice {
+                    subscription_id: "s1".into(),
+                    client_state: "c1".into()
+                },
+                GraphNotice {
+                    subscription_id: "s2".into(),
+                    client_state: String::new()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unusable_graph_notifications_name_the_field() {
+        let field_of = |body: Value| match parse_graph_notices(body.to_string().as_bytes()) {
+            Err(ApiError::Validation(errors)) => errors[0].field.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field_of(json!({})), "value");
+        assert_eq!(field_of(json!({"value": {}})), "value");
+        assert_eq!(
+            field_of(json!({"value": [{"clientState": "c"}]})),
+            "value[0].subscriptionId"
+        );
+        assert_eq!(
+            field_of(json!({"value": [{"subscriptionId": "s", "clientState": "x".repeat(129)}]})),
+            "value[0].clientState"
+        );
+        let many: Vec<Value> = (0..101)
+            .map(|i| json!({"subscriptionId": format!("s{i}")}))
+            .collect();
+        assert_eq!(field_of(json!({ "value": many })), "value");
+        assert!(matches!(
+            parse_graph_notices(b"not json"),
+            Err(ApiError::MalformedBody(_))
+        ));
+    }
 
     fn push_body(inner: &str) -> Vec<u8> {
         let data = base64::engine::general_purpose::STANDARD.encode(inner);

@@ -47,11 +47,11 @@ const TAGS: &[(&str, &str)] = &[
     ("identity", "Who is calling, and the workspace's API keys"),
     (
         "integrations",
-        "Connected Google accounts: connect, status, reconnect, disconnect",
+        "Connected mailboxes (Gmail, Outlook, IMAP) and Google Calendar: connect, status, reconnect, disconnect",
     ),
     (
         "auto-draft",
-        "Reply drafts written into connected Gmail mailboxes, and Gmail's push",
+        "Reply drafts written into connected mailboxes, and the push endpoints of Gmail and Microsoft Graph",
     ),
     ("workflows", "Workflows, their runs, and webhook triggers"),
     ("system email", "The outbox of Mailwright's own email"),
@@ -621,6 +621,7 @@ mod tests {
             ("/api/auth/oauth/google/callback", "get"),
             ("/api/auth/oauth/microsoft/callback", "get"),
             ("/api/hooks/{workflow_id}", "post"),
+            ("/api/push/microsoft", "post"),
         ];
         for (path, method, _) in operations_of(&document) {
             let answers = statuses(&path, &method);

@@ -1,4 +1,4 @@
-//! The auto-draft page of one Gmail connection: the switch (disabled, with
+//! The auto-draft page of one mailbox connection: the switch (disabled, with
 //! the reason and a reconnect button, when the connection cannot draft),
 //! numbers, last success and failure, the test action, recent drafts. It
 //! calls the same services as `/api/integrations/{id}/auto-draft`.
@@ -182,7 +182,7 @@ async fn page(
     )
 }
 
-/// The auto-draft page of a Gmail connection.
+/// The auto-draft page of a mailbox connection.
 #[utoipa::path(get, path = "/autodraft/{id}", tag = "ui", params(("id" = String, Path)),
     responses((status = 200, content_type = "text/html"), (status = 303), (status = 404)))]
 pub(super) async fn autodraft_page(

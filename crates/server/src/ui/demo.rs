@@ -161,8 +161,9 @@ impl SessionForm for DeliverForm {
     }
 }
 
-/// Deliver the visitor's email to the sandbox mailbox; the sandbox pushes
-/// the change to `/api/push/gmail`, signed, as Gmail and Pub/Sub would.
+/// Deliver the visitor's email to a sandbox mailbox; the sandbox announces
+/// it to `/api/push/gmail` (signed, as Gmail and Pub/Sub would) or to
+/// `/api/push/microsoft` (as Graph would).
 #[utoipa::path(post, path = "/sandbox/inbox", tag = "demo",
     responses((status = 303, description = "Delivered"), (status = 422, content_type = "text/html"), (status = 404, description = "Not in demo mode")))]
 pub(super) async fn deliver(
@@ -228,9 +229,8 @@ pub(super) async fn deliver(
                 &form.text.replace("\r\n", "\n"),
             ))
             .map_err(|error| ApiError::Internal(anyhow::anyhow!("sandbox delivery: {error}")))?;
-        // Graph's change notifications are not wired yet: the demo asks
-        // for the sync one would start, instead of waiting for the poll.
-        state.autodraft.push(crate::demo::OUTLOOK_MAILBOX).await?;
+        // The sandbox's Graph notification tells Mailwright, as Microsoft's
+        // would.
         return Ok(Redirect::to("/sandbox/inbox?delivered=outlook").into_response());
     }
     demo.sandbox

@@ -29,7 +29,7 @@ const LATEST: usize = 5;
 
 #[derive(Deserialize)]
 pub(super) struct HomeQuery {
-    /// Back from "Connect Gmail": `connected=<type>`, or `error=<code>`.
+    /// Back from connecting: `connected=<type>`, or `error=<code>`.
     connected: Option<String>,
     error: Option<String>,
 }
@@ -65,7 +65,12 @@ pub(super) async fn home(
             workspace => workspace.name,
             google_configured => state.vault.google().is_some(),
             demo => state.demo.is_some(),
-            notice => query.connected.map(|_| "Gmail connected."),
+            notice => query.connected.as_deref().map(|kind| match kind {
+                "outlook" => "Outlook connected.",
+                "imap" => "Mailbox connected.",
+                "calendar" => "Google Calendar connected.",
+                _ => "Gmail connected.",
+            }),
             problem => query.error.as_deref().map(explain_connect_error),
             ..overview
         },
@@ -238,7 +243,7 @@ async fn overview(state: &AppState, session: &SessionUser) -> Result<minijinja::
     Ok(context! {
         mailboxes,
         more_mailboxes,
-        has_gmail => connections.iter().any(|i| i.integration_type.is_mailbox()),
+        has_mailbox => connections.iter().any(|i| i.integration_type.is_mailbox()),
         failing,
         drafts,
         runs,

@@ -620,7 +620,7 @@ mod tests {
                         deliveries => vec![context! { id => "<x>", event_id => "<x>", event_type => "<x>", status => "pending", attempts => 2,
                             response_status => 500, last_error => "<x>", next_attempt_at => "2026-12-06T01:45:00Z", ago => "<x>", at => "<x>" }],
                         field_errors => context! { name => vec!["<x>"], to => vec!["<x>"], json => vec!["<x>"], form => vec!["<x>"] },
-                        gmail_integrations => vec![context! { id => "<x>", label => "<x>" }], simple => true, advanced_open => true,
+                        mailbox_integrations => vec![context! { id => "<x>", label => "<x>" }], simple => true, advanced_open => true,
                         form_action => "/workflows", save_label => "Save", notice => "<x>",
                         workflows => vec![context! { id => "<x>", name => "<x>", trigger => "<x>", enabled => true }],
                         workflow => context! { id => "<x>", name => "<x>", enabled => false, trigger => "<x>", steps => vec!["<x>"],

@@ -405,7 +405,7 @@ pub(super) fn form_field(path: &str) -> (String, &'static str) {
             let field = field.split('[').next().unwrap_or(field);
             let label = match field {
                 "action" => "Action",
-                "integration_id" => "Gmail connection",
+                "integration_id" => "Mailbox",
                 "to" => "To",
                 "cc" => "Cc",
                 "bcc" => "Bcc",
@@ -481,9 +481,9 @@ pub(super) fn form_messages(
     Ok(messages)
 }
 
-/// The workspace's Gmail connections for the select, keeping `selected`
+/// The workspace's mailbox connections for the select, keeping `selected`
 /// listed even when it no longer exists (so an edit does not silently switch).
-pub(super) async fn gmail_options(
+pub(super) async fn mailbox_options(
     state: &AppState,
     session: &SessionUser,
     selected: &str,
@@ -525,14 +525,14 @@ pub(super) async fn editor(
     action: String,
 ) -> Result<minijinja::Value, ApiError> {
     // Every connection a step or the trigger names stays listed.
-    let mut options = gmail_options(state, session, &form.trigger_integration_id).await?;
+    let mut options = mailbox_options(state, session, &form.trigger_integration_id).await?;
     for step in &form.steps {
         let id = &step.integration_id;
         if !id.is_empty() && !options.iter().any(|(known, _)| known == id) {
             options.push((id.clone(), "a connection that no longer exists".into()));
         }
     }
-    let gmail_integrations: Vec<minijinja::Value> = options
+    let mailbox_integrations: Vec<minijinja::Value> = options
         .into_iter()
         .map(|(id, label)| context! { id, label })
         .collect();
@@ -544,7 +544,7 @@ pub(super) async fn editor(
         form => form.values(),
         field_errors => minijinja::Value::from_serialize(&messages),
         advanced_open => form.is_json(),
-        gmail_integrations,
+        mailbox_integrations,
         actions,
         simple,
         form_action => action,
@@ -561,7 +561,7 @@ pub(super) async fn blank_form(
     state: &AppState,
     session: &SessionUser,
 ) -> Result<WorkflowForm, ApiError> {
-    let gmail = gmail_options(state, session, "").await?;
+    let gmail = mailbox_options(state, session, "").await?;
     let step = match gmail.first() {
         Some((id, _)) => json!({"action": "gmail.send_email", "integration_id": id,
             "to": ["{{ input.email }}"], "subject": "Your order {{ input.order }} shipped",

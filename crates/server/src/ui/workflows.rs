@@ -491,12 +491,12 @@ pub(super) async fn run(
 fn error_words(code: &str) -> &'static str {
     match code {
         "validation_failed" => "The input does not fit the workflow",
-        "missing_scopes" => "The Gmail connection lacks a permission",
-        "needs_reauth" => "The Gmail connection must be reconnected",
-        "disconnected" => "The Gmail connection is disconnected",
+        "missing_scopes" => "The mailbox connection lacks a permission",
+        "needs_reauth" => "The mailbox connection must be reconnected",
+        "disconnected" => "The mailbox connection is disconnected",
         "not_found" => "Something this step uses no longer exists",
-        "provider_error" => "Gmail refused",
-        "provider_unavailable" => "Gmail did not answer",
+        "provider_error" => "The mailbox refused",
+        "provider_unavailable" => "The mailbox did not answer",
         "http_error" => "The URL refused the request",
         "http_refused" => "This server does not call that address",
         _ => "The step failed",

@@ -90,6 +90,9 @@ pub struct MailboxWatch {
     pub renew_at: Option<DateTime<Utc>>,
     /// Why the last attempt failed; cleared by a success.
     pub last_error: Option<LastError>,
+    /// The Microsoft Graph subscription that announces an Outlook
+    /// mailbox's new mail (`None` for Gmail's watch, or none made yet).
+    pub subscription_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -112,6 +115,7 @@ struct MailboxRow {
     watch_error_code: Option<String>,
     watch_error_message: Option<String>,
     watch_error_at: Option<DateTime<Utc>>,
+    subscription_id: Option<String>,
     updated_at: DateTime<Utc>,
     for_workflows: bool,
     instructions: Option<String>,
@@ -148,7 +152,7 @@ const MAILBOX_COLUMNS: &str = concat!(
     "integration_id, workspace_id, enabled, history_id, cursor_link, enabled_at, next_poll_at, \
      sync_requested_at, last_synced_at, last_failure_code, last_failure_message, last_failure_at, \
      alert_active_since, watch_expires_at, watch_renew_at, watch_error_code, watch_error_message, \
-     watch_error_at, updated_at, instructions, rules, cleanup_after_days, style, style_learned_at, ",
+     watch_error_at, subscription_id, updated_at, instructions, rules, cleanup_after_days, style, style_learned_at, ",
     watched_by_workflows!("autodraft_mailboxes"),
     " AS for_workflows"
 );
@@ -185,6 +189,7 @@ impl From<MailboxRow> for AutoDraftMailbox {
                     (Some(code), Some(message), Some(at)) => Some(LastError { code, message, at }),
                     _ => None,
                 },
+                subscription_id: row.subscription_id,
             },
             updated_at: row.updated_at,
             for_workflows: row.for_workflows,
@@ -548,7 +553,7 @@ impl Store {
                 sqlx::query(concat!(
                     "UPDATE autodraft_mailboxes SET next_poll_at = NULL, watch_expires_at = NULL, \
                          watch_renew_at = NULL, watch_error_code = NULL, watch_error_message = NULL, \
-                         watch_error_at = NULL \
+                         watch_error_at = NULL, subscription_id = NULL, subscription_secret_hash = NULL \
                      WHERE integration_id = $1 AND workspace_id = $2 AND NOT ",
                     synced!("autodraft_mailboxes")
                 ))
@@ -887,13 +892,16 @@ impl Store {
         Ok(())
     }
 
-    /// Enabled mailboxes of connected integrations whose watch is due for
+    /// Synced mailboxes of connected integrations whose watch is due for
     /// renewal (or was never made), in every workspace, with when it was
-    /// due (the claim compares it). Only Google's: a Pub/Sub watch is
-    /// Gmail's (an IMAP mailbox is followed by IDLE).
+    /// due (the claim compares it). Google's when `gmail` (a Pub/Sub watch
+    /// is configured), Microsoft's when `outlook` (Graph subscriptions
+    /// are); an IMAP mailbox is followed by IDLE.
     pub async fn due_watch_renewals(
         &self,
         at: DateTime<Utc>,
+        gmail: bool,
+        outlook: bool,
         limit: i64,
     ) -> Result<Vec<(WorkspaceId, IntegrationId, Option<DateTime<Utc>>)>, StoreError> {
         let rows: Vec<(Uuid, Uuid, Option<DateTime<Utc>>)> = across_workspaces!(self, conn => {
@@ -901,12 +909,15 @@ impl Store {
                 "SELECT m.workspace_id, m.integration_id, m.watch_renew_at FROM autodraft_mailboxes m \
                  JOIN integrations i ON i.id = m.integration_id \
                  WHERE (m.watch_renew_at IS NULL OR m.watch_renew_at <= $1) \
-                     AND i.status = 'connected' AND i.provider = 'google' AND ",
+                     AND i.status = 'connected' \
+                     AND ((i.provider = 'google' AND $3) OR (i.provider = 'microsoft' AND $4)) AND ",
                 synced!("m"),
                 " ORDER BY m.watch_renew_at LIMIT $2"
             ))
             .bind(at)
             .bind(limit)
+            .bind(gmail)
+            .bind(outlook)
             .fetch_all(&mut *conn)
             .await?
         });
@@ -1010,6 +1021,70 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// A Graph subscription was made (or renewed) for the mailbox until
+    /// `expires_at`; renew it at `renew_at`. Only while the mailbox's
+    /// subscription is still `previous` (compare-and-set: two processes
+    /// that each made one keep the first) and it is synced. Whether it was
+    /// recorded: if not, the caller deletes the one it made.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_subscription(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        previous: Option<&str>,
+        subscription_id: &str,
+        secret_hash: &str,
+        expires_at: DateTime<Utc>,
+        renew_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let recorded = in_workspace!(self, workspace, conn => {
+            sqlx::query(concat!(
+                "UPDATE autodraft_mailboxes SET subscription_id = $1, subscription_secret_hash = $2, \
+                     watch_expires_at = $3, watch_renew_at = $4, watch_error_code = NULL, \
+                     watch_error_message = NULL, watch_error_at = NULL \
+                 WHERE workspace_id = $5 AND integration_id = $6 \
+                     AND subscription_id IS NOT DISTINCT FROM $7 AND ",
+                synced!("autodraft_mailboxes")
+            ))
+            .bind(subscription_id)
+            .bind(secret_hash)
+            .bind(expires_at)
+            .bind(renew_at)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(previous)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(recorded == 1)
+    }
+
+    /// The mailbox Graph subscription `id` announces, in any workspace, with
+    /// the SHA-256 of its clientState (a notification is checked against
+    /// it before anything is queued).
+    pub async fn mailbox_of_subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<(WorkspaceId, IntegrationId, String)>, StoreError> {
+        let row: Option<(Uuid, Uuid, Option<String>)> = across_workspaces!(self, conn => {
+            sqlx::query_as(
+                "SELECT workspace_id, integration_id, subscription_secret_hash FROM autodraft_mailboxes \
+                 WHERE subscription_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        Ok(row.and_then(|(workspace, integration, hash)| {
+            Some((
+                WorkspaceId::from_uuid(workspace),
+                IntegrationId::from_uuid(integration),
+                hash?,
+            ))
+        }))
     }
 
     /// Every mailbox with auto-draft on, in every workspace (for the

@@ -653,7 +653,8 @@ impl Store {
             sqlx::query(
                 "UPDATE autodraft_mailboxes SET enabled = FALSE, next_poll_at = NULL, history_id = NULL, cursor_link = NULL, \
                      watch_expires_at = NULL, watch_renew_at = NULL, watch_error_code = NULL, \
-                     watch_error_message = NULL, watch_error_at = NULL, style = NULL, \
+                     watch_error_message = NULL, watch_error_at = NULL, subscription_id = NULL, \
+                     subscription_secret_hash = NULL, style = NULL, \
                      style_learned_at = NULL, updated_at = $1 \
                  WHERE workspace_id = $2 AND integration_id = $3",
             )
