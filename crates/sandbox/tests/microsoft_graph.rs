@@ -670,6 +670,75 @@ async fn injected_throttling_answers_429_with_retry_after() {
     assert_eq!(delta.headers[header::RETRY_AFTER], "3");
 }
 
+#[tokio::test]
+async fn a_held_answer_comes_after_the_work_is_done() {
+    let ms = start().await;
+    let token = ms.token(ANN, ALL);
+    let microsoft = ms.sandbox.microsoft();
+    let original = ms.deliver(ANN, "Held");
+    let hold = Duration::from_millis(600);
+    microsoft.fail_graph_calls(GraphFault::held_answer(1, hold).on_path("/createReply"));
+    let reply = format!("me/messages/{}/createReply", original.id);
+    // The draft is made at once; its answer comes only after the hold.
+    let started = std::time::Instant::now();
+    let made = async {
+        while microsoft.messages(ANN, "drafts").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        started.elapsed()
+    };
+    let (answer, made_after) = tokio::join!(ms.post(&token, &reply, json!({})), made);
+    let answered_after = started.elapsed();
+    assert!(answered_after >= hold, "{answered_after:?}");
+    assert!(
+        made_after + hold / 2 < answered_after,
+        "made after {made_after:?}, answered after {answered_after:?}"
+    );
+    assert_eq!(microsoft.call_count("graph.held"), 1);
+    assert_eq!(answer.status, 201, "its own answer, late: {}", answer.text);
+    assert_eq!(
+        answer.json()["id"],
+        microsoft.messages(ANN, "drafts")[0].id.as_str()
+    );
+    assert_eq!(microsoft.call_count("graph.fault"), 0);
+
+    // A lost answer held: the work, then 504 after the hold.
+    microsoft.fail_graph_calls(
+        GraphFault::lost_answer(1)
+            .held_for(hold)
+            .on_path("/createReply"),
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(ms.post(&token, &reply, json!({})).await.status, 504);
+    assert!(started.elapsed() >= hold);
+    assert_eq!(microsoft.messages(ANN, "drafts").len(), 2);
+    assert_eq!(microsoft.call_count("graph.held"), 2);
+    assert_eq!(microsoft.call_count("graph.fault"), 1);
+
+    // Over HTTP; unused faults can be cleared.
+    let control = ms
+        .http
+        .post(format!("{}/_sandbox/microsoft/graph-faults", ms.base))
+        .json(&json!({"status": 200, "times": 3, "after_commit": true, "hold_millis": 50}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(control.status(), 204);
+    let refused = ms
+        .http
+        .post(format!("{}/_sandbox/microsoft/graph-faults", ms.base))
+        .json(&json!({"status": 200, "times": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "200 is only for a held answer");
+    assert_eq!(ms.get(&token, "me/messages").await.status, 200);
+    assert_eq!(microsoft.call_count("graph.held"), 3);
+    microsoft.clear_graph_faults();
+    assert_eq!(ms.get(&token, "me/messages").await.status, 200);
+    assert_eq!(microsoft.call_count("graph.held"), 3);
+}
+
 #[derive(Clone, Default)]
 struct Receiver {
     echo: bool,

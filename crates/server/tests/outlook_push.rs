@@ -242,6 +242,36 @@ async fn the_subscription_is_renewed_daily_and_made_again_when_graph_lost_it() {
     notified(&w, 1).await;
     drain(&w).await;
     assert_eq!(drafts_in_outlook(&w), 1);
+
+    // A subscription that lapsed here too (renewals failed for days) is
+    // not renewed but replaced, and the new one recorded.
+    let (workspace, integration) = w.ids(&id);
+    let past = store::now() - chrono::Duration::minutes(1);
+    w.app
+        .store
+        .record_watch(workspace, integration, past, past)
+        .await
+        .unwrap();
+    assert_eq!(autodraft(&w, &id).await["watch"]["status"], "failing");
+    assert_eq!(w.app.autodraft.watch_tick(store::now()).await.unwrap(), 1);
+    drain(&w).await;
+    let third = subscriptions(&w)
+        .into_iter()
+        .find(|s| s.id != first.id && s.id != second.id)
+        .expect("a new subscription");
+    let (_, _, stored) = w
+        .app
+        .store
+        .mailbox_of_subscription(&third.id)
+        .await
+        .unwrap()
+        .expect("the new subscription is recorded");
+    assert_eq!(
+        stored,
+        engine::secrets::sha256_hex(third.client_state.as_deref().unwrap())
+    );
+    assert_eq!(microsoft.call_count("graph.subscriptions.update"), 2);
+    assert_eq!(autodraft(&w, &id).await["watch"]["status"], "active");
 }
 
 #[tokio::test]

@@ -297,21 +297,22 @@ impl AutoDraft {
             integration.id,
             integration.integration_type,
         );
-        let previous = self
-            .store
-            .autodraft_mailbox(workspace, id)
-            .await?
-            .and_then(|mailbox| {
+        // The recorded subscription (the compare-and-set's expectation),
+        // and whether Graph still has it (an expired one is deleted).
+        let (recorded, live) = match self.store.autodraft_mailbox(workspace, id).await? {
+            Some(mailbox) => {
                 let live = mailbox
                     .watch
                     .expires_at
                     .is_some_and(|expires_at| expires_at > store::now());
-                mailbox.watch.subscription_id.filter(|_| live)
-            });
+                (mailbox.watch.subscription_id, live)
+            }
+            None => (None, false),
+        };
         let expires = store::now() + SUBSCRIPTION_LIFETIME;
         let failed = |error| self.record_watch_error(workspace, id, kind, error, failed_before);
         // Renewed: the secret stays what it was.
-        if let Some(subscription) = &previous {
+        if let Some(subscription) = recorded.as_ref().filter(|_| live) {
             match inbox.renew_subscription(subscription, expires).await {
                 Ok(renewed) => {
                     let renew_at = renewal_time(renewed.expires_at);
@@ -342,7 +343,7 @@ impl AutoDraft {
             .record_subscription(
                 workspace,
                 id,
-                previous.as_deref(),
+                recorded.as_deref(),
                 subscription,
                 &sha256_hex(secret.expose_secret()),
                 made.expires_at,

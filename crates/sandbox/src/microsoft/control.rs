@@ -35,6 +35,12 @@ pub struct GraphFault {
     /// sees when a connection breaks after Graph did the work.
     #[serde(default)]
     pub after_commit: bool,
+    /// With `after_commit`: the answer comes only this many milliseconds
+    /// after the work is done, so a client that dies meanwhile never learns
+    /// that Graph acted. The answer is then the fault's `status`, or, when
+    /// `status` is 200, the call's own ([`GraphFault::held_answer`]).
+    #[serde(default)]
+    pub hold_millis: Option<u64>,
 }
 
 fn one() -> usize {
@@ -69,6 +75,30 @@ impl GraphFault {
             after_commit: true,
             ..GraphFault::default()
         }
+    }
+
+    /// `times` calls that take effect and give their own answer only
+    /// `hold` later (counted as `graph.held` when the hold starts).
+    pub fn held_answer(times: usize, hold: std::time::Duration) -> Self {
+        GraphFault {
+            status: 200,
+            times,
+            after_commit: true,
+            ..GraphFault::default()
+        }
+        .held_for(hold)
+    }
+
+    /// An after-commit fault's answer comes `hold` after the work is done
+    /// (e.g. `lost_answer(1).held_for(..)`: the 504 only then).
+    pub fn held_for(mut self, hold: std::time::Duration) -> Self {
+        self.hold_millis = Some(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Whether the call's own answer is given (late) instead of an error.
+    pub(super) fn answers_itself(&self) -> bool {
+        self.status == 200 && self.after_commit && self.hold_millis.is_some()
     }
 
     pub fn retry_after(mut self, seconds: u64) -> Self {
@@ -360,6 +390,11 @@ impl MicrosoftSandbox {
         }
     }
 
+    /// Drops every injected Graph fault not used up yet.
+    pub fn clear_graph_faults(&self) {
+        self.lock().graph_faults.clear();
+    }
+
     /// Notifications posted (or given up on), oldest first.
     pub fn notifications(&self) -> Vec<NotificationDelivery> {
         self.lock().notifications.clone()
@@ -443,10 +478,12 @@ pub(super) async fn graph_faults(
     State(sandbox): State<Sandbox>,
     Json(fault): Json<GraphFault>,
 ) -> Response {
-    if !(400..=599).contains(&fault.status) || fault.times > 1000 {
+    let status_ok = (400..=599).contains(&fault.status) || fault.answers_itself();
+    if !status_ok || fault.times > 1000 || fault.hold_millis.is_some_and(|ms| ms > 600_000) {
         return control_error(
             StatusCode::BAD_REQUEST,
-            "status must be 400-599 and times at most 1000",
+            "status must be 400-599 (or 200 for a held answer), times at most 1000 \
+             and hold_millis at most 600000",
         );
     }
     sandbox.microsoft().fail_graph_calls(fault);

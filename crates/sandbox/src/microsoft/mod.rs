@@ -122,7 +122,10 @@
 //!   `graph.fault`).
 //! * **Lost answers** ([`GraphFault::lost_answer`], `after_commit`): the
 //!   call does its work, then answers 504, as when a connection breaks
-//!   after Graph acted.
+//!   after Graph acted. **Held answers** ([`GraphFault::held_answer`], or
+//!   `.held_for(..)` on a lost answer; `hold_millis`): the call does its
+//!   work and answers only after the hold (counted `graph.held`), so a
+//!   client killed meanwhile never learns Graph acted.
 //! * **Controls**: accounts, registered apps, consent withdrawal, access
 //!   token expiry, the next N token calls failing with a status, and call
 //!   counters; for mail: [`MicrosoftSandbox::issue_access_token`],
@@ -583,7 +586,8 @@ pub(crate) fn routes() -> Router<Sandbox> {
 }
 
 /// A Graph call that did its work but whose answer a lost-answer fault
-/// ([`GraphFault::lost_answer`]) swallows: 504 instead.
+/// ([`GraphFault::lost_answer`]) swallows: 504 instead; a held answer
+/// ([`GraphFault::held_answer`], [`GraphFault::held_for`]) comes late.
 pub(crate) async fn lose_answers(
     State(sandbox): State<Sandbox>,
     request: axum::extract::Request,
@@ -596,13 +600,18 @@ pub(crate) async fn lose_answers(
     }
     let microsoft = sandbox.microsoft();
     let fault = microsoft.lock().take_fault_when("", &path, true);
-    match fault {
-        Some(fault) => {
-            microsoft.lock().count("graph.fault");
-            graph::fault_response(&fault)
-        }
-        None => response,
+    let Some(fault) = fault else {
+        return response;
+    };
+    if let Some(hold) = fault.hold_millis {
+        microsoft.lock().count("graph.held");
+        tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
     }
+    if fault.answers_itself() {
+        return response;
+    }
+    microsoft.lock().count("graph.fault");
+    graph::fault_response(&fault)
 }
 
 /// Graph's mail and subscription endpoints and their controls.

@@ -108,6 +108,26 @@ impl ProcessEnv {
             .with("MAILWRIGHT_GMAIL_API_URL", sandbox_url)
     }
 
+    /// Microsoft's identity platform and Graph at the sandbox served on
+    /// `sandbox_url` (its `/microsoft` part), with the test Microsoft app.
+    pub fn with_microsoft_sandbox(self, sandbox_url: &str) -> ProcessEnv {
+        use super::google::{MS_CLIENT_ID, MS_CLIENT_SECRET};
+        self.with("MAILWRIGHT_MICROSOFT_CLIENT_ID", MS_CLIENT_ID)
+            .with("MAILWRIGHT_MICROSOFT_CLIENT_SECRET", MS_CLIENT_SECRET)
+            .with(
+                "MAILWRIGHT_MICROSOFT_AUTH_URL",
+                format!("{sandbox_url}/microsoft/common/oauth2/v2.0/authorize"),
+            )
+            .with(
+                "MAILWRIGHT_MICROSOFT_TOKEN_URL",
+                format!("{sandbox_url}/microsoft/common/oauth2/v2.0/token"),
+            )
+            .with(
+                "MAILWRIGHT_GRAPH_API_URL",
+                format!("{sandbox_url}/microsoft"),
+            )
+    }
+
     /// Gmail push through the sandbox's Pub/Sub: [`PUSH_TOPIC`], OIDC push
     /// for `audience` from [`PUSH_SERVICE_ACCOUNT`] trusting the sandbox's
     /// certificates, and an hour between polls (the safety net only).
@@ -360,6 +380,51 @@ impl ServeProcess {
         assert_eq!(
             outcome.get("connected").map(String::as_str),
             Some("gmail"),
+            "{location}"
+        );
+        outcome["integration_id"].clone()
+    }
+
+    /// Connect Ann's Outlook ([`ANN_OUTLOOK`](super::google::ANN_OUTLOOK),
+    /// made in `sandbox` if missing) through this process with API key
+    /// `key`, consenting to everything on the sandbox's Microsoft screen;
+    /// the integration's id.
+    pub async fn connect_outlook(
+        &self,
+        sandbox: &sandbox::Sandbox,
+        client: &reqwest::Client,
+        key: &str,
+    ) -> String {
+        use super::google::{ANN_OUTLOOK, MS_CLIENT_ID, MS_CLIENT_SECRET, outcome};
+        let microsoft = sandbox.microsoft();
+        microsoft.register_app(sandbox::OAuthClient::new(
+            MS_CLIENT_ID,
+            MS_CLIENT_SECRET,
+            [self.url("/api/auth/oauth/microsoft/callback")],
+        ));
+        microsoft.create_account(ANN_OUTLOOK, "Ann Example");
+        let answer = client
+            .post(self.url("/api/integrations/microsoft/connect"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({"type": "outlook"}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let answer: serde_json::Value = answer.json().await.unwrap();
+        assert_eq!(status, 200, "connecting Outlook: {answer}");
+        let authorization_url = answer["authorization_url"].as_str().unwrap();
+        let redirect = microsoft
+            .approve(authorization_url, sandbox::Consent::allow_all())
+            .expect("the sandbox consents");
+        let location =
+            mailwright::ui::connect_confirm::finish_consent_as_browser(client, &redirect)
+                .await
+                .unwrap();
+        let outcome = outcome(&location);
+        assert_eq!(
+            outcome.get("connected").map(String::as_str),
+            Some("outlook"),
             "{location}"
         );
         outcome["integration_id"].clone()
