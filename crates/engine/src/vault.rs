@@ -473,8 +473,8 @@ impl Vault {
             }
             if Instant::now() > give_up {
                 return Err(VaultError::Unavailable {
-                    service: "The token refresh",
-                    reason: "another refresh of this token did not finish in time".into(),
+                    service: "Another process refreshing this token",
+                    reason: "its refresh did not finish in time".into(),
                     retry_after: None,
                 });
             }

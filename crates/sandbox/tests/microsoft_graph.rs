@@ -899,6 +899,54 @@ async fn a_subscription_whose_endpoint_does_not_echo_is_refused() {
 }
 
 #[tokio::test]
+async fn a_renewal_that_moves_the_notification_url_validates_it_first() {
+    let ms = start().await;
+    let token = ms.token(ANN, ALL);
+    let (first, _) = receiver(true).await;
+    let created = ms
+        .post(
+            &token,
+            "subscriptions",
+            json!({"changeType": "created", "notificationUrl": first, "resource": "me/mailFolders('Inbox')/messages",
+                   "expirationDateTime": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(), "clientState": "x"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json()["id"].as_str().unwrap().to_owned();
+    let renew = |url: String| {
+        let path = ms.graph(&format!("subscriptions/{id}"));
+        let token = token.clone();
+        let ms = &ms;
+        async move {
+            ms.call(
+                Method::PATCH,
+                Some(&token),
+                &path,
+                Some(json!({"notificationUrl": url,
+                    "expirationDateTime": (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339()})),
+                &[],
+            )
+            .await
+        }
+    };
+    let (silent, _) = receiver(false).await;
+    let refused = renew(silent).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json()["error"]["code"], "ValidationError");
+    let kept = &ms.sandbox.microsoft().subscriptions(ANN)[0];
+    assert_eq!(kept.notification_url, first);
+
+    let (moved, _) = receiver(true).await;
+    let renewed = renew(moved.clone()).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    assert_eq!(renewed.json()["notificationUrl"], moved.as_str());
+    assert_eq!(
+        ms.sandbox.microsoft().subscriptions(ANN)[0].notification_url,
+        moved
+    );
+}
+
+#[tokio::test]
 async fn a_token_from_the_authorization_code_flow_reads_mail() {
     let ms = start().await;
     let redirect = "http://127.0.0.1:9/callback";

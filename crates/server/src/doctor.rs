@@ -874,14 +874,24 @@ async fn connection(vault: &Vault, integration: &Integration, reconnect: &str) -
         }
         Err(VaultError::NeedsReauth) => Check::fail(
             name,
-            "Google refuses to refresh its token: the grant was revoked (or expired). Mailwright marks it at its next use or daily check.",
+            format!(
+                "{} refuses to refresh its token: the grant was revoked (or expired). Mailwright marks it at its next use or daily check.",
+                integration.integration_type.provider_name()
+            ),
             reconnect.to_owned(),
         )
         .runbook("needs_reauth"),
-        Err(VaultError::Unavailable { reason, .. }) => Check::warn(
+        Err(VaultError::Unavailable {
+            service, reason, ..
+        }) => Check::warn(
             name,
-            format!("Google did not answer the token refresh ({reason})"),
-            "run doctor again; if it persists, check outbound HTTPS to oauth2.googleapis.com",
+            format!("{service} did not answer the check ({reason})"),
+            match integration.integration_type {
+                IntegrationType::Outlook => {
+                    "run doctor again; if it persists, check outbound HTTPS to login.microsoftonline.com and graph.microsoft.com"
+                }
+                _ => "run doctor again; if it persists, check outbound HTTPS to oauth2.googleapis.com",
+            },
         )
         .runbook("provider_unavailable"),
         Err(VaultError::NotConfigured) => Check::fail(

@@ -5,12 +5,10 @@
 
 mod common;
 
-use common::autodraft::{drafts, drain, poll, put_switch};
+use common::autodraft::{CAROL, deliver_to_outlook, drafts, drain, poll, put_switch};
 use common::google::{ANN_OUTLOOK, World, world};
-use sandbox::{Consent, GraphFault, MicrosoftInbound};
+use sandbox::{Consent, GraphFault};
 use serde_json::Value;
-
-const CAROL: &str = "carol@fabrikam.example";
 
 async fn outlook_with_autodraft() -> (World, String) {
     let w = world().await;
@@ -22,18 +20,6 @@ async fn outlook_with_autodraft() -> (World, String) {
     (w, id)
 }
 
-fn deliver(w: &World, subject: &str) -> sandbox::MicrosoftDelivered {
-    w.sandbox
-        .microsoft()
-        .deliver(MicrosoftInbound::new(
-            CAROL,
-            ANN_OUTLOOK,
-            subject,
-            "Could you send me the figures for March by Friday?",
-        ))
-        .unwrap()
-}
-
 fn outlook_drafts(w: &World) -> Vec<sandbox::MicrosoftMessageView> {
     w.sandbox.microsoft().messages(ANN_OUTLOOK, "drafts")
 }
@@ -41,7 +27,7 @@ fn outlook_drafts(w: &World) -> Vec<sandbox::MicrosoftMessageView> {
 #[tokio::test]
 async fn new_mail_gets_one_reply_draft_in_its_conversation() {
     let (w, id) = outlook_with_autodraft().await;
-    let original = deliver(&w, "March figures");
+    let original = deliver_to_outlook(&w, "March figures");
     poll(&w).await;
 
     let made = outlook_drafts(&w);
@@ -79,12 +65,12 @@ async fn new_mail_gets_one_reply_draft_in_its_conversation() {
 #[tokio::test]
 async fn an_expired_delta_link_is_caught_up_without_a_second_draft() {
     let (w, _id) = outlook_with_autodraft().await;
-    deliver(&w, "First");
+    deliver_to_outlook(&w, "First");
     poll(&w).await;
     assert_eq!(outlook_drafts(&w).len(), 1);
 
     w.sandbox.microsoft().expire_delta_tokens(ANN_OUTLOOK, None);
-    deliver(&w, "Second");
+    deliver_to_outlook(&w, "Second");
     poll(&w).await;
     let subjects: Vec<String> = outlook_drafts(&w)
         .into_iter()
@@ -98,7 +84,7 @@ async fn an_expired_delta_link_is_caught_up_without_a_second_draft() {
 #[tokio::test]
 async fn graph_throttling_is_waited_out_and_the_draft_still_made_once() {
     let (w, id) = outlook_with_autodraft().await;
-    deliver(&w, "Throttled");
+    deliver_to_outlook(&w, "Throttled");
     w.sandbox
         .microsoft()
         .fail_graph_calls(GraphFault::throttle(2, 1));
@@ -119,7 +105,7 @@ async fn graph_throttling_is_waited_out_and_the_draft_still_made_once() {
 #[tokio::test]
 async fn a_draft_whose_answer_was_lost_is_adopted_not_made_twice() {
     let (w, id) = outlook_with_autodraft().await;
-    let original = deliver(&w, "Lost answer");
+    let original = deliver_to_outlook(&w, "Lost answer");
     // Graph makes the reply draft, and the answer never reaches us.
     w.sandbox
         .microsoft()

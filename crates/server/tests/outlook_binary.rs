@@ -31,11 +31,10 @@ use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use common::google::ANN_OUTLOOK;
-use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess, google_sandbox, test_client};
+use common::kills::{KillHarness, KillSettings, QueuedRun, quiet_window};
+use common::process::{SaveLogOnPanic, ServeProcess};
 use providers::microsoft::graph::{MARKER_PROPERTY, SENDING_PROPERTY, SOURCE_PROPERTY};
-use sandbox::{GraphFault, MicrosoftDelivered, MicrosoftInbound, MicrosoftMessageView, Sandbox};
-use serde_json::{Value, json};
-use store::testing::TestDatabase;
+use sandbox::{GraphFault, MicrosoftDelivered, MicrosoftInbound, MicrosoftMessageView};
 
 /// `MAILWRIGHT_JOB_LEASE_SECONDS`: a killed process's job is taken over
 /// this long after it was claimed.
@@ -81,111 +80,53 @@ enum Work<'a> {
     Run { workflow: &'a str },
 }
 
-/// A run queued by a test, its order number and the subject its email
-/// must have.
-struct QueuedRun {
-    id: String,
-    order: String,
-    subject: String,
-}
-
-/// The sandbox, the database, what every `mailwright` child is given, and
-/// the work handed out so far.
+/// The shared kill harness, with Microsoft's sandbox, and the work handed
+/// out so far.
 struct Harness {
-    test: &'static str,
-    started: Instant,
-    sandbox: Sandbox,
-    env: ProcessEnv,
-    client: reqwest::Client,
-    /// An API key of the workspace, made with `mailwright admin`.
-    key: String,
-    /// The seed of `rng` (printed; [`SEED_VAR`] replays it).
-    seed: u64,
-    rng: fastrand::Rng,
+    base: KillHarness,
     delivered: Vec<MicrosoftDelivered>,
     runs: Vec<QueuedRun>,
     /// Every line of the processes killed so far, by name.
     killed: Vec<(String, Vec<String>)>,
-    /// Kept for its lifetime: the database is dropped with it.
-    _db: TestDatabase,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = KillHarness;
+
+    fn deref(&self) -> &KillHarness {
+        &self.base
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut KillHarness {
+        &mut self.base
+    }
 }
 
 impl Harness {
     async fn new(test: &'static str) -> Harness {
-        mailwright::app::install_crypto_provider();
-        let seed = match std::env::var(SEED_VAR) {
-            Ok(seed) => seed
-                .parse()
-                .unwrap_or_else(|_| panic!("{SEED_VAR}={seed}: not a u64")),
-            Err(_) => fastrand::u64(..),
-        };
-        eprintln!("{test}: seed {seed} (replay the kill schedule with {SEED_VAR}={seed})");
-
-        let (sandbox, sandbox_url) = google_sandbox().await;
-        sandbox
-            .microsoft()
-            .create_account(ANN_OUTLOOK, "Ann Example");
-        sandbox.microsoft().create_account(DAVE, "Dave Example");
-
-        let db = TestDatabase::new().await;
-        let env = ProcessEnv::new(&db)
-            .with_microsoft_sandbox(&sandbox_url)
-            .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "1")
-            .with(
-                "MAILWRIGHT_JOB_LEASE_SECONDS",
-                JOB_LEASE.as_secs().to_string(),
-            )
-            .with(
-                "MAILWRIGHT_RETRY_BASE_MILLIS",
-                RETRY_BASE_MILLIS.to_string(),
-            );
-        // The admin commands are short-lived children; they also migrate.
-        let key = env.owner_key(WORKSPACE);
-        Harness {
+        let settings = KillSettings {
             test,
-            started: Instant::now(),
-            sandbox,
-            env,
-            client: test_client(),
-            key,
-            seed,
-            rng: fastrand::Rng::with_seed(seed),
+            seed_var: SEED_VAR,
+            workspace: WORKSPACE,
+            job_lease: JOB_LEASE,
+            retry_base_millis: RETRY_BASE_MILLIS,
+            finish_deadline: FINISH_DEADLINE,
+        };
+        let base = KillHarness::new(settings, |sandbox, env, sandbox_url| {
+            let microsoft = sandbox.microsoft();
+            microsoft.create_account(ANN_OUTLOOK, "Ann Example");
+            microsoft.create_account(DAVE, "Dave Example");
+            env.with_microsoft_sandbox(sandbox_url)
+        })
+        .await;
+        Harness {
+            base,
             delivered: Vec::new(),
             runs: Vec::new(),
             killed: Vec::new(),
-            _db: db,
         }
-    }
-
-    fn say(&self, what: impl std::fmt::Display) {
-        eprintln!(
-            "{} [{:>6.2}s] {what}",
-            self.test,
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-
-    async fn start(&self, name: &str) -> ServeProcess {
-        let process = self.env.serve(name, &self.client).await;
-        self.say(format_args!(
-            "{name} (pid {}) ready on {}",
-            process.pid, process.address
-        ));
-        process
-    }
-
-    /// The lease the process really runs with (see [`JOB_LEASE`]), and the
-    /// deadline for finishing the work that follows from it.
-    fn lease_and_deadline(&self, process: &ServeProcess) -> (Duration, Duration) {
-        let lease = process.effective_job_lease(JOB_LEASE);
-        if lease != JOB_LEASE {
-            self.say(format_args!(
-                "NOTE: the binary ignores MAILWRIGHT_JOB_LEASE_SECONDS (ignored: {:?}); \
-                 killed jobs wait for the default {lease:?} lease, so this test is slow",
-                process.ignored_settings()
-            ));
-        }
-        (lease, FINISH_DEADLINE + lease.saturating_sub(JOB_LEASE))
     }
 
     /// Half the kills at random moments, half while an answer is held, in
@@ -229,86 +170,6 @@ impl Harness {
             .microsoft()
             .deliver(inbound)
             .expect("the sandbox takes the message")
-    }
-
-    async fn post(&self, process: &ServeProcess, path: &str, body: Value) -> Value {
-        let answer = self
-            .client
-            .post(process.url(path))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "POST {path} to {}: {error}\n{}",
-                    process.name,
-                    process.tail(30)
-                )
-            });
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-        body
-    }
-
-    async fn get(&self, process: &ServeProcess, path: &str) -> Value {
-        let answer = self
-            .client
-            .get(process.url(path))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "GET {path} from {}: {error}\n{}",
-                    process.name,
-                    process.tail(30)
-                )
-            });
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap();
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    /// A manual workflow with one step: send one email from the Outlook
-    /// connection to [`DAVE`], the run's order number in the subject.
-    async fn create_send_workflow(&self, process: &ServeProcess, integration: &str) -> String {
-        let workflow = self
-            .post(
-                process,
-                "/api/workflows",
-                json!({
-                    "name": "Shipping notice",
-                    "trigger": {"type": "manual"},
-                    "steps": [{
-                        "action": "gmail.send_email",
-                        "integration_id": integration,
-                        "to": [DAVE],
-                        "subject": "Order {{ input.order }} shipped",
-                        "body": "Hello, your order {{ input.order }} is on its way.",
-                    }],
-                }),
-            )
-            .await;
-        workflow["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Queue run number `n` without waiting for it.
-    async fn queue_run(&self, process: &ServeProcess, workflow: &str, n: usize) -> QueuedRun {
-        let answer = self
-            .post(
-                process,
-                &format!("/api/workflows/{workflow}/execute?wait=false"),
-                json!({"input": {"order": format!("R-{n}")}}),
-            )
-            .await;
-        QueuedRun {
-            id: answer["run"]["id"].as_str().unwrap().to_owned(),
-            order: format!("R-{n}"),
-            subject: format!("Order R-{n} shipped"),
-        }
     }
 
     /// One more piece of `work`.
@@ -399,40 +260,6 @@ impl Harness {
         *serve = self.start(&format!("serve#{kill}")).await;
         for _ in 0..to_do {
             self.work_one(serve, work).await;
-        }
-    }
-
-    /// Poll `done` until it answers `Ok`, or fail with its last complaint
-    /// and `process`'s last lines.
-    async fn wait_for<F, Fut>(
-        &self,
-        what: &str,
-        deadline: Duration,
-        process: &ServeProcess,
-        done: F,
-    ) where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
-    {
-        let started = Instant::now();
-        loop {
-            let complaint = match done().await {
-                Ok(()) => {
-                    self.say(format_args!(
-                        "{what}: done after {:.1}s",
-                        started.elapsed().as_secs_f64()
-                    ));
-                    return;
-                }
-                Err(complaint) => complaint,
-            };
-            assert!(
-                started.elapsed() < deadline,
-                "{what}: not done within {deadline:?}: {complaint}\n--- last lines of {} ---\n{}",
-                process.name,
-                process.tail(60)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -532,36 +359,10 @@ impl Harness {
             problems.join("\n")
         );
 
-        let state = self
-            .get(
-                process,
-                &format!("/api/integrations/{integration}/auto-draft"),
-            )
-            .await;
-        let stats = &state["stats"];
-        assert_eq!(
-            stats["drafts_created"],
-            self.delivered.len(),
-            "drafts counted: {stats}"
-        );
-        assert_eq!(stats["failed"], 0, "failed: {stats}");
-        assert_eq!(stats["pending"], 0, "pending: {stats}");
-
+        let ids: Vec<&str> = self.delivered.iter().map(|m| m.id.as_str()).collect();
         let listed = self
-            .get(process, &format!("/api/integrations/{integration}/drafts"))
+            .assert_the_api_counts_each_draft_once(process, integration, &ids)
             .await;
-        let listed = listed["drafts"].as_array().unwrap();
-        let mut sources: Vec<&str> = listed
-            .iter()
-            .map(|draft| draft["source_message_id"].as_str().unwrap())
-            .collect();
-        sources.sort_unstable();
-        let mut expected: Vec<&str> = self.delivered.iter().map(|m| m.id.as_str()).collect();
-        expected.sort_unstable();
-        assert_eq!(
-            sources, expected,
-            "the drafts the API lists, by source message"
-        );
         // The drafts recorded are the ones in Outlook (an adopted draft is
         // recorded under its own id, not a second one's).
         let mut recorded: Vec<&str> = listed
@@ -732,11 +533,6 @@ fn recoveries(logs: &[(String, Vec<String>)], says: &[&str]) -> usize {
         .count()
 }
 
-/// How long to watch for late effects after the work is done.
-fn quiet_window(lease: Duration) -> Duration {
-    lease.min(Duration::from_secs(5)) + Duration::from_secs(1)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_drafting_leaves_exactly_one_outlook_draft_per_message() {
     let mut h =
@@ -798,7 +594,7 @@ async fn kill_9_while_sending_leaves_exactly_one_outlook_message_per_run() {
     let mut serve = h.start("serve#0").await;
     let (lease, deadline) = h.lease_and_deadline(&serve);
     let integration = serve.connect_outlook(&h.sandbox, &h.client, &h.key).await;
-    let workflow = h.create_send_workflow(&serve, &integration).await;
+    let workflow = h.create_send_workflow(&serve, &integration, DAVE).await;
     let work = Work::Run {
         workflow: &workflow,
     };

@@ -11,12 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::autodraft::{autodraft, drain, poll, put_switch};
+use common::autodraft::{autodraft, deliver_to_outlook, drain, poll, put_switch};
 use common::google::{ANN_OUTLOOK, World, world};
-use sandbox::{Consent, GraphFault, MicrosoftInbound, MicrosoftSubscription};
+use sandbox::{Consent, GraphFault, MicrosoftSubscription};
 use serde_json::{Value, json};
 
-const CAROL: &str = "carol@fabrikam.example";
 const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn outlook(w: &World) -> String {
@@ -27,18 +26,6 @@ async fn switch_on(w: &World, id: &str) {
     let (status, body) = put_switch(w, id, true).await;
     assert_eq!(status, 200, "{body}");
     drain(w).await;
-}
-
-fn deliver(w: &World, subject: &str) -> sandbox::MicrosoftDelivered {
-    w.sandbox
-        .microsoft()
-        .deliver(MicrosoftInbound::new(
-            CAROL,
-            ANN_OUTLOOK,
-            subject,
-            "Could you send me the figures for March by Friday?",
-        ))
-        .unwrap()
 }
 
 fn subscriptions(w: &World) -> Vec<MicrosoftSubscription> {
@@ -124,7 +111,7 @@ async fn new_mail_gets_its_draft_by_notification_without_a_poll() {
     let view = autodraft(&w, &id).await;
     assert_eq!(view["watch"]["status"], "active", "{view}");
 
-    let original = deliver(&w, "March figures");
+    let original = deliver_to_outlook(&w, "March figures");
     notified(&w, 1).await;
     // No poll: the notification queued the sync.
     drain(&w).await;
@@ -144,7 +131,7 @@ async fn what_graph_did_not_send_queues_nothing() {
     let id = outlook(&w).await;
     switch_on(&w, &id).await;
     let subscription = only_subscription(&w);
-    deliver(&w, "Not announced");
+    deliver_to_outlook(&w, "Not announced");
     notified(&w, 1).await;
     drain(&w).await;
     assert_eq!(drafts_in_outlook(&w), 1);
@@ -238,7 +225,7 @@ async fn the_subscription_is_renewed_daily_and_made_again_when_graph_lost_it() {
     .await;
     assert_eq!((status, &body), (202, &json!({"mailboxes": 0})));
 
-    deliver(&w, "After the renewal");
+    deliver_to_outlook(&w, "After the renewal");
     notified(&w, 1).await;
     drain(&w).await;
     assert_eq!(drafts_in_outlook(&w), 1);
@@ -285,7 +272,7 @@ async fn switching_off_and_disconnecting_delete_the_subscription() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["watch"]["status"], "off", "{body}");
     assert!(subscriptions(&w).is_empty(), "{:?}", subscriptions(&w));
-    deliver(&w, "While off");
+    deliver_to_outlook(&w, "While off");
     poll(&w).await;
     assert_eq!(drafts_in_outlook(&w), 0);
 
@@ -328,7 +315,7 @@ async fn a_subscription_graph_refuses_is_explained_and_the_poll_still_finds_mail
     // The connection itself is fine: the refusal is the server's to fix.
     assert_eq!(w.integration(&id).await["status"], "connected");
 
-    deliver(&w, "Found by the poll");
+    deliver_to_outlook(&w, "Found by the poll");
     poll(&w).await;
     assert_eq!(drafts_in_outlook(&w), 1);
 
@@ -338,4 +325,57 @@ async fn a_subscription_graph_refuses_is_explained_and_the_poll_still_finds_mail
     drain(&w).await;
     only_subscription(&w);
     assert_eq!(autodraft(&w, &id).await["watch"]["status"], "active");
+}
+
+#[tokio::test]
+async fn a_mailbox_only_a_workflow_reads_keeps_its_subscription_renewed() {
+    let w = world().await;
+    let id = outlook(&w).await;
+    common::workflows::create_ok(
+        &w,
+        json!({"name": "on mail", "trigger": {"type": "new_mail", "integration_id": id},
+            "steps": [{"action": "email.send_system", "to": ["ops@example.com"],
+                "subject": "New mail", "body": "{{ input.message.subject }}"}]}),
+    )
+    .await;
+    drain(&w).await;
+    let first = only_subscription(&w);
+    let microsoft = w.sandbox.microsoft();
+
+    let tomorrow = store::now() + chrono::Duration::hours(25);
+    assert_eq!(w.app.autodraft.watch_tick(tomorrow).await.unwrap(), 1);
+    drain(&w).await;
+    assert_eq!(microsoft.call_count("graph.subscriptions.update"), 1);
+
+    // Auto-draft on and off again: the workflow still reads the mailbox,
+    // so its subscription stays and is still renewed.
+    switch_on(&w, &id).await;
+    let (status, body) = put_switch(&w, &id, false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(only_subscription(&w).id, first.id);
+    let later = store::now() + chrono::Duration::hours(50);
+    assert_eq!(w.app.autodraft.watch_tick(later).await.unwrap(), 1);
+    drain(&w).await;
+    assert_eq!(microsoft.call_count("graph.subscriptions.update"), 2);
+    assert_eq!(only_subscription(&w).id, first.id);
+}
+
+#[tokio::test]
+async fn without_microsoft_configured_the_endpoint_says_so() {
+    let app = common::spawn_app().await;
+    let answer = app
+        .client
+        .post(app.url("/api/push/microsoft?validationToken=ping"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 503);
+    let problem: Value = answer.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("MAILWRIGHT_MICROSOFT_CLIENT_ID"),
+        "{problem}"
+    );
 }

@@ -29,10 +29,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::google::ANN;
-use common::process::{ProcessEnv, SaveLogOnPanic, ServeProcess, google_sandbox, test_client};
-use sandbox::{Chaos, ChaosReport, Delivered, InboundMessage, Sandbox};
-use serde_json::{Value, json};
-use store::testing::TestDatabase;
+use common::kills::{KillHarness, KillSettings, QueuedRun, quiet_window};
+use common::process::{SaveLogOnPanic, ServeProcess};
+use sandbox::{Chaos, ChaosReport, Delivered, InboundMessage};
 
 /// `MAILWRIGHT_JOB_LEASE_SECONDS`: a killed process's job is taken over
 /// this long after it was claimed.
@@ -49,7 +48,6 @@ const KILL_DELAY_MILLIS: std::ops::RangeInclusive<u64> = 50..=700;
 /// Where the workflow's email goes: no sandbox mailbox, an outside address.
 const CUSTOMER: &str = "orders@customer.example";
 const WORKSPACE: &str = "Reliability";
-const OWNER: &str = "owner@reliability.example";
 const SEED_VAR: &str = "MAILWRIGHT_RELIABILITY_SEED";
 /// The chance that chaos fails a Gmail call.
 const CHAOS_PROBABILITY: f64 = 0.2;
@@ -62,95 +60,39 @@ const CHAOS_TOP_UPS: usize = 5;
 /// At least this many failures injected in all.
 const CHAOS_MIN_FAILURES: u64 = 20;
 
-/// The sandbox, the database, and what every `mailwright` child is given.
-struct Harness {
-    test: &'static str,
-    started: Instant,
-    sandbox: Sandbox,
-    env: ProcessEnv,
-    client: reqwest::Client,
-    /// An API key of the workspace, made with `mailwright admin`.
-    key: String,
-    /// The seed of `rng` (printed; [`SEED_VAR`] replays it).
-    seed: u64,
-    rng: fastrand::Rng,
-    /// Kept for its lifetime: the database is dropped with it.
-    _db: TestDatabase,
+/// The shared kill harness, with Gmail's sandbox.
+struct Harness(KillHarness);
+
+impl std::ops::Deref for Harness {
+    type Target = KillHarness;
+
+    fn deref(&self) -> &KillHarness {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut KillHarness {
+        &mut self.0
+    }
 }
 
 impl Harness {
     async fn new(test: &'static str) -> Harness {
-        mailwright::app::install_crypto_provider();
-        let seed = match std::env::var(SEED_VAR) {
-            Ok(seed) => seed
-                .parse()
-                .unwrap_or_else(|_| panic!("{SEED_VAR}={seed}: not a u64")),
-            Err(_) => fastrand::u64(..),
-        };
-        eprintln!("{test}: seed {seed} (replay the kill schedule with {SEED_VAR}={seed})");
-
-        let (sandbox, sandbox_url) = google_sandbox().await;
-
-        let db = TestDatabase::new().await;
-        let env = ProcessEnv::new(&db)
-            .with_google_sandbox(&sandbox_url)
-            .with("MAILWRIGHT_AUTODRAFT_POLL_SECONDS", "1")
-            .with(
-                "MAILWRIGHT_JOB_LEASE_SECONDS",
-                JOB_LEASE.as_secs().to_string(),
-            )
-            .with(
-                "MAILWRIGHT_RETRY_BASE_MILLIS",
-                RETRY_BASE_MILLIS.to_string(),
-            );
-
-        // The admin commands are short-lived children; they also migrate.
-        let key = tokio::task::block_in_place(|| {
-            env.create_user(OWNER, "a long enough password", WORKSPACE);
-            env.create_api_key(WORKSPACE)
-        });
-        Harness {
+        let settings = KillSettings {
             test,
-            started: Instant::now(),
-            sandbox,
-            env,
-            client: test_client(),
-            key,
-            seed,
-            rng: fastrand::Rng::with_seed(seed),
-            _db: db,
-        }
-    }
-
-    fn say(&self, what: impl std::fmt::Display) {
-        eprintln!(
-            "{} [{:>6.2}s] {what}",
-            self.test,
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-
-    async fn start(&self, name: &str) -> ServeProcess {
-        let process = self.env.serve(name, &self.client).await;
-        self.say(format_args!(
-            "{name} (pid {}) ready on {}",
-            process.pid, process.address
-        ));
-        process
-    }
-
-    /// The lease the processes really run with (see [`JOB_LEASE`]), and the
-    /// deadline for finishing the work that follows from it.
-    fn lease_and_deadline(&self, process: &ServeProcess) -> (Duration, Duration) {
-        let lease = process.effective_job_lease(JOB_LEASE);
-        if lease != JOB_LEASE {
-            self.say(format_args!(
-                "NOTE: the binary ignores MAILWRIGHT_JOB_LEASE_SECONDS (ignored: {:?}); \
-                 killed jobs wait for the default {lease:?} lease, so this test is slow",
-                process.ignored_settings()
-            ));
-        }
-        (lease, FINISH_DEADLINE + lease.saturating_sub(JOB_LEASE))
+            seed_var: SEED_VAR,
+            workspace: WORKSPACE,
+            job_lease: JOB_LEASE,
+            retry_base_millis: RETRY_BASE_MILLIS,
+            finish_deadline: FINISH_DEADLINE,
+        };
+        Harness(
+            KillHarness::new(settings, |_, env, sandbox_url| {
+                env.with_google_sandbox(sandbox_url)
+            })
+            .await,
+        )
     }
 
     /// Connect Ann's Gmail through `process`, consenting in the sandbox.
@@ -185,85 +127,6 @@ impl Harness {
             .expect("delivered to Ann")
     }
 
-    async fn post(&self, process: &ServeProcess, path: &str, body: Value) -> Value {
-        let answer = self
-            .client
-            .post(process.url(path))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "POST {path} to {}: {error}\n{}",
-                    process.name,
-                    process.tail(30)
-                )
-            });
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap();
-        assert!(status.is_success(), "POST {path}: {status} {body}");
-        body
-    }
-
-    async fn get(&self, process: &ServeProcess, path: &str) -> Value {
-        let answer = self
-            .client
-            .get(process.url(path))
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "GET {path} from {}: {error}\n{}",
-                    process.name,
-                    process.tail(30)
-                )
-            });
-        let status = answer.status();
-        let body: Value = answer.json().await.unwrap();
-        assert_eq!(status, 200, "GET {path}: {body}");
-        body
-    }
-
-    /// A manual workflow with one step: send one email to [`CUSTOMER`],
-    /// the run's order number in the subject.
-    async fn create_send_workflow(&self, process: &ServeProcess, integration: &str) -> String {
-        let workflow = self
-            .post(
-                process,
-                "/api/workflows",
-                json!({
-                    "name": "Shipping notice",
-                    "trigger": {"type": "manual"},
-                    "steps": [{
-                        "action": "gmail.send_email",
-                        "integration_id": integration,
-                        "to": [CUSTOMER],
-                        "subject": "Order {{ input.order }} shipped",
-                        "body": "Hello, your order {{ input.order }} is on its way.",
-                    }],
-                }),
-            )
-            .await;
-        workflow["id"].as_str().unwrap().to_owned()
-    }
-
-    /// Queue run number `n` without waiting for it; its id.
-    async fn queue_run(&self, process: &ServeProcess, workflow: &str, n: usize) -> QueuedRun {
-        let answer = self
-            .post(
-                process,
-                &format!("/api/workflows/{workflow}/execute?wait=false"),
-                json!({"input": {"order": format!("R-{n}")}}),
-            )
-            .await;
-        QueuedRun {
-            id: answer["run"]["id"].as_str().unwrap().to_owned(),
-            subject: format!("Order R-{n} shipped"),
-        }
-    }
-
     /// Make the next `times` answers of `method` come `stall` after Gmail
     /// took the request, so that a kill is likely to land between Gmail's
     /// accept and the process recording it.
@@ -275,40 +138,6 @@ impl Harness {
 
     fn kill_delay(&mut self) -> Duration {
         Duration::from_millis(self.rng.u64(KILL_DELAY_MILLIS))
-    }
-
-    /// Poll `done` until it answers `Ok`, or fail with its last complaint
-    /// and `process`'s last lines.
-    async fn wait_for<F, Fut>(
-        &self,
-        what: &str,
-        deadline: Duration,
-        process: &ServeProcess,
-        done: F,
-    ) where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<(), String>>,
-    {
-        let started = Instant::now();
-        loop {
-            let complaint = match done().await {
-                Ok(()) => {
-                    self.say(format_args!(
-                        "{what}: done after {:.1}s",
-                        started.elapsed().as_secs_f64()
-                    ));
-                    return;
-                }
-                Err(complaint) => complaint,
-            };
-            assert!(
-                started.elapsed() < deadline,
-                "{what}: not done within {deadline:?}: {complaint}\n--- last lines of {} ---\n{}",
-                process.name,
-                process.tail(60)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     /// The drafts in Ann's mailbox, by thread.
@@ -399,37 +228,9 @@ impl Harness {
             problems.join("\n")
         );
 
-        let state = self
-            .get(
-                process,
-                &format!("/api/integrations/{integration}/auto-draft"),
-            )
+        let ids: Vec<&str> = delivered.iter().map(|m| m.id.as_str()).collect();
+        self.assert_the_api_counts_each_draft_once(process, integration, &ids)
             .await;
-        let stats = &state["stats"];
-        assert_eq!(
-            stats["drafts_created"],
-            delivered.len(),
-            "drafts counted: {stats}"
-        );
-        assert_eq!(stats["failed"], 0, "failed: {stats}");
-        assert_eq!(stats["pending"], 0, "pending: {stats}");
-
-        let listed = self
-            .get(process, &format!("/api/integrations/{integration}/drafts"))
-            .await;
-        let mut sources: Vec<&str> = listed["drafts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|draft| draft["source_message_id"].as_str().unwrap())
-            .collect();
-        sources.sort_unstable();
-        let mut expected: Vec<&str> = delivered.iter().map(|m| m.id.as_str()).collect();
-        expected.sort_unstable();
-        assert_eq!(
-            sources, expected,
-            "the drafts the API lists, by source message"
-        );
     }
 
     /// Whether every run has ended (succeeded or failed), and Gmail has sent
@@ -585,12 +386,6 @@ fn metric_sum(metrics: &str, metric: &str, label: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// A run queued by a test, and the subject its email must have.
-struct QueuedRun {
-    id: String,
-    subject: String,
-}
-
 /// Lines of all the processes that say a retry found Gmail's effect of an
 /// earlier, killed attempt and recorded it instead of repeating it.
 fn recoveries(processes: &[Vec<String>]) -> (usize, usize) {
@@ -606,11 +401,6 @@ fn recoveries(processes: &[Vec<String>]) -> (usize, usize) {
         }
     }
     (adopted_drafts, found_sends)
-}
-
-/// How long to watch for late effects after the work is done.
-fn quiet_window(lease: Duration) -> Duration {
-    lease.min(Duration::from_secs(5)) + Duration::from_secs(1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -677,7 +467,7 @@ async fn kill_9_while_sending_leaves_exactly_one_sent_message_per_run() {
     let mut serve = h.start("serve#0").await;
     let (lease, deadline) = h.lease_and_deadline(&serve);
     let integration = h.connect_gmail(&serve).await;
-    let workflow = h.create_send_workflow(&serve, &integration).await;
+    let workflow = h.create_send_workflow(&serve, &integration, CUSTOMER).await;
 
     let mut runs = Vec::new();
     for n in 0..10 {
@@ -739,7 +529,7 @@ async fn two_processes_share_the_work_and_one_dying_loses_nothing() {
     let (lease, deadline) = h.lease_and_deadline(&first);
     let integration = h.connect_gmail(&first).await;
     h.enable_autodraft(&first, &integration).await;
-    let workflow = h.create_send_workflow(&first, &integration).await;
+    let workflow = h.create_send_workflow(&first, &integration, CUSTOMER).await;
 
     // 26 runs and 18 messages in a random order, the runs queued on both
     // processes in turn; after a random part of it, a burst of 4 runs on
@@ -884,7 +674,7 @@ async fn a_fifth_of_gmail_calls_failing_loses_and_duplicates_nothing() {
     // Set up before the chaos: connecting and switching on are not struck.
     let integration = h.connect_gmail(&serve).await;
     h.enable_autodraft(&serve, &integration).await;
-    let workflow = h.create_send_workflow(&serve, &integration).await;
+    let workflow = h.create_send_workflow(&serve, &integration, CUSTOMER).await;
 
     let chaos_seed = h.rng.u64(..);
     h.sandbox

@@ -358,7 +358,7 @@ impl AutoDraft {
         let integration = self.store.integration(workspace, id).await?;
         if !integration.integration_type.is_mailbox() {
             return Err(ServiceError::Conflict(
-                "Auto-draft works on mailboxes (Gmail, IMAP); this one is a calendar connection."
+                "Auto-draft works on mailboxes (Gmail, Outlook, IMAP); this one is a calendar connection."
                     .into(),
             ));
         }

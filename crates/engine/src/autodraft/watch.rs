@@ -205,8 +205,9 @@ impl AutoDraft {
         Ok(GraphNotification::Queued)
     }
 
-    /// Make or renew the watch of one mailbox (the job), if auto-draft is
-    /// still on and the connection usable. Failures are recorded, not
+    /// Make or renew the watch of one mailbox (the job), if it is still
+    /// synced (auto-draft, or a workflow waiting for its mail) and the
+    /// connection usable. Failures are recorded, not
     /// returned: the renewal is tried again at the recorded time.
     pub async fn renew_watch(
         &self,
@@ -219,7 +220,8 @@ impl AutoDraft {
         let Some(integration) = self.existing_integration(workspace, id).await? else {
             return Ok(());
         };
-        if !mailbox.enabled || integration.status != IntegrationStatus::Connected {
+        // Synced: auto-draft, or a workflow waiting for its mail.
+        if !mailbox.synced() || integration.status != IntegrationStatus::Connected {
             return Ok(());
         }
         let failed_before = mailbox.watch.last_error.is_some();
@@ -313,11 +315,19 @@ impl AutoDraft {
         let failed = |error| self.record_watch_error(workspace, id, kind, error, failed_before);
         // Renewed: the secret stays what it was.
         if let Some(subscription) = recorded.as_ref().filter(|_| live) {
-            match inbox.renew_subscription(subscription, expires).await {
+            match inbox.renew_subscription(subscription, url, expires).await {
                 Ok(renewed) => {
                     let renew_at = renewal_time(renewed.expires_at);
+                    // Only while the row still holds this subscription
+                    // (another process may have replaced it meanwhile).
                     self.store
-                        .record_watch(workspace, id, renewed.expires_at, renew_at)
+                        .record_subscription_renewed(
+                            workspace,
+                            id,
+                            subscription,
+                            renewed.expires_at,
+                            renew_at,
+                        )
                         .await?;
                     metrics::counter!(WATCHES, "outcome" => "made", "provider" => "microsoft")
                         .increment(1);
@@ -387,16 +397,20 @@ impl AutoDraft {
         // such topic): the operator's to fix. Graph answers 400 when its
         // validation request to the notification URL failed.
         let (code, message) = match error {
-            VaultError::Rejected(reason)
-                if kind == IntegrationType::Outlook && reason.starts_with("HTTP 4") =>
-            {
-                (
-                    "subscription_refused",
-                    format!(
-                        "Microsoft Graph could not subscribe to this mailbox's new mail: it must reach {notification_url} over public HTTPS and get its validation token back within 10 s (check MAILWRIGHT_PUBLIC_URL and the proxy in front of Mailwright)."
-                    ),
-                )
-            }
+            // Graph answers 400 when its validation request failed; any
+            // refusal of a subscription is the server's to fix, not the
+            // connection's.
+            VaultError::Rejected(reason) if kind == IntegrationType::Outlook => (
+                "subscription_refused",
+                format!(
+                    "Microsoft Graph refused to subscribe to this mailbox's new mail ({}): it must reach {notification_url} over public HTTPS and get its validation token back within 10 s (check MAILWRIGHT_PUBLIC_URL and the proxy in front of Mailwright).",
+                    reason.trim_end_matches('.')
+                ),
+            ),
+            VaultError::Gone if kind == IntegrationType::Outlook => (
+                "subscription_refused",
+                "Microsoft Graph answered that the mailbox's inbox or subscription does not exist; Mailwright subscribes again at the next attempt.".to_owned(),
+            ),
             VaultError::Rejected(reason) if reason.starts_with("HTTP 400") => (
                 "watch_topic_invalid",
                 format!(

@@ -248,16 +248,20 @@ impl Mailbox {
         }
     }
 
-    /// Outlook: move subscription `id`'s end to about `expires`
+    /// Outlook: move subscription `id`'s end to about `expires`, and its
+    /// notifications to `notification_url` (the public URL may have moved)
     /// ([`VaultError::Gone`]: Graph no longer has it).
     pub async fn renew_subscription(
         &self,
         id: &str,
+        notification_url: &str,
         expires: DateTime<Utc>,
     ) -> Result<Watch, VaultError> {
         match self {
             Mailbox::Outlook(outlook) => {
-                let renewed = outlook.renew_subscription(id, expires).await?;
+                let renewed = outlook
+                    .renew_subscription(id, notification_url, expires)
+                    .await?;
                 Ok(Watch {
                     expires_at: renewed.expiration_date_time,
                     subscription_id: Some(renewed.id),

@@ -154,15 +154,16 @@ impl OutlookMailbox {
         .await
     }
 
-    /// Move subscription `id`'s end to `expires` ([`VaultError::Gone`]:
-    /// Graph no longer has it).
+    /// Move subscription `id`'s end to `expires` and its notifications to
+    /// `notification_url` ([`VaultError::Gone`]: Graph no longer has it).
     pub(super) async fn renew_subscription(
         &self,
         id: &str,
+        notification_url: &str,
         expires: DateTime<Utc>,
     ) -> Result<Subscription, VaultError> {
         self.call_without_recording_refusals(Capability::ReadMail, |graph, token| async move {
-            graph.renew(&token, id, expires).await
+            graph.renew(&token, id, notification_url, expires).await
         })
         .await
     }

@@ -674,16 +674,20 @@ impl Graph {
             .map_err(|_| malformed("a subscription is not shaped as Graph documents"))
     }
 
-    /// Move subscription `id`'s end to `expires`.
+    /// Move subscription `id`'s end to `expires`, with its notifications
+    /// going to `notification_url` (Graph validates a changed one first).
     pub async fn renew(
         &self,
         token: &SecretString,
         id: &str,
+        notification_url: &str,
         expires: DateTime<Utc>,
     ) -> Result<Subscription, GraphError> {
         let url = self.url(&format!("/v1.0/subscriptions/{}", path_segment(id)))?;
-        let body =
-            json!({"expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Secs, true)});
+        let body = json!({
+            "expirationDateTime": expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "notificationUrl": notification_url,
+        });
         serde_json::from_value(self.json(self.http.patch(url).json(&body), token).await?)
             .map_err(|_| malformed("a subscription is not shaped as Graph documents"))
     }

@@ -505,36 +505,75 @@ pub(super) async fn renew(
     body: Bytes,
 ) -> Response {
     let microsoft = sandbox.microsoft();
-    let mut world = microsoft.lock();
-    let caller = match gate(
-        &mut world,
-        "graph.subscriptions.update",
-        uri.path(),
-        &headers,
-        Need::Read,
-    ) {
-        Ok(caller) => caller,
-        Err(response) => return response,
+    let (caller_email, at, moved_to) = {
+        let mut world = microsoft.lock();
+        let caller = match gate(
+            &mut world,
+            "graph.subscriptions.update",
+            uri.path(),
+            &headers,
+            Need::Read,
+        ) {
+            Ok(caller) => caller,
+            Err(response) => return response,
+        };
+        let body = match json_body(&body, false) {
+            Ok(body) => body,
+            Err(response) => return response,
+        };
+        let at = match expiration(&body) {
+            Ok(at) => at,
+            Err(response) => return response,
+        };
+        // Graph deletes a subscription once it expires: it cannot be renewed.
+        if world
+            .subscriptions
+            .get(&id)
+            .is_some_and(|s| s.expiration <= Utc::now())
+        {
+            world.subscriptions.remove(&id);
+        }
+        let Some(current) = world
+            .subscriptions
+            .get(&id)
+            .filter(|s| s.email == caller.email)
+        else {
+            return subscription_not_found(&id);
+        };
+        // A new notificationUrl is validated like a new subscription's.
+        let moved_to = match body.get("notificationUrl").and_then(Value::as_str) {
+            Some(url) if url.trim() != current.notification_url => {
+                if !Url::parse(url.trim()).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                    return invalid(&format!(
+                        "Invalid notificationUrl '{url}': an http(s) URL is required."
+                    ));
+                }
+                Some(url.trim().to_owned())
+            }
+            _ => None,
+        };
+        (caller.email, at, moved_to)
     };
-    let at = match json_body(&body, false).and_then(|body| expiration(&body)) {
-        Ok(at) => at,
-        Err(response) => return response,
-    };
-    // Graph deletes a subscription once it expires: it cannot be renewed.
-    if world
-        .subscriptions
-        .get(&id)
-        .is_some_and(|s| s.expiration <= Utc::now())
+    // Never under the lock: the endpoint may call the sandbox back.
+    if let Some(url) = &moved_to
+        && !validate(url).await
     {
-        world.subscriptions.remove(&id);
+        return bad_request(
+            "ValidationError",
+            "Subscription validation request failed. Notification endpoint must respond with 200 OK to validation request.",
+        );
     }
+    let mut world = microsoft.lock();
     match world
         .subscriptions
         .get_mut(&id)
-        .filter(|s| s.email == caller.email)
+        .filter(|s| s.email == caller_email)
     {
         Some(subscription) => {
             subscription.expiration = at;
+            if let Some(url) = moved_to {
+                subscription.notification_url = url;
+            }
             Json(subscription.json()).into_response()
         }
         None => subscription_not_found(&id),

@@ -39,8 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Where Microsoft Graph posts change notifications (and its validation
 /// request when a subscription is made).
 pub const MICROSOFT_PUSH_PATH: &str = "/api/push/microsoft";
-/// Notifications one Graph post may carry (Graph batches a few).
-const MAX_GRAPH_NOTIFICATIONS: usize = 100;
+/// Different subscriptions one Graph post may name (Graph batches the
+/// notifications of a burst; a mailbox has one subscription).
+const MAX_GRAPH_SUBSCRIPTIONS: usize = 100;
 /// Graph's ids and clientState are at most 128 characters.
 const MAX_GRAPH_FIELD: usize = 128;
 /// A validation token longer than this is not Graph's.
@@ -573,14 +574,17 @@ async fn test_autodraft(
     } else {
         super::json::parse(&body)?
     };
+    // Gmail's ids are hex, IMAP's are numbers, Graph's are long base64url.
     if let Some(message_id) = &request.message_id
         && (message_id.is_empty()
-            || message_id.len() > 64
-            || !message_id.chars().all(|c| c.is_ascii_alphanumeric()))
+            || message_id.len() > 512
+            || !message_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=')))
     {
         return Err(ApiError::Validation(vec![FieldError::new(
             "message_id",
-            "must be a Gmail message id (letters and digits)",
+            "must be a message id of the mailbox (letters, digits, - _ =)",
         )]));
     }
     let outcome = state
@@ -911,8 +915,8 @@ struct GraphNotice {
 }
 
 /// Graph's `{"value": [{"subscriptionId", "clientState", ...}]}`, each
-/// subscription once. What else a notification says is not needed: the
-/// sync reads the inbox's delta.
+/// subscription once (the body limit bounds the items). What else a
+/// notification says is not needed: the sync reads the inbox's delta.
 fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
     let envelope: Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::MalformedBody("The body is not JSON.".into()))?;
@@ -925,12 +929,6 @@ fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
             "must be the array of change notifications",
         ));
     };
-    if items.len() > MAX_GRAPH_NOTIFICATIONS {
-        return Err(invalid(
-            "value".into(),
-            &format!("must hold at most {MAX_GRAPH_NOTIFICATIONS} notifications"),
-        ));
-    }
     let mut notices: Vec<GraphNotice> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let field = |name: &str| -> Result<String, ApiError> {
@@ -954,6 +952,12 @@ fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
         if !notices.contains(&notice) {
             notices.push(notice);
         }
+        if notices.len() > MAX_GRAPH_SUBSCRIPTIONS {
+            return Err(invalid(
+                "value".into(),
+                &format!("must name at most {MAX_GRAPH_SUBSCRIPTIONS} subscriptions"),
+            ));
+        }
     }
     Ok(notices)
 }
@@ -964,6 +968,7 @@ fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
 /// whose `clientState` is the one its subscription was made with queues a
 /// sync of that mailbox; the rest are logged, counted and ignored. 202 at
 /// once either way, so Graph neither retries nor slows its deliveries.
+/// Without Microsoft configured there are no subscriptions: 503.
 #[utoipa::path(
     post,
     path = "/api/push/microsoft",
@@ -984,6 +989,12 @@ async fn push_microsoft(
     body: Bytes,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
+    if !state
+        .autodraft
+        .announced(domain::scopes::IntegrationType::Outlook)
+    {
+        return Err(super::integrations::not_configured("microsoft"));
+    }
     if let Some(token) = query.validation_token {
         if token.is_empty() || token.len() > MAX_VALIDATION_TOKEN {
             return Err(ApiError::Validation(vec![FieldError::new(
@@ -1003,6 +1014,7 @@ async fn push_microsoft(
         metrics::counter!(PUSHES, "outcome" => "malformed", "provider" => "microsoft").increment(1);
     })?;
     let mut queued = 0u64;
+    let mut refused = 0usize;
     for notice in &notices {
         let outcome = state
             .autodraft
@@ -1015,11 +1027,16 @@ async fn push_microsoft(
             GraphNotification::UnknownSubscription => tracing::debug!(
                 "a Graph notification for a subscription no mailbox has (lapsed or replaced); ignored"
             ),
-            GraphNotification::WrongClientState => tracing::warn!(
-                event = "graph_notification_refused",
-                "a Graph notification whose clientState is not its subscription's; ignored (not from Graph)"
-            ),
+            GraphNotification::WrongClientState => refused += 1,
         }
+    }
+    if refused > 0 {
+        // Once per post, however many it names.
+        tracing::warn!(
+            event = "graph_notification_refused",
+            refused,
+            "Graph notifications whose clientState is not their subscription's; ignored (not from Graph)"
+        );
     }
     Ok((
         axum::http::StatusCode::ACCEPTED,
@@ -1075,6 +1092,16 @@ mod tests {
             .map(|i| json!({"subscriptionId": format!("s{i}")}))
             .collect();
         assert_eq!(field_of(json!({ "value": many })), "value");
+        // A burst of one subscription's notifications is one notice.
+        let burst: Vec<Value> = (0..500)
+            .map(|_| json!({"subscriptionId": "s", "clientState": "c"}))
+            .collect();
+        assert_eq!(
+            parse_graph_notices(json!({ "value": burst }).to_string().as_bytes())
+                .unwrap()
+                .len(),
+            1
+        );
         assert!(matches!(
             parse_graph_notices(b"not json"),
             Err(ApiError::MalformedBody(_))

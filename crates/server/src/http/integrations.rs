@@ -155,7 +155,7 @@ fn google_type(text: &str) -> Option<IntegrationType> {
     IntegrationType::parse(text).filter(|kind| kind.provider() == "google")
 }
 
-fn not_configured(provider: &str) -> ApiError {
+pub(super) fn not_configured(provider: &str) -> ApiError {
     ApiError::ProviderUnavailable(match provider {
         "microsoft" => "Microsoft is not configured on this server: the operator must set MAILWRIGHT_MICROSOFT_CLIENT_ID and MAILWRIGHT_MICROSOFT_CLIENT_SECRET.".into(),
         _ => "Google is not configured on this server: the operator must set MAILWRIGHT_GOOGLE_CLIENT_ID and MAILWRIGHT_GOOGLE_CLIENT_SECRET.".into(),

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use super::google::{ANN, World, world_with};
 
 pub const BOB: &str = "bob@example.com";
+/// Who writes to Ann's Outlook mailbox in the Outlook tests.
+pub const CAROL: &str = "carol@fabrikam.example";
 pub const PUSH_TOKEN: &str = "push-token-0123456789abcdef";
 
 pub async fn put_switch(w: &World, id: &str, enabled: bool) -> (u16, Value) {
@@ -110,4 +112,17 @@ pub async fn scripted_llm() -> (sandbox::LlmSandbox, Vec<(&'static str, String)>
         ("MAILWRIGHT_LLM_MODEL", "test-model".to_owned()),
     ];
     (llm, settings)
+}
+
+/// A question from [`CAROL`] into Ann's Outlook inbox.
+pub fn deliver_to_outlook(w: &World, subject: &str) -> sandbox::MicrosoftDelivered {
+    w.sandbox
+        .microsoft()
+        .deliver(sandbox::MicrosoftInbound::new(
+            CAROL,
+            super::google::ANN_OUTLOOK,
+            subject,
+            "Could you send me the figures for March by Friday?",
+        ))
+        .unwrap()
 }

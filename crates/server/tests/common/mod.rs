@@ -6,6 +6,7 @@
 pub mod autodraft;
 pub mod google;
 pub mod idp;
+pub mod kills;
 pub mod logs;
 pub mod mailservers;
 pub mod process;

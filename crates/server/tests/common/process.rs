@@ -339,6 +339,21 @@ pub struct ServeProcess {
     log: Arc<Mutex<ProcessLog>>,
 }
 
+/// Back from the provider's consent screen at `redirect`, through the
+/// confirmation as a browser goes: the id of the `kind` connection made.
+async fn connection_made(client: &reqwest::Client, redirect: &str, kind: &str) -> String {
+    let location = mailwright::ui::connect_confirm::finish_consent_as_browser(client, redirect)
+        .await
+        .unwrap();
+    let outcome = super::google::outcome(&location);
+    assert_eq!(
+        outcome.get("connected").map(String::as_str),
+        Some(kind),
+        "{location}"
+    );
+    outcome["integration_id"].clone()
+}
+
 impl ServeProcess {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
@@ -352,7 +367,7 @@ impl ServeProcess {
         client: &reqwest::Client,
         key: &str,
     ) -> String {
-        use super::google::{CLIENT_ID, CLIENT_SECRET, outcome};
+        use super::google::{CLIENT_ID, CLIENT_SECRET};
         sandbox.register_client(sandbox::OAuthClient::new(
             CLIENT_ID,
             CLIENT_SECRET,
@@ -372,17 +387,7 @@ impl ServeProcess {
         let redirect = sandbox
             .approve(authorization_url, sandbox::Consent::allow_all())
             .expect("the sandbox consents");
-        let location =
-            mailwright::ui::connect_confirm::finish_consent_as_browser(client, &redirect)
-                .await
-                .unwrap();
-        let outcome = outcome(&location);
-        assert_eq!(
-            outcome.get("connected").map(String::as_str),
-            Some("gmail"),
-            "{location}"
-        );
-        outcome["integration_id"].clone()
+        connection_made(client, &redirect, "gmail").await
     }
 
     /// Connect Ann's Outlook ([`ANN_OUTLOOK`](super::google::ANN_OUTLOOK),
@@ -395,7 +400,7 @@ impl ServeProcess {
         client: &reqwest::Client,
         key: &str,
     ) -> String {
-        use super::google::{ANN_OUTLOOK, MS_CLIENT_ID, MS_CLIENT_SECRET, outcome};
+        use super::google::{ANN_OUTLOOK, MS_CLIENT_ID, MS_CLIENT_SECRET};
         let microsoft = sandbox.microsoft();
         microsoft.register_app(sandbox::OAuthClient::new(
             MS_CLIENT_ID,
@@ -417,17 +422,7 @@ impl ServeProcess {
         let redirect = microsoft
             .approve(authorization_url, sandbox::Consent::allow_all())
             .expect("the sandbox consents");
-        let location =
-            mailwright::ui::connect_confirm::finish_consent_as_browser(client, &redirect)
-                .await
-                .unwrap();
-        let outcome = outcome(&location);
-        assert_eq!(
-            outcome.get("connected").map(String::as_str),
-            Some("outlook"),
-            "{location}"
-        );
-        outcome["integration_id"].clone()
+        connection_made(client, &redirect, "outlook").await
     }
 
     /// `GET path` with API key `key`: the JSON answer.

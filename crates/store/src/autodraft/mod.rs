@@ -1062,6 +1062,36 @@ impl Store {
         Ok(recorded == 1)
     }
 
+    /// Graph subscription `subscription` was renewed until `expires_at`;
+    /// renew it again at `renew_at`. Only while the mailbox still holds
+    /// that subscription and is synced; whether it did.
+    pub async fn record_subscription_renewed(
+        &self,
+        workspace: WorkspaceId,
+        integration: IntegrationId,
+        subscription: &str,
+        expires_at: DateTime<Utc>,
+        renew_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let recorded = in_workspace!(self, workspace, conn => {
+            sqlx::query(concat!(
+                "UPDATE autodraft_mailboxes SET watch_expires_at = $1, watch_renew_at = $2, \
+                     watch_error_code = NULL, watch_error_message = NULL, watch_error_at = NULL \
+                 WHERE workspace_id = $3 AND integration_id = $4 AND subscription_id = $5 AND ",
+                synced!("autodraft_mailboxes")
+            ))
+            .bind(expires_at)
+            .bind(renew_at)
+            .bind(workspace.as_uuid())
+            .bind(integration.as_uuid())
+            .bind(subscription)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(recorded == 1)
+    }
+
     /// The mailbox Graph subscription `id` announces, in any workspace, with
     /// the SHA-256 of its clientState (a notification is checked against
     /// it before anything is queued).
