@@ -164,3 +164,48 @@ async fn auto_draft_without_mail_readwrite_says_which_permission_to_allow() {
         "nothing read"
     );
 }
+
+#[tokio::test]
+async fn mail_filed_in_junk_or_deleted_items_or_out_of_the_inbox_is_skipped_as_on_gmail() {
+    let (w, id) = outlook_with_autodraft().await;
+    let test = |message_id: String| {
+        let w = &w;
+        let id = id.clone();
+        async move {
+            let answer = w
+                .app
+                .client
+                .post(
+                    w.app
+                        .url(&format!("/api/integrations/{id}/auto-draft/test")),
+                )
+                .bearer_auth(&w.tenant.key)
+                .json(&serde_json::json!({ "message_id": message_id }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+    // In the inbox: it would get a draft (Graph's long ids are accepted).
+    let message = deliver_to_outlook(&w, "March figures");
+    let preview = test(message.id.clone()).await;
+    assert!(preview["skipped_reason"].is_null(), "{preview}");
+    assert_eq!(preview["subject"], "Re: March figures");
+
+    let microsoft = w.sandbox.microsoft();
+    for (folder, reason) in [
+        ("junkemail", "spam_or_trash"),
+        ("deleteditems", "spam_or_trash"),
+        ("sentitems", "not_in_inbox"),
+    ] {
+        assert!(microsoft.file_message(ANN_OUTLOOK, &message.id, folder));
+        let preview = test(message.id.clone()).await;
+        assert_eq!(preview["skipped_reason"], reason, "{folder}: {preview}");
+    }
+    assert!(microsoft.file_message(ANN_OUTLOOK, &message.id, "inbox"));
+    assert!(test(message.id.clone()).await["skipped_reason"].is_null());
+    // The folders were read once for each opening of the mailbox.
+    assert!(microsoft.call_count("graph.mailFolders.get") >= 3);
+}

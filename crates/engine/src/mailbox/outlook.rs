@@ -44,6 +44,16 @@ pub struct OutlookMailbox {
     vault: Arc<Vault>,
     graph: Graph,
     session: GmailSession,
+    /// The folders that decide where a message is filed, read once.
+    places: tokio::sync::OnceCell<Places>,
+}
+
+/// The ids of the well-known folders a message's `parentFolderId` is
+/// compared with (empty: the mailbox has no such folder).
+struct Places {
+    inbox: String,
+    junk: String,
+    deleted: String,
 }
 
 impl std::fmt::Debug for OutlookMailbox {
@@ -99,7 +109,34 @@ impl OutlookMailbox {
             vault,
             graph,
             session,
+            places: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The inbox's, Junk Email's and Deleted Items' ids (three calls, on
+    /// the first message read).
+    async fn places(&self) -> Result<&Places, VaultError> {
+        self.places
+            .get_or_try_init(|| async {
+                let id_of = |folder: Folder| async move {
+                    match self
+                        .call(Capability::ReadMail, |graph, token| async move {
+                            graph.folder_id(&token, folder).await
+                        })
+                        .await
+                    {
+                        Ok(id) => Ok(id),
+                        Err(VaultError::Gone) => Ok(String::new()),
+                        Err(error) => Err(error),
+                    }
+                };
+                Ok(Places {
+                    inbox: id_of(Folder::Inbox).await?,
+                    junk: id_of(Folder::JunkEmail).await?,
+                    deleted: id_of(Folder::DeletedItems).await?,
+                })
+            })
+            .await
     }
 
     pub(super) fn integration(&self) -> &Integration {
@@ -290,11 +327,28 @@ impl OutlookMailbox {
                 .as_ref()
                 .and_then(|from| from.email_address.address.as_deref())
                 .is_some_and(|from| from.eq_ignore_ascii_case(&self.integration().email));
-        let placement = Placement {
-            inbox: !draft && !sent,
-            sent,
-            draft,
-            ..Placement::default()
+        // Filed by its folder, as Gmail's labels file it: mail moved to
+        // Junk Email or Deleted Items is spam or trash, mail moved out of
+        // the inbox is not inbox mail.
+        let placement = match message.parent_folder_id.as_deref() {
+            Some(folder) if !folder.is_empty() => {
+                let places = self.places().await?;
+                Placement {
+                    inbox: !draft && folder == places.inbox,
+                    spam_or_trash: [&places.junk, &places.deleted]
+                        .iter()
+                        .any(|place| !place.is_empty() && folder == place.as_str()),
+                    sent,
+                    draft,
+                    ..Placement::default()
+                }
+            }
+            _ => Placement {
+                inbox: !draft && !sent,
+                sent,
+                draft,
+                ..Placement::default()
+            },
         };
         let received = message
             .received_date_time

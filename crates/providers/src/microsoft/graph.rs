@@ -97,6 +97,8 @@ pub enum Folder {
     Inbox,
     Drafts,
     SentItems,
+    JunkEmail,
+    DeletedItems,
 }
 
 impl Folder {
@@ -105,6 +107,8 @@ impl Folder {
             Folder::Inbox => "inbox",
             Folder::Drafts => "drafts",
             Folder::SentItems => "sentitems",
+            Folder::JunkEmail => "junkemail",
+            Folder::DeletedItems => "deleteditems",
         }
     }
 }
@@ -482,6 +486,23 @@ impl Graph {
             .append_pair("$select", MESSAGE_FIELDS)
             .append_pair("$expand", &expand_source());
         Self::message_from(self.json(self.http.get(url), token).await?)
+    }
+
+    /// The id of well-known `folder` (what a message's `parentFolderId`
+    /// is compared with).
+    pub async fn folder_id(
+        &self,
+        token: &SecretString,
+        folder: Folder,
+    ) -> Result<String, GraphError> {
+        let mut url = self.url(&format!("/v1.0/me/mailFolders/{}", folder.as_str()))?;
+        url.query_pairs_mut().append_pair("$select", "id");
+        self.json(self.http.get(url), token)
+            .await?
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| malformed("a mail folder has no id"))
     }
 
     /// The message as MIME (RFC 5322), at most [`MAX_MIME_BYTES`].

@@ -383,6 +383,15 @@ impl MicrosoftSandbox {
         count
     }
 
+    /// Files message `id` of `email` in well-known `folder` (`junkemail`,
+    /// `deleteditems`, ...) keeping its id, as a person moving it would
+    /// with immutable ids; whether the message and folder exist.
+    pub fn file_message(&self, email: &str, id: &str, folder: &str) -> bool {
+        let filed = self.lock().file_message(email, id, folder);
+        self.flush();
+        filed
+    }
+
     /// Injects Graph faults (see [`GraphFault`]); they queue in order.
     pub fn fail_graph_calls(&self, fault: GraphFault) {
         if fault.times > 0 {

@@ -329,6 +329,51 @@ fn find(
         .ok_or_else(not_found)
 }
 
+// ---- mail folders ----
+
+/// `GET /me/mailFolders/{id or well-known name}`.
+pub(super) async fn get_folder(
+    State(sandbox): State<Sandbox>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    Path(folder): Path<String>,
+) -> Response {
+    run(&sandbox, |world| {
+        let caller = gate(
+            world,
+            "graph.mailFolders.get",
+            uri.path(),
+            &headers,
+            Need::Read,
+        )?;
+        let mailbox = world.mailbox(&caller.email);
+        let found = mailbox.folder(&folder).ok_or_else(not_found)?;
+        let (id, well_known) = (found.id.clone(), found.well_known);
+        let in_it = mailbox.messages.iter().filter(|m| m.folder_id == id);
+        let total = in_it.clone().count();
+        let unread = in_it.filter(|m| !m.is_read).count();
+        let display_name = match well_known {
+            "inbox" => "Inbox",
+            "drafts" => "Drafts",
+            "sentitems" => "Sent Items",
+            "deleteditems" => "Deleted Items",
+            "junkemail" => "Junk Email",
+            other => other,
+        };
+        Ok(Json(json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('me')/mailFolders/$entity",
+            "id": id,
+            "displayName": display_name,
+            "parentFolderId": "AQMkADsandboxmsgfolderroot",
+            "childFolderCount": 0,
+            "unreadItemCount": unread,
+            "totalItemCount": total,
+            "isHidden": false,
+        }))
+        .into_response())
+    })
+}
+
 // ---- GET one ----
 
 pub(super) async fn get_message(

@@ -14,7 +14,8 @@ use super::{MicrosoftAccount, World};
 use crate::state::random_token;
 
 /// The well-known folders every sandbox mailbox has, by Graph's names.
-pub const WELL_KNOWN_FOLDERS: [&str; 4] = ["inbox", "drafts", "sentitems", "deleteditems"];
+pub const WELL_KNOWN_FOLDERS: [&str; 5] =
+    ["inbox", "drafts", "sentitems", "deleteditems", "junkemail"];
 /// Removals remembered per mailbox for delta; older delta tokens get 410.
 const MAX_REMOVALS: usize = 10_000;
 /// `bodyPreview` length.
@@ -754,6 +755,22 @@ impl World {
         message.folder_id = folder_id;
         message.modified = Utc::now();
         Some(self.store(email, message))
+    }
+
+    /// Files a message in `folder` keeping its id, as Graph's immutable ids
+    /// (`Prefer: IdType="ImmutableId"`) survive a move; whether it exists.
+    pub(crate) fn file_message(&mut self, email: &str, id: &str, folder: &str) -> bool {
+        let seq = self.next_seq();
+        let Some(folder_id) = self.mailbox(email).folder(folder).map(|f| f.id.clone()) else {
+            return false;
+        };
+        let Some(mut message) = self.mailbox(email).take(id, seq) else {
+            return false;
+        };
+        message.folder_id = folder_id;
+        message.modified = Utc::now();
+        self.store(email, message);
+        true
     }
 
     /// Inbound mail: threads by `In-Reply-To`/`References` within the

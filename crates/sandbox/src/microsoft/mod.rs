@@ -166,7 +166,8 @@
 //!
 //! Not emulated: ID tokens, the device-code and client-credential flows,
 //! admin consent, conditional access, national clouds; in Graph: other
-//! folders (custom folders, `mailFolders` listing, `move`/`copy`),
+//! folders (custom folders, `mailFolders` listing, `move`/`copy`; a test
+//! files a message elsewhere with [`MicrosoftSandbox::file_message`]),
 //! attachments, `forward`, `$search`, `$count`, `$orderby` beyond
 //! `receivedDateTime`, immutable ids, `updated`/`deleted` notifications,
 //! lifecycle notifications, rich notifications, JSON batching, `/users/{id}`
@@ -645,6 +646,10 @@ fn mail_routes() -> Router<Sandbox> {
             post(graph::send_draft),
         )
         .route(&format!("{ME}/sendMail"), post(graph::send_mail))
+        .route(
+            &format!("{ME}/mailFolders/{{folder}}"),
+            get(graph::get_folder),
+        )
         .route(
             &format!("{ME}/mailFolders/{{folder}}/messages"),
             get(graph::list_folder_messages),

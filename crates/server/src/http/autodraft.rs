@@ -524,7 +524,7 @@ pub struct TestAnswer {
     /// Why this message would get no draft (null: it would get one).
     skipped_reason: Option<String>,
     skipped_detail: Option<String>,
-    /// The Gmail draft id, when `create_draft` created it.
+    /// The mailbox's draft id, when `create_draft` created it.
     draft_id: Option<String>,
 }
 
