@@ -207,8 +207,8 @@ impl AutoDraft {
 
     /// Make or renew the watch of one mailbox (the job), if it is still
     /// synced (auto-draft, or a workflow waiting for its mail) and the
-    /// connection usable. Failures are recorded, not
-    /// returned: the renewal is tried again at the recorded time.
+    /// connection usable. Failures are recorded, not returned: the renewal
+    /// is tried again at the recorded time.
     pub async fn renew_watch(
         &self,
         workspace: WorkspaceId,
@@ -394,8 +394,7 @@ impl AutoDraft {
             .unwrap_or_default();
         // Gmail answers 400 for a topic of another Google Cloud project
         // than the OAuth client's, 403 (no right to publish) or 404 (no
-        // such topic): the operator's to fix. Graph answers 400 when its
-        // validation request to the notification URL failed.
+        // such topic): the operator's to fix.
         let (code, message) = match error {
             // Graph answers 400 when its validation request failed; any
             // refusal of a subscription is the server's to fix, not the

@@ -979,7 +979,7 @@ fn parse_graph_notices(body: &[u8]) -> Result<Vec<GraphNotice>, ApiError> {
     responses(
         (status = 200, description = "The validation handshake: the `validationToken`, back as `text/plain`", content_type = "text/plain", body = String),
         (status = 202, description = "Accepted: a sync is queued for each mailbox whose subscription and clientState match", body = super::openapi::PushAccepted),
-        (status = 400, description = "The body is not JSON (code `malformed_body`)", content_type = "application/problem+json"),
+        (status = 400, description = "The body is not JSON (code `validation_failed`, field `body`)", content_type = "application/problem+json"),
         (status = 422, description = "Not Graph's notification shape, or a validation token too long (code `validation_failed`, naming the field)", content_type = "application/problem+json")
     )
 )]
