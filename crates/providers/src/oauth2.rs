@@ -68,6 +68,43 @@ pub(crate) fn transport(error: reqwest::Error) -> OAuthError {
     })
 }
 
+/// Send `request` (a GET of who a token belongs to) with `access_token`
+/// and read its JSON answer; `what` names the endpoint in errors. A 401
+/// means the token (so the grant) is no longer accepted; 429 and 5xx are
+/// worth retrying.
+pub(crate) async fn bearer_json<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+    access_token: &SecretString,
+    what: &str,
+) -> Result<T, OAuthError> {
+    use secrecy::ExposeSecret;
+    let response = request
+        .timeout(TIMEOUT)
+        .bearer_auth(access_token.expose_secret())
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
+    }
+    if status.as_u16() == 401 {
+        return Err(OAuthError::InvalidGrant {
+            detail: format!("{what} refused the access token"),
+        });
+    }
+    if !status.is_success() {
+        return Err(OAuthError::Rejected(format!(
+            "{what} HTTP {}",
+            status.as_u16()
+        )));
+    }
+    response
+        .json::<T>()
+        .await
+        .map_err(|_| OAuthError::Rejected(format!("the {what} answer is not the expected JSON")))
+}
+
 /// POST `form` to `token_url`. `grant_gone` reads an error answer: `Some`
 /// (with a reason for logs) when it means the grant is gone.
 pub(crate) async fn token_request(

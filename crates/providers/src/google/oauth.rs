@@ -223,30 +223,5 @@ pub async fn userinfo(
     userinfo_url: &Url,
     access_token: &SecretString,
 ) -> Result<UserInfo, OAuthError> {
-    let response = http
-        .get(userinfo_url.clone())
-        .timeout(TIMEOUT)
-        .bearer_auth(access_token.expose_secret())
-        .send()
-        .await
-        .map_err(transport)?;
-    let status = response.status();
-    if status.as_u16() == 429 || status.is_server_error() {
-        return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
-    }
-    if status.as_u16() == 401 {
-        return Err(OAuthError::InvalidGrant {
-            detail: "userinfo refused the access token".into(),
-        });
-    }
-    if !status.is_success() {
-        return Err(OAuthError::Rejected(format!(
-            "userinfo HTTP {}",
-            status.as_u16()
-        )));
-    }
-    response
-        .json::<UserInfo>()
-        .await
-        .map_err(|_| OAuthError::Rejected("the userinfo answer is not the expected JSON".into()))
+    oauth2::bearer_json(http.get(userinfo_url.clone()), access_token, "userinfo").await
 }

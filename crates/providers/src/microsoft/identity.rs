@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
-use crate::oauth2::{self, ErrorBody, OAuthError, TIMEOUT, TokenResponse, transport};
+use crate::oauth2::{self, ErrorBody, OAuthError, TokenResponse};
 
 /// Graph's own prefix on its permissions; the short name is the same
 /// permission.
@@ -238,33 +238,14 @@ impl MicrosoftOAuth {
     pub async fn me(&self, access_token: &SecretString) -> Result<MicrosoftUser, OAuthError> {
         let url = graph_url(&self.endpoints.graph_url, "/v1.0/me")
             .map_err(|_| OAuthError::Rejected("the Graph URL cannot take a path".into()))?;
-        let response = self
-            .http
-            .get(url)
-            .query(&[("$select", "id,mail,userPrincipalName,displayName")])
-            .timeout(TIMEOUT)
-            .bearer_auth(access_token.expose_secret())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(OAuthError::Unavailable(format!("HTTP {}", status.as_u16())));
-        }
-        if status.as_u16() == 401 {
-            return Err(OAuthError::InvalidGrant {
-                detail: "Graph refused the access token".into(),
-            });
-        }
-        if !status.is_success() {
-            return Err(OAuthError::Rejected(format!(
-                "Graph /me HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let user = response.json::<UserBody>().await.map_err(|_| {
-            OAuthError::Rejected("Graph's /me answer is not the expected JSON".into())
-        })?;
+        let user: UserBody = oauth2::bearer_json(
+            self.http
+                .get(url)
+                .query(&[("$select", "id,mail,userPrincipalName,displayName")]),
+            access_token,
+            "Graph /me",
+        )
+        .await?;
         Ok(MicrosoftUser {
             id: user.id,
             email: user
